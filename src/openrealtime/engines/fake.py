@@ -1,0 +1,142 @@
+"""Fake engines that ship in the package, for fast deterministic tests (like httpx's MockTransport).
+
+They implement the Protocols of :mod:`openrealtime.engines.protocols` with arithmetic instead of
+models, so runtime and server tests exercise every code path without loading weights.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from openrealtime.audio.types import Samples
+from openrealtime.engines.protocols import (
+    ChatChunk,
+    ChatDone,
+    ChatRequest,
+    TextDelta,
+    ToolCallDelta,
+    Transcript,
+    TranscribeOptions,
+    TranscriptSegment,
+)
+from openrealtime.exceptions import EngineError
+
+_ENERGY_FULL_SCALE_RMS = 0.02  # RMS at which the fake VAD reports probability 1
+
+
+class EnergyVadStream:
+    """Speech probability from frame energy: silence is 0, a tone or speech at -34 dBFS is 1."""
+
+    def probability(self, frame: Samples) -> float:
+        rms = float(np.sqrt(np.mean(np.square(frame)))) if frame.size else 0.0
+        return min(1.0, rms / _ENERGY_FULL_SCALE_RMS)
+
+    def reset(self) -> None:
+        return None
+
+
+class EnergyVad:
+    """A :class:`~openrealtime.engines.protocols.VadModel` that thresholds energy."""
+
+    sample_rate_hz = 16_000
+    frame_samples = 512
+
+    def new_stream(self) -> EnergyVadStream:
+        return EnergyVadStream()
+
+
+class FakeTranscriber:
+    """Hears ``words_per_second`` words of a script per second of non-silent audio.
+
+    Growing audio yields a growing prefix of the script, as a real streaming decode would, so tests
+    can check that deltas are append-only. ``fail_on`` makes it raise :class:`EngineError` when the
+    audio is at least that many seconds long, to test failure paths.
+    """
+
+    sample_rate_hz = 16_000
+    multilingual = False
+
+    def __init__(
+        self,
+        script: Sequence[str] = ("hello", "world", "this", "is", "a", "test", "of", "live", "captions"),
+        *,
+        words_per_second: float = 2.0,
+        fail_on_seconds: float | None = None,
+    ) -> None:
+        self.script = tuple(script)
+        self.words_per_second = words_per_second
+        self.fail_on_seconds = fail_on_seconds
+        self.calls = 0
+
+    def transcribe(self, audio: Samples, options: TranscribeOptions) -> Transcript:
+        self.calls += 1
+        voiced_s = float(np.count_nonzero(np.abs(audio) > 1e-3)) / self.sample_rate_hz
+        if self.fail_on_seconds is not None and audio.size / self.sample_rate_hz >= self.fail_on_seconds:
+            raise EngineError("fake transcriber failure", code="transcription_failed")
+        count = min(len(self.script), int(voiced_s * self.words_per_second))
+        text = " ".join(self.script[:count])
+        duration_s = audio.size / self.sample_rate_hz
+        segments = (TranscriptSegment(text=text, start_s=0.0, end_s=duration_s),) if text else ()
+        return Transcript(text=text, segments=segments, language=options.language or "en")
+
+
+class FakeChatModel:
+    """Answers every request with ``reply``, streamed word by word; calls a tool when one is forced."""
+
+    context_tokens = 4096
+
+    def __init__(self, reply: str = "Hello there. How can I help you today?") -> None:
+        self.reply = reply
+        self.requests: list[ChatRequest] = []
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text.split()))
+
+    def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
+        self.requests.append(request)
+        forced = [t for t in request.tools if t.name == request.tool_choice]
+        if request.tool_choice == "required" and request.tools:
+            forced = [request.tools[0]]
+        if forced:
+            yield ToolCallDelta(index=0, name=forced[0].name, arguments="{}")
+            yield ChatDone(finish_reason="tool_calls", input_tokens=10, output_tokens=2)
+            return
+        words = self.reply.split(" ")
+        for i, word in enumerate(words):
+            if stop.is_set():
+                return
+            yield TextDelta(word if i == 0 else " " + word)
+        yield ChatDone(finish_reason="stop", input_tokens=10, output_tokens=len(words))
+
+
+class ToneSynthesizer:
+    """Speaks every text as a 220 Hz tone, 60 ms per character, in 100 ms chunks."""
+
+    sample_rate_hz = 24_000
+    ms_per_char = 60
+
+    def voices(self) -> Sequence[str]:
+        return ("tone",)
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]:
+        total = len(text) * self.ms_per_char * self.sample_rate_hz // 1000
+        chunk = self.sample_rate_hz // 10
+        t = np.arange(total, dtype=np.float32) / self.sample_rate_hz
+        tone = (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        for start in range(0, total, chunk):
+            if stop.is_set():
+                return
+            yield tone[start : start + chunk]
+
+
+class UppercaseTranslator:
+    """Translates by upper-casing and tagging the target language: ``"hi"`` -> ``"[es] HI"``."""
+
+    def supports(self, source: str, target: str) -> bool:
+        return source != target
+
+    def translate(self, text: str, *, source: str, target: str) -> str:
+        return f"[{target}] {text.upper()}"

@@ -1,0 +1,199 @@
+"""The engine Protocols: what a session's runtime needs from VAD, ASR, LLM, TTS, MT and denoising.
+
+Engines are plain classes. Methods are *blocking*: the runtime calls them in worker threads, and each
+long-running call takes a ``stop`` event that it checks between chunks, so a cancelled response stops
+costing CPU soon after the cancel. One instance of each engine serves every session of a process;
+per-stream state (VAD recurrent state, denoiser state) lives in the stream objects they hand out.
+Library errors are translated into :class:`openrealtime.exceptions.EngineError` inside each engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from openrealtime.audio.types import Samples
+
+# --- VAD -------------------------------------------------------------------------------------------
+
+
+class VadStream(Protocol):
+    """Per-stream recurrent state of a VAD model."""
+
+    def probability(self, frame: Samples) -> float:
+        """Speech probability of one frame of exactly ``frame_samples`` samples."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+class VadModel(Protocol):
+    """A frame-level speech detector; the start/stop hysteresis lives in ``session.vad``."""
+
+    sample_rate_hz: int
+    frame_samples: int
+
+    def new_stream(self) -> VadStream: ...
+
+
+# --- ASR -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    """A piece of a transcript with its times in seconds from the start of the decoded audio."""
+
+    text: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """One decode of one piece of audio."""
+
+    text: str
+    segments: tuple[TranscriptSegment, ...] = ()
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Options of one decode.
+
+    Attributes:
+        language: ISO-639-1 source language, or ``None`` to detect it (multilingual models only).
+        prompt: Text that conditions the decoder (previous context, vocabulary).
+        task: ``"transcribe"``, or ``"translate"`` for Whisper's speech-to-English translation.
+    """
+
+    language: str | None = None
+    prompt: str | None = None
+    task: Literal["transcribe", "translate"] = "transcribe"
+
+
+class Transcriber(Protocol):
+    """Speech to text over a whole piece of audio at ``sample_rate_hz``."""
+
+    sample_rate_hz: int
+    multilingual: bool
+
+    def transcribe(self, audio: Samples, options: TranscribeOptions) -> Transcript: ...
+
+
+# --- LLM -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function tool as OpenAI describes it: name, description, JSON Schema of the arguments."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion request in OpenAI chat format.
+
+    Attributes:
+        messages: ``[{"role": "system"|"user"|"assistant"|"tool", "content": ..., ...}]`` as in the
+            OpenAI chat API (assistant tool calls as ``tool_calls``, results as ``role: "tool"``).
+        tools: Tools the model may call.
+        tool_choice: ``"auto"``, ``"none"``, ``"required"`` or the name of one tool to force.
+        max_tokens: Output cap, or ``None`` for the engine's default.
+        temperature: Sampling temperature.
+    """
+
+    messages: Sequence[Mapping[str, Any]]
+    tools: Sequence[ToolSpec] = ()
+    tool_choice: str = "auto"
+    max_tokens: int | None = None
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call: the first delta of a call has its ``name``, later ones only arguments.
+
+    The concatenated ``arguments`` of one ``index`` is a JSON object valid against the tool's schema.
+    """
+
+    index: int
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    """End of the completion, with token usage and why it stopped (``stop``, ``length``, ``tool_calls``)."""
+
+    finish_reason: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+ChatChunk = TextDelta | ToolCallDelta | ChatDone
+
+
+class ChatModel(Protocol):
+    """A streaming chat LLM: llama.cpp in process, or any OpenAI-compatible endpoint."""
+
+    context_tokens: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
+        """Stream the completion; ends with exactly one :class:`ChatDone` unless ``stop`` is set."""
+        ...
+
+
+# --- TTS -------------------------------------------------------------------------------------------
+
+
+class Synthesizer(Protocol):
+    """Text to speech at ``sample_rate_hz``; yields audio chunks as soon as each is ready."""
+
+    sample_rate_hz: int
+
+    def voices(self) -> Sequence[str]: ...
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]: ...
+
+
+# --- MT --------------------------------------------------------------------------------------------
+
+
+class Translator(Protocol):
+    """Text translation between ISO-639-1 languages."""
+
+    def supports(self, source: str, target: str) -> bool: ...
+
+    def translate(self, text: str, *, source: str, target: str) -> str: ...
+
+
+# --- Noise reduction -------------------------------------------------------------------------------
+
+
+class NoiseStream(Protocol):
+    """Per-stream state of a noise suppressor; output may lag input by a fixed delay."""
+
+    def process(self, samples: Samples) -> Samples: ...
+
+
+class NoiseSuppressor(Protocol):
+    """A real-time noise suppressor (``near_field`` / ``far_field`` profiles)."""
+
+    sample_rate_hz: int
+
+    def new_stream(self, kind: Literal["near_field", "far_field"], strength: float) -> NoiseStream: ...
