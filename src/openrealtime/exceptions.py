@@ -28,6 +28,7 @@ class ProtocolError(OpenRealtimeError):
         code: OpenAI's machine-readable code (``invalid_json``, ``unknown_parameter``, ...).
         param: JSON path of the offending field, if any.
         error_type: OpenAI's error ``type`` (``invalid_request_error`` for the client's faults).
+        event_id: The ``event_id`` of the client event at fault, copied into ``error.event_id``.
     """
 
     def __init__(
@@ -37,8 +38,10 @@ class ProtocolError(OpenRealtimeError):
         code: str | None = None,
         param: str | None = None,
         error_type: str = "invalid_request_error",
+        event_id: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.event_id = event_id
         self.message = message
         self.code = code
         self.param = param

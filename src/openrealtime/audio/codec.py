@@ -43,7 +43,7 @@ def pcm16_to_float(data: bytes) -> Samples:
 def float_to_pcm16(samples: Samples) -> bytes:
     """Encode float32 to PCM16 LE with clipping (no wrap-around on overs)."""
     scaled = np.clip(samples * _PCM16_SCALE, -32768.0, 32767.0)
-    return np.rint(scaled).astype("<i2").tobytes()
+    return bytes(np.rint(scaled).astype("<i2").tobytes())
 
 
 def _ulaw_decode_table() -> npt.NDArray[np.int16]:
@@ -98,4 +98,4 @@ def encode_audio(samples: Samples, fmt: AudioFormat) -> bytes:
         return float_to_pcm16(samples)
     ints = np.rint(np.clip(samples * _PCM16_SCALE, -32768.0, 32767.0)).astype(np.int32) + 32768
     table = _ULAW_ENCODE if fmt is AudioFormat.PCMU else _ALAW_ENCODE
-    return table[ints].tobytes()
+    return bytes(table[ints].tobytes())

@@ -18,8 +18,8 @@ from openrealtime.engines.protocols import (
     ChatRequest,
     TextDelta,
     ToolCallDelta,
-    Transcript,
     TranscribeOptions,
+    Transcript,
     TranscriptSegment,
 )
 from openrealtime.exceptions import EngineError

@@ -67,11 +67,13 @@ class TranscribeOptions:
         language: ISO-639-1 source language, or ``None`` to detect it (multilingual models only).
         prompt: Text that conditions the decoder (previous context, vocabulary).
         task: ``"transcribe"``, or ``"translate"`` for Whisper's speech-to-English translation.
+        timestamps: Whether to return segments with times (needed to cut long audio at a pause).
     """
 
     language: str | None = None
     prompt: str | None = None
     task: Literal["transcribe", "translate"] = "transcribe"
+    timestamps: bool = False
 
 
 class Transcriber(Protocol):

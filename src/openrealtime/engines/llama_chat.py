@@ -1,0 +1,517 @@
+"""A chat LLM in process with llama.cpp (llama-cpp-python), SmolLM2-135M-Instruct by default.
+
+This module owns :class:`LlamaChatModel`: rendering OpenAI-format messages with the GGUF's own chat
+template, a token loop over ``Llama.generate`` (stop checked between tokens, exact token counts, UTF-8
+pieces decoded incrementally), and tool calls built with grammar-constrained decoding so that their
+arguments are always valid JSON against the tool's schema:
+
+* a forced tool (``tool_choice`` = a tool name, or ``"required"`` with one tool) goes straight to
+  argument generation, constrained by a GBNF grammar compiled from the tool's JSON Schema;
+* otherwise a *routing* step picks the tool (or, for ``"auto"``, the choice ``"answer"``, which streams
+  a normal text reply). ``LlamaOptions.auto_tools`` selects how:
+
+  - ``"lexical"`` (default): :func:`lexical_scores` counts the content words of the last user message
+    that appear in each tool's name, description and parameter schema. For ``"auto"`` no overlap means
+    answer; the best tool wins; ties (and ``"required"`` with no overlap) go to the model router among
+    the tied tools. Deterministic and cheap, it misses paraphrases ("make it dark") and then answers
+    in words, which is the safe failure.
+  - ``"router"``: the model alone chooses, with a one-word generation constrained by a grammar to the
+    tool names (plus ``"answer"``). Sound for a capable GGUF; SmolLM2-135M picks nearly at random
+    (3-4 right of 10 on a two-tool test set, measured), as the reference measurements predicted.
+  - ``"answer"``: ``"auto"`` never calls a tool.
+
+  The routing prompt (:func:`router_messages`) and the scores are pure functions, testable without a
+  model.
+
+llama.cpp errors become :class:`EngineError` in :meth:`LlamaChatModel._generate` (generation) and in
+the constructor (loading).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from openrealtime.engines.model_files import smollm2_gguf
+from openrealtime.engines.protocols import (
+    ChatChunk,
+    ChatDone,
+    ChatRequest,
+    TextDelta,
+    ToolCallDelta,
+    ToolSpec,
+)
+from openrealtime.exceptions import EngineError
+
+DEFAULT_CONTEXT_TOKENS = 2048
+DEFAULT_THREADS = 2
+DEFAULT_BATCH_TOKENS = 512
+DEFAULT_MAX_TOKENS = 512
+DEFAULT_TOOL_ARGUMENT_MAX_TOKENS = 256
+ANSWER = "answer"  # the router's choice meaning "reply in words"
+
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+FINISH_TOOL_CALLS = "tool_calls"
+FINISH_CANCELLED = "cancelled"
+
+_EMPTY_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
+
+
+@dataclass(frozen=True)
+class LlamaOptions:
+    """Options of :class:`LlamaChatModel`.
+
+    Attributes:
+        model_path: A GGUF file; ``None`` is the registry-shipped SmolLM2-135M-Instruct Q4_1, checked
+            against its pinned sha256.
+        n_ctx: Context window in tokens (reported as ``context_tokens``).
+        n_threads: CPU threads for generation and prompt processing.
+        n_batch: Prompt tokens evaluated per batch.
+        default_max_tokens: Output cap when a request sets none.
+        tool_argument_max_tokens: Cap of one tool call's JSON arguments; arguments cut off by it are
+            an error, never invalid JSON.
+        auto_tools: How a tool is chosen when the request does not force one: ``"lexical"`` (word
+            overlap, the model breaking ties), ``"router"`` (the model alone, grammar-constrained) or
+            ``"answer"`` (``tool_choice="auto"`` answers in text; ``"required"`` routes lexically).
+        chat_template: A Jinja chat template that replaces the GGUF's own.
+        repeat_penalty: llama.cpp's repetition penalty (1.0 is off); small models loop without one.
+        seed: Sampling seed for temperatures above 0; ``None`` draws a fresh one per process.
+        extra_buffer_types: Let llama.cpp repack weights into its extra CPU buffer types (AMX,
+            interleaved Q4). Off by default: with llama-cpp-python 0.3.36 built natively on a Xeon with
+            AMX, under a Firecracker VM, every prompt batch of two or more tokens segfaults in the AMX
+            kernels (single-token decode works and is twice as fast). Turn on only where it was tested.
+    """
+
+    model_path: Path | None = None
+    n_ctx: int = DEFAULT_CONTEXT_TOKENS
+    n_threads: int = DEFAULT_THREADS
+    n_batch: int = DEFAULT_BATCH_TOKENS
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    tool_argument_max_tokens: int = DEFAULT_TOOL_ARGUMENT_MAX_TOKENS
+    auto_tools: Literal["lexical", "router", "answer"] = "lexical"
+    chat_template: str | None = None
+    repeat_penalty: float = 1.1
+    seed: int | None = None
+    extra_buffer_types: bool = False
+
+
+# --- prompts (pure) --------------------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    """Flatten OpenAI content (a string, or a list of ``text``/``input_text``/``output_text`` parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for part in content:
+        if isinstance(part, Mapping):
+            text = part.get("text", part.get("transcript"))
+            if isinstance(text, str):
+                parts.append(text)
+        elif isinstance(part, str):
+            parts.append(part)
+    return "".join(parts)
+
+
+def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """OpenAI chat messages as plain ``{"role", "content"}`` strings that any chat template renders.
+
+    Assistant ``tool_calls`` are written out as text and ``tool`` results become ``user`` turns that
+    name their function, because most small models' templates know neither. Consecutive system
+    messages are merged into the first one, since many templates accept a single system turn.
+    """
+    call_names: dict[str, str] = {}
+    out: list[dict[str, str]] = []
+    for message in messages:
+        role = str(message.get("role", "user"))
+        text = _text_of(message.get("content"))
+        if role == "developer":
+            role = "system"
+        if role == "assistant":
+            calls = []
+            for call in message.get("tool_calls") or ():
+                function = call.get("function", {})
+                name = str(function.get("name", ""))
+                call_names[str(call.get("id", ""))] = name
+                calls.append(f"[called {name}({function.get('arguments', '{}')})]")
+            text = " ".join([text, *calls]).strip() if calls else text
+        elif role == "tool":
+            name = call_names.get(str(message.get("tool_call_id", "")), "the tool")
+            role, text = "user", f"[result of {name}: {text}]"
+        elif role != "system":
+            role = "user"
+        if role == "system" and out and out[-1]["role"] == "system":
+            out[-1]["content"] += "\n\n" + text
+            continue
+        out.append({"role": role, "content": text})
+    return out
+
+
+def router_messages(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec], *, allow_answer: bool
+) -> list[dict[str, str]]:
+    """The prompt of the routing step: the conversation, then a question that names every choice."""
+    lines = [f"- {tool.name}: {tool.description or 'no description'}" for tool in tools]
+    choices = [tool.name for tool in tools] + ([ANSWER] if allow_answer else [])
+    question = "Which tool does my last message need? Tools:\n" + "\n".join(lines)
+    if allow_answer:
+        question += f"\nIf no tool fits, or I am just chatting, reply {ANSWER}."
+    question += "\nReply with one word: " + ", ".join(choices) + "."
+    return [*normalize_messages(messages), {"role": "user", "content": question}]
+
+
+def arguments_messages(messages: Sequence[Mapping[str, Any]], tool: ToolSpec) -> list[dict[str, str]]:
+    """The prompt of argument generation: the conversation, then the call to make and its schema."""
+    schema = json.dumps(tool.parameters or _EMPTY_OBJECT_SCHEMA, separators=(",", ":"))
+    instruction = (
+        f"Call the function {tool.name}"
+        + (f" ({tool.description})" if tool.description else "")
+        + f" for my last message. Its arguments follow this JSON Schema: {schema}\n"
+        + "Reply with the JSON arguments only, taking the values from the conversation."
+    )
+    return [*normalize_messages(messages), {"role": "user", "content": instruction}]
+
+
+# Words that say nothing about which tool is meant: English function words, politeness, and the
+# generic verbs that tool names start with (``get_``, ``set_``).
+_STOPWORDS = frozenset(
+    ["a", "an", "the", "and", "or", "but", "if", "then", "than", "so", "to", "of", "in", "on", "at", "by", "for", "from", "with", "about", "into", "over", "as", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "can", "could", "will", "would", "shall", "should", "may", "might", "must", "i", "me", "my", "mine", "we", "us", "our", "you", "your", "yours", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these", "those", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "please", "thanks", "thank", "hi", "hello", "hey", "ok", "okay", "yes", "no", "not", "just", "now", "today", "tell", "say", "give", "get", "set", "make", "let", "some", "any", "all", "there", "here", "want", "need", "like", "know"]
+)
+_WORD = re.compile(r"[^\W_]+")
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_MIN_STEM_CHARS = 3
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM_CHARS:
+            return word[: -len(suffix)]
+    return word
+
+
+def _content_words(text: str) -> set[str]:
+    words = _WORD.findall(_CAMEL_BOUNDARY.sub(" ", text).lower())
+    return {_stem(word) for word in words if len(word) > 1 and word not in _STOPWORDS}
+
+
+def _schema_text(schema: Any) -> str:
+    """Property names, descriptions and enum values of a JSON Schema, as one string."""
+    if isinstance(schema, Mapping):
+        parts = [str(schema.get("description", "")), str(schema.get("title", ""))]
+        parts += [str(value) for value in schema.get("enum", ()) if isinstance(value, str)]
+        for name, sub in (schema.get("properties") or {}).items():
+            parts += [str(name), _schema_text(sub)]
+        parts.append(_schema_text(schema.get("items")))
+        return " ".join(part for part in parts if part)
+    return ""
+
+
+def lexical_scores(messages: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec]) -> list[int]:
+    """For each tool, how many content words of the last user message its name and schema contain."""
+    last = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    asked = _content_words(_text_of(last.get("content"))) if last is not None else set()
+    scores = []
+    for tool in tools:
+        vocabulary = _content_words(
+            " ".join((tool.name.replace("_", " "), tool.description, _schema_text(tool.parameters)))
+        )
+        scores.append(len(asked & vocabulary))
+    return scores
+
+
+def choice_grammar(choices: Sequence[str]) -> str:
+    """A GBNF grammar whose only sentences are the given words."""
+    return "root ::= " + " | ".join(json.dumps(choice) for choice in choices) + "\n"
+
+
+# --- the engine ------------------------------------------------------------------------------------
+
+_CONSTRUCT_LOCK = threading.Lock()
+
+
+def _load_llama(llama_cpp: Any, path: Path, options: LlamaOptions) -> Any:
+    """Construct ``llama_cpp.Llama``, with llama.cpp's extra buffer types off unless asked for.
+
+    ``Llama.__init__`` exposes no ``use_extra_bufts`` argument but takes its model parameters from
+    ``llama_cpp.llama_cpp.llama_model_default_params()``, so that factory is wrapped for the duration
+    of this one construction, under a lock.
+    """
+    bindings = llama_cpp.llama_cpp
+    with _CONSTRUCT_LOCK:
+        default_params = bindings.llama_model_default_params
+
+        def model_params() -> Any:
+            params = default_params()
+            params.use_extra_bufts = options.extra_buffer_types
+            return params
+
+        bindings.llama_model_default_params = model_params
+        try:
+            return llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=options.n_ctx,
+                n_threads=options.n_threads,
+                n_threads_batch=options.n_threads,
+                n_batch=options.n_batch,
+                seed=options.seed if options.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+                verbose=False,
+            )
+        finally:
+            bindings.llama_model_default_params = default_params
+
+
+@dataclass
+class _Run:
+    """Token usage of one :meth:`LlamaChatModel.chat` (all its steps) and why its last step ended."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    finish: str = FINISH_STOP
+
+    def done(self, finish: str | None = None) -> ChatDone:
+        return ChatDone(finish or self.finish, self.input_tokens, self.output_tokens)
+
+
+class LlamaChatModel:
+    """A :class:`~openrealtime.engines.protocols.ChatModel` running a GGUF with llama.cpp on the CPU.
+
+    One instance serves every session. llama.cpp keeps one KV cache per context, so one lock
+    serializes whole completions (interleaving two would re-evaluate both prompts at every switch); the
+    next request reuses the cached prompt prefix, which makes follow-up turns start fast. The lock is
+    released when the iterator from :meth:`chat` is exhausted or closed.
+
+    Args:
+        options: Model path, context size, threads and tool strategy.
+
+    Raises:
+        EngineError: If the model file is missing, fails its checksum or cannot be loaded.
+    """
+
+    def __init__(self, options: LlamaOptions | None = None) -> None:
+        self.options = options or LlamaOptions()
+        try:
+            import llama_cpp  # heavy: imported in this module only
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise EngineError(
+                "llama-cpp-python is not installed; run the set-up (see README)", code="model_not_installed"
+            ) from exc
+        path = self.options.model_path or smollm2_gguf()
+        try:
+            self._llm = _load_llama(llama_cpp, path, self.options)
+            template = self.options.chat_template or self._llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise EngineError(f"{path} has no chat template; pass LlamaOptions.chat_template")
+            eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
+            bos_id = self._llm.token_bos()
+            bos = (
+                self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
+            )
+            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        except EngineError:
+            raise
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise EngineError(f"cannot load the GGUF model {path}: {exc}", code="model_load_failed") from exc
+        self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
+        self._grammar_class = llama_cpp.LlamaGrammar
+        self._grammars: dict[str, Any] = {}
+        self.model_path = path
+        self.context_tokens: int = self._llm.n_ctx()
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's own tokenizer (no BOS, special tokens as plain text)."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
+        """Stream a completion: text deltas, or one tool call when the tool step decides so.
+
+        Args:
+            request: Messages, tools and tool choice in OpenAI chat format.
+            stop: Checked between tokens; once set, the stream ends with a ``cancelled`` ChatDone.
+
+        Yields:
+            :class:`TextDelta` or :class:`ToolCallDelta` chunks, then exactly one :class:`ChatDone`.
+
+        Raises:
+            EngineError: If the prompt does not fit the context, a tool name is unknown, the tool
+                arguments hit ``tool_argument_max_tokens``, or llama.cpp fails.
+        """
+        with self._lock:
+            run = _Run()
+            tool = self._choose_tool(request, stop, run)
+            if stop.is_set():
+                yield run.done(FINISH_CANCELLED)
+            elif tool is None:
+                yield from self._answer(request, stop, run)
+            else:
+                yield from self._call(request, tool, stop, run)
+
+    # --- the three steps -------------------------------------------------------------------------
+
+    def choose_tool(self, request: ChatRequest) -> ToolSpec | None:
+        """The tool that :meth:`chat` would call for ``request``, or ``None`` to answer in text."""
+        with self._lock:
+            return self._choose_tool(request, threading.Event(), _Run())
+
+    def _choose_tool(self, request: ChatRequest, stop: threading.Event, run: _Run) -> ToolSpec | None:
+        tools = list(request.tools)
+        choice = request.tool_choice
+        strategy = self.options.auto_tools
+        if not tools or choice == "none" or (choice == "auto" and strategy == ANSWER):
+            return None
+        if choice not in ("auto", "required"):
+            for tool in tools:
+                if tool.name == choice:
+                    return tool
+            raise EngineError(f"tool_choice names an unknown tool {choice!r}", code="invalid_tool_choice")
+        allow_answer = choice == "auto"
+        if strategy != "router":
+            scores = lexical_scores(request.messages, tools)
+            best = max(scores)
+            if best == 0 and allow_answer:
+                return None
+            if best > 0:
+                tools = [tool for tool, score in zip(tools, scores, strict=True) if score == best]
+            allow_answer = False  # the words named a tool: the model only breaks the tie
+        if len(tools) == 1 and not allow_answer:
+            return tools[0]
+        return self._route(request, tools, allow_answer, stop, run)
+
+    def _route(
+        self,
+        request: ChatRequest,
+        tools: list[ToolSpec],
+        allow_answer: bool,
+        stop: threading.Event,
+        run: _Run,
+    ) -> ToolSpec | None:
+        """The model's choice among ``tools`` (and ``answer``), constrained to exactly one of the names."""
+        names = [tool.name for tool in tools] + ([ANSWER] if allow_answer else [])
+        prompt = self._render(router_messages(request.messages, tools, allow_answer=allow_answer))
+        grammar = self._grammar(choice_grammar(names))
+        picked = "".join(
+            self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run)
+        )
+        return next((tool for tool in tools if tool.name == picked), None)
+
+    def _answer(self, request: ChatRequest, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
+        prompt = self._render(normalize_messages(request.messages))
+        max_tokens = request.max_tokens or self.options.default_max_tokens
+        for piece in self._generate(prompt, None, max_tokens, request.temperature, stop, run):
+            yield TextDelta(piece)
+        yield run.done()
+
+    def _call(
+        self, request: ChatRequest, tool: ToolSpec, stop: threading.Event, run: _Run
+    ) -> Iterator[ChatChunk]:
+        schema = json.dumps(tool.parameters or _EMPTY_OBJECT_SCHEMA)
+        grammar = self._grammar(schema, from_schema=True)
+        prompt = self._render(arguments_messages(request.messages, tool))
+        parts: list[str] = []
+        name: str | None = tool.name
+        for piece in self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run):
+            parts.append(piece)
+            yield ToolCallDelta(index=0, name=name, arguments=piece)
+            name = None
+        if run.finish == FINISH_CANCELLED:
+            yield run.done()
+            return
+        arguments = "".join(parts)
+        try:
+            json.loads(arguments)
+        except ValueError as exc:
+            raise EngineError(
+                f"the arguments of {tool.name} did not complete within "
+                f"{self.options.tool_argument_max_tokens} tokens",
+                code="tool_arguments_truncated",
+            ) from exc
+        if name is not None:  # no piece at all: cannot happen with a JSON grammar, but stay well-formed
+            yield ToolCallDelta(index=0, name=name, arguments=arguments)
+        yield run.done(FINISH_TOOL_CALLS)
+
+    # --- llama.cpp ---------------------------------------------------------------------------------
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        try:
+            result = self._formatter(messages=messages)
+        except Exception as exc:  # jinja2 raises its own TemplateError tree and ValueError
+            raise EngineError(f"the chat template failed: {exc}", code="chat_template_failed") from exc
+        tokens: list[int] = self._llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return tokens
+
+    def _grammar(self, source: str, *, from_schema: bool = False) -> Any:
+        """A compiled grammar, cached by its source (a GBNF text or a JSON Schema)."""
+        key = ("schema:" if from_schema else "gbnf:") + source
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            try:
+                if from_schema:
+                    grammar = self._grammar_class.from_json_schema(source, verbose=False)
+                else:
+                    grammar = self._grammar_class.from_string(source, verbose=False)
+            except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+                raise EngineError(f"cannot build a grammar: {exc}", code="invalid_tool_schema") from exc
+            self._grammars[key] = grammar
+        return grammar
+
+    def _generate(
+        self,
+        prompt: list[int],
+        grammar: Any,
+        max_tokens: int,
+        temperature: float,
+        stop: threading.Event,
+        run: _Run,
+    ) -> Iterator[str]:
+        """Yield decoded text pieces, counting into ``run``; the one place llama.cpp errors are translated."""
+        room = self.context_tokens - len(prompt)
+        if room <= 0:
+            raise EngineError(
+                f"the prompt has {len(prompt)} tokens, more than the context of {self.context_tokens}",
+                code="context_length_exceeded",
+            )
+        run.input_tokens += len(prompt)
+        max_tokens = min(max_tokens, room)
+        run.finish = FINISH_LENGTH
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        produced = 0
+        tokens = self._llm.generate(
+            prompt,
+            temp=max(0.0, temperature),
+            repeat_penalty=self.options.repeat_penalty,
+            grammar=grammar,
+        )
+        try:
+            while produced < max_tokens:
+                if stop.is_set():
+                    run.finish = FINISH_CANCELLED
+                    break
+                token = next(tokens, None)
+                if token is None or self._is_eog(token):
+                    run.finish = FINISH_STOP
+                    break
+                produced += 1
+                run.output_tokens += 1
+                piece = decoder.decode(self._llm.detokenize([token]))
+                if piece:
+                    yield piece
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EngineError(f"llama.cpp generation failed: {exc}", code="generation_failed") from exc
+        finally:
+            tokens.close()

@@ -1,0 +1,218 @@
+"""The one codec: text frames in, typed client events out; server events in, JSON text out.
+
+Parsing is strict, as OpenAI's is: a frame that is not JSON is ``invalid_json``; an unknown ``type``
+is ``invalid_value`` listing the supported types; an unknown field is ``unknown_parameter`` with its
+JSON path in ``param``; a missing one ``missing_required_parameter``. Every failure is raised as a
+:class:`~openrealtime.exceptions.ProtocolError` carrying the client's ``event_id`` when it had one.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import secrets
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol.server_events import ServerEvent
+
+
+class SessionKind(enum.StrEnum):
+    REALTIME = "realtime"
+    TRANSCRIPTION = "transcription"
+    TRANSLATION = "translation"
+
+
+_REALTIME_EVENTS: dict[str, type[ce.ClientEvent]] = {
+    "session.update": ce.SessionUpdate,
+    "input_audio_buffer.append": ce.InputAudioBufferAppend,
+    "input_audio_buffer.commit": ce.InputAudioBufferCommit,
+    "input_audio_buffer.clear": ce.InputAudioBufferClear,
+    "conversation.item.create": ce.ConversationItemCreate,
+    "conversation.item.truncate": ce.ConversationItemTruncate,
+    "conversation.item.delete": ce.ConversationItemDelete,
+    "conversation.item.retrieve": ce.ConversationItemRetrieve,
+    "response.create": ce.ResponseCreate,
+    "response.cancel": ce.ResponseCancel,
+}
+# Transcription sessions have no responses (reference section 7).
+_TRANSCRIPTION_EVENTS = {k: v for k, v in _REALTIME_EVENTS.items() if not k.startswith("response.")}
+_TRANSLATION_EVENTS: dict[str, type[ce.ClientEvent]] = {
+    "session.update": ce.TranslationSessionUpdate,
+    "session.input_audio_buffer.append": ce.TranslationAppend,
+    "session.close": ce.SessionClose,
+}
+_EVENTS_BY_KIND = {
+    SessionKind.REALTIME: _REALTIME_EVENTS,
+    SessionKind.TRANSCRIPTION: _TRANSCRIPTION_EVENTS,
+    SessionKind.TRANSLATION: _TRANSLATION_EVENTS,
+}
+
+# Fields whose value is a union discriminated on ``type``: pydantic puts the tag into error paths,
+# right after the field name (or list index), and OpenAI's ``param`` has no such element.
+_ITEM_TAGS = frozenset({"message", "function_call", "function_call_output", "item_reference"})
+_PART_TAGS = frozenset({"input_text", "input_audio", "input_image", "output_text", "output_audio"})
+_UNION_TAGS: dict[str, frozenset[str]] = {
+    "session": frozenset({"realtime", "transcription"}),
+    "format": frozenset({"audio/pcm", "audio/pcmu", "audio/pcma"}),
+    "turn_detection": frozenset({"server_vad", "semantic_vad"}),
+    "item": _ITEM_TAGS,
+    "input": _ITEM_TAGS,
+    "content": _PART_TAGS,
+}
+_PYDANTIC_TYPE_NAMES = frozenset({"int", "str", "float", "bool", "dict", "list", "none"})
+
+_EVENT_ID_ALPHABET = string.ascii_letters + string.digits
+_EVENT_ID_LENGTH = 21
+
+
+def _quote_list(values: list[str]) -> str:
+    quoted = [f"'{v}'" for v in values]
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+
+
+def _param_path(loc: tuple[int | str, ...]) -> str:
+    """Turn a pydantic error location into OpenAI's dotted ``param`` (``session.tools[0].name``)."""
+    parts: list[str] = []
+    field = ""  # the last field name seen, to recognise the union tag that follows it
+    for entry in loc:
+        if isinstance(entry, int):
+            parts[-1] = f"{parts[-1]}[{entry}]" if parts else f"[{entry}]"
+            continue
+        is_tag = entry in _UNION_TAGS.get(field, frozenset())
+        # Smart-mode unions add the member's type name ("int", "literal['auto']", "NamedToolChoice").
+        is_member_name = "[" in entry or entry[:1].isupper() or entry.split("[")[0] in _PYDANTIC_TYPE_NAMES
+        if not is_tag and not is_member_name:
+            parts.append(entry)
+            field = entry
+    return ".".join(parts)
+
+
+def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolError:
+    err = exc.errors(include_url=False)[0]
+    param = _param_path(tuple(err["loc"]))
+    kind = err["type"]
+    value = err.get("input")
+    ctx: Mapping[str, Any] = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return ProtocolError(
+            f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param, event_id=event_id
+        )
+    if kind == "missing":
+        return ProtocolError(
+            f"Missing required parameter: '{param}'.",
+            code="missing_required_parameter",
+            param=param,
+            event_id=event_id,
+        )
+    if kind == "union_tag_not_found":
+        return ProtocolError(
+            f"Missing required parameter: '{param}.type'.",
+            code="missing_required_parameter",
+            param=f"{param}.type",
+            event_id=event_id,
+        )
+    if kind in ("literal_error", "union_tag_invalid", "enum"):
+        expected = ctx.get("expected") or ctx.get("expected_tags") or ""
+        return ProtocolError(
+            f"Invalid value: '{value if not isinstance(value, dict) else value.get('type')}'. "
+            f"Supported values are: {expected}.",
+            code="invalid_value",
+            param=param,
+            event_id=event_id,
+        )
+    if kind in ("greater_than_equal", "greater_than"):
+        number = "integer" if isinstance(value, int) else "decimal"
+        return ProtocolError(
+            f"Invalid '{param}': expected a value >= {ctx.get('ge', ctx.get('gt'))}, "
+            f"but got {value} instead.",
+            code=f"{number}_below_min_value",
+            param=param,
+            event_id=event_id,
+        )
+    if kind in ("less_than_equal", "less_than"):
+        number = "integer" if isinstance(value, int) else "decimal"
+        return ProtocolError(
+            f"Invalid '{param}': expected a value <= {ctx.get('le', ctx.get('lt'))}, "
+            f"but got {value} instead.",
+            code=f"{number}_above_max_value",
+            param=param,
+            event_id=event_id,
+        )
+    if kind == "value_error":
+        text = str(ctx.get("error", err["msg"]))
+        code = "invalid_value"
+        if text.startswith("below_min:"):
+            code, text = "integer_below_min_value", text.removeprefix("below_min:")
+        elif text.startswith("above_max:"):
+            code, text = "integer_above_max_value", text.removeprefix("above_max:")
+        elif ":" in text:
+            text = text.split(":", 1)[1]
+        return ProtocolError(f"Invalid '{param}': {text}", code=code, param=param, event_id=event_id)
+    return ProtocolError(
+        f"Invalid type for '{param}': {err['msg'].lower()}.",
+        code="invalid_type",
+        param=param,
+        event_id=event_id,
+    )
+
+
+def parse_client_event(frame: str, kind: SessionKind) -> ce.ClientEvent:
+    """Parse one TEXT frame into the client event model for a session of ``kind``.
+
+    Raises:
+        ProtocolError: with OpenAI's code, param and the frame's ``event_id`` when it can be read.
+    """
+    try:
+        raw = json.loads(frame)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(
+            f"Invalid event: failed to parse JSON value. {exc.msg} at column {exc.pos}.", code="invalid_json"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("Invalid event: expected a JSON object.", code="invalid_json")
+    event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+    event_type = raw.get("type")
+    events = _EVENTS_BY_KIND[kind]
+    if event_type is None:
+        raise ProtocolError(
+            "Missing required parameter: 'type'.",
+            code="missing_required_parameter",
+            param="type",
+            event_id=event_id,
+        )
+    model = events.get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        raise ProtocolError(
+            f"Invalid value: '{event_type}'. Supported values are: {_quote_list(list(events))}.",
+            code="invalid_value",
+            param="type",
+            event_id=event_id,
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc, event_id) from None
+
+
+def new_event_id() -> str:
+    """``event_`` + 21 base62 characters, the shape OpenAI uses."""
+    return "event_" + "".join(secrets.choice(_EVENT_ID_ALPHABET) for _ in range(_EVENT_ID_LENGTH))
+
+
+def server_event_dict(event: ServerEvent, event_id: str) -> dict[str, Any]:
+    """The wire dict of ``event`` with ``event_id`` stamped on (``type`` and ``event_id`` first)."""
+    body = event.model_dump(mode="json", exclude={"type"})
+    if isinstance(event, BaseModel) and "logprobs" in body and body["logprobs"] is None:
+        del body["logprobs"]
+    return {"type": event.type, "event_id": event_id, **body}
+
+
+def dump_server_event(event: ServerEvent, event_id: str | None = None) -> str:
+    """Serialize ``event`` to a TEXT frame, with a fresh ``event_id`` unless one is given."""
+    return json.dumps(server_event_dict(event, event_id or new_event_id()), separators=(",", ":"))

@@ -1,0 +1,226 @@
+"""Session configuration on the wire: audio formats, VAD, transcription, noise reduction, sessions.
+
+These models serve twice. Parsed strictly (``extra="forbid"``) from a client's ``session.update``,
+``model_dump(exclude_unset=True)`` gives exactly the fields the client set; dumped whole, they are the
+*effective* session that ``session.created`` / ``session.updated`` carry, every field present (``null``
+when unset), as OpenAI sends them (reference section 9).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PCM_RATE_HZ = 24_000
+DEFAULT_VAD_THRESHOLD = 0.5
+DEFAULT_PREFIX_PADDING_MS = 300
+# The live service reports 200 ms in session.created (the SDK docstring says 500): we follow the wire.
+DEFAULT_SILENCE_DURATION_MS = 200
+MAX_OUTPUT_TOKENS_CAP = 4096
+
+
+class WireModel(BaseModel):
+    """Base of every strictly parsed wire model: unknown fields are the client's error."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+
+class PcmFormat(WireModel):
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: int = PCM_RATE_HZ
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_is_24k(cls, value: int) -> int:
+        # OpenAI answers rate 16000 with integer_below_min_value "Expected a value >= 24000".
+        if value < PCM_RATE_HZ:
+            raise ValueError(f"below_min:Expected a value >= {PCM_RATE_HZ}")
+        if value > PCM_RATE_HZ:
+            raise ValueError(f"above_max:Expected a value <= {PCM_RATE_HZ}")
+        return value
+
+
+class PcmuFormat(WireModel):
+    type: Literal["audio/pcmu"] = "audio/pcmu"
+
+
+class PcmaFormat(WireModel):
+    type: Literal["audio/pcma"] = "audio/pcma"
+
+
+AudioFormatConfig = Annotated[PcmFormat | PcmuFormat | PcmaFormat, Field(discriminator="type")]
+
+
+class NoiseReduction(WireModel):
+    type: Literal["near_field", "far_field"]
+    strength: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class InputTranscription(WireModel):
+    model: str | None = None
+    language: str | None = None
+    languages: list[str] | None = None
+    prompt: str | None = None
+    keywords: list[str] | None = None
+    delay: Literal["minimal", "low", "medium", "high", "xhigh"] | None = None
+
+
+class ServerVad(WireModel):
+    type: Literal["server_vad"] = "server_vad"
+    threshold: float = Field(default=DEFAULT_VAD_THRESHOLD, ge=0.0, le=1.0)
+    prefix_padding_ms: int = Field(default=DEFAULT_PREFIX_PADDING_MS, ge=0, le=10_000)
+    silence_duration_ms: int = Field(default=DEFAULT_SILENCE_DURATION_MS, ge=0, le=10_000)
+    idle_timeout_ms: int | None = Field(default=None, ge=5_000, le=30_000)
+    create_response: bool = True
+    interrupt_response: bool = True
+
+
+class SemanticVad(WireModel):
+    type: Literal["semantic_vad"] = "semantic_vad"
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    create_response: bool = True
+    interrupt_response: bool = True
+
+
+TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
+
+
+class AudioInput(WireModel):
+    format: AudioFormatConfig = Field(default_factory=PcmFormat)
+    noise_reduction: NoiseReduction | None = None
+    transcription: InputTranscription | None = None
+    turn_detection: TurnDetection | None = Field(default_factory=ServerVad)
+
+
+class AudioOutput(WireModel):
+    format: AudioFormatConfig = Field(default_factory=PcmFormat)
+    voice: str | dict[str, Any] = "alloy"
+    speed: float = Field(default=1.0, ge=0.25, le=1.5)
+
+
+class RealtimeAudio(WireModel):
+    input: AudioInput = Field(default_factory=AudioInput)
+    output: AudioOutput = Field(default_factory=AudioOutput)
+
+
+class TranscriptionAudio(WireModel):
+    input: AudioInput = Field(default_factory=AudioInput)
+
+
+class FunctionTool(WireModel):
+    type: Literal["function"] = "function"
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class NamedToolChoice(WireModel):
+    type: Literal["function"]
+    name: str
+
+
+class RetentionRatioTruncation(WireModel):
+    type: Literal["retention_ratio"]
+    retention_ratio: float = Field(ge=0.0, le=1.0)
+    token_limits: dict[str, int] | None = None
+
+
+class RealtimeSessionConfig(WireModel):
+    """``RealtimeSessionCreateRequest`` (reference 9.1); response-only fields are allowed in input."""
+
+    type: Literal["realtime"] = "realtime"
+    object: Literal["realtime.session"] | None = None
+    id: str | None = None
+    expires_at: int | None = None
+    model: str | None = None
+    output_modalities: list[Literal["audio", "text"]] = Field(
+        default_factory=lambda: list[Literal["audio", "text"]](["audio"])
+    )
+    instructions: str = ""
+    tools: list[FunctionTool] = Field(default_factory=list)
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice = "auto"
+    max_output_tokens: int | Literal["inf"] = "inf"
+    tracing: Literal["auto"] | dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | RetentionRatioTruncation = "auto"
+    prompt: dict[str, Any] | None = None
+    audio: RealtimeAudio = Field(default_factory=RealtimeAudio)
+    include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning: dict[str, Any] | None = None
+
+    @field_validator("max_output_tokens")
+    @classmethod
+    def _tokens_in_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= MAX_OUTPUT_TOKENS_CAP:
+            raise ValueError(f"range:Expected a value between 1 and {MAX_OUTPUT_TOKENS_CAP}, or 'inf'")
+        return value
+
+    @field_validator("output_modalities")
+    @classmethod
+    def _one_modality(cls, value: list[str]) -> list[str]:
+        if len(value) != 1:
+            raise ValueError("modalities:output_modalities must be ['audio'] or ['text']")
+        return value
+
+
+class TranscriptionSessionConfig(WireModel):
+    """``RealtimeTranscriptionSessionCreateRequest`` (reference 9.2)."""
+
+    type: Literal["transcription"] = "transcription"
+    object: Literal["realtime.transcription_session"] | None = None
+    id: str | None = None
+    expires_at: int | None = None
+    audio: TranscriptionAudio = Field(default_factory=TranscriptionAudio)
+    include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
+
+
+SessionConfig = Annotated[RealtimeSessionConfig | TranscriptionSessionConfig, Field(discriminator="type")]
+
+
+class TranslationTranscription(WireModel):
+    model: str
+
+
+class TranslationInput(WireModel):
+    noise_reduction: NoiseReduction | None = None
+    transcription: TranslationTranscription | None = None
+
+
+class TranslationOutput(WireModel):
+    language: str = "en"
+
+
+class TranslationAudio(WireModel):
+    input: TranslationInput = Field(default_factory=TranslationInput)
+    output: TranslationOutput = Field(default_factory=TranslationOutput)
+
+
+class TranslationSessionConfig(WireModel):
+    """``RealtimeTranslationSession`` (reference 9.3); only ``audio`` may be updated."""
+
+    id: str | None = None
+    type: Literal["translation"] | None = None
+    model: str | None = None
+    expires_at: int | None = None
+    audio: TranslationAudio = Field(default_factory=TranslationAudio)
+
+
+def merge_update(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge the fields a client set into the current effective config.
+
+    A sub-object whose ``type`` changes is replaced rather than merged (switching ``server_vad`` to
+    ``semantic_vad`` must not keep ``silence_duration_ms``); ``null`` clears; lists replace.
+    """
+    merged = dict(current)
+    for key, value in update.items():
+        old = merged.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and ("type" not in value or value.get("type") == old.get("type"))
+        ):
+            merged[key] = merge_update(old, value)
+        else:
+            merged[key] = value
+    return merged

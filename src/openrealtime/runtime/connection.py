@@ -1,0 +1,197 @@
+"""Drive one sans-I/O session over one WebSocket transport.
+
+One ``asyncio.TaskGroup`` per connection: a reader, the session loop (the only code that touches the
+session, handling inputs strictly in arrival order), a writer with a bounded outbox, and one job task
+per command id. Nothing is ordered by ``sleep``; late engine results are dropped by the session by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from openrealtime.exceptions import EngineError, ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
+from openrealtime.session.commands import CancelJob, CloseConnection, JobFailed
+
+log = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 2048  # queued server events before a client that does not read is cut off
+CLOSE_TOO_SLOW = 1008
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_NORMAL = 1000
+
+
+class Transport(Protocol):
+    """A message transport: the server's WebSocket, or an in-memory pair in tests."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next frame; ``None`` once the peer has gone."""
+        ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Session(Protocol):
+    """What every sans-I/O session offers the runtime."""
+
+    def receive(self, event: ce.ClientEvent) -> None: ...
+
+    def error(self, exc: ProtocolError, event_id: str | None = None) -> None: ...
+
+    def on_result(self, result: object) -> None: ...
+
+    def drain(self) -> tuple[list[se.ServerEvent], list[object]]: ...
+
+
+@dataclass
+class _Closed:
+    reason: str
+
+
+class Connection:
+    """Binds a session to a transport and to the engines (through ``run_job``)."""
+
+    def __init__(
+        self,
+        session: Session,
+        transport: Transport,
+        kind: SessionKind,
+        *,
+        run_job: Callable[[object], Awaitable[object] | None],
+        cancel_job: Callable[[str], None],
+        on_event: Callable[[se.ServerEvent], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.transport = transport
+        self.kind = kind
+        self._run_job = run_job
+        self._cancel_job = cancel_job
+        self._on_event = on_event
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+
+    async def run(self) -> None:
+        """Serve until the client goes, the session asks to close, or a bug (closed with 1011)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                reader = tg.create_task(self._reader())
+                writer = tg.create_task(self._writer())
+                await self._session_loop()
+                reader.cancel()
+                await self._outbox.put(CloseConnection(CLOSE_NORMAL, "")) if not self._closing else None
+                await writer
+                for task in self._jobs.values():
+                    task.cancel()
+        except* Exception:
+            log.exception("session crashed; closing with 1011")
+            with contextlib.suppress(Exception):
+                await self.transport.close(CLOSE_INTERNAL_ERROR, "internal server error")
+
+    async def _reader(self) -> None:
+        while True:
+            frame = await self.transport.receive()
+            if frame is None:
+                await self._inbox.put(_Closed("client disconnected"))
+                return
+            await self._inbox.put(frame)
+
+    async def _writer(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, CloseConnection):
+                with contextlib.suppress(Exception):
+                    await self.transport.close(item.code, item.reason)
+                return
+            try:
+                await self.transport.send(item)
+            except Exception:  # the client vanished mid-send: the reader will see it too
+                log.info("send failed; client gone")
+                await self._inbox.put(_Closed("send failed"))
+                return
+
+    async def _session_loop(self) -> None:
+        session = self.session
+        self._flush()
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, _Closed):
+                return
+            if isinstance(item, bytes):
+                session.error(
+                    ProtocolError(
+                        "Expected a text WebSocket message; binary frames are not supported.",
+                        code="invalid_event",
+                    )
+                )
+            elif isinstance(item, str):
+                try:
+                    event = parse_client_event(item, self.kind)
+                except ProtocolError as exc:
+                    session.error(exc)
+                else:
+                    session.receive(event)
+            else:
+                session.on_result(item)
+            if not self._flush():
+                return
+
+    def _flush(self) -> bool:
+        """Send what the session produced and start its commands; False once the connection closes."""
+        events, commands = self.session.drain()
+        for event in events:
+            if self._on_event is not None:
+                self._on_event(event)
+            if not self._put(dump_server_event(event)):
+                return False
+        for command in commands:
+            if isinstance(command, CloseConnection):
+                self._closing = True
+                self._outbox.put_nowait(command) if not self._outbox.full() else None
+                return False
+            if isinstance(command, CancelJob):
+                self._cancel_job(command.job_id)
+                task = self._jobs.pop(command.job_id, None)
+                if task is not None:
+                    task.cancel()
+                continue
+            awaitable = self._run_job(command)
+            job_id = getattr(command, "job_id", None) or getattr(command, "response_id", None)
+            if awaitable is not None and job_id is not None:
+                self._jobs[job_id] = self._tg.create_task(self._job(job_id, awaitable))
+        return True
+
+    def _put(self, frame: str) -> bool:
+        try:
+            self._outbox.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("client is not reading its events; closing")
+            self._closing = True
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            self._outbox.put_nowait(CloseConnection(CLOSE_TOO_SLOW, "client too slow: outbox full"))
+            return False
+        return True
+
+    async def _job(self, job_id: str, awaitable: Awaitable[object]) -> None:
+        try:
+            result = await awaitable
+        except EngineError as exc:
+            result = JobFailed(job_id=job_id, code=exc.code, message=exc.message)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self._jobs.pop(job_id, None)
+        if result is not None:
+            await self._inbox.put(result)

@@ -1,0 +1,61 @@
+"""The process-wide engine set: one instance of each model, its worker thread, and job dispatch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+from openrealtime.engines.protocols import NoiseSuppressor, Transcriber, VadModel
+from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, ModelWorker, wait_future
+from openrealtime.session.commands import Transcribe, TranscriptReady
+
+log = logging.getLogger(__name__)
+
+# OpenAI transcription model names that clients send; all map to the configured ASR engine.
+OPENAI_TRANSCRIPTION_MODELS = frozenset(
+    {
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-03-20",
+        "gpt-4o-mini-transcribe-2025-12-15",
+        "gpt-4o-transcribe-latest",
+        "gpt-4o-transcribe-diarize",
+        "gpt-transcribe",
+        "gpt-live-transcribe",
+        "gpt-realtime-whisper",
+    }
+)
+
+
+@dataclass
+class EngineSet:
+    """Engines shared by every session of one server process."""
+
+    vad: VadModel
+    transcriber: Transcriber
+    transcriber_name: str
+    noise: NoiseSuppressor | None = None
+    asr_worker: ModelWorker[object] = field(default_factory=lambda: ModelWorker("asr"))
+
+    def accepts_transcription_model(self, name: str) -> bool:
+        return name in OPENAI_TRANSCRIPTION_MODELS or name == self.transcriber_name
+
+    def run_job(self, command: object) -> Awaitable[object] | None:
+        if isinstance(command, Transcribe):
+            transcriber = self.transcriber
+
+            def call() -> object:
+                return TranscriptReady(command.job_id, transcriber.transcribe(command.audio, command.options))
+
+            priority = PRIORITY_FINAL if command.final else PRIORITY_PARTIAL
+            return wait_future(self.asr_worker.submit(command.job_id, priority, call))
+        log.warning("no engine for command %r", type(command).__name__)
+        return None
+
+    def cancel_job(self, job_id: str) -> None:
+        self.asr_worker.cancel(job_id)
+
+    def close(self) -> None:
+        self.asr_worker.close()

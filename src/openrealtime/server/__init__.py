@@ -1,0 +1,1 @@
+"""The ASGI server: routes, settings, auth and limits."""

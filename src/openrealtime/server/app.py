@@ -1,0 +1,219 @@
+"""The ASGI app: ``/healthz``, the realtime WebSocket (``/v1/realtime`` and ``/realtime``), and the
+translation WebSocket (``/v1/realtime/translations``).
+
+Like OpenAI, the server always completes the WebSocket upgrade, then reports a connect-time problem
+as one ``error`` event followed by a close: 3000 for authentication, 4000 for the request's shape
+(reference 2.4). Engines load once, in the lifespan, and ``/healthz`` answers 200 only after that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import SessionKind, dump_server_event
+from openrealtime.runtime.connection import Connection
+from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.auth import authenticate
+from openrealtime.server.settings import Settings
+from openrealtime.session.ids import Ids
+from openrealtime.session.transcription import SessionInfo, TranscriptionSession
+
+log = logging.getLogger(__name__)
+
+CLOSE_AUTH = 3000
+CLOSE_BAD_REQUEST = 4000
+WARMUP_AUDIO_S = 1
+
+
+def load_engines(settings: Settings) -> EngineSet:
+    """Load the default engines named by ``settings`` (heavy imports happen here)."""
+    from openrealtime.engines.silero import SileroVad
+    from openrealtime.engines.whisper import WhisperOptions, WhisperTranscriber
+
+    transcriber = WhisperTranscriber(
+        WhisperOptions(
+            model=settings.asr_model,
+            device=settings.asr_device,
+            compute_type=settings.asr_compute_type,
+            threads=settings.threads,
+        )
+    )
+    from openrealtime.engines.protocols import TranscribeOptions
+
+    # One warm-up decode, so the first user does not pay for lazy initialisation.
+    transcriber.transcribe(np.zeros(WARMUP_AUDIO_S * 16_000, dtype=np.float32), TranscribeOptions())
+    return EngineSet(vad=SileroVad(), transcriber=transcriber, transcriber_name=settings.asr_model)
+
+
+class _StarletteTransport:
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def receive(self) -> str | bytes | None:
+        try:
+            message = await self._ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is not None:
+            return str(text)
+        return bytes(message.get("bytes") or b"")
+
+    async def send(self, text: str) -> None:
+        await self._ws.send_text(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(RuntimeError):
+            await self._ws.close(code=code, reason=reason)
+
+
+async def _refuse(websocket: WebSocket, *, message: str, code: str | None, close_code: int) -> None:
+    error = se.Error(
+        error=se.ErrorDetail(
+            type="invalid_request_error", code=code, message=message, param=None, event_id=None
+        )
+    )
+    await websocket.send_text(dump_server_event(error))
+    reason = f"invalid_request_error.{code}" if code else "invalid_request_error"
+    await websocket.close(code=close_code, reason=reason)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engines: EngineSet | None = None,
+    engine_loader: Callable[[Settings], EngineSet] = load_engines,
+) -> Starlette:
+    """Build the app; pass ``engines`` (e.g. fakes) to skip loading models."""
+    settings = settings or Settings.load()
+    state: dict[str, Any] = {"engines": engines, "active": 0}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state["engines"] is None:
+            import asyncio
+
+            started = time.perf_counter()
+            state["engines"] = await asyncio.to_thread(engine_loader, settings)
+            log.info("engines loaded in %.2f s", time.perf_counter() - started)
+        yield
+        state["engines"].close()
+
+    async def healthz(request: Request) -> JSONResponse:
+        if state["engines"] is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ok", "active_sessions": state["active"]})
+
+    async def realtime(websocket: WebSocket) -> None:
+        auth = authenticate(websocket.headers, websocket.scope.get("subprotocols", []), settings.api_key)
+        await websocket.accept(subprotocol=auth.subprotocol)
+        if not auth.ok:
+            await _refuse(websocket, message=auth.message, code=auth.code, close_code=CLOSE_AUTH)
+            return
+        if websocket.headers.get("openai-beta", "").startswith("realtime"):
+            await _refuse(
+                websocket,
+                message="The beta Realtime API shape is disabled; remove the "
+                "'OpenAI-Beta: realtime=v1' header to use the GA interface.",
+                code="beta_api_shape_disabled",
+                close_code=CLOSE_BAD_REQUEST,
+            )
+            return
+        engines: EngineSet = state["engines"]
+        intent = websocket.query_params.get("intent")
+        model = websocket.query_params.get("model")
+        info = SessionInfo(
+            session_id=Ids().new("sess"),
+            created_at_s=int(time.time()),
+            accepts_model=engines.accepts_transcription_model,
+        )
+        if intent == "transcription":
+            session: Any = TranscriptionSession(info, vad=engines.vad, noise=engines.noise)
+            kind = SessionKind.TRANSCRIPTION
+        elif intent not in (None, "realtime"):
+            await _refuse(
+                websocket,
+                message=f"Invalid intent '{intent}'. Supported values are: 'realtime' and 'transcription'.",
+                code="invalid_intent",
+                close_code=CLOSE_BAD_REQUEST,
+            )
+            return
+        elif model is None:
+            await _refuse(
+                websocket,
+                message="You must provide a model parameter, for example "
+                "ws://127.0.0.1:8000/v1/realtime?model=gpt-realtime",
+                code="missing_model",
+                close_code=CLOSE_BAD_REQUEST,
+            )
+            return
+        else:
+            await _refuse(
+                websocket,
+                message=f'Model "{model}" is not supported in realtime mode by this '
+                "server yet; use ?intent=transcription.",
+                code="invalid_model",
+                close_code=CLOSE_BAD_REQUEST,
+            )
+            return
+        await _serve(websocket, session, kind, engines)
+
+    async def _serve(websocket: WebSocket, session: Any, kind: SessionKind, engines: EngineSet) -> None:
+        state["active"] += 1
+        log.info("session %s (%s) opened", session.info.session_id, kind.value)
+        try:
+            await Connection(
+                session,
+                _StarletteTransport(websocket),
+                kind,
+                run_job=engines.run_job,
+                cancel_job=engines.cancel_job,
+            ).run()
+        finally:
+            state["active"] -= 1
+            log.info("session %s closed", session.info.session_id)
+
+    routes = [
+        Route("/healthz", healthz),
+        WebSocketRoute("/v1/realtime", realtime),
+        WebSocketRoute("/realtime", realtime),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(settings: Settings) -> None:
+    """Run the server in the foreground (``openrealtime serve``)."""
+    import uvicorn
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log.info("starting with %s", settings.redacted())
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_ping_interval=PING_INTERVAL_S,
+        ws_ping_timeout=PING_TIMEOUT_S,
+    )
+
+
+MAX_FRAME_BYTES = 32 * 1024 * 1024  # a 15 MiB append is 20 MiB of base64: let it reach our check
+PING_INTERVAL_S = 20.0
+PING_TIMEOUT_S = 20.0

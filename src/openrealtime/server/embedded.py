@@ -1,0 +1,49 @@
+"""Run the real server inside this process on a free loopback port (demo, bench, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.app import MAX_FRAME_BYTES, PING_INTERVAL_S, PING_TIMEOUT_S, create_app
+from openrealtime.server.settings import Settings
+
+STARTUP_TIMEOUT_S = 120.0
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    settings: Settings | None = None, *, engines: EngineSet | None = None
+) -> AsyncIterator[str]:
+    """Start the server on ``127.0.0.1`` (port 0 unless ``settings.port`` is set); yields its ws base URL."""
+    settings = settings or Settings.load(port=0)
+    app = create_app(settings, engines=engines)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_ping_interval=PING_INTERVAL_S,
+        ws_ping_timeout=PING_TIMEOUT_S,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT_S):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server stopped during start-up")
+                await asyncio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"ws://{settings.host}:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,88 @@
+"""Live captions from repeated decodes of a growing turn: append-only deltas of the agreed prefix.
+
+Each partial decode yields a hypothesis. A word is *stable* once two successive hypotheses agree on
+it and on everything before it (local agreement); only stable words are sent, so deltas never need
+revising. The final decode of the turn supplies the rest: its words are aligned to what was already
+sent and only the remainder is appended, so the concatenated deltas always equal the transcript.
+Words are compared case- and punctuation-insensitively; the surface form sent is the newest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+_NORMALIZE = re.compile(r"[^\w']+")
+
+
+def _norm(word: str) -> str:
+    return _NORMALIZE.sub("", word.lower())
+
+
+def _agreed_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if _norm(x) != _norm(y):
+            break
+        n += 1
+    return n
+
+
+class CaptionTracker:
+    """Turns successive hypotheses of one turn into append-only delta strings."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []  # words already sent as deltas
+        self.frozen: list[str] = []  # words of audio before the decode window (see freeze)
+        self._previous: list[str] | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sent)
+
+    def _delta(self, words: list[str]) -> str:
+        if not words:
+            return ""
+        joined = " ".join(words)
+        self.sent.extend(words)
+        return joined if len(self.sent) == len(words) else " " + joined
+
+    def partial(self, window_text: str) -> str:
+        """Feed a partial hypothesis of the window; returns the delta to send ("" for none)."""
+        words = self.frozen + window_text.split()
+        previous, self._previous = self._previous, words
+        if previous is None:
+            return ""
+        stable = words[: _agreed_prefix(previous, words)]
+        if len(stable) <= len(self.sent) or _agreed_prefix(stable, self.sent) < len(self.sent):
+            return ""
+        return self._delta(stable[len(self.sent) :])
+
+    def freeze(self, words: list[str]) -> bool:
+        """Fix ``words`` (the decode of audio now dropped from the window) as the start of the turn.
+
+        Only possible when they are all already sent; returns whether they were frozen.
+        """
+        candidate = self.frozen + words
+        if len(candidate) > len(self.sent) or _agreed_prefix(candidate, self.sent) < len(candidate):
+            return False
+        self.frozen = self.sent[: len(candidate)]
+        self._previous = None
+        return True
+
+    def final(self, window_text: str) -> str:
+        """Feed the final hypothesis; returns the last delta. :attr:`text` is then the transcript."""
+        words = self.frozen + window_text.split()
+        if not self.sent:
+            return self._delta(words)
+        sent_norm = [_norm(w) for w in self.sent]
+        words_norm = [_norm(w) for w in words]
+        if words_norm[: len(sent_norm)] == sent_norm:
+            return self._delta(words[len(self.sent) :])
+        # The final decode revised words already sent: find where the sent text ends in it.
+        matcher = difflib.SequenceMatcher(a=sent_norm, b=words_norm, autojunk=False)
+        resume = 0
+        for block in matcher.get_matching_blocks():
+            if block.size and block.a + block.size <= len(sent_norm):
+                resume = block.b + block.size + (len(sent_norm) - block.a - block.size)
+        return self._delta(words[min(resume, len(words)) :])

@@ -1,0 +1,442 @@
+"""The input audio buffer of a session: decode, resample, VAD turns, commits and live transcription.
+
+Shared by transcription and realtime sessions (reference sections 4, 5.2, 5.4 and 7). Audio arrives
+in the session's input format, is decoded once, resampled with one stateful resampler to 16 kHz (the
+rate of VAD and ASR), optionally denoised, and kept in a capped buffer addressed by absolute sample
+index, so every ``*_ms`` field is derived from sample counts. Each turn gets its item id when it
+begins, so live-caption deltas can name the item before it is committed, as OpenAI's streaming
+transcription models do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from openrealtime.audio.buffer import BufferFullError, SampleBuffer
+from openrealtime.audio.codec import AudioFormat, decode_audio
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.types import Samples
+from openrealtime.engines.protocols import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.config import DEFAULT_VAD_THRESHOLD, AudioInput, ServerVad
+from openrealtime.session.captions import CaptionTracker
+from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.ids import Ids
+from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, SpeechStart, TurnDetector
+
+ENGINE_RATE_HZ = 16_000
+MIN_COMMIT_MS = 100
+MAX_BUFFER_S = 600  # uncommitted audio held at most (OpenAI was seen holding 305 s)
+PARTIAL_STEP_MS = 300  # new audio needed before the next live-caption decode
+FIRST_PARTIAL_MS = 300  # speech needed before the first one
+SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
+WINDOW_LIMIT_S = 20.0  # decode window beyond which the turn's start is frozen at a segment end
+SEGMENT_KEEP_S = 2.0  # never freeze the window closer than this to its end
+MS_PER_S = 1000
+DEFAULT_PREFIX_PADDING_MS = 300
+# semantic_vad in a transcription session (no LLM to judge meaning): the pause that ends a turn
+# follows eagerness, low waiting longest. Realtime sessions judge the words instead (issue 3).
+SEMANTIC_PAUSE_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 400}
+
+
+def samples_to_ms(samples: int) -> int:
+    return samples * MS_PER_S // ENGINE_RATE_HZ
+
+
+def ms_to_samples(ms: int) -> int:
+    return ms * ENGINE_RATE_HZ // MS_PER_S
+
+
+@dataclass
+class Turn:
+    """The audio of one future user item, from its start until it is committed and transcribed."""
+
+    item_id: str
+    start: int
+    window_start: int
+    saw_speech: bool = False
+    speech_end: int | None = None  # start of the current pause, if any
+    captions: CaptionTracker = field(default_factory=CaptionTracker)
+    partial_job: str | None = None
+    partial_end: int = 0
+    speculative_job: str | None = None
+    speculative_end: int = 0
+    final_job: str | None = None
+    final_result: str | None = None  # a speculative final's text, waiting for the commit
+    committed: bool = False
+    duration_samples: int = 0
+
+
+@dataclass(frozen=True)
+class CommittedAudio:
+    """What a commit produced: the new user item's id, its predecessor and its audio span."""
+
+    item_id: str
+    previous_item_id: str | None
+    start: int
+    end: int
+
+
+@dataclass
+class _Job:
+    turn: Turn
+    kind: str  # "partial" | "speculative" | "final"
+    audio_start: int
+    audio_end: int
+    timestamps: bool
+
+
+class InputAudioBuffer:
+    """Everything between ``input_audio_buffer.append`` and ``...transcription.completed``.
+
+    Server events go to the owning session's ``events`` list and commands to its ``commands`` list.
+    The session, which owns the conversation, hears of turns through two callbacks, called right
+    after the corresponding event is queued so it can queue its own events in protocol order:
+    ``on_speech_started(item_id)`` (barge-in) and ``on_committed(CommittedAudio)`` (the new item).
+    """
+
+    def __init__(
+        self,
+        *,
+        vad: VadModel,
+        ids: Ids,
+        config: AudioInput,
+        events: list[se.ServerEvent],
+        commands: list[object],
+        on_committed: Callable[[CommittedAudio], None],
+        on_speech_started: Callable[[str], None] | None = None,
+        noise: NoiseSuppressor | None = None,
+    ) -> None:
+        self._vad_model = vad
+        self._vad = vad.new_stream()
+        self._noise_model = noise
+        self._noise: NoiseStream | None = None
+        self._ids = ids
+        self.events = events
+        self.commands = commands
+        self._on_committed = on_committed
+        self._on_speech_started = on_speech_started
+        self.completed_transcripts: dict[str, str] = {}
+        self.last_commit_audio: Samples | None = None  # the session takes it if it keeps item audio
+        self._format = AudioFormat(config.format.type)
+        self._resampler = StreamResampler(self._format.rate_hz, ENGINE_RATE_HZ)
+        self.buffer = SampleBuffer(max_samples=MAX_BUFFER_S * ENGINE_RATE_HZ)
+        self._vad_pos = 0
+        self.turn: Turn | None = None
+        self._jobs: dict[str, _Job] = {}
+        self._detector = TurnDetector(
+            sample_rate_hz=ENGINE_RATE_HZ,
+            frame_samples=vad.frame_samples,
+            threshold=0.5,
+            silence_duration_ms=200,
+        )
+        self._pending_odd_byte = b""
+        self.config = config
+        self.configure(config)
+        self.last_committed_item: str | None = None
+
+    # --- configuration -----------------------------------------------------------------------------
+
+    def configure(self, config: AudioInput) -> None:
+        fmt = AudioFormat(config.format.type)
+        if fmt is not self._format:
+            self._format = fmt
+            self._resampler = StreamResampler(fmt.rate_hz, ENGINE_RATE_HZ)
+            self._pending_odd_byte = b""
+        td = config.turn_detection
+        threshold = td.threshold if isinstance(td, ServerVad) else DEFAULT_VAD_THRESHOLD
+        if isinstance(td, ServerVad):
+            silence_ms = td.silence_duration_ms
+        else:
+            silence_ms = SEMANTIC_PAUSE_MS.get(getattr(td, "eagerness", "auto"), SEMANTIC_PAUSE_MS["auto"])
+        self._detector.configure(threshold=threshold, silence_duration_ms=silence_ms)
+        nr = config.noise_reduction
+        if nr is None:
+            self._noise = None
+        elif self._noise_model is not None and (self.config.noise_reduction != nr or self._noise is None):
+            self._noise = self._noise_model.new_stream(nr.type, 1.0 if nr.strength is None else nr.strength)
+        self.config = config
+
+    @property
+    def vad_enabled(self) -> bool:
+        return self.config.turn_detection is not None
+
+    @property
+    def transcription_enabled(self) -> bool:
+        return self.config.transcription is not None
+
+    def _options(self, *, timestamps: bool = False) -> TranscribeOptions:
+        t = self.config.transcription
+        return TranscribeOptions(
+            language=t.language if t else None,
+            prompt=t.prompt if t else None,
+            timestamps=timestamps,
+        )
+
+    # --- append ------------------------------------------------------------------------------------
+
+    def append(self, data: bytes, *, event_id: str | None) -> list[str]:
+        """Add wire audio; returns the item ids of turns whose speech started in it."""
+        if self._format is AudioFormat.PCM:
+            data = self._pending_odd_byte + data
+            self._pending_odd_byte = data[-1:] if len(data) % 2 else b""
+            if self._pending_odd_byte:
+                data = data[:-1]
+        samples = self._resampler.process(decode_audio(data, self._format))
+        if self._noise is not None:
+            samples = self._noise.process(samples)
+        try:
+            self.buffer.append(samples)
+        except BufferFullError:
+            raise ProtocolError(
+                f"Input audio buffer is full: it holds {MAX_BUFFER_S} s of uncommitted audio. "
+                "Commit or clear it.",
+                code="input_audio_buffer_full",
+                event_id=event_id,
+            ) from None
+        if not self.vad_enabled and self.turn is None and samples.size:
+            self._begin_turn(self.buffer.end - samples.size)
+        return self._run_vad()
+
+    def _run_vad(self) -> list[str]:
+        started: list[str] = []
+        frame = self._vad_model.frame_samples
+        while self._vad_pos + frame <= self.buffer.end:
+            start = max(self._vad_pos, self.buffer.start)
+            probability = self._vad.probability(self.buffer.view(start, start + frame))
+            for event in self._detector.feed(start, probability):
+                item = self._on_vad(event)
+                if item is not None:
+                    started.append(item)
+            self._vad_pos = start + frame
+        self._schedule_partial()
+        if self.vad_enabled and self.turn is None:
+            # Idle: keep only what a future turn's prefix padding could need.
+            self.buffer.drop_before(self._vad_pos - self._padding_samples())
+        return started
+
+    def _on_vad(self, event: SpeechStart | SilenceStart | SpeechResumed | SpeechEnd) -> str | None:
+        if isinstance(event, SpeechStart):
+            if self.turn is not None:
+                self.turn.saw_speech = True
+                self.turn.speech_end = None
+                return None
+            if not self.vad_enabled:
+                return None
+            turn = self._begin_turn(max(self.buffer.start, event.sample - self._padding_samples()))
+            turn.saw_speech = True
+            self.events.append(
+                se.SpeechStarted(audio_start_ms=samples_to_ms(turn.start), item_id=turn.item_id)
+            )
+            if self._on_speech_started is not None:
+                self._on_speech_started(turn.item_id)
+            return turn.item_id
+        current = self.turn
+        if current is None:
+            return None
+        turn = current
+        if isinstance(event, SilenceStart):
+            turn.speech_end = event.sample
+            self._speculate(turn)
+        elif isinstance(event, SpeechResumed):
+            turn.speech_end = None
+            self._drop_speculation(turn)
+        elif isinstance(event, SpeechEnd) and self.vad_enabled:
+            self.events.append(
+                se.SpeechStopped(audio_end_ms=samples_to_ms(event.sample), item_id=turn.item_id)
+            )
+            self._commit_turn(turn, end=event.sample, speech_end=event.speech_end)
+        return None
+
+    def _padding_samples(self) -> int:
+        td = self.config.turn_detection
+        return ms_to_samples(td.prefix_padding_ms if isinstance(td, ServerVad) else DEFAULT_PREFIX_PADDING_MS)
+
+    def _begin_turn(self, start: int) -> Turn:
+        self.turn = Turn(item_id=self._ids.new("item"), start=start, window_start=start, partial_end=start)
+        return self.turn
+
+    # --- live captions -----------------------------------------------------------------------------
+
+    def _request(self, turn: Turn, kind: str, start: int, end: int, *, timestamps: bool = False) -> str:
+        job_id = self._ids.new("job")
+        self._jobs[job_id] = _Job(turn, kind, start, end, timestamps)
+        self.commands.append(
+            Transcribe(
+                job_id=job_id,
+                item_id=turn.item_id,
+                audio=self.buffer.copy(start, end),
+                options=self._options(timestamps=timestamps),
+                final=kind != "partial",
+            )
+        )
+        return job_id
+
+    def _schedule_partial(self) -> None:
+        turn = self.turn
+        if (
+            turn is None
+            or not self.transcription_enabled
+            or not turn.saw_speech
+            or turn.partial_job is not None
+            or turn.speculative_job is not None
+            or turn.speech_end is not None
+        ):
+            return
+        end = self.buffer.end
+        step = ms_to_samples(PARTIAL_STEP_MS if turn.partial_end > turn.start else FIRST_PARTIAL_MS)
+        if end - turn.partial_end < step:
+            return
+        long_window = (end - turn.window_start) / ENGINE_RATE_HZ > WINDOW_LIMIT_S
+        turn.partial_job = self._request(turn, "partial", turn.window_start, end, timestamps=long_window)
+        turn.partial_end = end
+
+    def _speculate(self, turn: Turn) -> None:
+        if not self.transcription_enabled or not self.vad_enabled or turn.speech_end is None:
+            return
+        td = self.config.turn_detection
+        silence_ms = td.silence_duration_ms if isinstance(td, ServerVad) else 0
+        if silence_ms <= SPECULATE_AFTER_MS:
+            return  # the turn ends so soon that the real final decode is just as early
+        turn.speculative_end = turn.speech_end
+        turn.speculative_job = self._request(turn, "speculative", turn.window_start, turn.speech_end)
+
+    def _drop_speculation(self, turn: Turn) -> None:
+        if turn.speculative_job is not None:
+            self.commands.append(CancelJob(turn.speculative_job))
+            self._jobs.pop(turn.speculative_job, None)
+            turn.speculative_job = None
+        turn.final_result = None
+
+    # --- commit / clear ----------------------------------------------------------------------------
+
+    def commit(self, *, event_id: str | None) -> CommittedAudio:
+        """Client ``input_audio_buffer.commit``: the audio since the last commit becomes an item."""
+        end = self.buffer.end
+        turn = self.turn
+        start = turn.start if turn is not None else self.buffer.start
+        held_ms = samples_to_ms(end - start) if turn is not None else 0
+        if held_ms < MIN_COMMIT_MS:
+            raise ProtocolError(
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {held_ms:.2f}ms of audio.",
+                code="input_audio_buffer_commit_empty",
+                event_id=event_id,
+            )
+        assert turn is not None
+        self._detector.reset()
+        return self._commit_turn(turn, end=end, speech_end=end)
+
+    def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> CommittedAudio:
+        committed = CommittedAudio(turn.item_id, self.last_committed_item, turn.start, end)
+        self.last_committed_item = turn.item_id
+        turn.committed = True
+        turn.duration_samples = end - turn.start
+        self.turn = None
+        if turn.partial_job is not None:
+            self.commands.append(CancelJob(turn.partial_job))
+            self._jobs.pop(turn.partial_job, None)
+            turn.partial_job = None
+        self.last_commit_audio = self.buffer.copy(turn.start, end)
+        self.events.append(se.Committed(previous_item_id=committed.previous_item_id, item_id=turn.item_id))
+        self._on_committed(committed)
+        if not self.transcription_enabled:
+            pass
+        elif turn.speculative_job is not None and turn.speculative_end == speech_end:
+            turn.final_job, turn.speculative_job = turn.speculative_job, None
+        else:
+            self._drop_speculation(turn)
+            if turn.saw_speech:
+                turn.final_job = self._request(turn, "final", turn.window_start, speech_end)
+        if self.transcription_enabled:
+            if not turn.saw_speech:
+                self._complete(turn, "")  # silence: nothing to decode (and Whisper would invent words)
+            elif turn.final_result is not None:
+                self._complete(turn, turn.final_result)
+        self.buffer.drop_before(end)
+        self._vad_pos = max(self._vad_pos, end)
+        return committed
+
+    def clear(self) -> None:
+        """Client ``input_audio_buffer.clear``: forget uncommitted audio and its turn."""
+        if self.turn is not None:
+            for job in (self.turn.partial_job, self.turn.speculative_job):
+                if job is not None:
+                    self.commands.append(CancelJob(job))
+                    self._jobs.pop(job, None)
+            self.turn = None
+        self.buffer.clear()
+        self._vad_pos = self.buffer.end
+        self._detector.reset()
+        self._vad.reset()
+        self.events.append(se.Cleared())
+
+    # --- engine results ----------------------------------------------------------------------------
+
+    def on_result(self, result: TranscriptReady | JobFailed) -> None:
+        job = self._jobs.pop(result.job_id, None)
+        if job is None:
+            return  # late result of a cancelled or superseded job: dropped by id
+        turn = job.turn
+        if isinstance(result, JobFailed):
+            if job.kind == "partial":
+                turn.partial_job = None
+                self._schedule_partial()
+                return
+            if job.kind == "speculative" and not turn.committed:
+                turn.speculative_job = None
+                return
+            self.events.append(
+                se.TranscriptionFailed(
+                    item_id=turn.item_id,
+                    error={
+                        "type": "server_error",
+                        "code": result.code,
+                        "message": result.message,
+                        "param": None,
+                    },
+                )
+            )
+            return
+        text = result.transcript.text
+        if job.kind == "partial":
+            turn.partial_job = None
+            delta = turn.captions.partial(text)
+            if delta:
+                self.events.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+            if job.timestamps:
+                self._slide_window(turn, job, result)
+            self._schedule_partial()
+            return
+        if not turn.committed:
+            turn.final_result = text  # speculative, waiting for the turn to end
+            return
+        self._complete(turn, text)
+
+    def _slide_window(self, turn: Turn, job: _Job, result: TranscriptReady) -> None:
+        """Freeze all but the tail of a long window so decodes stay short however long the turn."""
+        segments = result.transcript.segments
+        keep_from = (job.audio_end - job.audio_start) / ENGINE_RATE_HZ - SEGMENT_KEEP_S
+        done = [s for s in segments[:-1] if s.end_s <= keep_from]
+        if not done:
+            return
+        words = " ".join(s.text for s in done).split()
+        if turn.captions.freeze(words):
+            turn.window_start = job.audio_start + int(done[-1].end_s * ENGINE_RATE_HZ)
+
+    def _complete(self, turn: Turn, final_text: str) -> None:
+        delta = turn.captions.final(final_text)
+        if delta:
+            self.events.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+        seconds = max(1, math.ceil(turn.duration_samples / ENGINE_RATE_HZ))
+        self.events.append(
+            se.TranscriptionCompleted(
+                item_id=turn.item_id,
+                transcript=turn.captions.text,
+                usage={"type": "duration", "seconds": seconds},
+            )
+        )
+        self.completed_transcripts[turn.item_id] = turn.captions.text
