@@ -63,9 +63,12 @@ async def microphone_chunks(*, chunk_ms: int, rate_hz: int = WIRE_RATE_HZ) -> As
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=100)
 
+    def offer(data: bytes) -> None:
+        if not queue.full():  # a stalled consumer loses audio rather than memory
+            queue.put_nowait(data)
+
     def callback(indata: np.ndarray, frames: int, time: object, status: object) -> None:
-        data = bytes(indata)
-        loop.call_soon_threadsafe(lambda: queue.full() or queue.put_nowait(data))
+        loop.call_soon_threadsafe(offer, bytes(indata))
 
     with sd.RawInputStream(
         samplerate=rate_hz, channels=1, dtype="int16", blocksize=rate_hz * chunk_ms // 1000, callback=callback

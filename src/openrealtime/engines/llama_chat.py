@@ -169,22 +169,153 @@ def router_messages(
     return [*normalize_messages(messages), {"role": "user", "content": question}]
 
 
+def describe_parameters(schema: Mapping[str, Any]) -> str:
+    """A JSON Schema's top-level properties in words: ``room (string), on (boolean)``."""
+    required = set(schema.get("required") or ())
+    parts = []
+    for name, sub in (schema.get("properties") or {}).items():
+        sub = sub if isinstance(sub, Mapping) else {}
+        detail = str(sub.get("type", "any"))
+        if sub.get("enum"):
+            detail += ": one of " + "/".join(str(value) for value in sub["enum"])
+        if sub.get("description"):
+            detail += f"; {sub['description']}"
+        parts.append(f"{name} ({detail}{'' if name in required else ', optional'})")
+    return ", ".join(parts) if parts else "none"
+
+
 def arguments_messages(messages: Sequence[Mapping[str, Any]], tool: ToolSpec) -> list[dict[str, str]]:
-    """The prompt of argument generation: the conversation, then the call to make and its schema."""
-    schema = json.dumps(tool.parameters or _EMPTY_OBJECT_SCHEMA, separators=(",", ":"))
+    """The prompt of argument generation: an extraction instruction, then the conversation's turns.
+
+    The instruction replaces the conversation's system prompt and lists the parameters in words
+    rather than as raw JSON Schema, and the user's last message comes last: measured with
+    SmolLM2-135M, this copies the values ("kitchen", "fahrenheit") where the conversation followed by
+    a schema got them wrong in 3 of 5 requests. The grammar, not the prompt, guarantees the format.
+    """
     instruction = (
-        f"Call the function {tool.name}"
-        + (f" ({tool.description})" if tool.description else "")
-        + f" for my last message. Its arguments follow this JSON Schema: {schema}\n"
-        + "Reply with the JSON arguments only, taking the values from the conversation."
+        f"Extract the arguments of the function {tool.name}"
+        + (f" ({tool.description.rstrip('.')})" if tool.description else "")
+        + f" from the user's request: {describe_parameters(tool.parameters or _EMPTY_OBJECT_SCHEMA)}."
+        + " Reply with JSON."
     )
-    return [*normalize_messages(messages), {"role": "user", "content": instruction}]
+    turns = [message for message in normalize_messages(messages) if message["role"] != "system"]
+    return [{"role": "system", "content": instruction}, *turns]
 
 
 # Words that say nothing about which tool is meant: English function words, politeness, and the
 # generic verbs that tool names start with (``get_``, ``set_``).
 _STOPWORDS = frozenset(
-    ["a", "an", "the", "and", "or", "but", "if", "then", "than", "so", "to", "of", "in", "on", "at", "by", "for", "from", "with", "about", "into", "over", "as", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did", "have", "has", "had", "can", "could", "will", "would", "shall", "should", "may", "might", "must", "i", "me", "my", "mine", "we", "us", "our", "you", "your", "yours", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these", "those", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "please", "thanks", "thank", "hi", "hello", "hey", "ok", "okay", "yes", "no", "not", "just", "now", "today", "tell", "say", "give", "get", "set", "make", "let", "some", "any", "all", "there", "here", "want", "need", "like", "know"]
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "than",
+        "so",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "with",
+        "about",
+        "into",
+        "over",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "yours",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "please",
+        "thanks",
+        "thank",
+        "hi",
+        "hello",
+        "hey",
+        "ok",
+        "okay",
+        "yes",
+        "no",
+        "not",
+        "just",
+        "now",
+        "today",
+        "tell",
+        "say",
+        "give",
+        "get",
+        "set",
+        "make",
+        "let",
+        "some",
+        "any",
+        "all",
+        "there",
+        "here",
+        "want",
+        "need",
+        "like",
+        "know",
+    ]
 )
 _WORD = re.compile(r"[^\W_]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,7 +66,7 @@ class Connection:
         transport: Transport,
         kind: SessionKind,
         *,
-        run_job: Callable[[object], Awaitable[object] | None],
+        run_job: Callable[[object], AsyncIterator[object] | None],
         cancel_job: Callable[[str], None],
         on_event: Callable[[se.ServerEvent], None] | None = None,
     ) -> None:
@@ -166,10 +166,10 @@ class Connection:
                 if task is not None:
                     task.cancel()
                 continue
-            awaitable = self._run_job(command)
-            job_id = getattr(command, "job_id", None) or getattr(command, "response_id", None)
-            if awaitable is not None and job_id is not None:
-                self._jobs[job_id] = self._tg.create_task(self._job(job_id, awaitable))
+            results = self._run_job(command)
+            job_id = getattr(command, "job_id", None)
+            if results is not None and job_id is not None:
+                self._jobs[job_id] = self._tg.create_task(self._job(job_id, results))
         return True
 
     def _put(self, frame: str) -> bool:
@@ -184,14 +184,20 @@ class Connection:
             return False
         return True
 
-    async def _job(self, job_id: str, awaitable: Awaitable[object]) -> None:
+    async def _job(self, job_id: str, results: AsyncIterator[object]) -> None:
+        """Forward a command's results to the session loop; an engine failure becomes ``JobFailed``."""
         try:
-            result = await awaitable
+            async for result in results:
+                await self._inbox.put(result)
         except EngineError as exc:
-            result = JobFailed(job_id=job_id, code=exc.code, message=exc.message)
-        except asyncio.CancelledError:
-            raise
+            await self._inbox.put(JobFailed(job_id=job_id, code=exc.code, message=exc.message))
+        except Exception as exc:  # a crashing engine fails its job, never the session
+            log.exception("engine job %s crashed", job_id)
+            await self._inbox.put(
+                JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}")
+            )
         finally:
             self._jobs.pop(job_id, None)
-        if result is not None:
-            await self._inbox.put(result)
+            aclose = getattr(results, "aclose", None)
+            if aclose is not None:
+                await aclose()

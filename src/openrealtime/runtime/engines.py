@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from openrealtime.engines.protocols import NoiseSuppressor, Transcriber, VadModel
 from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, ModelWorker, wait_future
 from openrealtime.session.commands import Transcribe, TranscriptReady
 
 log = logging.getLogger(__name__)
+
+STREAM_THREADS = 8
 
 # OpenAI transcription model names that clients send; all map to the configured ASR engine.
 OPENAI_TRANSCRIPTION_MODELS = frozenset(
@@ -38,24 +42,37 @@ class EngineSet:
     transcriber_name: str
     noise: NoiseSuppressor | None = None
     asr_worker: ModelWorker[object] = field(default_factory=lambda: ModelWorker("asr"))
+    # Streaming engine calls (LLM, TTS, MT) run here; each engine serialises its own model access.
+    stream_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=STREAM_THREADS, thread_name_prefix="engine")
+    )
 
     def accepts_transcription_model(self, name: str) -> bool:
         return name in OPENAI_TRANSCRIPTION_MODELS or name == self.transcriber_name
 
-    def run_job(self, command: object) -> Awaitable[object] | None:
-        if isinstance(command, Transcribe):
-            transcriber = self.transcriber
+    def run_job(self, command: object) -> AsyncIterator[object] | None:
+        """The results of one command, as they come; ``None`` for a command with no engine work."""
+        handler = self._handlers().get(type(command))
+        if handler is None:
+            log.warning("no engine for command %r", type(command).__name__)
+            return None
+        return handler(command)
 
-            def call() -> object:
-                return TranscriptReady(command.job_id, transcriber.transcribe(command.audio, command.options))
+    def _handlers(self) -> dict[type, Callable[[Any], AsyncIterator[object]]]:
+        return {Transcribe: self._transcribe}
 
-            priority = PRIORITY_FINAL if command.final else PRIORITY_PARTIAL
-            return wait_future(self.asr_worker.submit(command.job_id, priority, call))
-        log.warning("no engine for command %r", type(command).__name__)
-        return None
+    async def _transcribe(self, command: Transcribe) -> AsyncIterator[object]:
+        transcriber = self.transcriber
+
+        def call() -> object:
+            return TranscriptReady(command.job_id, transcriber.transcribe(command.audio, command.options))
+
+        priority = PRIORITY_FINAL if command.final else PRIORITY_PARTIAL
+        yield await wait_future(self.asr_worker.submit(command.job_id, priority, call))
 
     def cancel_job(self, job_id: str) -> None:
         self.asr_worker.cancel(job_id)
 
     def close(self) -> None:
         self.asr_worker.close()
+        self.stream_pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print numbers (``openrealtime bench ...``), never timed tests."""
