@@ -43,7 +43,7 @@ _SPACES = re.compile(r"[ \t]{2,}")
 
 
 def language_key(code: str) -> str:
-    """The key a language is known by here: ISO-639-1 where one exists (``"eng"`` and ``"en-US"`` -> ``"en"``)."""
+    """A language's key here: ISO-639-1 where one exists (``"eng"``, ``"en-US"`` -> ``"en"``)."""
     base = re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
     return _APERTIUM_TO_ISO_639_1.get(base, base)
 

@@ -208,7 +208,7 @@ class EspeakSynthesizer:
         with _ESPEAK_LOCK:
             self._languages = _library().languages
         self._known = frozenset(self._languages)
-        if self.resolve_language(self.options.default_language) != _normalize(self.options.default_language):
+        if _normalize(self.options.default_language) not in self._known:
             raise EngineError(
                 f"espeak-ng does not know the language {self.options.default_language!r}",
                 code="tts_failed",

@@ -77,10 +77,18 @@ class FakeTranscriber:
         if self.fail_on_seconds is not None and audio.size / self.sample_rate_hz >= self.fail_on_seconds:
             raise EngineError("fake transcriber failure", code="transcription_failed")
         count = min(len(self.script), int(voiced_s * self.words_per_second))
-        text = " ".join(self.script[:count])
-        duration_s = audio.size / self.sample_rate_hz
-        segments = (TranscriptSegment(text=text, start_s=0.0, end_s=duration_s),) if text else ()
-        return Transcript(text=text, segments=segments, language=options.language or "en")
+        words = self.script[:count]
+        # Segments of four words, timed as if each word took 1 / words_per_second seconds.
+        seconds_per_word = 1.0 / self.words_per_second
+        segments = tuple(
+            TranscriptSegment(
+                text=" ".join(words[i : i + 4]),
+                start_s=i * seconds_per_word,
+                end_s=min(len(words), i + 4) * seconds_per_word,
+            )
+            for i in range(0, len(words), 4)
+        )
+        return Transcript(text=" ".join(words), segments=segments, language=options.language or "en")
 
 
 class FakeChatModel:

@@ -36,7 +36,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.engines.protocols import (
@@ -204,119 +204,17 @@ def arguments_messages(messages: Sequence[Mapping[str, Any]], tool: ToolSpec) ->
 
 # Words that say nothing about which tool is meant: English function words, politeness, and the
 # generic verbs that tool names start with (``get_``, ``set_``).
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "than",
-        "so",
-        "to",
-        "of",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "from",
-        "with",
-        "about",
-        "into",
-        "over",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "do",
-        "does",
-        "did",
-        "have",
-        "has",
-        "had",
-        "can",
-        "could",
-        "will",
-        "would",
-        "shall",
-        "should",
-        "may",
-        "might",
-        "must",
-        "i",
-        "me",
-        "my",
-        "mine",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "yours",
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "this",
-        "that",
-        "these",
-        "those",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "please",
-        "thanks",
-        "thank",
-        "hi",
-        "hello",
-        "hey",
-        "ok",
-        "okay",
-        "yes",
-        "no",
-        "not",
-        "just",
-        "now",
-        "today",
-        "tell",
-        "say",
-        "give",
-        "get",
-        "set",
-        "make",
-        "let",
-        "some",
-        "any",
-        "all",
-        "there",
-        "here",
-        "want",
-        "need",
-        "like",
-        "know",
-    ]
-)
+_STOPWORDS = frozenset((
+    "a", "an", "the", "and", "or", "but", "if", "then", "than", "so", "to", "of", "in", "on", "at", "by",
+    "for", "from", "with", "about", "into", "over", "as", "is", "are", "was", "were", "be", "been",
+    "being", "am", "do", "does", "did", "have", "has", "had", "can", "could", "will", "would", "shall",
+    "should", "may", "might", "must", "i", "me", "my", "mine", "we", "us", "our", "you", "your", "yours",
+    "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these",
+    "those", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "please", "thanks",
+    "thank", "hi", "hello", "hey", "ok", "okay", "yes", "no", "not", "just", "now", "today", "tell",
+    "say", "give", "get", "set", "make", "let", "some", "any", "all", "there", "here", "want", "need",
+    "like", "know",
+))  # fmt: skip
 _WORD = re.compile(r"[^\W_]+")
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _MIN_STEM_CHARS = 3
@@ -433,6 +331,7 @@ class LlamaChatModel:
         try:
             import llama_cpp  # heavy: imported in this module only
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+            from llama_cpp.llama_grammar import LlamaGrammar
         except ImportError as exc:
             raise EngineError(
                 "llama-cpp-python is not installed; run the set-up (see README)", code="model_not_installed"
@@ -453,8 +352,9 @@ class LlamaChatModel:
             raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"cannot load the GGUF model {path}: {exc}", code="model_load_failed") from exc
-        self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token))
-        self._grammar_class = llama_cpp.LlamaGrammar
+        self._vocab = self._llm._model.vocab
+        self._vocab_is_eog = llama_cpp.llama_vocab_is_eog
+        self._grammar_class = LlamaGrammar
         self._grammars: dict[str, Any] = {}
         self.model_path = path
         self.context_tokens: int = self._llm.n_ctx()
@@ -575,7 +475,7 @@ class LlamaChatModel:
 
     def _render(self, messages: list[dict[str, str]]) -> list[int]:
         try:
-            result = self._formatter(messages=messages)
+            result = self._formatter(messages=cast(Any, messages))
         except Exception as exc:  # jinja2 raises its own TemplateError tree and ValueError
             raise EngineError(f"the chat template failed: {exc}", code="chat_template_failed") from exc
         tokens: list[int] = self._llm.tokenize(
@@ -631,7 +531,7 @@ class LlamaChatModel:
                     run.finish = FINISH_CANCELLED
                     break
                 token = next(tokens, None)
-                if token is None or self._is_eog(token):
+                if token is None or self._vocab_is_eog(self._vocab, token):
                     run.finish = FINISH_STOP
                     break
                 produced += 1

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from openrealtime.engines.protocols import ChatModel, ChatRequest, TextDelta
+from openrealtime.exceptions import EngineError
 
 #: English names of the languages the prompt can name, by ISO-639-1 code.
 LANGUAGE_NAMES: Mapping[str, str] = {
@@ -95,11 +96,10 @@ class LlmTranslator:
         """Translate ``text`` at temperature 0.
 
         Raises:
-            ValueError: If the pair is not supported.
-            EngineError: If the chat model fails.
+            EngineError: If the pair is not supported or the chat model fails.
         """
         if not self.supports(source, target):
-            raise ValueError(f"unsupported language pair {source}->{target}")
+            raise EngineError(f"no language names for {source}->{target}", code="unsupported_language_pair")
         if not text.strip():
             return ""
         names = {"source": LANGUAGE_NAMES[_base(source)], "target": LANGUAGE_NAMES[_base(target)]}

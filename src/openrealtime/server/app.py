@@ -101,6 +101,7 @@ def create_app(
     """Build the app; pass ``engines`` (e.g. fakes) to skip loading models."""
     settings = settings or Settings.load()
     state: dict[str, Any] = {"engines": engines, "active": 0}
+    owns_engines = engines is None  # engines passed in (tests, embedding) are the caller's to close
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,7 +112,8 @@ def create_app(
             state["engines"] = await asyncio.to_thread(engine_loader, settings)
             log.info("engines loaded in %.2f s", time.perf_counter() - started)
         yield
-        state["engines"].close()
+        if owns_engines:
+            state["engines"].close()
 
     async def healthz(request: Request) -> JSONResponse:
         if state["engines"] is None:

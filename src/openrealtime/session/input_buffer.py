@@ -134,6 +134,7 @@ class InputAudioBuffer:
             silence_duration_ms=200,
         )
         self._pending_odd_byte = b""
+        self._input_samples_since_commit = 0  # at the wire rate: the 100 ms rule counts what was sent
         self.config = config
         self.configure(config)
         self.last_committed_item: str | None = None
@@ -185,7 +186,9 @@ class InputAudioBuffer:
             self._pending_odd_byte = data[-1:] if len(data) % 2 else b""
             if self._pending_odd_byte:
                 data = data[:-1]
-        samples = self._resampler.process(decode_audio(data, self._format))
+        decoded = decode_audio(data, self._format)
+        self._input_samples_since_commit += decoded.size
+        samples = self._resampler.process(decoded)
         if self._noise is not None:
             samples = self._noise.process(samples)
         try:
@@ -315,10 +318,10 @@ class InputAudioBuffer:
 
     def commit(self, *, event_id: str | None) -> CommittedAudio:
         """Client ``input_audio_buffer.commit``: the audio since the last commit becomes an item."""
-        end = self.buffer.end
         turn = self.turn
-        start = turn.start if turn is not None else self.buffer.start
-        held_ms = samples_to_ms(end - start) if turn is not None else 0
+        held_ms = (
+            self._input_samples_since_commit * MS_PER_S / self._format.rate_hz if turn is not None else 0.0
+        )
         if held_ms < MIN_COMMIT_MS:
             raise ProtocolError(
                 "Error committing input audio buffer: buffer too small. Expected at least "
@@ -327,11 +330,17 @@ class InputAudioBuffer:
                 event_id=event_id,
             )
         assert turn is not None
+        # Push the resampler's tail into the buffer so the item holds every sample that was sent.
+        self.buffer.append(self._resampler.flush())
+        self._resampler = StreamResampler(self._format.rate_hz, ENGINE_RATE_HZ)
+        self._run_vad()
         self._detector.reset()
+        end = self.buffer.end
         return self._commit_turn(turn, end=end, speech_end=end)
 
     def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> CommittedAudio:
         committed = CommittedAudio(turn.item_id, self.last_committed_item, turn.start, end)
+        self._input_samples_since_commit = 0
         self.last_committed_item = turn.item_id
         turn.committed = True
         turn.duration_samples = end - turn.start

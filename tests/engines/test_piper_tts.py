@@ -1,0 +1,109 @@
+"""Piper with the registry-shipped Joe voice: voice names, sentence chunks, stop, threads, and words."""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openrealtime.engines.model_files import joe_voice
+from openrealtime.engines.piper_tts import OPENAI_VOICES, PiperOptions, PiperSynthesizer
+from openrealtime.exceptions import EngineError
+from tests.engines.transcribe_back import transcribe
+
+pytestmark = pytest.mark.real
+
+JOE = "en_US-joe-medium"
+TWO_SENTENCES = "The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning."
+
+
+@pytest.fixture(scope="module")
+def piper() -> PiperSynthesizer:
+    return PiperSynthesizer()
+
+
+def speak(engine: PiperSynthesizer, text: str, voice: str = "alloy") -> list[np.ndarray]:
+    return list(engine.synthesize(text, voice=voice, stop=threading.Event()))
+
+
+def test_voice_names_map_onto_joe(piper: PiperSynthesizer) -> None:
+    assert piper.sample_rate_hz == 22_050
+    assert piper.voices() == (JOE, *OPENAI_VOICES)
+    assert set(OPENAI_VOICES) == {
+        "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar"
+    }  # fmt: skip
+    for name in (*OPENAI_VOICES, JOE, "ALLOY", "no-such-voice", ""):
+        assert piper.resolve_voice(name) == JOE
+
+
+def test_one_chunk_per_sentence_and_the_words_are_heard(piper: PiperSynthesizer) -> None:
+    chunks = speak(piper, TWO_SENTENCES)
+    assert len(chunks) == 2
+    for chunk in chunks:
+        assert chunk.dtype == np.float32
+        assert chunk.ndim == 1
+        assert 0.05 < float(np.max(np.abs(chunk))) <= 1.0
+    heard = transcribe(np.concatenate(chunks), piper.sample_rate_hz)
+    for word in ("quick", "brown", "fox", "lazy", "dog", "call", "tomorrow", "morning"):
+        assert word in heard, heard
+
+
+def test_stop_is_checked_between_sentences(piper: PiperSynthesizer) -> None:
+    stop = threading.Event()
+    stop.set()
+    assert list(piper.synthesize(TWO_SENTENCES, voice="ash", stop=stop)) == []
+    stop = threading.Event()
+    received = []
+    for chunk in piper.synthesize(TWO_SENTENCES, voice="ash", stop=stop):
+        received.append(chunk)
+        stop.set()
+    assert len(received) == 1
+
+
+def test_empty_text_yields_nothing(piper: PiperSynthesizer) -> None:
+    assert speak(piper, "  \n") == []
+
+
+def test_concurrent_sessions_share_one_instance(piper: PiperSynthesizer) -> None:
+    texts = ["Hello there.", "Good evening.", "See you soon.", "Thank you very much."]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda text: speak(piper, text), texts))
+    for chunks in results:
+        assert len(chunks) == 1
+        assert chunks[0].size > 0.3 * piper.sample_rate_hz
+
+
+def test_length_scale_slows_speech() -> None:
+    slow = PiperSynthesizer(PiperOptions(length_scale=1.5, noise_w_scale=0.0))
+    fast = PiperSynthesizer(PiperOptions(length_scale=0.8, noise_w_scale=0.0))
+    text = "This sentence has a fixed number of words."
+    assert np.concatenate(speak(slow, text)).size > 1.5 * np.concatenate(speak(fast, text)).size
+
+
+def test_a_missing_voice_file_is_an_engine_error(tmp_path: Path) -> None:
+    with pytest.raises(EngineError, match="cannot load piper voice"):
+        PiperSynthesizer(PiperOptions(model_paths=(tmp_path / "nobody.onnx",)))
+
+
+def test_openai_names_are_dealt_round_robin_over_voices_and_speakers(tmp_path: Path) -> None:
+    model, config = joe_voice()
+    (tmp_path / "second.onnx").symlink_to(model)
+    (tmp_path / "second.onnx.json").symlink_to(config)
+    multi = json.loads(config.read_text())
+    multi.update(num_speakers=2, speaker_id_map={"anna": 0, "bob": 1})
+    (tmp_path / "duo.onnx").symlink_to(model)
+    (tmp_path / "duo.onnx.json").write_text(json.dumps(multi))
+    engine = PiperSynthesizer(
+        PiperOptions(model_paths=(model, tmp_path / "second.onnx", tmp_path / "duo.onnx"))
+    )
+    slots = (JOE, "second", "duo:anna", "duo:bob")
+    assert engine.voices() == (*slots, *OPENAI_VOICES)
+    for i, name in enumerate(OPENAI_VOICES):
+        assert engine.resolve_voice(name) == slots[i % len(slots)]
+    assert engine.resolve_voice("second") == "second"
+    assert engine.resolve_voice("unknown") == JOE
+    assert len(speak(engine, "Hello.", voice="ash")) == 1  # the second file speaks too

@@ -1,0 +1,393 @@
+"""The transcription session, driven with scripted inputs; whole events are compared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openrealtime.engines.fake import EnergyVad, FakeTranscriber
+from openrealtime.session.ids import Ids
+from openrealtime.session.transcription import SessionInfo, TranscriptionSession
+from tests.conftest import quiet, tone
+from tests.session.driver import Driver
+
+KNOWN_MODELS = {"gpt-4o-transcribe", "whisper-1", "gpt-realtime-whisper"}
+
+
+def make(**kwargs: object) -> tuple[TranscriptionSession, Driver]:
+    info = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: m in KNOWN_MODELS)
+    session = TranscriptionSession(info, vad=EnergyVad(), ids=Ids(deterministic=True))
+    return session, Driver(session, **kwargs)  # type: ignore[arg-type]
+
+
+def configure(driver: Driver, turn_detection: object = "server_vad", **vad: object) -> list[dict]:
+    td = None if turn_detection is None else {"type": turn_detection, **vad}
+    return driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
+                        "turn_detection": td,
+                    }
+                },
+            },
+        }
+    )
+
+
+def types(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def test_session_created_is_first_and_complete() -> None:
+    _, driver = make()
+    created = driver.pump()
+    assert created == [
+        {
+            "type": "session.created",
+            "session": {
+                "type": "transcription",
+                "object": "realtime.transcription_session",
+                "id": "sess_1",
+                "expires_at": 4_600,
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "noise_reduction": None,
+                        "transcription": None,
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "threshold": 0.5,
+                            "prefix_padding_ms": 300,
+                            "silence_duration_ms": 200,
+                            "idle_timeout_ms": None,
+                            "create_response": True,
+                            "interrupt_response": True,
+                        },
+                    }
+                },
+                "include": None,
+            },
+        }
+    ]
+
+
+def test_update_echoes_full_effective_session() -> None:
+    _, driver = make()
+    driver.pump()
+    [updated] = configure(driver, "server_vad", silence_duration_ms=500)
+    assert updated["type"] == "session.updated"
+    audio_in = updated["session"]["audio"]["input"]
+    assert audio_in["transcription"] == {
+        "model": "gpt-4o-transcribe",
+        "language": "en",
+        "languages": None,
+        "prompt": None,
+    }
+    assert audio_in["turn_detection"]["silence_duration_ms"] == 500
+    assert audio_in["turn_detection"]["threshold"] == 0.5  # unchanged fields keep their values
+
+
+@pytest.mark.parametrize(
+    ("session_patch", "code", "param"),
+    [
+        (
+            {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}},
+            "integer_below_min_value",
+            "session.audio.input.format.rate",
+        ),
+        (
+            {"audio": {"input": {"transcription": {"model": "no-such-model"}}}},
+            "invalid_value",
+            "session.audio.input.transcription.model",
+        ),
+        ({"bogus": 1}, "unknown_parameter", "session.bogus"),
+        (
+            {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 2}}}},
+            None,
+            "session.audio.input.turn_detection.threshold",
+        ),
+    ],
+)
+def test_bad_update_is_an_error_and_changes_nothing(
+    session_patch: dict, code: str | None, param: str
+) -> None:
+    session, driver = make()
+    driver.pump()
+    before = session.effective_session()
+    [error] = driver.send(
+        {"type": "session.update", "event_id": "upd_1", "session": {"type": "transcription", **session_patch}}
+    )
+    assert error["type"] == "error"
+    assert error["error"]["param"] == param
+    assert error["error"]["event_id"] == "upd_1"
+    if code is not None:
+        assert error["error"]["code"] == code
+    assert session.effective_session() == before
+
+
+def test_openai_model_names_map_to_the_engine() -> None:
+    _, driver = make()
+    driver.pump()
+    for model in ("whisper-1", "gpt-realtime-whisper"):
+        [updated] = driver.send(
+            {
+                "type": "session.update",
+                "session": {"type": "transcription", "audio": {"input": {"transcription": {"model": model}}}},
+            }
+        )
+        assert updated["session"]["audio"]["input"]["transcription"]["model"] == model
+
+
+def test_one_vad_turn_produces_the_reference_event_order() -> None:
+    _, driver = make()
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=300)
+    events = driver.append(quiet(500)) + driver.append(tone(3200)) + driver.append(quiet(1000))
+    assert types(events)[0] == "input_audio_buffer.speech_started"
+    started = events[0]
+    # Speech starts at 500 ms, inside the VAD frame that begins at 480 ms (32 ms frames); with 300 ms
+    # of prefix padding the item's audio starts at 180 ms.
+    assert started == {
+        "type": "input_audio_buffer.speech_started",
+        "audio_start_ms": 180,
+        "item_id": "item_1",
+    }
+    stop = types(events).index("input_audio_buffer.speech_stopped")
+    tail = events[stop:]
+    assert types(tail) == [
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        *["conversation.item.input_audio_transcription.delta"] * (len(tail) - 5),
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    # 500 + 3200 ms of speech + the 300 ms pause that ended it, to the 32 ms frame grid.
+    assert abs(tail[0]["audio_end_ms"] - 4000) <= 64
+    assert tail[1] == {"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": "item_1"}
+    item = {
+        "id": "item_1",
+        "object": "realtime.item",
+        "type": "message",
+        "status": "completed",
+        "role": "user",
+        "content": [{"type": "input_audio", "transcript": None}],
+    }
+    assert tail[2] == {"type": "conversation.item.added", "previous_item_id": None, "item": item}
+    assert tail[3] == {"type": "conversation.item.done", "previous_item_id": None, "item": item}
+    completed = tail[-1]
+    assert completed == {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": "item_1",
+        "content_index": 0,
+        "transcript": "hello world this is a test",
+        "usage": {"type": "duration", "seconds": 4},
+    }
+
+
+def test_live_deltas_stream_before_the_commit_and_add_up_to_the_transcript() -> None:
+    _, driver = make()
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=300)
+    speaking = driver.append(quiet(300)) + driver.append(tone(3000))
+    early = [e["delta"] for e in speaking if e["type"].endswith("transcription.delta")]
+    assert len(early) >= 3, "captions must stream while the person is still speaking"
+    rest = driver.append(quiet(800))
+    deltas = early + [e["delta"] for e in rest if e["type"].endswith("transcription.delta")]
+    [completed] = [e for e in rest if e["type"].endswith("transcription.completed")]
+    assert "".join(deltas) == completed["transcript"]
+    assert not deltas[0].startswith(" ") and all(d.startswith(" ") for d in deltas[1:])
+
+
+def test_turns_are_linked_by_previous_item_id() -> None:
+    _, driver = make()
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=300)
+    events = (
+        driver.append(tone(1000))
+        + driver.append(quiet(800))
+        + driver.append(tone(1000))
+        + driver.append(quiet(800))
+    )
+    committed = [e for e in events if e["type"] == "input_audio_buffer.committed"]
+    assert committed == [
+        {"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": "item_1"},
+        {"type": "input_audio_buffer.committed", "previous_item_id": "item_1", "item_id": "item_2"},
+    ]
+
+
+def test_speech_resuming_in_a_pause_keeps_one_turn_and_drops_the_speculative_decode() -> None:
+    _, driver = make(hold=True)
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    driver.append(tone(1000))
+    driver.held.clear()  # partials not answered: irrelevant here
+    driver.append(quiet(200))  # a pause: the final decode starts speculatively
+    speculative = [c for c in driver.held if c.final]
+    assert len(speculative) == 1
+    events = driver.append(tone(1000))  # ...but the speaker goes on
+    assert speculative[0].job_id in driver.cancelled
+    assert "input_audio_buffer.speech_stopped" not in types(events)
+    # A late result for the cancelled job is dropped by id.
+    assert driver.resolve(speculative[0]) == []
+
+
+def test_manual_commit_and_commit_empty() -> None:
+    _, driver = make()
+    driver.pump()
+    configure(driver, None)
+    [error] = driver.send({"type": "input_audio_buffer.commit", "event_id": "c0"})
+    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert error["error"]["event_id"] == "c0"
+    driver.append(quiet(200))  # silence only
+    events = driver.send({"type": "input_audio_buffer.commit", "event_id": "c1"})
+    assert types(events) == [
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    assert events[-1]["transcript"] == ""  # silence is not sent to the model: nothing invented
+    driver.append(tone(2200))
+    events = driver.send({"type": "input_audio_buffer.commit"})
+    assert events[0] == {
+        "type": "input_audio_buffer.committed",
+        "previous_item_id": "item_1",
+        "item_id": "item_2",
+    }
+    assert events[-1]["transcript"] == "hello world this is"
+
+
+def test_commit_under_100_ms_is_refused() -> None:
+    _, driver = make()
+    driver.pump()
+    configure(driver, None)
+    driver.append(tone(60))
+    [error] = driver.send({"type": "input_audio_buffer.commit"})
+    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert "60.00ms" in error["error"]["message"]
+
+
+def test_clear_forgets_the_turn() -> None:
+    _, driver = make()
+    driver.pump()
+    configure(driver, None)
+    driver.append(tone(1000))
+    assert driver.send({"type": "input_audio_buffer.clear"})[-1] == {"type": "input_audio_buffer.cleared"}
+    [error] = driver.send({"type": "input_audio_buffer.commit"})
+    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
+
+
+def test_engine_failure_is_reported_on_the_item() -> None:
+    _, driver = make(asr=FakeTranscriber(fail_on_seconds=0.0))
+    driver.pump()
+    configure(driver, None)
+    driver.append(tone(1000))
+    events = driver.send({"type": "input_audio_buffer.commit"})
+    assert events[-1] == {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": "item_1",
+        "content_index": 0,
+        "error": {
+            "type": "server_error",
+            "code": "transcription_failed",
+            "message": "fake transcriber failure",
+            "param": None,
+        },
+    }
+    driver.append(tone(500))  # the session goes on
+    assert types(driver.send({"type": "input_audio_buffer.commit"}))[0] == "input_audio_buffer.committed"
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        ({"type": "input_audio_buffer.append", "audio": "***not base64***"}, "invalid_value"),
+        ({"type": "response.create"}, "invalid_value"),
+        ({"type": "input_audio_buffer.append"}, "missing_required_parameter"),
+        ({"type": "input_audio_buffer.append", "audio": "", "extra": 1}, "unknown_parameter"),
+    ],
+)
+def test_bad_client_events_are_errors_and_the_session_goes_on(event: dict, code: str) -> None:
+    _, driver = make()
+    driver.pump()
+    [error] = driver.send({**event, "event_id": "bad_1"})
+    assert error["error"]["code"] == code
+    assert error["error"]["event_id"] == "bad_1"
+    configure(driver, None)
+    driver.append(tone(500))
+    assert types(driver.send({"type": "input_audio_buffer.commit"}))[0] == "input_audio_buffer.committed"
+
+
+def test_oversized_append_is_refused_before_decoding() -> None:
+    _, driver = make()
+    driver.pump()
+    huge = "A" * (21 * 1024 * 1024)
+    [error] = driver.send({"type": "input_audio_buffer.append", "audio": huge})
+    assert error["error"]["code"] == "input_audio_buffer_append_too_large"
+
+
+def test_g711_input_is_decoded() -> None:
+    import base64
+
+    from openrealtime.audio.codec import AudioFormat, encode_audio
+    from openrealtime.audio.resample import StreamResampler
+
+    _, driver = make()
+    driver.pump()
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcmu"},
+                        "transcription": {"model": "whisper-1"},
+                        "turn_detection": None,
+                    }
+                },
+            },
+        }
+    )
+    speech_8k = StreamResampler(24_000, 8_000).process(tone(2200), last=True)
+    ulaw = encode_audio(speech_8k, AudioFormat.PCMU)
+    driver.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(ulaw).decode()})
+    events = driver.send({"type": "input_audio_buffer.commit"})
+    assert events[-1]["transcript"] == "hello world this is"
+
+
+class PositionTranscriber(FakeTranscriber):
+    """Hears word k in the 500 ms block whose tone amplitude encodes k, wherever the decode starts."""
+
+    def transcribe(self, audio, options):  # type: ignore[no-untyped-def]
+        from openrealtime.engines.protocols import Transcript, TranscriptSegment
+
+        block = 8000  # 500 ms at 16 kHz
+        words, segments = [], []
+        for start in range(0, audio.size - block // 2, block):
+            piece = audio[start : start + block // 4]
+            k = round((float(np.sqrt(2 * np.mean(piece**2))) - 0.05) / 0.001)
+            words.append(f"w{k}")
+            segments.append(TranscriptSegment(f"w{k}", start / 16000, (start + block) / 16000))
+        return Transcript(" ".join(words), tuple(segments), "en")
+
+
+def test_long_turns_slide_the_decode_window() -> None:
+    session, driver = make(asr=PositionTranscriber())
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    blocks = [tone(500, amplitude=0.05 + 0.001 * k) for k in range(120)]  # one minute of speech
+    driver.append(np.concatenate(blocks))
+    turn = session.buffer.turn
+    assert turn is not None
+    window_s = (session.buffer.buffer.end - turn.window_start) / 16_000
+    assert window_s < 25, "a one-minute turn must not be decoded whole every time"
+    events = driver.append(quiet(800))
+    [completed] = [e for e in events if e["type"].endswith("completed")]
+    # Every word once, in order, across the window slides (the first block is partly prefix padding).
+    assert completed["transcript"].split() == [f"w{k}" for k in range(120)]
