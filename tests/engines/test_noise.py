@@ -18,6 +18,7 @@ CHUNK_SAMPLES = 320  # 20 ms, a typical client chunk
 SILENCE_SAMPLES = NOISE_SAMPLE_RATE_HZ // 2
 EDGE_SAMPLES = 7000  # the silent edges where only noise is measured (less than SILENCE_SAMPLES)
 NOISE_RMS = 0.03
+MAX_HELD_SAMPLES = 1200  # measured at most 1075 (67 ms) with soxr HQ, for any chunk size
 SPEECH_PEAK = 0.5
 
 
@@ -81,12 +82,18 @@ def test_far_field_suppresses_more_than_near_field(suppressor: RnnoiseSuppressor
 
 
 def test_strength_zero_only_delays(suppressor: RnnoiseSuppressor) -> None:
-    noisy = noisy_speech()
+    speech = clean_speech()
     stream = suppressor.new_stream("far_field", 0.0)
     assert stream.delay_samples == 320  # 20 ms at 16 kHz
-    out = aligned(stream, run(stream, noisy), noisy.size)
-    body = slice(CHUNK_SAMPLES * 4, noisy.size - CHUNK_SAMPLES * 4)
-    np.testing.assert_allclose(out[body], noisy[body], atol=2e-3)
+    out = run(stream, speech)
+    # The output count trails the input by what the resampling filters hold (under 70 ms) ...
+    assert speech.size - MAX_HELD_SAMPLES < out.size <= speech.size
+    # ... and its content is the input shifted by exactly delay_samples (soxr's round trip is clean
+    # for band-limited speech).
+    out = aligned(stream, out, speech.size)
+    body = slice(0, speech.size - MAX_HELD_SAMPLES)
+    residual = np.sum((out[body] - speech[body]) ** 2) / np.sum(speech[body] ** 2)
+    assert residual < 1e-3
 
 
 def test_strength_mixes_dry_and_wet(suppressor: RnnoiseSuppressor) -> None:
@@ -103,7 +110,7 @@ def test_chunking_does_not_change_the_output(suppressor: RnnoiseSuppressor) -> N
     by_20ms = run(suppressor.new_stream("near_field", 0.8), noisy)
     by_odd = run(suppressor.new_stream("near_field", 0.8), noisy, chunk=997)
     size = min(by_20ms.size, by_odd.size)
-    assert size > noisy.size - 2 * CHUNK_SAMPLES
+    assert size > noisy.size - MAX_HELD_SAMPLES
     np.testing.assert_allclose(by_20ms[:size], by_odd[:size], atol=1e-4)
 
 

@@ -96,7 +96,12 @@ def _library() -> _Rnnoise:
 
 
 class RnnoiseStream:
-    """One stream's denoiser; output lags input by a fixed 20 ms (RNNoise's delay).
+    """One stream's denoiser.
+
+    Output sample ``k`` is input sample ``k - delay_samples`` (20 ms, RNNoise's own delay), denoised.
+    Besides that fixed shift, the most recent input (at most about 67 ms with soxr's HQ filters,
+    whatever the chunk size) is held inside the resamplers and the frame accumulator until more audio
+    arrives, so one call may return fewer or more samples than it was given.
 
     Not thread safe: one stream belongs to one session, which feeds it in order.
     """
