@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from openrealtime.engines.protocols import NoiseSuppressor, Transcriber, VadModel
+from openrealtime.audio.types import Samples
+from openrealtime.engines.protocols import (
+    ChatChunk,
+    ChatModel,
+    NoiseSuppressor,
+    Synthesizer,
+    Transcriber,
+    VadModel,
+)
+from openrealtime.exceptions import EngineError
 from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, ModelWorker, wait_future
-from openrealtime.session.commands import Transcribe, TranscriptReady
+from openrealtime.runtime.threads import iterate_in_thread
+from openrealtime.session.commands import (
+    AudioChunk,
+    Generate,
+    LlmChunk,
+    Synthesize,
+    SynthesisDone,
+    Transcribe,
+    TranscriptReady,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +60,9 @@ class EngineSet:
     transcriber: Transcriber
     transcriber_name: str
     noise: NoiseSuppressor | None = None
+    chat: ChatModel | None = None
+    # TTS engines by language code; "*" is the fallback for every other language.
+    synthesizers: dict[str, Synthesizer] = field(default_factory=dict)
     asr_worker: ModelWorker[object] = field(default_factory=lambda: ModelWorker("asr"))
     # Streaming engine calls (LLM, TTS, MT) run here; each engine serialises its own model access.
     stream_pool: ThreadPoolExecutor = field(
@@ -59,7 +81,36 @@ class EngineSet:
         return handler(command)
 
     def _handlers(self) -> dict[type, Callable[[Any], AsyncIterator[object]]]:
-        return {Transcribe: self._transcribe}
+        return {Transcribe: self._transcribe, Synthesize: self._synthesize, Generate: self._generate}
+
+    async def _synthesize(self, command: Synthesize) -> AsyncIterator[object]:
+        synthesizer = self.synthesizer_for(command.language)
+        rate = synthesizer.sample_rate_hz
+
+        def chunks(stop: threading.Event) -> Iterator[Samples]:
+            return iter(synthesizer.synthesize(command.text, voice=command.voice, stop=stop))
+
+        async for samples in iterate_in_thread(chunks, self.stream_pool):
+            yield AudioChunk(command.job_id, samples, rate)
+        yield SynthesisDone(command.job_id)
+
+    async def _generate(self, command: Generate) -> AsyncIterator[object]:
+        if self.chat is None:
+            raise EngineError("no LLM is configured on this server", code="llm_not_configured")
+        chat = self.chat
+
+        def chunks(stop: threading.Event) -> Iterator[ChatChunk]:
+            return iter(chat.chat(command.request, stop))
+
+        async for chunk in iterate_in_thread(chunks, self.stream_pool):
+            yield LlmChunk(command.job_id, chunk)
+
+    def synthesizer_for(self, language: str) -> Synthesizer:
+        """The TTS engine for ``language``: the default voice for English, else a multilingual one."""
+        synthesizer = self.synthesizers.get(language) or self.synthesizers.get("*")
+        if synthesizer is None:
+            raise EngineError(f"no text-to-speech voice for language {language!r}", code="tts_unavailable")
+        return synthesizer
 
     async def _transcribe(self, command: Transcribe) -> AsyncIterator[object]:
         transcriber = self.transcriber

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import TranscribeOptions, Transcript
+from openrealtime.engines.protocols import ChatChunk, ChatRequest, TranscribeOptions, Transcript
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,45 @@ class JobFailed:
     job_id: str
     code: str
     message: str
+
+
+@dataclass(frozen=True)
+class Synthesize:
+    """Speak ``text`` with ``voice`` (a voice name, or a language code for multilingual TTS)."""
+
+    job_id: str
+    text: str
+    voice: str
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Engine result: a piece of synthesized speech for job ``job_id``."""
+
+    job_id: str
+    samples: Samples
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class SynthesisDone:
+    """Engine result: job ``job_id`` has produced all its audio."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Stream a chat completion for ``request`` (the LLM stage of a response)."""
+
+    job_id: str
+    request: ChatRequest
+
+
+@dataclass(frozen=True)
+class LlmChunk:
+    """Engine result: one streamed piece of the completion of job ``job_id``."""
+
+    job_id: str
+    chunk: ChatChunk
