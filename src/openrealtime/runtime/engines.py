@@ -34,6 +34,7 @@ from openrealtime.session.commands import (
 log = logging.getLogger(__name__)
 
 STREAM_THREADS = 8
+DEFAULT_VOICE = "alloy"  # OpenAI's default voice name; each TTS engine maps it to one of its own
 
 # OpenAI transcription model names that clients send; all map to the configured ASR engine.
 OPENAI_TRANSCRIPTION_MODELS = frozenset(
@@ -88,7 +89,8 @@ class EngineSet:
         rate = synthesizer.sample_rate_hz
 
         def chunks(stop: threading.Event) -> Iterator[Samples]:
-            return iter(synthesizer.synthesize(command.text, voice=command.voice, stop=stop))
+            voice = command.voice or DEFAULT_VOICE
+            return iter(synthesizer.synthesize(command.text, voice=voice, stop=stop))
 
         async for samples in iterate_in_thread(chunks, self.stream_pool):
             yield AudioChunk(command.job_id, samples, rate)

@@ -52,32 +52,6 @@ class JobFailed:
 
 
 @dataclass(frozen=True)
-class Synthesize:
-    """Speak ``text`` with ``voice`` (a voice name, or a language code for multilingual TTS)."""
-
-    job_id: str
-    text: str
-    voice: str
-    language: str = "en"
-
-
-@dataclass(frozen=True)
-class AudioChunk:
-    """Engine result: a piece of synthesized speech for job ``job_id``."""
-
-    job_id: str
-    samples: Samples
-    sample_rate_hz: int
-
-
-@dataclass(frozen=True)
-class SynthesisDone:
-    """Engine result: job ``job_id`` has produced all its audio."""
-
-    job_id: str
-
-
-@dataclass(frozen=True)
 class Generate:
     """Stream a chat completion for ``request`` (the LLM stage of a response)."""
 
@@ -91,3 +65,52 @@ class LlmChunk:
 
     job_id: str
     chunk: ChatChunk
+
+
+# --- translation sessions (issue 4) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TranslateText:
+    """Translate ``text`` (one committed clause) from ``source`` into ``target`` (ISO-639-1 codes)."""
+
+    job_id: str
+    text: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Synthesize:
+    """Speak ``text`` in ``language`` with ``voice`` (an OpenAI or engine voice name; ``None`` for the
+    language's default); ``speed`` above 1 speaks faster (to catch up a backlog)."""
+
+    job_id: str
+    text: str
+    language: str = "en"
+    voice: str | None = None
+    speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class TextTranslated:
+    """Engine result: the translation of job ``job_id``."""
+
+    job_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Engine result: a piece of the speech of job ``job_id``, mono float32 at ``sample_rate_hz``."""
+
+    job_id: str
+    audio: Samples
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class SynthesisDone:
+    """Engine result: job ``job_id`` has produced all its audio."""
+
+    job_id: str

@@ -21,9 +21,10 @@ from openrealtime.audio.types import Samples
 from openrealtime.engines.protocols import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
-from openrealtime.protocol.config import DEFAULT_VAD_THRESHOLD, AudioInput, ServerVad
+from openrealtime.protocol.config import DEFAULT_VAD_THRESHOLD, AudioInput, SemanticVad, ServerVad
 from openrealtime.session.captions import CaptionTracker
 from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.endpointing import EAGERNESS, Eagerness, looks_complete
 from openrealtime.session.ids import Ids
 from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, SpeechStart, TurnDetector
 
@@ -37,9 +38,7 @@ WINDOW_LIMIT_S = 20.0  # decode window beyond which the turn's start is frozen a
 SEGMENT_KEEP_S = 2.0  # never freeze the window closer than this to its end
 MS_PER_S = 1000
 DEFAULT_PREFIX_PADDING_MS = 300
-# semantic_vad in a transcription session (no LLM to judge meaning): the pause that ends a turn
-# follows eagerness, low waiting longest. Realtime sessions judge the words instead (issue 3).
-SEMANTIC_PAUSE_MS = {"low": 1200, "medium": 700, "auto": 700, "high": 400}
+DEFAULT_SILENCE_MS = 500  # manual mode: pauses only matter for speculation and live captions
 
 
 def samples_to_ms(samples: int) -> int:
@@ -108,6 +107,8 @@ class InputAudioBuffer:
         commands: list[object],
         on_committed: Callable[[CommittedAudio], None],
         on_speech_started: Callable[[str], None] | None = None,
+        on_transcript: Callable[[str, str], None] | None = None,
+        always_transcribe: bool = False,
         noise: NoiseSuppressor | None = None,
     ) -> None:
         self._vad_model = vad
@@ -119,6 +120,11 @@ class InputAudioBuffer:
         self.commands = commands
         self._on_committed = on_committed
         self._on_speech_started = on_speech_started
+        self._on_transcript = on_transcript
+        # Realtime sessions need every turn's words for the LLM, whether or not the client asked for
+        # transcription events; transcription sessions transcribe only when configured to.
+        self._always_transcribe = always_transcribe
+        self._semantic: Eagerness | None = None
         self.completed_transcripts: dict[str, str] = {}
         self.last_commit_audio: Samples | None = None  # the session takes it if it keeps item audio
         self._format = AudioFormat(config.format.type)
@@ -149,10 +155,15 @@ class InputAudioBuffer:
             self._pending_odd_byte = b""
         td = config.turn_detection
         threshold = td.threshold if isinstance(td, ServerVad) else DEFAULT_VAD_THRESHOLD
+        self._semantic = None
         if isinstance(td, ServerVad):
             silence_ms = td.silence_duration_ms
+        elif isinstance(td, SemanticVad):
+            # The detector only enforces the cap; shorter pauses end the turn when the words are done.
+            self._semantic = EAGERNESS[td.eagerness]
+            silence_ms = self._semantic.cap_ms
         else:
-            silence_ms = SEMANTIC_PAUSE_MS.get(getattr(td, "eagerness", "auto"), SEMANTIC_PAUSE_MS["auto"])
+            silence_ms = DEFAULT_SILENCE_MS
         self._detector.configure(threshold=threshold, silence_duration_ms=silence_ms)
         nr = config.noise_reduction
         if nr is None:
@@ -167,6 +178,10 @@ class InputAudioBuffer:
 
     @property
     def transcription_enabled(self) -> bool:
+        return self._always_transcribe or self.config.transcription is not None
+
+    @property
+    def emits_transcription(self) -> bool:
         return self.config.transcription is not None
 
     def _options(self, *, timestamps: bool = False) -> TranscribeOptions:
@@ -215,6 +230,7 @@ class InputAudioBuffer:
                 if item is not None:
                     started.append(item)
             self._vad_pos = start + frame
+            self._maybe_end_semantic_turn()
         self._schedule_partial()
         if self.vad_enabled and self.turn is None:
             # Idle: keep only what a future turn's prefix padding could need.
@@ -253,6 +269,20 @@ class InputAudioBuffer:
             )
             self._commit_turn(turn, end=event.sample, speech_end=event.speech_end)
         return None
+
+    def _maybe_end_semantic_turn(self) -> None:
+        """semantic_vad: end the turn at a pause long enough for words that read as finished."""
+        turn = self.turn
+        if self._semantic is None or turn is None or turn.speech_end is None or turn.final_result is None:
+            return
+        pause_ms = samples_to_ms(self._vad_pos - turn.speech_end)
+        if pause_ms < self._semantic.complete_pause_ms:
+            return
+        if not looks_complete(" ".join([*turn.captions.frozen, turn.final_result])):
+            return  # trailing off mid-sentence: keep listening, up to the eagerness cap
+        self._detector.reset()
+        self.events.append(se.SpeechStopped(audio_end_ms=samples_to_ms(self._vad_pos), item_id=turn.item_id))
+        self._commit_turn(turn, end=self._vad_pos, speech_end=turn.speech_end)
 
     def _padding_samples(self) -> int:
         td = self.config.turn_detection
@@ -301,7 +331,7 @@ class InputAudioBuffer:
         if not self.transcription_enabled or not self.vad_enabled or turn.speech_end is None:
             return
         td = self.config.turn_detection
-        silence_ms = td.silence_duration_ms if isinstance(td, ServerVad) else 0
+        silence_ms = td.silence_duration_ms if isinstance(td, ServerVad) else SPECULATE_AFTER_MS + 1
         if silence_ms <= SPECULATE_AFTER_MS:
             return  # the turn ends so soon that the real final decode is just as early
         turn.speculative_end = turn.speech_end
@@ -398,6 +428,10 @@ class InputAudioBuffer:
             if job.kind == "speculative" and not turn.committed:
                 turn.speculative_job = None
                 return
+            if self._on_transcript is not None:
+                self._on_transcript(turn.item_id, "")
+            if not self.emits_transcription:
+                return
             self.events.append(
                 se.TranscriptionFailed(
                     item_id=turn.item_id,
@@ -414,7 +448,7 @@ class InputAudioBuffer:
         if job.kind == "partial":
             turn.partial_job = None
             delta = turn.captions.partial(text)
-            if delta:
+            if delta and self.emits_transcription:
                 self.events.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
             if job.timestamps:
                 self._slide_window(turn, job, result)
@@ -422,6 +456,7 @@ class InputAudioBuffer:
             return
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
+            self._maybe_end_semantic_turn()
             return
         self._complete(turn, text)
 
@@ -438,14 +473,17 @@ class InputAudioBuffer:
 
     def _complete(self, turn: Turn, final_text: str) -> None:
         delta = turn.captions.final(final_text)
-        if delta:
-            self.events.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
-        seconds = max(1, math.ceil(turn.duration_samples / ENGINE_RATE_HZ))
-        self.events.append(
-            se.TranscriptionCompleted(
-                item_id=turn.item_id,
-                transcript=turn.captions.text,
-                usage={"type": "duration", "seconds": seconds},
+        if self.emits_transcription:
+            if delta:
+                self.events.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+            seconds = max(1, math.ceil(turn.duration_samples / ENGINE_RATE_HZ))
+            self.events.append(
+                se.TranscriptionCompleted(
+                    item_id=turn.item_id,
+                    transcript=turn.captions.text,
+                    usage={"type": "duration", "seconds": seconds},
+                )
             )
-        )
         self.completed_transcripts[turn.item_id] = turn.captions.text
+        if self._on_transcript is not None:
+            self._on_transcript(turn.item_id, turn.captions.text)
