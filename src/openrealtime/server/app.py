@@ -28,6 +28,8 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.auth import authenticate
 from openrealtime.server.settings import Settings
 from openrealtime.session.ids import Ids
+from openrealtime.engines.protocols import ChatModel, Synthesizer
+from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,47 @@ def load_engines(settings: Settings) -> EngineSet:
 
     # One warm-up decode, so the first user does not pay for lazy initialisation.
     transcriber.transcribe(np.zeros(WARMUP_AUDIO_S * 16_000, dtype=np.float32), TranscribeOptions())
-    return EngineSet(vad=SileroVad(), transcriber=transcriber, transcriber_name=settings.asr_model)
+    return EngineSet(
+        vad=SileroVad(),
+        transcriber=transcriber,
+        transcriber_name=settings.asr_model,
+        chat=load_chat_model(settings),
+        synthesizers=load_synthesizers(settings),
+    )
+
+
+def load_chat_model(settings: Settings) -> ChatModel:
+    """The LLM: an OpenAI-compatible endpoint when ``llm_url`` is set, else llama.cpp in process."""
+    if settings.llm_url:
+        from openrealtime.engines.openai_chat import OpenAIChatOptions, OpenAICompatibleChatModel
+
+        return OpenAICompatibleChatModel(
+            OpenAIChatOptions(
+                base_url=settings.llm_url,
+                model=settings.llm_model,
+                api_key=settings.llm_api_key,
+                context_tokens=settings.llm_context_tokens,
+            )
+        )
+    from pathlib import Path
+
+    from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
+
+    path = None if settings.llm == "smollm2" else Path(settings.llm)
+    return LlamaChatModel(
+        LlamaOptions(model_path=path, n_ctx=settings.llm_context_tokens, n_threads=settings.threads)
+    )
+
+
+def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:
+    """piper for English; espeak-ng (in process) for every other language."""
+    from pathlib import Path
+
+    from openrealtime.engines.espeak_tts import EspeakSynthesizer
+    from openrealtime.engines.piper_tts import PiperOptions, PiperSynthesizer
+
+    paths = (Path(settings.tts_voice),) if settings.tts_voice else ()
+    return {"en": PiperSynthesizer(PiperOptions(model_paths=paths)), "*": EspeakSynthesizer()}
 
 
 class _StarletteTransport:
@@ -164,14 +206,19 @@ def create_app(
             )
             return
         else:
-            await _refuse(
-                websocket,
-                message=f'Model "{model}" is not supported in realtime mode by this '
-                "server yet; use ?intent=transcription.",
-                code="invalid_model",
-                close_code=CLOSE_BAD_REQUEST,
+            # Any model name (gpt-realtime, gpt-realtime-2, ...) maps to the configured engines.
+            context = engines.chat.context_tokens if engines.chat is not None else settings.llm_context_tokens
+            session = RealtimeSession(
+                RealtimeInfo(
+                    base=info,
+                    model=model,
+                    context_tokens=context,
+                    instructions=settings.instructions or DEFAULT_INSTRUCTIONS,
+                ),
+                vad=engines.vad,
+                noise=engines.noise,
             )
-            return
+            kind = SessionKind.REALTIME
         await _serve(websocket, session, kind, engines)
 
     async def _serve(websocket: WebSocket, session: Any, kind: SessionKind, engines: EngineSet) -> None:

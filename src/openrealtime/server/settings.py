@@ -21,6 +21,14 @@ class Settings:
         asr_device: ``cpu``, ``cuda`` or ``auto``.
         asr_compute_type: CTranslate2 compute type.
         threads: CPU threads per model call.
+        llm: ``smollm2`` (bundled) or a path to any GGUF file, used when ``llm_url`` is not set.
+        llm_url: Base URL (ending in ``/v1``) of an OpenAI-compatible chat endpoint: vLLM, Ollama,
+            a llama.cpp server, OpenAI.
+        llm_model: The model name to request from ``llm_url``.
+        llm_api_key: Bearer key for ``llm_url``.
+        llm_context_tokens: Context window of the LLM (prompts are trimmed to fit).
+        tts_voice: A piper ``.onnx`` voice for English; the bundled ``en_US-joe-medium`` by default.
+        instructions: Default system prompt of realtime sessions.
         log_level: Python logging level name.
     """
 
@@ -31,6 +39,13 @@ class Settings:
     asr_device: str = "cpu"
     asr_compute_type: str = "int8"
     threads: int = 2
+    llm: str = "smollm2"
+    llm_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: str | None = None
+    llm_context_tokens: int = 2048
+    tts_voice: str | None = None
+    instructions: str | None = None
     log_level: str = "info"
 
     @classmethod
@@ -48,4 +63,5 @@ class Settings:
         """For logs: the settings with the key hidden."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["api_key"] = "***" if self.api_key else None
+        shown["llm_api_key"] = "***" if self.llm_api_key else None
         return shown

@@ -1,0 +1,223 @@
+"""The default conversation of a realtime session: ordered items, and what the LLM sees of them.
+
+Items are kept as their wire dicts (what ``conversation.item.retrieve`` returns) plus what the model
+needs: the transcript of user audio (filled in when ASR finishes) and, for assistant audio, its length
+and the spoken clauses with their start times, so a truncation can cut the text the model remembers to
+the audio that was actually heard.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from openrealtime.exceptions import ProtocolError
+
+CHARS_PER_TOKEN = 4  # a deterministic estimate; the session never calls a tokenizer
+
+
+@dataclass
+class SpokenClause:
+    text: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass
+class Entry:
+    """One conversation item."""
+
+    item: dict[str, Any]
+    transcript_pending: bool = False  # user audio whose transcript is not known yet
+    audio_ms: int = 0  # assistant audio produced for this item
+    clauses: list[SpokenClause] = field(default_factory=list)
+    heard_text: str | None = None  # set by truncation: what the model will remember saying
+
+    @property
+    def id(self) -> str:
+        return str(self.item["id"])
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+class Conversation:
+    """Items in order, with insertion after any item (``previous_item_id``) as OpenAI allows."""
+
+    def __init__(self) -> None:
+        self._entries: list[Entry] = []
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def last_id(self) -> str | None:
+        return self._entries[-1].id if self._entries else None
+
+    def get(self, item_id: str) -> Entry | None:
+        for entry in self._entries:
+            if entry.id == item_id:
+                return entry
+        return None
+
+    def previous_id(self, item_id: str) -> str | None:
+        for index, entry in enumerate(self._entries):
+            if entry.id == item_id:
+                return self._entries[index - 1].id if index else None
+        return None
+
+    def add(self, entry: Entry, *, after: str | None = None, event_id: str | None = None) -> str | None:
+        """Insert ``entry`` last, after item ``after``, or first for ``"root"``; returns the previous id."""
+        if self.get(entry.id) is not None:
+            raise ProtocolError(
+                f"Item with id '{entry.id}' already exists.",
+                code="item_already_exists",
+                param="item.id",
+                event_id=event_id,
+            )
+        if after is None:
+            previous = self.last_id
+            self._entries.append(entry)
+            return previous
+        if after == "root":
+            self._entries.insert(0, entry)
+            return None
+        for index, existing in enumerate(self._entries):
+            if existing.id == after:
+                self._entries.insert(index + 1, entry)
+                return after
+        raise ProtocolError(
+            f"Error adding item: the item with id '{after}' does not exist.",
+            code="item_not_found",
+            param="previous_item_id",
+            event_id=event_id,
+        )
+
+    def delete(self, item_id: str, *, event_id: str | None = None) -> None:
+        entry = self.get(item_id)
+        if entry is None:
+            raise ProtocolError(
+                f"Error deleting item: the item with id '{item_id}' does not exist.",
+                code="item_delete_invalid_item_id",
+                param="item_id",
+                event_id=event_id,
+            )
+        self._entries.remove(entry)
+
+    def truncate(self, item_id: str, content_index: int, audio_end_ms: int, *, event_id: str | None) -> None:
+        """Cut an assistant audio item to ``audio_end_ms``: its audio, and the words the model keeps."""
+        entry = self.get(item_id)
+        if entry is None:
+            raise ProtocolError(
+                f"Error truncating item: the item with id '{item_id}' does not exist.",
+                code="item_truncate_invalid_item_id",
+                param="item_id",
+                event_id=event_id,
+            )
+        content = entry.item.get("content") or []
+        is_audio = (
+            entry.item.get("role") == "assistant"
+            and content_index < len(content)
+            and content[content_index].get("type") == "output_audio"
+            and entry.audio_ms > 0
+        )
+        if not is_audio:
+            raise ProtocolError(
+                "Only model output audio messages can be truncated",
+                code="unsupported_content_type",
+                param="item_id",
+                event_id=event_id,
+            )
+        if audio_end_ms > entry.audio_ms:
+            raise ProtocolError(
+                f"Audio content of {entry.audio_ms}ms is already shorter than {audio_end_ms}ms",
+                code="invalid_value",
+                param="audio_end_ms",
+                event_id=event_id,
+            )
+        entry.audio_ms = audio_end_ms
+        entry.heard_text = heard_text(entry.clauses, audio_end_ms)
+        content[content_index]["transcript"] = entry.heard_text
+
+    # --- what the LLM sees -------------------------------------------------------------------------
+
+    def chat_messages(self, entries: list[Entry] | None = None) -> list[dict[str, Any]]:
+        """The items as OpenAI chat messages (audio by its transcript, tool calls and results)."""
+        messages: list[dict[str, Any]] = []
+        for entry in self._entries if entries is None else entries:
+            messages += entry_messages(entry)
+        return messages
+
+    def snapshot(self) -> list[Entry]:
+        return [copy.copy(e) for e in self._entries]
+
+
+def heard_text(clauses: list[SpokenClause], audio_end_ms: int) -> str:
+    """The words of ``clauses`` spoken before ``audio_end_ms`` (a clause cut mid-way keeps a share of
+    its words in proportion to the time heard)."""
+    words: list[str] = []
+    for clause in clauses:
+        if clause.start_ms >= audio_end_ms:
+            break
+        clause_words = clause.text.split()
+        if clause.end_ms <= audio_end_ms:
+            words += clause_words
+        else:
+            share = (audio_end_ms - clause.start_ms) / max(1, clause.end_ms - clause.start_ms)
+            words += clause_words[: int(len(clause_words) * share)]
+    return " ".join(words)
+
+
+def _text_of(content: list[dict[str, Any]]) -> str:
+    parts = []
+    for part in content:
+        kind = part.get("type")
+        if kind in ("input_text", "output_text"):
+            parts.append(part.get("text") or "")
+        elif kind in ("input_audio", "output_audio"):
+            parts.append(part.get("transcript") or "")
+        elif kind == "input_image":
+            parts.append("[image]")
+    return " ".join(p for p in parts if p)
+
+
+def entry_messages(entry: Entry) -> list[dict[str, Any]]:
+    item = entry.item
+    kind = item.get("type")
+    if kind == "message":
+        role = item.get("role", "user")
+        text = entry.heard_text if entry.heard_text is not None else _text_of(item.get("content") or [])
+        return [{"role": role, "content": text}] if text or role == "assistant" else []
+    if kind == "function_call":
+        call = {
+            "id": item.get("call_id"),
+            "type": "function",
+            "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"},
+        }
+        return [{"role": "assistant", "content": None, "tool_calls": [call]}]
+    if kind == "function_call_output":
+        return [{"role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output", "")}]
+    return []
+
+
+def fit_context(system: list[dict[str, Any]], entries: list[Entry], budget_tokens: int) -> list[Entry]:
+    """``truncation: auto``: drop the oldest items until the prompt fits ``budget_tokens``."""
+
+    def cost(messages: list[dict[str, Any]]) -> int:
+        return sum(
+            estimate_tokens(str(m.get("content") or "") + str(m.get("tool_calls") or "")) for m in messages
+        )
+
+    kept = list(entries)
+    fixed = cost(system)
+    while kept and fixed + cost([m for e in kept for m in entry_messages(e)]) > budget_tokens:
+        kept.pop(0)
+        # Never start with a tool result whose call was dropped.
+        while kept and kept[0].item.get("type") == "function_call_output":
+            kept.pop(0)
+    return kept

@@ -1,0 +1,825 @@
+"""Realtime (voice assistant) sessions, ``/v1/realtime?model=...`` (reference sections 4-6, 9), sans-I/O.
+
+A cascade behind OpenAI's speech-to-speech events: the user's turn is transcribed while they speak
+(:mod:`~openrealtime.session.input_buffer`); a response streams the LLM's answer token by token, cuts
+it into clauses (:mod:`~openrealtime.session.clauses`) and has each spoken as soon as it is complete,
+one TTS job at a time, so the first audio leaves long before the answer is finished. Barge-in cancels
+the response in the same step as ``speech_started``; results of cancelled jobs are dropped by id.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from openrealtime.audio.codec import AudioFormat, decode_audio, encode_audio
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.engines.protocols import (
+    ChatDone,
+    ChatRequest,
+    NoiseSuppressor,
+    TextDelta,
+    ToolCallDelta,
+    ToolSpec,
+    TranscribeOptions,
+    VadModel,
+)
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import validation_error
+from openrealtime.protocol.config import (
+    FunctionTool,
+    NamedToolChoice,
+    RealtimeSessionConfig,
+    SemanticVad,
+    ServerVad,
+    merge_update,
+)
+from openrealtime.protocol.items import ItemReference
+from openrealtime.session.clauses import ClauseSplitter
+from openrealtime.session.commands import (
+    AudioChunk,
+    CancelJob,
+    Generate,
+    JobFailed,
+    LlmChunk,
+    SynthesisDone,
+    Synthesize,
+    Transcribe,
+    TranscriptReady,
+)
+from openrealtime.session.conversation import Conversation, Entry, SpokenClause, fit_context
+from openrealtime.session.ids import Ids
+from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer
+from openrealtime.session.transcription import SESSION_LIFETIME_S, SessionInfo, decode_base64_audio
+
+DEFAULT_INSTRUCTIONS = (
+    "You are a helpful, friendly voice assistant. Answer in one or two short spoken sentences, "
+    "without lists or formatting."
+)
+DEFAULT_MAX_TOKENS = 256  # "inf" still needs a cap for a voice answer from a local model
+OUTPUT_RESERVE_TOKENS = 256
+RATE_LIMIT_TOKENS = 1_000_000
+MS_PER_S = 1000
+_MARKUP = re.compile(r"[*_#`~]+|\[(?:[^\]]*)\]\([^)]*\)")
+
+
+def speakable(text: str) -> str:
+    """Text as it should be spoken: markdown marks removed."""
+    return _MARKUP.sub("", text).strip()
+
+
+@dataclass(frozen=True)
+class RealtimeInfo:
+    """What the runtime knows at connect, besides the transcription-session facts."""
+
+    base: SessionInfo
+    model: str
+    context_tokens: int = 8192
+    instructions: str = DEFAULT_INSTRUCTIONS
+
+
+@dataclass
+class _Call:
+    entry: Entry
+    output_index: int
+    arguments: str = ""
+
+
+@dataclass
+class Response:
+    """One response's state from ``response.created`` to ``response.done``."""
+
+    id: str
+    in_conversation: bool
+    modalities: list[str]
+    voice: str
+    output_format: AudioFormat
+    instructions: str
+    tools: list[FunctionTool]
+    tool_choice: str
+    max_tokens: int
+    metadata: dict[str, str] | None
+    custom_input: list[Entry] | None
+    status: str = "in_progress"
+    status_details: dict[str, Any] | None = None
+    output: list[Entry] = field(default_factory=list)
+    llm_job: str | None = None
+    llm_done: bool = False
+    finish_reason: str = "stop"
+    message: Entry | None = None
+    message_index: int = 0
+    text: str = ""
+    splitter: ClauseSplitter = field(default_factory=ClauseSplitter)
+    clauses: deque[str] = field(default_factory=deque)
+    tts_job: str | None = None
+    tts_clause: str | None = None
+    tts_started: bool = False
+    tts_clause_start_ms: int = 0
+    spoken: str = ""
+    audio_samples: int = 0
+    resampler: StreamResampler | None = None
+    resampler_rate_hz: int = 0
+    calls: dict[int, _Call] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def audio(self) -> bool:
+        return self.modalities == ["audio"]
+
+    @property
+    def audio_ms(self) -> int:
+        return self.audio_samples * MS_PER_S // self.output_format.rate_hz
+
+
+class RealtimeSession:
+    """One realtime session's protocol state: conversation, input buffer, responses."""
+
+    def __init__(
+        self,
+        info: RealtimeInfo,
+        *,
+        vad: VadModel,
+        noise: NoiseSuppressor | None = None,
+        ids: Ids | None = None,
+    ) -> None:
+        self.info = info.base
+        self.rt = info
+        self._ids = ids or Ids()
+        self.config = RealtimeSessionConfig(model=info.model, instructions=info.instructions)
+        self.conversation = Conversation()
+        self.conversation_id = self._ids.new("conv")
+        self._events: list[se.ServerEvent] = []
+        self._commands: list[object] = []
+        self._responses: dict[str, Response] = {}
+        self._jobs: dict[str, str] = {}  # job id -> response id
+        self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
+        self._produced_audio = False
+        self.buffer = InputAudioBuffer(
+            vad=vad,
+            ids=self._ids,
+            config=self.config.audio.input,
+            events=self._events,
+            commands=self._commands,
+            on_committed=self._on_committed,
+            on_speech_started=self._on_speech_started,
+            on_transcript=self._on_transcript,
+            always_transcribe=True,
+            noise=noise,
+        )
+        self._events.append(se.SessionCreated(session=self.effective_session()))
+
+    # --- session -----------------------------------------------------------------------------------
+
+    def effective_session(self) -> dict[str, Any]:
+        session = self.config.model_dump(mode="json", exclude={"object", "id", "expires_at", "model"})
+        transcription = session["audio"]["input"]["transcription"]
+        if transcription is not None:
+            for key in ("delay", "keywords"):
+                if transcription.get(key) is None:
+                    transcription.pop(key, None)
+        for key in ("parallel_tool_calls", "reasoning"):
+            if session.get(key) is None:
+                session.pop(key, None)
+        return {
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": self.info.session_id,
+            "model": self.rt.model,
+            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+            **{k: v for k, v in session.items() if k != "type"},
+        }
+
+    @property
+    def active_response(self) -> Response | None:
+        """The response writing to the default conversation, if any (at most one)."""
+        for response in self._responses.values():
+            if response.in_conversation:
+                return response
+        return None
+
+    # --- inputs ------------------------------------------------------------------------------------
+
+    def receive(self, event: ce.ClientEvent) -> None:
+        try:
+            self._dispatch(event)
+        except ProtocolError as exc:
+            self.error(exc, event.event_id)
+
+    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
+        self._events.append(
+            se.Error(
+                error=se.ErrorDetail(
+                    type=exc.error_type,
+                    code=exc.code,
+                    message=exc.message,
+                    param=exc.param,
+                    event_id=exc.event_id or event_id,
+                )
+            )
+        )
+
+    def drain(self) -> tuple[list[se.ServerEvent], list[object]]:
+        events, commands = list(self._events), list(self._commands)
+        self._events.clear()
+        self._commands.clear()
+        return events, commands
+
+    def on_result(self, result: object) -> None:
+        if isinstance(result, TranscriptReady | JobFailed):
+            item_id = self._item_jobs.pop(result.job_id, None)
+            if item_id is not None:
+                self._on_transcript(
+                    item_id, result.transcript.text if isinstance(result, TranscriptReady) else ""
+                )
+                return
+            if result.job_id not in self._jobs:
+                self.buffer.on_result(result)
+                return
+        job_id = getattr(result, "job_id", None)
+        response = self._responses.get(self._jobs.get(job_id or "", ""))
+        if response is None:
+            return  # a late result of a cancelled or finished response: dropped by id
+        if isinstance(result, LlmChunk):
+            self._on_llm(response, result)
+        elif isinstance(result, AudioChunk) and job_id == response.tts_job:
+            self._on_audio(response, result)
+        elif isinstance(result, SynthesisDone) and job_id == response.tts_job:
+            self._on_clause_spoken(response)
+        elif isinstance(result, JobFailed):
+            self._finish(
+                response,
+                "failed",
+                {
+                    "type": "failed",
+                    "error": {"type": "server_error", "code": result.code, "message": result.message},
+                },
+            )
+
+    def _dispatch(self, event: ce.ClientEvent) -> None:
+        match event:
+            case ce.InputAudioBufferAppend():
+                self.buffer.append(
+                    decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id
+                )
+            case ce.InputAudioBufferCommit():
+                self.buffer.commit(event_id=event.event_id)
+            case ce.InputAudioBufferClear():
+                self.buffer.clear()
+            case ce.SessionUpdate():
+                self._update(event)
+            case ce.ConversationItemCreate():
+                self._create_item(event)
+            case ce.ConversationItemRetrieve():
+                entry = self._entry(
+                    event.item_id, "item_retrieve_invalid_item_id", "retrieving", event.event_id
+                )
+                self._events.append(se.ItemRetrieved(item=entry.item))
+            case ce.ConversationItemDelete():
+                self.conversation.delete(event.item_id, event_id=event.event_id)
+                self._events.append(se.ItemDeleted(item_id=event.item_id))
+            case ce.ConversationItemTruncate():
+                self.conversation.truncate(
+                    event.item_id, event.content_index, event.audio_end_ms, event_id=event.event_id
+                )
+                self._events.append(
+                    se.ItemTruncated(
+                        item_id=event.item_id,
+                        content_index=event.content_index,
+                        audio_end_ms=event.audio_end_ms,
+                    )
+                )
+            case ce.ResponseCreate():
+                self._create_response(event)
+            case ce.ResponseCancel():
+                self._cancel_request(event)
+            case _:
+                raise ProtocolError(
+                    f"Invalid value: '{getattr(event, 'type', '?')}'. Not supported on a "
+                    "WebSocket realtime session.",
+                    code="invalid_value",
+                    param="type",
+                    event_id=event.event_id,
+                )
+
+    def _entry(self, item_id: str, code: str, verb: str, event_id: str | None) -> Entry:
+        entry = self.conversation.get(item_id)
+        if entry is None:
+            raise ProtocolError(
+                f"Error {verb} item: the item with id '{item_id}' does not exist.",
+                code=code,
+                param="item_id",
+                event_id=event_id,
+            )
+        return entry
+
+    def _update(self, event: ce.SessionUpdate) -> None:
+        if not isinstance(event.session, RealtimeSessionConfig):
+            raise ProtocolError(
+                "Invalid value: 'transcription'. This is a realtime session: session.type must "
+                "be 'realtime'.",
+                code="invalid_value",
+                param="session.type",
+                event_id=event.event_id,
+            )
+        update = event.session.model_dump(
+            mode="json", exclude_unset=True, exclude={"object", "id", "expires_at", "model", "type"}
+        )
+        merged = merge_update(self.config.model_dump(mode="json"), update)
+        try:
+            config = RealtimeSessionConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise validation_error(exc, event.event_id) from None
+        transcription = config.audio.input.transcription
+        model = transcription.model if transcription is not None else None
+        if model is not None and not self.info.accepts_model(model):
+            raise ProtocolError(
+                f"Invalid value: '{model}'. This server has no transcription model of that name.",
+                code="invalid_value",
+                param="session.audio.input.transcription.model",
+                event_id=event.event_id,
+            )
+        if self._produced_audio and config.audio.output.voice != self.config.audio.output.voice:
+            raise ProtocolError(
+                "Cannot update a conversation's voice if assistant audio is present.",
+                code="cannot_update_voice",
+                param="session.audio.output.voice",
+                event_id=event.event_id,
+            )
+        self.config = config
+        self.buffer.configure(config.audio.input)
+        self._events.append(se.SessionUpdated(session=self.effective_session()))
+
+    # --- conversation items ------------------------------------------------------------------------
+
+    def _add(self, entry: Entry, *, after: str | None = None, event_id: str | None = None) -> None:
+        previous = self.conversation.add(entry, after=after, event_id=event_id)
+        self._events.append(se.ItemAdded(previous_item_id=previous, item=entry.item))
+
+    def _item_done(self, entry: Entry) -> None:
+        self._events.append(
+            se.ItemDone(previous_item_id=self.conversation.previous_id(entry.id), item=entry.item)
+        )
+
+    def _create_item(self, event: ce.ConversationItemCreate) -> None:
+        item = event.item.model_dump(mode="json", exclude_none=True)
+        item["id"] = item.get("id") or self._ids.new("item")
+        item["object"] = "realtime.item"
+        item["status"] = "completed"
+        audio_part: dict[str, Any] | None = None
+        if item["type"] == "message":
+            for part in item["content"]:
+                if item["role"] == "assistant" and part["type"] not in ("output_text", "output_audio"):
+                    raise ProtocolError(
+                        "Assistant messages take 'output_text' content.",
+                        code="invalid_value",
+                        param="item.content",
+                        event_id=event.event_id,
+                    )
+                if part["type"] == "output_audio":
+                    raise ProtocolError(
+                        "Assistant audio messages cannot be created; use 'output_text'.",
+                        code="invalid_value",
+                        param="item.content",
+                        event_id=event.event_id,
+                    )
+                if part["type"] == "input_audio":
+                    part.setdefault("transcript", None)
+                    if part.get("audio") and part.get("transcript") is None:
+                        audio_part = part
+        entry = Entry(item=item)
+        if audio_part is not None:
+            data = decode_base64_audio(audio_part["audio"], event_id=event.event_id)
+            self._transcribe_item(entry, data)
+        self._add(entry, after=event.previous_item_id, event_id=event.event_id)
+        self._item_done(entry)
+
+    def _transcribe_item(self, entry: Entry, data: bytes) -> None:
+        fmt = AudioFormat(self.config.audio.input.format.type)
+        audio = StreamResampler(fmt.rate_hz, ENGINE_RATE_HZ).process(decode_audio(data, fmt), last=True)
+        job_id = self._ids.new("job")
+        self._item_jobs[job_id] = entry.id
+        entry.transcript_pending = True
+        t = self.config.audio.input.transcription
+        self._commands.append(
+            Transcribe(
+                job_id=job_id,
+                item_id=entry.id,
+                audio=audio,
+                final=True,
+                options=TranscribeOptions(language=t.language if t else None),
+            )
+        )
+
+    def _on_committed(self, committed: CommittedAudio) -> None:
+        self.buffer.last_commit_audio = None
+        item = {
+            "id": committed.item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        entry = Entry(
+            item=item, transcript_pending=committed.item_id not in self.buffer.completed_transcripts
+        )
+        self._add(entry)
+        self._item_done(entry)
+        td = self.config.audio.input.turn_detection
+        if td is not None and td.create_response and self.active_response is None:
+            self._start_response(self._params(None))
+
+    def _on_transcript(self, item_id: str, text: str) -> None:
+        entry = self.conversation.get(item_id)
+        if entry is not None:
+            entry.transcript_pending = False
+            for part in entry.item.get("content", []):
+                if part.get("type") == "input_audio":
+                    part["transcript"] = text
+        for response in list(self._responses.values()):
+            if response.llm_job is None and response.status == "in_progress":
+                self._maybe_generate(response)
+
+    def _on_speech_started(self, item_id: str) -> None:
+        td = self.config.audio.input.turn_detection
+        response = self.active_response
+        if response is not None and isinstance(td, ServerVad | SemanticVad) and td.interrupt_response:
+            # Barge-in: one joint step, right after speech_started (reference 6.3).
+            self._cancel(response, "turn_detected")
+
+    # --- responses ---------------------------------------------------------------------------------
+
+    def _params(self, params: ce.ResponseCreateParams | None, event_id: str | None = None) -> Response:
+        c = self.config
+        p = params or ce.ResponseCreateParams()
+        in_conversation = p.conversation in (None, "auto")
+        tool_choice: Any = p.tool_choice if p.tool_choice is not None else c.tool_choice
+        choice = tool_choice.name if isinstance(tool_choice, NamedToolChoice) else str(tool_choice)
+        max_tokens = p.max_output_tokens if p.max_output_tokens is not None else c.max_output_tokens
+        voice = c.audio.output.voice
+        if p.audio and p.audio.output and p.audio.output.voice:
+            voice = p.audio.output.voice
+        fmt = AudioFormat(c.audio.output.format.type)
+        if p.audio and p.audio.output and p.audio.output.format:
+            fmt = AudioFormat(p.audio.output.format.get("type", fmt.value))
+        custom: list[Entry] | None = None
+        if p.input is not None:
+            custom = []
+            for index, element in enumerate(p.input):
+                if isinstance(element, ItemReference):
+                    found = self.conversation.get(element.id)
+                    if found is None:
+                        raise ProtocolError(
+                            f"Item reference '{element.id}' does not exist.",
+                            code="invalid_value",
+                            param=f"response.input[{index}].id",
+                            event_id=event_id,
+                        )
+                    custom.append(found)
+                else:
+                    custom.append(Entry(item=element.model_dump(mode="json", exclude_none=True)))
+        return Response(
+            id=self._ids.new("resp"),
+            in_conversation=in_conversation,
+            modalities=list(p.output_modalities or c.output_modalities),
+            voice=voice if isinstance(voice, str) else str(voice.get("id", "alloy")),
+            output_format=fmt,
+            instructions=p.instructions if p.instructions is not None else c.instructions,
+            tools=list(p.tools if p.tools is not None else c.tools),
+            tool_choice=choice,
+            max_tokens=DEFAULT_MAX_TOKENS if max_tokens == "inf" else int(max_tokens),
+            metadata=p.metadata,
+            custom_input=custom,
+        )
+
+    def _create_response(self, event: ce.ResponseCreate) -> None:
+        response = self._params(event.response, event.event_id)
+        if response.in_conversation and (active := self.active_response) is not None:
+            raise ProtocolError(
+                f"Conversation already has an active response in progress: {active.id}. Wait "
+                "until the response is finished before creating a new one.",
+                code="conversation_already_has_active_response",
+                event_id=event.event_id,
+            )
+        self._start_response(response)
+
+    def _cancel_request(self, event: ce.ResponseCancel) -> None:
+        response = self._responses.get(event.response_id) if event.response_id else self.active_response
+        if response is None:
+            raise ProtocolError(
+                "Cancellation failed: no active response found",
+                code="response_cancel_not_active",
+                event_id=event.event_id,
+            )
+        self._cancel(response, "client_cancelled")
+
+    def response_dict(self, response: Response, *, usage: bool = False) -> dict[str, Any]:
+        return {
+            "object": "realtime.response",
+            "id": response.id,
+            "status": response.status,
+            "status_details": response.status_details,
+            "output": [e.item for e in response.output],
+            "conversation_id": self.conversation_id if response.in_conversation else None,
+            "output_modalities": response.modalities,
+            "max_output_tokens": response.max_tokens,
+            "audio": {
+                "output": {
+                    "format": {
+                        "type": response.output_format.value,
+                        **({"rate": 24000} if response.output_format is AudioFormat.PCM else {}),
+                    },
+                    "voice": response.voice,
+                }
+            },
+            "usage": self._usage(response) if usage else None,
+            "metadata": response.metadata,
+        }
+
+    @staticmethod
+    def _usage(response: Response) -> dict[str, Any]:
+        return {
+            "total_tokens": response.input_tokens + response.output_tokens,
+            "input_tokens": response.input_tokens,
+            "output_tokens": response.output_tokens,
+            "input_token_details": {
+                "text_tokens": response.input_tokens,
+                "audio_tokens": 0,
+                "image_tokens": 0,
+                "cached_tokens": 0,
+                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+            },
+            "output_token_details": {"text_tokens": response.output_tokens, "audio_tokens": 0},
+        }
+
+    def _start_response(self, response: Response) -> None:
+        self._responses[response.id] = response
+        self._events.append(se.ResponseCreated(response=self.response_dict(response)))
+        self._maybe_generate(response)
+
+    def _maybe_generate(self, response: Response) -> None:
+        entries = response.custom_input if response.custom_input is not None else list(self.conversation)
+        if any(e.transcript_pending for e in entries):
+            return  # the user's words are still being transcribed: generate when they arrive
+        system = [{"role": "system", "content": response.instructions}] if response.instructions else []
+        budget = self.rt.context_tokens - min(response.max_tokens, OUTPUT_RESERVE_TOKENS)
+        if self.config.truncation != "disabled":
+            entries = fit_context(system, entries, budget)
+        messages = system + self.conversation.chat_messages(entries)
+        tools = [ToolSpec(t.name, t.description or "", t.parameters) for t in response.tools]
+        job_id = self._ids.new("job")
+        response.llm_job = job_id
+        self._jobs[job_id] = response.id
+        self._commands.append(
+            Generate(
+                job_id=job_id,
+                request=ChatRequest(
+                    messages=messages,
+                    tools=tools if response.tool_choice != "none" else (),
+                    tool_choice=response.tool_choice,
+                    max_tokens=response.max_tokens,
+                ),
+            )
+        )
+
+    def _open_message(self, response: Response) -> Entry:
+        if response.message is not None:
+            return response.message
+        kind = "output_audio" if response.audio else "output_text"
+        entry = Entry(
+            item={
+                "id": self._ids.new("item"),
+                "object": "realtime.item",
+                "type": "message",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            }
+        )
+        response.message = entry
+        response.message_index = len(response.output)
+        response.output.append(entry)
+        self._events.append(
+            se.OutputItemAdded(response_id=response.id, output_index=response.message_index, item=entry.item)
+        )
+        if response.in_conversation:
+            self._add(entry)
+        part: dict[str, Any] = (
+            {"type": "audio", "transcript": ""} if response.audio else {"type": "text", "text": ""}
+        )
+        self._events.append(
+            se.ContentPartAdded(
+                response_id=response.id,
+                item_id=entry.id,
+                output_index=response.message_index,
+                content_index=0,
+                part=part,
+            )
+        )
+        entry.item["content"] = [
+            {"type": kind, "transcript": ""} if response.audio else {"type": kind, "text": ""}
+        ]
+        return entry
+
+    def _ids_of(self, response: Response) -> dict[str, Any]:
+        assert response.message is not None
+        return {
+            "response_id": response.id,
+            "item_id": response.message.id,
+            "output_index": response.message_index,
+            "content_index": 0,
+        }
+
+    def _on_llm(self, response: Response, result: LlmChunk) -> None:
+        chunk = result.chunk
+        if isinstance(chunk, TextDelta):
+            if not chunk.text:
+                return
+            self._open_message(response)
+            response.text += chunk.text
+            if response.audio:
+                response.clauses.extend(speakable(c) for c in response.splitter.feed(chunk.text))
+                self._speak_next(response)
+            else:
+                self._events.append(se.OutputTextDelta(**self._ids_of(response), delta=chunk.text))
+        elif isinstance(chunk, ToolCallDelta):
+            self._on_tool_delta(response, chunk)
+        elif isinstance(chunk, ChatDone):
+            response.llm_done = True
+            response.finish_reason = chunk.finish_reason
+            response.input_tokens, response.output_tokens = chunk.input_tokens, chunk.output_tokens
+            self._jobs.pop(result.job_id, None)
+            if response.audio:
+                response.clauses.extend(speakable(c) for c in response.splitter.flush())
+                response.clauses = deque(c for c in response.clauses if c)
+                self._speak_next(response)
+            self._maybe_complete(response)
+
+    def _on_tool_delta(self, response: Response, delta: ToolCallDelta) -> None:
+        call = response.calls.get(delta.index)
+        if call is None:
+            entry = Entry(
+                item={
+                    "id": self._ids.new("item"),
+                    "object": "realtime.item",
+                    "type": "function_call",
+                    "status": "in_progress",
+                    "name": delta.name or "",
+                    "call_id": self._ids.new("call"),
+                    "arguments": "",
+                }
+            )
+            call = _Call(entry=entry, output_index=len(response.output))
+            response.calls[delta.index] = call
+            response.output.append(entry)
+            self._events.append(
+                se.OutputItemAdded(response_id=response.id, output_index=call.output_index, item=entry.item)
+            )
+            if response.in_conversation:
+                self._add(entry)
+        if delta.arguments:
+            call.arguments += delta.arguments
+            self._events.append(
+                se.FunctionCallArgumentsDelta(
+                    response_id=response.id,
+                    item_id=call.entry.id,
+                    output_index=call.output_index,
+                    call_id=call.entry.item["call_id"],
+                    delta=delta.arguments,
+                )
+            )
+
+    def _speak_next(self, response: Response) -> None:
+        if response.tts_job is not None or not response.clauses or response.status != "in_progress":
+            return
+        clause = response.clauses.popleft()
+        job_id = self._ids.new("job")
+        response.tts_job, response.tts_clause, response.tts_started = job_id, clause, False
+        self._jobs[job_id] = response.id
+        self._commands.append(Synthesize(job_id=job_id, text=clause, voice=response.voice, language="en"))
+
+    def _begin_clause(self, response: Response) -> None:
+        """The clause's words go out right before its first audio, so captions follow the speech."""
+        clause = response.tts_clause or ""
+        delta = clause if not response.spoken else " " + clause
+        response.spoken += delta
+        response.tts_started = True
+        response.tts_clause_start_ms = response.audio_ms
+        self._events.append(se.OutputAudioTranscriptDelta(**self._ids_of(response), delta=delta))
+
+    def _on_audio(self, response: Response, chunk: AudioChunk) -> None:
+        if not response.tts_started:
+            self._begin_clause(response)
+        rate = response.output_format.rate_hz
+        if response.resampler is None or response.resampler_rate_hz != chunk.sample_rate_hz:
+            response.resampler = StreamResampler(chunk.sample_rate_hz, rate)
+            response.resampler_rate_hz = chunk.sample_rate_hz
+        samples = response.resampler.process(chunk.audio)
+        self._send_audio(response, samples)
+
+    def _send_audio(self, response: Response, samples: Any) -> None:
+        if samples.size == 0:
+            return
+        response.audio_samples += samples.size
+        self._produced_audio = True
+        data = base64.b64encode(encode_audio(samples, response.output_format)).decode("ascii")
+        self._events.append(se.OutputAudioDelta(**self._ids_of(response), delta=data))
+
+    def _on_clause_spoken(self, response: Response) -> None:
+        if not response.tts_started and response.tts_clause:
+            self._begin_clause(response)
+        assert response.message is not None
+        response.message.clauses.append(
+            SpokenClause(response.tts_clause or "", response.tts_clause_start_ms, response.audio_ms)
+        )
+        self._jobs.pop(response.tts_job or "", None)
+        response.tts_job = None
+        self._speak_next(response)
+        self._maybe_complete(response)
+
+    def _maybe_complete(self, response: Response) -> None:
+        if response.llm_done and response.tts_job is None and not response.clauses:
+            if response.finish_reason == "length":
+                self._finish(response, "incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
+            else:
+                self._finish(response, "completed", None)
+
+    def _cancel(self, response: Response, reason: str) -> None:
+        self._finish(response, "cancelled", {"type": "cancelled", "reason": reason})
+
+    def _finish(self, response: Response, status: str, details: dict[str, Any] | None) -> None:
+        """Close every open part and item, then ``response.done`` and ``rate_limits.updated``."""
+        for job in (response.llm_job, response.tts_job):
+            if job is not None and job in self._jobs:
+                self._commands.append(CancelJob(job))
+                self._jobs.pop(job, None)
+        response.tts_job = None
+        response.status, response.status_details = status, details
+        item_status = "completed" if status == "completed" else "incomplete"
+        if response.message is not None:
+            entry = response.message
+            ids = self._ids_of(response)
+            if response.audio:
+                if response.resampler is not None and status == "completed":
+                    self._send_audio(response, response.resampler.flush())
+                entry.audio_ms = response.audio_ms
+                transcript = response.spoken
+                self._events.append(se.OutputAudioDone(**ids))
+                self._events.append(se.OutputAudioTranscriptDone(**ids, transcript=transcript))
+                part: dict[str, Any] = {"type": "audio", "transcript": transcript}
+                entry.item["content"] = [{"type": "output_audio", "transcript": transcript}]
+            else:
+                self._events.append(se.OutputTextDone(**ids, text=response.text))
+                part = {"type": "text", "text": response.text}
+                entry.item["content"] = [{"type": "output_text", "text": response.text}]
+            self._events.append(se.ContentPartDone(**ids, part=part))
+            entry.item["status"] = item_status
+            if response.in_conversation:
+                self._item_done(entry)
+            self._events.append(
+                se.OutputItemDone(
+                    response_id=response.id, output_index=response.message_index, item=entry.item
+                )
+            )
+        for call in response.calls.values():
+            item = call.entry.item
+            item["arguments"] = call.arguments
+            item["status"] = item_status
+            self._events.append(
+                se.FunctionCallArgumentsDone(
+                    response_id=response.id,
+                    item_id=call.entry.id,
+                    output_index=call.output_index,
+                    call_id=item["call_id"],
+                    name=item["name"],
+                    arguments=call.arguments,
+                )
+            )
+            if response.in_conversation:
+                self._item_done(call.entry)
+            self._events.append(
+                se.OutputItemDone(response_id=response.id, output_index=call.output_index, item=item)
+            )
+        self._responses.pop(response.id, None)
+        self._events.append(se.ResponseDone(response=self.response_dict(response, usage=True)))
+        used = response.input_tokens + response.output_tokens
+        self._events.append(
+            se.RateLimitsUpdated(
+                rate_limits=[
+                    {
+                        "name": "tokens",
+                        "limit": RATE_LIMIT_TOKENS,
+                        "remaining": RATE_LIMIT_TOKENS - used,
+                        "reset_seconds": 0.0,
+                    }
+                ]
+            )
+        )
