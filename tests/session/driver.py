@@ -91,3 +91,95 @@ class Driver:
                 self.session.on_result(result)
         self.events += produced
         return produced
+
+
+class RealtimeDriver(Driver):
+    """Also answers LLM and TTS commands with fakes; ``hold_tts`` keeps speech jobs for the test."""
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        chat: Any = None,
+        tts: Any = None,
+        hold_tts: bool = False,
+        hold_llm: bool = False,
+    ) -> None:
+        from openrealtime.engines.fake import FakeChatModel, ToneSynthesizer
+
+        super().__init__(session)
+        self.chat = chat or FakeChatModel()
+        self.tts = tts or ToneSynthesizer()
+        self.hold_tts = hold_tts
+        self.hold_llm = hold_llm
+        self.held_tts: list[Any] = []
+        self.held_llm: list[Any] = []
+
+    def send(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            parsed = parse_client_event(json.dumps(event), SessionKind.REALTIME)
+        except Exception as exc:
+            self.session.error(exc)
+        else:
+            self.session.receive(parsed)
+        return self.pump()
+
+    def run_llm(self, command: Any) -> None:
+        import threading
+
+        from openrealtime.session.commands import LlmChunk
+
+        for chunk in self.chat.chat(command.request, threading.Event()):
+            self.session.on_result(LlmChunk(command.job_id, chunk))
+
+    def run_tts(self, command: Any, *, chunks: int | None = None) -> None:
+        import threading
+
+        from openrealtime.session.commands import AudioChunk, SynthesisDone
+
+        for i, audio in enumerate(
+            self.tts.synthesize(command.text, voice=command.voice or "x", stop=threading.Event())
+        ):
+            if chunks is not None and i >= chunks:
+                return
+            self.session.on_result(AudioChunk(command.job_id, audio, self.tts.sample_rate_hz))
+        self.session.on_result(SynthesisDone(command.job_id))
+
+    def pump(self) -> list[dict[str, Any]]:
+        from openrealtime.session.commands import Generate, Synthesize
+
+        produced: list[dict[str, Any]] = []
+        while True:
+            events, commands = self.session.drain()
+            produced += [wire(e) for e in events]
+            work = False
+            for command in commands:
+                if isinstance(command, CancelJob):
+                    self.cancelled.append(command.job_id)
+                    self.held_tts = [h for h in self.held_tts if h.job_id != command.job_id]
+                    self.held_llm = [h for h in self.held_llm if h.job_id != command.job_id]
+                elif isinstance(command, Transcribe):
+                    work = True
+                    try:
+                        result: Any = TranscriptReady(
+                            command.job_id, self.asr.transcribe(command.audio, command.options)
+                        )
+                    except EngineError as exc:
+                        result = JobFailed(command.job_id, exc.code, exc.message)
+                    self.session.on_result(result)
+                elif isinstance(command, Generate):
+                    if self.hold_llm:
+                        self.held_llm.append(command)
+                    else:
+                        work = True
+                        self.run_llm(command)
+                elif isinstance(command, Synthesize):
+                    if self.hold_tts:
+                        self.held_tts.append(command)
+                    else:
+                        work = True
+                        self.run_tts(command)
+            if not work:
+                break
+        self.events += produced
+        return produced

@@ -1,0 +1,434 @@
+"""The realtime (voice assistant) session, driven with scripted inputs and fake engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from openrealtime.engines.fake import EnergyVad, FakeChatModel
+from openrealtime.session.ids import Ids
+from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
+from openrealtime.session.transcription import SessionInfo
+from tests.conftest import quiet, tone
+from tests.session.driver import RealtimeDriver
+
+
+def make(context_tokens: int = 4096, **kwargs: Any) -> tuple[RealtimeSession, RealtimeDriver]:
+    base = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: m == "whisper-1")
+    session = RealtimeSession(
+        RealtimeInfo(
+            base=base, model="gpt-realtime", context_tokens=context_tokens, instructions="Be brief."
+        ),
+        vad=EnergyVad(),
+        ids=Ids(deterministic=True),
+    )
+    driver = RealtimeDriver(session, **kwargs)
+    driver.pump()
+    return session, driver
+
+
+def types(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def say(driver: RealtimeDriver, text: str = "Hi") -> list[dict]:
+    return driver.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+        }
+    )
+
+
+RESPONSE_TAIL = [
+    "response.output_audio.done",
+    "response.output_audio_transcript.done",
+    "response.content_part.done",
+    "conversation.item.done",
+    "response.output_item.done",
+    "response.done",
+    "rate_limits.updated",
+]
+
+
+def test_session_created() -> None:
+    session, _ = make()
+    created = session.effective_session()
+    assert created["type"] == "realtime" and created["object"] == "realtime.session"
+    assert created["model"] == "gpt-realtime" and created["expires_at"] == 4_600
+    assert created["instructions"] == "Be brief."
+    assert created["audio"]["output"] == {
+        "format": {"type": "audio/pcm", "rate": 24000},
+        "voice": "alloy",
+        "speed": 1.0,
+    }
+    assert created["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+
+
+def test_text_turn_answered_with_speech_in_the_reference_order() -> None:
+    _, driver = make()
+    added = say(driver, "What is the capital of France?")
+    assert types(added) == ["conversation.item.added", "conversation.item.done"]
+    assert added[0]["previous_item_id"] is None
+    events = driver.send({"type": "response.create"})
+    kinds = types(events)
+    assert kinds[:4] == [
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-7:] == RESPONSE_TAIL
+    middle = kinds[4:-7]
+    assert set(middle) == {"response.output_audio_transcript.delta", "response.output_audio.delta"}
+    assert middle[0] == "response.output_audio_transcript.delta"  # words go out right before their audio
+    created, done = events[0]["response"], events[-2]["response"]
+    assert created["status"] == "in_progress" and created["output"] == [] and created["usage"] is None
+    assert done["status"] == "completed" and done["conversation_id"] == created["conversation_id"]
+    transcript = "".join(e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta")
+    assert transcript == "Hello there. How can I help you today?"
+    [item] = done["output"]
+    assert item["content"] == [{"type": "output_audio", "transcript": transcript}]
+    assert item["status"] == "completed" and item["role"] == "assistant"
+    assert events[2]["previous_item_id"] == added[0]["item"]["id"]
+    assert done["usage"]["total_tokens"] == done["usage"]["input_tokens"] + done["usage"]["output_tokens"]
+    # The LLM saw the system prompt and the user's words.
+    request = driver.chat.requests[-1]
+    assert request.messages[0] == {"role": "system", "content": "Be brief."}
+    assert request.messages[-1] == {"role": "user", "content": "What is the capital of France?"}
+
+
+def test_first_audio_is_sent_before_the_answer_is_complete() -> None:
+    _, driver = make(hold_tts=True)
+    say(driver)
+    driver.send({"type": "response.create"})
+    # The LLM finished, but speech is produced clause by clause: only the first clause is in TTS.
+    assert [c.text for c in driver.held_tts] == ["Hello there."]
+
+
+def test_vad_turn_creates_a_response_after_the_user_item() -> None:
+    _, driver = make()
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {
+                    "input": {
+                        "transcription": {"model": "whisper-1"},
+                        "turn_detection": {"type": "server_vad", "silence_duration_ms": 300},
+                    }
+                },
+            },
+        }
+    )
+    events = driver.append(quiet(300)) + driver.append(tone(2200)) + driver.append(quiet(600))
+    kinds = types(events)
+    order = [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.created",
+    ]
+    positions = [kinds.index(k) for k in order]
+    assert positions == sorted(positions)
+    completed = [e for e in events if e["type"].endswith("transcription.completed")]
+    assert completed[0]["transcript"] == "hello world this is"
+    assert driver.chat.requests[-1].messages[-1] == {"role": "user", "content": "hello world this is"}
+    assert kinds[-2:] == ["response.done", "rate_limits.updated"]
+
+
+def test_no_transcription_events_unless_configured_but_the_llm_still_hears() -> None:
+    _, driver = make()
+    events = driver.append(tone(2200)) + driver.append(quiet(800))
+    assert not [e for e in events if "input_audio_transcription" in e["type"]]
+    assert driver.chat.requests[-1].messages[-1]["content"] == "hello world this is"
+
+
+def test_barge_in_cancels_in_the_same_step_and_drops_late_audio() -> None:
+    session, driver = make(hold_tts=True)
+    say(driver)
+    driver.send({"type": "response.create"})
+    [clause] = driver.held_tts
+    driver.run_tts(clause, chunks=3)  # 300 ms of the answer have been sent
+    events = driver.pump()
+    assert types(events) == ["response.output_audio_transcript.delta"] + ["response.output_audio.delta"] * 3
+    barge = driver.append(tone(300))
+    kinds = types(barge)
+    assert kinds[0] == "input_audio_buffer.speech_started"
+    assert kinds[1:] == RESPONSE_TAIL
+    done = barge[-2]["response"]
+    assert done["status"] == "cancelled"
+    assert done["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    assert done["output"][0]["status"] == "incomplete"
+    assert clause.job_id in driver.cancelled
+    # Audio that the TTS still produces for the cancelled response never reaches the client.
+    driver.run_tts(clause)
+    assert driver.pump() == []
+    assert session.active_response is None
+
+
+def test_truncate_cuts_what_the_model_remembers_to_what_was_heard() -> None:
+    session, driver = make()
+    say(driver)
+    events = driver.send({"type": "response.create"})
+    item_id = events[1]["item"]["id"]
+    audio_ms = session.conversation.get(item_id).audio_ms  # type: ignore[union-attr]
+    assert audio_ms > 1500
+    # "Hello there." is 12 chars at 60 ms each = 720 ms; the listener heard 1000 ms.
+    [truncated] = driver.send(
+        {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 1000}
+    )
+    assert truncated == {
+        "type": "conversation.item.truncated",
+        "item_id": item_id,
+        "content_index": 0,
+        "audio_end_ms": 1000,
+    }
+    say(driver, "And then?")
+    driver.send({"type": "response.create"})
+    messages = driver.chat.requests[-1].messages
+    assert messages[-2]["role"] == "assistant"
+    heard = messages[-2]["content"]
+    assert heard.startswith("Hello there.") and "today" not in heard
+    [error] = driver.send(
+        {
+            "type": "conversation.item.truncate",
+            "item_id": item_id,
+            "content_index": 0,
+            "audio_end_ms": 999_999,
+            "event_id": "t1",
+        }
+    )
+    assert error["error"]["message"] == "Audio content of 1000ms is already shorter than 999999ms"
+    assert error["error"]["event_id"] == "t1"
+
+
+@pytest.mark.parametrize(
+    ("target", "code"),
+    [("item_nope", "item_truncate_invalid_item_id"), ("user", "unsupported_content_type")],
+)
+def test_truncate_errors(target: str, code: str) -> None:
+    _, driver = make()
+    added = say(driver)
+    item_id = added[0]["item"]["id"] if target == "user" else target
+    [error] = driver.send(
+        {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 0}
+    )
+    assert error["error"]["code"] == code
+
+
+def test_cancel_and_the_one_active_response_rule() -> None:
+    _, driver = make(hold_llm=True)
+    say(driver)
+    driver.send({"type": "response.create"})
+    [error] = driver.send({"type": "response.create", "event_id": "r2"})
+    assert error["error"]["code"] == "conversation_already_has_active_response"
+    events = driver.send({"type": "response.cancel"})
+    assert types(events) == ["response.done", "rate_limits.updated"]
+    assert events[0]["response"]["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
+    [error] = driver.send({"type": "response.cancel", "event_id": "c2"})
+    assert error["error"] == {
+        "type": "invalid_request_error",
+        "code": "response_cancel_not_active",
+        "message": "Cancellation failed: no active response found",
+        "param": None,
+        "event_id": "c2",
+    }
+
+
+def test_function_call_round_trip() -> None:
+    _, driver = make()
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "tools": [tool], "tool_choice": "required"},
+        }
+    )
+    say(driver, "Weather in Paris?")
+    events = driver.send({"type": "response.create"})
+    assert types(events) == [
+        "response.created",
+        "response.output_item.added",
+        "conversation.item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "conversation.item.done",
+        "response.output_item.done",
+        "response.done",
+        "rate_limits.updated",
+    ]
+    call = events[4]
+    assert call["name"] == "get_weather" and call["arguments"] == "{}"
+    assert events[-2]["response"]["output"][0]["type"] == "function_call"
+    added = driver.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": call["call_id"], "output": '{"temp_c": 18}'},
+        }
+    )
+    assert added[0]["previous_item_id"] == call["item_id"]
+    driver.send({"type": "session.update", "session": {"type": "realtime", "tool_choice": "auto"}})
+    driver.send({"type": "response.create"})
+    messages = driver.chat.requests[-1].messages
+    assert messages[-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": "{}"}
+    assert messages[-1] == {"role": "tool", "tool_call_id": call["call_id"], "content": '{"temp_c": 18}'}
+
+
+def test_out_of_band_response_stays_out_of_the_conversation() -> None:
+    session, driver = make()
+    say(driver, "I want to buy a car.")
+    before = len(session.conversation)
+    events = driver.send(
+        {
+            "type": "response.create",
+            "response": {
+                "conversation": "none",
+                "metadata": {"topic": "classification"},
+                "output_modalities": ["text"],
+                "instructions": "Classify.",
+                "input": [{"type": "item_reference", "id": session.conversation.last_id}],
+            },
+        }
+    )
+    assert "conversation.item.added" not in types(events)
+    done = events[-2]["response"]
+    assert done["conversation_id"] is None and done["metadata"] == {"topic": "classification"}
+    assert "response.output_text.delta" in types(events)
+    assert len(session.conversation) == before
+    assert driver.chat.requests[-1].messages == [
+        {"role": "system", "content": "Classify."},
+        {"role": "user", "content": "I want to buy a car."},
+    ]
+
+
+def test_llm_failure_fails_the_response_and_the_session_goes_on() -> None:
+    class Broken(FakeChatModel):
+        def chat(self, request, stop):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no")
+
+    session, driver = make(hold_llm=True)
+    say(driver)
+    driver.send({"type": "response.create"})
+    [generate] = driver.held_llm
+    from openrealtime.session.commands import JobFailed
+
+    session.on_result(JobFailed(generate.job_id, "engine_error", "llm crashed"))
+    events = driver.pump()
+    assert events[0]["response"]["status"] == "failed"
+    assert events[0]["response"]["status_details"]["error"]["code"] == "engine_error"
+    driver.hold_llm = False
+    assert types(driver.send({"type": "response.create"}))[-2] == "response.done"
+
+
+def test_truncation_auto_drops_the_oldest_turns() -> None:
+    _, driver = make(context_tokens=300)
+    for i in range(30):
+        say(driver, f"message number {i} " + "padding " * 10)
+    driver.send({"type": "response.create"})
+    messages = driver.chat.requests[-1].messages
+    assert messages[0]["role"] == "system"
+    assert "message number 29" in messages[-1]["content"]
+    assert not any("message number 0 " in str(m["content"]) for m in messages)
+
+
+def test_item_create_positions_and_errors() -> None:
+    _, driver = make()
+    first = say(driver, "one")[0]["item"]["id"]
+    root = driver.send(
+        {
+            "type": "conversation.item.create",
+            "previous_item_id": "root",
+            "item": {
+                "type": "message",
+                "role": "system",
+                "content": [{"type": "input_text", "text": "zero"}],
+            },
+        }
+    )
+    assert root[0]["previous_item_id"] is None
+    [error] = driver.send(
+        {
+            "type": "conversation.item.create",
+            "previous_item_id": "nope",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "x"}]},
+        }
+    )
+    assert error["error"]["param"] == "previous_item_id"
+    [retrieved] = driver.send({"type": "conversation.item.retrieve", "item_id": first})
+    assert retrieved["item"]["content"] == [{"type": "input_text", "text": "one"}]
+    assert driver.send({"type": "conversation.item.delete", "item_id": first}) == [
+        {"type": "conversation.item.deleted", "item_id": first}
+    ]
+    [error] = driver.send({"type": "conversation.item.delete", "item_id": first})
+    assert error["error"]["code"] == "item_delete_invalid_item_id"
+    [error] = driver.send({"type": "conversation.item.retrieve", "item_id": first})
+    assert error["error"]["code"] == "item_retrieve_invalid_item_id"
+
+
+def test_g711_output() -> None:
+    _, driver = make()
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcmu"}}}},
+        }
+    )
+    say(driver)
+    events = driver.send({"type": "response.create"})
+    import base64
+
+    audio = b"".join(
+        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
+    )
+    # Two clauses of 12 + 25 characters at 60 ms each = 2.22 s of tone = 17 760 one-byte samples at 8 kHz.
+    assert abs(len(audio) - 17_760) < 100
+
+
+def test_semantic_vad_waits_longer_for_an_unfinished_sentence() -> None:
+    def pause_before_commit(speech_ms: int) -> int:
+        _, driver = make()
+        driver.send(
+            {
+                "type": "session.update",
+                "session": {
+                    "type": "realtime",
+                    "audio": {
+                        "input": {
+                            "turn_detection": {
+                                "type": "semantic_vad",
+                                "eagerness": "medium",
+                                "create_response": False,
+                            }
+                        }
+                    },
+                },
+            }
+        )
+        events = driver.append(tone(speech_ms)) + driver.append(quiet(5000))
+        stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+        return int(stopped["audio_end_ms"]) - speech_ms
+
+    finished = pause_before_commit(3200)  # "hello world this is a test": a whole thought
+    trailing = pause_before_commit(1600)  # "hello world this": trails off
+    assert finished < 900
+    assert trailing >= 3900  # waits up to the medium cap of 4 s
+
+
+def test_voice_cannot_change_after_audio() -> None:
+    _, driver = make()
+    say(driver)
+    driver.send({"type": "response.create"})
+    [error] = driver.send(
+        {"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
+    )
+    assert error["error"]["code"] == "cannot_update_voice"
