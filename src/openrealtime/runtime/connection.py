@@ -26,6 +26,7 @@ OUTBOX_LIMIT = 2048  # queued server events before a client that does not read i
 CLOSE_TOO_SLOW = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_NORMAL = 1000
+DRAIN_TIMEOUT_S = 5.0  # how long a closing connection waits for the client to take its last events
 
 
 class Transport(Protocol):
@@ -57,6 +58,15 @@ class _Closed:
     reason: str
 
 
+@dataclass
+class _Expired:
+    """The session reached its maximum duration (``expires_at``)."""
+
+
+SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
+CLOSE_GOING_AWAY = 1001
+
+
 class Connection:
     """Binds a session to a transport and to the engines (through ``run_job``)."""
 
@@ -69,6 +79,7 @@ class Connection:
         run_job: Callable[[object], AsyncIterator[object] | None],
         cancel_job: Callable[[str], None],
         on_event: Callable[[se.ServerEvent], None] | None = None,
+        lifetime_s: float | None = None,
     ) -> None:
         self.session = session
         self.transport = transport
@@ -80,6 +91,8 @@ class Connection:
         self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._too_slow = False
+        self._lifetime_s = lifetime_s
 
     async def run(self) -> None:
         """Serve until the client goes, the session asks to close, or a bug (closed with 1011)."""
@@ -88,16 +101,36 @@ class Connection:
                 self._tg = tg
                 reader = tg.create_task(self._reader())
                 writer = tg.create_task(self._writer())
+                expiry = None
+                if self._lifetime_s is not None:
+                    loop = asyncio.get_running_loop()
+                    expiry = loop.call_later(self._lifetime_s, self._inbox.put_nowait, _Expired())
                 await self._session_loop()
+                if expiry is not None:
+                    expiry.cancel()
                 reader.cancel()
-                await self._outbox.put(CloseConnection(CLOSE_NORMAL, "")) if not self._closing else None
-                await writer
-                for task in self._jobs.values():
+                for task in list(self._jobs.values()):
                     task.cancel()
+                if self._too_slow:
+                    writer.cancel()
+                    await self._close_now(CLOSE_TOO_SLOW, "client too slow: outbox full")
+                    return
+                if not self._closing:
+                    await self._outbox.put(CloseConnection(CLOSE_NORMAL, ""))
+                try:
+                    async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                        await writer
+                except TimeoutError:  # the client stopped reading while we were saying goodbye
+                    await self._close_now(CLOSE_TOO_SLOW, "client too slow")
         except* Exception:
             log.exception("session crashed; closing with 1011")
             with contextlib.suppress(Exception):
                 await self.transport.close(CLOSE_INTERNAL_ERROR, "internal server error")
+
+    async def _close_now(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self.transport.close(code, reason)
 
     async def _reader(self) -> None:
         while True:
@@ -127,6 +160,13 @@ class Connection:
         while True:
             item = await self._inbox.get()
             if isinstance(item, _Closed):
+                return
+            if isinstance(item, _Expired):
+                # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
+                session.error(ProtocolError(SESSION_EXPIRED_MESSAGE, code="session_expired"))
+                self._flush()
+                self._closing = True
+                await self._outbox.put(CloseConnection(CLOSE_GOING_AWAY, SESSION_EXPIRED_MESSAGE))
                 return
             if isinstance(item, bytes):
                 session.error(
@@ -176,11 +216,8 @@ class Connection:
         try:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
-            log.warning("client is not reading its events; closing")
-            self._closing = True
-            while not self._outbox.empty():
-                self._outbox.get_nowait()
-            self._outbox.put_nowait(CloseConnection(CLOSE_TOO_SLOW, "client too slow: outbox full"))
+            log.warning("client is not reading its events; closing with %d", CLOSE_TOO_SLOW)
+            self._closing = self._too_slow = True
             return False
         return True
 

@@ -28,7 +28,10 @@ class Settings:
         llm_api_key: Bearer key for ``llm_url``.
         llm_context_tokens: Context window of the LLM (prompts are trimmed to fit).
         tts_voice: A piper ``.onnx`` voice for English; the bundled ``en_US-joe-medium`` by default.
+        tts_voices: More piper voices by language, for translation into them:
+            ``"es=/voices/es_ES-davefx-medium.onnx,de=/voices/de.onnx"`` (others speak with espeak-ng).
         instructions: Default system prompt of realtime sessions.
+        session_lifetime_s: Maximum duration of a session, as OpenAI's 60 minutes (``expires_at``).
         log_level: Python logging level name.
     """
 
@@ -45,7 +48,9 @@ class Settings:
     llm_api_key: str | None = None
     llm_context_tokens: int = 2048
     tts_voice: str | None = None
+    tts_voices: str | None = None
     instructions: str | None = None
+    session_lifetime_s: int = 3600
     log_level: str = "info"
 
     @classmethod

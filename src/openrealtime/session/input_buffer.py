@@ -109,6 +109,7 @@ class InputAudioBuffer:
         on_speech_started: Callable[[str], None] | None = None,
         on_transcript: Callable[[str, str], None] | None = None,
         always_transcribe: bool = False,
+        previous_item: Callable[[], str | None] | None = None,
         noise: NoiseSuppressor | None = None,
     ) -> None:
         self._vad_model = vad
@@ -125,6 +126,9 @@ class InputAudioBuffer:
         # transcription events; transcription sessions transcribe only when configured to.
         self._always_transcribe = always_transcribe
         self._semantic: Eagerness | None = None
+        # What a commit's ``previous_item_id`` names: the last commit in a transcription session, the
+        # conversation's last item in a realtime one (reference 6.3).
+        self._previous_item = previous_item or (lambda: self.last_committed_item)
         self.completed_transcripts: dict[str, str] = {}
         self.last_commit_audio: Samples | None = None  # the session takes it if it keeps item audio
         self._format = AudioFormat(config.format.type)
@@ -369,7 +373,7 @@ class InputAudioBuffer:
         return self._commit_turn(turn, end=end, speech_end=end)
 
     def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> CommittedAudio:
-        committed = CommittedAudio(turn.item_id, self.last_committed_item, turn.start, end)
+        committed = CommittedAudio(turn.item_id, self._previous_item(), turn.start, end)
         self._input_samples_since_commit = 0
         self.last_committed_item = turn.item_id
         turn.committed = True

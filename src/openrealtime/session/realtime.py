@@ -57,7 +57,7 @@ from openrealtime.session.commands import (
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause, fit_context
 from openrealtime.session.ids import Ids
 from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer
-from openrealtime.session.transcription import SESSION_LIFETIME_S, SessionInfo, decode_base64_audio
+from openrealtime.session.transcription import SessionInfo, decode_base64_audio
 
 DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant. Answer in one or two short spoken sentences, "
@@ -172,6 +172,7 @@ class RealtimeSession:
             on_speech_started=self._on_speech_started,
             on_transcript=self._on_transcript,
             always_transcribe=True,
+            previous_item=lambda: self.conversation.last_id,
             noise=noise,
         )
         self._events.append(se.SessionCreated(session=self.effective_session()))
@@ -193,7 +194,7 @@ class RealtimeSession:
             "object": "realtime.session",
             "id": self.info.session_id,
             "model": self.rt.model,
-            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+            "expires_at": self.info.created_at_s + self.info.lifetime_s,
             **{k: v for k, v in session.items() if k != "type"},
         }
 

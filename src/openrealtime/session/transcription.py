@@ -36,6 +36,7 @@ class SessionInfo:
     session_id: str
     created_at_s: int
     accepts_model: Callable[[str], bool]
+    lifetime_s: int = SESSION_LIFETIME_S
 
 
 def decode_base64_audio(data: str, *, event_id: str | None) -> bytes:
@@ -97,7 +98,7 @@ class TranscriptionSession:
             "type": "transcription",
             "object": "realtime.transcription_session",
             "id": self.info.session_id,
-            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+            "expires_at": self.info.created_at_s + self.info.lifetime_s,
             **{k: v for k, v in session.items() if k != "type"},
         }
 
