@@ -67,14 +67,27 @@ def _alaw_decode_table() -> npt.NDArray[np.int16]:
 
 
 def _encode_table(decode: npt.NDArray[np.int16]) -> npt.NDArray[np.uint8]:
-    """For every int16 value, the G.711 code whose decoded value is nearest."""
-    order = np.argsort(decode.astype(np.int32))
-    sorted_values = decode.astype(np.int32)[order]
+    """For every int16 value, the G.711 code whose decoded value is nearest.
+
+    As in G.711, quantisation is symmetric about zero: a tie goes to the smaller magnitude, and zero
+    (digital silence) encodes to the positive zero codes 0xFF (mu-law) and 0xD5 (A-law).
+    """
+    values = decode.astype(np.int32)
+    codes = np.arange(values.size)
+    # Sort by value, positive codes (sign bit set in both laws) first, so that of mu-law's two zeros
+    # np.unique keeps 0xFF.
+    order = np.lexsort(((codes & 0x80) == 0, values))
+    sorted_values, first = np.unique(values[order], return_index=True)
+    sorted_codes = order[first]
     all_values = np.arange(-32768, 32768, dtype=np.int32)
     right = np.clip(np.searchsorted(sorted_values, all_values), 1, len(sorted_values) - 1)
     left = right - 1
-    pick_left = np.abs(all_values - sorted_values[left]) <= np.abs(sorted_values[right] - all_values)
-    return order[np.where(pick_left, left, right)].astype(np.uint8)
+    left_distance = np.abs(all_values - sorted_values[left])
+    right_distance = np.abs(sorted_values[right] - all_values)
+    pick_left = (left_distance < right_distance) | (
+        (left_distance == right_distance) & (np.abs(sorted_values[left]) < np.abs(sorted_values[right]))
+    )
+    return sorted_codes[np.where(pick_left, left, right)].astype(np.uint8)
 
 
 _ULAW_DECODE = _ulaw_decode_table()

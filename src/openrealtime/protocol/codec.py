@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import secrets
 import string
 from collections.abc import Mapping
@@ -71,9 +72,20 @@ _EVENT_ID_ALPHABET = string.ascii_letters + string.digits
 _EVENT_ID_LENGTH = 21
 
 
+_QUOTED = re.compile(r"'([^']*)'")
+
+
 def _quote_list(values: list[str]) -> str:
     quoted = [f"'{v}'" for v in values]
-    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+
+
+def _supported_values(expected: str) -> str:
+    """Pydantic's ``'a', 'b' or 'c'`` (or ``'a', 'b'`` for tags) as OpenAI's ``'a', 'b', and 'c'``."""
+    values = _QUOTED.findall(expected)
+    return _quote_list(values) if values else expected
 
 
 def _param_path(loc: tuple[int | str, ...]) -> str:
@@ -94,7 +106,9 @@ def _param_path(loc: tuple[int | str, ...]) -> str:
 
 
 def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolError:
-    err = exc.errors(include_url=False)[0]
+    # In a smart-mode union (``"auto" | NamedToolChoice``) pydantic reports every member's error; the
+    # deepest one is from the member the client meant (the object, when an object was sent).
+    err = max(exc.errors(include_url=False), key=lambda e: len(e["loc"]))
     param = _param_path(tuple(err["loc"]))
     kind = err["type"]
     value = err.get("input")
@@ -110,24 +124,29 @@ def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolErro
             param=param,
             event_id=event_id,
         )
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        # The location of a tagged union's error is the union field; the value at fault is its tag.
+        param = f"{param}.type"
     if kind == "union_tag_not_found":
         return ProtocolError(
-            f"Missing required parameter: '{param}.type'.",
+            f"Missing required parameter: '{param}'.",
             code="missing_required_parameter",
-            param=f"{param}.type",
+            param=param,
             event_id=event_id,
         )
     if kind in ("literal_error", "union_tag_invalid", "enum"):
-        expected = ctx.get("expected") or ctx.get("expected_tags") or ""
+        expected = str(ctx.get("expected") or ctx.get("expected_tags") or "")
         return ProtocolError(
             f"Invalid value: '{value if not isinstance(value, dict) else value.get('type')}'. "
-            f"Supported values are: {expected}.",
+            f"Supported values are: {_supported_values(expected)}.",
             code="invalid_value",
             param=param,
             event_id=event_id,
         )
+    # Integer or decimal by the field's bound, not the value sent: ``threshold: 2`` is a decimal field.
+    bound = ctx.get("ge", ctx.get("gt", ctx.get("le", ctx.get("lt"))))
+    number = "integer" if isinstance(bound, int) and not isinstance(bound, bool) else "decimal"
     if kind in ("greater_than_equal", "greater_than"):
-        number = "integer" if isinstance(value, int) else "decimal"
         return ProtocolError(
             f"Invalid '{param}': expected a value >= {ctx.get('ge', ctx.get('gt'))}, "
             f"but got {value} instead.",
@@ -136,7 +155,6 @@ def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolErro
             event_id=event_id,
         )
     if kind in ("less_than_equal", "less_than"):
-        number = "integer" if isinstance(value, int) else "decimal"
         return ProtocolError(
             f"Invalid '{param}': expected a value <= {ctx.get('le', ctx.get('lt'))}, "
             f"but got {value} instead.",

@@ -80,8 +80,10 @@ class CaptionTracker:
         if words_norm[: len(sent_norm)] == sent_norm:
             return self._delta(words[len(self.sent) :])
         # The final decode revised words already sent: find where the sent text ends in it.
+        # After the last matching block, the rest of the sent words stand for as many final words; with
+        # no match at all the sent words stand for the first ones (resuming at 0 would repeat them).
         matcher = difflib.SequenceMatcher(a=sent_norm, b=words_norm, autojunk=False)
-        resume = 0
+        resume = len(sent_norm)
         for block in matcher.get_matching_blocks():
             if block.size and block.a + block.size <= len(sent_norm):
                 resume = block.b + block.size + (len(sent_norm) - block.a - block.size)
