@@ -240,3 +240,26 @@ async def test_vanished_client_leaves_the_server_healthy(base: str, fake_engines
     ws.transport.abort()  # no close frame: the client just vanishes
     async with websockets.connect(f"{base}/v1/realtime?intent=transcription") as ws2:
         assert json.loads(await ws2.recv())["type"] == "session.created"
+
+
+async def test_metrics_expose_the_same_figures(base: str) -> None:
+    import httpx
+
+    async with websockets.connect(f"{base}/v1/realtime?intent=transcription") as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {
+            "input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}}}}))
+        await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(tone(1200))}))
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        await ws.send(json.dumps({"type": "nope"}))
+        async with asyncio.timeout(TIMEOUT_S):
+            while json.loads(await ws.recv())["type"] != "error":
+                pass
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(base.replace("ws://", "http://") + "/metrics")).text
+    assert "openrealtime_transcription_finalization_seconds_count 1" in text
+    assert 'openrealtime_sessions_total{kind="transcription"} 1' in text
+    assert 'openrealtime_active_sessions{kind="transcription"} 1' in text
+    assert "openrealtime_append_handling_seconds_count 1" in text
+    assert 'openrealtime_errors_total{code="invalid_value"} 1' in text
+    assert 'openrealtime_stage_latency_seconds_count{stage="asr_final"}' in text

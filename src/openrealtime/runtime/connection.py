@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,8 @@ from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_cl
 from openrealtime.session.commands import CancelJob, CloseConnection, JobFailed
 
 log = logging.getLogger(__name__)
+
+APPEND_EVENTS = (ce.InputAudioBufferAppend, ce.TranslationAppend)
 
 OUTBOX_LIMIT = 2048  # queued server events before a client that does not read is cut off
 CLOSE_TOO_SLOW = 1008
@@ -80,6 +83,7 @@ class Connection:
         cancel_job: Callable[[str], None],
         on_event: Callable[[se.ServerEvent], None] | None = None,
         lifetime_s: float | None = None,
+        on_append: Callable[[float], None] | None = None,
     ) -> None:
         self.session = session
         self.transport = transport
@@ -93,6 +97,7 @@ class Connection:
         self._closing = False
         self._too_slow = False
         self._lifetime_s = lifetime_s
+        self._on_append = on_append
 
     async def run(self) -> None:
         """Serve until the client goes, the session asks to close, or a bug (closed with 1011)."""
@@ -181,7 +186,10 @@ class Connection:
                 except ProtocolError as exc:
                     session.error(exc)
                 else:
+                    started = time.thread_time()
                     session.receive(event)
+                    if self._on_append is not None and isinstance(event, APPEND_EVENTS):
+                        self._on_append(time.thread_time() - started)
             else:
                 session.on_result(item)
             if not self._flush():

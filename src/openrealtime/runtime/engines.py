@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from openrealtime.engines.protocols import (
     NoiseSuppressor,
     Synthesizer,
     Transcriber,
+    Translator,
     VadModel,
 )
 from openrealtime.exceptions import EngineError
@@ -25,10 +28,12 @@ from openrealtime.session.commands import (
     AudioChunk,
     Generate,
     LlmChunk,
-    Synthesize,
     SynthesisDone,
+    Synthesize,
+    TextTranslated,
     Transcribe,
     TranscriptReady,
+    TranslateText,
 )
 
 log = logging.getLogger(__name__)
@@ -62,8 +67,12 @@ class EngineSet:
     transcriber_name: str
     noise: NoiseSuppressor | None = None
     chat: ChatModel | None = None
+    # Called with (stage, seconds) for asr, llm_first_token and tts_first_audio (``/metrics``).
+    on_stage: Callable[[str, float], None] | None = None
     # TTS engines by language code; "*" is the fallback for every other language.
     synthesizers: dict[str, Synthesizer] = field(default_factory=dict)
+    # Text translators by preference (Apertium before an LLM); the first that covers a pair serves it.
+    translators: list[Translator] = field(default_factory=list)
     asr_worker: ModelWorker[object] = field(default_factory=lambda: ModelWorker("asr"))
     # Streaming engine calls (LLM, TTS, MT) run here; each engine serialises its own model access.
     stream_pool: ThreadPoolExecutor = field(
@@ -82,7 +91,29 @@ class EngineSet:
         return handler(command)
 
     def _handlers(self) -> dict[type, Callable[[Any], AsyncIterator[object]]]:
-        return {Transcribe: self._transcribe, Synthesize: self._synthesize, Generate: self._generate}
+        return {
+            Transcribe: self._transcribe,
+            Synthesize: self._synthesize,
+            Generate: self._generate,
+            TranslateText: self._translate,
+        }
+
+    def translator_for(self, source: str, target: str) -> Translator | None:
+        """The first configured text translator that covers ``source`` -> ``target``."""
+        return next((t for t in self.translators if t.supports(source, target)), None)
+
+    async def _translate(self, command: TranslateText) -> AsyncIterator[object]:
+        translator = self.translator_for(command.source, command.target)
+        if translator is None:
+            raise EngineError(
+                f"no translator for {command.source}->{command.target}", code="unsupported_language_pair"
+            )
+
+        def call() -> object:
+            text = translator.translate(command.text, source=command.source, target=command.target)
+            return TextTranslated(command.job_id, text)
+
+        yield await asyncio.get_running_loop().run_in_executor(self.stream_pool, call)
 
     async def _synthesize(self, command: Synthesize) -> AsyncIterator[object]:
         synthesizer = self.synthesizer_for(command.language)
@@ -92,9 +123,18 @@ class EngineSet:
             voice = command.voice or DEFAULT_VOICE
             return iter(synthesizer.synthesize(command.text, voice=voice, stop=stop))
 
+        started = time.perf_counter()
+        first = True
         async for samples in iterate_in_thread(chunks, self.stream_pool):
+            if first:
+                self._stage("tts_first_audio", time.perf_counter() - started)
+                first = False
             yield AudioChunk(command.job_id, samples, rate)
         yield SynthesisDone(command.job_id)
+
+    def _stage(self, stage: str, seconds: float) -> None:
+        if self.on_stage is not None:
+            self.on_stage(stage, seconds)
 
     async def _generate(self, command: Generate) -> AsyncIterator[object]:
         if self.chat is None:
@@ -104,7 +144,12 @@ class EngineSet:
         def chunks(stop: threading.Event) -> Iterator[ChatChunk]:
             return iter(chat.chat(command.request, stop))
 
+        started = time.perf_counter()
+        first = True
         async for chunk in iterate_in_thread(chunks, self.stream_pool):
+            if first:
+                self._stage("llm_first_token", time.perf_counter() - started)
+                first = False
             yield LlmChunk(command.job_id, chunk)
 
     def synthesizer_for(self, language: str) -> Synthesizer:
@@ -118,7 +163,10 @@ class EngineSet:
         transcriber = self.transcriber
 
         def call() -> object:
-            return TranscriptReady(command.job_id, transcriber.transcribe(command.audio, command.options))
+            started = time.perf_counter()
+            transcript = transcriber.transcribe(command.audio, command.options)
+            self._stage("asr_final" if command.final else "asr_partial", time.perf_counter() - started)
+            return TranscriptReady(command.job_id, transcript)
 
         priority = PRIORITY_FINAL if command.final else PRIORITY_PARTIAL
         yield await wait_future(self.asr_worker.submit(command.job_id, priority, call))

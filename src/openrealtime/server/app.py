@@ -17,20 +17,24 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from openrealtime.engines.protocols import ChatModel, NoiseSuppressor, Synthesizer, Translator
+from openrealtime.exceptions import EngineError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.server.auth import authenticate
+from openrealtime.server.metrics import Metrics
 from openrealtime.server.settings import Settings
 from openrealtime.session.ids import Ids
-from openrealtime.engines.protocols import ChatModel, Synthesizer
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
+from openrealtime.session.translation import TranslationSession
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,10 @@ def load_engines(settings: Settings) -> EngineSet:
         vad=SileroVad(),
         transcriber=transcriber,
         transcriber_name=settings.asr_model,
-        chat=load_chat_model(settings),
+        chat=(chat := load_chat_model(settings)),
         synthesizers=load_synthesizers(settings),
+        translators=load_translators(chat),
+        noise=load_noise_suppressor(),
     )
 
 
@@ -96,7 +102,41 @@ def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:
     from openrealtime.engines.piper_tts import PiperOptions, PiperSynthesizer
 
     paths = (Path(settings.tts_voice),) if settings.tts_voice else ()
-    return {"en": PiperSynthesizer(PiperOptions(model_paths=paths)), "*": EspeakSynthesizer()}
+    synthesizers: dict[str, Synthesizer] = {
+        "en": PiperSynthesizer(PiperOptions(model_paths=paths)),
+        "*": EspeakSynthesizer(),
+    }
+    for language, path in parse_voice_paths(settings.tts_voices).items():
+        synthesizers[language] = PiperSynthesizer(PiperOptions(model_paths=(Path(path),)))
+    return synthesizers
+
+
+def parse_voice_paths(spec: str | None) -> dict[str, str]:
+    """``"es=/v/es.onnx,de=/v/de.onnx"`` -> ``{"es": "/v/es.onnx", "de": "/v/de.onnx"}``."""
+    pairs = (item.split("=", 1) for item in (spec or "").split(",") if "=" in item)
+    return {language.strip().lower(): path.strip() for language, path in pairs}
+
+
+def load_translators(chat: ChatModel | None) -> list[Translator]:
+    """Apertium for the pairs its installed packages cover, then an LLM translator for the rest."""
+    from openrealtime.engines.apertium import ApertiumTranslator
+    from openrealtime.engines.llm_translator import LlmTranslator
+
+    translators: list[Translator] = [ApertiumTranslator()]
+    if chat is not None:
+        translators.append(LlmTranslator(chat))
+    return translators
+
+
+def load_noise_suppressor() -> NoiseSuppressor | None:
+    """RNNoise for ``noise_reduction``; without it the setting is accepted and does nothing."""
+    from openrealtime.engines.noise import RnnoiseSuppressor
+
+    try:
+        return RnnoiseSuppressor()
+    except EngineError as exc:
+        log.warning("noise reduction unavailable: %s", exc.message)
+        return None
 
 
 class _StarletteTransport:
@@ -143,6 +183,7 @@ def create_app(
     """Build the app; pass ``engines`` (e.g. fakes) to skip loading models."""
     settings = settings or Settings.load()
     state: dict[str, Any] = {"engines": engines, "active": 0}
+    metrics = Metrics()
     owns_engines = engines is None  # engines passed in (tests, embedding) are the caller's to close
 
     @contextlib.asynccontextmanager
@@ -156,6 +197,9 @@ def create_app(
         yield
         if owns_engines:
             state["engines"].close()
+
+    async def metrics_endpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> JSONResponse:
         if state["engines"] is None:
@@ -184,6 +228,7 @@ def create_app(
             session_id=Ids().new("sess"),
             created_at_s=int(time.time()),
             accepts_model=engines.accepts_transcription_model,
+            lifetime_s=settings.session_lifetime_s,
         )
         if intent == "transcription":
             session: Any = TranscriptionSession(info, vad=engines.vad, noise=engines.noise)
@@ -223,6 +268,10 @@ def create_app(
 
     async def _serve(websocket: WebSocket, session: Any, kind: SessionKind, engines: EngineSet) -> None:
         state["active"] += 1
+        metrics.active.add(1, kind=kind.value)
+        metrics.sessions.add(1, kind=kind.value)
+        if engines.on_stage is None:
+            engines.on_stage = lambda stage, seconds: metrics.stage.observe(seconds, stage=stage)
         log.info("session %s (%s) opened", session.info.session_id, kind.value)
         try:
             await Connection(
@@ -231,15 +280,54 @@ def create_app(
                 kind,
                 run_job=engines.run_job,
                 cancel_job=engines.cancel_job,
+                lifetime_s=settings.session_lifetime_s,
+                on_event=metrics.observer(),
+                on_append=metrics.append.observe,
             ).run()
         finally:
             state["active"] -= 1
+            metrics.active.add(-1, kind=kind.value)
             log.info("session %s closed", session.info.session_id)
+
+    async def translations(websocket: WebSocket) -> None:
+        auth = authenticate(websocket.headers, websocket.scope.get("subprotocols", []), settings.api_key)
+        await websocket.accept(subprotocol=auth.subprotocol)
+        if not auth.ok:
+            await _refuse(websocket, message=auth.message, code=auth.code, close_code=CLOSE_AUTH)
+            return
+        model = websocket.query_params.get("model")
+        if "intent" in websocket.query_params:  # as the SDKs refuse it client-side (reference 2.2)
+            await _refuse(
+                websocket,
+                message="Realtime Translation does not accept an intent query parameter.",
+                code="invalid_intent",
+                close_code=CLOSE_BAD_REQUEST,
+            )
+            return
+        if not model:
+            await _refuse(
+                websocket,
+                message="You must provide a model parameter, for example "
+                "ws://127.0.0.1:8000/v1/realtime/translations?model=gpt-realtime-translate",
+                code="missing_model",
+                close_code=CLOSE_BAD_REQUEST,
+            )
+            return
+        engines: EngineSet = state["engines"]
+        # Any model name (gpt-realtime-translate, ...) maps to the configured engines.
+        info = LanguageSupport(engines).info(
+            session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model
+        )
+        session = TranslationSession(info, vad=engines.vad, noise=engines.noise)
+        await _serve(websocket, session, SessionKind.TRANSLATION, engines)
 
     routes = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
         WebSocketRoute("/v1/realtime", realtime),
         WebSocketRoute("/realtime", realtime),
+        WebSocketRoute("/v1/realtime/translations", translations),
+        WebSocketRoute("/realtime/translations", translations),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
