@@ -118,6 +118,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from openrealtime.bench.transcription import run_transcription_bench
 
+    if args.kind == "load":
+        from openrealtime.bench.load import run_load_bench
+
+        out = Path(args.out) if args.out else None
+        return asyncio.run(run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions))
     if args.kind != "transcription":
         print(f"bench {args.kind}: not implemented yet (see the open issues)", file=sys.stderr)
         return 2
@@ -161,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--url", default=None, help="a running server (default: start one here)")
     bench.add_argument("--out", default=None, help="directory for results.json and summary.md")
     bench.add_argument("--turns", type=int, default=10)
+    bench.add_argument(
+        "--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried"
+    )
     bench.set_defaults(func=_bench)
     return parser
 

@@ -183,10 +183,13 @@ async def run_transcription_bench(*, url: str | None, out_dir: Path | None, turn
     table = "\n".join(lines)
     print(table)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
-        (out_dir / "summary.md").write_text(
-            f"# bench transcription\n\nmachine: {summary['machine']}\n\n{table}\n"
-        )
-        print(f"wrote {out_dir}/results.json and summary.md")
+        write_results(out_dir, "transcription", summary, table)
     return 0
+
+
+def write_results(out_dir: Path, kind: str, summary: dict[str, Any], table: str) -> None:
+    """``results.json`` and ``summary.md`` in ``out_dir`` (with the machine the run was on)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "summary.md").write_text(f"# bench {kind}\n\nmachine: {summary['machine']}\n\n{table}\n")
+    print(f"wrote {out_dir}/results.json and summary.md")
