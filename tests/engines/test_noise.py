@@ -135,5 +135,5 @@ def test_empty_and_tiny_chunks(suppressor: RnnoiseSuppressor) -> None:
 
 @pytest.mark.parametrize(("kind", "strength"), [("near_field", -0.1), ("far_field", 1.5), ("studio", 0.5)])
 def test_bad_arguments(suppressor: RnnoiseSuppressor, kind: str, strength: float) -> None:
-    with pytest.raises(ValueError, match="noise reduction type|strength"):
+    with pytest.raises(ValueError, match=r"noise reduction type|strength"):
         suppressor.new_stream(kind, strength)  # type: ignore[arg-type]

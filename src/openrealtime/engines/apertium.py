@@ -10,8 +10,10 @@ supports nothing and never fails at construction.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from openrealtime.exceptions import EngineError
 
 DEFAULT_TIMEOUT_S = 10.0
 _LIST_TIMEOUT_S = 10.0
+_STDERR_MAX_CHARS = 200
 
 #: ISO-639-1 -> the ISO-639-3 code Apertium's pair names use.
 ISO_639_1_TO_APERTIUM: Mapping[str, str] = {
@@ -136,26 +139,35 @@ class ApertiumTranslator:
         return clean_output(self._run(mode, text))
 
     def _run(self, mode: str, text: str) -> str:
-        """Run one pipeline; the one place process errors are translated."""
+        """Run one pipeline; the one place process errors are translated.
+
+        ``apertium`` is a shell script that starts a pipeline of a dozen processes, so it runs in its
+        own process group and a timeout kills the whole group: killing only the script would leave
+        the pipeline holding the output pipe open, and the wait would last as long as it does.
+        """
         try:
-            done = subprocess.run(
+            process = subprocess.Popen(
                 [*self._base_command(), "-u", "-f", "txt", mode],
-                input=text,
-                capture_output=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
-                timeout=self.options.timeout_s,
-                check=False,
+                start_new_session=True,
             )
+        except OSError as exc:
+            raise EngineError(f"cannot run Apertium: {exc}", code="translation_failed") from exc
+        try:
+            stdout, stderr = process.communicate(text, timeout=self.options.timeout_s)
         except subprocess.TimeoutExpired as exc:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
             raise EngineError(
                 f"Apertium {mode} took longer than {self.options.timeout_s} s", code="translation_timeout"
             ) from exc
-        except OSError as exc:
-            raise EngineError(f"cannot run Apertium: {exc}", code="translation_failed") from exc
-        if done.returncode != 0:
+        if process.returncode != 0:
             raise EngineError(
-                f"Apertium {mode} exited with {done.returncode}: {done.stderr.strip()[:200]}",
+                f"Apertium {mode} exited with {process.returncode}: {stderr.strip()[:_STDERR_MAX_CHARS]}",
                 code="translation_failed",
             )
-        return done.stdout
+        return stdout

@@ -148,3 +148,30 @@ class UppercaseTranslator:
 
     def translate(self, text: str, *, source: str, target: str) -> str:
         return f"[{target}] {text.upper()}"
+
+
+class PassthroughNoiseStream:
+    """Returns every chunk unchanged and counts what it saw."""
+
+    def __init__(self, kind: str, strength: float) -> None:
+        self.kind = kind
+        self.strength = strength
+        self.samples_seen = 0
+
+    def process(self, samples: Samples) -> Samples:
+        self.samples_seen += samples.size
+        return samples
+
+
+class PassthroughNoiseSuppressor:
+    """A :class:`~openrealtime.engines.protocols.NoiseSuppressor` that changes nothing; keeps its streams."""
+
+    sample_rate_hz = 16_000
+
+    def __init__(self) -> None:
+        self.streams: list[PassthroughNoiseStream] = []
+
+    def new_stream(self, kind: str, strength: float) -> PassthroughNoiseStream:
+        stream = PassthroughNoiseStream(kind, strength)
+        self.streams.append(stream)
+        return stream

@@ -6,7 +6,10 @@ pieces decoded incrementally), and tool calls built with grammar-constrained dec
 arguments are always valid JSON against the tool's schema:
 
 * a forced tool (``tool_choice`` = a tool name, or ``"required"`` with one tool) goes straight to
-  argument generation, constrained by a GBNF grammar compiled from the tool's JSON Schema;
+  argument generation, constrained by a GBNF grammar compiled from the tool's JSON Schema, bounded
+  first by :func:`~openrealtime.engines.tool_schema.bounded_schema` so that the decode always ends; the
+  result is then checked against the schema for what a grammar cannot express (number bounds), and
+  arguments that are cut off or invalid raise :class:`EngineError` instead of reaching the client;
 * otherwise a *routing* step picks the tool (or, for ``"auto"``, the choice ``"answer"``, which streams
   a normal text reply). ``LlamaOptions.auto_tools`` selects how:
 
@@ -47,13 +50,19 @@ from openrealtime.engines.protocols import (
     ToolCallDelta,
     ToolSpec,
 )
+from openrealtime.engines.tool_schema import (
+    DEFAULT_MAX_ARRAY_ITEMS,
+    DEFAULT_MAX_STRING_CHARS,
+    bounded_schema,
+    schema_violation,
+)
 from openrealtime.exceptions import EngineError
 
 DEFAULT_CONTEXT_TOKENS = 2048
 DEFAULT_THREADS = 2
 DEFAULT_BATCH_TOKENS = 512
 DEFAULT_MAX_TOKENS = 512
-DEFAULT_TOOL_ARGUMENT_MAX_TOKENS = 256
+DEFAULT_TOOL_ARGUMENT_MAX_TOKENS = 512
 ANSWER = "answer"  # the router's choice meaning "reply in words"
 
 FINISH_STOP = "stop"
@@ -62,6 +71,7 @@ FINISH_TOOL_CALLS = "tool_calls"
 FINISH_CANCELLED = "cancelled"
 
 _EMPTY_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
+_GRAMMAR_CACHE_ENTRIES = 64
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,9 @@ class LlamaOptions:
         default_max_tokens: Output cap when a request sets none.
         tool_argument_max_tokens: Cap of one tool call's JSON arguments; arguments cut off by it are
             an error, never invalid JSON.
+        tool_string_max_chars: Longest string the grammar lets the model write where the schema sets no
+            ``maxLength`` (small models otherwise loop inside a string until the cap).
+        tool_array_max_items: Longest array where the schema sets no ``maxItems``.
         auto_tools: How a tool is chosen when the request does not force one: ``"lexical"`` (word
             overlap, the model breaking ties), ``"router"`` (the model alone, grammar-constrained) or
             ``"answer"`` (``tool_choice="auto"`` answers in text; ``"required"`` routes lexically).
@@ -95,6 +108,8 @@ class LlamaOptions:
     n_batch: int = DEFAULT_BATCH_TOKENS
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     tool_argument_max_tokens: int = DEFAULT_TOOL_ARGUMENT_MAX_TOKENS
+    tool_string_max_chars: int = DEFAULT_MAX_STRING_CHARS
+    tool_array_max_items: int = DEFAULT_MAX_ARRAY_ITEMS
     auto_tools: Literal["lexical", "router", "answer"] = "lexical"
     chat_template: str | None = None
     repeat_penalty: float = 1.1
@@ -341,7 +356,9 @@ class LlamaChatModel:
             self._llm = _load_llama(llama_cpp, path, self.options)
             template = self.options.chat_template or self._llm.metadata.get("tokenizer.chat_template")
             if not template:
-                raise EngineError(f"{path} has no chat template; pass LlamaOptions.chat_template")
+                raise EngineError(
+                    f"{path} has no chat template; pass LlamaOptions.chat_template", code="model_load_failed"
+                )
             eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
             bos_id = self._llm.token_bos()
             bos = (
@@ -446,29 +463,36 @@ class LlamaChatModel:
     def _call(
         self, request: ChatRequest, tool: ToolSpec, stop: threading.Event, run: _Run
     ) -> Iterator[ChatChunk]:
-        schema = json.dumps(tool.parameters or _EMPTY_OBJECT_SCHEMA)
-        grammar = self._grammar(schema, from_schema=True)
+        schema = tool.parameters or _EMPTY_OBJECT_SCHEMA
+        bounded = bounded_schema(
+            schema,
+            max_string_chars=self.options.tool_string_max_chars,
+            max_array_items=self.options.tool_array_max_items,
+        )
+        grammar = self._grammar(json.dumps(bounded), from_schema=True)
         prompt = self._render(arguments_messages(request.messages, tool))
+        yield ToolCallDelta(index=0, name=tool.name, arguments="")
         parts: list[str] = []
-        name: str | None = tool.name
         for piece in self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run):
             parts.append(piece)
-            yield ToolCallDelta(index=0, name=name, arguments=piece)
-            name = None
+            yield ToolCallDelta(index=0, name=None, arguments=piece)
         if run.finish == FINISH_CANCELLED:
             yield run.done()
             return
-        arguments = "".join(parts)
         try:
-            json.loads(arguments)
+            arguments = json.loads("".join(parts))
         except ValueError as exc:
             raise EngineError(
                 f"the arguments of {tool.name} did not complete within "
                 f"{self.options.tool_argument_max_tokens} tokens",
                 code="tool_arguments_truncated",
             ) from exc
-        if name is not None:  # no piece at all: cannot happen with a JSON grammar, but stay well-formed
-            yield ToolCallDelta(index=0, name=name, arguments=arguments)
+        # The grammar enforces structure and types; this catches what it cannot (number bounds).
+        problem = schema_violation(schema, arguments)
+        if problem is not None:
+            raise EngineError(
+                f"the arguments of {tool.name} are invalid: {problem}", code="tool_arguments_invalid"
+            )
         yield run.done(FINISH_TOOL_CALLS)
 
     # --- llama.cpp ---------------------------------------------------------------------------------
@@ -495,6 +519,8 @@ class LlamaChatModel:
                     grammar = self._grammar_class.from_string(source, verbose=False)
             except (ValueError, RuntimeError, KeyError, TypeError) as exc:
                 raise EngineError(f"cannot build a grammar: {exc}", code="invalid_tool_schema") from exc
+            if len(self._grammars) >= _GRAMMAR_CACHE_ENTRIES:  # clients send arbitrary tools: stay bounded
+                self._grammars.pop(next(iter(self._grammars)))
             self._grammars[key] = grammar
         return grammar
 

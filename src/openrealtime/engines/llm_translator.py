@@ -43,17 +43,29 @@ _PREAMBLE = re.compile(
     r"\w+ translation:)\s*",
     re.IGNORECASE,
 )
-_TRAILING_NOTE = re.compile(r"\n\s*\n.*\Z|\n\s*(?:note|explanation|\(note)\b.*\Z", re.IGNORECASE | re.DOTALL)
+_TRAILING_NOTE = re.compile(r"\n\s*(?:note|explanation|\(note)\b.*\Z", re.IGNORECASE | re.DOTALL)
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 _QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("«", "»"), ("„", "“"), ("‘", "’"), ("「", "」"))
 
 
-def clean_translation(text: str) -> str:
-    """The translation alone: no preamble, no trailing note, no surrounding quotes."""
+def clean_translation(text: str, source: str = "") -> str:
+    """The translation alone: no preamble, no trailing note, no surrounding quotes.
+
+    Args:
+        text: What the model answered.
+        source: The text that was translated: paragraphs after a blank line are only dropped (as
+            the model's commentary) when the source had none, and quotes only when it was not quoted.
+    """
     text = _PREAMBLE.sub("", text.strip(), count=1)
     text = _TRAILING_NOTE.sub("", text).strip()
+    if not _PARAGRAPH_BREAK.search(source):
+        text = _PARAGRAPH_BREAK.split(text, maxsplit=1)[0].strip()
+    source = source.strip()
     for opening, closing in _QUOTE_PAIRS:
+        quoted_source = source.startswith(opening) and source.endswith(closing)
         if len(text) >= len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
-            text = text[len(opening) : -len(closing)].strip()
+            if not quoted_source:
+                text = text[len(opening) : -len(closing)].strip()
             break
     return text
 
@@ -116,7 +128,7 @@ class LlmTranslator:
             for chunk in self.model.chat(request, threading.Event())
             if isinstance(chunk, TextDelta)
         ]
-        return clean_translation("".join(pieces))
+        return clean_translation("".join(pieces), text)
 
 
 def _base(code: str) -> str:

@@ -99,7 +99,7 @@ class OpenAICompatibleChatModel:
         """The JSON body of ``POST /chat/completions`` for ``request``."""
         body: dict[str, Any] = {
             "model": self.options.model,
-            "messages": [dict(message) for message in request.messages],
+            "messages": [chat_message(message) for message in request.messages],
             "stream": True,
             "temperature": request.temperature,
         }
@@ -169,6 +169,28 @@ class OpenAICompatibleChatModel:
             yield state.done(state.finish_reason or "stop")
         else:
             raise EngineError("the chat stream ended before the completion did", code="llm_bad_response")
+
+
+def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as Chat Completions takes it: Realtime-style content parts become ``text`` parts.
+
+    ``input_text``/``output_text`` parts are renamed ``text``, and audio parts are replaced by their
+    ``transcript``; every other field passes through unchanged.
+    """
+    out = dict(message)
+    content = out.get("content")
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if kind in ("input_text", "output_text"):
+                parts.append({"type": "text", "text": part.get("text", "")})
+            elif kind in ("input_audio", "output_audio", "audio") and part.get("transcript"):
+                parts.append({"type": "text", "text": part["transcript"]})
+            else:
+                parts.append(part)
+        out["content"] = parts
+    return out
 
 
 @dataclass
