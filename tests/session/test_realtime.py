@@ -17,9 +17,7 @@ from tests.session.driver import RealtimeDriver
 def make(context_tokens: int = 4096, **kwargs: Any) -> tuple[RealtimeSession, RealtimeDriver]:
     base = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: m == "whisper-1")
     session = RealtimeSession(
-        RealtimeInfo(
-            base=base, model="gpt-realtime", context_tokens=context_tokens, instructions="Be brief."
-        ),
+        RealtimeInfo(base=base, model="gpt-realtime", context_tokens=context_tokens, instructions="Be brief."),
         vad=EnergyVad(),
         ids=Ids(deterministic=True),
     )
@@ -387,9 +385,7 @@ def test_g711_output() -> None:
     events = driver.send({"type": "response.create"})
     import base64
 
-    audio = b"".join(
-        base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"
-    )
+    audio = b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
     # Two clauses of 12 + 25 characters at 60 ms each = 2.22 s of tone = 17 760 one-byte samples at 8 kHz.
     assert abs(len(audio) - 17_760) < 100
 
@@ -432,3 +428,49 @@ def test_voice_cannot_change_after_audio() -> None:
         {"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": "marin"}}}}
     )
     assert error["error"]["code"] == "cannot_update_voice"
+
+
+def test_idle_timeout_commits_silence_and_prompts_a_response() -> None:
+    _, driver = make()
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000}}},
+            },
+        }
+    )
+    say(driver)
+    done = driver.send({"type": "response.create"})
+    answer_ms = 2220  # the fake answer's audio, which the listener hears before the countdown starts
+    assert done[-2]["response"]["status"] == "completed"
+    assert not [e for e in driver.append(quiet(answer_ms + 4800)) if e["type"].endswith("timeout_triggered")]
+    events = driver.append(quiet(400))
+    kinds = types(events)
+    assert kinds[:4] == [
+        "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+    ]
+    assert "response.created" in kinds
+    # Speech during the countdown stops it.
+    _, driver = make()
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {
+                    "input": {
+                        "turn_detection": {"type": "server_vad", "idle_timeout_ms": 5000, "create_response": False}
+                    }
+                },
+            },
+        }
+    )
+    say(driver)
+    driver.send({"type": "response.create"})
+    events = driver.append(quiet(3000)) + driver.append(tone(500)) + driver.append(quiet(8000))
+    assert "input_audio_buffer.timeout_triggered" not in types(events)

@@ -214,8 +214,7 @@ class InputAudioBuffer:
             self.buffer.append(samples)
         except BufferFullError:
             raise ProtocolError(
-                f"Input audio buffer is full: it holds {MAX_BUFFER_S} s of uncommitted audio. "
-                "Commit or clear it.",
+                f"Input audio buffer is full: it holds {MAX_BUFFER_S} s of uncommitted audio. Commit or clear it.",
                 code="input_audio_buffer_full",
                 event_id=event_id,
             ) from None
@@ -251,9 +250,7 @@ class InputAudioBuffer:
                 return None
             turn = self._begin_turn(max(self.buffer.start, event.sample - self._padding_samples()))
             turn.saw_speech = True
-            self.events.append(
-                se.SpeechStarted(audio_start_ms=samples_to_ms(turn.start), item_id=turn.item_id)
-            )
+            self.events.append(se.SpeechStarted(audio_start_ms=samples_to_ms(turn.start), item_id=turn.item_id))
             if self._on_speech_started is not None:
                 self._on_speech_started(turn.item_id)
             return turn.item_id
@@ -268,9 +265,7 @@ class InputAudioBuffer:
             turn.speech_end = None
             self._drop_speculation(turn)
         elif isinstance(event, SpeechEnd) and self.vad_enabled:
-            self.events.append(
-                se.SpeechStopped(audio_end_ms=samples_to_ms(event.sample), item_id=turn.item_id)
-            )
+            self.events.append(se.SpeechStopped(audio_end_ms=samples_to_ms(event.sample), item_id=turn.item_id))
             self._commit_turn(turn, end=event.sample, speech_end=event.speech_end)
         return None
 
@@ -353,9 +348,7 @@ class InputAudioBuffer:
     def commit(self, *, event_id: str | None) -> CommittedAudio:
         """Client ``input_audio_buffer.commit``: the audio since the last commit becomes an item."""
         turn = self.turn
-        held_ms = (
-            self._input_samples_since_commit * MS_PER_S / self._format.rate_hz if turn is not None else 0.0
-        )
+        held_ms = self._input_samples_since_commit * MS_PER_S / self._format.rate_hz if turn is not None else 0.0
         if held_ms < MIN_COMMIT_MS:
             raise ProtocolError(
                 "Error committing input audio buffer: buffer too small. Expected at least "
@@ -370,6 +363,17 @@ class InputAudioBuffer:
         self._run_vad()
         self._detector.reset()
         end = self.buffer.end
+        return self._commit_turn(turn, end=end, speech_end=end)
+
+    def commit_silence(self, start: int) -> CommittedAudio:
+        """``server_vad.idle_timeout_ms``: commit the quiet audio since ``start`` as a user item."""
+        turn = self._begin_turn(max(start, self.buffer.start))
+        end = self.buffer.end
+        self.events.append(
+            se.TimeoutTriggered(
+                audio_start_ms=samples_to_ms(turn.start), audio_end_ms=samples_to_ms(end), item_id=turn.item_id
+            )
+        )
         return self._commit_turn(turn, end=end, speech_end=end)
 
     def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> CommittedAudio:

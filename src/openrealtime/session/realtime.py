@@ -56,7 +56,7 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause, fit_context
 from openrealtime.session.ids import Ids
-from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer
+from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer, ms_to_samples
 from openrealtime.session.transcription import SessionInfo, decode_base64_audio
 
 DEFAULT_INSTRUCTIONS = (
@@ -162,6 +162,9 @@ class RealtimeSession:
         self._jobs: dict[str, str] = {}  # job id -> response id
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
         self._produced_audio = False
+        # server_vad idle timeout: the input position after which silence counts (set when a response
+        # finishes, plus the time its audio takes to play), or None when no countdown runs.
+        self._idle_from: int | None = None
         self.buffer = InputAudioBuffer(
             vad=vad,
             ids=self._ids,
@@ -237,9 +240,7 @@ class RealtimeSession:
         if isinstance(result, TranscriptReady | JobFailed):
             item_id = self._item_jobs.pop(result.job_id, None)
             if item_id is not None:
-                self._on_transcript(
-                    item_id, result.transcript.text if isinstance(result, TranscriptReady) else ""
-                )
+                self._on_transcript(item_id, result.transcript.text if isinstance(result, TranscriptReady) else "")
                 return
             if result.job_id not in self._jobs:
                 self.buffer.on_result(result)
@@ -267,9 +268,8 @@ class RealtimeSession:
     def _dispatch(self, event: ce.ClientEvent) -> None:
         match event:
             case ce.InputAudioBufferAppend():
-                self.buffer.append(
-                    decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id
-                )
+                self.buffer.append(decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id)
+                self._check_idle()
             case ce.InputAudioBufferCommit():
                 self.buffer.commit(event_id=event.event_id)
             case ce.InputAudioBufferClear():
@@ -279,9 +279,7 @@ class RealtimeSession:
             case ce.ConversationItemCreate():
                 self._create_item(event)
             case ce.ConversationItemRetrieve():
-                entry = self._entry(
-                    event.item_id, "item_retrieve_invalid_item_id", "retrieving", event.event_id
-                )
+                entry = self._entry(event.item_id, "item_retrieve_invalid_item_id", "retrieving", event.event_id)
                 self._events.append(se.ItemRetrieved(item=entry.item))
             case ce.ConversationItemDelete():
                 self.conversation.delete(event.item_id, event_id=event.event_id)
@@ -303,8 +301,7 @@ class RealtimeSession:
                 self._cancel_request(event)
             case _:
                 raise ProtocolError(
-                    f"Invalid value: '{getattr(event, 'type', '?')}'. Not supported on a "
-                    "WebSocket realtime session.",
+                    f"Invalid value: '{getattr(event, 'type', '?')}'. Not supported on a WebSocket realtime session.",
                     code="invalid_value",
                     param="type",
                     event_id=event.event_id,
@@ -324,8 +321,7 @@ class RealtimeSession:
     def _update(self, event: ce.SessionUpdate) -> None:
         if not isinstance(event.session, RealtimeSessionConfig):
             raise ProtocolError(
-                "Invalid value: 'transcription'. This is a realtime session: session.type must "
-                "be 'realtime'.",
+                "Invalid value: 'transcription'. This is a realtime session: session.type must be 'realtime'.",
                 code="invalid_value",
                 param="session.type",
                 event_id=event.event_id,
@@ -365,9 +361,7 @@ class RealtimeSession:
         self._events.append(se.ItemAdded(previous_item_id=previous, item=entry.item))
 
     def _item_done(self, entry: Entry) -> None:
-        self._events.append(
-            se.ItemDone(previous_item_id=self.conversation.previous_id(entry.id), item=entry.item)
-        )
+        self._events.append(se.ItemDone(previous_item_id=self.conversation.previous_id(entry.id), item=entry.item))
 
     def _create_item(self, event: ce.ConversationItemCreate) -> None:
         item = event.item.model_dump(mode="json", exclude_none=True)
@@ -429,9 +423,7 @@ class RealtimeSession:
             "role": "user",
             "content": [{"type": "input_audio", "transcript": None}],
         }
-        entry = Entry(
-            item=item, transcript_pending=committed.item_id not in self.buffer.completed_transcripts
-        )
+        entry = Entry(item=item, transcript_pending=committed.item_id not in self.buffer.completed_transcripts)
         self._add(entry)
         self._item_done(entry)
         td = self.config.audio.input.turn_detection
@@ -449,7 +441,18 @@ class RealtimeSession:
             if response.llm_job is None and response.status == "in_progress":
                 self._maybe_generate(response)
 
+    def _check_idle(self) -> None:
+        td = self.config.audio.input.turn_detection
+        if not isinstance(td, ServerVad) or td.idle_timeout_ms is None or self._idle_from is None:
+            return
+        if self.buffer.turn is not None or self.active_response is not None:
+            return
+        if self.buffer.buffer.end - self._idle_from >= ms_to_samples(td.idle_timeout_ms):
+            start, self._idle_from = self._idle_from, None
+            self.buffer.commit_silence(start)
+
     def _on_speech_started(self, item_id: str) -> None:
+        self._idle_from = None
         td = self.config.audio.input.turn_detection
         response = self.active_response
         if response is not None and isinstance(td, ServerVad | SemanticVad) and td.interrupt_response:
@@ -613,9 +616,7 @@ class RealtimeSession:
         )
         if response.in_conversation:
             self._add(entry)
-        part: dict[str, Any] = (
-            {"type": "audio", "transcript": ""} if response.audio else {"type": "text", "text": ""}
-        )
+        part: dict[str, Any] = {"type": "audio", "transcript": ""} if response.audio else {"type": "text", "text": ""}
         self._events.append(
             se.ContentPartAdded(
                 response_id=response.id,
@@ -625,9 +626,7 @@ class RealtimeSession:
                 part=part,
             )
         )
-        entry.item["content"] = [
-            {"type": kind, "transcript": ""} if response.audio else {"type": kind, "text": ""}
-        ]
+        entry.item["content"] = [{"type": kind, "transcript": ""} if response.audio else {"type": kind, "text": ""}]
         return entry
 
     def _ids_of(self, response: Response) -> dict[str, Any]:
@@ -786,9 +785,7 @@ class RealtimeSession:
             if response.in_conversation:
                 self._item_done(entry)
             self._events.append(
-                se.OutputItemDone(
-                    response_id=response.id, output_index=response.message_index, item=entry.item
-                )
+                se.OutputItemDone(response_id=response.id, output_index=response.message_index, item=entry.item)
             )
         for call in response.calls.values():
             item = call.entry.item
@@ -806,10 +803,11 @@ class RealtimeSession:
             )
             if response.in_conversation:
                 self._item_done(call.entry)
-            self._events.append(
-                se.OutputItemDone(response_id=response.id, output_index=call.output_index, item=item)
-            )
+            self._events.append(se.OutputItemDone(response_id=response.id, output_index=call.output_index, item=item))
         self._responses.pop(response.id, None)
+        if response.in_conversation and status == "completed":
+            # The listener hears the answer for as long as its audio lasts; silence counts after that.
+            self._idle_from = self.buffer.buffer.end + ms_to_samples(response.audio_ms if response.audio else 0)
         self._events.append(se.ResponseDone(response=self.response_dict(response, usage=True)))
         used = response.input_tokens + response.output_tokens
         self._events.append(
