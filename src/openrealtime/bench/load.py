@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from openrealtime.bench.speech import SENTENCES
+from openrealtime.bench.speech import SENTENCES, speak
 from openrealtime.bench.transcription import machine, measure, percentile, write_results
 
 FIRST_DELTA_TARGET_S = 1.0
@@ -36,18 +36,14 @@ def rss_mb() -> float:
 async def _one_level(url: str, sessions: int) -> dict[str, Any]:
     async def session(index: int) -> list[Any]:
         await asyncio.sleep(index * STAGGER_S)  # staggering the starts (pacing, not ordering)
-        texts = [
-            SENTENCES[(index * TURNS_PER_SESSION + k) % len(SENTENCES)] for k in range(TURNS_PER_SESSION)
-        ]
+        texts = [SENTENCES[(index * TURNS_PER_SESSION + k) % len(SENTENCES)] for k in range(TURNS_PER_SESSION)]
         timings, _, _ = await measure(url, texts)
         return timings
 
     cpu0, wall0, rss0 = time.process_time(), time.perf_counter(), rss_mb()
     results = await asyncio.gather(*(session(i) for i in range(sessions)))
     cpu, wall, rss = time.process_time() - cpu0, time.perf_counter() - wall0, rss_mb()
-    firsts = [
-        t.first_delta_after_onset_s for r in results for t in r if t.first_delta_after_onset_s is not None
-    ]
+    firsts = [t.first_delta_after_onset_s for r in results for t in r if t.first_delta_after_onset_s is not None]
     finals = [t.final_after_stop_s for r in results for t in r if t.final_after_stop_s is not None]
     first_p95 = percentile(firsts, 95) if firsts else float("inf")
     final_p95 = percentile(finals, 95) if finals else float("inf")
@@ -65,6 +61,9 @@ async def _one_level(url: str, sessions: int) -> dict[str, Any]:
 
 async def run_load_bench(*, url: str | None, out_dir: Path | None, max_sessions: int) -> int:
     levels: list[dict[str, Any]] = []
+    print("synthesizing the test speech …", flush=True)
+    for text in SENTENCES:  # before any timing: piper in the event loop would stall every session
+        speak(text)
     counts = [n for n in (1, 2, 4, 6, 8, 10, 12, 16) if n <= max_sessions]
 
     async def run_all(base_url: str) -> None:

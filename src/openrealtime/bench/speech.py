@@ -71,9 +71,7 @@ def speak(text: str) -> Samples:
         chunks = list(voice.synthesize(text))  # type: ignore[attr-defined]
         rate = int(chunks[0].sample_rate) if chunks else 22_050
         audio = (
-            np.concatenate([pcm16_to_float(c.audio_int16_bytes) for c in chunks])
-            if chunks
-            else np.zeros(0, np.float32)
+            np.concatenate([pcm16_to_float(c.audio_int16_bytes) for c in chunks]) if chunks else np.zeros(0, np.float32)
         )
     resampler = StreamResampler(rate, WIRE_RATE_HZ)
     out = np.concatenate([resampler.process(audio), resampler.flush()]).astype(np.float32)

@@ -23,6 +23,8 @@ from openrealtime.client.connection import RealtimeConnection
 from openrealtime.client.transcribe import transcribe_audio
 
 CHUNK_MS = 100
+PREFIX_PADDING_MS = 300  # server_vad default: speech_started's audio_start_ms is this much before the onset
+SAME_ONSET_S = 0.3
 
 
 @dataclass
@@ -99,9 +101,14 @@ async def measure(url: str, texts: list[str]) -> tuple[list[TurnTiming], float, 
     ordered = result.board.ordered()
     for turn in ordered:
         start_ms = started_ms.get(turn.item_id)
-        # The sentence whose span holds this turn's start (with its prefix padding) is its reference.
-        index = min(range(len(spans)), key=lambda i: abs(spans[i][0] * 1000 - (start_ms or 0) - 300))
-        onset_wall = t0 + spans[index][0]
+        # Where this turn's speech began: the sentence start when the turn starts a sentence, or the
+        # detected onset (speech_started + prefix padding) when VAD split a sentence at a pause.
+        detected_s = ((start_ms or 0) + PREFIX_PADDING_MS) / 1000
+        index = min(range(len(spans)), key=lambda i: abs(spans[i][0] - detected_s))
+        onset_s = spans[index][0] if abs(spans[index][0] - detected_s) <= SAME_ONSET_S else detected_s
+        if onset_s != spans[index][0]:
+            index = max(i for i in range(len(spans)) if spans[i][0] <= detected_s)
+        onset_wall = t0 + onset_s
         timings.append(
             TurnTiming(
                 text=texts[index],
@@ -176,9 +183,7 @@ async def run_transcription_bench(*, url: str | None, out_dir: Path | None, turn
             f"| final transcript after speech_stopped, p50 / p95 / max | {p50:.3f} / {p95:.3f} / {max(finals):.3f} s |"
         )
     if url is None:
-        lines.append(
-            f"| CPU real-time factor (server + client process) | {summary['cpu_real_time_factor']:.3f} |"
-        )
+        lines.append(f"| CPU real-time factor (server + client process) | {summary['cpu_real_time_factor']:.3f} |")
     lines.append(f"| WER live / offline same model | {wer * 100:.1f} % / {offline * 100:.1f} % |")
     table = "\n".join(lines)
     print(table)

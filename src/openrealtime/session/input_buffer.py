@@ -31,8 +31,8 @@ from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, Spe
 ENGINE_RATE_HZ = 16_000
 MIN_COMMIT_MS = 100
 MAX_BUFFER_S = 600  # uncommitted audio held at most (OpenAI was seen holding 305 s)
-PARTIAL_STEP_MS = 300  # new audio needed before the next live-caption decode
-FIRST_PARTIAL_MS = 300  # speech needed before the first one
+PARTIAL_STEP_MS = 200  # new audio needed before the next live-caption decode
+FIRST_PARTIAL_MS = 200  # speech (after its onset) needed before the first one
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
 WINDOW_LIMIT_S = 20.0  # decode window beyond which the turn's start is frozen at a segment end
 SEGMENT_KEEP_S = 2.0  # never freeze the window closer than this to its end
@@ -61,6 +61,7 @@ class Turn:
     captions: CaptionTracker = field(default_factory=CaptionTracker)
     partial_job: str | None = None
     partial_end: int = 0
+    onset: int | None = None  # where speech first began in this turn
     speculative_job: str | None = None
     speculative_end: int = 0
     final_job: str | None = None
@@ -245,11 +246,14 @@ class InputAudioBuffer:
             if self.turn is not None:
                 self.turn.saw_speech = True
                 self.turn.speech_end = None
+                if self.turn.onset is None:
+                    self.turn.onset = event.sample
                 return None
             if not self.vad_enabled:
                 return None
             turn = self._begin_turn(max(self.buffer.start, event.sample - self._padding_samples()))
             turn.saw_speech = True
+            turn.onset = event.sample
             self.events.append(se.SpeechStarted(audio_start_ms=samples_to_ms(turn.start), item_id=turn.item_id))
             if self._on_speech_started is not None:
                 self._on_speech_started(turn.item_id)
@@ -319,8 +323,11 @@ class InputAudioBuffer:
         ):
             return
         end = self.buffer.end
-        step = ms_to_samples(PARTIAL_STEP_MS if turn.partial_end > turn.start else FIRST_PARTIAL_MS)
-        if end - turn.partial_end < step:
+        if turn.partial_end <= turn.start:  # no partial yet: wait for a little speech, not the padding
+            due = (turn.onset if turn.onset is not None else turn.start) + ms_to_samples(FIRST_PARTIAL_MS)
+        else:
+            due = turn.partial_end + ms_to_samples(PARTIAL_STEP_MS)
+        if end < due:
             return
         long_window = (end - turn.window_start) / ENGINE_RATE_HZ > WINDOW_LIMIT_S
         turn.partial_job = self._request(turn, "partial", turn.window_start, end, timestamps=long_window)

@@ -1,0 +1,198 @@
+"""``openrealtime bench translation``: simultaneous-translation latency and quality at real-time pace.
+
+Streams a minute and more of continuous English speech (every sentence of
+:data:`~openrealtime.bench.speech.SENTENCES`, piper voice, short gaps) at real-time pace into a
+translation session (this server, started here, or ``--url``), then closes it. Reported:
+
+* **first audio**: speech onset to the first translated audio (target: within 3 s);
+* **last audio**: end of speech to the last translated audio (target: within 3 s); also when a
+  listener who plays every delta as it arrives would hear the end (the playback backlog, which
+  grows if translated speech runs longer than the speech it translates);
+* **per-sentence lag**: end of each sentence to the arrival of the translated audio that ends it;
+* **chrF** (sacrebleu) of the live translation against a reference made by translating each source
+  sentence offline with the same engine, next to the chrF of translating the session's own final
+  source transcript offline (target: the live figure is no worse). The first isolates what
+  simultaneity costs, the second what ASR errors cost; WER of the live source transcript is shown too.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation, word_error_rate
+from openrealtime.bench.transcription import machine, percentile
+from openrealtime.client.audio_io import file_chunks
+from openrealtime.client.connection import RealtimeConnection
+from openrealtime.client.translate import TranslationResult, translate_audio
+
+CHUNK_MS = 200  # the engine frame: what a microphone client like OpenAI's examples sends
+GAP_MS = 300  # between sentences: continuous speech with breaths
+LEAD_MS = 500
+TAIL_MS = 1500  # silence streamed after the speech, before session.close
+TARGET_S = 3.0
+TRANSLATIONS_PATH = "/v1/realtime/translations?model=gpt-realtime-translate"
+SOURCE_LANGUAGE = "en"
+_SENTENCE_END = (".", "?", "!", "…")
+
+
+@dataclass
+class Timings:
+    first_audio_after_onset_s: float | None
+    last_audio_after_speech_end_s: float | None
+    heard_end_after_speech_end_s: float | None
+    max_playback_backlog_s: float
+    sentence_lags_s: list[float]
+    output_audio_s: float
+
+
+def timings(result: TranslationResult, spans: list[tuple[float, float]]) -> Timings:
+    """Latencies from the arrival times of the events (loop clock) and the sentence spans."""
+    t0 = result.audio_started_at_s
+    onset, speech_end = t0 + spans[0][0], t0 + spans[-1][1]
+    audio = [(t.at_s, t.event) for t in result.events if t.event.get("type") == "session.output_audio.delta"]
+    play_end, backlog, total = 0.0, 0.0, 0.0
+    for at_s, event in audio:
+        seconds = len(event.get("delta") or "") * 3 // 4 / 2 / int(event.get("sample_rate") or WIRE_RATE_HZ)
+        play_end = max(play_end, at_s) + seconds
+        backlog = max(backlog, play_end - at_s)
+        total += seconds
+    # The translated sentence ends: an output transcript delta ending a sentence, then its audio.
+    ends: list[float] = []
+    waiting = False
+    for timed in result.events:
+        kind = timed.event.get("type")
+        if kind == "session.output_transcript.delta" and str(timed.event.get("delta", "")).rstrip().endswith(
+            _SENTENCE_END
+        ):
+            waiting = True
+        elif kind == "session.output_audio.delta" and waiting:
+            ends.append(timed.at_s)
+            waiting = False
+    lags = [end - (t0 + span[1]) for end, span in zip(ends, spans, strict=False)] if len(ends) == len(spans) else []
+    return Timings(
+        first_audio_after_onset_s=audio[0][0] - onset if audio else None,
+        last_audio_after_speech_end_s=audio[-1][0] - speech_end if audio else None,
+        heard_end_after_speech_end_s=play_end - speech_end if audio else None,
+        max_playback_backlog_s=backlog,
+        sentence_lags_s=lags,
+        output_audio_s=total,
+    )
+
+
+def chrf(hypothesis: str, reference: str) -> float:
+    import sacrebleu
+
+    return float(sacrebleu.corpus_chrf([hypothesis], [[reference]]).score)
+
+
+async def measure(url: str, texts: list[str], language: str) -> tuple[TranslationResult, list[tuple[float, float]]]:
+    speech, spans = conversation(texts, gap_ms=GAP_MS, lead_ms=LEAD_MS)
+    audio = np.concatenate([speech, np.zeros(WIRE_RATE_HZ * TAIL_MS // 1000, dtype=np.float32)])
+    async with await RealtimeConnection.connect(url) as conn:
+        result = await translate_audio(conn, file_chunks(audio, chunk_ms=CHUNK_MS, realtime=True), language=language)
+    return result, spans
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"p50": statistics.median(values), "p95": percentile(values, 95), "max": max(values)}
+
+
+async def run_translation_bench(*, url: str | None, out_dir: Path | None, language: str = "es") -> int:
+    from openrealtime.engines.apertium import ApertiumTranslator
+
+    texts = list(SENTENCES)
+    speech_s = conversation(texts, gap_ms=GAP_MS, lead_ms=LEAD_MS)[0].size / WIRE_RATE_HZ
+    print(
+        f"bench translation: {len(texts)} sentences, {speech_s:.0f} s of continuous English speech at "
+        f"real-time pace, into '{language}'",
+        flush=True,
+    )
+    cpu_s = float("nan")
+    if url is None:
+        from openrealtime.server.embedded import running_server
+
+        async with running_server() as base:
+            cpu_before = time.process_time()
+            result, spans = await measure(f"{base}{TRANSLATIONS_PATH}", texts, language)
+            cpu_s = time.process_time() - cpu_before
+    else:
+        result, spans = await measure(url, texts, language)
+    if not result.closed:
+        print("warning: the session did not send session.closed", flush=True)
+    t = timings(result, spans)
+    print("translating the source texts offline with the same engine (Apertium) …", flush=True)
+    translator = ApertiumTranslator()
+    if not translator.supports(SOURCE_LANGUAGE, language):
+        print(f"Apertium has no {SOURCE_LANGUAGE}->{language} pair: no chrF", flush=True)
+        reference = offline = ""
+    else:
+        reference = " ".join(translator.translate(s, source=SOURCE_LANGUAGE, target=language) for s in texts)
+        offline = translator.translate(result.source, source=SOURCE_LANGUAGE, target=language)
+    chrf_live = chrf(result.target, reference) if reference else None
+    chrf_offline = chrf(offline, reference) if reference else None
+    wer = word_error_rate([" ".join(texts)], [result.source])
+    summary: dict[str, Any] = {
+        "machine": machine(),
+        "sentences": len(texts),
+        "speech_s": speech_s,
+        "language": language,
+        **asdict(t),
+        "sentence_lag_s": _stats(t.sentence_lags_s),
+        "cpu_real_time_factor": cpu_s / speech_s if url is None else None,
+        "chrf_live": chrf_live,
+        "chrf_offline_final_transcript": chrf_offline,
+        "source_wer_live": wer,
+        "errors": result.errors,
+        "source_transcript": result.source,
+        "translation": result.target,
+        "reference": reference,
+    }
+
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f} s"
+
+    lines = [
+        "| metric | value | target |",
+        "|---|---|---|",
+        f"| speech | {speech_s:.1f} s, {len(texts)} sentences, {GAP_MS} ms gaps | ≥ 60 s |",
+        f"| speech onset → first translated audio | {seconds(t.first_audio_after_onset_s)} | ≤ {TARGET_S:.0f} s |",
+        f"| end of speech → last translated audio | {seconds(t.last_audio_after_speech_end_s)} | ≤ {TARGET_S:.0f} s |",
+        f"| end of speech → end of playback (listener) | {seconds(t.heard_end_after_speech_end_s)} | |",
+        f"| max playback backlog | {t.max_playback_backlog_s:.2f} s | |",
+        f"| translated speech / source speech | {t.output_audio_s:.1f} s / {speech_s:.1f} s | |",
+    ]
+    if t.sentence_lags_s:
+        s = summary["sentence_lag_s"]
+        lines.append(
+            f"| sentence end → its translated audio, p50 / p95 / max | {s['p50']:.2f} / {s['p95']:.2f} / "
+            f"{s['max']:.2f} s | |"
+        )
+    if url is None:
+        lines.append(f"| CPU real-time factor (server + client) | {cpu_s / speech_s:.2f} | < 1 |")
+    if chrf_live is not None and chrf_offline is not None:
+        lines.append(f"| chrF live vs per-sentence reference | {chrf_live:.1f} | ≥ offline |")
+        lines.append(f"| chrF offline (final source transcript, same engine) | {chrf_offline:.1f} | |")
+    lines.append(f"| WER of the live source transcript | {wer * 100:.1f} % | |")
+    if result.errors:
+        lines.append(f"| errors | {len(result.errors)} | 0 |")
+    table = "\n".join(lines)
+    print(table)
+    if out_dir is not None:
+        write_results(out_dir, summary, table)
+    return 0
+
+
+def write_results(out_dir: Path, summary: dict[str, Any], table: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (out_dir / "summary.md").write_text(f"# bench translation\n\nmachine: {summary['machine']}\n\n{table}\n")
+    print(f"wrote {out_dir}/results.json and summary.md")
