@@ -23,6 +23,9 @@ from openrealtime.client.connection import RealtimeConnection
 from openrealtime.client.transcribe import transcribe_audio
 
 CHUNK_MS = 100
+# Dictation-style turns: OpenAI's 200 ms default splits sentences at every comma, which costs Whisper
+# its context; 500 ms is what transcription clients (and our CLI) use.
+SILENCE_DURATION_MS = 500
 PREFIX_PADDING_MS = 300  # server_vad default: speech_started's audio_start_ms is this much before the onset
 SAME_ONSET_S = 0.3
 
@@ -80,6 +83,7 @@ async def measure(url: str, texts: list[str]) -> tuple[list[TurnTiming], float, 
             file_chunks(audio, chunk_ms=CHUNK_MS, realtime=True),
             model="gpt-4o-transcribe",
             language="en",
+            silence_duration_ms=SILENCE_DURATION_MS,
         )
     t0 = result.audio_started_at_s
     first_delta: dict[str, float] = {}
