@@ -45,6 +45,8 @@ class WhisperOptions:
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         compute_type: CTranslate2 compute type (``int8`` on CPU, ``float16`` on GPU).
         threads: CPU threads for one decode.
+        workers: Decodes that may run at once (each with ``threads`` threads). On a small CPU, two
+            one-thread workers serve concurrent sessions better than one two-thread worker.
         beam_size: 1 is greedy: fastest, and within a point of beam 5 on clear speech.
     """
 
@@ -52,6 +54,7 @@ class WhisperOptions:
     device: str = "cpu"
     compute_type: str = "int8"
     threads: int = 2
+    workers: int = 1
     beam_size: int = 1
 
 
@@ -79,6 +82,7 @@ class WhisperTranscriber:
                 device=self.options.device,
                 compute_type=self.options.compute_type,
                 cpu_threads=self.options.threads,
+                num_workers=self.options.workers,
                 local_files_only=True,
             )
         except Exception as exc:  # ctranslate2 / huggingface_hub raise many unrelated types
@@ -86,11 +90,11 @@ class WhisperTranscriber:
                 f"cannot load Whisper model {self.options.model!r}: {exc}", code="model_load_failed"
             ) from exc
         self.multilingual = bool(self._model.model.is_multilingual)
-        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.options.workers)
 
     def transcribe(self, audio: Samples, options: TranscribeOptions) -> Transcript:
         try:
-            with self._lock:
+            with self._slots:
                 duration_s = audio.size / SAMPLE_RATE_HZ
                 if duration_s > MAX_WINDOW_S - SILENCE_MARGIN_S:
                     return self._transcribe_long(audio, options)

@@ -1,4 +1,4 @@
-"""One worker thread per blocking model, shared by every session of the process.
+"""Worker threads per blocking model, shared by every session of the process.
 
 Transcription requests are served by priority: the final decode of a turn (someone is waiting for
 their transcript) before live-caption partials, and first come first served within a priority. A job
@@ -30,14 +30,15 @@ PRIORITY_PARTIAL = 1
 class ModelWorker(Generic[T]):
     """A thread that runs submitted calls one at a time, highest priority first."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, threads: int = 1) -> None:
         self._queue: list[tuple[int, int, str, Callable[[], T], Future[T]]] = []
         self._cancelled: set[str] = set()
         self._counter = itertools.count()
         self._cv = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, job_id: str, priority: int, call: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
@@ -57,7 +58,7 @@ class ModelWorker(Generic[T]):
     def close(self) -> None:
         with self._cv:
             self._closed = True
-            self._cv.notify()
+            self._cv.notify_all()
 
     def _run(self) -> None:
         while True:

@@ -21,6 +21,7 @@ class Settings:
         asr_device: ``cpu``, ``cuda`` or ``auto``.
         asr_compute_type: CTranslate2 compute type.
         threads: CPU threads per model call.
+        asr_workers: Whisper decodes that run at once (each with ``threads`` threads).
         llm: ``smollm2`` (bundled) or a path to any GGUF file, used when ``llm_url`` is not set.
         llm_url: Base URL (ending in ``/v1``) of an OpenAI-compatible chat endpoint: vLLM, Ollama,
             a llama.cpp server, OpenAI.
@@ -42,6 +43,7 @@ class Settings:
     asr_device: str = "cpu"
     asr_compute_type: str = "int8"
     threads: int = 2
+    asr_workers: int = 1
     llm: str = "smollm2"
     llm_url: str | None = None
     llm_model: str = "default"
