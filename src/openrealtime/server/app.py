@@ -27,6 +27,7 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.runtime.scheduler import ModelWorker
 from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.server.auth import authenticate
 from openrealtime.server.metrics import Metrics
@@ -54,6 +55,7 @@ def load_engines(settings: Settings) -> EngineSet:
             device=settings.asr_device,
             compute_type=settings.asr_compute_type,
             threads=settings.threads,
+            workers=settings.asr_workers,
         )
     )
     from openrealtime.engines.protocols import TranscribeOptions
@@ -61,6 +63,7 @@ def load_engines(settings: Settings) -> EngineSet:
     # One warm-up decode, so the first user does not pay for lazy initialisation.
     transcriber.transcribe(np.zeros(WARMUP_AUDIO_S * 16_000, dtype=np.float32), TranscribeOptions())
     return EngineSet(
+        asr_worker=ModelWorker("asr", threads=settings.asr_workers),
         vad=SileroVad(),
         transcriber=transcriber,
         transcriber_name=settings.asr_model,
@@ -89,9 +92,7 @@ def load_chat_model(settings: Settings) -> ChatModel:
     from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 
     path = None if settings.llm == "smollm2" else Path(settings.llm)
-    return LlamaChatModel(
-        LlamaOptions(model_path=path, n_ctx=settings.llm_context_tokens, n_threads=settings.threads)
-    )
+    return LlamaChatModel(LlamaOptions(model_path=path, n_ctx=settings.llm_context_tokens, n_threads=settings.threads))
 
 
 def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:
@@ -165,9 +166,7 @@ class _StarletteTransport:
 
 async def _refuse(websocket: WebSocket, *, message: str, code: str | None, close_code: int) -> None:
     error = se.Error(
-        error=se.ErrorDetail(
-            type="invalid_request_error", code=code, message=message, param=None, event_id=None
-        )
+        error=se.ErrorDetail(type="invalid_request_error", code=code, message=message, param=None, event_id=None)
     )
     await websocket.send_text(dump_server_event(error))
     reason = f"invalid_request_error.{code}" if code else "invalid_request_error"
@@ -315,9 +314,7 @@ def create_app(
             return
         engines: EngineSet = state["engines"]
         # Any model name (gpt-realtime-translate, ...) maps to the configured engines.
-        info = LanguageSupport(engines).info(
-            session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model
-        )
+        info = LanguageSupport(engines).info(session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model)
         session = TranslationSession(info, vad=engines.vad, noise=engines.noise)
         await _serve(websocket, session, SessionKind.TRANSLATION, engines)
 
@@ -336,9 +333,7 @@ def serve(settings: Settings) -> None:
     """Run the server in the foreground (``openrealtime serve``)."""
     import uvicorn
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("starting with %s", settings.redacted())
     uvicorn.run(
         create_app(settings),
