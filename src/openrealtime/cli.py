@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,11 @@ from typing import Any
 from openrealtime.client.captions import CaptionBoard
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/realtime?intent=transcription"
+DEFAULT_ASSISTANT_URL = "ws://127.0.0.1:8000/v1/realtime?model=gpt-realtime"
+DEFAULT_TRANSLATE_URL = "ws://127.0.0.1:8000/v1/realtime/translations?model=gpt-realtime-translate"
+TRANSLATION_CHUNK_MS = 200  # the engine frame of translation sessions
 CHUNK_MS = 100
+DEMO_SILENCE_MS = 500  # captions by sentence rather than by comma
 
 
 def _sample_path() -> Path:
@@ -68,6 +73,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
             model=args.model,
             language=args.language,
             vad=not args.manual,
+            silence_duration_ms=args.silence_ms,
             on_event=LiveCaptions(),
         )
     for error in result.errors:
@@ -90,11 +96,137 @@ async def _demo(args: argparse.Namespace) -> int:
             result = await transcribe_audio(
                 conn,
                 file_chunks(read_wav(_sample_path()), chunk_ms=CHUNK_MS, realtime=not args.fast),
+                silence_duration_ms=DEMO_SILENCE_MS,
                 on_event=LiveCaptions(),
             )
-    expected = (_sample_path().with_suffix(".txt")).read_text().strip()
-    print(f"\nreference: {expected}")
-    return 0 if result.transcripts else 1
+        expected = (_sample_path().with_suffix(".txt")).read_text().strip()
+        print(f"\nreference: {expected}")
+        answer = await _demo_question(base, fast=args.fast)
+    return 0 if result.transcripts and answer else 1
+
+
+DEMO_ANSWER_WAV = "demo-answer.wav"
+
+
+async def _demo_question(base: str, *, fast: bool) -> list[str]:
+    """The demo's second part: a spoken question to the voice assistant; the answer is saved."""
+    from openrealtime.audio.codec import pcm16_to_float
+    from openrealtime.client.assistant import Assistant, AssistantOptions, scripted_turn
+    from openrealtime.client.audio_io import WIRE_RATE_HZ, read_wav, write_wav
+    from openrealtime.client.history import ConversationHistory, TranscriptPrinter
+
+    question = Path(__file__).parent / "samples" / "question.wav"
+    print(f"\nasking the voice assistant the spoken question in {question.name}:\n", flush=True)
+    history = ConversationHistory()
+    options = AssistantOptions(url=f"{base}/v1/realtime?model=gpt-realtime", keep_audio=True)
+    async with Assistant(options, history=history, on_event=TranscriptPrinter(history)) as assistant:
+        turn = await scripted_turn(assistant, read_wav(question), realtime=not fast)
+    out = Path(os.getcwd()) / DEMO_ANSWER_WAV
+    write_wav(out, pcm16_to_float(turn.audio))
+    print(f"\nsaved the spoken answer ({len(turn.audio) / 2 / WIRE_RATE_HZ:.1f} s) to {out}")
+    return [text for text in turn.assistant if text]
+
+
+async def _translate(args: argparse.Namespace) -> int:
+    import signal
+
+    from openrealtime.audio.codec import pcm16_to_float
+    from openrealtime.client.audio_io import file_chunks, microphone_chunks, read_wav, write_wav
+    from openrealtime.client.connection import RealtimeConnection
+    from openrealtime.client.playback import SpeakerPlayer
+    from openrealtime.client.translate import SideBySideCaptions, translate_audio
+
+    stop = asyncio.Event()
+
+    async def until_stopped(chunks: Any) -> Any:
+        async for chunk in chunks:
+            if stop.is_set():
+                return
+            yield chunk
+
+    if args.mic:  # Ctrl+C ends the input; the session then flushes, closes, and the tail still plays
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+        chunks = until_stopped(microphone_chunks(chunk_ms=TRANSLATION_CHUNK_MS))
+        print("listening; Ctrl+C to stop", file=sys.stderr)
+    else:
+        chunks = file_chunks(read_wav(Path(args.file)), chunk_ms=TRANSLATION_CHUNK_MS, realtime=not args.fast)
+    player = None
+    if args.out is None:
+        try:
+            player = SpeakerPlayer()
+        except SystemExit as exc:
+            args.out = "translation.wav"
+            print(f"{exc}; saving to {args.out} instead", file=sys.stderr)
+    captions = SideBySideCaptions()
+
+    def on_event(event: dict[str, Any]) -> None:
+        captions(event)
+        if player is not None and event.get("type") == "session.output_audio.delta":
+            player.play("translation", base64.b64decode(event.get("delta") or ""))
+
+    key = args.api_key or os.environ.get("OPENAI_API_KEY") if "openai.com" in args.url else args.api_key
+    async with await RealtimeConnection.connect(args.url, api_key=key) as conn:
+        result = await translate_audio(
+            conn,
+            chunks,
+            language=args.to,
+            transcription_model=None if args.no_source else args.transcription_model,
+            noise_reduction=args.noise_reduction,
+            on_event=on_event,
+        )
+    captions.flush()
+    for error in result.errors:
+        print(f"error: {error.get('message')}", file=sys.stderr)
+    if args.out:
+        write_wav(Path(args.out), pcm16_to_float(bytes(result.audio)), rate_hz=result.sample_rate_hz)
+        seconds = len(result.audio) / 2 / result.sample_rate_hz
+        print(f"saved {seconds:.1f} s of translated speech to {args.out}", file=sys.stderr)
+    if player is not None:
+        await player.drained()
+        player.close()
+    return 0 if result.closed else 1
+
+
+async def _assistant(args: argparse.Namespace) -> int:
+    from openrealtime.audio.codec import pcm16_to_float
+    from openrealtime.client.assistant import Assistant, AssistantOptions, scripted_turn
+    from openrealtime.client.audio_io import WIRE_RATE_HZ, microphone_chunks, read_wav, write_wav
+    from openrealtime.client.history import ConversationHistory, TranscriptPrinter
+    from openrealtime.client.playback import ClockPlayer, Player, SpeakerPlayer
+    from openrealtime.client.tools import ToolRegistry
+
+    key = args.api_key or os.environ.get("OPENAI_API_KEY") if "openai.com" in args.url else args.api_key
+    out = None if args.mic else Path(args.out or "answer.wav")
+    options = AssistantOptions(
+        url=args.url,
+        api_key=key,
+        voice=args.voice,
+        instructions=args.instructions,
+        tool_choice=args.tool_choice,
+        mute_mic=args.mute_mic,
+        keep_audio=out is not None,
+    )
+    tools = ToolRegistry.from_module(Path(args.tools)) if args.tools else None
+    player: Player = SpeakerPlayer() if args.mic or args.play else ClockPlayer()
+    history = ConversationHistory()
+    assistant = Assistant(options, player=player, tools=tools, history=history, on_event=TranscriptPrinter(history))
+    try:
+        async with assistant:
+            if args.mic:
+                print("listening (Ctrl+C to stop) …", file=sys.stderr)
+                await assistant.stream(microphone_chunks(chunk_ms=CHUNK_MS))
+                return 0
+            turn = await scripted_turn(assistant, read_wav(Path(args.file)), realtime=not args.fast)
+            if args.play:
+                await player.drained()
+    finally:
+        player.close()
+    for error in assistant.errors:
+        print(f"error: {error.get('message')}", file=sys.stderr)
+    if out is not None:
+        write_wav(out, pcm16_to_float(turn.audio))
+        print(f"saved {len(turn.audio) / 2 / WIRE_RATE_HZ:.1f} s of answer audio to {out}", file=sys.stderr)
+    return 0 if any(turn.assistant) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -109,6 +241,13 @@ def _serve(args: argparse.Namespace) -> int:
             asr_model=args.asr_model,
             asr_device=args.asr_device,
             threads=args.threads,
+            asr_workers=args.asr_workers,
+            llm=args.llm,
+            llm_url=args.llm_url,
+            llm_model=args.llm_model,
+            llm_api_key=args.llm_api_key,
+            tts_voice=args.tts_voice,
+            instructions=args.instructions,
             log_level=args.log_level,
         )
     )
@@ -123,6 +262,16 @@ def _bench(args: argparse.Namespace) -> int:
 
         out = Path(args.out) if args.out else None
         return asyncio.run(run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions))
+    if args.kind == "translation":
+        from openrealtime.bench.translation import run_translation_bench
+
+        out = Path(args.out) if args.out else None
+        return asyncio.run(run_translation_bench(url=args.url, out_dir=out, language=args.to))
+    if args.kind == "assistant":
+        from openrealtime.bench.assistant import MIN_TURNS, run_assistant_bench
+
+        out = Path(args.out) if args.out else None
+        return asyncio.run(run_assistant_bench(url=args.url, out_dir=out, turns=max(args.turns, MIN_TURNS)))
     if args.kind != "transcription":
         print(f"bench {args.kind}: not implemented yet (see the open issues)", file=sys.stderr)
         return 2
@@ -142,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--asr-model", default=None, help="tiny.en (default), base, or a CTranslate2 path")
     serve.add_argument("--asr-device", default=None, help="cpu (default), cuda or auto")
     serve.add_argument("--threads", type=int, default=None, help="CPU threads per model call")
+    serve.add_argument("--asr-workers", type=int, default=None, help="Whisper decodes that run at once")
+    serve.add_argument("--llm", default=None, help="smollm2 (bundled) or a path to any GGUF file")
+    serve.add_argument("--llm-url", default=None, help="an OpenAI-compatible endpoint ending in /v1 (vLLM, Ollama)")
+    serve.add_argument("--llm-model", default=None, help="model name to request from --llm-url")
+    serve.add_argument("--llm-api-key", default=None, help="key for --llm-url (or OPENREALTIME_LLM_API_KEY)")
+    serve.add_argument("--tts-voice", default=None, help="a piper .onnx voice for English")
+    serve.add_argument("--instructions", default=None, help="default system prompt of voice sessions")
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
 
@@ -155,7 +311,38 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--language", default="en")
     tr.add_argument("--fast", action="store_true", help="send the file as fast as possible")
     tr.add_argument("--manual", action="store_true", help="no server VAD: one commit at the end")
+    tr.add_argument("--silence-ms", type=int, default=500, help="pause that ends a turn (server VAD)")
     tr.set_defaults(func=lambda a: asyncio.run(_transcribe(a)))
+
+    tl = sub.add_parser("translate", help="live translation of a WAV file or the microphone")
+    tl_source = tl.add_mutually_exclusive_group(required=True)
+    tl_source.add_argument("file", nargs="?", help="a 16-bit PCM WAV file (any rate)")
+    tl_source.add_argument("--mic", action="store_true", help="use the default microphone")
+    tl.add_argument("--to", required=True, help="target language, e.g. es")
+    tl.add_argument("--url", default=os.environ.get("OPENREALTIME_TRANSLATE_URL", DEFAULT_TRANSLATE_URL))
+    tl.add_argument("--api-key", default=os.environ.get("OPENREALTIME_API_KEY"))
+    tl.add_argument("--out", default=None, help="save the translated speech to this WAV (else play it)")
+    tl.add_argument("--fast", action="store_true", help="send the file as fast as possible")
+    tl.add_argument("--transcription-model", default="gpt-realtime-whisper", help="for the source captions")
+    tl.add_argument("--no-source", action="store_true", help="no source captions")
+    tl.add_argument("--noise-reduction", choices=["near_field", "far_field"], default=None)
+    tl.set_defaults(func=lambda a: asyncio.run(_translate(a)))
+
+    va = sub.add_parser("assistant", help="talk with the voice assistant (microphone, or one turn from a WAV)")
+    va_source = va.add_mutually_exclusive_group(required=True)
+    va_source.add_argument("file", nargs="?", help="a 16-bit PCM WAV file (any rate): one scripted turn")
+    va_source.add_argument("--mic", action="store_true", help="live conversation: microphone and speaker")
+    va.add_argument("--url", default=os.environ.get("OPENREALTIME_ASSISTANT_URL", DEFAULT_ASSISTANT_URL))
+    va.add_argument("--api-key", default=os.environ.get("OPENREALTIME_API_KEY"))
+    va.add_argument("--voice", default=None, help="output voice, e.g. alloy or marin")
+    va.add_argument("--instructions", default=None, help="system prompt (the server's default if unset)")
+    va.add_argument("--tools", default=None, help="a Python file whose public functions become tools")
+    va.add_argument("--tool-choice", default="auto", help="auto, none, required, or a tool name")
+    va.add_argument("--mute-mic", action="store_true", help="mute the mic while the assistant speaks")
+    va.add_argument("--out", default=None, help="file turn: save the answer here (default answer.wav)")
+    va.add_argument("--play", action="store_true", help="file turn: also play the answer on the speaker")
+    va.add_argument("--fast", action="store_true", help="send the file as fast as possible")
+    va.set_defaults(func=lambda a: asyncio.run(_assistant(a)))
 
     demo = sub.add_parser("demo", help="start the offline server and run the bundled sample through it")
     demo.add_argument("--fast", action="store_true")
@@ -166,9 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--url", default=None, help="a running server (default: start one here)")
     bench.add_argument("--out", default=None, help="directory for results.json and summary.md")
     bench.add_argument("--turns", type=int, default=10)
-    bench.add_argument(
-        "--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried"
-    )
+    bench.add_argument("--to", default="es", help="translation: the target language")
+    bench.add_argument("--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried")
     bench.set_defaults(func=_bench)
     return parser
 
