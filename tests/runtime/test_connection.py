@@ -186,3 +186,61 @@ async def test_concurrent_connections_share_the_engines(fake_engines: EngineSet,
     for transport in transports:
         transport.incoming.put_nowait(None)
     await asyncio.gather(*tasks)
+
+
+async def test_barge_in_over_the_runtime_sends_no_audio_after_response_done() -> None:
+    """The TTS engine keeps producing after the cancel; none of it may reach the client."""
+    import threading
+
+    from openrealtime.engines.fake import EnergyVad, FakeChatModel, ToneSynthesizer
+    from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
+
+    class SlowTone(ToneSynthesizer):
+        """Real-time-ish TTS: one 100 ms chunk every 20 ms, ignoring ``stop`` for a while."""
+
+        def synthesize(self, text, *, voice, stop):  # type: ignore[no-untyped-def]
+            for chunk in super().synthesize(text, voice=voice, stop=threading.Event()):
+                threading.Event().wait(0.02)
+                yield chunk
+
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="x",
+        chat=FakeChatModel("One two three four five six seven eight nine ten eleven twelve."),
+        synthesizers={"en": SlowTone()},
+    )
+    try:
+        transport = MemoryTransport()
+        info = RealtimeInfo(base=SessionInfo("s", 0, lambda m: True), model="gpt-realtime")
+        connection = Connection(
+            RealtimeSession(info, vad=engines.vad),
+            transport,
+            SessionKind.REALTIME,
+            run_job=engines.run_job,
+            cancel_job=engines.cancel_job,
+        )
+        task = asyncio.create_task(connection.run())
+        transport.incoming.put_nowait(
+            json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Count."}]},
+                }
+            )
+        )
+        transport.incoming.put_nowait(json.dumps({"type": "response.create"}))
+        await transport.wait_for("response.output_audio.delta")
+        speech = json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm(tone(300))).decode()})
+        transport.incoming.put_nowait(speech)
+        done = await transport.wait_for("response.done")
+        assert done["response"]["status"] == "cancelled"
+        await asyncio.sleep(0.3)  # let the TTS thread run on: its late chunks must be dropped
+        kinds = [e["type"] for e in transport.sent]
+        after = kinds[kinds.index("response.done") :]
+        assert "response.output_audio.delta" not in after
+        assert kinds.index("input_audio_buffer.speech_started") < kinds.index("response.done")
+        transport.incoming.put_nowait(None)
+        await task
+    finally:
+        engines.close()

@@ -94,9 +94,7 @@ async def test_deltas_arrive_before_the_speaker_stops(client: AsyncOpenAI) -> No
                 },
             }
         )
-        sender = asyncio.create_task(
-            stream(conn, np.concatenate([quiet(300), long_turn, quiet(1000)]), pace_s=0.05)
-        )
+        sender = asyncio.create_task(stream(conn, np.concatenate([quiet(300), long_turn, quiet(1000)]), pace_s=0.05))
         events = await collect(conn, 1)
         await sender
     kinds = [e.type for e in events]
@@ -126,3 +124,54 @@ async def test_manual_commits_and_silence(client: AsyncOpenAI) -> None:
     finals = [e.transcript for e in events if e.type.endswith("transcription.completed")]
     assert finals[0] == ""
     assert word_error_rate([SENTENCES[2]], [finals[1]]) <= 0.1
+
+
+BAD_INPUTS = [
+    ("{not json", "invalid_json"),
+    (b"\x00binary", "invalid_event"),
+    ('{"type": "transcription_session.update", "session": {}}', "invalid_value"),
+    ('{"type": "input_audio_buffer.append", "audio": "%%%"}', "invalid_value"),
+    ('{"type": "input_audio_buffer.append", "audio": "", "bogus": 1}', "unknown_parameter"),
+    ('{"type": "input_audio_buffer.commit"}', "input_audio_buffer_commit_empty"),
+    (
+        '{"type": "session.update", "session": {"type": "transcription", "audio": {"input": '
+        '{"format": {"type": "audio/pcm", "rate": 16000}}}}}',
+        "integer_below_min_value",
+    ),
+    (
+        '{"type": "session.update", "session": {"type": "transcription", "audio": {"input": '
+        '{"transcription": {"model": "made-up-model"}}}}}',
+        "invalid_value",
+    ),
+]
+
+
+async def test_every_bad_input_gets_an_error_and_the_session_goes_on(client: AsyncOpenAI) -> None:
+    import json
+
+    oversized = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * (16 * 1024 * 1024 * 4 // 3)})
+    async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
+        await conn.recv()
+        for index, (frame, code) in enumerate([*BAD_INPUTS, (oversized, "input_audio_buffer_append_too_large")]):
+            if isinstance(frame, str) and frame.startswith('{"type"'):
+                frame = frame[:-1] + f', "event_id": "bad_{index}"}}'
+            await conn.send_raw(frame)
+            async with asyncio.timeout(TIMEOUT_S):
+                event = await conn.recv()
+            assert event.type == "error", frame[:60]
+            assert event.error.code == code
+            assert event.error.type == "invalid_request_error"
+            if isinstance(frame, str) and frame.startswith('{"type"'):
+                assert event.error.event_id == f"bad_{index}"
+        # Nothing was lost: the session still transcribes real speech correctly.
+        await conn.session.update(
+            session={
+                "type": "transcription",
+                "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
+            }
+        )
+        await stream(conn, speak(SENTENCES[1]))
+        await conn.input_audio_buffer.commit()
+        events = await collect(conn, 1)
+    [final] = [e.transcript for e in events if e.type.endswith("transcription.completed")]
+    assert word_error_rate([SENTENCES[1]], [final]) <= 0.1
