@@ -17,9 +17,7 @@ TIMEOUT_S = 20.0 * float(os.environ.get("OPENREALTIME_TEST_TIMEOUT_SCALE", "1"))
 WIRE_RATE_HZ = 24_000
 
 
-def tone(
-    ms: int, *, amplitude: float = 0.1, freq_hz: float = 300.0, rate_hz: int = WIRE_RATE_HZ
-) -> np.ndarray:
+def tone(ms: int, *, amplitude: float = 0.1, freq_hz: float = 300.0, rate_hz: int = WIRE_RATE_HZ) -> np.ndarray:
     t = np.arange(rate_hz * ms // 1000, dtype=np.float32) / rate_hz
     return (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)
 

@@ -78,11 +78,13 @@ async def test_serve_answers_healthz_and_binds_loopback() -> None:
         process.terminate()
         _, err = await process.communicate()
     log = err.decode()
-    assert "127.0.0.1" in log and "starting with" in log
+    assert "127.0.0.1" in log
+    assert "starting with" in log
     assert secret not in log, "keys never appear in logs"
 
 
 async def test_demo_runs_offline() -> None:
     code, out, err = await run_cli("demo", "--fast", timeout_s=TIMEOUT_S * 9)
     assert code == 0, err
-    assert "welcome" in out.lower() and "network" in out.lower()
+    assert "welcome" in out.lower()
+    assert "network" in out.lower()

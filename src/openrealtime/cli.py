@@ -111,7 +111,8 @@ DEMO_ANSWER_WAV = "demo-answer.wav"
 async def _demo_question(base: str, *, fast: bool) -> list[str]:
     """The demo's second part: a spoken question to the voice assistant; the answer is saved."""
     from openrealtime.audio.codec import pcm16_to_float
-    from openrealtime.client.assistant import Assistant, AssistantOptions, scripted_turn
+    from openrealtime.client.assistant import Assistant, scripted_turn
+    from openrealtime.client.assistant_config import AssistantOptions
     from openrealtime.client.audio_io import WIRE_RATE_HZ, read_wav, write_wav
     from openrealtime.client.history import ConversationHistory, TranscriptPrinter
 
@@ -165,15 +166,21 @@ async def _translate(args: argparse.Namespace) -> int:
             player.play("translation", base64.b64decode(event.get("delta") or ""))
 
     key = args.api_key or os.environ.get("OPENAI_API_KEY") if "openai.com" in args.url else args.api_key
-    async with await RealtimeConnection.connect(args.url, api_key=key) as conn:
-        result = await translate_audio(
-            conn,
-            chunks,
-            language=args.to,
-            transcription_model=None if args.no_source else args.transcription_model,
-            noise_reduction=args.noise_reduction,
-            on_event=on_event,
-        )
+    try:
+        async with await RealtimeConnection.connect(args.url, api_key=key) as conn:
+            result = await translate_audio(
+                conn,
+                chunks,
+                language=args.to,
+                transcription_model=None if args.no_source else args.transcription_model,
+                noise_reduction=args.noise_reduction,
+                on_event=on_event,
+            )
+    except (RuntimeError, OSError) as exc:  # refused (e.g. a language it cannot serve), or unreachable
+        print(f"error: {exc}", file=sys.stderr)
+        if player is not None:
+            player.close()
+        return 2
     captions.flush()
     for error in result.errors:
         print(f"error: {error.get('message')}", file=sys.stderr)
@@ -189,11 +196,12 @@ async def _translate(args: argparse.Namespace) -> int:
 
 async def _assistant(args: argparse.Namespace) -> int:
     from openrealtime.audio.codec import pcm16_to_float
-    from openrealtime.client.assistant import Assistant, AssistantOptions, scripted_turn
+    from openrealtime.client.assistant import Assistant, scripted_turn
+    from openrealtime.client.assistant_config import AssistantOptions
     from openrealtime.client.audio_io import WIRE_RATE_HZ, microphone_chunks, read_wav, write_wav
     from openrealtime.client.history import ConversationHistory, TranscriptPrinter
     from openrealtime.client.playback import ClockPlayer, Player, SpeakerPlayer
-    from openrealtime.client.tools import ToolRegistry
+    from openrealtime.client.tools import ToolDefinitionError, ToolRegistry
 
     key = args.api_key or os.environ.get("OPENAI_API_KEY") if "openai.com" in args.url else args.api_key
     out = None if args.mic else Path(args.out or "answer.wav")
@@ -206,7 +214,11 @@ async def _assistant(args: argparse.Namespace) -> int:
         mute_mic=args.mute_mic,
         keep_audio=out is not None,
     )
-    tools = ToolRegistry.from_module(Path(args.tools)) if args.tools else None
+    try:
+        tools = ToolRegistry.from_module(Path(args.tools)) if args.tools else None
+    except ToolDefinitionError as exc:
+        print(f"--tools: {exc}", file=sys.stderr)
+        return 2
     player: Player = SpeakerPlayer() if args.mic or args.play else ClockPlayer()
     history = ConversationHistory()
     assistant = Assistant(options, player=player, tools=tools, history=history, on_event=TranscriptPrinter(history))

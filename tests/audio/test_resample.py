@@ -74,9 +74,7 @@ def test_one_second_in_is_one_second_out(in_hz: int, out_hz: int) -> None:
     assert one_shot(np.zeros(in_hz, dtype=np.float32), in_hz, out_hz).size == out_hz
 
 
-@pytest.mark.parametrize(
-    ("in_hz", "out_hz"), [(WIRE_HZ, ENGINE_HZ), (ENGINE_HZ, WIRE_HZ), (G711_HZ, WIRE_HZ)]
-)
+@pytest.mark.parametrize(("in_hz", "out_hz"), [(WIRE_HZ, ENGINE_HZ), (ENGINE_HZ, WIRE_HZ), (G711_HZ, WIRE_HZ)])
 @pytest.mark.parametrize("freq_hz", [300.0, 1000.0, 3000.0])
 def test_a_sine_keeps_its_frequency(in_hz: int, out_hz: int, freq_hz: float) -> None:
     out, _ = chunked(sine(freq_hz, in_hz, in_hz), in_hz, out_hz, [160, 37, 480])

@@ -138,9 +138,7 @@ def test_missing_or_null_text_counts_as_empty() -> None:
     board.feed({"type": "conversation.item.input_audio_transcription.delta", "item_id": "a", "delta": None})
     board.feed({"type": "conversation.item.input_audio_transcription.delta", "item_id": "a"})
     assert board.turns["a"].text == ""
-    board.feed(
-        {"type": "conversation.item.input_audio_transcription.completed", "item_id": "a", "transcript": None}
-    )
+    board.feed({"type": "conversation.item.input_audio_transcription.completed", "item_id": "a", "transcript": None})
     assert board.turns["a"] == CaptionTurn("a", "", final=True)
 
 

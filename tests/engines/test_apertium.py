@@ -120,9 +120,7 @@ def test_english_to_spanish_and_back() -> None:
     assert translator.supports("en", "es")
     assert translator.supports("es", "en")
     assert "Buenos" in translator.translate("Good morning", source="en", target="es")
-    spanish = translator.translate(
-        "Good morning, I would like a table for two people.", source="en", target="es"
-    )
+    spanish = translator.translate("Good morning, I would like a table for two people.", source="en", target="es")
     assert "mesa" in spanish
     assert "personas" in spanish
     english = translator.translate("Buenos días, ¿cómo estás?", source="es", target="en")

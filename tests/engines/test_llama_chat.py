@@ -123,9 +123,7 @@ def test_normalize_messages_for_any_template() -> None:
         {
             "role": "assistant",
             "content": None,
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-            ],
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
         },
         {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21}'},
         {"role": "assistant", "content": [{"type": "output_text", "text": "It is 21 degrees."}]},
@@ -154,9 +152,7 @@ def test_router_and_argument_prompts() -> None:
 
 
 def test_describe_parameters() -> None:
-    assert (
-        describe_parameters(WEATHER.parameters) == "city (string), unit (string: one of celsius/fahrenheit)"
-    )
+    assert describe_parameters(WEATHER.parameters) == "city (string), unit (string: one of celsius/fahrenheit)"
     schema = {"properties": {"q": {"type": "string", "description": "query"}}}
     assert describe_parameters(schema) == "q (string; query, optional)"
     assert describe_parameters({}) == "none"

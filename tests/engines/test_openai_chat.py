@@ -99,9 +99,7 @@ def model_for(endpoint: Endpoint, **options: Any) -> OpenAICompatibleChatModel:
     return model
 
 
-def collect(
-    model: OpenAICompatibleChatModel, request: ChatRequest, stop: threading.Event | None = None
-) -> list[Any]:
+def collect(model: OpenAICompatibleChatModel, request: ChatRequest, stop: threading.Event | None = None) -> list[Any]:
     return list(model.chat(request, stop or threading.Event()))
 
 
@@ -115,9 +113,7 @@ def test_text_stream_and_usage(endpoint: Endpoint) -> None:
         "[DONE]",
     )
     model = model_for(endpoint, api_key="sk-test")
-    out = collect(
-        model, ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=20, temperature=0.3)
-    )
+    out = collect(model, ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=20, temperature=0.3))
     assert out == [TextDelta("Hello"), TextDelta(" there."), ChatDone("stop", 9, 3)]
     path, headers, body = endpoint.requests[0]
     assert path == "/v1/chat/completions"
@@ -169,9 +165,7 @@ def test_tool_choice_keywords_pass_through(endpoint: Endpoint, choice: str) -> N
 
 def test_options_shape_the_body(endpoint: Endpoint) -> None:
     endpoint.events = sse(chunk({"content": "ok"}, finish="stop"), "[DONE]")
-    model = model_for(
-        endpoint, include_usage=False, max_tokens_field="max_completion_tokens", extra_body={"seed": 7}
-    )
+    model = model_for(endpoint, include_usage=False, max_tokens_field="max_completion_tokens", extra_body={"seed": 7})
     collect(model, ChatRequest(messages=HELLO.messages, max_tokens=5))
     body = endpoint.requests[0][2]
     assert "stream_options" not in body
@@ -208,9 +202,7 @@ def test_finish_without_done_is_accepted(endpoint: Endpoint) -> None:
 
 
 def test_stop_closes_the_stream(endpoint: Endpoint) -> None:
-    endpoint.events = sse(
-        *[chunk({"content": f"w{i} "}) for i in range(50)], chunk({}, finish="stop"), "[DONE]"
-    )
+    endpoint.events = sse(*[chunk({"content": f"w{i} "}) for i in range(50)], chunk({}, finish="stop"), "[DONE]")
     endpoint.pause_s = 0.02
     stop = threading.Event()
     received = []

@@ -97,9 +97,7 @@ def test_openai_names_are_dealt_round_robin_over_voices_and_speakers(tmp_path: P
     multi.update(num_speakers=2, speaker_id_map={"anna": 0, "bob": 1})
     (tmp_path / "duo.onnx").symlink_to(model)
     (tmp_path / "duo.onnx.json").write_text(json.dumps(multi))
-    engine = PiperSynthesizer(
-        PiperOptions(model_paths=(model, tmp_path / "second.onnx", tmp_path / "duo.onnx"))
-    )
+    engine = PiperSynthesizer(PiperOptions(model_paths=(model, tmp_path / "second.onnx", tmp_path / "duo.onnx")))
     slots = (JOE, "second", "duo:anna", "duo:bob")
     assert engine.voices() == (*slots, *OPENAI_VOICES)
     for i, name in enumerate(OPENAI_VOICES):

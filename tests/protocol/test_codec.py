@@ -258,9 +258,7 @@ def test_rate_16000_is_below_the_minimum() -> None:
 
 
 def test_rate_above_24000_is_above_the_maximum() -> None:
-    got = rejection(
-        update({"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcm", "rate": 48000}}}})
-    )
+    got = rejection(update({"type": "realtime", "audio": {"output": {"format": {"type": "audio/pcm", "rate": 48000}}}}))
     assert (got["code"], got["param"]) == ("integer_above_max_value", "session.audio.output.format.rate")
 
 
@@ -311,9 +309,7 @@ def test_numbers_out_of_range(audio_input: dict[str, Any], code: str, param: str
 
 
 def test_truncate_at_a_negative_time() -> None:
-    got = rejection(
-        {"type": "conversation.item.truncate", "item_id": "i", "content_index": 0, "audio_end_ms": -5}
-    )
+    got = rejection({"type": "conversation.item.truncate", "item_id": "i", "content_index": 0, "audio_end_ms": -5})
     assert got == error(
         "integer_below_min_value",
         "Invalid 'audio_end_ms': expected a value >= 0, but got -5 instead.",

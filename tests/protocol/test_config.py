@@ -96,9 +96,7 @@ def test_successive_partial_updates_accumulate() -> None:
 
 
 def test_a_type_change_replaces_the_object() -> None:
-    update = client_update(
-        {"type": "transcription", "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}
-    )
+    update = client_update({"type": "transcription", "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}})
     merged = merge_update(effective(), update)
     # Keeping server_vad's silence_duration_ms here would make the merged config invalid.
     assert merged["audio"]["input"]["turn_detection"] == {"type": "semantic_vad"}
@@ -126,9 +124,7 @@ def test_null_clears() -> None:
 
 def test_an_object_after_null_starts_from_its_defaults() -> None:
     cleared = merge_update(effective(), {"audio": {"input": {"turn_detection": None}}})
-    merged = merge_update(
-        cleared, {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 0.3}}}}
-    )
+    merged = merge_update(cleared, {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 0.3}}}})
     config = TranscriptionSessionConfig.model_validate(merged)
     assert config.audio.input.turn_detection is not None
     assert config.model_dump(mode="json")["audio"]["input"]["turn_detection"]["threshold"] == 0.3
@@ -136,9 +132,7 @@ def test_an_object_after_null_starts_from_its_defaults() -> None:
 
 
 def test_null_clears_a_leaf_inside_an_object() -> None:
-    current = merge_update(
-        effective(), {"audio": {"input": {"transcription": {"model": "m", "language": "en"}}}}
-    )
+    current = merge_update(effective(), {"audio": {"input": {"transcription": {"model": "m", "language": "en"}}}})
     merged = merge_update(current, {"audio": {"input": {"transcription": {"language": None}}}})
     assert merged["audio"]["input"]["transcription"] == {"model": "m", "language": None}
 

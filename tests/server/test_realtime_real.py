@@ -118,7 +118,8 @@ async def test_barge_in_cancels_and_truncate_trims(conn: Any) -> None:
     await sender
     await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=200)
     events = await until(conn, lambda e: e.type in ("conversation.item.truncated", "error"))
-    assert events[-1].type == "conversation.item.truncated" and events[-1].audio_end_ms == 200
+    assert events[-1].type == "conversation.item.truncated"
+    assert events[-1].audio_end_ms == 200
     await conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=10_000_000)
     events = await until(conn, lambda e: e.type == "error")
     assert "already shorter than" in events[-1].error.message
@@ -173,9 +174,7 @@ async def test_out_of_band_and_errors(conn: Any) -> None:
             "conversation": "none",
             "output_modalities": ["text"],
             "metadata": {"job": "classify"},
-            "input": [
-                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say yes."}]}
-            ],
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say yes."}]}],
         }
     )
     events = await until(conn, lambda e: e.type == "response.done")

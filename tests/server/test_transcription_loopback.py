@@ -125,9 +125,7 @@ async def raw_error(ws: Any, frame: str | bytes) -> dict[str, Any]:
         ),
     ],
 )
-async def test_bad_input_gets_an_error_and_the_session_goes_on(
-    base: str, frame: str | bytes, code: str
-) -> None:
+async def test_bad_input_gets_an_error_and_the_session_goes_on(base: str, frame: str | bytes, code: str) -> None:
     async with websockets.connect(f"{base}/v1/realtime?intent=transcription", max_size=None) as ws:
         await ws.recv()  # session.created
         error = await raw_error(ws, frame)
@@ -165,14 +163,12 @@ async def test_concurrent_sessions_do_not_mix(base: str) -> None:
                         "type": "session.update",
                         "session": {
                             "type": "transcription",
-                            "audio": {
-                                "input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}
-                            },
+                            "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
                         },
                     }
                 )
             )
-            for i in range(0, ms, 100):
+            for _i in range(0, ms, 100):
                 await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(tone(100))}))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
             async with asyncio.timeout(TIMEOUT_S):
@@ -194,7 +190,8 @@ async def test_api_key_required_when_configured(fake_engines: EngineSet) -> None
             assert "Missing bearer" in event["error"]["message"]
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 3000
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 3000
         async with websockets.connect(path, additional_headers={"Authorization": "Bearer sk-wrong"}) as ws:
             event = json.loads(await ws.recv())
             assert event["error"]["code"] == "invalid_api_key"
@@ -203,9 +200,7 @@ async def test_api_key_required_when_configured(fake_engines: EngineSet) -> None
         async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
             assert (await conn.recv()).type == "session.created"
         # Browsers: the key in a subprotocol next to "realtime", which the server selects.
-        async with websockets.connect(
-            path, subprotocols=["realtime", "openai-insecure-api-key.sk-secret"]
-        ) as ws:  # type: ignore[list-item]
+        async with websockets.connect(path, subprotocols=["realtime", "openai-insecure-api-key.sk-secret"]) as ws:  # type: ignore[list-item]
             assert ws.subprotocol == "realtime"
             assert json.loads(await ws.recv())["type"] == "session.created"
 
@@ -217,7 +212,8 @@ async def test_connect_time_refusals_close_with_4000(base: str) -> None:
             assert event["error"]["code"] == code
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 4000
     async with websockets.connect(
         f"{base}/v1/realtime?intent=transcription", additional_headers={"OpenAI-Beta": "realtime=v1"}
     ) as ws:
@@ -247,8 +243,17 @@ async def test_metrics_expose_the_same_figures(base: str) -> None:
 
     async with websockets.connect(f"{base}/v1/realtime?intent=transcription") as ws:
         await ws.recv()
-        await ws.send(json.dumps({"type": "session.update", "session": {"type": "transcription", "audio": {
-            "input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}}}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "session.update",
+                    "session": {
+                        "type": "transcription",
+                        "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
+                    },
+                }
+            )
+        )
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(tone(1200))}))
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         await ws.send(json.dumps({"type": "nope"}))

@@ -27,9 +27,7 @@ def wire(event: Any) -> dict[str, Any]:
 class Driver:
     """Feeds a session; by default answers every Transcribe at once (``hold=True`` keeps them)."""
 
-    def __init__(
-        self, session: TranscriptionSession, asr: FakeTranscriber | None = None, *, hold: bool = False
-    ):
+    def __init__(self, session: TranscriptionSession, asr: FakeTranscriber | None = None, *, hold: bool = False):
         self.session = session
         self.asr = asr or FakeTranscriber()
         self.hold = hold
@@ -59,9 +57,7 @@ class Driver:
         if fail:
             self.session.on_result(JobFailed(command.job_id, "transcription_failed", "boom"))
         else:
-            self.session.on_result(
-                TranscriptReady(command.job_id, self.asr.transcribe(command.audio, command.options))
-            )
+            self.session.on_result(TranscriptReady(command.job_id, self.asr.transcribe(command.audio, command.options)))
         return self.pump()
 
     def pump(self) -> list[dict[str, Any]]:

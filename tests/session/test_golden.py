@@ -84,6 +84,4 @@ def test_golden(name: str) -> None:
     if os.environ.get("OPENREALTIME_UPDATE_GOLDEN") == "1" or not path.exists():
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)
-    assert path.read_text() == text, (
-        f"{path.name} changed; rerun with OPENREALTIME_UPDATE_GOLDEN=1 and review"
-    )
+    assert path.read_text() == text, f"{path.name} changed; rerun with OPENREALTIME_UPDATE_GOLDEN=1 and review"

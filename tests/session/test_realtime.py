@@ -53,8 +53,10 @@ RESPONSE_TAIL = [
 def test_session_created() -> None:
     session, _ = make()
     created = session.effective_session()
-    assert created["type"] == "realtime" and created["object"] == "realtime.session"
-    assert created["model"] == "gpt-realtime" and created["expires_at"] == 4_600
+    assert created["type"] == "realtime"
+    assert created["object"] == "realtime.session"
+    assert created["model"] == "gpt-realtime"
+    assert created["expires_at"] == 4_600
     assert created["instructions"] == "Be brief."
     assert created["audio"]["output"] == {
         "format": {"type": "audio/pcm", "rate": 24000},
@@ -82,13 +84,17 @@ def test_text_turn_answered_with_speech_in_the_reference_order() -> None:
     assert set(middle) == {"response.output_audio_transcript.delta", "response.output_audio.delta"}
     assert middle[0] == "response.output_audio_transcript.delta"  # words go out right before their audio
     created, done = events[0]["response"], events[-2]["response"]
-    assert created["status"] == "in_progress" and created["output"] == [] and created["usage"] is None
-    assert done["status"] == "completed" and done["conversation_id"] == created["conversation_id"]
+    assert created["status"] == "in_progress"
+    assert created["output"] == []
+    assert created["usage"] is None
+    assert done["status"] == "completed"
+    assert done["conversation_id"] == created["conversation_id"]
     transcript = "".join(e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta")
     assert transcript == "Hello there. How can I help you today?"
     [item] = done["output"]
     assert item["content"] == [{"type": "output_audio", "transcript": transcript}]
-    assert item["status"] == "completed" and item["role"] == "assistant"
+    assert item["status"] == "completed"
+    assert item["role"] == "assistant"
     assert events[2]["previous_item_id"] == added[0]["item"]["id"]
     assert done["usage"]["total_tokens"] == done["usage"]["input_tokens"] + done["usage"]["output_tokens"]
     # The LLM saw the system prompt and the user's words.
@@ -191,7 +197,8 @@ def test_truncate_cuts_what_the_model_remembers_to_what_was_heard() -> None:
     messages = driver.chat.requests[-1].messages
     assert messages[-2]["role"] == "assistant"
     heard = messages[-2]["content"]
-    assert heard.startswith("Hello there.") and "today" not in heard
+    assert heard.startswith("Hello there.")
+    assert "today" not in heard
     [error] = driver.send(
         {
             "type": "conversation.item.truncate",
@@ -266,7 +273,8 @@ def test_function_call_round_trip() -> None:
         "rate_limits.updated",
     ]
     call = events[4]
-    assert call["name"] == "get_weather" and call["arguments"] == "{}"
+    assert call["name"] == "get_weather"
+    assert call["arguments"] == "{}"
     assert events[-2]["response"]["output"][0]["type"] == "function_call"
     added = driver.send(
         {
@@ -300,7 +308,8 @@ def test_out_of_band_response_stays_out_of_the_conversation() -> None:
     )
     assert "conversation.item.added" not in types(events)
     done = events[-2]["response"]
-    assert done["conversation_id"] is None and done["metadata"] == {"topic": "classification"}
+    assert done["conversation_id"] is None
+    assert done["metadata"] == {"topic": "classification"}
     assert "response.output_text.delta" in types(events)
     assert len(session.conversation) == before
     assert driver.chat.requests[-1].messages == [

@@ -112,9 +112,7 @@ def test_update_echoes_full_effective_session() -> None:
         ),
     ],
 )
-def test_bad_update_is_an_error_and_changes_nothing(
-    session_patch: dict, code: str | None, param: str
-) -> None:
+def test_bad_update_is_an_error_and_changes_nothing(session_patch: dict, code: str | None, param: str) -> None:
     session, driver = make()
     driver.pump()
     before = session.effective_session()
@@ -200,7 +198,8 @@ def test_live_deltas_stream_before_the_commit_and_add_up_to_the_transcript() -> 
     deltas = early + [e["delta"] for e in rest if e["type"].endswith("transcription.delta")]
     [completed] = [e for e in rest if e["type"].endswith("transcription.completed")]
     assert "".join(deltas) == completed["transcript"]
-    assert not deltas[0].startswith(" ") and all(d.startswith(" ") for d in deltas[1:])
+    assert not deltas[0].startswith(" ")
+    assert all(d.startswith(" ") for d in deltas[1:])
 
 
 def test_turns_are_linked_by_previous_item_id() -> None:
@@ -208,10 +207,7 @@ def test_turns_are_linked_by_previous_item_id() -> None:
     driver.pump()
     configure(driver, "server_vad", silence_duration_ms=300)
     events = (
-        driver.append(tone(1000))
-        + driver.append(quiet(800))
-        + driver.append(tone(1000))
-        + driver.append(quiet(800))
+        driver.append(tone(1000)) + driver.append(quiet(800)) + driver.append(tone(1000)) + driver.append(quiet(800))
     )
     committed = [e for e in events if e["type"] == "input_audio_buffer.committed"]
     assert committed == [

@@ -25,9 +25,7 @@ SILENCE = 0.05
 THRESHOLD = 0.5
 
 
-def detector(
-    *, frame: int = FRAME, threshold: float = THRESHOLD, silence_duration_ms: int = 200
-) -> TurnDetector:
+def detector(*, frame: int = FRAME, threshold: float = THRESHOLD, silence_duration_ms: int = 200) -> TurnDetector:
     return TurnDetector(
         sample_rate_hz=RATE_HZ,
         frame_samples=frame,
@@ -63,9 +61,7 @@ def test_speech_starts_after_64_ms_at_the_first_frame_of_the_run() -> None:
     assert START_SPEECH_MS == 64
 
 
-@pytest.mark.parametrize(
-    ("frame", "frames_needed"), [(512, 2), (480, 3), (320, 4), (256, 4), (1024, 1), (1600, 1)]
-)
+@pytest.mark.parametrize(("frame", "frames_needed"), [(512, 2), (480, 3), (320, 4), (256, 4), (1024, 1), (1600, 1)])
 def test_the_start_needs_64_ms_whatever_the_frame_size(frame: int, frames_needed: int) -> None:
     assert frames_needed == math.ceil(START_SPEECH_MS * RATE_HZ / 1000 / frame)
     vad = detector(frame=frame)
@@ -108,9 +104,7 @@ def test_during_speech_frames_down_to_threshold_minus_0_15_still_count() -> None
     assert run(vad, [0.34], first_frame=54) == [(54, SilenceStart(54 * FRAME))]
 
 
-@pytest.mark.parametrize(
-    ("threshold", "speech", "silence"), [(0.7, 0.56, 0.54), (0.3, 0.16, 0.14), (0.9, 0.76, 0.74)]
-)
+@pytest.mark.parametrize(("threshold", "speech", "silence"), [(0.7, 0.56, 0.54), (0.3, 0.16, 0.14), (0.9, 0.76, 0.74)])
 def test_the_negative_threshold_follows_the_configured_threshold(
     threshold: float, speech: float, silence: float
 ) -> None:
@@ -150,18 +144,14 @@ def test_silence_start_is_reported_once_per_pause() -> None:
     ("silence_ms", "silent_frames"),
     [(200, 7), (500, 16), (96, 3), (100, 4), (32, 1), (1, 1)],
 )
-def test_speech_end_comes_exactly_when_the_pause_reaches_silence_duration(
-    silence_ms: int, silent_frames: int
-) -> None:
+def test_speech_end_comes_exactly_when_the_pause_reaches_silence_duration(silence_ms: int, silent_frames: int) -> None:
     assert silent_frames == max(1, math.ceil(silence_ms * RATE_HZ / 1000 / FRAME))
     vad = detector(silence_duration_ms=silence_ms)
     speaking(vad, frames=10)
     pause = 10 * FRAME
     events = run(vad, [SILENCE] * (silent_frames + 5), first_frame=10)
     expected: list[tuple[int, VadEvent]] = [(10, SilenceStart(pause))]
-    expected.append(
-        (10 + silent_frames - 1, SpeechEnd(speech_end=pause, sample=pause + silent_frames * FRAME))
-    )
+    expected.append((10 + silent_frames - 1, SpeechEnd(speech_end=pause, sample=pause + silent_frames * FRAME)))
     assert events == expected
     assert vad.state is VadState.SILENCE
 
@@ -196,9 +186,7 @@ def test_after_the_end_a_new_turn_needs_64_ms_again() -> None:
 
 def test_a_whole_turn() -> None:
     vad = detector(silence_duration_ms=100)  # 4 silent frames
-    probabilities = (
-        [SILENCE] * 5 + [SPEECH] * 8 + [0.2, 0.4, 0.8] + [SPEECH] * 4 + [SILENCE] * 6 + [SPEECH] * 2
-    )
+    probabilities = [SILENCE] * 5 + [SPEECH] * 8 + [0.2, 0.4, 0.8] + [SPEECH] * 4 + [SILENCE] * 6 + [SPEECH] * 2
     assert run(vad, probabilities) == [
         (6, SpeechStart(5 * FRAME)),
         (13, SilenceStart(13 * FRAME)),

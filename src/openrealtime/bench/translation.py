@@ -6,9 +6,11 @@ translation session (this server, started here, or ``--url``), then closes it. R
 
 * **first audio**: speech onset to the first translated audio (target: within 3 s);
 * **last audio**: end of speech to the last translated audio (target: within 3 s); also when a
-  listener who plays every delta as it arrives would hear the end (the playback backlog, which
-  grows if translated speech runs longer than the speech it translates);
-* **per-sentence lag**: end of each sentence to the arrival of the translated audio that ends it;
+  listener who plays every delta as it arrives would have heard the end;
+* **per-sentence lag**: end of each sentence to the arrival of the translated audio that ends it, and
+  to the moment such a listener has heard it; its mean over the first and the second half of the
+  speech shows whether lag builds up (it would if translated speech ran longer than the speech it
+  translates: the session then asks for faster speech);
 * **chrF** (sacrebleu) of the live translation against a reference made by translating each source
   sentence offline with the same engine, next to the chrF of translating the session's own final
   source transcript offline (target: the live figure is no worse). The first isolates what
@@ -47,8 +49,8 @@ class Timings:
     first_audio_after_onset_s: float | None
     last_audio_after_speech_end_s: float | None
     heard_end_after_speech_end_s: float | None
-    max_playback_backlog_s: float
     sentence_lags_s: list[float]
+    heard_lags_s: list[float]
     output_audio_s: float
 
 
@@ -57,31 +59,35 @@ def timings(result: TranslationResult, spans: list[tuple[float, float]]) -> Timi
     t0 = result.audio_started_at_s
     onset, speech_end = t0 + spans[0][0], t0 + spans[-1][1]
     audio = [(t.at_s, t.event) for t in result.events if t.event.get("type") == "session.output_audio.delta"]
-    play_end, backlog, total = 0.0, 0.0, 0.0
-    for at_s, event in audio:
-        seconds = len(event.get("delta") or "") * 3 // 4 / 2 / int(event.get("sample_rate") or WIRE_RATE_HZ)
-        play_end = max(play_end, at_s) + seconds
-        backlog = max(backlog, play_end - at_s)
-        total += seconds
-    # The translated sentence ends: an output transcript delta ending a sentence, then its audio.
-    ends: list[float] = []
-    waiting = False
+    # A listener plays every delta as it arrives, after what is still playing. A translated sentence
+    # ends with an output transcript delta that ends a sentence: its audio arrives, then is heard.
+    play_end, total = 0.0, 0.0
+    arrived: list[float] = []  # when the audio ending each translated sentence arrived
+    heard: list[float] = []  # when the listener has heard it to its end
+    ending = counted = False
     for timed in result.events:
-        kind = timed.event.get("type")
-        if kind == "session.output_transcript.delta" and str(timed.event.get("delta", "")).rstrip().endswith(
-            _SENTENCE_END
-        ):
-            waiting = True
-        elif kind == "session.output_audio.delta" and waiting:
-            ends.append(timed.at_s)
-            waiting = False
-    lags = [end - (t0 + span[1]) for end, span in zip(ends, spans, strict=False)] if len(ends) == len(spans) else []
+        event, kind = timed.event, timed.event.get("type")
+        if kind == "session.output_transcript.delta":
+            ending, counted = str(event.get("delta", "")).rstrip().endswith(_SENTENCE_END), False
+        elif kind == "session.output_audio.delta":
+            seconds = len(event.get("delta") or "") * 3 // 4 / 2 / int(event.get("sample_rate") or WIRE_RATE_HZ)
+            play_end = max(play_end, timed.at_s) + seconds
+            total += seconds
+            if ending and not counted:
+                arrived.append(timed.at_s)
+                heard.append(play_end)
+                counted = True
+            elif ending:
+                heard[-1] = play_end
+    complete = len(arrived) == len(spans)
+    lags = [a - (t0 + span[1]) for a, span in zip(arrived, spans, strict=False)] if complete else []
+    heard_lags = [h - (t0 + span[1]) for h, span in zip(heard, spans, strict=False)] if complete else []
     return Timings(
         first_audio_after_onset_s=audio[0][0] - onset if audio else None,
         last_audio_after_speech_end_s=audio[-1][0] - speech_end if audio else None,
         heard_end_after_speech_end_s=play_end - speech_end if audio else None,
-        max_playback_backlog_s=backlog,
         sentence_lags_s=lags,
+        heard_lags_s=heard_lags,
         output_audio_s=total,
     )
 
@@ -147,6 +153,7 @@ async def run_translation_bench(*, url: str | None, out_dir: Path | None, langua
         "language": language,
         **asdict(t),
         "sentence_lag_s": _stats(t.sentence_lags_s),
+        "heard_lag_s": _stats(t.heard_lags_s),
         "cpu_real_time_factor": cpu_s / speech_s if url is None else None,
         "chrf_live": chrf_live,
         "chrf_offline_final_transcript": chrf_offline,
@@ -167,15 +174,19 @@ async def run_translation_bench(*, url: str | None, out_dir: Path | None, langua
         f"| speech onset → first translated audio | {seconds(t.first_audio_after_onset_s)} | ≤ {TARGET_S:.0f} s |",
         f"| end of speech → last translated audio | {seconds(t.last_audio_after_speech_end_s)} | ≤ {TARGET_S:.0f} s |",
         f"| end of speech → end of playback (listener) | {seconds(t.heard_end_after_speech_end_s)} | |",
-        f"| max playback backlog | {t.max_playback_backlog_s:.2f} s | |",
         f"| translated speech / source speech | {t.output_audio_s:.1f} s / {speech_s:.1f} s | |",
     ]
     if t.sentence_lags_s:
-        s = summary["sentence_lag_s"]
-        lines.append(
-            f"| sentence end → its translated audio, p50 / p95 / max | {s['p50']:.2f} / {s['p95']:.2f} / "
-            f"{s['max']:.2f} s | |"
-        )
+        s, h = summary["sentence_lag_s"], summary["heard_lag_s"]
+        half = len(t.heard_lags_s) // 2
+        first, second = statistics.mean(t.heard_lags_s[:half]), statistics.mean(t.heard_lags_s[half:])
+        lines += [
+            f"| sentence end → its translated audio arrives, p50 / p95 / max | {s['p50']:.2f} / {s['p95']:.2f} / "
+            f"{s['max']:.2f} s | |",
+            f"| sentence end → listener has heard its translation, p50 / p95 / max | {h['p50']:.2f} / "
+            f"{h['p95']:.2f} / {h['max']:.2f} s | |",
+            f"| ... mean over the first / second half of the speech | {first:.2f} / {second:.2f} s | no growth |",
+        ]
     if url is None:
         lines.append(f"| CPU real-time factor (server + client) | {cpu_s / speech_s:.2f} | < 1 |")
     if chrf_live is not None and chrf_offline is not None:

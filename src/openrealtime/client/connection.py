@@ -21,9 +21,7 @@ class RealtimeConnection:
         self._ws = ws
 
     @classmethod
-    async def connect(
-        cls, url: str, *, api_key: str | None = None, headers: Mapping[str, str] | None = None
-    ) -> Self:
+    async def connect(cls, url: str, *, api_key: str | None = None, headers: Mapping[str, str] | None = None) -> Self:
         """Open ``url`` (``ws://`` or ``wss://``), with ``Authorization: Bearer`` if a key is given."""
         extra = dict(headers or {})
         if api_key:
@@ -32,7 +30,11 @@ class RealtimeConnection:
         return cls(ws)
 
     async def send(self, event: Mapping[str, Any]) -> None:
-        await self._ws.send(json.dumps(event))
+        try:
+            await self._ws.send(json.dumps(event))
+        except websockets.ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            raise ConnectionClosedError(rcvd.code if rcvd else None, rcvd.reason if rcvd else "") from exc
 
     async def append_audio(self, pcm16: bytes, *, translation: bool = False) -> None:
         kind = "session.input_audio_buffer.append" if translation else "input_audio_buffer.append"

@@ -71,9 +71,7 @@ async def transcribe_audio(
     board = CaptionBoard()
     result = TranscriptionResult(transcripts=[], board=board)
     await conn.send(
-        transcription_session_update(
-            model=model, language=language, vad=vad, silence_duration_ms=silence_duration_ms
-        )
+        transcription_session_update(model=model, language=language, vad=vad, silence_duration_ms=silence_duration_ms)
     )
     configured = asyncio.Event()
     finished_sending = asyncio.Event()

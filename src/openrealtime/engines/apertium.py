@@ -131,9 +131,7 @@ class ApertiumTranslator:
         """
         mode = self.modes.get((language_key(source), language_key(target)))
         if mode is None:
-            raise EngineError(
-                f"Apertium has no installed pair {source}->{target}", code="unsupported_language_pair"
-            )
+            raise EngineError(f"Apertium has no installed pair {source}->{target}", code="unsupported_language_pair")
         if not text.strip():
             return ""
         return clean_output(self._run(mode, text))

@@ -60,9 +60,7 @@ class _EspeakVoice(ctypes.Structure):
     )
 
 
-_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-)
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
 @dataclass(frozen=True)
@@ -157,9 +155,7 @@ class _Espeak:
         self._chunks = []
         self._stop = stop
         try:
-            status = self._lib.espeak_Synth(
-                data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None
-            )
+            status = self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
         finally:
             chunks, self._chunks, self._stop = self._chunks, [], None
         if status != _EE_OK:

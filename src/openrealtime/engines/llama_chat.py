@@ -361,9 +361,7 @@ class LlamaChatModel:
                 )
             eos = self._llm.detokenize([self._llm.token_eos()], special=True).decode("utf-8", "replace")
             bos_id = self._llm.token_bos()
-            bos = (
-                self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
-            )
+            bos = self._llm.detokenize([bos_id], special=True).decode("utf-8", "replace") if bos_id >= 0 else ""
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         except EngineError:
             raise
@@ -448,9 +446,7 @@ class LlamaChatModel:
         names = [tool.name for tool in tools] + ([ANSWER] if allow_answer else [])
         prompt = self._render(router_messages(request.messages, tools, allow_answer=allow_answer))
         grammar = self._grammar(choice_grammar(names))
-        picked = "".join(
-            self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run)
-        )
+        picked = "".join(self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run))
         return next((tool for tool in tools if tool.name == picked), None)
 
     def _answer(self, request: ChatRequest, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
@@ -460,9 +456,7 @@ class LlamaChatModel:
             yield TextDelta(piece)
         yield run.done()
 
-    def _call(
-        self, request: ChatRequest, tool: ToolSpec, stop: threading.Event, run: _Run
-    ) -> Iterator[ChatChunk]:
+    def _call(self, request: ChatRequest, tool: ToolSpec, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
         schema = tool.parameters or _EMPTY_OBJECT_SCHEMA
         bounded = bounded_schema(
             schema,
@@ -483,16 +477,13 @@ class LlamaChatModel:
             arguments = json.loads("".join(parts))
         except ValueError as exc:
             raise EngineError(
-                f"the arguments of {tool.name} did not complete within "
-                f"{self.options.tool_argument_max_tokens} tokens",
+                f"the arguments of {tool.name} did not complete within {self.options.tool_argument_max_tokens} tokens",
                 code="tool_arguments_truncated",
             ) from exc
         # The grammar enforces structure and types; this catches what it cannot (number bounds).
         problem = schema_violation(schema, arguments)
         if problem is not None:
-            raise EngineError(
-                f"the arguments of {tool.name} are invalid: {problem}", code="tool_arguments_invalid"
-            )
+            raise EngineError(f"the arguments of {tool.name} are invalid: {problem}", code="tool_arguments_invalid")
         yield run.done(FINISH_TOOL_CALLS)
 
     # --- llama.cpp ---------------------------------------------------------------------------------

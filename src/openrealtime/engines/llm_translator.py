@@ -123,11 +123,7 @@ class LlmTranslator:
             max_tokens=max(MIN_OUTPUT_TOKENS, round(len(text) * OUTPUT_TOKENS_PER_SOURCE_CHAR)),
             temperature=0.0,
         )
-        pieces = [
-            chunk.text
-            for chunk in self.model.chat(request, threading.Event())
-            if isinstance(chunk, TextDelta)
-        ]
+        pieces = [chunk.text for chunk in self.model.chat(request, threading.Event()) if isinstance(chunk, TextDelta)]
         return clean_translation("".join(pieces), text)
 
 

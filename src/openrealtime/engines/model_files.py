@@ -98,9 +98,7 @@ _WHISPER_BASE_EXTRA_FILES = ("tokenizer.json", "vocabulary.json", "config.json")
 
 def cache_dir() -> Path:
     """Where assembled model files go: ``$OPENREALTIME_CACHE`` or ``~/.cache/openrealtime``."""
-    root = os.environ.get("OPENREALTIME_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "openrealtime"
-    )
+    root = os.environ.get("OPENREALTIME_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "openrealtime")
     path = Path(root)
     path.mkdir(parents=True, exist_ok=True)
     return path

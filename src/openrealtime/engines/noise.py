@@ -148,9 +148,7 @@ class RnnoiseStream:
         if self._wet == 0:
             return dry.copy()
         np.multiply(frame, _PCM16_SCALE, out=self._frame)
-        self.speech_probability = float(
-            self._lib.rnnoise_process_frame(self._state, self._frame_ptr, self._frame_ptr)
-        )
+        self.speech_probability = float(self._lib.rnnoise_process_frame(self._state, self._frame_ptr, self._frame_ptr))
         wet = self._frame / np.float32(_PCM16_SCALE)
         return (self._wet * wet + self._dry * dry).astype(np.float32)
 

@@ -121,9 +121,7 @@ class OpenAICompatibleChatModel:
             ]
             choice = request.tool_choice
             body["tool_choice"] = (
-                choice
-                if choice in ("auto", "none", "required")
-                else {"type": "function", "function": {"name": choice}}
+                choice if choice in ("auto", "none", "required") else {"type": "function", "function": {"name": choice}}
             )
         body.update(self.options.extra_body)
         return body
@@ -160,9 +158,7 @@ class OpenAICompatibleChatModel:
         except httpx.HTTPError as exc:
             raise EngineError(f"chat endpoint {self._url} failed: {exc}", code="llm_unavailable") from exc
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # malformed JSON or chunk shape
-            raise EngineError(
-                f"chat endpoint sent a malformed event: {exc}", code="llm_bad_response"
-            ) from exc
+            raise EngineError(f"chat endpoint sent a malformed event: {exc}", code="llm_bad_response") from exc
         if stop.is_set():
             yield state.done("cancelled")
         elif state.finished or state.finish_reason is not None:
@@ -222,9 +218,7 @@ class _StreamState:
                 if first:
                     self.named.add(index)
                 if first or arguments:
-                    yield ToolCallDelta(
-                        index=index, name=str(name) if first else None, arguments=str(arguments or "")
-                    )
+                    yield ToolCallDelta(index=index, name=str(name) if first else None, arguments=str(arguments or ""))
             reason = choice.get("finish_reason")
             if reason:
                 self.finish_reason = "tool_calls" if reason == "function_call" else str(reason)

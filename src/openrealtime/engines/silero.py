@@ -77,9 +77,7 @@ class SileroVad:
         so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
         try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=so, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EngineError(f"cannot load Silero VAD from {path}: {exc}", code="model_load_failed") from exc
 

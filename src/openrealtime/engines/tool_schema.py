@@ -63,9 +63,7 @@ def bounded_schema(
             ]
     for key in ("items", "additionalProperties"):
         if isinstance(out.get(key), Mapping):
-            out[key] = bounded_schema(
-                out[key], max_string_chars=max_string_chars, max_array_items=max_array_items
-            )
+            out[key] = bounded_schema(out[key], max_string_chars=max_string_chars, max_array_items=max_array_items)
     kind = out.get("type")
     free = not any(key in out for key in ("enum", "const", "pattern", "format"))
     if kind == "string" and free and "maxLength" not in out:
@@ -90,9 +88,7 @@ def _integer_range(schema: Mapping[str, Any]) -> tuple[int | None, int | None]:
     return (max(lows) if lows else None), (min(highs) if highs else None)
 
 
-def schema_violation(
-    schema: Mapping[str, Any], value: Any, *, root: Mapping[str, Any] | None = None
-) -> str | None:
+def schema_violation(schema: Mapping[str, Any], value: Any, *, root: Mapping[str, Any] | None = None) -> str | None:
     """Why ``value`` is not valid against ``schema`` (a short message with a JSON path), or ``None``."""
     return _violation(schema, value, root if root is not None else schema, "$")
 
@@ -122,9 +118,7 @@ def _violation(schema: Mapping[str, Any], value: Any, root: Mapping[str, Any], p
         return f"{path}: {value!r} is not {schema['const']!r}"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return _number_violation(schema, value, path)
-    if isinstance(value, str) and not schema.get("minLength", 0) <= len(value) <= schema.get(
-        "maxLength", math.inf
-    ):
+    if isinstance(value, str) and not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", math.inf):
         return f"{path}: length {len(value)} is out of bounds"
     if isinstance(value, list):
         return _array_violation(schema, value, root, path)
@@ -136,16 +130,12 @@ def _violation(schema: Mapping[str, Any], value: Any, root: Mapping[str, Any], p
 def _number_violation(schema: Mapping[str, Any], value: float, path: str) -> str | None:
     if value < schema.get("minimum", -math.inf) or value > schema.get("maximum", math.inf):
         return f"{path}: {value} is out of [{schema.get('minimum')}, {schema.get('maximum')}]"
-    if value <= schema.get("exclusiveMinimum", -math.inf) or value >= schema.get(
-        "exclusiveMaximum", math.inf
-    ):
+    if value <= schema.get("exclusiveMinimum", -math.inf) or value >= schema.get("exclusiveMaximum", math.inf):
         return f"{path}: {value} is out of its exclusive bounds"
     return None
 
 
-def _array_violation(
-    schema: Mapping[str, Any], value: list[Any], root: Mapping[str, Any], path: str
-) -> str | None:
+def _array_violation(schema: Mapping[str, Any], value: list[Any], root: Mapping[str, Any], path: str) -> str | None:
     if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", math.inf):
         return f"{path}: {len(value)} items is out of bounds"
     prefix = schema.get("prefixItems") or (schema["items"] if isinstance(schema.get("items"), list) else [])

@@ -114,9 +114,7 @@ def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolErro
     value = err.get("input")
     ctx: Mapping[str, Any] = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return ProtocolError(
-            f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param, event_id=event_id
-        )
+        return ProtocolError(f"Unknown parameter: '{param}'.", code="unknown_parameter", param=param, event_id=event_id)
     if kind == "missing":
         return ProtocolError(
             f"Missing required parameter: '{param}'.",
@@ -148,16 +146,14 @@ def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolErro
     number = "integer" if isinstance(bound, int) and not isinstance(bound, bool) else "decimal"
     if kind in ("greater_than_equal", "greater_than"):
         return ProtocolError(
-            f"Invalid '{param}': expected a value >= {ctx.get('ge', ctx.get('gt'))}, "
-            f"but got {value} instead.",
+            f"Invalid '{param}': expected a value >= {ctx.get('ge', ctx.get('gt'))}, but got {value} instead.",
             code=f"{number}_below_min_value",
             param=param,
             event_id=event_id,
         )
     if kind in ("less_than_equal", "less_than"):
         return ProtocolError(
-            f"Invalid '{param}': expected a value <= {ctx.get('le', ctx.get('lt'))}, "
-            f"but got {value} instead.",
+            f"Invalid '{param}': expected a value <= {ctx.get('le', ctx.get('lt'))}, but got {value} instead.",
             code=f"{number}_above_max_value",
             param=param,
             event_id=event_id,

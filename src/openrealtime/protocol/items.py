@@ -39,9 +39,7 @@ class OutputAudio(WireModel):
     transcript: str | None = None
 
 
-ContentPart = Annotated[
-    InputText | InputAudio | InputImage | OutputText | OutputAudio, Field(discriminator="type")
-]
+ContentPart = Annotated[InputText | InputAudio | InputImage | OutputText | OutputAudio, Field(discriminator="type")]
 
 
 class MessageItem(WireModel):
@@ -72,9 +70,7 @@ class FunctionCallOutputItem(WireModel):
     output: str
 
 
-ConversationItem = Annotated[
-    MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(discriminator="type")
-]
+ConversationItem = Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(discriminator="type")]
 
 
 class ItemReference(WireModel):

@@ -238,9 +238,7 @@ class Connection:
             await self._inbox.put(JobFailed(job_id=job_id, code=exc.code, message=exc.message))
         except Exception as exc:  # a crashing engine fails its job, never the session
             log.exception("engine job %s crashed", job_id)
-            await self._inbox.put(
-                JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}")
-            )
+            await self._inbox.put(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
         finally:
             self._jobs.pop(job_id, None)
             aclose = getattr(results, "aclose", None)

@@ -21,6 +21,7 @@ from openrealtime.engines.protocols import (
     Translator,
     VadModel,
 )
+from openrealtime.engines.tempo import at_speed
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, ModelWorker, wait_future
 from openrealtime.runtime.threads import iterate_in_thread
@@ -105,9 +106,7 @@ class EngineSet:
     async def _translate(self, command: TranslateText) -> AsyncIterator[object]:
         translator = self.translator_for(command.source, command.target)
         if translator is None:
-            raise EngineError(
-                f"no translator for {command.source}->{command.target}", code="unsupported_language_pair"
-            )
+            raise EngineError(f"no translator for {command.source}->{command.target}", code="unsupported_language_pair")
 
         def call() -> object:
             text = translator.translate(command.text, source=command.source, target=command.target)
@@ -116,7 +115,7 @@ class EngineSet:
         yield await asyncio.get_running_loop().run_in_executor(self.stream_pool, call)
 
     async def _synthesize(self, command: Synthesize) -> AsyncIterator[object]:
-        synthesizer = self.synthesizer_for(command.language)
+        synthesizer = at_speed(self.synthesizer_for(command.language), command.speed)
         rate = synthesizer.sample_rate_hz
 
         def chunks(stop: threading.Event) -> Iterator[Samples]:

@@ -27,8 +27,8 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.runtime.scheduler import ModelWorker
 from openrealtime.runtime.languages import LanguageSupport
+from openrealtime.runtime.scheduler import ModelWorker
 from openrealtime.server.auth import authenticate
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.settings import Settings

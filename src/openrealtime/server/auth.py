@@ -33,9 +33,7 @@ def authenticate(headers: Mapping[str, str], subprotocols: Sequence[str], api_ke
             if offered.startswith(SUBPROTOCOL_KEY_PREFIX):
                 presented = offered[len(SUBPROTOCOL_KEY_PREFIX) :]
     if presented is None:
-        return AuthResult(
-            ok=False, message="Missing bearer or basic authentication in header", subprotocol=subprotocol
-        )
+        return AuthResult(ok=False, message="Missing bearer or basic authentication in header", subprotocol=subprotocol)
     if not hmac.compare_digest(presented.encode(), api_key.encode()):
         # Like OpenAI, show only the key's ends; never log it whole.
         shown = f"{presented[:3]}***{presented[-4:]}" if len(presented) > 8 else "***"

@@ -16,9 +16,7 @@ STARTUP_TIMEOUT_S = 120.0
 
 
 @contextlib.asynccontextmanager
-async def running_server(
-    settings: Settings | None = None, *, engines: EngineSet | None = None
-) -> AsyncIterator[str]:
+async def running_server(settings: Settings | None = None, *, engines: EngineSet | None = None) -> AsyncIterator[str]:
     """Start the server on ``127.0.0.1`` (port 0 unless ``settings.port`` is set); yields its ws base URL."""
     settings = settings or Settings.load(port=0)
     app = create_app(settings, engines=engines)

@@ -209,9 +209,7 @@ def fit_context(system: list[dict[str, Any]], entries: list[Entry], budget_token
     """``truncation: auto``: drop the oldest items until the prompt fits ``budget_tokens``."""
 
     def cost(messages: list[dict[str, Any]]) -> int:
-        return sum(
-            estimate_tokens(str(m.get("content") or "") + str(m.get("tool_calls") or "")) for m in messages
-        )
+        return sum(estimate_tokens(str(m.get("content") or "") + str(m.get("tool_calls") or "")) for m in messages)
 
     kept = list(entries)
     fixed = cost(system)

@@ -138,9 +138,7 @@ class TranscriptionSession:
     def _dispatch(self, event: ce.ClientEvent) -> None:
         match event:
             case ce.InputAudioBufferAppend():
-                self.buffer.append(
-                    decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id
-                )
+                self.buffer.append(decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id)
             case ce.InputAudioBufferCommit():
                 self.buffer.commit(event_id=event.event_id)
             case ce.InputAudioBufferClear():
@@ -178,15 +176,12 @@ class TranscriptionSession:
     def _update(self, event: ce.SessionUpdate) -> None:
         if not isinstance(event.session, TranscriptionSessionConfig):
             raise ProtocolError(
-                "Invalid value: 'realtime'. This is a transcription session: session.type must be "
-                "'transcription'.",
+                "Invalid value: 'realtime'. This is a transcription session: session.type must be 'transcription'.",
                 code="invalid_value",
                 param="session.type",
                 event_id=event.event_id,
             )
-        update = event.session.model_dump(
-            mode="json", exclude_unset=True, exclude={"object", "id", "expires_at"}
-        )
+        update = event.session.model_dump(mode="json", exclude_unset=True, exclude={"object", "id", "expires_at"})
         merged = merge_update(self.config.model_dump(mode="json"), update)
         try:
             config = TranscriptionSessionConfig.model_validate(merged)

@@ -55,9 +55,7 @@ VadEvent = SpeechStart | SilenceStart | SpeechResumed | SpeechEnd
 class TurnDetector:
     """Hysteresis state machine fed one frame probability at a time."""
 
-    def __init__(
-        self, *, sample_rate_hz: int, frame_samples: int, threshold: float, silence_duration_ms: int
-    ) -> None:
+    def __init__(self, *, sample_rate_hz: int, frame_samples: int, threshold: float, silence_duration_ms: int) -> None:
         self.sample_rate_hz = sample_rate_hz
         self.frame_samples = frame_samples
         self.state = VadState.SILENCE

@@ -1,0 +1,542 @@
+"""Translation sessions (``/v1/realtime/translations``, reference section 8), sans-I/O.
+
+An interpreter, not a turn-taker: audio comes in continuously and translated speech goes out while the
+speaker is still talking. The front half, :class:`~openrealtime.session.segmenter.SpeechSegmenter`,
+turns the input into stable source-text pieces of about a clause; this module owns the protocol around
+it and the back half:
+
+* ``session.input_audio_buffer.append`` carries 24 kHz PCM16 of any length; it is consumed in 200 ms
+  frames (9 600 bytes), and ``elapsed_ms`` is the count of consumed frames times 200. Gaps between
+  appends are not pauses: the audio is contiguous, whatever the wall clock did.
+* each piece is translated (``TranslateText``; or Whisper's translate task on the utterance's audio
+  for speech into English; or passed through when the speaker already speaks the target language) and
+  spoken (``Synthesize``, one at a time, in order). Transcript deltas and audio leave strictly in piece
+  order, whatever order the engines finish in; results of unknown jobs are dropped by id.
+* translated speech that runs longer than the speech it translates would leave the listener further and
+  further behind, so the session keeps a model of the listener's playback (audio time only) and asks
+  for faster speech while that backlog is large.
+* ``session.close`` flushes: the last partial frame, the final decode of the utterance being spoken,
+  every pending translation and synthesis; then ``session.closed`` and a ``CloseConnection(1000)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from openrealtime.audio.codec import float_to_pcm16, pcm16_to_float
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.types import Samples
+from openrealtime.engines.protocols import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
+from openrealtime.exceptions import InvalidStateError, ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import validation_error
+from openrealtime.protocol.config import TranslationSessionConfig, merge_update
+from openrealtime.session.commands import (
+    AudioChunk,
+    CloseConnection,
+    JobFailed,
+    SynthesisDone,
+    Synthesize,
+    TextTranslated,
+    Transcribe,
+    TranscriptReady,
+    TranslateText,
+)
+from openrealtime.session.ids import Ids
+from openrealtime.session.segmenter import ENGINE_RATE_HZ, Piece, SpeechSegmenter
+from openrealtime.session.transcription import SESSION_LIFETIME_S, decode_base64_audio
+
+WIRE_RATE_HZ = 24_000
+OUTPUT_RATE_HZ = 24_000
+FRAME_MS = 200  # the engine frame of OpenAI's translation sessions
+FRAME_BYTES = WIRE_RATE_HZ * 2 * FRAME_MS // 1000  # 9 600 bytes of PCM16
+MS_PER_S = 1000
+CLOSE_NORMAL = 1000
+DEFAULT_SOURCE_LANGUAGE = "en"
+# Playback catch-up: above CATCH_UP_AFTER_MS of unplayed translated speech, speak faster, reaching
+# MAX_SPEED at CATCH_UP_AFTER_MS + CATCH_UP_SPAN_MS.
+CATCH_UP_AFTER_MS = 750
+CATCH_UP_SPAN_MS = 2250
+MAX_SPEED = 1.35
+# The listener is waiting once this long has passed with nothing to hear and nothing on its way.
+EAGER_AFTER_MS = 1000
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})*$", re.IGNORECASE)
+
+
+class Route(enum.StrEnum):
+    """How speech in one language becomes text in another."""
+
+    PASS_THROUGH = "pass_through"  # the source already is the target: speak the source text
+    TEXT = "text"  # a text translator (Apertium, an LLM)
+    SPEECH = "speech"  # Whisper's translate task on the utterance's audio (into English only)
+
+
+def language_base(code: str) -> str:
+    """``"es-ES"`` / ``"pt_BR"`` / ``" EN "`` -> ``"es"`` / ``"pt"`` / ``"en"``."""
+    return re.split(r"[-_]", code.strip().lower(), maxsplit=1)[0]
+
+
+@dataclass(frozen=True)
+class TranslationInfo:
+    """What a translation session knows of its server: ids, clock, model and engine coverage.
+
+    Attributes:
+        session_id: ``sess_...``.
+        created_at_s: Unix time of creation (``expires_at`` is an hour later).
+        model: The model named at connect (echoed, like OpenAI's ``gpt-realtime-translate``).
+        route: How speech in ``source`` becomes text in ``target`` (distinct base codes), or ``None``
+            when no configured engine can do it.
+        can_speak: Whether a TTS voice speaks a language code.
+        multilingual: Whether the ASR detects the source language (otherwise it is always English).
+        accepts_model: Whether a transcription model name is served here.
+    """
+
+    session_id: str
+    created_at_s: int
+    model: str
+    route: Callable[[str, str], Route | None]
+    can_speak: Callable[[str], bool]
+    multilingual: bool
+    accepts_model: Callable[[str], bool]
+
+
+@dataclass
+class _Piece:
+    """One clause on its way out: translated text, then speech."""
+
+    source: str
+    language: str
+    target: str
+    voice_language: str
+    text: str | None = None  # the translation, once known
+    transcript_sent: bool = False
+    audio_done: bool = False
+    resampler: StreamResampler | None = None
+
+
+def _continue_case(source: str, translation: str) -> str:
+    """A piece that continues a sentence keeps a lower-case start (MT engines capitalize every input)."""
+    if source[:1].islower() and translation[:1].isupper() and not translation[1:2].isupper():
+        return translation[0].lower() + translation[1:]
+    return translation
+
+
+def _join(delta: str, started: bool) -> str:
+    """Deltas are append-only and the client must not add spaces: put the space in the delta."""
+    return " " + delta if started and delta and not delta[0].isspace() else delta
+
+
+class TranslationSession:
+    """One translation session's protocol state (same shape as the transcription session).
+
+    Args:
+        info: Ids, clock and what the engines cover.
+        vad: The frame-level speech detector (16 kHz).
+        noise: Noise suppressor for ``audio.input.noise_reduction``; ``None`` leaves it a no-op.
+        ids: Id source (deterministic in tests).
+    """
+
+    def __init__(
+        self,
+        info: TranslationInfo,
+        *,
+        vad: VadModel,
+        noise: NoiseSuppressor | None = None,
+        ids: Ids | None = None,
+    ) -> None:
+        self.info = info
+        self._ids = ids or Ids()
+        self.config = TranslationSessionConfig()
+        self._events: list[se.ServerEvent] = []
+        self._commands: list[object] = []
+        self._pending_bytes = bytearray()
+        self._frames = 0
+        self._resampler = StreamResampler(WIRE_RATE_HZ, ENGINE_RATE_HZ)
+        self._noise_model = noise
+        self._noise: NoiseStream | None = None
+        self._segmenter = SpeechSegmenter(
+            vad=vad,
+            ids=self._ids,
+            commands=self._commands,
+            language=None if info.multilingual else DEFAULT_SOURCE_LANGUAGE,
+            whole_utterances=lambda source: self._route(source) is Route.SPEECH,
+            eager=self._listener_idle,
+        )
+        self._pieces: deque[_Piece] = deque()
+        self._jobs: dict[str, _Piece] = {}
+        self._synth_job: str | None = None
+        self._input_started = False
+        self._output_started = False
+        self._play_end_ms = 0
+        self._refused: set[tuple[str, str]] = set()
+        self.closing = False
+        self.closed = False
+        self._events.append(se.SessionCreated(session=self.effective_session()))
+
+    # --- state -------------------------------------------------------------------------------------
+
+    @property
+    def elapsed_ms(self) -> int:
+        """Input time consumed so far, in whole 200 ms frames."""
+        return self._frames * FRAME_MS
+
+    @property
+    def target(self) -> str:
+        return language_base(self.config.audio.output.language)
+
+    def effective_session(self) -> dict[str, Any]:
+        audio = self.config.audio
+        nr = audio.input.noise_reduction
+        transcription = audio.input.transcription
+        return {
+            "id": self.info.session_id,
+            "type": "translation",
+            "model": self.info.model,
+            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+            "audio": {
+                "input": {
+                    "noise_reduction": nr.model_dump(mode="json", exclude_none=True) if nr else None,
+                    "transcription": {"model": transcription.model} if transcription else None,
+                },
+                "output": {"language": audio.output.language},
+            },
+        }
+
+    def _route(self, source: str) -> Route | None:
+        source, target = language_base(source), self.target
+        return Route.PASS_THROUGH if source == target else self.info.route(source, target)
+
+    # --- inputs ------------------------------------------------------------------------------------
+
+    def receive(self, event: ce.ClientEvent) -> None:
+        """Handle one parsed client event; a client error becomes an ``error`` event, state unchanged."""
+        try:
+            self._dispatch(event)
+        except ProtocolError as exc:
+            self.error(exc, event.event_id)
+
+    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
+        self._events.append(
+            se.Error(
+                error=se.ErrorDetail(
+                    type=exc.error_type,
+                    code=exc.code,
+                    message=exc.message,
+                    param=exc.param,
+                    event_id=exc.event_id or event_id,
+                )
+            )
+        )
+
+    def on_result(self, result: object) -> None:
+        """Take an engine result; one of an unknown (cancelled, superseded) job is dropped."""
+        if isinstance(result, TranscriptReady | JobFailed) and result.job_id not in self._jobs:
+            if self._segmenter.on_result(result):
+                self._pump()
+            return
+        job_id = getattr(result, "job_id", None)
+        piece = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if piece is None:
+            return
+        match result:
+            case TextTranslated(text=text):
+                del self._jobs[result.job_id]
+                piece.text = _continue_case(piece.source, " ".join(text.split()))
+            case TranscriptReady(transcript=transcript):  # speech translation of a whole utterance
+                del self._jobs[result.job_id]
+                piece.text = " ".join(transcript.text.split())
+            case AudioChunk(audio=audio, sample_rate_hz=rate) if result.job_id == self._synth_job:
+                self._emit_audio(piece, audio, rate)
+            case SynthesisDone() if result.job_id == self._synth_job:
+                del self._jobs[result.job_id]
+                if piece.resampler is not None:
+                    self._emit_audio(piece, piece.resampler.flush(), OUTPUT_RATE_HZ, resample=False)
+                piece.audio_done = True
+                self._synth_job = None
+            case JobFailed(code=code, message=message):
+                del self._jobs[result.job_id]
+                self._engine_error(code, message)
+                if result.job_id == self._synth_job:
+                    piece.audio_done = True
+                    self._synth_job = None
+                elif piece.text is None:
+                    piece.text = ""
+                    piece.audio_done = True
+        self._advance()
+
+    def drain(self) -> tuple[list[se.ServerEvent], list[object]]:
+        events, commands = list(self._events), list(self._commands)
+        self._events.clear()
+        self._commands.clear()
+        return events, commands
+
+    # --- client events -----------------------------------------------------------------------------
+
+    def _dispatch(self, event: ce.ClientEvent) -> None:
+        if self.closing and not isinstance(event, ce.SessionClose):
+            raise InvalidStateError(
+                "The session is closing: no input is accepted after 'session.close'.",
+                code="session_closing",
+                event_id=event.event_id,
+            )
+        match event:
+            case ce.TranslationAppend():
+                self._append(decode_base64_audio(event.audio, event_id=event.event_id))
+            case ce.TranslationSessionUpdate():
+                self._update(event)
+            case ce.SessionClose():
+                if not self.closing:
+                    self._close()
+            case _:
+                raise ProtocolError(
+                    f"Invalid value: '{getattr(event, 'type', '?')}'. This event is not supported in "
+                    "translation sessions.",
+                    code="invalid_value",
+                    param="type",
+                    event_id=event.event_id,
+                )
+
+    def _update(self, event: ce.TranslationSessionUpdate) -> None:
+        update = event.session.model_dump(mode="json", exclude_unset=True)
+        fixed = {
+            "type": "translation",
+            "model": self.info.model,
+            "id": self.info.session_id,
+            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+        }
+        for key, current in fixed.items():
+            if update.get(key) not in (None, current):
+                raise ProtocolError(
+                    f"Invalid value: '{update[key]}'. 'session.{key}' is fixed when the session is "
+                    "created and cannot be updated.",
+                    code="invalid_value",
+                    param=f"session.{key}",
+                    event_id=event.event_id,
+                )
+        current = self.config.model_dump(mode="json")
+        nr_update = update.get("audio", {}).get("input", {}).get("noise_reduction")
+        merged = merge_update(current, update)
+        old_nr = current["audio"]["input"]["noise_reduction"]
+        if isinstance(nr_update, dict) and "strength" not in nr_update and old_nr:
+            # "Omitting strength from a session update preserves the current strength" (SDK).
+            merged["audio"]["input"]["noise_reduction"]["strength"] = old_nr.get("strength")
+        try:
+            config = TranslationSessionConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise validation_error(exc, event.event_id) from None
+        self._check_language(config.audio.output.language, event.event_id)
+        transcription = config.audio.input.transcription
+        if transcription is not None and not self.info.accepts_model(transcription.model):
+            raise ProtocolError(
+                f"Invalid value: '{transcription.model}'. This server has no transcription model of "
+                "that name; use an OpenAI name (e.g. 'gpt-realtime-whisper') or a configured engine.",
+                code="invalid_value",
+                param="session.audio.input.transcription.model",
+                event_id=event.event_id,
+            )
+        if config.audio.input.noise_reduction != self.config.audio.input.noise_reduction:
+            nr = config.audio.input.noise_reduction
+            self._noise = (
+                self._noise_model.new_stream(nr.type, 1.0 if nr.strength is None else nr.strength)
+                if nr is not None and self._noise_model is not None
+                else None
+            )
+        self.config = config
+        self._events.append(se.SessionUpdated(session=self.effective_session()))
+
+    def _check_language(self, language: str, event_id: str | None) -> None:
+        param = "session.audio.output.language"
+        if not _LANGUAGE_CODE.match(language):
+            raise ProtocolError(
+                f"Invalid value: '{language}'. Expected a language code such as 'es' or 'pt-BR'.",
+                code="invalid_value",
+                param=param,
+                event_id=event_id,
+            )
+        if not self.info.can_speak(language):
+            raise ProtocolError(
+                f"Unsupported output language '{language}': this server has no voice that speaks it.",
+                code="unsupported_language",
+                param=param,
+                event_id=event_id,
+            )
+        target = language_base(language)
+        source = DEFAULT_SOURCE_LANGUAGE
+        if not self.info.multilingual and source != target and self.info.route(source, target) is None:
+            raise ProtocolError(
+                f"Unsupported language pair {source}->{target}: no translation engine of this server "
+                f"translates English into '{language}' (configure an LLM translator, or pick a language "
+                "that Apertium covers).",
+                code="unsupported_language",
+                param=param,
+                event_id=event_id,
+            )
+
+    # --- audio in ----------------------------------------------------------------------------------
+
+    def _append(self, data: bytes) -> None:
+        self._pending_bytes += data
+        whole = len(self._pending_bytes) - len(self._pending_bytes) % FRAME_BYTES
+        if whole == 0:
+            return
+        view = memoryview(self._pending_bytes)
+        try:
+            for start in range(0, whole, FRAME_BYTES):
+                self._frame(view[start : start + FRAME_BYTES].tobytes())
+        finally:
+            view.release()
+        del self._pending_bytes[:whole]
+
+    def _frame(self, data: bytes, *, last: bool = False) -> None:
+        samples = self._resampler.process(pcm16_to_float(data), last=last)
+        if self._noise is not None:
+            samples = self._noise.process(samples)
+        self._frames += 1
+        self._segmenter.feed(samples)
+        self._pump()
+
+    def _close(self) -> None:
+        self.closing = True
+        rest = bytes(self._pending_bytes[: len(self._pending_bytes) // 2 * 2])
+        self._pending_bytes.clear()
+        if rest:  # the last, partial frame is padded with silence to a whole one: frames are 200 ms
+            self._frame(rest + bytes(FRAME_BYTES - len(rest)), last=True)
+        else:
+            tail = self._resampler.flush()
+            self._segmenter.feed(self._noise.process(tail) if self._noise is not None else tail)
+        self._segmenter.flush()
+        self._pump()
+
+    # --- pieces out --------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        transcribing = self.config.audio.input.transcription is not None
+        for output in self._segmenter.take():
+            if isinstance(output, Piece):
+                self._add_piece(output)
+            elif transcribing and output:
+                self._events.append(
+                    se.InputTranscriptDelta(delta=_join(output, self._input_started), elapsed_ms=self.elapsed_ms)
+                )
+                self._input_started = True
+        self._advance()
+
+    def _add_piece(self, piece: Piece) -> None:
+        source = language_base(piece.language)
+        route = self._route(source)
+        if route is None or (route is Route.SPEECH and piece.audio is None):
+            pair = (source, self.target)
+            if pair not in self._refused:
+                self._refused.add(pair)
+                self.error(
+                    ProtocolError(
+                        f"Unsupported language pair {source}->{self.target}: the speaker speaks '{source}' "
+                        f"and no translation engine of this server translates it into "
+                        f"'{self.config.audio.output.language}'.",
+                        code="unsupported_language",
+                        param="session.audio.output.language",
+                    )
+                )
+            return
+        p = _Piece(
+            source=piece.text,
+            language=source,
+            target=self.target,
+            voice_language=self.config.audio.output.language,
+        )
+        if route is Route.PASS_THROUGH:
+            p.text = piece.text
+        elif route is Route.TEXT:
+            job_id = self._ids.new("job")
+            self._jobs[job_id] = p
+            self._commands.append(TranslateText(job_id, piece.text, source, self.target))
+        else:
+            assert piece.audio is not None
+            job_id = self._ids.new("job")
+            self._jobs[job_id] = p
+            self._commands.append(
+                Transcribe(
+                    job_id=job_id,
+                    item_id=job_id,
+                    audio=piece.audio,
+                    options=TranscribeOptions(language=source, task="translate"),
+                    final=True,
+                )
+            )
+        self._pieces.append(p)
+
+    def _advance(self) -> None:
+        """Send what is ready, in piece order; start the next synthesis; close once all is out."""
+        for p in self._pieces:
+            if p.text is None:
+                break
+            if not p.transcript_sent:
+                if p.text:
+                    self._events.append(
+                        se.OutputTranscriptDelta(delta=_join(p.text, self._output_started), elapsed_ms=self.elapsed_ms)
+                    )
+                    self._output_started = True
+                p.transcript_sent = True
+        if self._synth_job is None:
+            for p in self._pieces:
+                if p.audio_done:
+                    continue
+                if p.text is None:
+                    break
+                if not p.text:
+                    p.audio_done = True
+                    continue
+                job_id = self._ids.new("job")
+                self._jobs[job_id] = p
+                self._synth_job = job_id
+                self._commands.append(
+                    Synthesize(job_id, p.text, language=p.target, voice=p.voice_language, speed=self._speed())
+                )
+                break
+        while self._pieces and self._pieces[0].transcript_sent and self._pieces[0].audio_done:
+            self._pieces.popleft()
+        if self.closing and not self.closed and not self._pieces and self._segmenter.idle:
+            self.closed = True
+            self._events.append(se.SessionClosed())
+            self._commands.append(CloseConnection(CLOSE_NORMAL, ""))
+
+    def _listener_idle(self) -> bool:
+        """Nothing on its way and nothing heard for ``EAGER_AFTER_MS``: now finer cuts buy latency."""
+        return not self._pieces and self.elapsed_ms - self._play_end_ms >= EAGER_AFTER_MS
+
+    def _speed(self) -> float:
+        backlog_ms = self._play_end_ms - self.elapsed_ms
+        excess = min(1.0, max(0.0, (backlog_ms - CATCH_UP_AFTER_MS) / CATCH_UP_SPAN_MS))
+        return round(1.0 + excess * (MAX_SPEED - 1.0), 2)
+
+    def _emit_audio(self, piece: _Piece, audio: Samples, rate_hz: int, *, resample: bool = True) -> None:
+        if resample and rate_hz != OUTPUT_RATE_HZ:
+            if piece.resampler is None or piece.resampler.in_rate_hz != rate_hz:
+                piece.resampler = StreamResampler(rate_hz, OUTPUT_RATE_HZ)
+            audio = piece.resampler.process(audio)
+        if not audio.size:
+            return
+        duration_ms = audio.size * MS_PER_S // OUTPUT_RATE_HZ
+        self._play_end_ms = max(self._play_end_ms, self.elapsed_ms) + duration_ms
+        self._events.append(
+            se.TranslationAudioDelta(
+                delta=base64.b64encode(float_to_pcm16(audio)).decode("ascii"),
+                elapsed_ms=self.elapsed_ms,
+                sample_rate=OUTPUT_RATE_HZ,
+                channels=1,
+            )
+        )
+
+    def _engine_error(self, code: str, message: str) -> None:
+        self._events.append(
+            se.Error(error=se.ErrorDetail(type="server_error", code=code, message=message, param=None, event_id=None))
+        )
