@@ -293,6 +293,26 @@ def test_auto_answers_chat_and_calls_named_tools(llm: LlamaChatModel) -> None:
     check(WEATHER.parameters, arguments)
     assert llm.choose_tool(ask("Lights on in the hall", tools=tools)) == LIGHTS
     assert llm.choose_tool(ask("Lights on in the hall", tools=tools, tool_choice="none")) is None
+    # After the tool's result comes back, "auto" answers with it instead of calling the tool again.
+    after_result = ChatRequest(
+        messages=[
+            {"role": "user", "content": "What's the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 18}'},
+        ],
+        tools=tools,
+    )
+    assert llm.choose_tool(after_result) is None
 
 
 @real

@@ -483,3 +483,23 @@ def test_idle_timeout_commits_silence_and_prompts_a_response() -> None:
     driver.send({"type": "response.create"})
     events = driver.append(quiet(3000)) + driver.append(tone(500)) + driver.append(quiet(8000))
     assert "input_audio_buffer.timeout_triggered" not in types(events)
+
+
+def test_truncating_an_item_still_being_spoken_stops_its_response() -> None:
+    session, driver = make(hold_tts=True)
+    say(driver)
+    driver.send({"type": "response.create"})
+    [clause] = driver.held_tts
+    driver.run_tts(clause, chunks=4)  # 400 ms of "Hello there." sent, the answer goes on
+    events = driver.pump()
+    item_id = events[0]["item_id"]
+    events = driver.send(
+        {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 300}
+    )
+    kinds = types(events)
+    assert kinds[-1] == "conversation.item.truncated"
+    assert kinds[:-1] == RESPONSE_TAIL
+    assert events[-3]["response"]["status"] == "cancelled"
+    entry = session.conversation.get(item_id)
+    assert entry is not None and entry.audio_ms == 300
+    assert entry.heard_text == "Hello"  # 300 of the clause's 400 ms sent so far: 1 of its 2 words

@@ -416,6 +416,10 @@ class LlamaChatModel:
         strategy = self.options.auto_tools
         if not tools or choice == "none" or (choice == "auto" and strategy == ANSWER):
             return None
+        if choice == "auto" and request.messages and request.messages[-1].get("role") == "tool":
+            # A tool result just came back: the turn is for answering with it, not for calling again
+            # (the user's words that chose the tool have not changed).
+            return None
         if choice not in ("auto", "required"):
             for tool in tools:
                 if tool.name == choice:

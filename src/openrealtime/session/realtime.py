@@ -285,6 +285,10 @@ class RealtimeSession:
                 self.conversation.delete(event.item_id, event_id=event.event_id)
                 self._events.append(se.ItemDeleted(item_id=event.item_id))
             case ce.ConversationItemTruncate():
+                for response in list(self._responses.values()):
+                    if response.message is not None and response.message.id == event.item_id:
+                        # Truncating what is still being generated: stop generating it first.
+                        self._cancel(response, "client_cancelled")
                 self.conversation.truncate(
                     event.item_id, event.content_index, event.audio_end_ms, event_id=event.event_id
                 )
@@ -713,6 +717,9 @@ class RealtimeSession:
         response.spoken += delta
         response.tts_started = True
         response.tts_clause_start_ms = response.audio_ms
+        assert response.message is not None
+        # Recorded as it starts, so a truncation mid-clause keeps the share of it that was heard.
+        response.message.clauses.append(SpokenClause(clause, response.audio_ms, response.audio_ms))
         self._events.append(se.OutputAudioTranscriptDelta(**self._ids_of(response), delta=delta))
 
     def _on_audio(self, response: Response, chunk: AudioChunk) -> None:
@@ -730,16 +737,16 @@ class RealtimeSession:
             return
         response.audio_samples += samples.size
         self._produced_audio = True
+        if response.message is not None:
+            response.message.audio_ms = response.audio_ms
+            if response.message.clauses:
+                response.message.clauses[-1].end_ms = response.audio_ms
         data = base64.b64encode(encode_audio(samples, response.output_format)).decode("ascii")
         self._events.append(se.OutputAudioDelta(**self._ids_of(response), delta=data))
 
     def _on_clause_spoken(self, response: Response) -> None:
         if not response.tts_started and response.tts_clause:
             self._begin_clause(response)
-        assert response.message is not None
-        response.message.clauses.append(
-            SpokenClause(response.tts_clause or "", response.tts_clause_start_ms, response.audio_ms)
-        )
         self._jobs.pop(response.tts_job or "", None)
         response.tts_job = None
         self._speak_next(response)
