@@ -24,9 +24,9 @@ pytestmark = pytest.mark.real
 CLI = [sys.executable, "-m", "openrealtime"]
 
 
-async def run_cli(*args: str, timeout_s: float = TIMEOUT_S * 6) -> tuple[int, str, str]:
+async def run_cli(*args: str, timeout_s: float = TIMEOUT_S * 6, cwd: Path | None = None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=cwd
     )
     async with asyncio.timeout(timeout_s):
         out, err = await process.communicate()
@@ -83,8 +83,13 @@ async def test_serve_answers_healthz_and_binds_loopback() -> None:
     assert secret not in log, "keys never appear in logs"
 
 
-async def test_demo_runs_offline() -> None:
-    code, out, err = await run_cli("demo", "--fast", timeout_s=TIMEOUT_S * 9)
+async def test_demo_runs_all_three_jobs_offline(tmp_path: Path) -> None:
+    code, out, err = await run_cli("demo", "--fast", timeout_s=TIMEOUT_S * 9, cwd=tmp_path)
     assert code == 0, err
-    assert "welcome" in out.lower()
-    assert "network" in out.lower()
+    text = out.lower()
+    assert "welcome" in text
+    assert "network" in text
+    assert "paris" in text  # the assistant answered the spoken question
+    assert "buenos" in text  # and the sample was translated into Spanish
+    for wav in ("demo-answer.wav", "demo-translation.wav"):
+        assert (tmp_path / wav).stat().st_size > 24_000, wav

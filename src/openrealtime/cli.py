@@ -102,7 +102,8 @@ async def _demo(args: argparse.Namespace) -> int:
         expected = (_sample_path().with_suffix(".txt")).read_text().strip()
         print(f"\nreference: {expected}")
         answer = await _demo_question(base, fast=args.fast)
-    return 0 if result.transcripts and answer else 1
+        translated = await _demo_translation(base, fast=args.fast)
+    return 0 if result.transcripts and answer and translated else 1
 
 
 DEMO_ANSWER_WAV = "demo-answer.wav"
@@ -126,6 +127,36 @@ async def _demo_question(base: str, *, fast: bool) -> list[str]:
     write_wav(out, pcm16_to_float(turn.audio))
     print(f"\nsaved the spoken answer ({len(turn.audio) / 2 / WIRE_RATE_HZ:.1f} s) to {out}")
     return [text for text in turn.assistant if text]
+
+
+DEMO_TRANSLATION_WAV = "demo-translation.wav"
+DEMO_TARGET_LANGUAGE = "es"
+
+
+async def _demo_translation(base: str, *, fast: bool) -> str:
+    """The demo's third part: the sample translated into Spanish as it is spoken; the speech is saved."""
+    from openrealtime.audio.codec import pcm16_to_float
+    from openrealtime.client.audio_io import file_chunks, read_wav, write_wav
+    from openrealtime.client.connection import RealtimeConnection
+    from openrealtime.client.translate import SideBySideCaptions, translate_audio
+
+    print(f"\ntranslating {_sample_path().name} into Spanish while it plays:\n", flush=True)
+    captions = SideBySideCaptions()
+    url = f"{base}/v1/realtime/translations?model=gpt-realtime-translate"
+    async with await RealtimeConnection.connect(url) as conn:
+        result = await translate_audio(
+            conn,
+            file_chunks(read_wav(_sample_path()), chunk_ms=TRANSLATION_CHUNK_MS, realtime=not fast),
+            language=DEMO_TARGET_LANGUAGE,
+            on_event=captions,
+        )
+    captions.flush()
+    out = Path(os.getcwd()) / DEMO_TRANSLATION_WAV
+    write_wav(out, pcm16_to_float(bytes(result.audio)), rate_hz=result.sample_rate_hz)
+    seconds = len(result.audio) / 2 / result.sample_rate_hz
+    print(f"\nsource:      {result.source.strip()}\ntranslation: {result.target.strip()}")
+    print(f"saved the translated speech ({seconds:.1f} s) to {out}")
+    return result.target.strip()
 
 
 async def _translate(args: argparse.Namespace) -> int:
