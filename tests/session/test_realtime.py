@@ -503,3 +503,39 @@ def test_truncating_an_item_still_being_spoken_stops_its_response() -> None:
     entry = session.conversation.get(item_id)
     assert entry is not None and entry.audio_ms == 300
     assert entry.heard_text == "Hello"  # 300 of the clause's 400 ms sent so far: 1 of its 2 words
+
+
+def test_the_answer_starts_in_the_pause_and_is_dropped_if_the_speaker_goes_on() -> None:
+    from openrealtime.session.commands import Generate
+
+    _, driver = make(hold_llm=True)
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}},
+            },
+        }
+    )
+    driver.append(tone(2200))
+    events = driver.append(quiet(200))  # a pause, shorter than the 500 ms that ends the turn
+    assert "input_audio_buffer.speech_stopped" not in types(events)
+    [early] = driver.held_llm
+    assert isinstance(early, Generate)
+    assert early.request.messages[-1] == {"role": "user", "content": "hello world this is"}
+    assert not [e for e in events if e["type"].startswith("response.")], "nothing is said before the turn ends"
+    driver.append(tone(1000))  # the speaker goes on: the early answer is cancelled
+    assert early.job_id in driver.cancelled
+    # The turn then ends; its answer is generated from the whole turn and reaches the client normally.
+    driver.held_llm.clear()
+    driver.append(quiet(250))
+    [again] = driver.held_llm
+    assert again.request.messages[-1]["content"] == "hello world this is a test"
+    events = driver.append(quiet(400))
+    assert "response.created" in types(events)
+    driver.run_llm(again)
+    driver.hold_llm = False
+    events = driver.pump()
+    assert types(events)[-2:] == ["response.done", "rate_limits.updated"]
+    assert events[-2]["response"]["status"] == "completed"

@@ -109,6 +109,7 @@ class InputAudioBuffer:
         on_committed: Callable[[CommittedAudio], None],
         on_speech_started: Callable[[str], None] | None = None,
         on_transcript: Callable[[str, str], None] | None = None,
+        on_speculation: Callable[[str, str | None], None] | None = None,
         always_transcribe: bool = False,
         previous_item: Callable[[], str | None] | None = None,
         noise: NoiseSuppressor | None = None,
@@ -123,6 +124,9 @@ class InputAudioBuffer:
         self._on_committed = on_committed
         self._on_speech_started = on_speech_started
         self._on_transcript = on_transcript
+        # Told the speculative final transcript of a turn in a pause (item id, text), and told again
+        # with ``None`` when the speaker went on, so a realtime session can start its answer early.
+        self._on_speculation = on_speculation
         # Realtime sessions need every turn's words for the LLM, whether or not the client asked for
         # transcription events; transcription sessions transcribe only when configured to.
         self._always_transcribe = always_transcribe
@@ -348,6 +352,8 @@ class InputAudioBuffer:
             self.commands.append(CancelJob(turn.speculative_job))
             self._jobs.pop(turn.speculative_job, None)
             turn.speculative_job = None
+        if turn.final_result is not None and self._on_speculation is not None:
+            self._on_speculation(turn.item_id, None)
         turn.final_result = None
 
     # --- commit / clear ----------------------------------------------------------------------------
@@ -417,10 +423,10 @@ class InputAudioBuffer:
     def clear(self) -> None:
         """Client ``input_audio_buffer.clear``: forget uncommitted audio and its turn."""
         if self.turn is not None:
-            for job in (self.turn.partial_job, self.turn.speculative_job):
-                if job is not None:
-                    self.commands.append(CancelJob(job))
-                    self._jobs.pop(job, None)
+            if self.turn.partial_job is not None:
+                self.commands.append(CancelJob(self.turn.partial_job))
+                self._jobs.pop(self.turn.partial_job, None)
+            self._drop_speculation(self.turn)
             self.turn = None
         self.buffer.clear()
         self._vad_pos = self.buffer.end
@@ -471,6 +477,8 @@ class InputAudioBuffer:
             return
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
+            if self._on_speculation is not None:
+                self._on_speculation(turn.item_id, text)
             self._maybe_end_semantic_turn()
             return
         self._complete(turn, text)

@@ -86,6 +86,15 @@ class RealtimeInfo:
 
 
 @dataclass
+class _Speculation:
+    """An answer being generated during the pause, before the turn is known to have ended."""
+
+    item_id: str
+    job_id: str
+    chunks: list[LlmChunk] = field(default_factory=list)
+
+
+@dataclass
 class _Call:
     entry: Entry
     output_index: int
@@ -165,6 +174,7 @@ class RealtimeSession:
         # server_vad idle timeout: the input position after which silence counts (set when a response
         # finishes, plus the time its audio takes to play), or None when no countdown runs.
         self._idle_from: int | None = None
+        self._speculation: _Speculation | None = None
         self.buffer = InputAudioBuffer(
             vad=vad,
             ids=self._ids,
@@ -174,6 +184,7 @@ class RealtimeSession:
             on_committed=self._on_committed,
             on_speech_started=self._on_speech_started,
             on_transcript=self._on_transcript,
+            on_speculation=self._on_speculation,
             always_transcribe=True,
             previous_item=lambda: self.conversation.last_id,
             noise=noise,
@@ -246,6 +257,13 @@ class RealtimeSession:
                 self.buffer.on_result(result)
                 return
         job_id = getattr(result, "job_id", None)
+        speculation = self._speculation
+        if speculation is not None and job_id == speculation.job_id and isinstance(result, LlmChunk | JobFailed):
+            if isinstance(result, LlmChunk):
+                speculation.chunks.append(result)
+            else:
+                self._speculation = None  # the real response will generate again after the commit
+            return
         response = self._responses.get(self._jobs.get(job_id or "", ""))
         if response is None:
             return  # a late result of a cancelled or finished response: dropped by id
@@ -431,8 +449,43 @@ class RealtimeSession:
         self._add(entry)
         self._item_done(entry)
         td = self.config.audio.input.turn_detection
+        speculation, self._speculation = self._speculation, None
         if td is not None and td.create_response and self.active_response is None:
-            self._start_response(self._params(None))
+            response = self._params(None)
+            if speculation is not None and speculation.item_id == committed.item_id:
+                self._promote(response, speculation)
+            else:
+                self._start_response(response)
+        elif speculation is not None:
+            self._commands.append(CancelJob(speculation.job_id))
+
+    def _on_speculation(self, item_id: str, text: str | None) -> None:
+        """The pause may end the turn: start the answer now, so its first audio is ready sooner."""
+        if self._speculation is not None:
+            self._commands.append(CancelJob(self._speculation.job_id))
+            self._speculation = None
+        td = self.config.audio.input.turn_detection
+        if text is None or not text.strip() or td is None or not td.create_response:
+            return
+        if self.active_response is not None or any(e.transcript_pending for e in self.conversation):
+            return
+        response = self._params(None)
+        pending = Entry(item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+        request = self._chat_request(response, [*self.conversation, pending])
+        job_id = self._ids.new("job")
+        self._speculation = _Speculation(item_id=item_id, job_id=job_id)
+        self._commands.append(Generate(job_id=job_id, request=request))
+
+    def _promote(self, response: Response, speculation: _Speculation) -> None:
+        """The turn ended as speculated: the early generation becomes the response's, as if just begun."""
+        self._responses[response.id] = response
+        self._events.append(se.ResponseCreated(response=self.response_dict(response)))
+        response.llm_job = speculation.job_id
+        self._jobs[speculation.job_id] = response.id
+        for chunk in speculation.chunks:
+            if response.status != "in_progress":
+                break
+            self._on_llm(response, chunk)
 
     def _on_transcript(self, item_id: str, text: str) -> None:
         entry = self.conversation.get(item_id)
@@ -577,25 +630,23 @@ class RealtimeSession:
         entries = response.custom_input if response.custom_input is not None else list(self.conversation)
         if any(e.transcript_pending for e in entries):
             return  # the user's words are still being transcribed: generate when they arrive
+        job_id = self._ids.new("job")
+        response.llm_job = job_id
+        self._jobs[job_id] = response.id
+        self._commands.append(Generate(job_id=job_id, request=self._chat_request(response, entries)))
+
+    def _chat_request(self, response: Response, entries: list[Entry]) -> ChatRequest:
+        """What the LLM gets: the instructions, the items that fit the context, the tools."""
         system = [{"role": "system", "content": response.instructions}] if response.instructions else []
         budget = self.rt.context_tokens - min(response.max_tokens, OUTPUT_RESERVE_TOKENS)
         if self.config.truncation != "disabled":
             entries = fit_context(system, entries, budget)
-        messages = system + self.conversation.chat_messages(entries)
         tools = [ToolSpec(t.name, t.description or "", t.parameters) for t in response.tools]
-        job_id = self._ids.new("job")
-        response.llm_job = job_id
-        self._jobs[job_id] = response.id
-        self._commands.append(
-            Generate(
-                job_id=job_id,
-                request=ChatRequest(
-                    messages=messages,
-                    tools=tools if response.tool_choice != "none" else (),
-                    tool_choice=response.tool_choice,
-                    max_tokens=response.max_tokens,
-                ),
-            )
+        return ChatRequest(
+            messages=system + self.conversation.chat_messages(entries),
+            tools=tools if response.tool_choice != "none" else (),
+            tool_choice=response.tool_choice,
+            max_tokens=response.max_tokens,
         )
 
     def _open_message(self, response: Response) -> Entry:
