@@ -3,28 +3,24 @@
 A cascade behind OpenAI's speech-to-speech events: the user's turn is transcribed while they speak
 (:mod:`~openrealtime.session.input_buffer`); a response streams the LLM's answer token by token, cuts
 it into clauses (:mod:`~openrealtime.session.clauses`) and has each spoken as soon as it is complete,
-one TTS job at a time, so the first audio leaves long before the answer is finished. Barge-in cancels
+one TTS job at a time, so the first audio leaves long before the answer is finished (the events are
+written by :mod:`~openrealtime.session.responses`). The answer starts during the end-of-turn pause,
+on the speculative transcript, and is kept only if the turn really ends there. Barge-in cancels
 the response in the same step as ``speech_started``; results of cancelled jobs are dropped by id.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from openrealtime.audio.codec import AudioFormat, decode_audio, encode_audio
+from openrealtime.audio.codec import AudioFormat, decode_audio
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.engines.protocols import (
-    ChatDone,
     ChatRequest,
     NoiseSuppressor,
-    TextDelta,
-    ToolCallDelta,
     ToolSpec,
     TranscribeOptions,
     VadModel,
@@ -34,7 +30,6 @@ from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import validation_error
 from openrealtime.protocol.config import (
-    FunctionTool,
     NamedToolChoice,
     RealtimeSessionConfig,
     SemanticVad,
@@ -42,7 +37,6 @@ from openrealtime.protocol.config import (
     merge_update,
 )
 from openrealtime.protocol.items import ItemReference
-from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.commands import (
     AudioChunk,
     CancelJob,
@@ -50,13 +44,13 @@ from openrealtime.session.commands import (
     JobFailed,
     LlmChunk,
     SynthesisDone,
-    Synthesize,
     Transcribe,
     TranscriptReady,
 )
-from openrealtime.session.conversation import Conversation, Entry, SpokenClause, fit_context
+from openrealtime.session.conversation import Conversation, Entry, fit_context
 from openrealtime.session.ids import Ids
 from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer, ms_to_samples
+from openrealtime.session.responses import Response, ResponseWriter
 from openrealtime.session.transcription import SessionInfo, decode_base64_audio
 
 DEFAULT_INSTRUCTIONS = (
@@ -65,14 +59,6 @@ DEFAULT_INSTRUCTIONS = (
 )
 DEFAULT_MAX_TOKENS = 256  # "inf" still needs a cap for a voice answer from a local model
 OUTPUT_RESERVE_TOKENS = 256
-RATE_LIMIT_TOKENS = 1_000_000
-MS_PER_S = 1000
-_MARKUP = re.compile(r"[*_#`~]+|\[(?:[^\]]*)\]\([^)]*\)")
-
-
-def speakable(text: str) -> str:
-    """Text as it should be spoken: markdown marks removed."""
-    return _MARKUP.sub("", text).strip()
 
 
 @dataclass(frozen=True)
@@ -92,60 +78,6 @@ class _Speculation:
     item_id: str
     job_id: str
     chunks: list[LlmChunk] = field(default_factory=list)
-
-
-@dataclass
-class _Call:
-    entry: Entry
-    output_index: int
-    arguments: str = ""
-
-
-@dataclass
-class Response:
-    """One response's state from ``response.created`` to ``response.done``."""
-
-    id: str
-    in_conversation: bool
-    modalities: list[str]
-    voice: str
-    output_format: AudioFormat
-    instructions: str
-    tools: list[FunctionTool]
-    tool_choice: str
-    max_tokens: int
-    metadata: dict[str, str] | None
-    custom_input: list[Entry] | None
-    status: str = "in_progress"
-    status_details: dict[str, Any] | None = None
-    output: list[Entry] = field(default_factory=list)
-    llm_job: str | None = None
-    llm_done: bool = False
-    finish_reason: str = "stop"
-    message: Entry | None = None
-    message_index: int = 0
-    text: str = ""
-    splitter: ClauseSplitter = field(default_factory=ClauseSplitter)
-    clauses: deque[str] = field(default_factory=deque)
-    tts_job: str | None = None
-    tts_clause: str | None = None
-    tts_started: bool = False
-    tts_clause_start_ms: int = 0
-    spoken: str = ""
-    audio_samples: int = 0
-    resampler: StreamResampler | None = None
-    resampler_rate_hz: int = 0
-    calls: dict[int, _Call] = field(default_factory=dict)
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    @property
-    def audio(self) -> bool:
-        return self.modalities == ["audio"]
-
-    @property
-    def audio_ms(self) -> int:
-        return self.audio_samples * MS_PER_S // self.output_format.rate_hz
 
 
 class RealtimeSession:
@@ -170,7 +102,16 @@ class RealtimeSession:
         self._responses: dict[str, Response] = {}
         self._jobs: dict[str, str] = {}  # job id -> response id
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
-        self._produced_audio = False
+        self.writer = ResponseWriter(
+            events=self._events,
+            commands=self._commands,
+            ids=self._ids,
+            jobs=self._jobs,
+            conversation_id=self.conversation_id,
+            add_item=lambda entry: self._add(entry),
+            item_done=self._item_done,
+            on_finished=self._on_response_finished,
+        )
         # server_vad idle timeout: the input position after which silence counts (set when a response
         # finishes, plus the time its audio takes to play), or None when no countdown runs.
         self._idle_from: int | None = None
@@ -268,13 +209,13 @@ class RealtimeSession:
         if response is None:
             return  # a late result of a cancelled or finished response: dropped by id
         if isinstance(result, LlmChunk):
-            self._on_llm(response, result)
+            self.writer.on_llm(response, result)
         elif isinstance(result, AudioChunk) and job_id == response.tts_job:
-            self._on_audio(response, result)
+            self.writer.on_audio(response, result)
         elif isinstance(result, SynthesisDone) and job_id == response.tts_job:
-            self._on_clause_spoken(response)
+            self.writer.on_clause_spoken(response)
         elif isinstance(result, JobFailed):
-            self._finish(
+            self.writer.finish(
                 response,
                 "failed",
                 {
@@ -306,7 +247,7 @@ class RealtimeSession:
                 for response in list(self._responses.values()):
                     if response.message is not None and response.message.id == event.item_id:
                         # Truncating what is still being generated: stop generating it first.
-                        self._cancel(response, "client_cancelled")
+                        self.writer.cancel(response, "client_cancelled")
                 self.conversation.truncate(
                     event.item_id, event.content_index, event.audio_end_ms, event_id=event.event_id
                 )
@@ -365,7 +306,7 @@ class RealtimeSession:
                 param="session.audio.input.transcription.model",
                 event_id=event.event_id,
             )
-        if self._produced_audio and config.audio.output.voice != self.config.audio.output.voice:
+        if self.writer.produced_audio and config.audio.output.voice != self.config.audio.output.voice:
             raise ProtocolError(
                 "Cannot update a conversation's voice if assistant audio is present.",
                 code="cannot_update_voice",
@@ -479,13 +420,13 @@ class RealtimeSession:
     def _promote(self, response: Response, speculation: _Speculation) -> None:
         """The turn ended as speculated: the early generation becomes the response's, as if just begun."""
         self._responses[response.id] = response
-        self._events.append(se.ResponseCreated(response=self.response_dict(response)))
+        self._events.append(se.ResponseCreated(response=self.writer.response_dict(response)))
         response.llm_job = speculation.job_id
         self._jobs[speculation.job_id] = response.id
         for chunk in speculation.chunks:
             if response.status != "in_progress":
                 break
-            self._on_llm(response, chunk)
+            self.writer.on_llm(response, chunk)
 
     def _on_transcript(self, item_id: str, text: str) -> None:
         entry = self.conversation.get(item_id)
@@ -497,6 +438,12 @@ class RealtimeSession:
         for response in list(self._responses.values()):
             if response.llm_job is None and response.status == "in_progress":
                 self._maybe_generate(response)
+
+    def _on_response_finished(self, response: Response) -> None:
+        self._responses.pop(response.id, None)
+        if response.in_conversation and response.status == "completed":
+            # The listener hears the answer for as long as its audio lasts; silence counts after that.
+            self._idle_from = self.buffer.buffer.end + ms_to_samples(response.audio_ms if response.audio else 0)
 
     def _check_idle(self) -> None:
         td = self.config.audio.input.turn_detection
@@ -514,7 +461,7 @@ class RealtimeSession:
         response = self.active_response
         if response is not None and isinstance(td, ServerVad | SemanticVad) and td.interrupt_response:
             # Barge-in: one joint step, right after speech_started (reference 6.3).
-            self._cancel(response, "turn_detected")
+            self.writer.cancel(response, "turn_detected")
 
     # --- responses ---------------------------------------------------------------------------------
 
@@ -580,50 +527,11 @@ class RealtimeSession:
                 code="response_cancel_not_active",
                 event_id=event.event_id,
             )
-        self._cancel(response, "client_cancelled")
-
-    def response_dict(self, response: Response, *, usage: bool = False) -> dict[str, Any]:
-        return {
-            "object": "realtime.response",
-            "id": response.id,
-            "status": response.status,
-            "status_details": response.status_details,
-            "output": [e.item for e in response.output],
-            "conversation_id": self.conversation_id if response.in_conversation else None,
-            "output_modalities": response.modalities,
-            "max_output_tokens": response.max_tokens,
-            "audio": {
-                "output": {
-                    "format": {
-                        "type": response.output_format.value,
-                        **({"rate": 24000} if response.output_format is AudioFormat.PCM else {}),
-                    },
-                    "voice": response.voice,
-                }
-            },
-            "usage": self._usage(response) if usage else None,
-            "metadata": response.metadata,
-        }
-
-    @staticmethod
-    def _usage(response: Response) -> dict[str, Any]:
-        return {
-            "total_tokens": response.input_tokens + response.output_tokens,
-            "input_tokens": response.input_tokens,
-            "output_tokens": response.output_tokens,
-            "input_token_details": {
-                "text_tokens": response.input_tokens,
-                "audio_tokens": 0,
-                "image_tokens": 0,
-                "cached_tokens": 0,
-                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
-            },
-            "output_token_details": {"text_tokens": response.output_tokens, "audio_tokens": 0},
-        }
+        self.writer.cancel(response, "client_cancelled")
 
     def _start_response(self, response: Response) -> None:
         self._responses[response.id] = response
-        self._events.append(se.ResponseCreated(response=self.response_dict(response)))
+        self._events.append(se.ResponseCreated(response=self.writer.response_dict(response)))
         self._maybe_generate(response)
 
     def _maybe_generate(self, response: Response) -> None:
@@ -647,236 +555,4 @@ class RealtimeSession:
             tools=tools if response.tool_choice != "none" else (),
             tool_choice=response.tool_choice,
             max_tokens=response.max_tokens,
-        )
-
-    def _open_message(self, response: Response) -> Entry:
-        if response.message is not None:
-            return response.message
-        kind = "output_audio" if response.audio else "output_text"
-        entry = Entry(
-            item={
-                "id": self._ids.new("item"),
-                "object": "realtime.item",
-                "type": "message",
-                "status": "in_progress",
-                "role": "assistant",
-                "content": [],
-            }
-        )
-        response.message = entry
-        response.message_index = len(response.output)
-        response.output.append(entry)
-        self._events.append(
-            se.OutputItemAdded(response_id=response.id, output_index=response.message_index, item=entry.item)
-        )
-        if response.in_conversation:
-            self._add(entry)
-        part: dict[str, Any] = {"type": "audio", "transcript": ""} if response.audio else {"type": "text", "text": ""}
-        self._events.append(
-            se.ContentPartAdded(
-                response_id=response.id,
-                item_id=entry.id,
-                output_index=response.message_index,
-                content_index=0,
-                part=part,
-            )
-        )
-        entry.item["content"] = [{"type": kind, "transcript": ""} if response.audio else {"type": kind, "text": ""}]
-        return entry
-
-    def _ids_of(self, response: Response) -> dict[str, Any]:
-        assert response.message is not None
-        return {
-            "response_id": response.id,
-            "item_id": response.message.id,
-            "output_index": response.message_index,
-            "content_index": 0,
-        }
-
-    def _on_llm(self, response: Response, result: LlmChunk) -> None:
-        chunk = result.chunk
-        if isinstance(chunk, TextDelta):
-            if not chunk.text:
-                return
-            self._open_message(response)
-            response.text += chunk.text
-            if response.audio:
-                response.clauses.extend(speakable(c) for c in response.splitter.feed(chunk.text))
-                self._speak_next(response)
-            else:
-                self._events.append(se.OutputTextDelta(**self._ids_of(response), delta=chunk.text))
-        elif isinstance(chunk, ToolCallDelta):
-            self._on_tool_delta(response, chunk)
-        elif isinstance(chunk, ChatDone):
-            response.llm_done = True
-            response.finish_reason = chunk.finish_reason
-            response.input_tokens, response.output_tokens = chunk.input_tokens, chunk.output_tokens
-            self._jobs.pop(result.job_id, None)
-            if response.audio:
-                response.clauses.extend(speakable(c) for c in response.splitter.flush())
-                response.clauses = deque(c for c in response.clauses if c)
-                self._speak_next(response)
-            self._maybe_complete(response)
-
-    def _on_tool_delta(self, response: Response, delta: ToolCallDelta) -> None:
-        call = response.calls.get(delta.index)
-        if call is None:
-            entry = Entry(
-                item={
-                    "id": self._ids.new("item"),
-                    "object": "realtime.item",
-                    "type": "function_call",
-                    "status": "in_progress",
-                    "name": delta.name or "",
-                    "call_id": self._ids.new("call"),
-                    "arguments": "",
-                }
-            )
-            call = _Call(entry=entry, output_index=len(response.output))
-            response.calls[delta.index] = call
-            response.output.append(entry)
-            self._events.append(
-                se.OutputItemAdded(response_id=response.id, output_index=call.output_index, item=entry.item)
-            )
-            if response.in_conversation:
-                self._add(entry)
-        if delta.arguments:
-            call.arguments += delta.arguments
-            self._events.append(
-                se.FunctionCallArgumentsDelta(
-                    response_id=response.id,
-                    item_id=call.entry.id,
-                    output_index=call.output_index,
-                    call_id=call.entry.item["call_id"],
-                    delta=delta.arguments,
-                )
-            )
-
-    def _speak_next(self, response: Response) -> None:
-        if response.tts_job is not None or not response.clauses or response.status != "in_progress":
-            return
-        clause = response.clauses.popleft()
-        job_id = self._ids.new("job")
-        response.tts_job, response.tts_clause, response.tts_started = job_id, clause, False
-        self._jobs[job_id] = response.id
-        self._commands.append(Synthesize(job_id=job_id, text=clause, voice=response.voice, language="en"))
-
-    def _begin_clause(self, response: Response) -> None:
-        """The clause's words go out right before its first audio, so captions follow the speech."""
-        clause = response.tts_clause or ""
-        delta = clause if not response.spoken else " " + clause
-        response.spoken += delta
-        response.tts_started = True
-        response.tts_clause_start_ms = response.audio_ms
-        assert response.message is not None
-        # Recorded as it starts, so a truncation mid-clause keeps the share of it that was heard.
-        response.message.clauses.append(SpokenClause(clause, response.audio_ms, response.audio_ms))
-        self._events.append(se.OutputAudioTranscriptDelta(**self._ids_of(response), delta=delta))
-
-    def _on_audio(self, response: Response, chunk: AudioChunk) -> None:
-        if not response.tts_started:
-            self._begin_clause(response)
-        rate = response.output_format.rate_hz
-        if response.resampler is None or response.resampler_rate_hz != chunk.sample_rate_hz:
-            response.resampler = StreamResampler(chunk.sample_rate_hz, rate)
-            response.resampler_rate_hz = chunk.sample_rate_hz
-        samples = response.resampler.process(chunk.audio)
-        self._send_audio(response, samples)
-
-    def _send_audio(self, response: Response, samples: Any) -> None:
-        if samples.size == 0:
-            return
-        response.audio_samples += samples.size
-        self._produced_audio = True
-        if response.message is not None:
-            response.message.audio_ms = response.audio_ms
-            if response.message.clauses:
-                response.message.clauses[-1].end_ms = response.audio_ms
-        data = base64.b64encode(encode_audio(samples, response.output_format)).decode("ascii")
-        self._events.append(se.OutputAudioDelta(**self._ids_of(response), delta=data))
-
-    def _on_clause_spoken(self, response: Response) -> None:
-        if not response.tts_started and response.tts_clause:
-            self._begin_clause(response)
-        self._jobs.pop(response.tts_job or "", None)
-        response.tts_job = None
-        self._speak_next(response)
-        self._maybe_complete(response)
-
-    def _maybe_complete(self, response: Response) -> None:
-        if response.llm_done and response.tts_job is None and not response.clauses:
-            if response.finish_reason == "length":
-                self._finish(response, "incomplete", {"type": "incomplete", "reason": "max_output_tokens"})
-            else:
-                self._finish(response, "completed", None)
-
-    def _cancel(self, response: Response, reason: str) -> None:
-        self._finish(response, "cancelled", {"type": "cancelled", "reason": reason})
-
-    def _finish(self, response: Response, status: str, details: dict[str, Any] | None) -> None:
-        """Close every open part and item, then ``response.done`` and ``rate_limits.updated``."""
-        for job in (response.llm_job, response.tts_job):
-            if job is not None and job in self._jobs:
-                self._commands.append(CancelJob(job))
-                self._jobs.pop(job, None)
-        response.tts_job = None
-        response.status, response.status_details = status, details
-        item_status = "completed" if status == "completed" else "incomplete"
-        if response.message is not None:
-            entry = response.message
-            ids = self._ids_of(response)
-            if response.audio:
-                if response.resampler is not None and status == "completed":
-                    self._send_audio(response, response.resampler.flush())
-                entry.audio_ms = response.audio_ms
-                transcript = response.spoken
-                self._events.append(se.OutputAudioDone(**ids))
-                self._events.append(se.OutputAudioTranscriptDone(**ids, transcript=transcript))
-                part: dict[str, Any] = {"type": "audio", "transcript": transcript}
-                entry.item["content"] = [{"type": "output_audio", "transcript": transcript}]
-            else:
-                self._events.append(se.OutputTextDone(**ids, text=response.text))
-                part = {"type": "text", "text": response.text}
-                entry.item["content"] = [{"type": "output_text", "text": response.text}]
-            self._events.append(se.ContentPartDone(**ids, part=part))
-            entry.item["status"] = item_status
-            if response.in_conversation:
-                self._item_done(entry)
-            self._events.append(
-                se.OutputItemDone(response_id=response.id, output_index=response.message_index, item=entry.item)
-            )
-        for call in response.calls.values():
-            item = call.entry.item
-            item["arguments"] = call.arguments
-            item["status"] = item_status
-            self._events.append(
-                se.FunctionCallArgumentsDone(
-                    response_id=response.id,
-                    item_id=call.entry.id,
-                    output_index=call.output_index,
-                    call_id=item["call_id"],
-                    name=item["name"],
-                    arguments=call.arguments,
-                )
-            )
-            if response.in_conversation:
-                self._item_done(call.entry)
-            self._events.append(se.OutputItemDone(response_id=response.id, output_index=call.output_index, item=item))
-        self._responses.pop(response.id, None)
-        if response.in_conversation and status == "completed":
-            # The listener hears the answer for as long as its audio lasts; silence counts after that.
-            self._idle_from = self.buffer.buffer.end + ms_to_samples(response.audio_ms if response.audio else 0)
-        self._events.append(se.ResponseDone(response=self.response_dict(response, usage=True)))
-        used = response.input_tokens + response.output_tokens
-        self._events.append(
-            se.RateLimitsUpdated(
-                rate_limits=[
-                    {
-                        "name": "tokens",
-                        "limit": RATE_LIMIT_TOKENS,
-                        "remaining": RATE_LIMIT_TOKENS - used,
-                        "reset_seconds": 0.0,
-                    }
-                ]
-            )
         )
