@@ -100,6 +100,8 @@ class LlamaOptions:
             interleaved Q4). Off by default: with llama-cpp-python 0.3.36 built natively on a Xeon with
             AMX, under a Firecracker VM, every prompt batch of two or more tokens segfaults in the AMX
             kernels (single-token decode works and is twice as fast). Turn on only where it was tested.
+        n_gpu_layers: Layers offloaded to the GPU (``-1``: all) when llama-cpp-python was built with
+            CUDA (``CMAKE_ARGS="-DGGML_CUDA=on"``); 0 keeps everything on the CPU.
     """
 
     model_path: Path | None = None
@@ -115,6 +117,7 @@ class LlamaOptions:
     repeat_penalty: float = 1.1
     seed: int | None = None
     extra_buffer_types: bool = False
+    n_gpu_layers: int = 0
 
 
 # --- prompts (pure) --------------------------------------------------------------------------------
@@ -306,6 +309,7 @@ def _load_llama(llama_cpp: Any, path: Path, options: LlamaOptions) -> Any:
                 n_ctx=options.n_ctx,
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
+                n_gpu_layers=options.n_gpu_layers,
                 n_batch=options.n_batch,
                 seed=options.seed if options.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                 verbose=False,

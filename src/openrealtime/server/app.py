@@ -92,7 +92,14 @@ def load_chat_model(settings: Settings) -> ChatModel:
     from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 
     path = None if settings.llm == "smollm2" else Path(settings.llm)
-    return LlamaChatModel(LlamaOptions(model_path=path, n_ctx=settings.llm_context_tokens, n_threads=settings.threads))
+    return LlamaChatModel(
+        LlamaOptions(
+            model_path=path,
+            n_ctx=settings.llm_context_tokens,
+            n_gpu_layers=settings.llm_gpu_layers,
+            n_threads=settings.threads,
+        )
+    )
 
 
 def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:

@@ -28,6 +28,7 @@ class Settings:
         llm_model: The model name to request from ``llm_url``.
         llm_api_key: Bearer key for ``llm_url``.
         llm_context_tokens: Context window of the LLM (prompts are trimmed to fit).
+        llm_gpu_layers: Layers of the GGUF model offloaded to a GPU (``-1``: all); needs a CUDA build.
         tts_voice: A piper ``.onnx`` voice for English; the bundled ``en_US-joe-medium`` by default.
         tts_voices: More piper voices by language, for translation into them:
             ``"es=/voices/es_ES-davefx-medium.onnx,de=/voices/de.onnx"`` (others speak with espeak-ng).
@@ -49,6 +50,7 @@ class Settings:
     llm_model: str = "default"
     llm_api_key: str | None = None
     llm_context_tokens: int = 2048
+    llm_gpu_layers: int = 0
     tts_voice: str | None = None
     tts_voices: str | None = None
     instructions: str | None = None
