@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from openrealtime.exceptions import ProtocolError
+
 
 class ServerEvent(BaseModel):
     """Base of server events; ``type`` is each subclass's literal."""
@@ -30,6 +32,19 @@ class ErrorDetail(BaseModel):
 class Error(ServerEvent):
     type: Literal["error"] = "error"
     error: ErrorDetail
+
+    @classmethod
+    def of(cls, exc: ProtocolError, event_id: str | None = None) -> Error:
+        """The ``error`` event for a refused client event (its own ``event_id`` wins over the given one)."""
+        return cls(
+            error=ErrorDetail(
+                type=exc.error_type,
+                code=exc.code,
+                message=exc.message,
+                param=exc.param,
+                event_id=exc.event_id or event_id,
+            )
+        )
 
 
 # --- session ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openrealtime.engines.protocols import ChatModel, NoiseSuppressor, Synthesizer, Translator
-from openrealtime.exceptions import EngineError
+from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
@@ -172,9 +172,7 @@ class _StarletteTransport:
 
 
 async def _refuse(websocket: WebSocket, *, message: str, code: str | None, close_code: int) -> None:
-    error = se.Error(
-        error=se.ErrorDetail(type="invalid_request_error", code=code, message=message, param=None, event_id=None)
-    )
+    error = se.Error.of(ProtocolError(message, code=code))
     await websocket.send_text(dump_server_event(error))
     reason = f"invalid_request_error.{code}" if code else "invalid_request_error"
     await websocket.close(code=close_code, reason=reason)

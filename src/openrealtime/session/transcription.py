@@ -112,17 +112,7 @@ class TranscriptionSession:
             self.error(exc, event.event_id)
 
     def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
-        self._events.append(
-            se.Error(
-                error=se.ErrorDetail(
-                    type=exc.error_type,
-                    code=exc.code,
-                    message=exc.message,
-                    param=exc.param,
-                    event_id=exc.event_id or event_id,
-                )
-            )
-        )
+        self._events.append(se.Error.of(exc, event_id))
 
     def on_result(self, result: TranscriptReady | JobFailed) -> None:
         self.buffer.on_result(result)

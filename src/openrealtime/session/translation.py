@@ -225,17 +225,7 @@ class TranslationSession:
             self.error(exc, event.event_id)
 
     def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
-        self._events.append(
-            se.Error(
-                error=se.ErrorDetail(
-                    type=exc.error_type,
-                    code=exc.code,
-                    message=exc.message,
-                    param=exc.param,
-                    event_id=exc.event_id or event_id,
-                )
-            )
-        )
+        self._events.append(se.Error.of(exc, event_id))
 
     def on_result(self, result: object) -> None:
         """Take an engine result; one of an unknown (cancelled, superseded) job is dropped."""
