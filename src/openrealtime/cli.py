@@ -284,6 +284,7 @@ def _serve(args: argparse.Namespace) -> int:
             asr_model=args.asr_model,
             asr_device=args.asr_device,
             threads=args.threads,
+            asr_threads=args.asr_threads,
             asr_workers=args.asr_workers,
             llm=args.llm,
             llm_url=args.llm_url,
@@ -298,29 +299,41 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from openrealtime.bench.transcription import run_transcription_bench
+    out = Path(args.out) if args.out else None
+    if args.kind == "overhead":
+        from openrealtime.bench.overhead import run_overhead_bench
 
+        if args.url is not None:
+            print(
+                "bench overhead: measures this package's sessions in this process; --url does not apply",
+                file=sys.stderr,
+            )
+            return 2
+        return run_overhead_bench(out_dir=out, appends=args.appends)
+    from openrealtime.bench.target import SERVER_ERRORS
+
+    key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
     if args.kind == "load":
         from openrealtime.bench.load import run_load_bench
 
-        out = Path(args.out) if args.out else None
-        return asyncio.run(run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions))
-    if args.kind == "translation":
+        job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
+    elif args.kind == "translation":
         from openrealtime.bench.translation import run_translation_bench
 
-        out = Path(args.out) if args.out else None
-        return asyncio.run(run_translation_bench(url=args.url, out_dir=out, language=args.to))
-    if args.kind == "assistant":
+        job = run_translation_bench(url=args.url, out_dir=out, language=args.to, api_key=key)
+    elif args.kind == "assistant":
         from openrealtime.bench.assistant import MIN_TURNS, run_assistant_bench
 
-        out = Path(args.out) if args.out else None
-        return asyncio.run(run_assistant_bench(url=args.url, out_dir=out, turns=max(args.turns, MIN_TURNS)))
-    if args.kind != "transcription":
-        print(f"bench {args.kind}: not implemented yet (see the open issues)", file=sys.stderr)
-        return 2
-    return asyncio.run(
-        run_transcription_bench(url=args.url, out_dir=Path(args.out) if args.out else None, turns=args.turns)
-    )
+        job = run_assistant_bench(url=args.url, out_dir=out, turns=max(args.turns, MIN_TURNS), api_key=key)
+    else:
+        from openrealtime.bench.transcription import run_transcription_bench
+
+        job = run_transcription_bench(url=args.url, out_dir=out, turns=args.turns, api_key=key)
+    try:
+        return asyncio.run(job)
+    except SERVER_ERRORS as exc:
+        print(f"bench {args.kind}: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help="require this key (or OPENREALTIME_API_KEY)")
     serve.add_argument("--asr-model", default=None, help="tiny.en (default), base, or a CTranslate2 path")
     serve.add_argument("--asr-device", default=None, help="cpu (default), cuda or auto")
-    serve.add_argument("--threads", type=int, default=None, help="CPU threads per model call")
+    serve.add_argument("--threads", type=int, default=None, help="CPU threads per LLM call")
+    serve.add_argument("--asr-threads", type=int, default=None, help="CPU threads per Whisper decode")
     serve.add_argument("--asr-workers", type=int, default=None, help="Whisper decodes that run at once")
     serve.add_argument("--llm", default=None, help="smollm2 (bundled) or a path to any GGUF file")
     serve.add_argument("--llm-url", default=None, help="an OpenAI-compatible endpoint ending in /v1 (vLLM, Ollama)")
@@ -392,12 +406,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=lambda a: asyncio.run(_demo(a)))
 
     bench = sub.add_parser("bench", help="measure latency and accuracy")
-    bench.add_argument("kind", choices=["transcription", "assistant", "translation", "load"])
-    bench.add_argument("--url", default=None, help="a running server (default: start one here)")
-    bench.add_argument("--out", default=None, help="directory for results.json and summary.md")
+    bench.add_argument("kind", choices=["transcription", "assistant", "translation", "load", "overhead"])
+    bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
+    bench.add_argument(
+        "--api-key",
+        default=os.environ.get("OPENREALTIME_API_KEY"),
+        help="key for --url (or OPENREALTIME_API_KEY; OPENAI_API_KEY for an openai.com URL)",
+    )
+    bench.add_argument("--out", default=None, help="directory for results.json, summary.md and the plots")
     bench.add_argument("--turns", type=int, default=10)
     bench.add_argument("--to", default="es", help="translation: the target language")
     bench.add_argument("--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried")
+    bench.add_argument("--appends", type=int, default=None, help="overhead: timed 100 ms appends per run")
     bench.set_defaults(func=_bench)
     return parser
 

@@ -34,8 +34,9 @@ import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
+from openrealtime.bench.report import Plots, Series, Stages, distribution, percentile, progress, write_results
 from openrealtime.bench.speech import WIRE_RATE_HZ, silence, speak
-from openrealtime.bench.transcription import machine, percentile, write_results
+from openrealtime.bench.target import server_target
 from openrealtime.client.assistant import Assistant
 from openrealtime.client.assistant_config import AssistantOptions
 from openrealtime.client.playback import MS_PER_S, ClockPlayer
@@ -49,6 +50,7 @@ SPEECH_FLOOR = 0.01  # |sample| above this counts as speech when finding where a
 TARGET_STOPPED_TO_AUDIO_P50_S = 0.8
 REALTIME_PATH = "/v1/realtime?model=gpt-realtime"
 TRANSCRIPTION_MODEL = "gpt-4o-transcribe"
+REPORTED_QUANTILES = (50, 90)  # the issue's assistant targets are p50 and p90
 
 QUESTIONS = (
     "What is the capital of France?",
@@ -189,15 +191,35 @@ class EventLog:
 
 @dataclass
 class TurnTiming:
+    """One question: what was heard and answered, and when its first answer audio arrived (seconds)
+    after ``speech_stopped``, after the last speech chunk was sent, and after ``response.created``."""
+
     question: str
     heard: str
     answer: str
     stopped_to_first_audio_s: float | None
     speech_end_to_first_audio_s: float | None
+    created_to_first_audio_s: float | None = None
+
+    def stages(self) -> tuple[float, float, float] | None:
+        """(end of speech → ``speech_stopped``, → ``response.created``, → first audio), when all known."""
+        if (
+            self.stopped_to_first_audio_s is None
+            or self.speech_end_to_first_audio_s is None
+            or self.created_to_first_audio_s is None
+        ):
+            return None
+        return (
+            self.speech_end_to_first_audio_s - self.stopped_to_first_audio_s,
+            self.stopped_to_first_audio_s - self.created_to_first_audio_s,
+            self.created_to_first_audio_s,
+        )
 
 
 @dataclass
 class BargeIn:
+    """One barge-in trial: the outcome of the interrupted response and how fast it was cancelled."""
+
     outcome: str  # the target response's status/reason, e.g. cancelled/turn_detected
     speech_to_cancel_s: float | None
     speech_started_to_cancel_s: float | None
@@ -232,12 +254,14 @@ async def _ask(assistant: Assistant, mic: SimulatedMicrophone, log: EventLog, qu
     first_audio = log.first_audio_at[rid]
     item = log.response_item.get(rid)
     stopped = log.stopped_at.get(item) if item is not None else None
+    created = log.created_at.get(rid)
     return TurnTiming(
         question,
         heard,
         answer,
         first_audio - stopped if stopped is not None else None,
         first_audio - spoken.speech_end_at_s,
+        first_audio - created if created is not None else None,
     )
 
 
@@ -274,11 +298,11 @@ async def _barge_in(assistant: Assistant, mic: SimulatedMicrophone, log: EventLo
     )
 
 
-async def measure_turns(url: str, questions: list[str]) -> tuple[list[TurnTiming], int]:
+async def measure_turns(url: str, questions: list[str], *, api_key: str | None = None) -> tuple[list[TurnTiming], int]:
     """Ask every question on one session; returns the turns and the error count."""
     log = EventLog()
     mic = SimulatedMicrophone()
-    options = AssistantOptions(url=url, transcription_model=TRANSCRIPTION_MODEL)
+    options = AssistantOptions(url=url, api_key=api_key, transcription_model=TRANSCRIPTION_MODEL)
     assistant = Assistant(options, player=ClockPlayer(), on_event=log)
     turns: list[TurnTiming] = []
     async with assistant, asyncio.TaskGroup() as tg:
@@ -287,18 +311,21 @@ async def measure_turns(url: str, questions: list[str]) -> tuple[list[TurnTiming
             for index, question in enumerate(questions, 1):
                 turn = await _ask(assistant, mic, log, question)
                 turns.append(turn)
-                shown = f"{turn.stopped_to_first_audio_s:.2f} s" if turn.stopped_to_first_audio_s else "-"
-                print(f"  turn {index:2d}: {shown:>7}  {turn.heard!r} -> {turn.answer!r}", flush=True)
+                latency = turn.stopped_to_first_audio_s
+                shown = f"{latency:.2f} s" if latency is not None else "no answer"
+                progress("turn", index, len(questions), f"{shown:>9}  {turn.heard!r} -> {turn.answer!r}")
         finally:
             mic.stop()
     return turns, len(assistant.errors)
 
 
-async def measure_barge_in(url: str) -> tuple[BargeIn, int]:
+async def measure_barge_in(url: str, *, api_key: str | None = None) -> tuple[BargeIn, int]:
     """One barge-in trial on a fresh session (so earlier stories do not shorten the answer)."""
     log = EventLog()
     mic = SimulatedMicrophone()
-    options = AssistantOptions(url=url, transcription_model=TRANSCRIPTION_MODEL, instructions=LONG_ANSWER_INSTRUCTIONS)
+    options = AssistantOptions(
+        url=url, api_key=api_key, transcription_model=TRANSCRIPTION_MODEL, instructions=LONG_ANSWER_INSTRUCTIONS
+    )
     assistant = Assistant(options, player=ClockPlayer(), on_event=log)
     async with assistant, asyncio.TaskGroup() as tg:
         tg.create_task(assistant.stream(mic.chunks()))
@@ -309,42 +336,42 @@ async def measure_barge_in(url: str) -> tuple[BargeIn, int]:
     return trial, len(assistant.errors)
 
 
-async def measure(url: str, questions: list[str], trials: int) -> tuple[list[TurnTiming], list[BargeIn], int]:
+async def measure(
+    url: str, questions: list[str], trials: int, *, api_key: str | None = None
+) -> tuple[list[TurnTiming], list[BargeIn], int]:
     """The turns on one session, then each barge-in trial on its own; returns them and the error count."""
-    turns, errors = await measure_turns(url, questions)
+    turns, errors = await measure_turns(url, questions, api_key=api_key)
     barge_ins: list[BargeIn] = []
     for index in range(1, trials + 1):
-        trial, trial_errors = await measure_barge_in(url)
+        trial, trial_errors = await measure_barge_in(url, api_key=api_key)
         barge_ins.append(trial)
         errors += trial_errors
-        shown = f"{trial.speech_to_cancel_s:.3f} s after the first speech chunk" if trial.speech_to_cancel_s else ""
-        print(f"  barge-in {index}: {trial.outcome} {shown}", flush=True)
+        cancel = trial.speech_to_cancel_s
+        shown = f" {cancel:.3f} s after the first speech chunk" if cancel is not None else ""
+        progress("barge-in", index, trials, f"{trial.outcome}{shown}")
     return turns, barge_ins, errors
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"p50": statistics.median(values), "p90": percentile(values, 90), "max": max(values)}
+    return distribution(values, REPORTED_QUANTILES)
 
 
-async def run_assistant_bench(*, url: str | None, out_dir: Path | None, turns: int) -> int:
+async def run_assistant_bench(*, url: str | None, out_dir: Path | None, turns: int, api_key: str | None = None) -> int:
     """The ``bench assistant`` command: ``turns`` questions (cycled), then the barge-in trials."""
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
-    print(f"bench assistant: {len(questions)} spoken turns at real-time pace, then {BARGE_IN_TRIALS} barge-ins")
-    if url is None:
-        from openrealtime.server.embedded import running_server
-
-        async with running_server() as base:
-            timings, barge_ins, errors = await measure(f"{base}{REALTIME_PATH}", questions, BARGE_IN_TRIALS)
-    else:
-        timings, barge_ins, errors = await measure(url, questions, BARGE_IN_TRIALS)
+    print(
+        f"bench assistant: {len(questions)} spoken turns at real-time pace, then {BARGE_IN_TRIALS} barge-ins",
+        flush=True,
+    )
+    async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
+        timings, barge_ins, errors = await measure(target.url, questions, BARGE_IN_TRIALS, api_key=target.api_key)
+        info = target.machine()
     stopped = [t.stopped_to_first_audio_s for t in timings if t.stopped_to_first_audio_s is not None]
     speech_end = [t.speech_end_to_first_audio_s for t in timings if t.speech_end_to_first_audio_s is not None]
     cancel = [b.speech_to_cancel_s for b in barge_ins if b.speech_to_cancel_s is not None]
     in_server = [b.speech_started_to_cancel_s for b in barge_ins if b.speech_started_to_cancel_s is not None]
     summary = {
-        "machine": machine(),
+        "machine": info,
         "turns": len(timings),
         "turns_answered": len(stopped),
         "speech_stopped_to_first_audio_s": _stats(stopped),
@@ -383,5 +410,36 @@ async def run_assistant_bench(*, url: str | None, out_dir: Path | None, turns: i
     table = "\n".join(lines)
     print(table)
     if out_dir is not None:
-        write_results(out_dir, "assistant", summary, table)
+        write_results(out_dir, "assistant", summary, table, plots=assistant_plots(timings, barge_ins))
     return 0
+
+
+def assistant_plots(timings: list[TurnTiming], barge_ins: list[BargeIn]) -> Plots:
+    """Latency distributions, and each answered turn's wait split into its stages."""
+    staged = [(index, stages) for index, t in enumerate(timings, 1) if (stages := t.stages()) is not None]
+    names = (
+        "end of speech (sent) → speech_stopped",
+        "speech_stopped → response.created",
+        "response.created → first audio",
+    )
+    return Plots(
+        latencies=(
+            Series(
+                "speech_stopped → first audio",
+                [t.stopped_to_first_audio_s for t in timings if t.stopped_to_first_audio_s is not None],
+            ),
+            Series(
+                "end of speech (sent) → first audio",
+                [t.speech_end_to_first_audio_s for t in timings if t.speech_end_to_first_audio_s is not None],
+            ),
+            Series(
+                "barge-in: first speech chunk → response.done cancelled",
+                [b.speech_to_cancel_s for b in barge_ins if b.speech_to_cancel_s is not None],
+            ),
+        ),
+        stages=Stages(
+            bars=[str(index) for index, _ in staged],
+            parts={name: [stages[k] for _, stages in staged] for k, name in enumerate(names)},
+            bar_kind="turn",
+        ),
+    )

@@ -14,34 +14,48 @@ import time
 from pathlib import Path
 from typing import Any
 
+from openrealtime.bench.report import LoadCurve, Plots, Series, percentile, progress, write_results
 from openrealtime.bench.speech import SENTENCES, speak
-from openrealtime.bench.transcription import machine, measure, percentile, write_results
+from openrealtime.bench.target import server_target
+from openrealtime.bench.transcription import TRANSCRIPTION_PATH, measure
 
 FIRST_DELTA_TARGET_S = 1.0
 FINAL_TARGET_S = 0.3
 STAGGER_S = 0.37
 TURNS_PER_SESSION = 4
+SESSION_COUNTS = (1, 2, 4, 6, 8, 10, 12, 16)
+KIB_PER_MIB = 1024
+FIRST_DELTA = "first delta after speech onset"
+FINAL = "final transcript after speech_stopped"
 
 
 def rss_mb() -> float:
+    """This process's resident memory (MiB); NaN where ``/proc`` cannot tell."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+                return int(line.split()[1]) / KIB_PER_MIB
     except OSError:
         pass
     return float("nan")
 
 
-async def _one_level(url: str, sessions: int) -> dict[str, Any]:
+async def _one_level(url: str, sessions: int, api_key: str | None) -> dict[str, Any]:
+    """``sessions`` concurrent transcription sessions at ``url``; their p95s, CPU and memory."""
+
     async def session(index: int) -> list[Any]:
         await asyncio.sleep(index * STAGGER_S)  # staggering the starts (pacing, not ordering)
         texts = [SENTENCES[(index * TURNS_PER_SESSION + k) % len(SENTENCES)] for k in range(TURNS_PER_SESSION)]
-        timings, _, _ = await measure(url, texts)
+        timings, _, _ = await measure(url, texts, api_key=api_key)
         return timings
 
     cpu0, wall0, rss0 = time.process_time(), time.perf_counter(), rss_mb()
-    results = await asyncio.gather(*(session(i) for i in range(sessions)))
+    try:
+        async with asyncio.TaskGroup() as tg:  # one failing session stops the level, not just itself
+            tasks = [tg.create_task(session(i)) for i in range(sessions)]
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from None  # the first failure as itself, as a single session reports it
+    results = [task.result() for task in tasks]
     cpu, wall, rss = time.process_time() - cpu0, time.perf_counter() - wall0, rss_mb()
     firsts = [t.first_delta_after_onset_s for r in results for t in r if t.first_delta_after_onset_s is not None]
     finals = [t.final_after_stop_s for r in results for t in r if t.final_after_stop_s is not None]
@@ -56,40 +70,42 @@ async def _one_level(url: str, sessions: int) -> dict[str, Any]:
         "rss_mb": rss,
         "rss_growth_mb": rss - rss0,
         "within_targets": first_p95 <= FIRST_DELTA_TARGET_S and final_p95 <= FINAL_TARGET_S,
+        "first_delta_s": firsts,
+        "final_s": finals,
     }
 
 
-async def run_load_bench(*, url: str | None, out_dir: Path | None, max_sessions: int) -> int:
+async def run_load_bench(
+    *, url: str | None, out_dir: Path | None, max_sessions: int, api_key: str | None = None
+) -> int:
+    """The ``bench load`` command: more and more concurrent sessions until the targets are missed."""
     levels: list[dict[str, Any]] = []
     print("synthesizing the test speech …", flush=True)
     for text in SENTENCES:  # before any timing: piper in the event loop would stall every session
         speak(text)
-    counts = [n for n in (1, 2, 4, 6, 8, 10, 12, 16) if n <= max_sessions]
-
-    async def run_all(base_url: str) -> None:
-        for n in counts:
-            print(f"bench load: {n} concurrent transcription sessions …", flush=True)
-            level = await _one_level(base_url, n)
+    counts = [n for n in SESSION_COUNTS if n <= max_sessions]
+    print(f"bench load: up to {counts[-1] if counts else 0} concurrent transcription sessions", flush=True)
+    async with server_target(url, TRANSCRIPTION_PATH, api_key=api_key) as target:
+        info = target.machine()
+        for index, n in enumerate(counts, 1):
+            level = await _one_level(target.url, n, target.api_key)
+            if not target.in_process:  # this process is only the client: its CPU and memory say nothing
+                level.update(cpu_cores_busy=None, rss_mb=None, rss_growth_mb=None)
             levels.append(level)
-            print(
-                f"  first delta p95 {level['first_delta_p95_s']:.2f} s, final p95 {level['final_p95_s']:.3f} s, "
-                f"{level['cpu_cores_busy']:.2f} cores busy, RSS {level['rss_mb']:.0f} MB",
-                flush=True,
+            progress(
+                "level",
+                index,
+                len(counts),
+                f"{_sessions(n)}: first delta p95 {level['first_delta_p95_s']:.2f} s, final p95 "
+                f"{level['final_p95_s']:.3f} s, {_shown(level['cpu_cores_busy'], '.2f')} cores busy, "
+                f"RSS {_shown(level['rss_mb'], '.0f', ' MB')}",
             )
             if not level["within_targets"] and n > 1:
                 break
-
-    if url is None:
-        from openrealtime.server.embedded import running_server
-
-        async with running_server() as base:
-            await run_all(f"{base}/v1/realtime?intent=transcription")
-    else:
-        await run_all(url)
     passing = [lv["sessions"] for lv in levels if lv["within_targets"]]
     best = max(passing) if passing else 0
     per_session_mb = None
-    if len(levels) >= 2 and url is None:
+    if len(levels) >= 2 and target.in_process:
         per_session_mb = (levels[-1]["rss_mb"] - levels[0]["rss_mb"]) / max(1, levels[-1]["sessions"] - 1)
     lines = [
         "| sessions | first delta p95 | final p95 | CPU cores busy | RSS | within targets |",
@@ -98,7 +114,8 @@ async def run_load_bench(*, url: str | None, out_dir: Path | None, max_sessions:
     for lv in levels:
         lines.append(
             f"| {lv['sessions']} | {lv['first_delta_p95_s']:.2f} s | {lv['final_p95_s']:.3f} s | "
-            f"{lv['cpu_cores_busy']:.2f} | {lv['rss_mb']:.0f} MB | {'yes' if lv['within_targets'] else 'no'} |"
+            f"{_shown(lv['cpu_cores_busy'], '.2f')} | {_shown(lv['rss_mb'], '.0f', ' MB')} | "
+            f"{'yes' if lv['within_targets'] else 'no'} |"
         )
     lines.append(
         f"\nlargest N within targets: **{best}**"
@@ -107,7 +124,7 @@ async def run_load_bench(*, url: str | None, out_dir: Path | None, max_sessions:
     table = "\n".join(lines)
     print(table)
     summary = {
-        "machine": machine(),
+        "machine": info,
         "pid": os.getpid(),
         "levels": levels,
         "max_sessions_within_targets": best,
@@ -115,5 +132,34 @@ async def run_load_bench(*, url: str | None, out_dir: Path | None, max_sessions:
         "targets": {"first_delta_p95_s": FIRST_DELTA_TARGET_S, "final_p95_s": FINAL_TARGET_S},
     }
     if out_dir is not None:
-        write_results(out_dir, "load", summary, table)
+        write_results(out_dir, "load", summary, table, plots=load_plots(levels))
     return 0
+
+
+def _sessions(count: int) -> str:
+    return f"{count} session" if count == 1 else f"{count} sessions"
+
+
+def _shown(value: float | None, spec: str, unit: str = "") -> str:
+    """A table cell: the value formatted with its unit, or ``-`` when not measured."""
+    return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def load_plots(levels: list[dict[str, Any]]) -> Plots:
+    """The load curves (p95 against sessions, with the targets) and each level's distributions."""
+    first_p95, final_p95 = f"{FIRST_DELTA} p95", f"{FINAL} p95"
+    return Plots(
+        latencies=[
+            Series(_sessions(lv["sessions"]), lv[key], panel=panel)
+            for panel, key in ((FIRST_DELTA, "first_delta_s"), (FINAL, "final_s"))
+            for lv in levels
+        ],
+        load=LoadCurve(
+            sessions=[lv["sessions"] for lv in levels],
+            curves={
+                first_p95: [lv["first_delta_p95_s"] for lv in levels],
+                final_p95: [lv["final_p95_s"] for lv in levels],
+            },
+            targets={first_p95: FIRST_DELTA_TARGET_S, final_p95: FINAL_TARGET_S},
+        ),
+    )

@@ -9,16 +9,21 @@ the CPU real-time factor (process CPU seconds per second of audio).
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from openrealtime.bench.report import Plots, Series, distribution, progress
+from openrealtime.bench.report import machine as machine  # re-exported: the name's old home
+from openrealtime.bench.report import percentile as percentile
+from openrealtime.bench.report import write_results as write_results
 from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation, speak, word_error_rate
+from openrealtime.bench.target import server_target
 from openrealtime.client.audio_io import file_chunks
+from openrealtime.client.captions import CaptionBoard
 from openrealtime.client.connection import RealtimeConnection
 from openrealtime.client.transcribe import transcribe_audio
 
@@ -28,34 +33,20 @@ CHUNK_MS = 100
 SILENCE_DURATION_MS = 500
 PREFIX_PADDING_MS = 300  # server_vad default: speech_started's audio_start_ms is this much before the onset
 SAME_ONSET_S = 0.3
+TRANSCRIPTION_PATH = "/v1/realtime?intent=transcription"
+TRANSCRIPTION_MODEL = "gpt-4o-transcribe"
+LANGUAGE = "en"
+SHOWN_CHARS = 70  # of a transcript, in a progress line
 
 
 @dataclass
 class TurnTiming:
+    """One detected turn: what was said, what was heard, and its two latencies (seconds)."""
+
     text: str
     transcript: str
     first_delta_after_onset_s: float | None
     final_after_stop_s: float | None
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def machine() -> dict[str, Any]:
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "gpu": None}
 
 
 def offline_wer(texts: list[str]) -> float:
@@ -75,15 +66,46 @@ def offline_wer(texts: list[str]) -> float:
     return word_error_rate(texts, hypotheses)
 
 
-async def measure(url: str, texts: list[str]) -> tuple[list[TurnTiming], float, list[str]]:
+class TurnProgress:
+    """Prints a progress line per final transcript, with its delay after ``speech_stopped``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self._stopped_at: dict[str, float] = {}
+
+    def __call__(self, event: dict[str, Any], board: CaptionBoard) -> None:
+        kind = event.get("type")
+        if kind == "input_audio_buffer.speech_stopped":
+            self._stopped_at[event["item_id"]] = time.monotonic()
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self.count += 1
+            stopped = self._stopped_at.get(event["item_id"])
+            delay = f"final {time.monotonic() - stopped:.3f} s after speech_stopped" if stopped else "final"
+            progress("turn", self.count, self.total, f"{delay}: {str(event.get('transcript', ''))[:SHOWN_CHARS]!r}")
+
+
+async def measure(
+    url: str,
+    texts: list[str],
+    *,
+    api_key: str | None = None,
+    on_event: Callable[[dict[str, Any], CaptionBoard], None] | None = None,
+) -> tuple[list[TurnTiming], float, list[str]]:
+    """Stream ``texts`` as one conversation into a transcription session at ``url``.
+
+    Returns:
+        The timing of every detected turn, the WER of the whole run and the heard turns' texts.
+    """
     audio, spans = conversation(texts)
-    async with await RealtimeConnection.connect(url) as conn:
+    async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
         result = await transcribe_audio(
             conn,
             file_chunks(audio, chunk_ms=CHUNK_MS, realtime=True),
-            model="gpt-4o-transcribe",
-            language="en",
+            model=TRANSCRIPTION_MODEL,
+            language=LANGUAGE,
             silence_duration_ms=SILENCE_DURATION_MS,
+            on_event=on_event,
         )
     t0 = result.audio_started_at_s
     first_delta: dict[str, float] = {}
@@ -129,44 +151,30 @@ async def measure(url: str, texts: list[str]) -> tuple[list[TurnTiming], float, 
     return timings, wer, [t.text for t in ordered]
 
 
-async def run_transcription_bench(*, url: str | None, out_dir: Path | None, turns: int) -> int:
+async def run_transcription_bench(
+    *, url: str | None, out_dir: Path | None, turns: int, api_key: str | None = None
+) -> int:
+    """The ``bench transcription`` command: ``turns`` sentences, one session, then the offline WER."""
     texts = list(SENTENCES[:turns])
     print(f"bench transcription: {len(texts)} turns of piper speech at real-time pace", flush=True)
-    cpu_before = time.process_time()
-    if url is None:
-        from openrealtime.server.embedded import running_server
-
-        async with running_server() as base:
-            cpu_before = time.process_time()
-            timings, wer, _ = await measure(f"{base}/v1/realtime?intent=transcription", texts)
-            cpu_s = time.process_time() - cpu_before
-    else:
-        timings, wer, _ = await measure(url, texts)
-        cpu_s = float("nan")
+    async with server_target(url, TRANSCRIPTION_PATH, api_key=api_key) as target:
+        cpu_before = time.process_time()
+        timings, wer, _ = await measure(target.url, texts, api_key=target.api_key, on_event=TurnProgress(len(texts)))
+        cpu_s = time.process_time() - cpu_before
+        info = target.machine()
     audio_s = conversation(texts)[0].size / WIRE_RATE_HZ
     print("computing the offline WER of the same model …", flush=True)
     offline = offline_wer(texts)
     firsts = [t.first_delta_after_onset_s for t in timings if t.first_delta_after_onset_s is not None]
     finals = [t.final_after_stop_s for t in timings if t.final_after_stop_s is not None]
+    rtf = cpu_s / audio_s if target.in_process else None
     summary = {
-        "machine": machine(),
+        "machine": info,
         "turns": len(texts),
         "turns_detected": len(timings),
-        "first_delta_after_onset_s": {
-            "p50": statistics.median(firsts),
-            "p95": percentile(firsts, 95),
-            "max": max(firsts),
-        }
-        if firsts
-        else None,
-        "final_after_speech_stopped_s": {
-            "p50": statistics.median(finals),
-            "p95": percentile(finals, 95),
-            "max": max(finals),
-        }
-        if finals
-        else None,
-        "cpu_real_time_factor": cpu_s / audio_s if url is None else None,
+        "first_delta_after_onset_s": distribution(firsts),
+        "final_after_speech_stopped_s": distribution(finals),
+        "cpu_real_time_factor": rtf,
         "wer_live": wer,
         "wer_offline_same_model": offline,
         "turn_details": [asdict(t) for t in timings],
@@ -186,19 +194,17 @@ async def run_transcription_bench(*, url: str | None, out_dir: Path | None, turn
         lines.append(
             f"| final transcript after speech_stopped, p50 / p95 / max | {p50:.3f} / {p95:.3f} / {max(finals):.3f} s |"
         )
-    if url is None:
-        lines.append(f"| CPU real-time factor (server + client process) | {summary['cpu_real_time_factor']:.3f} |")
+    if rtf is not None:
+        lines.append(f"| CPU real-time factor (server + client process) | {rtf:.3f} |")
     lines.append(f"| WER live / offline same model | {wer * 100:.1f} % / {offline * 100:.1f} % |")
     table = "\n".join(lines)
     print(table)
     if out_dir is not None:
-        write_results(out_dir, "transcription", summary, table)
+        plots = Plots(
+            latencies=(
+                Series("first delta after speech onset", firsts),
+                Series("final transcript after speech_stopped", finals),
+            )
+        )
+        write_results(out_dir, "transcription", summary, table, plots=plots)
     return 0
-
-
-def write_results(out_dir: Path, kind: str, summary: dict[str, Any], table: str) -> None:
-    """``results.json`` and ``summary.md`` in ``out_dir`` (with the machine the run was on)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=2))
-    (out_dir / "summary.md").write_text(f"# bench {kind}\n\nmachine: {summary['machine']}\n\n{table}\n")
-    print(f"wrote {out_dir}/results.json and summary.md")

@@ -19,7 +19,6 @@ translation session (this server, started here, or ``--url``), then closes it. R
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -28,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from openrealtime.bench.report import Plots, Series, Stages, distribution, progress, write_results
 from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation, word_error_rate
-from openrealtime.bench.transcription import machine, percentile
+from openrealtime.bench.target import server_target
 from openrealtime.client.audio_io import file_chunks
 from openrealtime.client.connection import RealtimeConnection
 from openrealtime.client.translate import TranslationResult, translate_audio
@@ -41,11 +41,15 @@ TAIL_MS = 1500  # silence streamed after the speech, before session.close
 TARGET_S = 3.0
 TRANSLATIONS_PATH = "/v1/realtime/translations?model=gpt-realtime-translate"
 SOURCE_LANGUAGE = "en"
+MS_PER_S = 1000
+SHOWN_CHARS = 70  # of a translated sentence, in a progress line
 _SENTENCE_END = (".", "?", "!", "…")
 
 
 @dataclass
 class Timings:
+    """The latencies of one run (seconds) and how much translated speech it produced."""
+
     first_audio_after_onset_s: float | None
     last_audio_after_speech_end_s: float | None
     heard_end_after_speech_end_s: float | None
@@ -98,21 +102,46 @@ def chrf(hypothesis: str, reference: str) -> float:
     return float(sacrebleu.corpus_chrf([hypothesis], [[reference]]).score)
 
 
-async def measure(url: str, texts: list[str], language: str) -> tuple[TranslationResult, list[tuple[float, float]]]:
+class SentenceProgress:
+    """Prints a progress line per translated sentence as its last transcript delta arrives."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self._text: list[str] = []
+        self._started = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "session.output_transcript.delta":
+            return
+        delta = str(event.get("delta", ""))
+        self._text.append(delta)
+        if delta.rstrip().endswith(_SENTENCE_END):
+            self.count += 1
+            text = "".join(self._text).strip()
+            self._text.clear()
+            elapsed = time.monotonic() - self._started
+            progress("sentence", self.count, self.total, f"{elapsed:5.1f} s: {text[:SHOWN_CHARS]!r}")
+
+
+async def measure(
+    url: str, texts: list[str], language: str, *, api_key: str | None = None, show_progress: bool = False
+) -> tuple[TranslationResult, list[tuple[float, float]]]:
+    """Stream ``texts`` as continuous speech into a translation session at ``url``, then close it."""
     speech, spans = conversation(texts, gap_ms=GAP_MS, lead_ms=LEAD_MS)
-    audio = np.concatenate([speech, np.zeros(WIRE_RATE_HZ * TAIL_MS // 1000, dtype=np.float32)])
-    async with await RealtimeConnection.connect(url) as conn:
-        result = await translate_audio(conn, file_chunks(audio, chunk_ms=CHUNK_MS, realtime=True), language=language)
+    audio = np.concatenate([speech, np.zeros(WIRE_RATE_HZ * TAIL_MS // MS_PER_S, dtype=np.float32)])
+    on_event = SentenceProgress(len(texts)) if show_progress else None
+    async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
+        result = await translate_audio(
+            conn, file_chunks(audio, chunk_ms=CHUNK_MS, realtime=True), language=language, on_event=on_event
+        )
     return result, spans
 
 
-def _stats(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"p50": statistics.median(values), "p95": percentile(values, 95), "max": max(values)}
-
-
-async def run_translation_bench(*, url: str | None, out_dir: Path | None, language: str = "es") -> int:
+async def run_translation_bench(
+    *, url: str | None, out_dir: Path | None, language: str = "es", api_key: str | None = None
+) -> int:
+    """The ``bench translation`` command: every sentence, one session, then the offline references."""
     from openrealtime.engines.apertium import ApertiumTranslator
 
     texts = list(SENTENCES)
@@ -122,16 +151,11 @@ async def run_translation_bench(*, url: str | None, out_dir: Path | None, langua
         f"real-time pace, into '{language}'",
         flush=True,
     )
-    cpu_s = float("nan")
-    if url is None:
-        from openrealtime.server.embedded import running_server
-
-        async with running_server() as base:
-            cpu_before = time.process_time()
-            result, spans = await measure(f"{base}{TRANSLATIONS_PATH}", texts, language)
-            cpu_s = time.process_time() - cpu_before
-    else:
-        result, spans = await measure(url, texts, language)
+    async with server_target(url, TRANSLATIONS_PATH, api_key=api_key) as target:
+        cpu_before = time.process_time()
+        result, spans = await measure(target.url, texts, language, api_key=target.api_key, show_progress=True)
+        cpu_s = time.process_time() - cpu_before
+        info = target.machine()
     if not result.closed:
         print("warning: the session did not send session.closed", flush=True)
     t = timings(result, spans)
@@ -147,14 +171,14 @@ async def run_translation_bench(*, url: str | None, out_dir: Path | None, langua
     chrf_offline = chrf(offline, reference) if reference else None
     wer = word_error_rate([" ".join(texts)], [result.source])
     summary: dict[str, Any] = {
-        "machine": machine(),
+        "machine": info,
         "sentences": len(texts),
         "speech_s": speech_s,
         "language": language,
         **asdict(t),
-        "sentence_lag_s": _stats(t.sentence_lags_s),
-        "heard_lag_s": _stats(t.heard_lags_s),
-        "cpu_real_time_factor": cpu_s / speech_s if url is None else None,
+        "sentence_lag_s": distribution(t.sentence_lags_s),
+        "heard_lag_s": distribution(t.heard_lags_s),
+        "cpu_real_time_factor": cpu_s / speech_s if target.in_process else None,
         "chrf_live": chrf_live,
         "chrf_offline_final_transcript": chrf_offline,
         "source_wer_live": wer,
@@ -187,7 +211,7 @@ async def run_translation_bench(*, url: str | None, out_dir: Path | None, langua
             f"{h['p95']:.2f} / {h['max']:.2f} s | |",
             f"| ... mean over the first / second half of the speech | {first:.2f} / {second:.2f} s | no growth |",
         ]
-    if url is None:
+    if target.in_process:
         lines.append(f"| CPU real-time factor (server + client) | {cpu_s / speech_s:.2f} | < 1 |")
     if chrf_live is not None and chrf_offline is not None:
         lines.append(f"| chrF live vs per-sentence reference | {chrf_live:.1f} | ≥ offline |")
@@ -198,12 +222,24 @@ async def run_translation_bench(*, url: str | None, out_dir: Path | None, langua
     table = "\n".join(lines)
     print(table)
     if out_dir is not None:
-        write_results(out_dir, summary, table)
+        write_results(out_dir, "translation", summary, table, plots=translation_plots(t))
     return 0
 
 
-def write_results(out_dir: Path, summary: dict[str, Any], table: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    (out_dir / "summary.md").write_text(f"# bench translation\n\nmachine: {summary['machine']}\n\n{table}\n")
-    print(f"wrote {out_dir}/results.json and summary.md")
+def translation_plots(t: Timings) -> Plots:
+    """Lag distributions, and each sentence's lag split into arrival and waiting to be heard."""
+    waits = [heard - arrived for heard, arrived in zip(t.heard_lags_s, t.sentence_lags_s, strict=True)]
+    return Plots(
+        latencies=(
+            Series("sentence end → its translated audio arrives", t.sentence_lags_s),
+            Series("sentence end → a listener has heard its translation", t.heard_lags_s),
+        ),
+        stages=Stages(
+            bars=[str(i) for i in range(1, len(t.sentence_lags_s) + 1)],
+            parts={
+                "sentence end → translated audio arrives": t.sentence_lags_s,
+                "arrived → heard to its end (its playback, after what was queued)": waits,
+            },
+            bar_kind="sentence",
+        ),
+    )
