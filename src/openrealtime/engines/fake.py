@@ -34,6 +34,10 @@ class EnergyVadStream:
         rms = float(np.sqrt(np.mean(np.square(frame)))) if frame.size else 0.0
         return min(1.0, rms / _ENERGY_FULL_SCALE_RMS)
 
+    def probabilities(self, audio: Samples) -> list[float]:
+        frame = EnergyVad.frame_samples
+        return [self.probability(audio[i : i + frame]) for i in range(0, audio.size, frame)]
+
     def reset(self) -> None:
         return None
 

@@ -26,6 +26,11 @@ class VadStream(Protocol):
         """Speech probability of one frame of exactly ``frame_samples`` samples."""
         ...
 
+    def probabilities(self, audio: Samples) -> list[float]:
+        """Speech probabilities of consecutive frames (``audio.size`` a multiple of ``frame_samples``),
+        as if fed one by one; engines that can run them in one call do (cheaper per frame)."""
+        ...
+
     def reset(self) -> None: ...
 
 
