@@ -12,8 +12,8 @@ from openrealtime.session.captions import CaptionTracker
 class Captions:
     """A tracker plus the deltas it produced, checking the invariants after every call."""
 
-    def __init__(self) -> None:
-        self.tracker = CaptionTracker()
+    def __init__(self, *, hold_cut_word: bool = False) -> None:
+        self.tracker = CaptionTracker(hold_cut_word=hold_cut_word)
         self.deltas: list[str] = []
 
     def _record(self, delta: str) -> str:
@@ -156,6 +156,49 @@ def test_a_silent_turn_is_an_empty_transcript() -> None:
     assert c.final("") == ""
     assert c.deltas == []
     assert c.tracker.text == ""
+
+
+# --- hold_cut_word ------------------------------------------------------------------------------------
+
+
+def test_held_cut_word_waits_for_a_hypothesis_that_goes_past_it() -> None:
+    c = Captions(hold_cut_word=True)
+    c.partial("Our meeting.")
+    assert c.partial("Our meeting.") == "Our"  # both decodes end on "meeting.": a guess at the cut
+    assert c.partial("Our meeting has") == " meeting"  # the surface form without the cut's period
+    assert c.partial("Our meeting has been") == " has"
+    assert c.final("Our meeting has been moved.") == " been moved."
+
+
+def test_held_cut_word_keeps_half_words_out() -> None:
+    c = Captions(hold_cut_word=True)
+    c.partial("turn off the light")
+    assert c.partial("turn off the light.") == "turn off the"
+    assert c.partial("turn off the lights when") == ""  # "light" was a half word after all
+    assert c.partial("turn off the lights when you") == " lights when"
+
+
+def test_held_cut_word_a_one_word_hypothesis_sends_nothing() -> None:
+    c = Captions(hold_cut_word=True)
+    c.partial("hello")
+    assert c.partial("hello") == ""
+    assert c.partial("") == ""
+    assert c.final("hello") == "hello"
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_held_cut_word_keeps_the_invariants(seed: int) -> None:
+    rng = random.Random(seed)
+    truth = [rng.choice(VOCABULARY) for _ in range(rng.randint(0, 25))]
+    c = Captions(hold_cut_word=True)
+    heard = 0
+    while heard < len(truth):
+        heard = min(len(truth), heard + rng.randint(0, 3))
+        c.partial(_hypothesis(truth, heard, rng))
+    before = c.tracker.text
+    c.final(_hypothesis(truth, len(truth), rng))
+    assert c.tracker.text.startswith(before)
+    assert "".join(c.deltas) == c.tracker.text
 
 
 # --- freeze -------------------------------------------------------------------------------------------

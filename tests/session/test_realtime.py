@@ -501,7 +501,8 @@ def test_truncating_an_item_still_being_spoken_stops_its_response() -> None:
     assert kinds[:-1] == RESPONSE_TAIL
     assert events[-3]["response"]["status"] == "cancelled"
     entry = session.conversation.get(item_id)
-    assert entry is not None and entry.audio_ms == 300
+    assert entry is not None
+    assert entry.audio_ms == 300
     assert entry.heard_text == "Hello"  # 300 of the clause's 400 ms sent so far: 1 of its 2 words
 
 

@@ -8,7 +8,7 @@ import pytest
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber
 from openrealtime.session.ids import Ids
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
-from tests.conftest import quiet, tone
+from tests.conftest import pcm, quiet, tone
 from tests.session.driver import Driver
 
 KNOWN_MODELS = {"gpt-4o-transcribe", "whisper-1", "gpt-realtime-whisper"}
@@ -387,3 +387,81 @@ def test_long_turns_slide_the_decode_window() -> None:
     [completed] = [e for e in events if e["type"].endswith("completed")]
     # Every word once, in order, across the window slides (the first block is partly prefix padding).
     assert completed["transcript"].split() == [f"w{k}" for k in range(120)]
+
+
+# --- live-caption cadence ------------------------------------------------------------------------
+
+
+def _partials_per_chunk(driver: Driver, chunks: int) -> list[tuple[int, bool, str]]:
+    """Stream ``chunks`` 100 ms chunks of speech, answering each decode at once.
+
+    Returns, per partial decode: the chunk it was asked for after, its ``first_caption`` flag, and the
+    delta its result produced.
+    """
+    seen = []
+    for chunk in range(chunks):
+        driver.append(tone(100))
+        for job in list(driver.held):
+            driver.held.remove(job)
+            deltas = [e["delta"] for e in driver.resolve(job) if e["type"].endswith("transcription.delta")]
+            assert not job.final
+            seen.append((chunk, job.first_caption, "".join(deltas)))
+    return seen
+
+
+def test_partials_follow_every_chunk_until_the_first_words_then_every_other_chunk() -> None:
+    # The fake hears two words a second, so two decodes agree on "hello" with a word after it once a
+    # second of speech is in: chunk 10. Until then every chunk gets a decode, and they outrank others.
+    _, driver = make(hold=True)
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    driver.append(quiet(300))
+    assert _partials_per_chunk(driver, 19) == [
+        *[(chunk, True, "") for chunk in range(1, 10)],
+        (10, True, "hello"),
+        (12, False, ""),
+        (14, False, ""),
+        (16, False, " world"),
+        (18, False, ""),
+    ]
+
+
+def test_the_word_at_the_cut_of_the_audio_waits_for_a_decode_that_goes_past_it() -> None:
+    # Two decodes that both end on "hello" agree on it, but it is where the audio was cut: a later
+    # decode that hears a word after it lets it through.
+    _, driver = make(hold=True, asr=FakeTranscriber(words_per_second=1.0))
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    driver.append(quiet(300))
+    first = [(chunk, delta) for chunk, _, delta in _partials_per_chunk(driver, 21) if delta]
+    assert first[0] == (20, "hello")  # two seconds in: the first decode to hear "world" as well
+
+
+def test_a_buffer_that_sends_no_captions_decodes_partials_at_the_normal_step() -> None:
+    # A realtime session transcribes every turn for the LLM, asked for captions or not; without
+    # them, nobody waits for a first word, so there is no reason to decode more often or sooner.
+    from openrealtime.protocol.config import AudioInput
+    from openrealtime.session.commands import Transcribe, TranscriptReady
+    from openrealtime.session.input_buffer import InputAudioBuffer
+
+    commands: list[object] = []
+    buffer = InputAudioBuffer(
+        vad=EnergyVad(),
+        ids=Ids(deterministic=True),
+        config=AudioInput(),
+        events=[],
+        commands=commands,
+        on_committed=lambda _: None,
+        always_transcribe=True,
+    )
+    asr = FakeTranscriber()
+    buffer.append(pcm(quiet(300)), event_id=None)
+    asked = []
+    for chunk in range(12):
+        buffer.append(pcm(tone(100)), event_id=None)
+        jobs = [c for c in commands if isinstance(c, Transcribe)]
+        commands.clear()
+        for job in jobs:
+            asked.append((chunk, job.first_caption))
+            buffer.on_result(TranscriptReady(job.job_id, asr.transcribe(job.audio, job.options)))
+    assert asked == [(chunk, False) for chunk in (1, 3, 5, 7, 9, 11)]

@@ -112,6 +112,11 @@ class _CountingStream:
         self._owner.frames += 1
         return self._stream.probability(frame)
 
+    def probabilities(self, audio: Samples) -> list[float]:
+        probs = self._stream.probabilities(audio)
+        self._owner.frames += len(probs)
+        return probs
+
     def reset(self) -> None:
         self._stream.reset()
 

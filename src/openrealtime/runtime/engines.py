@@ -23,7 +23,13 @@ from openrealtime.engines.protocols import (
 )
 from openrealtime.engines.tempo import at_speed
 from openrealtime.exceptions import EngineError
-from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_PARTIAL, ModelWorker, wait_future
+from openrealtime.runtime.scheduler import (
+    PRIORITY_FINAL,
+    PRIORITY_FIRST_CAPTION,
+    PRIORITY_PARTIAL,
+    ModelWorker,
+    wait_future,
+)
 from openrealtime.runtime.threads import iterate_in_thread
 from openrealtime.session.commands import (
     AudioChunk,
@@ -167,7 +173,7 @@ class EngineSet:
             self._stage("asr_final" if command.final else "asr_partial", time.perf_counter() - started)
             return TranscriptReady(command.job_id, transcript)
 
-        priority = PRIORITY_FINAL if command.final else PRIORITY_PARTIAL
+        priority = transcribe_priority(command)
         yield await wait_future(self.asr_worker.submit(command.job_id, priority, call))
 
     def cancel_job(self, job_id: str) -> None:
@@ -176,3 +182,10 @@ class EngineSet:
     def close(self) -> None:
         self.asr_worker.close()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def transcribe_priority(command: Transcribe) -> int:
+    """The ASR queue tier of ``command`` (see :mod:`openrealtime.runtime.scheduler`)."""
+    if command.final:
+        return PRIORITY_FINAL
+    return PRIORITY_FIRST_CAPTION if command.first_caption else PRIORITY_PARTIAL

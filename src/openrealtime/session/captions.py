@@ -1,8 +1,9 @@
 """Live captions from repeated decodes of a growing turn: append-only deltas of the agreed prefix.
 
 Each partial decode yields a hypothesis. A word is *stable* once two successive hypotheses agree on
-it and on everything before it (local agreement); only stable words are sent, so deltas never need
-revising. The final decode of the turn supplies the rest: its words are aligned to what was already
+it and on everything before it (local agreement), and, optionally, once the newest hypothesis goes on
+past it (the word at the cut of the audio is a guess); only stable words are sent, so deltas never
+need revising. The final decode of the turn supplies the rest: its words are aligned to what was already
 sent and only the remainder is appended, so the concatenated deltas always equal the transcript.
 Words are compared case- and punctuation-insensitively; the surface form sent is the newest.
 """
@@ -29,12 +30,20 @@ def _agreed_prefix(a: list[str], b: list[str]) -> int:
 
 
 class CaptionTracker:
-    """Turns successive hypotheses of one turn into append-only delta strings."""
+    """Turns successive hypotheses of one turn into append-only delta strings.
 
-    def __init__(self) -> None:
+    Args:
+        hold_cut_word: Never send the last word of the newest hypothesis, however many decodes
+            agree on it. It is where the audio was cut: often half a word ("light" for "lights"),
+            and Whisper closes a cut hypothesis with a period. Two decodes a few hundred ms apart
+            that end on the same word agree on that guess, not on what was said.
+    """
+
+    def __init__(self, *, hold_cut_word: bool = False) -> None:
         self.sent: list[str] = []  # words already sent as deltas
         self.frozen: list[str] = []  # words of audio before the decode window (see freeze)
         self._previous: list[str] | None = None
+        self._hold_cut_word = hold_cut_word
 
     @property
     def text(self) -> str:
@@ -53,7 +62,10 @@ class CaptionTracker:
         previous, self._previous = self._previous, words
         if previous is None:
             return ""
-        stable = words[: _agreed_prefix(previous, words)]
+        agreed = _agreed_prefix(previous, words)
+        if self._hold_cut_word:
+            agreed = min(agreed, max(0, len(words) - 1))
+        stable = words[:agreed]
         if len(stable) <= len(self.sent) or _agreed_prefix(stable, self.sent) < len(self.sent):
             return ""
         return self._delta(stable[len(self.sent) :])

@@ -10,13 +10,19 @@ from openrealtime.engines.protocols import ChatChunk, ChatRequest, TranscribeOpt
 
 @dataclass(frozen=True)
 class Transcribe:
-    """Decode ``audio`` (16 kHz) for ``item_id``; ``final`` decodes outrank live-caption partials."""
+    """Decode ``audio`` (16 kHz) for ``item_id``; ``final`` decodes outrank live-caption partials.
+
+    ``first_caption`` marks a partial of a turn that has shown no words yet. The runtime serves it
+    before other partials: the first delta is what tells a speaker they are heard, while a later
+    partial only extends captions already on screen, so under load it is the one that should wait.
+    """
 
     job_id: str
     item_id: str
     audio: Samples
     options: TranscribeOptions
     final: bool
+    first_caption: bool = False
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,14 @@ MIN_COMMIT_MS = 100
 MAX_BUFFER_S = 600  # uncommitted audio held at most (OpenAI was seen holding 305 s)
 PARTIAL_STEP_MS = 200  # new audio needed before the next live-caption decode
 FIRST_PARTIAL_MS = 200  # speech (after its onset) needed before the first one
+# Until a turn shows its first words, decode after every 100 ms chunk: a word is shown once two
+# successive decodes agree on it, and on a hard onset (tiny.en hears "She bought" as "Cheeba",
+# "Cheeb up", "Cheebop") two agreeing guesses come sooner when they are 100 ms apart than 200.
+# It costs two or three more decodes a turn; the ASR queue serves them before later partials.
+FIRST_CAPTION_STEP_MS = 100
+# soxr hands its output out in blocks (92 or 122 ms for each 100 ms sent at 24 kHz), so a step is
+# due this much early; an exact threshold would often wait one more chunk and stretch 200 ms to 300.
+RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
 WINDOW_LIMIT_S = 20.0  # decode window beyond which the turn's start is frozen at a segment end
 SEGMENT_KEEP_S = 2.0  # never freeze the window closer than this to its end
@@ -58,7 +66,8 @@ class Turn:
     window_start: int
     saw_speech: bool = False
     speech_end: int | None = None  # start of the current pause, if any
-    captions: CaptionTracker = field(default_factory=CaptionTracker)
+    # Decodes 100-200 ms apart often end on the same cut word: hold it (see CaptionTracker).
+    captions: CaptionTracker = field(default_factory=lambda: CaptionTracker(hold_cut_word=True))
     partial_job: str | None = None
     partial_end: int = 0
     onset: int | None = None  # where speech first began in this turn
@@ -230,9 +239,13 @@ class InputAudioBuffer:
     def _run_vad(self) -> list[str]:
         started: list[str] = []
         frame = self._vad_model.frame_samples
-        while self._vad_pos + frame <= self.buffer.end:
-            start = max(self._vad_pos, self.buffer.start)
-            probability = self._vad.probability(self.buffer.view(start, start + frame))
+        first = max(self._vad_pos, self.buffer.start)
+        count = (self.buffer.end - first) // frame
+        # Every whole frame in one model call (cheaper per frame); the hysteresis then runs frame by
+        # frame, exactly as if they had come one at a time.
+        probabilities = self._vad.probabilities(self.buffer.view(first, first + count * frame)) if count else []
+        for index, probability in enumerate(probabilities):
+            start = first + index * frame
             for event in self._detector.feed(start, probability):
                 item = self._on_vad(event)
                 if item is not None:
@@ -311,9 +324,18 @@ class InputAudioBuffer:
                 audio=self.buffer.copy(start, end),
                 options=self._options(timestamps=timestamps),
                 final=kind != "partial",
+                first_caption=kind == "partial" and self._awaits_first_words(turn),
             )
         )
         return job_id
+
+    def _awaits_first_words(self, turn: Turn) -> bool:
+        """The client is shown this turn's captions and has seen none of its words yet.
+
+        Only then is a partial urgent: a realtime session that sends no transcription events
+        decodes partials for its own use, at the normal step and priority.
+        """
+        return self.emits_transcription and not turn.captions.sent
 
     def _schedule_partial(self) -> None:
         turn = self.turn
@@ -330,8 +352,9 @@ class InputAudioBuffer:
         if turn.partial_end <= turn.start:  # no partial yet: wait for a little speech, not the padding
             due = (turn.onset if turn.onset is not None else turn.start) + ms_to_samples(FIRST_PARTIAL_MS)
         else:
-            due = turn.partial_end + ms_to_samples(PARTIAL_STEP_MS)
-        if end < due:
+            step_ms = FIRST_CAPTION_STEP_MS if self._awaits_first_words(turn) else PARTIAL_STEP_MS
+            due = turn.partial_end + ms_to_samples(step_ms)
+        if end + ms_to_samples(RESAMPLER_SLACK_MS) < due:
             return
         long_window = (end - turn.window_start) / ENGINE_RATE_HZ > WINDOW_LIMIT_S
         turn.partial_job = self._request(turn, "partial", turn.window_start, end, timestamps=long_window)

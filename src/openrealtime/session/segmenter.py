@@ -358,6 +358,7 @@ class SpeechSegmenter:
                 audio=audio,
                 options=self._options(u),
                 final=kind != "partial",
+                first_caption=kind == "partial" and not u.captions.sent,
             )
         )
         return job_id

@@ -1,0 +1,144 @@
+"""The shared model worker: priority tiers, cancellation, failures and concurrency, with fake calls.
+
+A gate job holds the worker's thread while the test queues work, so the order is decided by the
+scheduler alone; nothing waits on time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future
+
+import numpy as np
+import pytest
+
+from openrealtime.engines.protocols import TranscribeOptions
+from openrealtime.exceptions import EngineError
+from openrealtime.runtime.engines import transcribe_priority
+from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_FIRST_CAPTION, PRIORITY_PARTIAL, ModelWorker
+from openrealtime.session.commands import Transcribe
+from tests.conftest import TIMEOUT_S
+
+
+@pytest.fixture
+def worker() -> Iterator[ModelWorker[str]]:
+    w: ModelWorker[str] = ModelWorker("test")
+    yield w
+    w.close()
+
+
+def hold(worker: ModelWorker[str]) -> tuple[threading.Event, Future[str]]:
+    """Occupy the worker's thread until the returned event is set."""
+    started, release = threading.Event(), threading.Event()
+
+    def gate() -> str:
+        started.set()
+        release.wait(TIMEOUT_S)
+        return "gate"
+
+    future = worker.submit("gate", PRIORITY_FINAL, gate)
+    assert started.wait(TIMEOUT_S)
+    return release, future
+
+
+def recorder(ran: list[str], name: str) -> Callable[[], str]:
+    def call() -> str:
+        ran.append(name)
+        return name
+
+    return call
+
+
+def test_finals_then_first_captions_then_other_partials_each_first_come_first_served(
+    worker: ModelWorker[str],
+) -> None:
+    release, _ = hold(worker)
+    ran: list[str] = []
+    queued = [
+        ("partial-1", PRIORITY_PARTIAL),
+        ("first-1", PRIORITY_FIRST_CAPTION),
+        ("final-1", PRIORITY_FINAL),
+        ("partial-2", PRIORITY_PARTIAL),
+        ("first-2", PRIORITY_FIRST_CAPTION),
+        ("final-2", PRIORITY_FINAL),
+    ]
+    futures = [worker.submit(name, priority, recorder(ran, name)) for name, priority in queued]
+    assert worker.queued == len(queued)
+    release.set()
+    assert [f.result(TIMEOUT_S) for f in futures] == [name for name, _ in queued]
+    assert ran == ["final-1", "final-2", "first-1", "first-2", "partial-1", "partial-2"]
+    assert worker.queued == 0
+
+
+def test_a_job_cancelled_while_queued_never_runs(worker: ModelWorker[str]) -> None:
+    release, _ = hold(worker)
+    ran: list[str] = []
+    dropped = worker.submit("dropped", PRIORITY_PARTIAL, recorder(ran, "dropped"))
+    kept = worker.submit("kept", PRIORITY_PARTIAL, recorder(ran, "kept"))
+    worker.cancel("dropped")
+    assert dropped.cancelled()
+    assert worker.queued == 1
+    release.set()
+    assert kept.result(TIMEOUT_S) == "kept"
+    assert ran == ["kept"]
+    with pytest.raises(CancelledError):
+        dropped.result(TIMEOUT_S)
+
+
+def test_cancelling_a_running_finished_or_unknown_job_changes_nothing(worker: ModelWorker[str]) -> None:
+    release, running = hold(worker)
+    worker.cancel("gate")  # running: it finishes, and the session drops its result by id
+    worker.cancel("never-submitted")
+    release.set()
+    assert running.result(TIMEOUT_S) == "gate"
+    worker.cancel("gate")  # finished
+    assert worker.queued == 0
+    assert worker.submit("next", PRIORITY_FINAL, lambda: "next").result(TIMEOUT_S) == "next"
+
+
+def test_an_engine_error_or_a_crash_fails_only_its_own_job(worker: ModelWorker[str]) -> None:
+    def refuse() -> str:
+        raise EngineError("no", code="transcription_failed")
+
+    def crash() -> str:
+        raise RuntimeError("bug in an engine")
+
+    with pytest.raises(EngineError) as refused:
+        worker.submit("refuse", PRIORITY_FINAL, refuse).result(TIMEOUT_S)
+    assert refused.value.code == "transcription_failed"
+    with pytest.raises(EngineError) as crashed:
+        worker.submit("crash", PRIORITY_FINAL, crash).result(TIMEOUT_S)
+    assert crashed.value.code == "engine_error"
+    assert worker.submit("after", PRIORITY_PARTIAL, lambda: "after").result(TIMEOUT_S) == "after"
+
+
+def test_threads_run_jobs_at_once() -> None:
+    worker: ModelWorker[str] = ModelWorker("pair", threads=2)
+    both = threading.Barrier(2, timeout=TIMEOUT_S)  # only passable by two jobs running together
+
+    def meet() -> str:
+        both.wait()
+        return "met"
+
+    try:
+        futures = [worker.submit(f"job-{i}", PRIORITY_PARTIAL, meet) for i in range(2)]
+        assert [f.result(TIMEOUT_S) for f in futures] == ["met", "met"]
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize(
+    ("final", "first_caption", "priority"),
+    [(True, False, PRIORITY_FINAL), (False, True, PRIORITY_FIRST_CAPTION), (False, False, PRIORITY_PARTIAL)],
+)
+def test_transcribe_commands_map_to_their_tier(final: bool, first_caption: bool, priority: int) -> None:
+    command = Transcribe(
+        job_id="job_1",
+        item_id="item_1",
+        audio=np.zeros(16, dtype=np.float32),
+        options=TranscribeOptions(),
+        final=final,
+        first_caption=first_caption,
+    )
+    assert transcribe_priority(command) == priority
