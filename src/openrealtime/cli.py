@@ -316,7 +316,12 @@ def _bench(args: argparse.Namespace) -> int:
     if args.kind == "load":
         from openrealtime.bench.load import run_load_bench
 
-        job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
+        if args.session_kind == "assistant":
+            from openrealtime.bench.assistant_load import run_assistant_load_bench
+
+            job = run_assistant_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
+        else:
+            job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
     elif args.kind == "translation":
         from openrealtime.bench.translation import run_translation_bench
 
@@ -408,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure latency and accuracy")
     bench.add_argument("kind", choices=["transcription", "assistant", "translation", "load", "overhead"])
     bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
+    bench.add_argument(
+        "--session-kind",
+        choices=["transcription", "assistant"],
+        default="transcription",
+        help="load: the kind of concurrent sessions",
+    )
     bench.add_argument(
         "--api-key",
         default=os.environ.get("OPENREALTIME_API_KEY"),

@@ -1,0 +1,102 @@
+"""``openrealtime bench load --kind assistant``: how many voice-assistant sessions one machine sustains.
+
+For N = 1, 2, 3, 4 concurrent realtime sessions, each asks spoken questions at real-time pace
+(staggered starts) and waits for each spoken answer; it reports the latency from
+``input_audio_buffer.speech_stopped`` to the first answer audio, p50 and p90 per N, and the largest
+N within the targets of issue 5 (p50 under 0.5 s, p90 under 0.8 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from openrealtime.bench.assistant import QUESTIONS, REALTIME_PATH, measure_turns
+from openrealtime.bench.load import rss_mb
+from openrealtime.bench.report import percentile, progress, write_results
+from openrealtime.bench.speech import speak
+from openrealtime.bench.target import server_target
+
+P50_TARGET_S = 0.5
+P90_TARGET_S = 0.8
+STAGGER_S = 1.3
+TURNS_PER_SESSION = 4
+SESSION_COUNTS = (1, 2, 3, 4)
+
+
+async def _level(url: str, sessions: int, api_key: str | None) -> dict[str, Any]:
+    async def session(index: int) -> list[float]:
+        await asyncio.sleep(index * STAGGER_S)  # staggering the starts (pacing, not ordering)
+        questions = [QUESTIONS[(index * TURNS_PER_SESSION + k) % len(QUESTIONS)] for k in range(TURNS_PER_SESSION)]
+        turns, _ = await measure_turns(url, questions, api_key=api_key)
+        return [t.stopped_to_first_audio_s for t in turns if t.stopped_to_first_audio_s is not None]
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(session(i)) for i in range(sessions)]
+    latencies = [v for task in tasks for v in task.result()]
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    p50 = statistics.median(latencies) if latencies else float("inf")
+    p90 = percentile(latencies, 90) if latencies else float("inf")
+    return {
+        "sessions": sessions,
+        "turns_answered": len(latencies),
+        "turns_asked": sessions * TURNS_PER_SESSION,
+        "first_audio_p50_s": p50,
+        "first_audio_p90_s": p90,
+        "cpu_cores_busy": cpu / wall,
+        "rss_mb": rss_mb(),
+        "within_targets": p50 <= P50_TARGET_S
+        and p90 <= P90_TARGET_S
+        and len(latencies) == sessions * TURNS_PER_SESSION,
+        "first_audio_s": latencies,
+    }
+
+
+async def run_assistant_load_bench(
+    *, url: str | None, out_dir: Path | None, max_sessions: int, api_key: str | None = None
+) -> int:
+    """The ``bench load --kind assistant`` command."""
+    for question in QUESTIONS:  # synthesize before any timing
+        speak(question)
+    counts = [n for n in SESSION_COUNTS if n <= max_sessions]
+    levels: list[dict[str, Any]] = []
+    async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
+        info = target.machine()
+        for index, n in enumerate(counts, 1):
+            level = await _level(target.url, n, target.api_key)
+            if not target.in_process:
+                level.update(cpu_cores_busy=None, rss_mb=None)
+            levels.append(level)
+            progress(
+                "level",
+                index,
+                len(counts),
+                f"{n} assistant session(s): speech_stopped → first audio p50 "
+                f"{level['first_audio_p50_s']:.2f} s, p90 {level['first_audio_p90_s']:.2f} s",
+            )
+            if not level["within_targets"] and n > 1:
+                break
+    passing = [lv["sessions"] for lv in levels if lv["within_targets"]]
+    lines = [
+        "| sessions | answered | first audio p50 | first audio p90 | CPU cores busy | within targets |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lv in levels:
+        cpu = "-" if lv["cpu_cores_busy"] is None else f"{lv['cpu_cores_busy']:.2f}"
+        lines.append(
+            f"| {lv['sessions']} | {lv['turns_answered']}/{lv['turns_asked']} | {lv['first_audio_p50_s']:.3f} s "
+            f"| {lv['first_audio_p90_s']:.3f} s | {cpu} | {'yes' if lv['within_targets'] else 'no'} |"
+        )
+    best = max(passing) if passing else 0
+    lines.append(f"\nlargest N within targets (p50 < {P50_TARGET_S} s, p90 < {P90_TARGET_S} s): **{best}**")
+    table = "\n".join(lines)
+    print(table)
+    if out_dir is not None:
+        write_results(
+            out_dir, "load-assistant", {"machine": info, "levels": levels, "max_sessions_within_targets": best}, table
+        )
+    return 0
