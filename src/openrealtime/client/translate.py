@@ -21,16 +21,11 @@ from itertools import zip_longest
 from typing import Any, TextIO
 
 from openrealtime.client.connection import RealtimeConnection
+from openrealtime.client.transcribe import TimedEvent
 
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-realtime-whisper"
 DRAIN_TIMEOUT_S = 60.0
 _SENTENCE_END = re.compile(r"[.!?…。！？]['\"”’)\]]*\s*$")
-
-
-@dataclass
-class TimedEvent:
-    at_s: float  # loop clock when it arrived
-    event: dict[str, Any]
 
 
 @dataclass
