@@ -104,16 +104,37 @@ def load_chat_model(settings: Settings) -> ChatModel:
     from pathlib import Path
 
     from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
+    from openrealtime.engines.pool import ChatModelPool
 
     path = None if settings.llm == "smollm2" else Path(settings.llm)
-    return LlamaChatModel(
-        LlamaOptions(
-            model_path=path,
-            n_ctx=settings.llm_context_tokens,
-            n_gpu_layers=settings.llm_gpu_layers,
-            n_threads=settings.threads,
-        )
+    options = LlamaOptions(
+        model_path=path,
+        n_ctx=settings.llm_context_tokens,
+        n_gpu_layers=settings.llm_gpu_layers,
+        n_threads=settings.threads,
     )
+    models = [_warm_chat(LlamaChatModel(options)) for _ in range(max(1, settings.llm_instances))]
+    return models[0] if len(models) == 1 else ChatModelPool(models)
+
+
+def _warm_chat(model: ChatModel) -> ChatModel:
+    """One tiny completion, so the first user does not pay for lazy initialisation (kernels, caches)."""
+    import threading
+
+    from openrealtime.engines.protocols import ChatRequest
+
+    for _ in model.chat(ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=1), threading.Event()):
+        pass
+    return model
+
+
+def _warm_tts(synthesizer: Synthesizer) -> Synthesizer:
+    """One short sentence through the voice, for the same reason."""
+    import threading
+
+    for _ in synthesizer.synthesize("Hello.", voice="alloy", stop=threading.Event()):
+        pass
+    return synthesizer
 
 
 def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:
@@ -122,10 +143,15 @@ def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:
 
     from openrealtime.engines.espeak_tts import EspeakSynthesizer
     from openrealtime.engines.piper_tts import PiperOptions, PiperSynthesizer
+    from openrealtime.engines.pool import SynthesizerPool
 
     paths = (Path(settings.tts_voice),) if settings.tts_voice else ()
+    voices = [
+        _warm_tts(PiperSynthesizer(PiperOptions(model_paths=paths))) for _ in range(max(1, settings.tts_instances))
+    ]
+    english: Synthesizer = voices[0] if len(voices) == 1 else SynthesizerPool(voices)
     synthesizers: dict[str, Synthesizer] = {
-        "en": PiperSynthesizer(PiperOptions(model_paths=paths)),
+        "en": english,
         "*": EspeakSynthesizer(),
     }
     for language, path in parse_voice_paths(settings.tts_voices).items():
