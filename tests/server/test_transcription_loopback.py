@@ -38,6 +38,27 @@ async def recv_until(conn: Any, kind: str) -> list[Any]:
                 return seen
 
 
+# A transcription session with manual commits, as the tutorial's gpt-realtime-whisper client sets it.
+MANUAL_TURNS = json.dumps(
+    {
+        "type": "session.update",
+        "session": {
+            "type": "transcription",
+            "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
+        },
+    }
+)
+
+
+async def completed_transcript(ws: Any) -> str:
+    """Read events until the next ``...input_audio_transcription.completed``; its transcript."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == "conversation.item.input_audio_transcription.completed":
+                return str(event["transcript"])
+
+
 def b64(samples: Any) -> str:
     return base64.b64encode(pcm(samples)).decode()
 
@@ -132,50 +153,21 @@ async def test_bad_input_gets_an_error_and_the_session_goes_on(base: str, frame:
         assert error["code"] == code
         assert error["type"] == "invalid_request_error"
         # Still alive and still correct: a valid manual turn works afterwards.
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "session.update",
-                    "session": {
-                        "type": "transcription",
-                        "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
-                    },
-                }
-            )
-        )
+        await ws.send(MANUAL_TURNS)
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(tone(1200))}))
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
-        async with asyncio.timeout(TIMEOUT_S):
-            while True:
-                event = json.loads(await ws.recv())
-                if event["type"] == "conversation.item.input_audio_transcription.completed":
-                    assert event["transcript"] == "hello world"
-                    break
+        assert await completed_transcript(ws) == "hello world"
 
 
 async def test_concurrent_sessions_do_not_mix(base: str) -> None:
     async def one(ms: int) -> str:
         async with websockets.connect(f"{base}/v1/realtime?intent=transcription") as ws:
             await ws.recv()
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "session.update",
-                        "session": {
-                            "type": "transcription",
-                            "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
-                        },
-                    }
-                )
-            )
+            await ws.send(MANUAL_TURNS)
             for _i in range(0, ms, 100):
                 await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(tone(100))}))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
-            async with asyncio.timeout(TIMEOUT_S):
-                while True:
-                    event = json.loads(await ws.recv())
-                    if event["type"].endswith("transcription.completed"):
-                        return str(event["transcript"])
+            return await completed_transcript(ws)
 
     results = await asyncio.gather(one(600), one(1200), one(2200), one(3200))
     assert results == ["hello", "hello world", "hello world this is", "hello world this is a test"]
@@ -243,17 +235,7 @@ async def test_metrics_expose_the_same_figures(base: str) -> None:
 
     async with websockets.connect(f"{base}/v1/realtime?intent=transcription") as ws:
         await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "session.update",
-                    "session": {
-                        "type": "transcription",
-                        "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
-                    },
-                }
-            )
-        )
+        await ws.send(MANUAL_TURNS)
         await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": b64(tone(1200))}))
         await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         await ws.send(json.dumps({"type": "nope"}))
