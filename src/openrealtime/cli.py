@@ -319,7 +319,9 @@ def _bench(args: argparse.Namespace) -> int:
         if args.session_kind == "assistant":
             from openrealtime.bench.assistant_load import run_assistant_load_bench
 
-            job = run_assistant_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
+            job = run_assistant_load_bench(
+                url=args.url, out_dir=out, max_sessions=args.max_sessions, turns=args.turns, api_key=key
+            )
         else:
             job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
     elif args.kind == "translation":
@@ -425,7 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="key for --url (or OPENREALTIME_API_KEY; OPENAI_API_KEY for an openai.com URL)",
     )
     bench.add_argument("--out", default=None, help="directory for results.json, summary.md and the plots")
-    bench.add_argument("--turns", type=int, default=10)
+    bench.add_argument(
+        "--turns",
+        type=int,
+        default=10,
+        help="spoken turns (transcription, assistant; per session for load --session-kind assistant)",
+    )
     bench.add_argument("--to", default="es", help="translation: the target language")
     bench.add_argument("--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried")
     bench.add_argument("--appends", type=int, default=None, help="overhead: timed 100 ms appends per run")

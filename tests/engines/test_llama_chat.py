@@ -339,7 +339,7 @@ def test_errors(llm: LlamaChatModel) -> None:
 
 
 @real
-def test_threads_take_turns(llm: LlamaChatModel) -> None:
+def test_threads_answer_at_once(llm: LlamaChatModel) -> None:
     questions = ["Name a color.", "Name a fruit.", "Name an animal."]
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda q: run(llm, ask(q, max_tokens=12)), questions))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -392,7 +393,6 @@ def test_g711_output() -> None:
     )
     say(driver)
     events = driver.send({"type": "response.create"})
-    import base64
 
     audio = b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta")
     # Two clauses of 12 + 25 characters at 60 ms each = 2.22 s of tone = 17 760 one-byte samples at 8 kHz.
@@ -540,3 +540,92 @@ def test_the_answer_starts_in_the_pause_and_is_dropped_if_the_speaker_goes_on() 
     events = driver.pump()
     assert types(events)[-2:] == ["response.done", "rate_limits.updated"]
     assert events[-2]["response"]["status"] == "completed"
+
+
+def _server_vad(driver: RealtimeDriver, silence_ms: int = 500) -> None:
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": silence_ms}}},
+            },
+        }
+    )
+
+
+def test_the_first_clause_is_spoken_in_the_pause_and_sent_at_the_commit() -> None:
+    from openrealtime.session.commands import Synthesize
+
+    _, driver = make(hold_tts=True)
+    _server_vad(driver)
+    driver.append(tone(2200))
+    events = driver.append(quiet(200))  # the pause: answer generated, its first clause synthesized
+    assert not [e for e in events if e["type"].startswith("response.")]
+    [early] = driver.held_tts
+    assert isinstance(early, Synthesize)
+    assert early.text == "Hello there."
+    driver.run_tts(early)  # its audio is ready before the turn has ended ...
+    driver.held_tts.clear()
+    assert not [e for e in driver.pump() if e["type"].startswith("response.")]
+    events = driver.append(quiet(400))  # ... and goes out in the same step as response.created
+    kinds = types(events)
+    created = kinds.index("response.created")
+    assert kinds[created:].count("response.output_audio.delta") >= 1
+    assert kinds.index("response.output_audio_transcript.delta") < kinds.index("response.output_audio.delta")
+    [second] = driver.held_tts  # the next clause starts at once; the first is not synthesized again
+    assert second.text == "How can I help you today?"
+    driver.run_tts(second)
+    events = driver.pump()
+    done = next(e for e in events if e["type"] == "response.done")["response"]
+    assert done["status"] == "completed"
+    assert done["output"][0]["content"][0]["transcript"] == "Hello there. How can I help you today?"
+    audio = [e for e in driver.events if e["type"] == "response.output_audio.delta"]
+    # 12 + 25 characters of tone at 60 ms each, all of it sent once: 2.22 s at 24 kHz, 2 bytes a sample.
+    assert abs(sum(len(base64.b64decode(e["delta"])) for e in audio) - 2 * 53_280) < 2_000
+
+
+def test_the_early_first_clause_is_cancelled_with_the_answer_when_the_speaker_goes_on() -> None:
+    _, driver = make(hold_tts=True)
+    _server_vad(driver)
+    driver.append(tone(2200))
+    driver.append(quiet(200))
+    [early] = driver.held_tts
+    driver.append(tone(1000))
+    assert early.job_id in driver.cancelled
+    assert not driver.held_tts
+
+
+def test_the_early_first_clause_may_still_be_in_progress_at_the_commit() -> None:
+    _, driver = make(hold_tts=True)
+    _server_vad(driver)
+    driver.append(tone(2200))
+    driver.append(quiet(200))
+    [early] = driver.held_tts
+    events = driver.append(quiet(400))
+    assert "response.created" in types(events)
+    assert "response.output_audio.delta" not in types(events)
+    assert driver.held_tts == [early]
+    assert early.job_id not in driver.cancelled
+    driver.held_tts.clear()
+    driver.run_tts(early)
+    events = driver.pump()
+    assert types(events).count("response.output_audio_transcript.delta") == 1
+    [second] = driver.held_tts
+    assert second.text == "How can I help you today?"
+
+
+def test_a_session_update_in_the_pause_drops_the_early_answer() -> None:
+    _, driver = make(hold_tts=True)
+    _server_vad(driver)
+    driver.append(tone(2200))
+    driver.append(quiet(200))
+    [early] = driver.held_tts
+    driver.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Answer in French."}})
+    assert early.job_id in driver.cancelled
+    driver.held_tts.clear()
+    driver.append(quiet(400))  # the turn ends: the answer is generated again, with the new instructions
+    assert driver.chat.requests[-1].messages[0]["content"] == "Answer in French."
+    [fresh] = driver.held_tts
+    assert fresh.text == "Hello there."
+    assert fresh.job_id != early.job_id

@@ -1,4 +1,4 @@
-"""``openrealtime bench load --kind assistant``: how many voice-assistant sessions one machine sustains.
+"""``openrealtime bench load --session-kind assistant``: how many voice-assistant sessions one machine sustains.
 
 For N = 1, 2, 3, 4 concurrent realtime sessions, each asks spoken questions at real-time pace
 (staggered starts) and waits for each spoken answer; it reports the latency from
@@ -23,16 +23,16 @@ from openrealtime.bench.target import server_target
 P50_TARGET_S = 0.5
 P90_TARGET_S = 0.8
 STAGGER_S = 1.3
-TURNS_PER_SESSION = 4
+DEFAULT_TURNS_PER_SESSION = 10  # a level's p50 and p90 need a few dozen answers to be stable
 SESSION_COUNTS = (1, 2, 3, 4)
 
 
-async def _level(url: str, sessions: int, api_key: str | None) -> dict[str, Any]:
+async def _level(url: str, sessions: int, turns: int, api_key: str | None) -> dict[str, Any]:
     async def session(index: int) -> list[float]:
         await asyncio.sleep(index * STAGGER_S)  # staggering the starts (pacing, not ordering)
-        questions = [QUESTIONS[(index * TURNS_PER_SESSION + k) % len(QUESTIONS)] for k in range(TURNS_PER_SESSION)]
-        turns, _ = await measure_turns(url, questions, api_key=api_key)
-        return [t.stopped_to_first_audio_s for t in turns if t.stopped_to_first_audio_s is not None]
+        questions = [QUESTIONS[(index * turns + k) % len(QUESTIONS)] for k in range(turns)]
+        timings, _ = await measure_turns(url, questions, api_key=api_key)
+        return [t.stopped_to_first_audio_s for t in timings if t.stopped_to_first_audio_s is not None]
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     async with asyncio.TaskGroup() as tg:
@@ -44,22 +44,25 @@ async def _level(url: str, sessions: int, api_key: str | None) -> dict[str, Any]
     return {
         "sessions": sessions,
         "turns_answered": len(latencies),
-        "turns_asked": sessions * TURNS_PER_SESSION,
+        "turns_asked": sessions * turns,
         "first_audio_p50_s": p50,
         "first_audio_p90_s": p90,
         "cpu_cores_busy": cpu / wall,
         "rss_mb": rss_mb(),
-        "within_targets": p50 <= P50_TARGET_S
-        and p90 <= P90_TARGET_S
-        and len(latencies) == sessions * TURNS_PER_SESSION,
+        "within_targets": p50 <= P50_TARGET_S and p90 <= P90_TARGET_S and len(latencies) == sessions * turns,
         "first_audio_s": latencies,
     }
 
 
 async def run_assistant_load_bench(
-    *, url: str | None, out_dir: Path | None, max_sessions: int, api_key: str | None = None
+    *,
+    url: str | None,
+    out_dir: Path | None,
+    max_sessions: int,
+    turns: int = DEFAULT_TURNS_PER_SESSION,
+    api_key: str | None = None,
 ) -> int:
-    """The ``bench load --kind assistant`` command."""
+    """The ``bench load --session-kind assistant`` command: ``turns`` questions per session."""
     for question in QUESTIONS:  # synthesize before any timing
         speak(question)
     counts = [n for n in SESSION_COUNTS if n <= max_sessions]
@@ -67,7 +70,7 @@ async def run_assistant_load_bench(
     async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
         info = target.machine()
         for index, n in enumerate(counts, 1):
-            level = await _level(target.url, n, target.api_key)
+            level = await _level(target.url, n, turns, target.api_key)
             if not target.in_process:
                 level.update(cpu_cores_busy=None, rss_mb=None)
             levels.append(level)

@@ -1,8 +1,9 @@
 """A chat LLM in process with llama.cpp (llama-cpp-python), SmolLM2-135M-Instruct by default.
 
 This module owns :class:`LlamaChatModel`: rendering OpenAI-format messages with the GGUF's own chat
-template, a token loop over ``Llama.generate`` (stop checked between tokens, exact token counts, UTF-8
-pieces decoded incrementally), and tool calls built with grammar-constrained decoding so that their
+template, a token loop over a :class:`~openrealtime.engines.llama_batch.BatchedDecoder` (concurrent
+completions decoded together, each with its own prompt cache; stop checked between tokens, exact
+token counts, UTF-8 pieces decoded incrementally), and tool calls built with grammar-constrained decoding so that their
 arguments are always valid JSON against the tool's schema:
 
 * a forced tool (``tool_choice`` = a tool name, or ``"required"`` with one tool) goes straight to
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder
 from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.engines.protocols import (
     ChatChunk,
@@ -63,6 +65,7 @@ DEFAULT_THREADS = 2
 DEFAULT_BATCH_TOKENS = 512
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TOOL_ARGUMENT_MAX_TOKENS = 512
+TOKENIZER_CONTEXT_TOKENS = 256  # the high-level Llama's own context: only its tokenizer is used
 ANSWER = "answer"  # the router's choice meaning "reply in words"
 
 FINISH_STOP = "stop"
@@ -102,6 +105,8 @@ class LlamaOptions:
             kernels (single-token decode works and is twice as fast). Turn on only where it was tested.
         n_gpu_layers: Layers offloaded to the GPU (``-1``: all) when llama-cpp-python was built with
             CUDA (``CMAKE_ARGS="-DGGML_CUDA=on"``); 0 keeps everything on the CPU.
+        parallel: Completions decoded together (sessions answering at once), each in its own
+            sequence of ``n_ctx`` tokens that keeps its prompt cache between turns; more wait.
     """
 
     model_path: Path | None = None
@@ -118,6 +123,7 @@ class LlamaOptions:
     seed: int | None = None
     extra_buffer_types: bool = False
     n_gpu_layers: int = 0
+    parallel: int = DEFAULT_SLOTS
 
 
 # --- prompts (pure) --------------------------------------------------------------------------------
@@ -306,11 +312,11 @@ def _load_llama(llama_cpp: Any, path: Path, options: LlamaOptions) -> Any:
         try:
             return llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=options.n_ctx,
+                n_ctx=TOKENIZER_CONTEXT_TOKENS,
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,
-                n_batch=options.n_batch,
+                n_batch=min(options.n_batch, TOKENIZER_CONTEXT_TOKENS),
                 seed=options.seed if options.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                 verbose=False,
             )
@@ -333,10 +339,9 @@ class _Run:
 class LlamaChatModel:
     """A :class:`~openrealtime.engines.protocols.ChatModel` running a GGUF with llama.cpp on the CPU.
 
-    One instance serves every session. llama.cpp keeps one KV cache per context, so one lock
-    serializes whole completions (interleaving two would re-evaluate both prompts at every switch); the
-    next request reuses the cached prompt prefix, which makes follow-up turns start fast. The lock is
-    released when the iterator from :meth:`chat` is exhausted or closed.
+    One instance serves every session: completions run concurrently, up to ``options.parallel`` at
+    once, each in its own sequence of one batched context, and a session's next turn reuses the
+    cached prefix of its last one (see :mod:`~openrealtime.engines.llama_batch`).
 
     Args:
         options: Model path, context size, threads and tool strategy.
@@ -350,7 +355,7 @@ class LlamaChatModel:
         try:
             import llama_cpp  # heavy: imported in this module only
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-            from llama_cpp.llama_grammar import LlamaGrammar
+            from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
         except ImportError as exc:
             raise EngineError(
                 "llama-cpp-python is not installed; run the set-up (see README)", code="model_not_installed"
@@ -371,13 +376,21 @@ class LlamaChatModel:
             raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"cannot load the GGUF model {path}: {exc}", code="model_load_failed") from exc
-        self._vocab = self._llm._model.vocab
-        self._vocab_is_eog = llama_cpp.llama_vocab_is_eog
         self._grammar_class = LlamaGrammar
-        self._grammars: dict[str, Any] = {}
+        self._schema_to_gbnf = json_schema_to_gbnf
+        self._grammars: dict[str, tuple[str, str]] = {}
         self.model_path = path
-        self.context_tokens: int = self._llm.n_ctx()
-        self._lock = threading.Lock()
+        self.context_tokens: int = self.options.n_ctx
+        seed = self.options.seed if self.options.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
+        self._decoder = BatchedDecoder(
+            llama_cpp.llama_cpp,
+            self._llm.model,
+            context_tokens=self.options.n_ctx,
+            slots=max(1, self.options.parallel),
+            n_threads=self.options.n_threads,
+            n_batch=self.options.n_batch,
+            seed=seed,
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in the model's own tokenizer (no BOS, special tokens as plain text)."""
@@ -397,22 +410,24 @@ class LlamaChatModel:
             EngineError: If the prompt does not fit the context, a tool name is unknown, the tool
                 arguments hit ``tool_argument_max_tokens``, or llama.cpp fails.
         """
-        with self._lock:
-            run = _Run()
-            tool = self._choose_tool(request, stop, run)
-            if stop.is_set():
-                yield run.done(FINISH_CANCELLED)
-            elif tool is None:
-                yield from self._answer(request, stop, run)
-            else:
-                yield from self._call(request, tool, stop, run)
+        run = _Run()
+        tool = self._choose_tool(request, stop, run)
+        if stop.is_set():
+            yield run.done(FINISH_CANCELLED)
+        elif tool is None:
+            yield from self._answer(request, stop, run)
+        else:
+            yield from self._call(request, tool, stop, run)
+
+    def close(self) -> None:
+        """Stop the decoding thread (completions still running end with an error)."""
+        self._decoder.close()
 
     # --- the three steps -------------------------------------------------------------------------
 
     def choose_tool(self, request: ChatRequest) -> ToolSpec | None:
         """The tool that :meth:`chat` would call for ``request``, or ``None`` to answer in text."""
-        with self._lock:
-            return self._choose_tool(request, threading.Event(), _Run())
+        return self._choose_tool(request, threading.Event(), _Run())
 
     def _choose_tool(self, request: ChatRequest, stop: threading.Event, run: _Run) -> ToolSpec | None:
         tools = list(request.tools)
@@ -506,18 +521,17 @@ class LlamaChatModel:
         )
         return tokens
 
-    def _grammar(self, source: str, *, from_schema: bool = False) -> Any:
-        """A compiled grammar, cached by its source (a GBNF text or a JSON Schema)."""
+    def _grammar(self, source: str, *, from_schema: bool = False) -> tuple[str, str]:
+        """A checked GBNF grammar and its root rule, cached by its source (a GBNF text or a JSON Schema)."""
         key = ("schema:" if from_schema else "gbnf:") + source
         grammar = self._grammars.get(key)
         if grammar is None:
             try:
-                if from_schema:
-                    grammar = self._grammar_class.from_json_schema(source, verbose=False)
-                else:
-                    grammar = self._grammar_class.from_string(source, verbose=False)
+                text = self._schema_to_gbnf(source) if from_schema else source
+                self._grammar_class.from_string(text, verbose=False)  # parses it: errors surface here
             except (ValueError, RuntimeError, KeyError, TypeError) as exc:
                 raise EngineError(f"cannot build a grammar: {exc}", code="invalid_tool_schema") from exc
+            grammar = (text, "root")
             if len(self._grammars) >= _GRAMMAR_CACHE_ENTRIES:  # clients send arbitrary tools: stay bounded
                 self._grammars.pop(next(iter(self._grammars)))
             self._grammars[key] = grammar
@@ -526,7 +540,7 @@ class LlamaChatModel:
     def _generate(
         self,
         prompt: list[int],
-        grammar: Any,
+        grammar: tuple[str, str] | None,
         max_tokens: int,
         temperature: float,
         stop: threading.Event,
@@ -544,9 +558,11 @@ class LlamaChatModel:
         run.finish = FINISH_LENGTH
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
-        tokens = self._llm.generate(
+        tokens = self._decoder.generate(
             prompt,
-            temp=max(0.0, temperature),
+            max_tokens=max_tokens,
+            stop=stop,
+            temperature=max(0.0, temperature),
             repeat_penalty=self.options.repeat_penalty,
             grammar=grammar,
         )
@@ -556,8 +572,8 @@ class LlamaChatModel:
                     run.finish = FINISH_CANCELLED
                     break
                 token = next(tokens, None)
-                if token is None or self._vocab_is_eog(self._vocab, token):
-                    run.finish = FINISH_STOP
+                if token is None:  # an end-of-generation token, or the stop seen by the decoder
+                    run.finish = FINISH_CANCELLED if stop.is_set() else FINISH_STOP
                     break
                 produced += 1
                 run.output_tokens += 1

@@ -1,9 +1,9 @@
-"""Several instances of one engine behind the engine's own Protocol, for concurrent sessions.
+"""Several instances of a TTS engine behind its own Protocol, for concurrent sessions.
 
-One llama.cpp context or one piper voice serves one request at a time (each holds its own lock), so
-two sessions answering at once wait for each other even when a core is idle. A pool hands each call
-the first free instance; the model weights are memory-mapped, so each extra instance costs its
-working memory (context, activations), not another copy of the file.
+One piper voice speaks one sentence at a time (it holds its own lock), so two sessions speaking at
+once take turns sentence by sentence even when a core is idle. A pool hands each call the first free
+instance. (The LLM needs no pool: one llama.cpp model decodes concurrent answers together, see
+:mod:`~openrealtime.engines.llama_batch`.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import ChatChunk, ChatModel, ChatRequest, Synthesizer
+from openrealtime.engines.protocols import Synthesizer
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -35,20 +35,6 @@ class _Instances(Generic[T]):
             yield from call(instance)
         finally:
             self._free.put(instance)
-
-
-class ChatModelPool:
-    """A :class:`~openrealtime.engines.protocols.ChatModel` over several instances."""
-
-    def __init__(self, models: Sequence[ChatModel]) -> None:
-        self._pool = _Instances(models)
-        self.context_tokens = self._pool.first.context_tokens
-
-    def count_tokens(self, text: str) -> int:
-        return self._pool.first.count_tokens(text)
-
-    def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
-        yield from self._pool.stream(lambda model: iter(model.chat(request, stop)))
 
 
 class SynthesizerPool:

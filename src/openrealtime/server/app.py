@@ -104,7 +104,6 @@ def load_chat_model(settings: Settings) -> ChatModel:
     from pathlib import Path
 
     from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
-    from openrealtime.engines.pool import ChatModelPool
 
     path = None if settings.llm == "smollm2" else Path(settings.llm)
     options = LlamaOptions(
@@ -112,9 +111,9 @@ def load_chat_model(settings: Settings) -> ChatModel:
         n_ctx=settings.llm_context_tokens,
         n_gpu_layers=settings.llm_gpu_layers,
         n_threads=settings.threads,
+        parallel=max(1, settings.llm_parallel),
     )
-    models = [_warm_chat(LlamaChatModel(options)) for _ in range(max(1, settings.llm_instances))]
-    return models[0] if len(models) == 1 else ChatModelPool(models)
+    return _warm_chat(LlamaChatModel(options))
 
 
 def _warm_chat(model: ChatModel) -> ChatModel:

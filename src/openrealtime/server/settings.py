@@ -35,7 +35,8 @@ class Settings:
         llm_api_key: Bearer key for ``llm_url``.
         llm_context_tokens: Context window of the LLM (prompts are trimmed to fit).
         llm_gpu_layers: Layers of the GGUF model offloaded to a GPU (``-1``: all); needs a CUDA build.
-        llm_instances: llama.cpp contexts that answer at once (concurrent voice sessions).
+        llm_parallel: Answers the llama.cpp LLM decodes at once, in one context, each keeping its
+            session's prompt cache between turns (concurrent voice sessions); more wait their turn.
         tts_instances: piper voices that speak at once (concurrent voice sessions).
         tts_voice: A piper ``.onnx`` voice for English; the bundled ``en_US-joe-medium`` by default.
         tts_voices: More piper voices by language, for translation into them:
@@ -60,7 +61,7 @@ class Settings:
     llm_api_key: str | None = None
     llm_context_tokens: int = 2048
     llm_gpu_layers: int = 0
-    llm_instances: int = 1
+    llm_parallel: int = 4
     tts_instances: int = 1
     tts_voice: str | None = None
     tts_voices: str | None = None

@@ -19,8 +19,10 @@ from pydantic import ValidationError
 from openrealtime.audio.codec import AudioFormat, decode_audio
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.engines.protocols import (
+    ChatDone,
     ChatRequest,
     NoiseSuppressor,
+    TextDelta,
     ToolSpec,
     TranscribeOptions,
     VadModel,
@@ -37,6 +39,7 @@ from openrealtime.protocol.config import (
     merge_update,
 )
 from openrealtime.protocol.items import ItemReference
+from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.commands import (
     AudioChunk,
     CancelJob,
@@ -44,13 +47,14 @@ from openrealtime.session.commands import (
     JobFailed,
     LlmChunk,
     SynthesisDone,
+    Synthesize,
     Transcribe,
     TranscriptReady,
 )
 from openrealtime.session.conversation import Conversation, Entry, fit_context
 from openrealtime.session.ids import Ids
 from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer, ms_to_samples
-from openrealtime.session.responses import Response, ResponseWriter
+from openrealtime.session.responses import Response, ResponseWriter, speakable
 from openrealtime.session.transcription import SessionInfo, decode_base64_audio
 
 DEFAULT_INSTRUCTIONS = (
@@ -59,6 +63,15 @@ DEFAULT_INSTRUCTIONS = (
 )
 DEFAULT_MAX_TOKENS = 256  # "inf" still needs a cap for a voice answer from a local model
 OUTPUT_RESERVE_TOKENS = 256
+
+
+# Client events after which an answer speculated in the pause no longer fits the conversation.
+CHANGES_THE_ANSWER = (
+    ce.SessionUpdate,
+    ce.ConversationItemCreate,
+    ce.ConversationItemDelete,
+    ce.ConversationItemTruncate,
+)
 
 
 @dataclass(frozen=True)
@@ -73,11 +86,25 @@ class RealtimeInfo:
 
 @dataclass
 class _Speculation:
-    """An answer being generated during the pause, before the turn is known to have ended."""
+    """An answer being generated during the pause, before the turn is known to have ended.
+
+    A spoken answer's first clause is synthesized in the pause too, so that when the turn does end
+    there, its first audio is ready (or nearly) and goes out with ``response.created``.
+    """
 
     item_id: str
     job_id: str
+    voice: str
+    spoken: bool
     chunks: list[LlmChunk] = field(default_factory=list)
+    splitter: ClauseSplitter = field(default_factory=ClauseSplitter)
+    clause: str | None = None
+    tts_job: str | None = None
+    audio: list[AudioChunk] = field(default_factory=list)
+    tts_done: bool = False
+
+    def jobs(self) -> list[str]:
+        return [job for job in (self.job_id, self.tts_job) if job is not None]
 
 
 class RealtimeSession:
@@ -189,11 +216,8 @@ class RealtimeSession:
                 return
         job_id = getattr(result, "job_id", None)
         speculation = self._speculation
-        if speculation is not None and job_id == speculation.job_id and isinstance(result, LlmChunk | JobFailed):
-            if isinstance(result, LlmChunk):
-                speculation.chunks.append(result)
-            else:
-                self._speculation = None  # the real response will generate again after the commit
+        if speculation is not None and job_id in speculation.jobs():
+            self._on_speculative_result(speculation, result)
             return
         response = self._responses.get(self._jobs.get(job_id or "", ""))
         if response is None:
@@ -215,6 +239,8 @@ class RealtimeSession:
             )
 
     def _dispatch(self, event: ce.ClientEvent) -> None:
+        if isinstance(event, CHANGES_THE_ANSWER):
+            self._drop_speculation()  # an answer started in the pause was built on what this changes
         match event:
             case ce.InputAudioBufferAppend():
                 self.buffer.append(decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id)
@@ -380,21 +406,27 @@ class RealtimeSession:
         self._add(entry)
         self._item_done(entry)
         td = self.config.audio.input.turn_detection
-        speculation, self._speculation = self._speculation, None
+        speculation = self._speculation
         if td is not None and td.create_response and self.active_response is None:
             response = self._params(None)
             if speculation is not None and speculation.item_id == committed.item_id:
+                self._speculation = None
                 self._promote(response, speculation)
             else:
+                self._drop_speculation()
                 self._start_response(response)
-        elif speculation is not None:
-            self._commands.append(CancelJob(speculation.job_id))
+        else:
+            self._drop_speculation()
+
+    def _drop_speculation(self) -> None:
+        """Cancel the answer started in the pause (the speaker went on, or what it was built on changed)."""
+        if self._speculation is not None:
+            self._commands.extend(CancelJob(job) for job in self._speculation.jobs())
+            self._speculation = None
 
     def _on_speculation(self, item_id: str, text: str | None) -> None:
         """The pause may end the turn: start the answer now, so its first audio is ready sooner."""
-        if self._speculation is not None:
-            self._commands.append(CancelJob(self._speculation.job_id))
-            self._speculation = None
+        self._drop_speculation()
         td = self.config.audio.input.turn_detection
         if text is None or not text.strip() or td is None or not td.create_response:
             return
@@ -404,8 +436,39 @@ class RealtimeSession:
         pending = Entry(item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
         request = self._chat_request(response, [*self.conversation, pending])
         job_id = self._ids.new("job")
-        self._speculation = _Speculation(item_id=item_id, job_id=job_id)
+        self._speculation = _Speculation(item_id=item_id, job_id=job_id, voice=response.voice, spoken=response.audio)
         self._commands.append(Generate(job_id=job_id, request=request))
+
+    def _on_speculative_result(self, speculation: _Speculation, result: object) -> None:
+        """Keep what the answer started in the pause produces; synthesize its first clause early."""
+        if isinstance(result, JobFailed):
+            if result.job_id == speculation.job_id:
+                self._drop_speculation()  # the real response will generate again after the commit
+            else:
+                speculation.tts_job, speculation.clause, speculation.audio = None, None, []
+            return
+        if isinstance(result, AudioChunk):
+            speculation.audio.append(result)
+        elif isinstance(result, SynthesisDone):
+            speculation.tts_done = True
+        elif isinstance(result, LlmChunk):
+            speculation.chunks.append(result)
+            if not speculation.spoken or speculation.clause is not None:
+                return
+            chunk = result.chunk
+            clauses = speculation.splitter.feed(chunk.text) if isinstance(chunk, TextDelta) else []
+            if isinstance(chunk, ChatDone):
+                clauses = speculation.splitter.flush()
+            if not clauses:
+                return
+            first = speakable(clauses[0])
+            if not first:
+                speculation.spoken = False  # nothing to say up front: the response's own TTS starts later
+                return
+            speculation.clause, speculation.tts_job = first, self._ids.new("job")
+            self._commands.append(
+                Synthesize(job_id=speculation.tts_job, text=first, voice=speculation.voice, language="en")
+            )
 
     def _promote(self, response: Response, speculation: _Speculation) -> None:
         """The turn ended as speculated: the early generation becomes the response's, as if just begun."""
@@ -413,10 +476,26 @@ class RealtimeSession:
         self._events.append(se.ResponseCreated(response=self.writer.response_dict(response)))
         response.llm_job = speculation.job_id
         self._jobs[speculation.job_id] = response.id
+        tts_job = speculation.tts_job
+        handover = tts_job is not None and response.audio and response.voice == speculation.voice
+        if tts_job is not None and handover:
+            # The first clause's synthesis becomes the response's (its clause is taken below).
+            response.tts_job, response.tts_clause, response.tts_started = tts_job, speculation.clause, False
+            self._jobs[tts_job] = response.id
+        elif tts_job is not None:
+            self._commands.append(CancelJob(tts_job))
         for chunk in speculation.chunks:
             if response.status != "in_progress":
                 break
             self.writer.on_llm(response, chunk)
+        if not handover or response.status != "in_progress":
+            return
+        if response.clauses and response.clauses[0] == speculation.clause:
+            response.clauses.popleft()
+        for audio in speculation.audio:
+            self.writer.on_audio(response, audio)
+        if speculation.tts_done:
+            self.writer.on_clause_spoken(response)
 
     def _on_transcript(self, item_id: str, text: str) -> None:
         entry = self.conversation.get(item_id)

@@ -1,0 +1,73 @@
+"""The batched llama.cpp decoder behind LlamaChatModel, with the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
+from openrealtime.engines.protocols import ChatDone, ChatRequest, TextDelta
+from tests.conftest import TIMEOUT_S
+from tests.engines.test_llama_chat import real
+
+SYSTEM = {"role": "system", "content": "You are a helpful voice assistant. Answer in one short sentence."}
+
+
+def answer(model: LlamaChatModel, messages: list[dict[str, Any]], max_tokens: int = 24) -> tuple[str, ChatDone]:
+    chunks = list(model.chat(ChatRequest(messages=messages, max_tokens=max_tokens), threading.Event()))
+    done = chunks[-1]
+    assert isinstance(done, ChatDone)
+    return "".join(c.text for c in chunks if isinstance(c, TextDelta)), done
+
+
+@pytest.fixture(scope="module")
+def llm() -> LlamaChatModel:
+    return LlamaChatModel(LlamaOptions(n_ctx=1024, parallel=3))
+
+
+@real
+def test_concurrent_completions_run_together_and_each_answers_its_own_question(llm: LlamaChatModel) -> None:
+    questions = ["What is the capital of France?", "What is the capital of Japan?", "What is the capital of Italy?"]
+    start = threading.Barrier(len(questions))
+
+    def ask(question: str) -> str:
+        start.wait()
+        return answer(llm, [SYSTEM, {"role": "user", "content": question}])[0]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        texts = list(pool.map(ask, questions, timeout=TIMEOUT_S))
+    assert llm._decoder.stats.peak_running == 3  # decoded in the same steps, not one after another
+    for text, city in zip(texts, ["Paris", "Tokyo", "Rome"], strict=True):
+        assert city in text
+
+
+@real
+def test_a_follow_up_turn_evaluates_only_what_it_added(llm: LlamaChatModel) -> None:
+    conversation: list[dict[str, Any]] = [SYSTEM, {"role": "user", "content": "What do bees make?"}]
+    first, _ = answer(llm, conversation)
+    conversation += [{"role": "assistant", "content": first}, {"role": "user", "content": "And what do cows give?"}]
+    before = llm._decoder.stats.prompt_tokens
+    _, done = answer(llm, conversation)
+    evaluated = llm._decoder.stats.prompt_tokens - before
+    assert evaluated < done.input_tokens / 2, (evaluated, done.input_tokens)
+
+
+@real
+def test_more_completions_than_slots_wait_and_an_abandoned_one_frees_its_slot() -> None:
+    model = LlamaChatModel(LlamaOptions(n_ctx=512, parallel=1))
+    stream = model.chat(
+        ChatRequest(messages=[{"role": "user", "content": "Tell me a long story."}], max_tokens=200), threading.Event()
+    )
+    assert isinstance(next(stream), TextDelta)
+    stream.close()  # the reader goes away mid-answer: its only slot must come free
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [
+            pool.submit(answer, model, [{"role": "user", "content": f"Name a color number {i}."}], 8) for i in range(3)
+        ]
+        results = [f.result(timeout=TIMEOUT_S) for f in futures]
+    assert all(done.finish_reason in ("stop", "length") for _, done in results)
+    assert model._decoder.stats.peak_running == 1
+    model.close()
