@@ -7,8 +7,10 @@ conversation re-evaluated it from the start (about 3 ms a token on this 2-core C
 completion runs in its own sequence of one shared context, and one thread steps them all together:
 each step is a single ``llama_decode`` holding the next prompt chunk of new completions and the last
 sampled token of every running one (batching three sequences costs ~1.7x one, not 3x). A slot keeps
-its tokens after its completion ends, and a new completion takes the idle slot that shares the
-longest prefix with its prompt, so a session's next turn evaluates only what it added.
+its tokens after its completion ends, and a new completion takes its conversation's slot (by cache
+key) or the idle one sharing the longest prefix with its prompt, so a session's next turn evaluates
+only what it added. While some completion is still on its first tokens, answers already past their
+first clause wait, so a listener's first words are not slowed by another session's long answer.
 
 Each completion gets its own sampler chain (grammar, repetition penalty, greedy or temperature), so
 grammar-constrained tool arguments run alongside free text. Only the decoding thread touches the
@@ -29,7 +31,9 @@ from openrealtime.exceptions import EngineError
 log = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = 4
+URGENT_TOKENS = 24  # a completion's first tokens (its first spoken clause) go before others' later ones
 PREFILL_CHUNK_TOKENS = 64  # prompt tokens per step while other completions stream (they wait for it)
+KEEP_SHARE = 0.5  # a slot goes to a prompt that keeps at least this share of its cache (see _pick)
 PENALTY_LAST_N = 64
 TOP_K = 40
 TOP_P = 0.95
@@ -40,6 +44,7 @@ _END = object()  # a completion's queue: no more tokens
 @dataclass
 class _Completion:
     prompt: list[int]
+    key: str | None
     max_tokens: int
     sampler: Any
     stop: threading.Event
@@ -64,6 +69,7 @@ class DecoderStats:
 class _Slot:
     seq: int
     tokens: list[int] = field(default_factory=list)  # what this sequence's KV cache holds
+    key: str | None = None  # the cache key of the conversation it last served
     used_at: int = 0
     busy: bool = False
 
@@ -107,6 +113,9 @@ class BatchedDecoder:
         params.kv_unified = False  # each slot owns context_tokens cells: no slot can starve another
         params.n_threads = params.n_threads_batch = n_threads
         params.no_perf = True
+        # As llama-cpp-python's own contexts: plain attention (the default "auto" picks flash
+        # attention on the CPU, whose different rounding changes greedy answers of small models).
+        params.flash_attn_type = bindings.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = bindings.llama_init_from_model(model, params)
         if not self._ctx:
             raise EngineError("llama.cpp could not create a batched context", code="model_load_failed")
@@ -134,9 +143,11 @@ class BatchedDecoder:
         temperature: float = 0.0,
         repeat_penalty: float = 1.0,
         grammar: tuple[str, str] | None = None,
+        key: str | None = None,
     ) -> Generator[int, None, None]:
         """Sampled tokens of one completion, as they come; ends at an end-of-generation token (not
-        yielded), after ``max_tokens``, or soon after ``stop`` is set. ``grammar`` is (GBNF, root).
+        yielded), after ``max_tokens``, or soon after ``stop`` is set. ``grammar`` is (GBNF, root);
+        ``key`` names the conversation, whose slot (and cache) the completion then reuses.
 
         Raises:
             EngineError: If the prompt is empty or too long, or llama.cpp fails.
@@ -148,10 +159,12 @@ class BatchedDecoder:
                 f"the prompt has {len(prompt)} tokens, more than the context of {self.context_tokens}",
                 code="context_length_exceeded",
             )
+        sampler = self._sampler(temperature, repeat_penalty, grammar)
         completion = _Completion(
             prompt=prompt,
+            key=key,
             max_tokens=min(max_tokens, self.context_tokens - len(prompt)),
-            sampler=self._sampler(temperature, repeat_penalty, grammar),
+            sampler=sampler,
             stop=stop,
         )
         with self._wake:
@@ -182,6 +195,10 @@ class BatchedDecoder:
     def _sampler(self, temperature: float, repeat_penalty: float, grammar: tuple[str, str] | None) -> Any:
         lib = self._l
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if repeat_penalty != 1.0:
+            lib.llama_sampler_chain_add(
+                chain, lib.llama_sampler_init_penalties(self._n_vocab, PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)
+            )
         if grammar is not None:
             text, root = grammar
             constrained = lib.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), root.encode("utf-8"))
@@ -189,10 +206,6 @@ class BatchedDecoder:
                 lib.llama_sampler_free(chain)
                 raise EngineError("llama.cpp rejected the grammar", code="invalid_tool_schema")
             lib.llama_sampler_chain_add(chain, constrained)
-        if repeat_penalty != 1.0:
-            lib.llama_sampler_chain_add(
-                chain, lib.llama_sampler_init_penalties(self._n_vocab, PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)
-            )
         if temperature <= 0.0:
             lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
         else:
@@ -217,7 +230,7 @@ class BatchedDecoder:
                 running = list(self._running)
             if running:
                 try:
-                    self._step(running)
+                    self._step(_urgent_first(running))
                 except EngineError as exc:
                     with self._wake:
                         for completion in running:
@@ -239,13 +252,14 @@ class BatchedDecoder:
         self._waiting = [c for c in self._waiting if not c.abandoned]
 
     def _admit(self) -> None:
-        """Give waiting completions the idle slot whose cache shares the longest prefix with them."""
+        """Give each waiting completion an idle slot (see :func:`_pick`) and drop what it does not share."""
         while self._waiting:
             idle = [slot for slot in self._slots if not slot.busy]
             if not idle:
                 return
             completion = self._waiting.pop(0)
-            slot = max(idle, key=lambda s: (_common_prefix(s.tokens, completion.prompt), -s.used_at))
+            slot = _pick(idle, completion.prompt, completion.key)
+            slot.key = completion.key
             keep = min(_common_prefix(slot.tokens, completion.prompt), len(completion.prompt) - 1)
             self._l.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
             slot.tokens = slot.tokens[:keep]
@@ -315,6 +329,33 @@ class BatchedDecoder:
             self._l.llama_sampler_free(completion.sampler)
             completion.sampler = None
         completion.out.put(error if error is not None else _END)
+
+
+def _urgent_first(running: list[_Completion]) -> list[_Completion]:
+    """The completions the next step decodes: those still on their first ``URGENT_TOKENS`` (a
+    listener waits for their first words) when there are any, else all. An answer already past its
+    first clause is far ahead of its speech, so it pauses for a few steps rather than slow them."""
+    urgent = [c for c in running if c.produced < URGENT_TOKENS]
+    return urgent or running
+
+
+def _pick(idle: list[_Slot], prompt: list[int], key: str | None) -> _Slot:
+    """The slot for ``prompt``: its conversation's own (by ``key``), else an empty one, else among
+    those it would keep at least ``KEEP_SHARE`` of the one sharing the longest prefix, else the least
+    recently used. So a new session does not take another's slot for the system prompt they share,
+    and each session's history stays cached while slots last."""
+    if key is not None:
+        for slot in idle:
+            if slot.key == key:
+                return slot
+        for slot in idle:
+            if not slot.tokens and slot.key is None:
+                return slot
+    shared = [(_common_prefix(slot.tokens, prompt), slot) for slot in idle]
+    fitting = [(n, slot) for n, slot in shared if n >= KEEP_SHARE * len(slot.tokens)]
+    if fitting:
+        return max(fitting, key=lambda pair: (pair[0], -pair[1].used_at))[1]
+    return min(idle, key=lambda slot: slot.used_at)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

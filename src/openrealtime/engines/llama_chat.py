@@ -475,7 +475,7 @@ class LlamaChatModel:
     def _answer(self, request: ChatRequest, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
         prompt = self._render(normalize_messages(request.messages))
         max_tokens = request.max_tokens or self.options.default_max_tokens
-        for piece in self._generate(prompt, None, max_tokens, request.temperature, stop, run):
+        for piece in self._generate(prompt, None, max_tokens, request.temperature, stop, run, request.cache_key):
             yield TextDelta(piece)
         yield run.done()
 
@@ -545,8 +545,13 @@ class LlamaChatModel:
         temperature: float,
         stop: threading.Event,
         run: _Run,
+        key: str | None = None,
     ) -> Iterator[str]:
-        """Yield decoded text pieces, counting into ``run``; the one place llama.cpp errors are translated."""
+        """Yield decoded text pieces, counting into ``run``; the one place llama.cpp errors are translated.
+
+        ``key`` is the conversation's cache key: only answers pass it, so that the routing and
+        argument prompts (built afresh each time) do not evict the conversation's cached prompt.
+        """
         room = self.context_tokens - len(prompt)
         if room <= 0:
             raise EngineError(
@@ -565,6 +570,7 @@ class LlamaChatModel:
             temperature=max(0.0, temperature),
             repeat_penalty=self.options.repeat_penalty,
             grammar=grammar,
+            key=key,
         )
         try:
             while produced < max_tokens:

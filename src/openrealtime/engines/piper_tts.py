@@ -125,6 +125,9 @@ class PiperSynthesizer:
             session_options = onnxruntime.SessionOptions()
             session_options.intra_op_num_threads = self.options.n_threads
             session_options.inter_op_num_threads = 1
+            # Idle threads sleep instead of spinning: a spinning thread takes a core from the other
+            # engines (Whisper, the LLM) that run at the same time for other sessions.
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = onnxruntime.InferenceSession(
                 str(model_path), sess_options=session_options, providers=["CPUExecutionProvider"]
             )

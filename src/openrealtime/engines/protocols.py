@@ -113,6 +113,8 @@ class ChatRequest:
         tool_choice: ``"auto"``, ``"none"``, ``"required"`` or the name of one tool to force.
         max_tokens: Output cap, or ``None`` for the engine's default.
         temperature: Sampling temperature.
+        cache_key: Requests with the same key continue one conversation (a realtime session's id),
+            so an engine can keep their prompt cache together, as OpenAI's ``prompt_cache_key``.
     """
 
     messages: Sequence[Mapping[str, Any]]
@@ -120,6 +122,7 @@ class ChatRequest:
     tool_choice: str = "auto"
     max_tokens: int | None = None
     temperature: float = 0.0
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True)

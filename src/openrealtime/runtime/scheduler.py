@@ -13,6 +13,10 @@ partial it sends next covers all the audio that arrived meanwhile: the caption c
 session falls with the load by itself, while finals and first deltas stay fast. A job cancelled
 before it starts is never run; one already running finishes and its result is dropped by the
 session, which knows it by id.
+
+A worker's threads may run at a lower OS priority (``nice``): the ASR's do, so that when a voice
+session's answer is being generated and spoken, the LLM and TTS threads get the cores first and live
+captions of other speakers wait a little instead (with nothing else to run, niceness costs nothing).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from openrealtime.exceptions import EngineError
+from openrealtime.runtime.threads import lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +54,10 @@ class _Entry(Generic[T]):
 
 
 class ModelWorker(Generic[T]):
-    """``threads`` threads that run submitted calls, highest priority first."""
+    """``threads`` threads that run submitted calls, highest priority first, at OS niceness ``nice``."""
 
-    def __init__(self, name: str, *, threads: int = 1) -> None:
+    def __init__(self, name: str, *, threads: int = 1, nice: int = 0) -> None:
+        self.nice = nice
         self._heap: list[_Entry[T]] = []
         self._queued: dict[str, _Entry[T]] = {}
         self._counter = itertools.count()
@@ -103,6 +109,7 @@ class ModelWorker(Generic[T]):
                 return entry
 
     def _run(self) -> None:
+        lower_priority(self.nice)
         while True:
             with self._cv:
                 entry = self._next()

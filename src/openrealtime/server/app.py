@@ -29,6 +29,7 @@ from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.runtime.scheduler import ModelWorker
+from openrealtime.runtime.threads import call_at_priority
 from openrealtime.server.auth import authenticate
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.settings import Settings
@@ -43,29 +44,34 @@ CLOSE_AUTH = 3000
 CLOSE_BAD_REQUEST = 4000
 WARMUP_AUDIO_S = 1
 BLAS_THREADS = 1
+ASR_NICE = 5  # Whisper threads yield the cores to the LLM and TTS of answers being spoken (scheduler)
 
 
 def load_engines(settings: Settings) -> EngineSet:
     """Load the default engines named by ``settings`` (heavy imports happen here)."""
     limit_blas_threads()
+    from openrealtime.engines.protocols import TranscribeOptions
     from openrealtime.engines.silero import SileroVad
     from openrealtime.engines.whisper import WhisperOptions, WhisperTranscriber
 
-    transcriber = WhisperTranscriber(
-        WhisperOptions(
-            model=settings.asr_model,
-            device=settings.asr_device,
-            compute_type=settings.asr_compute_type,
-            threads=settings.asr_threads,
-            workers=settings.asr_workers,
-        )
+    options = WhisperOptions(
+        model=settings.asr_model,
+        device=settings.asr_device,
+        compute_type=settings.asr_compute_type,
+        threads=settings.asr_threads,
+        workers=settings.asr_workers,
     )
-    from openrealtime.engines.protocols import TranscribeOptions
 
-    # One warm-up decode, so the first user does not pay for lazy initialisation.
-    transcriber.transcribe(np.zeros(WARMUP_AUDIO_S * 16_000, dtype=np.float32), TranscribeOptions())
+    def load_whisper() -> WhisperTranscriber:
+        transcriber = WhisperTranscriber(options)
+        # One warm-up decode, so the first user does not pay for lazy initialisation.
+        transcriber.transcribe(np.zeros(WARMUP_AUDIO_S * 16_000, dtype=np.float32), TranscribeOptions())
+        return transcriber
+
+    # Loaded in a lowered-priority thread: CTranslate2's compute threads, started there, inherit it.
+    transcriber = call_at_priority(ASR_NICE, load_whisper)
     return EngineSet(
-        asr_worker=ModelWorker("asr", threads=settings.asr_workers),
+        asr_worker=ModelWorker("asr", threads=settings.asr_workers, nice=ASR_NICE),
         vad=SileroVad(),
         transcriber=transcriber,
         transcriber_name=settings.asr_model,

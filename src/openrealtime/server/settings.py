@@ -37,7 +37,7 @@ class Settings:
         llm_gpu_layers: Layers of the GGUF model offloaded to a GPU (``-1``: all); needs a CUDA build.
         llm_parallel: Answers the llama.cpp LLM decodes at once, in one context, each keeping its
             session's prompt cache between turns (concurrent voice sessions); more wait their turn.
-        tts_instances: piper voices that speak at once (concurrent voice sessions).
+        tts_instances: piper voices that speak at once (concurrent voice sessions; each ~60 MB).
         tts_voice: A piper ``.onnx`` voice for English; the bundled ``en_US-joe-medium`` by default.
         tts_voices: More piper voices by language, for translation into them:
             ``"es=/voices/es_ES-davefx-medium.onnx,de=/voices/de.onnx"`` (others speak with espeak-ng).
@@ -62,7 +62,7 @@ class Settings:
     llm_context_tokens: int = 2048
     llm_gpu_layers: int = 0
     llm_parallel: int = 4
-    tts_instances: int = 1
+    tts_instances: int = 2
     tts_voice: str | None = None
     tts_voices: str | None = None
     instructions: str | None = None

@@ -624,4 +624,5 @@ class RealtimeSession:
             tools=tools if response.tool_choice != "none" else (),
             tool_choice=response.tool_choice,
             max_tokens=response.max_tokens,
+            cache_key=self.info.session_id,
         )
