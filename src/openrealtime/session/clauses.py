@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 FIRST_CLAUSE_MIN_CHARS = 12
-FIRST_CLAUSE_MAX_CHARS = 60
+FIRST_CLAUSE_MAX_CHARS = 40  # a longer first clause is cut at a word: every token of it is waited for
 LATER_CLAUSE_MIN_CHARS = 24
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:—–]\s")

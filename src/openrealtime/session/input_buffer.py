@@ -120,6 +120,7 @@ class InputAudioBuffer:
         on_transcript: Callable[[str, str], None] | None = None,
         on_speculation: Callable[[str, str | None], None] | None = None,
         always_transcribe: bool = False,
+        partial_step_ms: int = PARTIAL_STEP_MS,
         previous_item: Callable[[], str | None] | None = None,
         noise: NoiseSuppressor | None = None,
     ) -> None:
@@ -139,6 +140,7 @@ class InputAudioBuffer:
         # Realtime sessions need every turn's words for the LLM, whether or not the client asked for
         # transcription events; transcription sessions transcribe only when configured to.
         self._always_transcribe = always_transcribe
+        self._partial_step_ms = partial_step_ms
         self._semantic: Eagerness | None = None
         # What a commit's ``previous_item_id`` names: the last commit in a transcription session, the
         # conversation's last item in a realtime one (reference 6.3).
@@ -352,7 +354,7 @@ class InputAudioBuffer:
         if turn.partial_end <= turn.start:  # no partial yet: wait for a little speech, not the padding
             due = (turn.onset if turn.onset is not None else turn.start) + ms_to_samples(FIRST_PARTIAL_MS)
         else:
-            step_ms = FIRST_CAPTION_STEP_MS if self._awaits_first_words(turn) else PARTIAL_STEP_MS
+            step_ms = FIRST_CAPTION_STEP_MS if self._awaits_first_words(turn) else self._partial_step_ms
             due = turn.partial_end + ms_to_samples(step_ms)
         if end + ms_to_samples(RESAMPLER_SLACK_MS) < due:
             return

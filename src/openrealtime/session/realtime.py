@@ -61,6 +61,9 @@ DEFAULT_INSTRUCTIONS = (
     "You are a helpful, friendly voice assistant. Answer in one or two short spoken sentences, "
     "without lists or formatting."
 )
+# Live captions of a voice session's input come half as often as a transcription session's: they
+# are secondary there, and each decode takes a core from the answers being generated and spoken.
+VOICE_PARTIAL_STEP_MS = 400
 DEFAULT_MAX_TOKENS = 256  # "inf" still needs a cap for a voice answer from a local model
 OUTPUT_RESERVE_TOKENS = 256
 
@@ -154,6 +157,7 @@ class RealtimeSession:
             on_transcript=self._on_transcript,
             on_speculation=self._on_speculation,
             always_transcribe=True,
+            partial_step_ms=VOICE_PARTIAL_STEP_MS,
             previous_item=lambda: self.conversation.last_id,
             noise=noise,
         )
