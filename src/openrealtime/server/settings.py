@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 ENV_PREFIX = "OPENREALTIME_"
+MAX_DEFAULT_THREADS = 8  # beyond this, more threads per call or more Whisper workers stop paying
+
+
+def machine_cores() -> int:
+    """CPU cores this process may use: its affinity mask (a container's CPU set), not the host's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cores_up_to_max() -> int:
+    return min(machine_cores(), MAX_DEFAULT_THREADS)
 
 
 @dataclass(frozen=True)
@@ -20,14 +33,14 @@ class Settings:
         asr_model: ``tiny.en`` (bundled), ``base`` (bundled multilingual), a CTranslate2 path or name.
         asr_device: ``cpu``, ``cuda`` or ``auto``.
         asr_compute_type: CTranslate2 compute type.
-        threads: CPU threads per LLM call.
+        threads: CPU threads per LLM call (default: the cores this process may use, up to 8).
         asr_threads: CPU threads per Whisper decode. One: on two cores a second thread does not
             make a tiny.en decode faster (65 ms with one, 71 ms with two) and keeps the other
             core from the next decode.
         asr_workers: Whisper decodes that run at once (each with ``asr_threads`` threads). Two
             one-thread workers on two cores run about 1.8 times as many decodes a second as one
             two-thread worker (26 against 14), which is what concurrent sessions need
-            (``bench load``).
+            (``bench load``). Default: one per core, up to 8.
         llm: ``smollm2`` (bundled) or a path to any GGUF file, used when ``llm_url`` is not set.
         llm_url: Base URL (ending in ``/v1``) of an OpenAI-compatible chat endpoint: vLLM, Ollama,
             a llama.cpp server, OpenAI.
@@ -52,9 +65,9 @@ class Settings:
     asr_model: str = "tiny.en"
     asr_device: str = "cpu"
     asr_compute_type: str = "int8"
-    threads: int = 2
+    threads: int = field(default_factory=_cores_up_to_max)
     asr_threads: int = 1
-    asr_workers: int = 2
+    asr_workers: int = field(default_factory=_cores_up_to_max)
     llm: str = "smollm2"
     llm_url: str | None = None
     llm_model: str = "default"
