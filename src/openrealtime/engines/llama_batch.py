@@ -180,6 +180,8 @@ class BatchedDecoder:
                 if isinstance(item, EngineError):
                     raise item
                 assert isinstance(item, int)
+                if stop.is_set():
+                    return  # tokens decoded ahead of the reader are not handed out after a stop
                 yield item
         finally:
             with self._wake:

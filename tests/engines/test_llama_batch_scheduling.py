@@ -1,0 +1,194 @@
+"""BatchedDecoder's scheduling and failure paths, over fake llama.cpp bindings (no model needed).
+
+The fake "model" answers each sequence with the tokens after the last one it was fed (1, 2, 3, ...)
+until ``EOG``; it records every decode call, and can be told to fail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from openrealtime.engines.llama_batch import PREFILL_CHUNK_TOKENS, URGENT_TOKENS, BatchedDecoder
+from openrealtime.exceptions import EngineError
+
+EOG = 9999
+
+
+class FakeLlama:
+    """The subset of ``llama_cpp.llama_cpp`` the decoder calls."""
+
+    LLAMA_FLASH_ATTN_TYPE_DISABLED = 0
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[int, int, bool]]] = []  # per decode: (seq, token, wants logits)
+        self.fail_next = False
+        self.last: dict[int, int] = {}  # last token fed per batch index of the latest call
+        self.removed: list[tuple[int, int]] = []
+        self.delay_s = 0.0
+
+    # model, context, memory
+    def llama_model_get_vocab(self, model: Any) -> str:
+        return "vocab"
+
+    def llama_vocab_n_tokens(self, vocab: Any) -> int:
+        return 10_000
+
+    def llama_context_default_params(self) -> SimpleNamespace:
+        return SimpleNamespace()
+
+    def llama_init_from_model(self, model: Any, params: Any) -> str:
+        return "ctx"
+
+    def llama_get_memory(self, ctx: Any) -> str:
+        return "memory"
+
+    def llama_memory_seq_rm(self, memory: Any, seq: int, p0: int, p1: int) -> bool:
+        self.removed.append((seq, p0))
+        return True
+
+    def llama_free(self, ctx: Any) -> None:
+        pass
+
+    # batches
+    def llama_batch_init(self, n: int, embd: int, n_seq_max: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            n_tokens=0, token=[0] * n, pos=[0] * n, n_seq_id=[0] * n, seq_id=[[0] for _ in range(n)], logits=[0] * n
+        )
+
+    def llama_batch_free(self, batch: Any) -> None:
+        pass
+
+    def llama_decode(self, ctx: Any, batch: Any) -> int:
+        time.sleep(self.delay_s)
+        self.calls.append([(batch.seq_id[i][0], batch.token[i], bool(batch.logits[i])) for i in range(batch.n_tokens)])
+        self.last = {i: batch.token[i] for i in range(batch.n_tokens)}
+        if self.fail_next:
+            self.fail_next = False
+            return -3
+        return 0
+
+    # sampling
+    def llama_sampler_chain_default_params(self) -> None:
+        return None
+
+    def llama_sampler_chain_init(self, params: Any) -> dict[str, Any]:
+        return {"parts": []}
+
+    def llama_sampler_chain_add(self, chain: dict[str, Any], part: Any) -> None:
+        chain["parts"].append(part)
+
+    def llama_sampler_init_greedy(self) -> str:
+        return "greedy"
+
+    def llama_sampler_init_penalties(self, *args: Any) -> str:
+        return "penalties"
+
+    def llama_sampler_init_grammar(self, vocab: Any, text: bytes, root: bytes) -> str | None:
+        return None if b"broken" in text else "grammar"
+
+    def llama_sampler_sample(self, chain: Any, ctx: Any, index: int) -> int:
+        token = self.last[index]
+        return EOG if token >= 1000 else token + 1  # prompts end below 1000; "1000" ends an answer
+
+    def llama_vocab_is_eog(self, vocab: Any, token: int) -> bool:
+        return token == EOG
+
+    def llama_sampler_free(self, chain: Any) -> None:
+        pass
+
+
+def make(fake: FakeLlama, **kwargs: Any) -> BatchedDecoder:
+    options: dict[str, Any] = {"context_tokens": 4096, "slots": 2, "n_threads": 1, "n_batch": 512, "seed": 1}
+    options.update(kwargs)
+    return BatchedDecoder(fake, "model", **options)
+
+
+def test_a_completion_streams_its_tokens_and_ends_at_eog() -> None:
+    fake = FakeLlama()
+    decoder = make(fake)
+    tokens = list(decoder.generate([5, 6, 7], max_tokens=2000, stop=threading.Event()))
+    assert tokens[:3] == [8, 9, 10]
+    assert tokens[-1] == 1000  # then EOG, not yielded
+    assert decoder.stats.prompt_tokens == 3
+    decoder.close()
+
+
+def test_max_tokens_and_a_prompt_that_does_not_fit() -> None:
+    decoder = make(FakeLlama(), context_tokens=16)
+    assert list(decoder.generate([1, 2], max_tokens=3, stop=threading.Event())) == [3, 4, 5]
+    with pytest.raises(EngineError) as info:
+        list(decoder.generate(list(range(20)), max_tokens=3, stop=threading.Event()))
+    assert info.value.code == "context_length_exceeded"
+    decoder.close()
+
+
+def test_a_failed_decode_fails_its_completions_and_the_next_one_works() -> None:
+    fake = FakeLlama()
+    decoder = make(fake)
+    fake.fail_next = True
+    with pytest.raises(EngineError) as info:
+        list(decoder.generate([1, 2, 3], max_tokens=5, stop=threading.Event()))
+    assert info.value.code == "generation_failed"
+    assert list(decoder.generate([1, 2, 3], max_tokens=2, stop=threading.Event())) == [4, 5]
+    decoder.close()
+
+
+def test_a_long_prompt_is_prefilled_in_chunks_while_another_answer_streams() -> None:
+    fake = FakeLlama()
+    fake.delay_s = 0.002  # the first answer (500 steps) is still streaming when the second arrives
+    decoder = make(fake)
+    first = decoder.generate([1, 2], max_tokens=500, stop=threading.Event())
+    assert next(first) == 3
+    second = decoder.generate(list(range(1, 201)), max_tokens=2, stop=threading.Event())
+    assert next(second) == 201
+    chunks = [sum(1 for seq, _, _ in call if seq == 1) for call in fake.calls]
+    assert max(chunks) == PREFILL_CHUNK_TOKENS  # 200 prompt tokens in 64-token steps
+    assert sum(chunks) >= 200
+    first.close()
+    second.close()
+    decoder.close()
+
+
+def test_answers_past_their_first_clause_wait_while_a_new_one_starts() -> None:
+    fake = FakeLlama()
+    fake.delay_s = 0.002  # the old answer (500 steps) is still running when the new one comes
+    decoder = make(fake)
+    old = decoder.generate([1], max_tokens=500, stop=threading.Event())
+    for _ in range(URGENT_TOKENS + 5):
+        next(old)
+    assert len(list(decoder.generate([500, 501], max_tokens=10, stop=threading.Event()))) == 10
+    steps_with_new = [i for i, call in enumerate(fake.calls) if any(seq == 1 for seq, _, _ in call)]
+    during = fake.calls[steps_with_new[0] : steps_with_new[-1] + 1]
+    assert all(seq == 1 for call in during for seq, _, _ in call)  # the old answer sat those out
+    for _ in range(100):  # and then goes on
+        next(old)
+    assert any(seq == 0 for call in fake.calls[steps_with_new[-1] + 1 :] for seq, _, _ in call)
+    old.close()
+    decoder.close()
+
+
+def test_a_bad_grammar_is_an_error_and_a_stopped_completion_ends() -> None:
+    decoder = make(FakeLlama())
+    with pytest.raises(EngineError) as info:
+        list(decoder.generate([1], max_tokens=5, stop=threading.Event(), grammar=("broken", "root")))
+    assert info.value.code == "invalid_tool_schema"
+    stop = threading.Event()
+    tokens = []
+    for token in decoder.generate([1], max_tokens=900, stop=stop):
+        tokens.append(token)
+        stop.set()
+    assert len(tokens) < 5
+    decoder.close()
+
+
+def test_after_close_requests_fail_clearly() -> None:
+    decoder = make(FakeLlama())
+    decoder.close()
+    with pytest.raises(EngineError) as info:
+        list(decoder.generate([1], max_tokens=5, stop=threading.Event()))
+    assert info.value.code == "generation_failed"
