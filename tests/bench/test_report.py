@@ -256,3 +256,31 @@ def test_overhead_bench_with_silero_on_real_speech(tmp_path: Path) -> None:
 def test_a_bench_against_an_unreachable_server_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "transcription", "--url", "ws://127.0.0.1:1", "--turns", "1"]) == 1
     assert capsys.readouterr().err.startswith("bench transcription: ")
+
+
+def test_memory_per_extra_session_is_the_growth_per_added_session() -> None:
+    from openrealtime.bench.load import memory_per_extra_session
+
+    levels = [{"sessions": 1, "rss_mb": 900.0}, {"sessions": 2, "rss_mb": 930.0}, {"sessions": 4, "rss_mb": 990.0}]
+    assert memory_per_extra_session(levels) == 30.0
+    assert memory_per_extra_session(levels[:1]) is None
+
+
+@pytest.mark.real
+def test_assistant_load_bench_end_to_end(tmp_path: Path) -> None:
+    """The real command on a server started here: two levels, every question answered, a report."""
+    import json
+
+    from openrealtime.cli import main
+
+    out = tmp_path / "load-assistant"
+    args = ["bench", "load", "--session-kind", "assistant", "--max-sessions", "2", "--turns", "1", "--out", str(out)]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    levels = results["levels"]
+    assert [lv["sessions"] for lv in levels] == [1, 2]
+    for level in levels:
+        assert level["turns_answered"] == level["turns_asked"] == level["sessions"]
+        assert all(0 < latency < 10 for latency in level["first_audio_s"])
+    assert "memory_per_extra_session_mb" in results
+    assert "largest N within targets" in (out / "summary.md").read_text()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from openrealtime.bench.assistant import QUESTIONS, REALTIME_PATH, measure_turns
-from openrealtime.bench.load import rss_mb
+from openrealtime.bench.load import memory_per_extra_session, rss_mb
 from openrealtime.bench.report import percentile, progress, write_results
 from openrealtime.bench.speech import speak
 from openrealtime.bench.target import server_target
@@ -85,21 +85,34 @@ async def run_assistant_load_bench(
                 break
     passing = [lv["sessions"] for lv in levels if lv["within_targets"]]
     lines = [
-        "| sessions | answered | first audio p50 | first audio p90 | CPU cores busy | within targets |",
-        "|---|---|---|---|---|---|",
+        "| sessions | answered | first audio p50 | first audio p90 | CPU cores busy | RSS | within targets |",
+        "|---|---|---|---|---|---|---|",
     ]
     for lv in levels:
         cpu = "-" if lv["cpu_cores_busy"] is None else f"{lv['cpu_cores_busy']:.2f}"
+        rss = "-" if lv["rss_mb"] is None else f"{lv['rss_mb']:.0f} MB"
         lines.append(
             f"| {lv['sessions']} | {lv['turns_answered']}/{lv['turns_asked']} | {lv['first_audio_p50_s']:.3f} s "
-            f"| {lv['first_audio_p90_s']:.3f} s | {cpu} | {'yes' if lv['within_targets'] else 'no'} |"
+            f"| {lv['first_audio_p90_s']:.3f} s | {cpu} | {rss} | {'yes' if lv['within_targets'] else 'no'} |"
         )
     best = max(passing) if passing else 0
-    lines.append(f"\nlargest N within targets (p50 < {P50_TARGET_S} s, p90 < {P90_TARGET_S} s): **{best}**")
+    per_session_mb = memory_per_extra_session(levels) if target.in_process else None
+    lines.append(
+        f"\nlargest N within targets (p50 < {P50_TARGET_S} s, p90 < {P90_TARGET_S} s): **{best}**"
+        + (
+            f"; memory per extra session ≈ {per_session_mb:.1f} MB (server and bench clients in one process)"
+            if per_session_mb is not None
+            else ""
+        )
+    )
     table = "\n".join(lines)
     print(table)
     if out_dir is not None:
-        write_results(
-            out_dir, "load-assistant", {"machine": info, "levels": levels, "max_sessions_within_targets": best}, table
-        )
+        summary = {
+            "machine": info,
+            "levels": levels,
+            "max_sessions_within_targets": best,
+            "memory_per_extra_session_mb": per_session_mb,
+        }
+        write_results(out_dir, "load-assistant", summary, table)
     return 0

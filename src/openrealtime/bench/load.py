@@ -29,6 +29,14 @@ FIRST_DELTA = "first delta after speech onset"
 FINAL = "final transcript after speech_stopped"
 
 
+def memory_per_extra_session(levels: list[dict[str, Any]]) -> float | None:
+    """RSS growth from the first level to the last, per session added (MiB); ``None`` with one level."""
+    if len(levels) < 2:
+        return None
+    first, last = levels[0], levels[-1]
+    return float((last["rss_mb"] - first["rss_mb"]) / max(1, last["sessions"] - first["sessions"]))
+
+
 def rss_mb() -> float:
     """This process's resident memory (MiB); NaN where ``/proc`` cannot tell."""
     try:
@@ -104,9 +112,7 @@ async def run_load_bench(
                 break
     passing = [lv["sessions"] for lv in levels if lv["within_targets"]]
     best = max(passing) if passing else 0
-    per_session_mb = None
-    if len(levels) >= 2 and target.in_process:
-        per_session_mb = (levels[-1]["rss_mb"] - levels[0]["rss_mb"]) / max(1, levels[-1]["sessions"] - 1)
+    per_session_mb = memory_per_extra_session(levels) if target.in_process else None
     lines = [
         "| sessions | first delta p95 | final p95 | CPU cores busy | RSS | within targets |",
         "|---|---|---|---|---|---|",
