@@ -30,6 +30,7 @@ class FakeLlama:
         self.last: dict[int, int] = {}  # last token fed per batch index of the latest call
         self.removed: list[tuple[int, int]] = []
         self.delay_s = 0.0
+        self.raise_next = False
 
     # model, context, memory
     def llama_model_get_vocab(self, model: Any) -> str:
@@ -65,6 +66,9 @@ class FakeLlama:
 
     def llama_decode(self, ctx: Any, batch: Any) -> int:
         time.sleep(self.delay_s)
+        if self.raise_next:
+            self.raise_next = False
+            raise RuntimeError("segfault-like crash in a binding")
         self.calls.append([(batch.seq_id[i][0], batch.token[i], bool(batch.logits[i])) for i in range(batch.n_tokens)])
         self.last = {i: batch.token[i] for i in range(batch.n_tokens)}
         if self.fail_next:
@@ -131,6 +135,17 @@ def test_a_failed_decode_fails_its_completions_and_the_next_one_works() -> None:
     fake = FakeLlama()
     decoder = make(fake)
     fake.fail_next = True
+    with pytest.raises(EngineError) as info:
+        list(decoder.generate([1, 2, 3], max_tokens=5, stop=threading.Event()))
+    assert info.value.code == "generation_failed"
+    assert list(decoder.generate([1, 2, 3], max_tokens=2, stop=threading.Event())) == [4, 5]
+    decoder.close()
+
+
+def test_a_crash_inside_the_bindings_fails_the_completion_not_the_decoder() -> None:
+    fake = FakeLlama()
+    decoder = make(fake)
+    fake.raise_next = True
     with pytest.raises(EngineError) as info:
         list(decoder.generate([1, 2, 3], max_tokens=5, stop=threading.Event()))
     assert info.value.code == "generation_failed"

@@ -169,6 +169,7 @@ class BatchedDecoder:
         )
         with self._wake:
             if self._closed:
+                self._l.llama_sampler_free(sampler)
                 raise EngineError("the LLM is shut down", code="generation_failed")
             self._waiting.append(completion)
             self._wake.notify()
@@ -233,7 +234,10 @@ class BatchedDecoder:
             if running:
                 try:
                     self._step(_urgent_first(running))
-                except EngineError as exc:
+                except Exception as exc:  # the thread must survive: every reader waits on it
+                    if not isinstance(exc, EngineError):
+                        log.exception("llama.cpp decoding failed")
+                        exc = EngineError(f"llama.cpp decoding failed: {exc}", code="generation_failed")
                     with self._wake:
                         for completion in running:
                             self._finish(completion, exc)
