@@ -184,3 +184,32 @@ async def test_out_of_band_and_errors(conn: Any) -> None:
     await conn.response.cancel()
     events = await until(conn, lambda e: e.type == "error")
     assert events[-1].error.code == "response_cancel_not_active"
+
+
+async def test_a_second_turn_reuses_the_cached_conversation_and_metrics_show_it(real_engines: EngineSet) -> None:
+    import httpx
+
+    stats = real_engines.chat.stats  # type: ignore[union-attr]
+    async with running_server(Settings(port=0), engines=real_engines) as url:
+        client = AsyncOpenAI(api_key="sk-local", websocket_base_url=f"{url}/v1")
+        async with client.realtime.connect(model="gpt-realtime") as connection:
+            assert (await connection.recv()).type == "session.created"
+            for question in ("What is the capital of France?", "And what is the capital of Italy?"):
+                cached_before = stats.cached_tokens
+                sender = asyncio.create_task(stream(connection, np.concatenate([speak(question), silence(1200)])))
+                events = await until(connection, lambda e: e.type == "response.done")
+                await sender
+                assert events[-1].response.status == "completed"
+            # The second answer's prompt started with the first turn, already in this session's slot:
+            # more than the system prompt came from the cache.
+            assert (
+                stats.cached_tokens - cached_before
+                > real_engines.chat.count_tokens(  # type: ignore[union-attr]
+                    "You are a helpful, friendly voice assistant."
+                )
+                + 10
+            )
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(url.replace("ws://", "http://") + "/metrics")).text
+    assert "openrealtime_llm_cached_prompt_tokens_total" in text
+    assert "openrealtime_llm_running_completions 0" in text

@@ -57,11 +57,13 @@ class _Completion:
 
 @dataclass
 class DecoderStats:
-    """Counters of one decoder: prompt tokens evaluated (a cached prefix costs none), steps taken, and
-    the most completions that ran at once."""
+    """Counters of one decoder (``/metrics``): prompt tokens evaluated (a cached prefix costs none),
+    prompt tokens served from a slot's cache, decode steps, and completions running now and at most."""
 
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     steps: int = 0
+    running: int = 0
     peak_running: int = 0
 
 
@@ -274,7 +276,9 @@ class BatchedDecoder:
             slot.used_at = self._clock
             completion.slot, completion.todo = slot, completion.prompt[keep:]
             self.stats.prompt_tokens += len(completion.todo)
+            self.stats.cached_tokens += keep
             self._running.append(completion)
+            self.stats.running = len(self._running)
             self.stats.peak_running = max(self.stats.peak_running, len(self._running))
 
     def _step(self, running: list[_Completion]) -> None:
@@ -328,6 +332,7 @@ class BatchedDecoder:
     def _finish(self, completion: _Completion, error: EngineError | None) -> None:
         if completion in self._running:
             self._running.remove(completion)
+            self.stats.running = len(self._running)
         if completion.slot is not None:
             completion.slot.busy = False
             completion.slot = None

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder
+from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder, DecoderStats
 from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.engines.protocols import (
     ChatChunk,
@@ -418,6 +418,11 @@ class LlamaChatModel:
             yield from self._answer(request, stop, run)
         else:
             yield from self._call(request, tool, stop, run)
+
+    @property
+    def stats(self) -> DecoderStats:
+        """The batched decoder's counters (prompt tokens evaluated and cached, steps, concurrency)."""
+        return self._decoder.stats
 
     def close(self) -> None:
         """Stop the decoding thread (completions still running end with an error)."""

@@ -248,7 +248,8 @@ def create_app(
             state["engines"].close()
 
     async def metrics_endpoint(request: Request) -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        chat = state["engines"].chat if state["engines"] is not None else None
+        return PlainTextResponse(metrics.render(getattr(chat, "stats", None)), media_type="text/plain; version=0.0.4")
 
     async def healthz(request: Request) -> JSONResponse:
         if state["engines"] is None:

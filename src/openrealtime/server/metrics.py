@@ -103,7 +103,9 @@ class Metrics:
         self.errors = Counter("openrealtime_errors_total", "error events sent, by code.")
         self.sessions = Counter("openrealtime_sessions_total", "Sessions opened, by kind.")
 
-    def render(self) -> str:
+    def render(self, llm: Any = None) -> str:
+        """The text exposition; ``llm`` is the in-process LLM's decoder counters
+        (:class:`~openrealtime.engines.llama_batch.DecoderStats`), when there is one."""
         parts: list[Any] = [
             self.first_audio,
             self.response_first_audio,
@@ -116,10 +118,32 @@ class Metrics:
             self.cancellations,
             self.errors,
         ]
-        return "\n".join(line for p in parts for line in p.render()) + "\n"
+        lines = [line for p in parts for line in p.render()]
+        if llm is not None:
+            lines += llm_lines(llm)
+        return "\n".join(lines) + "\n"
 
     def observer(self) -> ConnectionObserver:
         return ConnectionObserver(self)
+
+
+def llm_lines(stats: Any) -> list[str]:
+    """The batched LLM's counters in the text format (read at scrape time, nothing to observe)."""
+    figures = [
+        ("openrealtime_llm_prompt_tokens_total", "counter", "Prompt tokens the LLM evaluated.", stats.prompt_tokens),
+        (
+            "openrealtime_llm_cached_prompt_tokens_total",
+            "counter",
+            "Prompt tokens served from a session's cached prefix instead.",
+            stats.cached_tokens,
+        ),
+        ("openrealtime_llm_decode_steps_total", "counter", "Batched decode calls.", stats.steps),
+        ("openrealtime_llm_running_completions", "gauge", "Answers being decoded now.", stats.running),
+    ]
+    lines: list[str] = []
+    for name, kind, help_text, value in figures:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
+    return lines
 
 
 class ConnectionObserver:
