@@ -39,7 +39,7 @@ def test_concurrent_completions_run_together_and_each_answers_its_own_question(l
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         texts = list(pool.map(ask, questions, timeout=TIMEOUT_S))
-    assert llm._decoder.stats.peak_running == 3  # decoded in the same steps, not one after another
+    assert llm.stats.peak_running == 3  # decoded in the same steps, not one after another
     for text, city in zip(texts, ["Paris", "Tokyo", "Rome"], strict=True):
         assert city in text
 
@@ -49,9 +49,9 @@ def test_a_follow_up_turn_evaluates_only_what_it_added(llm: LlamaChatModel) -> N
     conversation: list[dict[str, Any]] = [SYSTEM, {"role": "user", "content": "What do bees make?"}]
     first, _ = answer(llm, conversation)
     conversation += [{"role": "assistant", "content": first}, {"role": "user", "content": "And what do cows give?"}]
-    before = llm._decoder.stats.prompt_tokens
+    before = llm.stats.prompt_tokens
     _, done = answer(llm, conversation)
-    evaluated = llm._decoder.stats.prompt_tokens - before
+    evaluated = llm.stats.prompt_tokens - before
     assert evaluated < done.input_tokens / 2, (evaluated, done.input_tokens)
 
 
@@ -69,7 +69,7 @@ def test_more_completions_than_slots_wait_and_an_abandoned_one_frees_its_slot() 
         ]
         results = [f.result(timeout=TIMEOUT_S) for f in futures]
     assert all(done.finish_reason in ("stop", "length") for _, done in results)
-    assert model._decoder.stats.peak_running == 1
+    assert model.stats.peak_running == 1
     model.close()
 
 

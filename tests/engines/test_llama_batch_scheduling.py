@@ -7,14 +7,14 @@ until ``EOG``; it records every decode call, and can be told to fail.
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from openrealtime.engines.llama_batch import PREFILL_CHUNK_TOKENS, URGENT_TOKENS, BatchedDecoder
+from openrealtime.engines.llama_batch import URGENT_TOKENS, BatchedDecoder
 from openrealtime.exceptions import EngineError
+from tests.conftest import TIMEOUT_S
 
 EOG = 9999
 
@@ -29,7 +29,7 @@ class FakeLlama:
         self.fail_next = False
         self.last: dict[int, int] = {}  # last token fed per batch index of the latest call
         self.removed: list[tuple[int, int]] = []
-        self.delay_s = 0.0
+        self.permits: threading.Semaphore | None = None  # when set, each decode call takes one
         self.raise_next = False
 
     # model, context, memory
@@ -65,7 +65,8 @@ class FakeLlama:
         pass
 
     def llama_decode(self, ctx: Any, batch: Any) -> int:
-        time.sleep(self.delay_s)
+        if self.permits is not None:
+            assert self.permits.acquire(timeout=TIMEOUT_S), "the test released too few decode steps"
         if self.raise_next:
             self.raise_next = False
             raise RuntimeError("segfault-like crash in a binding")
@@ -153,38 +154,51 @@ def test_a_crash_inside_the_bindings_fails_the_completion_not_the_decoder() -> N
     decoder.close()
 
 
+def finish(fake: FakeLlama, decoder: BatchedDecoder) -> None:
+    assert fake.permits is not None
+    fake.permits.release(100_000)  # let the decode thread run free, then stop it
+    decoder.close()
+
+
 def test_a_long_prompt_is_prefilled_in_chunks_while_another_answer_streams() -> None:
     fake = FakeLlama()
-    fake.delay_s = 0.002  # the first answer (500 steps) is still streaming when the second arrives
+    fake.permits = threading.Semaphore(0)
     decoder = make(fake)
     first = decoder.generate([1, 2], max_tokens=500, stop=threading.Event())
-    assert next(first) == 3
+    fake.permits.release(1)
+    assert next(first) == 3  # streaming; the decode thread now waits for its next step
     second = decoder.generate(list(range(1, 201)), max_tokens=2, stop=threading.Event())
+    fake.permits.release(5)
     assert next(second) == 201
-    chunks = [sum(1 for seq, _, _ in call if seq == 1) for call in fake.calls]
-    assert max(chunks) == PREFILL_CHUNK_TOKENS  # 200 prompt tokens in 64-token steps
-    assert sum(chunks) >= 200
+    # Step 2 was built before the second request came; then its 200 prompt tokens went in 64-token
+    # chunks beside the first answer's one token a step.
+    assert [sum(1 for seq, _, _ in call if seq == 1) for call in fake.calls] == [0, 0, 64, 64, 64, 8]
+    assert all(any(seq == 0 for seq, _, _ in call) for call in fake.calls)
     first.close()
     second.close()
-    decoder.close()
+    finish(fake, decoder)
 
 
 def test_answers_past_their_first_clause_wait_while_a_new_one_starts() -> None:
     fake = FakeLlama()
-    fake.delay_s = 0.002  # the old answer (500 steps) is still running when the new one comes
+    fake.permits = threading.Semaphore(0)
     decoder = make(fake)
     old = decoder.generate([1], max_tokens=500, stop=threading.Event())
+    fake.permits.release(URGENT_TOKENS + 5)
     for _ in range(URGENT_TOKENS + 5):
         next(old)
-    assert len(list(decoder.generate([500, 501], max_tokens=10, stop=threading.Event()))) == 10
-    steps_with_new = [i for i, call in enumerate(fake.calls) if any(seq == 1 for seq, _, _ in call)]
-    during = fake.calls[steps_with_new[0] : steps_with_new[-1] + 1]
-    assert all(seq == 1 for call in during for seq, _, _ in call)  # the old answer sat those out
-    for _ in range(100):  # and then goes on
+    new = decoder.generate([500, 501], max_tokens=10, stop=threading.Event())
+    fake.permits.release(11)  # the step already built (old), then the new answer's prompt and 9 more
+    assert len(list(new)) == 10
+    after_old = fake.calls[URGENT_TOKENS + 6 :]
+    assert len(after_old) == 10
+    assert all(seq == 1 for call in after_old for seq, _, _ in call)  # the old answer sat those out
+    fake.permits.release(3)
+    for _ in range(3):  # and then goes on
         next(old)
-    assert any(seq == 0 for call in fake.calls[steps_with_new[-1] + 1 :] for seq, _, _ in call)
+    assert all(seq == 0 for call in fake.calls[-3:] for seq, _, _ in call)
     old.close()
-    decoder.close()
+    finish(fake, decoder)
 
 
 def test_a_bad_grammar_is_an_error_and_a_stopped_completion_ends() -> None:

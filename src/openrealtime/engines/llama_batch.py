@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,13 +145,15 @@ class BatchedDecoder:
         repeat_penalty: float = 1.0,
         grammar: tuple[str, str] | None = None,
         key: str | None = None,
-    ) -> Generator[int, None, None]:
-        """Sampled tokens of one completion, as they come; ends at an end-of-generation token (not
-        yielded), after ``max_tokens``, or soon after ``stop`` is set. ``grammar`` is (GBNF, root);
-        ``key`` names the conversation, whose slot (and cache) the completion then reuses.
+    ) -> Tokens:
+        """Start one completion now; iterate the result for its sampled tokens as they come. It ends
+        at an end-of-generation token (not yielded), after ``max_tokens``, or soon after ``stop`` is
+        set; closing it early frees the slot. ``grammar`` is (GBNF, root); ``key`` names the
+        conversation, whose slot (and cache) the completion then reuses.
 
         Raises:
-            EngineError: If the prompt is empty or too long, or llama.cpp fails.
+            EngineError: If the prompt is empty or too long, or the decoder is shut down; while
+                iterating, if llama.cpp fails.
         """
         if not prompt:
             raise EngineError("the prompt is empty", code="generation_failed")
@@ -175,21 +176,12 @@ class BatchedDecoder:
                 raise EngineError("the LLM is shut down", code="generation_failed")
             self._waiting.append(completion)
             self._wake.notify()
-        try:
-            while True:
-                item = completion.out.get()
-                if item is _END:
-                    return
-                if isinstance(item, EngineError):
-                    raise item
-                assert isinstance(item, int)
-                if stop.is_set():
-                    return  # tokens decoded ahead of the reader are not handed out after a stop
-                yield item
-        finally:
-            with self._wake:
-                completion.abandoned = True
-                self._wake.notify()
+        return Tokens(self, completion)
+
+    def _abandon(self, completion: _Completion) -> None:
+        with self._wake:
+            completion.abandoned = True
+            self._wake.notify()
 
     def close(self) -> None:
         with self._wake:
@@ -340,6 +332,37 @@ class BatchedDecoder:
             self._l.llama_sampler_free(completion.sampler)
             completion.sampler = None
         completion.out.put(error if error is not None else _END)
+
+
+class Tokens:
+    """The tokens of one running completion (an iterator); :meth:`close` gives up the rest."""
+
+    def __init__(self, decoder: BatchedDecoder, completion: _Completion) -> None:
+        self._decoder = decoder
+        self._completion = completion
+        self._done = False
+
+    def __iter__(self) -> Tokens:
+        return self
+
+    def __next__(self) -> int:
+        if self._done:
+            raise StopIteration
+        item = self._completion.out.get()
+        if isinstance(item, int) and not self._completion.stop.is_set():
+            return item
+        self.close()  # the end, a failure, or tokens decoded ahead of a stop (not handed out)
+        if isinstance(item, EngineError):
+            raise item
+        raise StopIteration
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._decoder._abandon(self._completion)
+
+    def __del__(self) -> None:  # a reader that drops it without closing still frees the slot
+        self.close()
 
 
 def _urgent_first(running: list[_Completion]) -> list[_Completion]:
