@@ -154,6 +154,13 @@ def test_a_crash_inside_the_bindings_fails_the_completion_not_the_decoder() -> N
     decoder.close()
 
 
+def stepped() -> tuple[FakeLlama, BatchedDecoder, threading.Semaphore]:
+    """A decoder whose every decode call waits for the test to release a step."""
+    fake = FakeLlama()
+    fake.permits = threading.Semaphore(0)
+    return fake, make(fake), fake.permits
+
+
 def finish(fake: FakeLlama, decoder: BatchedDecoder) -> None:
     assert fake.permits is not None
     fake.permits.release(100_000)  # let the decode thread run free, then stop it
@@ -161,14 +168,12 @@ def finish(fake: FakeLlama, decoder: BatchedDecoder) -> None:
 
 
 def test_a_long_prompt_is_prefilled_in_chunks_while_another_answer_streams() -> None:
-    fake = FakeLlama()
-    fake.permits = threading.Semaphore(0)
-    decoder = make(fake)
+    fake, decoder, steps = stepped()
     first = decoder.generate([1, 2], max_tokens=500, stop=threading.Event())
-    fake.permits.release(1)
+    steps.release(1)
     assert next(first) == 3  # streaming; the decode thread now waits for its next step
     second = decoder.generate(list(range(1, 201)), max_tokens=2, stop=threading.Event())
-    fake.permits.release(5)
+    steps.release(5)
     assert next(second) == 201
     # Step 2 was built before the second request came; then its 200 prompt tokens went in 64-token
     # chunks beside the first answer's one token a step.
@@ -180,20 +185,18 @@ def test_a_long_prompt_is_prefilled_in_chunks_while_another_answer_streams() -> 
 
 
 def test_answers_past_their_first_clause_wait_while_a_new_one_starts() -> None:
-    fake = FakeLlama()
-    fake.permits = threading.Semaphore(0)
-    decoder = make(fake)
+    fake, decoder, steps = stepped()
     old = decoder.generate([1], max_tokens=500, stop=threading.Event())
-    fake.permits.release(URGENT_TOKENS + 5)
+    steps.release(URGENT_TOKENS + 5)
     for _ in range(URGENT_TOKENS + 5):
         next(old)
     new = decoder.generate([500, 501], max_tokens=10, stop=threading.Event())
-    fake.permits.release(11)  # the step already built (old), then the new answer's prompt and 9 more
+    steps.release(11)  # the step already built (old), then the new answer's prompt and 9 more
     assert len(list(new)) == 10
     after_old = fake.calls[URGENT_TOKENS + 6 :]
     assert len(after_old) == 10
     assert all(seq == 1 for call in after_old for seq, _, _ in call)  # the old answer sat those out
-    fake.permits.release(3)
+    steps.release(3)
     for _ in range(3):  # and then goes on
         next(old)
     assert all(seq == 0 for call in fake.calls[-3:] for seq, _, _ in call)

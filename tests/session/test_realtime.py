@@ -27,6 +27,30 @@ def make(context_tokens: int = 4096, **kwargs: Any) -> tuple[RealtimeSession, Re
     return session, driver
 
 
+def _server_vad(driver: RealtimeDriver, silence_ms: int = 500) -> None:
+    driver.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": silence_ms}}},
+            },
+        }
+    )
+
+
+def _paused() -> tuple[RealtimeDriver, Any, list[dict]]:
+    """A server_vad session after 2.2 s of speech and a 200 ms pause (shorter than the 500 ms that
+    ends the turn): the answer has begun, and its first clause's synthesis is held. Returns the
+    driver, that Synthesize command and the pause's events."""
+    _, driver = make(hold_tts=True)
+    _server_vad(driver)
+    driver.append(tone(2200))
+    events = driver.append(quiet(200))
+    [early] = driver.held_tts
+    return driver, early, events
+
+
 def types(events: list[dict]) -> list[str]:
     return [e["type"] for e in events]
 
@@ -510,15 +534,7 @@ def test_the_answer_starts_in_the_pause_and_is_dropped_if_the_speaker_goes_on() 
     from openrealtime.session.commands import Generate
 
     _, driver = make(hold_llm=True)
-    driver.send(
-        {
-            "type": "session.update",
-            "session": {
-                "type": "realtime",
-                "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}},
-            },
-        }
-    )
+    _server_vad(driver)
     driver.append(tone(2200))
     events = driver.append(quiet(200))  # a pause, shorter than the 500 ms that ends the turn
     assert "input_audio_buffer.speech_stopped" not in types(events)
@@ -542,27 +558,11 @@ def test_the_answer_starts_in_the_pause_and_is_dropped_if_the_speaker_goes_on() 
     assert events[-2]["response"]["status"] == "completed"
 
 
-def _server_vad(driver: RealtimeDriver, silence_ms: int = 500) -> None:
-    driver.send(
-        {
-            "type": "session.update",
-            "session": {
-                "type": "realtime",
-                "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": silence_ms}}},
-            },
-        }
-    )
-
-
 def test_the_first_clause_is_spoken_in_the_pause_and_sent_at_the_commit() -> None:
     from openrealtime.session.commands import Synthesize
 
-    _, driver = make(hold_tts=True)
-    _server_vad(driver)
-    driver.append(tone(2200))
-    events = driver.append(quiet(200))  # the pause: answer generated, its first clause synthesized
+    driver, early, events = _paused()  # the pause: answer generated, its first clause synthesized
     assert not [e for e in events if e["type"].startswith("response.")]
-    [early] = driver.held_tts
     assert isinstance(early, Synthesize)
     assert early.text == "Hello there."
     driver.run_tts(early)  # its audio is ready before the turn has ended ...
@@ -586,22 +586,14 @@ def test_the_first_clause_is_spoken_in_the_pause_and_sent_at_the_commit() -> Non
 
 
 def test_the_early_first_clause_is_cancelled_with_the_answer_when_the_speaker_goes_on() -> None:
-    _, driver = make(hold_tts=True)
-    _server_vad(driver)
-    driver.append(tone(2200))
-    driver.append(quiet(200))
-    [early] = driver.held_tts
+    driver, early, _ = _paused()
     driver.append(tone(1000))
     assert early.job_id in driver.cancelled
     assert not driver.held_tts
 
 
 def test_the_early_first_clause_may_still_be_in_progress_at_the_commit() -> None:
-    _, driver = make(hold_tts=True)
-    _server_vad(driver)
-    driver.append(tone(2200))
-    driver.append(quiet(200))
-    [early] = driver.held_tts
+    driver, early, _ = _paused()
     events = driver.append(quiet(400))
     assert "response.created" in types(events)
     assert "response.output_audio.delta" not in types(events)
@@ -616,11 +608,7 @@ def test_the_early_first_clause_may_still_be_in_progress_at_the_commit() -> None
 
 
 def test_a_session_update_in_the_pause_drops_the_early_answer() -> None:
-    _, driver = make(hold_tts=True)
-    _server_vad(driver)
-    driver.append(tone(2200))
-    driver.append(quiet(200))
-    [early] = driver.held_tts
+    driver, early, _ = _paused()
     driver.send({"type": "session.update", "session": {"type": "realtime", "instructions": "Answer in French."}})
     assert early.job_id in driver.cancelled
     driver.held_tts.clear()

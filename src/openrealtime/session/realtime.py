@@ -19,10 +19,8 @@ from pydantic import ValidationError
 from openrealtime.audio.codec import AudioFormat, decode_audio
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.engines.protocols import (
-    ChatDone,
     ChatRequest,
     NoiseSuppressor,
-    TextDelta,
     ToolSpec,
     TranscribeOptions,
     VadModel,
@@ -54,7 +52,7 @@ from openrealtime.session.commands import (
 from openrealtime.session.conversation import Conversation, Entry, fit_context
 from openrealtime.session.ids import Ids
 from openrealtime.session.input_buffer import ENGINE_RATE_HZ, CommittedAudio, InputAudioBuffer, ms_to_samples
-from openrealtime.session.responses import Response, ResponseWriter, speakable
+from openrealtime.session.responses import Response, ResponseWriter, spoken_clauses
 from openrealtime.session.transcription import SessionInfo, decode_base64_audio
 
 DEFAULT_INSTRUCTIONS = (
@@ -459,13 +457,10 @@ class RealtimeSession:
             speculation.chunks.append(result)
             if not speculation.spoken or speculation.clause is not None:
                 return
-            chunk = result.chunk
-            clauses = speculation.splitter.feed(chunk.text) if isinstance(chunk, TextDelta) else []
-            if isinstance(chunk, ChatDone):
-                clauses = speculation.splitter.flush()
+            clauses = spoken_clauses(speculation.splitter, result.chunk)
             if not clauses:
                 return
-            first = speakable(clauses[0])
+            first = clauses[0]
             if not first:
                 speculation.spoken = False  # nothing to say up front: the response's own TTS starts later
                 return

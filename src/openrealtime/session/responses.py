@@ -37,6 +37,16 @@ def speakable(text: str) -> str:
     return _MARKUP.sub("", text).strip()
 
 
+def spoken_clauses(splitter: ClauseSplitter, chunk: object) -> list[str]:
+    """The clauses, as spoken, that an LLM chunk completes: those a text delta finishes, and at
+    :class:`ChatDone` the rest of the answer (shared by responses and the answer begun in the pause)."""
+    if isinstance(chunk, TextDelta):
+        return [speakable(c) for c in splitter.feed(chunk.text)]
+    if isinstance(chunk, ChatDone):
+        return [speakable(c) for c in splitter.flush()]
+    return []
+
+
 @dataclass
 class _Call:
     entry: Entry
@@ -218,7 +228,7 @@ class ResponseWriter:
             self.open_message(response)
             response.text += chunk.text
             if response.audio:
-                response.clauses.extend(speakable(c) for c in response.splitter.feed(chunk.text))
+                response.clauses.extend(spoken_clauses(response.splitter, chunk))
                 self.speak_next(response)
             else:
                 self.events.append(se.OutputTextDelta(**self.ids_of(response), delta=chunk.text))
@@ -230,7 +240,7 @@ class ResponseWriter:
             response.input_tokens, response.output_tokens = chunk.input_tokens, chunk.output_tokens
             self.jobs.pop(result.job_id, None)
             if response.audio:
-                response.clauses.extend(speakable(c) for c in response.splitter.flush())
+                response.clauses.extend(spoken_clauses(response.splitter, chunk))
                 response.clauses = deque(c for c in response.clauses if c)
                 self.speak_next(response)
             self.maybe_complete(response)
