@@ -132,21 +132,11 @@ def test_max_tokens_and_a_prompt_that_does_not_fit() -> None:
     decoder.close()
 
 
-def test_a_failed_decode_fails_its_completions_and_the_next_one_works() -> None:
+@pytest.mark.parametrize("failure", ["fail_next", "raise_next"], ids=["error code", "crash in the bindings"])
+def test_a_failed_decode_fails_its_completions_and_the_next_one_works(failure: str) -> None:
     fake = FakeLlama()
     decoder = make(fake)
-    fake.fail_next = True
-    with pytest.raises(EngineError) as info:
-        list(decoder.generate([1, 2, 3], max_tokens=5, stop=threading.Event()))
-    assert info.value.code == "generation_failed"
-    assert list(decoder.generate([1, 2, 3], max_tokens=2, stop=threading.Event())) == [4, 5]
-    decoder.close()
-
-
-def test_a_crash_inside_the_bindings_fails_the_completion_not_the_decoder() -> None:
-    fake = FakeLlama()
-    decoder = make(fake)
-    fake.raise_next = True
+    setattr(fake, failure, True)  # llama_decode returns an error, or the binding raises
     with pytest.raises(EngineError) as info:
         list(decoder.generate([1, 2, 3], max_tokens=5, stop=threading.Event()))
     assert info.value.code == "generation_failed"
