@@ -20,7 +20,7 @@ from openrealtime.engines.llama_chat import (
     normalize_messages,
     router_messages,
 )
-from openrealtime.engines.protocols import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
+from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
 from openrealtime.exceptions import EngineError
 
 WEATHER = ToolSpec(

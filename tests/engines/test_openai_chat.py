@@ -19,7 +19,7 @@ from openrealtime.engines.openai_chat import (
     _sse_data,
     chat_message,
 )
-from openrealtime.engines.protocols import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
+from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
 from openrealtime.exceptions import EngineError
 from tests.conftest import TIMEOUT_S
 

@@ -13,7 +13,7 @@ from concurrent.futures import CancelledError, Future
 import numpy as np
 import pytest
 
-from openrealtime.engines.protocols import TranscribeOptions
+from openrealtime.contracts import TranscribeOptions
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.engines import transcribe_priority
 from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_FIRST_CAPTION, PRIORITY_PARTIAL, ModelWorker

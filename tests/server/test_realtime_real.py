@@ -50,7 +50,7 @@ async def until(conn: Any, predicate: Any, seen: list[Any] | None = None) -> lis
 
 def transcribe_back(real_engines: EngineSet, audio_24k: np.ndarray) -> str:
     from openrealtime.audio.resample import StreamResampler
-    from openrealtime.engines.protocols import TranscribeOptions
+    from openrealtime.contracts import TranscribeOptions
 
     audio = StreamResampler(24_000, 16_000).process(audio_24k, last=True)
     return real_engines.transcriber.transcribe(audio, TranscribeOptions(language="en")).text

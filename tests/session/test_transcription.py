@@ -361,7 +361,7 @@ class PositionTranscriber(FakeTranscriber):
     """Hears word k in the 500 ms block whose tone amplitude encodes k, wherever the decode starts."""
 
     def transcribe(self, audio, options):  # type: ignore[no-untyped-def]
-        from openrealtime.engines.protocols import Transcript, TranscriptSegment
+        from openrealtime.contracts import Transcript, TranscriptSegment
 
         block = 8000  # 500 ms at 16 kHz
         words, segments = [], []

@@ -12,7 +12,7 @@ import pytest
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
-from openrealtime.engines.protocols import TranscribeOptions, Transcript
+from openrealtime.contracts import TranscribeOptions, Transcript
 from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol.codec import SessionKind, parse_client_event, server_event_dict
 from openrealtime.session.commands import (

@@ -43,7 +43,7 @@ from openrealtime.audio.types import Samples
 from openrealtime.bench.report import Plots, Series, Stages, distribution, machine, progress, write_results
 from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber
-from openrealtime.engines.protocols import VadModel, VadStream
+from openrealtime.contracts import VadModel, VadStream
 from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
 from openrealtime.session.commands import Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids

@@ -75,7 +75,7 @@ class ApertiumOptions:
 
 
 class ApertiumTranslator:
-    """A :class:`~openrealtime.engines.protocols.Translator` over the installed Apertium pairs.
+    """A :class:`~openrealtime.contracts.Translator` over the installed Apertium pairs.
 
     Each call spawns the pair's pipeline (about 0.15-0.25 s, mostly process start-up), so calls are
     independent and thread safe.

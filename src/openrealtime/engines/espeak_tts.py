@@ -184,7 +184,7 @@ def _library() -> _Espeak:
 
 
 class EspeakSynthesizer:
-    """A :class:`~openrealtime.engines.protocols.Synthesizer` for any language, robotic but instant.
+    """A :class:`~openrealtime.contracts.Synthesizer` for any language, robotic but instant.
 
     ``voice`` is a language code such as ``"es"``, ``"fr"``, ``"pt-br"`` or ``"en-us"`` (``_`` and
     case are normalized); anything espeak does not know, such as an OpenAI voice name, speaks

@@ -1,6 +1,6 @@
 """Fake engines that ship in the package, for fast deterministic tests (like httpx's MockTransport).
 
-They implement the Protocols of :mod:`openrealtime.engines.protocols` with arithmetic instead of
+They implement the Protocols of :mod:`openrealtime.contracts` with arithmetic instead of
 models, so runtime and server tests exercise every code path without loading weights.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import (
+from openrealtime.contracts import (
     ChatChunk,
     ChatDone,
     ChatRequest,
@@ -43,7 +43,7 @@ class EnergyVadStream:
 
 
 class EnergyVad:
-    """A :class:`~openrealtime.engines.protocols.VadModel` that thresholds energy."""
+    """A :class:`~openrealtime.contracts.VadModel` that thresholds energy."""
 
     sample_rate_hz = 16_000
     frame_samples = 512
@@ -168,7 +168,7 @@ class PassthroughNoiseStream:
 
 
 class PassthroughNoiseSuppressor:
-    """A :class:`~openrealtime.engines.protocols.NoiseSuppressor` that changes nothing; keeps its streams."""
+    """A :class:`~openrealtime.contracts.NoiseSuppressor` that changes nothing; keeps its streams."""
 
     sample_rate_hz = 16_000
 

@@ -44,7 +44,7 @@ from typing import Any, Literal, cast
 
 from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder, DecoderStats
 from openrealtime.engines.model_files import smollm2_gguf
-from openrealtime.engines.protocols import (
+from openrealtime.contracts import (
     ChatChunk,
     ChatDone,
     ChatRequest,
@@ -337,7 +337,7 @@ class _Run:
 
 
 class LlamaChatModel:
-    """A :class:`~openrealtime.engines.protocols.ChatModel` running a GGUF with llama.cpp on the CPU.
+    """A :class:`~openrealtime.contracts.ChatModel` running a GGUF with llama.cpp on the CPU.
 
     One instance serves every session: completions run concurrently, up to ``options.parallel`` at
     once, each in its own sequence of one batched context, and a session's next turn reuses the

@@ -1,4 +1,4 @@
-"""Machine translation by prompting any :class:`~openrealtime.engines.protocols.ChatModel`.
+"""Machine translation by prompting any :class:`~openrealtime.contracts.ChatModel`.
 
 This module owns :class:`LlmTranslator`: the translation prompt (temperature 0), a length cap derived
 from the source, and :func:`clean_translation`, which strips what chat models wrap around an answer
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from openrealtime.engines.protocols import ChatModel, ChatRequest, TextDelta
+from openrealtime.contracts import ChatModel, ChatRequest, TextDelta
 from openrealtime.exceptions import EngineError
 
 #: English names of the languages the prompt can name, by ISO-639-1 code.
@@ -85,7 +85,7 @@ class LlmTranslatorOptions:
 
 
 class LlmTranslator:
-    """A :class:`~openrealtime.engines.protocols.Translator` that prompts a chat model.
+    """A :class:`~openrealtime.contracts.Translator` that prompts a chat model.
 
     It supports every pair of distinct languages in :data:`LANGUAGE_NAMES`; whether the model really
     can translate them is the model's business. Thread safety is the chat model's.

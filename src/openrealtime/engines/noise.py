@@ -158,7 +158,7 @@ class RnnoiseStream:
 
 
 class RnnoiseSuppressor:
-    """A :class:`~openrealtime.engines.protocols.NoiseSuppressor` for 16 kHz streams.
+    """A :class:`~openrealtime.contracts.NoiseSuppressor` for 16 kHz streams.
 
     Cheap to share: it only holds the loaded library; each :meth:`new_stream` allocates its own state
     (about 100 KB) and costs about 6 % of one core in real time.

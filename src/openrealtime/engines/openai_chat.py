@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from openrealtime.engines.protocols import ChatChunk, ChatDone, ChatRequest, TextDelta, ToolCallDelta
+from openrealtime.contracts import ChatChunk, ChatDone, ChatRequest, TextDelta, ToolCallDelta
 from openrealtime.exceptions import EngineError
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -62,7 +62,7 @@ class OpenAIChatOptions:
 
 
 class OpenAICompatibleChatModel:
-    """A :class:`~openrealtime.engines.protocols.ChatModel` over an OpenAI-compatible HTTP endpoint.
+    """A :class:`~openrealtime.contracts.ChatModel` over an OpenAI-compatible HTTP endpoint.
 
     One instance (one pooled httpx client) serves every session; concurrent requests run in
     parallel, as the endpoint batches them. Tool choice is the endpoint's: ``tool_choice`` is passed

@@ -60,7 +60,7 @@ class _Slot:
 
 
 class PiperSynthesizer:
-    """A :class:`~openrealtime.engines.protocols.Synthesizer` over piper voices.
+    """A :class:`~openrealtime.contracts.Synthesizer` over piper voices.
 
     :meth:`voices` lists the piper voices (``en_US-joe-medium``, or ``model:speaker`` for each speaker of
     a multi-speaker model) followed by OpenAI's voice names. OpenAI's names are dealt round-robin onto

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import Synthesizer
+from openrealtime.contracts import Synthesizer
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -38,7 +38,7 @@ class _Instances(Generic[T]):
 
 
 class SynthesizerPool:
-    """A :class:`~openrealtime.engines.protocols.Synthesizer` over several instances."""
+    """A :class:`~openrealtime.contracts.Synthesizer` over several instances."""
 
     def __init__(self, synthesizers: Sequence[Synthesizer]) -> None:
         self._pool = _Instances(synthesizers)

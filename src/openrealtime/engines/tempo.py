@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from openrealtime.engines.protocols import Synthesizer
+from openrealtime.contracts import Synthesizer
 
 SPEED_STEP = 0.05  # speeds are rounded to this, so a few variants serve every request
 MIN_SPEED = 0.5

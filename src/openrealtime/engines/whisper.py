@@ -20,7 +20,7 @@ import numpy as np
 
 from openrealtime.audio.types import Samples
 from openrealtime.engines import model_files
-from openrealtime.engines.protocols import TranscribeOptions, Transcript, TranscriptSegment
+from openrealtime.contracts import TranscribeOptions, Transcript, TranscriptSegment
 from openrealtime.exceptions import EngineError
 
 SAMPLE_RATE_HZ = 16_000
@@ -67,7 +67,7 @@ def _resolve_model(name: str) -> str:
 
 
 class WhisperTranscriber:
-    """A :class:`~openrealtime.engines.protocols.Transcriber`; one instance serves all sessions."""
+    """A :class:`~openrealtime.contracts.Transcriber`; one instance serves all sessions."""
 
     sample_rate_hz = SAMPLE_RATE_HZ
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import (
+from openrealtime.contracts import (
     ChatChunk,
     ChatModel,
     NoiseSuppressor,

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from openrealtime.engines.protocols import ChatModel, NoiseSuppressor, Synthesizer, Translator
+from openrealtime.contracts import ChatModel, NoiseSuppressor, Synthesizer, Translator
 from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
@@ -50,7 +50,7 @@ ASR_NICE = 5  # Whisper threads yield the cores to the LLM and TTS of answers be
 def load_engines(settings: Settings) -> EngineSet:
     """Load the default engines named by ``settings`` (heavy imports happen here)."""
     limit_blas_threads()
-    from openrealtime.engines.protocols import TranscribeOptions
+    from openrealtime.contracts import TranscribeOptions
     from openrealtime.engines.silero import SileroVad
     from openrealtime.engines.whisper import WhisperOptions, WhisperTranscriber
 
@@ -126,7 +126,7 @@ def _warm_chat(model: ChatModel) -> ChatModel:
     """One tiny completion, so the first user does not pay for lazy initialisation (kernels, caches)."""
     import threading
 
-    from openrealtime.engines.protocols import ChatRequest
+    from openrealtime.contracts import ChatRequest
 
     for _ in model.chat(ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=1), threading.Event()):
         pass

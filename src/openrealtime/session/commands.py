@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import ChatChunk, ChatRequest, TranscribeOptions, Transcript
+from openrealtime.contracts import ChatChunk, ChatRequest, TranscribeOptions, Transcript
 
 
 @dataclass(frozen=True)

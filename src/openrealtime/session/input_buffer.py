@@ -18,7 +18,7 @@ from openrealtime.audio.buffer import BufferFullError, SampleBuffer
 from openrealtime.audio.codec import AudioFormat, decode_audio
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
+from openrealtime.contracts import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import DEFAULT_VAD_THRESHOLD, AudioInput, SemanticVad, ServerVad

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from openrealtime.audio.codec import AudioFormat, decode_audio
 from openrealtime.audio.resample import StreamResampler
-from openrealtime.engines.protocols import (
+from openrealtime.contracts import (
     ChatRequest,
     NoiseSuppressor,
     ToolSpec,

@@ -19,7 +19,7 @@ from typing import Any
 
 from openrealtime.audio.codec import AudioFormat, encode_audio
 from openrealtime.audio.resample import StreamResampler
-from openrealtime.engines.protocols import ChatDone, TextDelta, ToolCallDelta
+from openrealtime.contracts import ChatDone, TextDelta, ToolCallDelta
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import FunctionTool
 from openrealtime.session.clauses import ClauseSplitter

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import TranscribeOptions, Transcript, VadModel
+from openrealtime.contracts import TranscribeOptions, Transcript, VadModel
 from openrealtime.session.captions import CaptionTracker
 from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids

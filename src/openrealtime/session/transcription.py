@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from openrealtime.engines.protocols import NoiseSuppressor, VadModel
+from openrealtime.contracts import NoiseSuppressor, VadModel
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from openrealtime.audio.codec import float_to_pcm16, pcm16_to_float
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
-from openrealtime.engines.protocols import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
+from openrealtime.contracts import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
 from openrealtime.exceptions import InvalidStateError, ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se

@@ -1,4 +1,7 @@
-"""The engine Protocols: what a session's runtime needs from VAD, ASR, LLM, TTS, MT and denoising.
+"""The engine contracts: what a session's runtime needs from VAD, ASR, LLM, TTS, MT and denoising.
+
+Neutral ground between the core and the engines: the sessions and the runtime depend on these
+Protocols and data types, each engine module implements them, and neither side imports the other.
 
 Engines are plain classes. Methods are *blocking*: the runtime calls them in worker threads, and each
 long-running call takes a ``stop`` event that it checks between chunks, so a cancelled response stops
