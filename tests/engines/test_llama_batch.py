@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 from openrealtime.contracts import ChatDone, ChatRequest, TextDelta
+from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 from tests.conftest import TIMEOUT_S
 from tests.engines.test_llama_chat import real
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
 from openrealtime.engines.llama_chat import (
     LlamaChatModel,
     LlamaOptions,
@@ -20,7 +21,6 @@ from openrealtime.engines.llama_chat import (
     normalize_messages,
     router_messages,
 )
-from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
 from openrealtime.exceptions import EngineError
 
 WEATHER = ToolSpec(

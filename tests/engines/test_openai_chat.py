@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
 from openrealtime.engines.openai_chat import (
     OpenAIChatOptions,
     OpenAICompatibleChatModel,
     _sse_data,
     chat_message,
 )
-from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
 from openrealtime.exceptions import EngineError
 from tests.conftest import TIMEOUT_S
 

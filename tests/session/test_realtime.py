@@ -64,6 +64,7 @@ def say(driver: RealtimeDriver, text: str = "Hi") -> list[dict]:
     )
 
 
+ITEM_EVENTS = ("conversation.item.added", "conversation.item.done")
 RESPONSE_TAIL = [
     "response.output_audio.done",
     "response.output_audio_transcript.done",
@@ -617,3 +618,35 @@ def test_a_session_update_in_the_pause_drops_the_early_answer() -> None:
     [fresh] = driver.held_tts
     assert fresh.text == "Hello there."
     assert fresh.job_id != early.job_id
+
+
+def test_events_are_snapshots_whatever_the_speed_of_the_transcript() -> None:
+    """With a 500 ms end-of-turn pause the user's transcript is decoded in the pause and known at the
+    commit; with 50 ms it arrives after it. Either way the user item goes out as it was at the commit,
+    ``"transcript": null`` as OpenAI sends it (reference 6.2), and the text follows in its own event."""
+
+    def turn(silence_ms: int) -> list[dict]:
+        _, driver = make()
+        _server_vad(driver, silence_ms)
+        driver.send(
+            {
+                "type": "session.update",
+                "session": {"type": "realtime", "audio": {"input": {"transcription": {"model": "whisper-1"}}}},
+            }
+        )
+        driver.append(tone(1200))
+        driver.append(quiet(700))
+        return [e for e in driver.events if e["type"] != "session.updated"]
+
+    early, late = turn(500), turn(50)
+    user_items = [
+        [e for e in events if e["type"] in ITEM_EVENTS and e["item"].get("role") == "user"] for events in (early, late)
+    ]
+    assert user_items[0] == user_items[1]
+    assert [e["item"]["content"] for e in user_items[0]] == [[{"type": "input_audio", "transcript": None}]] * 2
+    completed = [
+        [e for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+        for events in (early, late)
+    ]
+    assert completed[0] == completed[1]
+    assert completed[0][0]["transcript"]

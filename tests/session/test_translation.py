@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from openrealtime.audio.codec import float_to_pcm16
-from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
 from openrealtime.contracts import TranscribeOptions, Transcript
+from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
 from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol.codec import SessionKind, parse_client_event, server_event_dict
 from openrealtime.session.commands import (

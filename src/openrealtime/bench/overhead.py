@@ -42,8 +42,8 @@ from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
 from openrealtime.bench.report import Plots, Series, Stages, distribution, machine, progress, write_results
 from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation
-from openrealtime.engines.fake import EnergyVad, FakeTranscriber
 from openrealtime.contracts import VadModel, VadStream
+from openrealtime.engines.fake import EnergyVad, FakeTranscriber
 from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
 from openrealtime.session.commands import Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids

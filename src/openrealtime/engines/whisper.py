@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from openrealtime.audio.types import Samples
-from openrealtime.engines import model_files
 from openrealtime.contracts import TranscribeOptions, Transcript, TranscriptSegment
+from openrealtime.engines import model_files
 from openrealtime.exceptions import EngineError
 
 SAMPLE_RATE_HZ = 16_000

@@ -6,9 +6,10 @@ output is deterministic and comparable in tests. Fields default to what OpenAI s
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from openrealtime.exceptions import ProtocolError
 
@@ -18,6 +19,22 @@ class ServerEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _snapshot(cls, data: Any) -> Any:
+        """An event is a snapshot of the moment it was made.
+
+        Items, parts and responses are handed in as the session's own dicts, which it goes on
+        changing (a user item's transcript arrives later); pydantic copies only the outer dict, so
+        without a deep copy an event already queued would change with them, and what went on the
+        wire would depend on how fast an engine answered.
+        """
+        if isinstance(data, dict):
+            return {
+                key: copy.deepcopy(value) if isinstance(value, dict | list) else value for key, value in data.items()
+            }
+        return data
 
 
 class ErrorDetail(BaseModel):
