@@ -174,6 +174,12 @@ class ChatModel(Protocol):
 # --- TTS -------------------------------------------------------------------------------------------
 
 
+#: The speaking rates a synthesizer accepts, as multiples of its voice's own rate: OpenAI's lowest
+#: ``speed`` (0.25) up to twice as fast (a translation catching up with its listener).
+MIN_SPEED = 0.25
+MAX_SPEED = 2.0
+
+
 class Synthesizer(Protocol):
     """Text to speech at ``sample_rate_hz``; yields audio chunks as soon as each is ready."""
 
@@ -181,7 +187,15 @@ class Synthesizer(Protocol):
 
     def voices(self) -> Sequence[str]: ...
 
-    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]: ...
+    def speaks(self, language: str) -> bool:
+        """Whether a voice speaks ``language`` (``es``, ``pt-BR``) as that language, not with the
+        sounds of another one (espeak-ng reads an unknown language with its default voice)."""
+        ...
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event, speed: float = 1.0) -> Iterator[Samples]:
+        """Speak ``text``, ``speed`` times as fast as the voice's own rate (in [MIN_SPEED, MAX_SPEED]),
+        set per call: nothing is loaded again for another speed."""
+        ...
 
 
 # --- MT --------------------------------------------------------------------------------------------

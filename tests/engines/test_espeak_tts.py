@@ -97,6 +97,24 @@ def test_options_change_the_rate(espeak: EspeakSynthesizer) -> None:
     assert np.concatenate(speak(slow, THREE_SENTENCES)).size > 1.2 * normal
 
 
+@pytest.mark.parametrize("speed", [0.5, 1.5])
+def test_speed_scales_the_duration_per_call(espeak: EspeakSynthesizer, speed: float) -> None:
+    normal = np.concatenate(speak(espeak, THREE_SENTENCES)).size
+    changed = np.concatenate(
+        list(espeak.synthesize(THREE_SENTENCES, voice="en-us", stop=threading.Event(), speed=speed))
+    ).size
+    # The pauses between sentences scale less than the words (measured: x1.84 at 0.5, x0.73 at 1.5).
+    assert changed / normal == pytest.approx(1 / speed, rel=0.2)
+
+
+def test_speaks_only_the_languages_it_knows(espeak: EspeakSynthesizer) -> None:
+    assert espeak.speaks("es")
+    assert espeak.speaks("pt-BR")
+    assert espeak.speaks("es-AR")  # its base language
+    assert espeak.speaks("en")
+    assert not espeak.speaks("xx")  # it would read it with its default English voice
+
+
 def test_unknown_default_language_is_an_engine_error() -> None:
     with pytest.raises(EngineError, match="klingon"):
         EspeakSynthesizer(EspeakOptions(default_language="klingon"))

@@ -84,6 +84,23 @@ def test_length_scale_slows_speech() -> None:
     assert np.concatenate(speak(slow, text)).size > 1.5 * np.concatenate(speak(fast, text)).size
 
 
+@pytest.mark.parametrize("speed", [0.5, 1.5])
+def test_speed_scales_the_duration_per_call(speed: float) -> None:
+    # Without phoneme-duration noise the durations are repeatable; the pauses around the words
+    # scale less than the words (measured: x1.74 at 0.5, x0.72 at 1.5).
+    steady = PiperSynthesizer(PiperOptions(noise_w_scale=0.0))
+    text = "This sentence has a fixed number of words."
+    normal = np.concatenate(speak(steady, text)).size
+    changed = np.concatenate(list(steady.synthesize(text, voice="alloy", stop=threading.Event(), speed=speed))).size
+    assert changed / normal == pytest.approx(1 / speed, rel=0.2)
+
+
+def test_speaks_the_language_of_its_voices(piper: PiperSynthesizer) -> None:
+    assert piper.speaks("en")
+    assert piper.speaks("en-GB")
+    assert not piper.speaks("es")
+
+
 def test_a_missing_voice_file_is_an_engine_error(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match="cannot load piper voice"):
         PiperSynthesizer(PiperOptions(model_paths=(tmp_path / "nobody.onnx",)))

@@ -18,18 +18,13 @@ class Multilingual(FakeTranscriber):
     multilingual = True
 
 
-class Espeakish(ToneSynthesizer):
-    def resolve_language(self, voice: str) -> str:
-        return voice.lower() if voice.lower().split("-")[0] in {"es", "fr", "pt"} else "en-us"
-
-
 def engines(*, multilingual: bool = False, llm: bool = True) -> EngineSet:
     translators = [SpanishOnly()] + ([LlmTranslator(FakeChatModel())] if llm else [])
     return EngineSet(
         vad=EnergyVad(),
         transcriber=Multilingual() if multilingual else FakeTranscriber(),
         transcriber_name="fake",
-        synthesizers={"en": ToneSynthesizer(), "*": Espeakish()},
+        synthesizers={"en": ToneSynthesizer(), "*": ToneSynthesizer(languages={"en", "es", "fr", "pt"})},
         translators=translators,
     )
 

@@ -25,6 +25,8 @@ from openrealtime.exceptions import EngineError
 ESPEAK_SAMPLE_RATE_HZ = 22_050
 DEFAULT_LANGUAGE = "en-us"
 DEFAULT_RATE_WPM = 175
+MIN_RATE_WPM = 80  # espeak-ng's own range of speaking rates
+MAX_RATE_WPM = 450
 DEFAULT_PITCH = 50  # espeak's 0-100 scale, 50 is the voice's normal pitch
 _CALLBACK_BUFFER_MS = 200  # how much audio espeak hands to the callback at a time
 _PCM16_FULL_SCALE = 32768.0
@@ -144,13 +146,13 @@ class _Espeak:
         stop = self._stop
         return _CALLBACK_ABORT if stop is not None and stop.is_set() else _CALLBACK_CONTINUE
 
-    def speak(self, text: str, language: str, options: EspeakOptions, stop: threading.Event) -> Samples:
+    def speak(self, text: str, language: str, rate_wpm: int, pitch: int, stop: threading.Event) -> Samples:
         name = ctypes.create_string_buffer(language.encode("ascii"))
         spec = _EspeakVoice(languages=ctypes.addressof(name))
         if self._lib.espeak_SetVoiceByProperties(ctypes.byref(spec)) != _EE_OK:
             raise EngineError(f"espeak-ng has no voice for language {language!r}", code="tts_failed")
-        self._lib.espeak_SetParameter(_ESPEAK_RATE, options.rate_wpm, 0)
-        self._lib.espeak_SetParameter(_ESPEAK_PITCH, options.pitch, 0)
+        self._lib.espeak_SetParameter(_ESPEAK_RATE, rate_wpm, 0)
+        self._lib.espeak_SetParameter(_ESPEAK_PITCH, pitch, 0)
         data = text.encode("utf-8") + b"\0"
         self._chunks = []
         self._stop = stop
@@ -188,7 +190,8 @@ class EspeakSynthesizer:
 
     ``voice`` is a language code such as ``"es"``, ``"fr"``, ``"pt-br"`` or ``"en-us"`` (``_`` and
     case are normalized); anything espeak does not know, such as an OpenAI voice name, speaks
-    ``options.default_language``. Audio comes sentence by sentence as float32 at 22 050 Hz.
+    ``options.default_language``. Audio comes sentence by sentence as float32 at 22 050 Hz; a call's
+    ``speed`` multiplies ``options.rate_wpm``.
 
     Args:
         options: Language fallback, rate and pitch.
@@ -219,18 +222,24 @@ class EspeakSynthesizer:
         code = _normalize(voice)
         if code in self._known:
             return code
-        base = code.split("-", 1)[0]
+        base = _base(code)
         if base in self._known:
             return base
         return _normalize(self.options.default_language)
 
-    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]:
+    def speaks(self, language: str) -> bool:
+        """Whether espeak-ng knows ``language`` (or its base): an unknown one would be read with the
+        default language's voice, which is not speaking it."""
+        return _base(self.resolve_language(language)) == _base(_normalize(language))
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event, speed: float = 1.0) -> Iterator[Samples]:
         """Speak ``text`` in the language ``voice``, yielding one chunk per sentence.
 
         Args:
             text: What to say.
             voice: A language code (see :meth:`voices`).
             stop: Checked between sentences and inside espeak's audio callback.
+            speed: Multiplies ``options.rate_wpm`` (kept within espeak-ng's 80-450 words per minute).
 
         Yields:
             float32 mono audio at :attr:`sample_rate_hz`.
@@ -239,16 +248,22 @@ class EspeakSynthesizer:
             EngineError: If espeak-ng fails.
         """
         language = self.resolve_language(voice)
+        rate_wpm = min(MAX_RATE_WPM, max(MIN_RATE_WPM, round(self.options.rate_wpm * speed)))
         for sentence in _SENTENCE_END.split(text.strip()):
             if stop.is_set():
                 return
             if not sentence.strip():
                 continue
             with _ESPEAK_LOCK:
-                audio = _library().speak(sentence, language, self.options, stop)
+                audio = _library().speak(sentence, language, rate_wpm, self.options.pitch, stop)
             if audio.size and not stop.is_set():
                 yield audio
 
 
 def _normalize(voice: str) -> str:
     return voice.strip().lower().replace("_", "-")
+
+
+def _base(code: str) -> str:
+    """``"pt-br"`` -> ``"pt"``, for a normalized code."""
+    return code.split("-", 1)[0]

@@ -6,8 +6,9 @@ models, so runtime and server tests exercise every code path without loading wei
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -125,16 +126,25 @@ class FakeChatModel:
 
 
 class ToneSynthesizer:
-    """Speaks every text as a 220 Hz tone, 60 ms per character, in 100 ms chunks."""
+    """Speaks every text as a 220 Hz tone, 60 ms per character divided by ``speed``, in 100 ms chunks.
+
+    It speaks every language unless ``languages`` names the only ones (ISO-639-1 base codes).
+    """
 
     sample_rate_hz = 24_000
     ms_per_char = 60
 
+    def __init__(self, languages: Collection[str] | None = None) -> None:
+        self.languages = frozenset(languages) if languages is not None else None
+
     def voices(self) -> Sequence[str]:
         return ("tone",)
 
-    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]:
-        total = len(text) * self.ms_per_char * self.sample_rate_hz // 1000
+    def speaks(self, language: str) -> bool:
+        return self.languages is None or re.split(r"[-_]", language.lower(), maxsplit=1)[0] in self.languages
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event, speed: float = 1.0) -> Iterator[Samples]:
+        total = round(len(text) * self.ms_per_char * self.sample_rate_hz / 1000 / speed)
         chunk = self.sample_rate_hz // 10
         t = np.arange(total, dtype=np.float32) / self.sample_rate_hz
         tone = (0.2 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)

@@ -3,12 +3,14 @@
 This module owns :class:`PiperSynthesizer`: loading one or more piper ``.onnx`` voices into ONNX Runtime
 sessions with a bounded thread count, mapping the voice names a client asks for (OpenAI's ``alloy`` ...
 ``cedar``, a piper voice name, or anything else) onto the loaded voices and speakers, and streaming audio
-sentence by sentence. Piper and onnxruntime errors become :class:`EngineError` in :meth:`_next_chunk`.
+sentence by sentence at the speed each call asks for (piper's length scale, set per call). Piper and
+onnxruntime errors become :class:`EngineError` in :meth:`_next_chunk`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from openrealtime.exceptions import EngineError
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 DEFAULT_THREADS = 2
 _SPEAKER_SEPARATOR = ":"  # "model:speaker" names one speaker of a multi-speaker piper voice
+_LANGUAGE_SEPARATOR = re.compile(r"[-_]")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class PiperOptions:
             the registry-shipped ``en_US-joe-medium`` (checked against its pinned sha256). All voices must
             share one sample rate.
         n_threads: ONNX Runtime intra-op threads of each voice.
-        length_scale: Duration multiplier (above 1 speaks slower); ``None`` keeps each voice's own.
+        length_scale: Duration multiplier (above 1 speaks slower) at speed 1; ``None`` keeps each
+            voice's own.
         noise_scale: Generator noise; ``None`` keeps each voice's own.
         noise_w_scale: Phoneme-duration noise; ``None`` keeps each voice's own.
         volume: Gain applied after piper's peak normalization, in (0, 1].
@@ -110,6 +114,8 @@ class PiperSynthesizer:
         if len(rates) != 1:
             raise EngineError(f"piper voices have different sample rates {sorted(rates)}", code="tts_failed")
         self.sample_rate_hz: int = rates.pop()
+        # Each voice speaks the language of its espeak-ng phonemizer voice ("en-us" -> "en").
+        self._languages = frozenset(_language_base(voice.config.espeak_voice) for voice in self._voices)
         self._by_name = {slot.name: slot for slot in self._slots}
         for i, openai_name in enumerate(OPENAI_VOICES):
             self._by_name.setdefault(openai_name, self._slots[i % len(self._slots)])
@@ -144,13 +150,18 @@ class PiperSynthesizer:
         slot = self._by_name.get(voice) or self._by_name.get(voice.strip().lower()) or self._slots[0]
         return slot.name
 
-    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]:
+    def speaks(self, language: str) -> bool:
+        """Whether a loaded voice speaks ``language`` (its base code: ``en-GB`` is English)."""
+        return _language_base(language) in self._languages
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event, speed: float = 1.0) -> Iterator[Samples]:
         """Speak ``text``, yielding one float32 chunk per sentence at :attr:`sample_rate_hz`.
 
         Args:
             text: What to say (English for the default voice).
             voice: A name from :meth:`voices` or anything else (the first voice speaks it).
             stop: Checked before each sentence; once set, nothing more is synthesized.
+            speed: Speaking rate as a multiple of the voice's own: the length scale is divided by it.
 
         Yields:
             Mono float32 audio in [-1, 1].
@@ -159,16 +170,20 @@ class PiperSynthesizer:
             EngineError: If piper or onnxruntime fail.
         """
         slot = self._by_name[self.resolve_voice(voice)]
+        model = self._voices[slot.model]
+        length_scale = self.options.length_scale
+        if length_scale is None:
+            length_scale = model.config.length_scale
         config = self._synthesis_config(
             speaker_id=slot.speaker_id,
-            length_scale=self.options.length_scale,
+            length_scale=length_scale / speed,
             noise_scale=self.options.noise_scale,
             noise_w_scale=self.options.noise_w_scale,
             volume=self.options.volume,
         )
         if not text.strip():
             return
-        chunks = iter(self._voices[slot.model].synthesize(text, syn_config=config))
+        chunks = iter(model.synthesize(text, syn_config=config))
         while not stop.is_set():
             audio = self._next_chunk(chunks)
             if audio is None:
@@ -186,3 +201,8 @@ class PiperSynthesizer:
         if chunk is None:
             return None
         return np.ascontiguousarray(chunk.audio_float_array, dtype=np.float32).reshape(-1)
+
+
+def _language_base(code: str) -> str:
+    """``"en-us"`` / ``"pt_BR"`` / ``" EN "`` -> ``"en"`` / ``"pt"`` / ``"en"``."""
+    return _LANGUAGE_SEPARATOR.split(code.strip().lower(), maxsplit=1)[0]

@@ -47,5 +47,8 @@ class SynthesizerPool:
     def voices(self) -> Sequence[str]:
         return self._pool.first.voices()
 
-    def synthesize(self, text: str, *, voice: str, stop: threading.Event) -> Iterator[Samples]:
-        yield from self._pool.stream(lambda tts: iter(tts.synthesize(text, voice=voice, stop=stop)))
+    def speaks(self, language: str) -> bool:
+        return self._pool.first.speaks(language)
+
+    def synthesize(self, text: str, *, voice: str, stop: threading.Event, speed: float = 1.0) -> Iterator[Samples]:
+        yield from self._pool.stream(lambda tts: iter(tts.synthesize(text, voice=voice, stop=stop, speed=speed)))

@@ -13,6 +13,8 @@ from typing import Any
 
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import (
+    MAX_SPEED,
+    MIN_SPEED,
     ChatChunk,
     ChatModel,
     NoiseSuppressor,
@@ -21,7 +23,6 @@ from openrealtime.contracts import (
     Translator,
     VadModel,
 )
-from openrealtime.engines.tempo import at_speed
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.scheduler import (
     PRIORITY_FINAL,
@@ -121,12 +122,13 @@ class EngineSet:
         yield await asyncio.get_running_loop().run_in_executor(self.stream_pool, call)
 
     async def _synthesize(self, command: Synthesize) -> AsyncIterator[object]:
-        synthesizer = at_speed(self.synthesizer_for(command.language), command.speed)
+        synthesizer = self.synthesizer_for(command.language)
         rate = synthesizer.sample_rate_hz
+        speed = min(MAX_SPEED, max(MIN_SPEED, command.speed))
 
         def chunks(stop: threading.Event) -> Iterator[Samples]:
             voice = command.voice or DEFAULT_VOICE
-            return iter(synthesizer.synthesize(command.text, voice=voice, stop=stop))
+            return iter(synthesizer.synthesize(command.text, voice=voice, stop=stop, speed=speed))
 
         started = time.perf_counter()
         first = True

@@ -4,12 +4,11 @@ A pair is served, in this order of preference, by a dedicated text translator th
 (Apertium), by Whisper's own speech translation when the target is English and the ASR model is
 multilingual, and last by an LLM translator (any language it can name, as well as the configured LLM
 translates). A target language is spoken by the TTS engine registered for it (piper for English, any
-piper voice by path) or by the multilingual fallback (espeak-ng) when that one knows the language.
+piper voice by path) or by the multilingual fallback (espeak-ng) when that one speaks the language
+(:meth:`~openrealtime.contracts.Synthesizer.speaks`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from openrealtime.engines.llm_translator import LlmTranslator
 from openrealtime.runtime.engines import EngineSet
@@ -46,11 +45,7 @@ class LanguageSupport:
         if language in synthesizers or language_base(language) in synthesizers:
             return True
         fallback = synthesizers.get(FALLBACK_VOICE)
-        if fallback is None:
-            return False
-        resolve: Callable[[str], str] | None = getattr(fallback, "resolve_language", None)
-        # espeak-ng speaks an unknown language with its default voice: that is not speaking it.
-        return resolve is None or language_base(resolve(language)) == language_base(language)
+        return fallback is not None and fallback.speaks(language)
 
     def info(self, *, session_id: str, created_at_s: int, model: str) -> TranslationInfo:
         """The :class:`TranslationInfo` of a new session served by these engines."""
