@@ -5,32 +5,50 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from openrealtime.engines.fake import FakeTranscriber
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind
-from openrealtime.runtime.connection import OUTBOX_LIMIT, Connection
+from openrealtime.runtime import connection as connection_module
+from openrealtime.runtime.connection import (
+    INBOX_LIMIT,
+    INBOX_LIMIT_BYTES,
+    OUTBOX_LIMIT,
+    RESULTS_LIMIT,
+    Connection,
+)
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.session.commands import CloseConnection
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import TIMEOUT_S, pcm, tone
+
+CLEAR = json.dumps({"type": "input_audio_buffer.clear"})
 
 
 class MemoryTransport:
     """A WebSocket stand-in: the test writes frames in and reads frames out."""
 
-    def __init__(self, *, stall_sends: bool = False) -> None:
+    def __init__(self, *, stall_sends: bool = False, fail_sends: bool = False) -> None:
         self.incoming: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self.sent: list[dict[str, Any]] = []
         self.closed: tuple[int, str] | None = None
         self._stall = stall_sends
+        self._fail = fail_sends
         self._new = asyncio.Event()
 
     async def receive(self) -> str | bytes | None:
         return await self.incoming.get()
 
     async def send(self, text: str) -> None:
+        if self._fail:
+            raise ConnectionResetError("the client vanished")
         if self._stall:
             await asyncio.Event().wait()  # a client that never reads
         self.sent.append(json.loads(text))
@@ -48,6 +66,51 @@ class MemoryTransport:
                         return event
                 self._new.clear()
                 await self._new.wait()
+
+
+@dataclass(frozen=True)
+class StartJob:
+    job_id: str
+
+
+class ScriptedSession:
+    """The runtime's side of the session contract, and nothing else: each input is recorded, and
+    ``script`` says what it produces (server events, commands)."""
+
+    def __init__(self, script: Callable[[object], tuple[list[se.ServerEvent], list[object]]]) -> None:
+        self.inputs: list[object] = []
+        self._script = script
+        self._events: list[se.ServerEvent] = []
+        self._commands: list[object] = []
+
+    def _take(self, value: object) -> None:
+        self.inputs.append(value)
+        events, commands = self._script(value)
+        self._events += events
+        self._commands += commands
+
+    def receive(self, event: ce.ClientEvent) -> None:
+        self._take(event)
+
+    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
+        self._take(exc)
+
+    def on_result(self, result: object) -> None:
+        self._take(result)
+
+    def drain(self) -> tuple[list[se.ServerEvent], list[object]]:
+        out = (self._events, self._commands)
+        self._events, self._commands = [], []
+        return out
+
+
+def run_scripted(
+    session: ScriptedSession,
+    transport: MemoryTransport,
+    run_job: Callable[[object], AsyncIterator[object] | None] = lambda command: None,
+) -> asyncio.Task[None]:
+    connection = Connection(session, transport, SessionKind.TRANSCRIPTION, run_job=run_job, cancel_job=lambda _: None)
+    return asyncio.create_task(connection.run())
 
 
 def session_for(engines: EngineSet) -> TranscriptionSession:
@@ -105,14 +168,136 @@ async def test_binary_frames_are_errors_not_crashes(fake_engines: EngineSet) -> 
     await task
 
 
-async def test_a_client_that_does_not_read_is_closed(fake_engines: EngineSet) -> None:
+async def test_a_client_that_does_not_read_is_closed() -> None:
+    session = ScriptedSession(lambda _: ([se.Cleared()] * (OUTBOX_LIMIT + 1), []))
     transport = MemoryTransport(stall_sends=True)
-    task = start(fake_engines, transport)
-    for _ in range(OUTBOX_LIMIT + 10):
-        transport.incoming.put_nowait("{bad json")
+    task = run_scripted(session, transport)
+    transport.incoming.put_nowait(CLEAR)
     async with asyncio.timeout(TIMEOUT_S):
         await task
     assert transport.closed == (1008, "client too slow: outbox full")
+
+
+@pytest.mark.parametrize(
+    ("frames", "closed"),
+    [(INBOX_LIMIT, (1000, "")), (INBOX_LIMIT + 1, (1008, "client too fast: inbox full"))],
+    ids=["at-the-limit", "one-over"],
+)
+async def test_a_client_that_sends_faster_than_its_session_handles_is_closed(
+    fake_engines: EngineSet, frames: int, closed: tuple[int, str]
+) -> None:
+    """All frames are waiting before the session handles the first: the inbox takes ``INBOX_LIMIT``."""
+    transport = MemoryTransport()
+    for _ in range(frames):
+        transport.incoming.put_nowait("{bad json")
+    transport.incoming.put_nowait(None)
+    async with asyncio.timeout(TIMEOUT_S):
+        await start(fake_engines, transport)
+    kinds = [e["type"] for e in transport.sent]
+    handled = frames if closed[0] == 1000 else 0  # a flood is cut off before the next frame is handled
+    assert kinds == ["session.created"] + ["error"] * handled
+    assert transport.closed == closed
+
+
+@pytest.mark.parametrize(
+    ("sizes", "closed"),
+    [
+        ([INBOX_LIMIT_BYTES + 1], (1000, "")),
+        ([INBOX_LIMIT_BYTES // 2, INBOX_LIMIT_BYTES // 2], (1000, "")),
+        ([INBOX_LIMIT_BYTES // 2, INBOX_LIMIT_BYTES // 2 + 1], (1008, "client too fast: inbox full")),
+    ],
+    ids=["one-frame-over-alone", "at-the-limit", "one-over"],
+)
+async def test_queued_frames_are_bounded_in_bytes_too(sizes: list[int], closed: tuple[int, str]) -> None:
+    """A frame too large to queue behind another gets in alone: the transport's limit governs it."""
+    session = ScriptedSession(lambda _: ([], []))
+    transport = MemoryTransport()
+    for size in sizes:
+        transport.incoming.put_nowait(b"\0" * size)
+    transport.incoming.put_nowait(None)
+    async with asyncio.timeout(TIMEOUT_S):
+        await run_scripted(session, transport)
+    assert transport.closed == closed
+    handled = len(sizes) if closed[0] == 1000 else 0
+    assert [type(i) for i in session.inputs] == [ProtocolError] * handled
+
+
+async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dropped() -> None:
+    """A job's results have their own room: when it is full the job waits, and nothing is lost."""
+    results = 2 * RESULTS_LIMIT + 1
+    started, release, all_handled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    produced = 0
+    lag: list[int] = []  # results produced but not yet handled, seen at each one handled
+
+    async def job() -> AsyncIterator[object]:
+        nonlocal produced
+        started.set()
+        await release.wait()
+        for n in range(results):
+            produced += 1
+            yield n
+
+    def script(value: object) -> tuple[list[se.ServerEvent], list[object]]:
+        if isinstance(value, int):
+            lag.append(produced - value - 1)
+            if value == results - 1:
+                all_handled.set()
+            return [], []
+        return [], [StartJob("job_1")] if len(session.inputs) == 1 else []
+
+    session = ScriptedSession(script)
+    transport = MemoryTransport()
+    task = run_scripted(session, transport, run_job=lambda command: job())
+    transport.incoming.put_nowait(CLEAR)
+    async with asyncio.timeout(TIMEOUT_S):
+        await started.wait()
+        release.set()  # the job fills its room first, then the client sends all the frames the inbox takes
+        for _ in range(INBOX_LIMIT):
+            transport.incoming.put_nowait(CLEAR)
+        await all_handled.wait()
+        transport.incoming.put_nowait(None)
+        await task
+    assert transport.closed == (1000, "")
+    assert [i for i in session.inputs if isinstance(i, int)] == list(range(results))
+    assert sum(isinstance(i, ce.InputAudioBufferClear) for i in session.inputs) == INBOX_LIMIT + 1
+    assert max(lag) == RESULTS_LIMIT  # the job waited for room, with one result in hand
+
+
+async def test_a_session_close_waits_behind_a_full_outbox_and_is_never_dropped() -> None:
+    """``session.close`` -> ``session.closed``, then 1000: the close frame waits for room, in order."""
+    session = ScriptedSession(lambda _: ([se.Cleared()] * OUTBOX_LIMIT, [CloseConnection(1000, "")]))
+    transport = MemoryTransport()
+    task = run_scripted(session, transport)
+    transport.incoming.put_nowait(CLEAR)
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    assert transport.sent == [{"type": "input_audio_buffer.cleared", "event_id": e["event_id"]} for e in transport.sent]
+    assert len(transport.sent) == OUTBOX_LIMIT
+    assert transport.closed == (1000, "")
+
+
+async def test_a_client_that_stops_reading_while_we_say_goodbye_is_closed_with_1008(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connection_module, "DRAIN_TIMEOUT_S", TIMEOUT_S / 100)
+    session = ScriptedSession(lambda _: ([se.Cleared()], [CloseConnection(1000, "")]))
+    transport = MemoryTransport(stall_sends=True)
+    task = run_scripted(session, transport)
+    transport.incoming.put_nowait(CLEAR)
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    assert transport.closed == (1008, "client too slow")
+
+
+async def test_a_failed_send_ends_the_run_without_a_goodbye() -> None:
+    session = ScriptedSession(lambda _: ([se.Cleared()], []))
+    transport = MemoryTransport(fail_sends=True)
+    task = run_scripted(session, transport)
+    transport.incoming.put_nowait(CLEAR)
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    assert transport.closed is None
+    assert transport.sent == []
 
 
 async def test_an_engine_crash_fails_the_item_and_the_session_goes_on() -> None:
@@ -198,8 +383,8 @@ async def test_barge_in_over_the_runtime_sends_no_audio_after_response_done() ->
     class SlowTone(ToneSynthesizer):
         """Real-time-ish TTS: one 100 ms chunk every 20 ms, ignoring ``stop`` for a while."""
 
-        def synthesize(self, text, *, voice, stop):  # type: ignore[no-untyped-def]
-            for chunk in super().synthesize(text, voice=voice, stop=threading.Event()):
+        def synthesize(self, text, *, voice, stop, speed=1.0):  # type: ignore[no-untyped-def]
+            for chunk in super().synthesize(text, voice=voice, stop=threading.Event(), speed=speed):
                 threading.Event().wait(0.02)
                 yield chunk
 

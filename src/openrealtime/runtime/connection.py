@@ -3,6 +3,17 @@
 One ``asyncio.TaskGroup`` per connection: a reader, the session loop (the only code that touches the
 session, handling inputs strictly in arrival order), a writer with a bounded outbox, and one job task
 per command id. Nothing is ordered by ``sleep``; late engine results are dropped by the session by id.
+
+Both queues are bounded, and who may wait on them is decided per producer:
+
+- the inbox holds at most ``INBOX_LIMIT`` client frames (and ``INBOX_LIMIT_BYTES``). The reader never
+  waits: a client that sends faster than its session handles is closed with 1008, like one that does
+  not read. Engine results have their own ``RESULTS_LIMIT`` slots, so a flooding client can never
+  crowd them out; a job whose results are not taken yet waits for a slot (backpressure on our own
+  engine, never a drop). The few control inputs (client gone, send failed, expiry) always get in.
+- the outbox holds ``OUTBOX_LIMIT`` events; the session loop never waits on it (a client that does not
+  read is closed with 1008). The closing frame is the exception: it waits its turn behind a full outbox
+  for up to ``DRAIN_TIMEOUT_S``, so a session's own close (``session.close`` -> 1000) is never dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +37,15 @@ log = logging.getLogger(__name__)
 APPEND_EVENTS = (ce.InputAudioBufferAppend, ce.TranslationAppend)
 
 OUTBOX_LIMIT = 2048  # queued server events before a client that does not read is cut off
+INBOX_LIMIT = 256  # client frames waiting for the session before a client that floods is cut off
+# Queued client frames in characters (JSON is ASCII): two of the largest frames the server lets in. One
+# frame is always let in when none waits, whatever its size: the transport's frame limit governs that.
+INBOX_LIMIT_BYTES = 64 * 1024 * 1024
+RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
+_CONTROL_INPUTS = 3  # at most one each: client gone, send failed, session expired
+# RFC 6455 section 7.4.1: 1008 is "policy violation", the code for either side of backpressure.
 CLOSE_TOO_SLOW = 1008
+CLOSE_TOO_FAST = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_NORMAL = 1000
 DRAIN_TIMEOUT_S = 5.0  # how long a closing connection waits for the client to take its last events
@@ -91,11 +110,17 @@ class Connection:
         self._run_job = run_job
         self._cancel_job = cancel_job
         self._on_event = on_event
-        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        # The queue's own bound is the sum of the producers' shares, so a slip in the accounting below
+        # fails loudly (QueueFull, a bug: 1011) instead of letting the inbox grow.
+        self._inbox: asyncio.Queue[object] = asyncio.Queue(maxsize=INBOX_LIMIT + RESULTS_LIMIT + _CONTROL_INPUTS)
+        self._frames_queued = 0
+        self._frame_chars_queued = 0
+        self._result_slots = asyncio.Semaphore(RESULTS_LIMIT)
         self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self._jobs: dict[str, asyncio.Task[None]] = {}
-        self._closing = False
+        self._close: CloseConnection | None = None  # how the connection ends, once decided
         self._too_slow = False
+        self._too_fast = False
         self._lifetime_s = lifetime_s
         self._on_append = on_append
 
@@ -120,17 +145,23 @@ class Connection:
                     writer.cancel()
                     await self._close_now(CLOSE_TOO_SLOW, "client too slow: outbox full")
                     return
-                if not self._closing:
-                    await self._outbox.put(CloseConnection(CLOSE_NORMAL, ""))
-                try:
-                    async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                        await writer
-                except TimeoutError:  # the client stopped reading while we were saying goodbye
-                    await self._close_now(CLOSE_TOO_SLOW, "client too slow")
+                await self._say_goodbye(writer, self._close or CloseConnection(CLOSE_NORMAL, ""))
         except* Exception:
             log.exception("session crashed; closing with 1011")
             with contextlib.suppress(Exception):
                 await self.transport.close(CLOSE_INTERNAL_ERROR, "internal server error")
+
+    async def _say_goodbye(self, writer: asyncio.Task[None], close: CloseConnection) -> None:
+        """Send what is queued, then the closing frame; it waits for room, but only so long."""
+        if writer.done():  # a send failed: the client is gone, there is no one to say goodbye to
+            return
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._outbox.put(close)
+                await writer
+        except TimeoutError:  # the client stopped reading while we were saying goodbye
+            writer.cancel()
+            await self._close_now(CLOSE_TOO_SLOW, "client too slow")
 
     async def _close_now(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
@@ -141,9 +172,17 @@ class Connection:
         while True:
             frame = await self.transport.receive()
             if frame is None:
-                await self._inbox.put(_Closed("client disconnected"))
+                self._inbox.put_nowait(_Closed("client disconnected"))
                 return
-            await self._inbox.put(frame)
+            if self._frames_queued and (
+                self._frames_queued >= INBOX_LIMIT or self._frame_chars_queued + len(frame) > INBOX_LIMIT_BYTES
+            ):
+                log.warning("client sends faster than its session handles; closing with %d", CLOSE_TOO_FAST)
+                self._too_fast = True  # the session loop has frames to take, so it sees this next
+                return
+            self._frames_queued += 1
+            self._frame_chars_queued += len(frame)
+            self._inbox.put_nowait(frame)
 
     async def _writer(self) -> None:
         while True:
@@ -156,7 +195,7 @@ class Connection:
                 await self.transport.send(item)
             except Exception:  # the client vanished mid-send: the reader will see it too
                 log.info("send failed; client gone")
-                await self._inbox.put(_Closed("send failed"))
+                self._inbox.put_nowait(_Closed("send failed"))
                 return
 
     async def _session_loop(self) -> None:
@@ -164,14 +203,21 @@ class Connection:
         self._flush()
         while True:
             item = await self._inbox.get()
+            if self._too_fast:
+                self._close = CloseConnection(CLOSE_TOO_FAST, "client too fast: inbox full")
+                return
+            if isinstance(item, str | bytes):
+                self._frames_queued -= 1
+                self._frame_chars_queued -= len(item)
+            elif not isinstance(item, _Closed | _Expired):
+                self._result_slots.release()
             if isinstance(item, _Closed):
                 return
             if isinstance(item, _Expired):
                 # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
                 session.error(ProtocolError(SESSION_EXPIRED_MESSAGE, code="session_expired"))
-                self._flush()
-                self._closing = True
-                await self._outbox.put(CloseConnection(CLOSE_GOING_AWAY, SESSION_EXPIRED_MESSAGE))
+                if self._flush():
+                    self._close = CloseConnection(CLOSE_GOING_AWAY, SESSION_EXPIRED_MESSAGE)
                 return
             if isinstance(item, bytes):
                 session.error(
@@ -205,8 +251,7 @@ class Connection:
                 return False
         for command in commands:
             if isinstance(command, CloseConnection):
-                self._closing = True
-                self._outbox.put_nowait(command) if not self._outbox.full() else None
+                self._close = command  # sent by ``run`` once the outbox has room: never dropped
                 return False
             if isinstance(command, CancelJob):
                 self._cancel_job(command.job_id)
@@ -225,7 +270,7 @@ class Connection:
             self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning("client is not reading its events; closing with %d", CLOSE_TOO_SLOW)
-            self._closing = self._too_slow = True
+            self._too_slow = True
             return False
         return True
 
@@ -233,14 +278,19 @@ class Connection:
         """Forward a command's results to the session loop; an engine failure becomes ``JobFailed``."""
         try:
             async for result in results:
-                await self._inbox.put(result)
+                await self._put_result(result)
         except EngineError as exc:
-            await self._inbox.put(JobFailed(job_id=job_id, code=exc.code, message=exc.message))
+            await self._put_result(JobFailed(job_id=job_id, code=exc.code, message=exc.message))
         except Exception as exc:  # a crashing engine fails its job, never the session
             log.exception("engine job %s crashed", job_id)
-            await self._inbox.put(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
+            await self._put_result(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
         finally:
             self._jobs.pop(job_id, None)
             aclose = getattr(results, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    async def _put_result(self, result: object) -> None:
+        """Queue an engine result; a job may wait here for room, the session loop never does."""
+        await self._result_slots.acquire()
+        self._inbox.put_nowait(result)
