@@ -7,12 +7,24 @@ import re
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError, field_validator
 
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
-from openrealtime.protocol.codec import SessionKind, dump_server_event, new_event_id, parse_client_event
-from openrealtime.protocol.config import InputTranscription, TranscriptionSessionConfig
+from openrealtime.protocol.codec import (
+    SessionKind,
+    dump_server_event,
+    new_event_id,
+    parse_client_event,
+    validation_error,
+)
+from openrealtime.protocol.config import (
+    MAX_OUTPUT_TOKENS_CAP,
+    InputTranscription,
+    RealtimeSessionConfig,
+    TranscriptionSessionConfig,
+)
 
 REALTIME_TYPES = (
     "'session.update', 'input_audio_buffer.append', 'input_audio_buffer.commit', "
@@ -308,6 +320,24 @@ def test_numbers_out_of_range(audio_input: dict[str, Any], code: str, param: str
     assert rejection(transcription_update(audio_input)) == error(code, f"Invalid '{param}': {message}", param)
 
 
+@pytest.mark.parametrize("tokens", [0, -3, MAX_OUTPUT_TOKENS_CAP + 1])
+def test_max_output_tokens_out_of_range(tokens: int) -> None:
+    got = rejection(update({"type": "realtime", "max_output_tokens": tokens}, event_id="upd_2"))
+    assert got == error(
+        "invalid_value",
+        f"Invalid 'session.max_output_tokens': Expected a value between 1 and {MAX_OUTPUT_TOKENS_CAP}, or 'inf'",
+        "session.max_output_tokens",
+        "upd_2",
+    )
+
+
+@pytest.mark.parametrize("tokens", [1, MAX_OUTPUT_TOKENS_CAP, "inf"])
+def test_max_output_tokens_in_range(tokens: int | str) -> None:
+    event = parse(update({"type": "realtime", "max_output_tokens": tokens}))
+    assert isinstance(event, ce.SessionUpdate)
+    assert event.session == RealtimeSessionConfig(max_output_tokens=tokens)
+
+
 def test_truncate_at_a_negative_time() -> None:
     got = rejection({"type": "conversation.item.truncate", "item_id": "i", "content_index": 0, "audio_end_ms": -5})
     assert got == error(
@@ -386,6 +416,42 @@ def test_validator_failures_are_invalid_value() -> None:
         "invalid_value",
         "Invalid 'session.output_modalities': output_modalities must be ['audio'] or ['text']",
         "session.output_modalities",
+    )
+
+
+@pytest.mark.parametrize("modality", ["audio", "text"])
+def test_one_output_modality_is_accepted(modality: str) -> None:
+    event = parse(update({"type": "realtime", "output_modalities": [modality]}))
+    assert isinstance(event, ce.SessionUpdate)
+    assert event.session.model_dump(mode="json", exclude_unset=True) == {
+        "type": "realtime",
+        "output_modalities": [modality],
+    }
+
+
+class _Checked(BaseModel):
+    """A model whose validator raises without the ``code:`` prefix our config validators use."""
+
+    word: str
+
+    @field_validator("word")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        if len(value) > 3:
+            raise ValueError("too long")
+        return value
+
+
+def test_a_validator_message_without_a_code_prefix_is_kept_whole() -> None:
+    with pytest.raises(ValidationError) as info:
+        _Checked(word="long")
+    err = validation_error(info.value, "evt_6")
+    assert (err.error_type, err.code, err.message, err.param, err.event_id) == (
+        "invalid_request_error",
+        "invalid_value",
+        "Invalid 'word': too long",  # the validator's whole text: nothing taken for a code
+        "word",
+        "evt_6",
     )
 
 
@@ -550,6 +616,28 @@ def test_dump_an_error_event_in_openais_shape() -> None:
             "message": "Unknown parameter: 'session.bogus_field'.",
             "param": "session.bogus_field",
             "event_id": "evt_9",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("own_event_id", "given_event_id", "expected"),
+    [("evt_client", "evt_other", "evt_client"), (None, "evt_other", "evt_other"), (None, None, None)],
+)
+def test_the_error_event_of_a_protocol_error(
+    own_event_id: str | None, given_event_id: str | None, expected: str | None
+) -> None:
+    """The error's own ``event_id`` (read from the frame) wins over the one the session passes."""
+    exc = ProtocolError("Unknown parameter: 'x'.", code="unknown_parameter", param="x", event_id=own_event_id)
+    assert json.loads(dump_server_event(se.Error.of(exc, given_event_id), "event_7")) == {
+        "type": "error",
+        "event_id": "event_7",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "unknown_parameter",
+            "message": "Unknown parameter: 'x'.",
+            "param": "x",
+            "event_id": expected,
         },
     }
 
