@@ -40,7 +40,7 @@ def fake_engines() -> Iterator[EngineSet]:
 @pytest.fixture(scope="session")
 def real_engines() -> Iterator[EngineSet]:
     """The default offline models, loaded once for the whole run."""
-    from openrealtime.server.app import load_engines
+    from openrealtime.server.registry import load_engines
     from openrealtime.server.settings import Settings
 
     engines = load_engines(Settings())

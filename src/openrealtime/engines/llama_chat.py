@@ -42,8 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder, DecoderStats
-from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.contracts import (
     ChatChunk,
     ChatDone,
@@ -52,6 +50,8 @@ from openrealtime.contracts import (
     ToolCallDelta,
     ToolSpec,
 )
+from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder, DecoderStats
+from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.engines.tool_schema import (
     DEFAULT_MAX_ARRAY_ITEMS,
     DEFAULT_MAX_STRING_CHARS,
