@@ -26,6 +26,7 @@ from openrealtime.client.history import ConversationHistory, TranscriptPrinter
 from openrealtime.client.playback import ClockPlayer, PlaybackLedger, SpeakerPlayer
 from openrealtime.client.tools import ToolDefinitionError, ToolRegistry, function_tool, parse_docstring
 from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol.codec import server_event_from_dict
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
 from openrealtime.server.settings import Settings
@@ -279,11 +280,11 @@ def test_lines_come_out_in_turn_order_even_when_the_users_transcript_is_late() -
     history = ConversationHistory()
     seen: list[str] = []
     for event in conversation_events()[:4]:
-        history.feed(event)
+        history.feed(server_event_from_dict(event))
         seen += [i.line for i in history.ready()]
     assert seen == []  # the assistant is final, but the user's words are not known yet
     for event in conversation_events()[4:]:
-        history.feed(event)
+        history.feed(server_event_from_dict(event))
         seen += [i.line for i in history.ready()]
     assert seen == ["Capital?", "Paris is the capital.", "f({})", "42"]
 
@@ -291,8 +292,9 @@ def test_lines_come_out_in_turn_order_even_when_the_users_transcript_is_late() -
 def test_replay_rebuilds_the_conversation_as_items_a_new_session_accepts() -> None:
     history = ConversationHistory()
     for event in conversation_events():
-        history.feed(event)
-    history.feed({"type": "conversation.item.added", "previous_item_id": "o1", "item": item("u2", "user", {})})
+        history.feed(server_event_from_dict(event))
+    added = {"type": "conversation.item.added", "previous_item_id": "o1", "item": item("u2", "user", {})}
+    history.feed(server_event_from_dict(added))
     user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Capital?"}]}
     answer = {
         "type": "message",
@@ -312,18 +314,19 @@ def test_replay_rebuilds_the_conversation_as_items_a_new_session_accepts() -> No
 def test_a_truncated_answer_is_held_until_the_servers_copy_says_what_was_heard() -> None:
     history = ConversationHistory()
     events = conversation_events()
-    history.feed(events[0])
-    history.feed(events[4])
-    history.feed(events[1])
+    history.feed(server_event_from_dict(events[0]))
+    history.feed(server_event_from_dict(events[4]))
+    history.feed(server_event_from_dict(events[1]))
     history.hold("a1")
-    history.feed(events[3])
-    history.feed({"type": "response.done", "response": {"status": "cancelled", "output": [{"id": "a1"}]}})
+    history.feed(server_event_from_dict(events[3]))
+    done = {"type": "response.done", "response": {"status": "cancelled", "output": [{"id": "a1"}]}}
+    history.feed(server_event_from_dict(done))
     assert [i.line for i in history.ready()] == ["Capital?"]
-    history.feed({"type": "conversation.item.truncated", "item_id": "a1", "audio_end_ms": 300})
-    history.feed(
+    history.feed(server_event_from_dict({"type": "conversation.item.truncated", "item_id": "a1", "audio_end_ms": 300}))
+    history.feed(server_event_from_dict(
         {"type": "conversation.item.retrieved",
          "item": item("a1", "assistant", {"type": "output_audio", "transcript": "Paris"}, "incomplete")}
-    )  # fmt: skip
+    ))  # fmt: skip
     assert [i.line for i in history.ready()] == ["Paris …"]
 
 
@@ -340,7 +343,7 @@ def test_the_printer_labels_lines() -> None:
 
     printer = TranscriptPrinter(history, Sink())
     for event in conversation_events():
-        history.feed(event)
+        history.feed(server_event_from_dict(event))
         printer(event, 0.0)
     assert "".join(lines) == "you: Capital?\nassistant: Paris is the capital.\ntool call: f({})\ntool result: 42\n"
 
@@ -602,7 +605,7 @@ async def test_an_unexpected_close_reconnects_and_replays_the_conversation(fake:
 def history_of(events: list[dict[str, Any]]) -> ConversationHistory:
     history = ConversationHistory()
     for event in events:
-        history.feed(event)
+        history.feed(server_event_from_dict(event))
     return history
 
 

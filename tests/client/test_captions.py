@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from openrealtime.client.captions import CaptionBoard, CaptionTurn
+from openrealtime.protocol.codec import server_event_from_dict
 
 
 def committed(item_id: str, previous_item_id: str | None) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def completed(item_id: str, transcript: str) -> dict[str, Any]:
 def board_of(*events: dict[str, Any]) -> CaptionBoard:
     board = CaptionBoard()
     for event in events:
-        board.feed(event)
+        board.feed(server_event_from_dict(event))
     return board
 
 
@@ -85,9 +86,9 @@ def test_the_order_comes_from_the_links_alone(arrival: tuple[int, ...]) -> None:
     links = [committed("i0", None), committed("i1", "i0"), committed("i2", "i1"), committed("i3", "i2")]
     board = CaptionBoard()
     for index in arrival:
-        board.feed(completed(f"i{index}", f"t{index}"))
+        board.feed(server_event_from_dict(completed(f"i{index}", f"t{index}")))
     for index in arrival:
-        board.feed(links[index])
+        board.feed(server_event_from_dict(links[index]))
     assert order(board) == ["i0", "i1", "i2", "i3"]
     assert board.transcript() == ["t0", "t1", "t2", "t3"]
 
@@ -104,7 +105,7 @@ def test_uncommitted_turns_come_last() -> None:
         CaptionTurn("item_live", "still talking", final=False, committed=False),
     ]
     assert board.transcript() == ["Done."]  # only finished turns
-    board.feed(committed("item_live", "item_A"))
+    board.feed(server_event_from_dict(committed("item_live", "item_A")))
     assert order(board) == ["item_A", "item_live"]
     assert board.turns["item_live"].committed
 
@@ -116,10 +117,10 @@ def test_several_uncommitted_turns_keep_their_arrival_order() -> None:
 
 def test_deltas_append_then_completed_replaces() -> None:
     board = CaptionBoard()
-    board.feed(delta("item_1", " Hello"))
-    board.feed(delta("item_1", " wrld"))
+    board.feed(server_event_from_dict(delta("item_1", " Hello")))
+    board.feed(server_event_from_dict(delta("item_1", " wrld")))
     assert board.turns["item_1"] == CaptionTurn("item_1", " Hello wrld")
-    board.feed(completed("item_1", "Hello world."))
+    board.feed(server_event_from_dict(completed("item_1", "Hello world.")))
     assert board.turns["item_1"] == CaptionTurn("item_1", "Hello world.", final=True)
 
 
@@ -135,10 +136,11 @@ def test_a_second_completed_replaces_again() -> None:
 
 def test_missing_or_null_text_counts_as_empty() -> None:
     board = CaptionBoard()
-    board.feed({"type": "conversation.item.input_audio_transcription.delta", "item_id": "a", "delta": None})
-    board.feed({"type": "conversation.item.input_audio_transcription.delta", "item_id": "a"})
+    kind = "conversation.item.input_audio_transcription"
+    board.feed(server_event_from_dict({"type": f"{kind}.delta", "item_id": "a", "delta": None}))
+    board.feed(server_event_from_dict({"type": f"{kind}.delta", "item_id": "a"}))
     assert board.turns["a"].text == ""
-    board.feed({"type": "conversation.item.input_audio_transcription.completed", "item_id": "a", "transcript": None})
+    board.feed(server_event_from_dict({"type": f"{kind}.completed", "item_id": "a", "transcript": None}))
     assert board.turns["a"] == CaptionTurn("a", "", final=True)
 
 
@@ -157,10 +159,10 @@ def test_transcript_skips_unfinished_and_empty_turns() -> None:
 
 def test_feed_returns_the_turn_it_changed() -> None:
     board = CaptionBoard()
-    turn = board.feed(committed("a", None))
+    turn = board.feed(server_event_from_dict(committed("a", None)))
     assert turn is board.turns["a"]
-    assert board.feed(delta("a", "x")) is turn
-    assert board.feed(completed("a", "y")) is turn
+    assert board.feed(server_event_from_dict(delta("a", "x"))) is turn
+    assert board.feed(server_event_from_dict(completed("a", "y"))) is turn
 
 
 @pytest.mark.parametrize(
@@ -175,7 +177,7 @@ def test_feed_returns_the_turn_it_changed() -> None:
 )
 def test_other_events_change_nothing(event: dict[str, Any]) -> None:
     board = CaptionBoard()
-    assert board.feed(event) is None
+    assert board.feed(server_event_from_dict(event)) is None
     assert board.turns == {}
     assert board.ordered() == []
 

@@ -8,7 +8,9 @@ commit) is shown last. Deltas are appended; ``completed`` replaces the text with
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import UnknownServerEvent
 
 
 @dataclass
@@ -29,24 +31,24 @@ class CaptionBoard:
     def _turn(self, item_id: str) -> CaptionTurn:
         return self.turns.setdefault(item_id, CaptionTurn(item_id))
 
-    def feed(self, event: dict[str, Any]) -> CaptionTurn | None:
+    def feed(self, event: se.ServerEvent | UnknownServerEvent) -> CaptionTurn | None:
         """Apply one server event; returns the turn it changed, if any."""
-        kind = event.get("type")
-        if kind == "input_audio_buffer.committed":
-            turn = self._turn(event["item_id"])
-            turn.committed = True
-            self._next[event.get("previous_item_id")] = turn.item_id
-            return turn
-        if kind == "conversation.item.input_audio_transcription.delta":
-            turn = self._turn(event["item_id"])
-            if not turn.final:
-                turn.text += event.get("delta") or ""
-            return turn
-        if kind == "conversation.item.input_audio_transcription.completed":
-            turn = self._turn(event["item_id"])
-            turn.text = event.get("transcript") or ""
-            turn.final = True
-            return turn
+        match event:
+            case se.Committed():
+                turn = self._turn(event.item_id)
+                turn.committed = True
+                self._next[event.previous_item_id] = turn.item_id
+                return turn
+            case se.TranscriptionDelta():
+                turn = self._turn(event.item_id)
+                if not turn.final:
+                    turn.text += event.delta
+                return turn
+            case se.TranscriptionCompleted():
+                turn = self._turn(event.item_id)
+                turn.text = event.transcript
+                turn.final = True
+                return turn
         return None
 
     def ordered(self) -> list[CaptionTurn]:

@@ -17,6 +17,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import UnknownServerEvent
+
 INTERRUPTED_MARK = " …"
 
 
@@ -88,52 +91,55 @@ class ConversationHistory:
 
     # --- folding events ----------------------------------------------------------------------------
 
-    def feed(self, event: dict[str, Any]) -> None:
+    def feed(self, event: se.ServerEvent | UnknownServerEvent) -> None:
         """Apply one server event (others are ignored)."""
-        kind = event.get("type", "")
-        if kind in ("conversation.item.added", "conversation.item.created", "conversation.item.done"):
-            self._upsert(event["item"], event.get("previous_item_id"), placed="previous_item_id" in event)
-        elif kind == "conversation.item.retrieved":
-            if (held := self._items.get(event["item"].get("id", ""))) is not None:
-                held.held = False
-            self._upsert(event["item"], None, placed=False)
-        elif kind == "conversation.item.deleted":
-            self.remove(event["item_id"])
-        elif kind == "conversation.item.input_audio_transcription.delta":
-            item = self._get(event["item_id"], "message", "user")
-            if not item.final:
-                item.partial += event.get("delta") or ""
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            item = self._get(event["item_id"], "message", "user")
-            item.text, item.partial, item.final = event.get("transcript") or "", "", True
-        elif kind == "conversation.item.input_audio_transcription.failed":
-            item = self._get(event["item_id"], "message", "user")
-            item.final = True
-        elif kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
-            item = self._get(event["item_id"], "message", "assistant")
-            if not item.final:
-                item.text += event.get("delta") or ""
-        elif kind == "response.output_audio_transcript.done":
-            item = self._get(event["item_id"], "message", "assistant")
-            item.text, item.final = event.get("transcript") or "", not item.held
-        elif kind == "response.output_text.done":
-            item = self._get(event["item_id"], "message", "assistant")
-            item.text, item.final = event.get("text") or "", not item.held
-        elif kind == "response.function_call_arguments.done":
-            item = self._get(event["item_id"], "function_call", None)
-            item.text, item.final = event.get("arguments") or "", True
-            item.name, item.call_id = event.get("name"), event.get("call_id")
-        elif kind == "conversation.item.truncated":
-            if (cut_item := self._items.get(event["item_id"])) is not None:
-                cut_item.interrupted = True
-        elif kind == "response.done":
-            response = event.get("response") or {}
-            cut = response.get("status") in ("cancelled", "incomplete", "failed")
-            for output in response.get("output") or []:
-                done = self._items.get(output.get("id", ""))
-                if done is not None and done.type == "message":
-                    done.final = not done.held
-                    done.interrupted = done.interrupted or cut
+        match event:
+            case se.ItemAdded() | se.ItemDone():
+                placed = "previous_item_id" in event.model_fields_set  # sent, even as null
+                self._upsert(event.item, event.previous_item_id, placed=placed)
+            case UnknownServerEvent(type="conversation.item.created"):  # the beta name of ``added``
+                fields = event.model_extra or {}
+                if isinstance(item := fields.get("item"), dict):
+                    self._upsert(item, fields.get("previous_item_id"), placed="previous_item_id" in fields)
+            case se.ItemRetrieved():
+                if (held := self._items.get(event.item.get("id", ""))) is not None:
+                    held.held = False
+                self._upsert(event.item, None, placed=False)
+            case se.ItemDeleted():
+                self.remove(event.item_id)
+            case se.TranscriptionDelta():
+                item = self._get(event.item_id, "message", "user")
+                if not item.final:
+                    item.partial += event.delta
+            case se.TranscriptionCompleted():
+                item = self._get(event.item_id, "message", "user")
+                item.text, item.partial, item.final = event.transcript, "", True
+            case se.TranscriptionFailed():
+                self._get(event.item_id, "message", "user").final = True
+            case se.OutputAudioTranscriptDelta() | se.OutputTextDelta():
+                item = self._get(event.item_id, "message", "assistant")
+                if not item.final:
+                    item.text += event.delta
+            case se.OutputAudioTranscriptDone():
+                item = self._get(event.item_id, "message", "assistant")
+                item.text, item.final = event.transcript, not item.held
+            case se.OutputTextDone():
+                item = self._get(event.item_id, "message", "assistant")
+                item.text, item.final = event.text, not item.held
+            case se.FunctionCallArgumentsDone():
+                item = self._get(event.item_id, "function_call", None)
+                item.text, item.final = event.arguments, True
+                item.name, item.call_id = event.name, event.call_id
+            case se.ItemTruncated():
+                if (cut_item := self._items.get(event.item_id)) is not None:
+                    cut_item.interrupted = True
+            case se.ResponseDone():
+                cut = event.response.get("status") in ("cancelled", "incomplete", "failed")
+                for output in event.response.get("output") or []:
+                    done = self._items.get(output.get("id", ""))
+                    if done is not None and done.type == "message":
+                        done.final = not done.held
+                        done.interrupted = done.interrupted or cut
 
     def _get(self, item_id: str, kind: str, role: str | None) -> HistoryItem:
         item = self._items.get(item_id)

@@ -6,6 +6,7 @@ This module owns:
   timeline (in samples); given the play position, it says how many samples of each item were played
   and received. A barge-in truncates an item to exactly that (reference 6.3: ``audio_end_ms`` is what
   was played of *that item*, clamped to what was received for it, never a wall-clock estimate).
+* :class:`PlaybackCut` and :func:`interrupt`: a barge-in's stop, and what had been played of each item.
 * :class:`Player`, the protocol the assistant client plays through, and two implementations:
   :class:`ClockPlayer` advances the play position by a clock at real-time pace (files, tests,
   benchmarks: it plays "into the air"), and :class:`SpeakerPlayer` plays through the default output
@@ -21,7 +22,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -161,6 +162,36 @@ class Player(Protocol):
     def close(self) -> None:
         """Release the output device, if any."""
         ...
+
+
+@dataclass(frozen=True)
+class PlaybackCut:
+    """What playback had done when a barge-in stopped it.
+
+    Attributes:
+        cut: Items that lost queued audio, in timeline order.
+        played_ms: Milliseconds played of each measured item, clamped to what was received.
+        received_ms: Milliseconds received of each measured item.
+    """
+
+    cut: tuple[str, ...]
+    played_ms: Mapping[str, int]
+    received_ms: Mapping[str, int]
+
+
+def interrupt(player: Player, measure: tuple[str, ...] = ()) -> PlaybackCut:
+    """Stop ``player`` now and flush its queue, then read what was played of each cut item and of ``measure``.
+
+    Reading after the stop is what makes the numbers exact: nothing more of them can play.
+    """
+    cut = tuple(player.stop())
+    items = [*cut, *(i for i in measure if i not in cut)]
+    ledger = player.ledger
+    return PlaybackCut(
+        cut=cut,
+        played_ms={i: player.played_ms(i) for i in items},
+        received_ms={i: ledger.received_ms(i) for i in items},
+    )
 
 
 class ClockPlayer:

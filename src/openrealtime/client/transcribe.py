@@ -10,6 +10,8 @@ from typing import Any
 
 from openrealtime.client.captions import CaptionBoard
 from openrealtime.client.connection import RealtimeConnection
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import server_event_from_dict
 
 FINAL_COMMIT_EVENT_ID = "openrealtime_final_commit"
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-transcribe"
@@ -18,7 +20,9 @@ DRAIN_TIMEOUT_S = 30.0
 
 @dataclass
 class TimedEvent:
-    at_s: float  # loop clock when it arrived
+    """A server event as it came on the wire, and when (loop clock, seconds)."""
+
+    at_s: float
     event: dict[str, Any]
 
 
@@ -82,29 +86,27 @@ async def transcribe_audio(
         return finished_sending.is_set() and nothing_left.is_set() and not pending
 
     async def reader() -> None:
-        async for event in conn:
-            result.events.append(TimedEvent(loop.time(), event))
-            kind = event.get("type")
-            if kind == "session.updated":
-                configured.set()
-            elif kind == "error":
-                result.errors.append(event["error"])
-                if event["error"].get("event_id") == FINAL_COMMIT_EVENT_ID:
-                    nothing_left.set()
-                elif not configured.is_set():
-                    raise RuntimeError(f"the server refused the session: {event['error'].get('message')}")
-            elif kind == "input_audio_buffer.committed":
-                pending.add(event["item_id"])
-                if finished_sending.is_set():
-                    nothing_left.set()
-            elif kind in (
-                "conversation.item.input_audio_transcription.completed",
-                "conversation.item.input_audio_transcription.failed",
-            ):
-                pending.discard(event["item_id"])
+        async for raw in conn:
+            result.events.append(TimedEvent(loop.time(), raw))
+            event = server_event_from_dict(raw)
+            match event:
+                case se.SessionUpdated():
+                    configured.set()
+                case se.Error(error=error):
+                    result.errors.append(error.model_dump())
+                    if error.event_id == FINAL_COMMIT_EVENT_ID:
+                        nothing_left.set()
+                    elif not configured.is_set():
+                        raise RuntimeError(f"the server refused the session: {error.message}")
+                case se.Committed():
+                    pending.add(event.item_id)
+                    if finished_sending.is_set():
+                        nothing_left.set()
+                case se.TranscriptionCompleted() | se.TranscriptionFailed():
+                    pending.discard(event.item_id)
             board.feed(event)
             if on_event is not None:
-                on_event(event, board)
+                on_event(raw, board)
             if done():
                 return
 

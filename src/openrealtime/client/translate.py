@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 from openrealtime.client.connection import RealtimeConnection
 from openrealtime.client.transcribe import TimedEvent
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import server_event_from_dict
 
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-realtime-whisper"
 DRAIN_TIMEOUT_S = 60.0
@@ -80,25 +82,26 @@ async def translate_audio(
     )
 
     async def reader() -> None:
-        async for event in conn:
-            result.events.append(TimedEvent(loop.time(), event))
-            kind = event.get("type")
-            if kind == "session.updated":
-                configured.set()
-            elif kind == "error":
-                result.errors.append(event["error"])
-                if not configured.is_set():
-                    raise RuntimeError(f"the server refused the session: {event['error'].get('message')}")
-            elif kind == "session.input_transcript.delta":
-                result.source += event.get("delta") or ""
-            elif kind == "session.output_transcript.delta":
-                result.target += event.get("delta") or ""
-            elif kind == "session.output_audio.delta":
-                result.audio += base64.b64decode(event.get("delta") or "")
-                result.sample_rate_hz = int(event.get("sample_rate") or result.sample_rate_hz)
+        async for raw in conn:
+            result.events.append(TimedEvent(loop.time(), raw))
+            event = server_event_from_dict(raw)
+            match event:
+                case se.SessionUpdated():
+                    configured.set()
+                case se.Error(error=error):
+                    result.errors.append(error.model_dump())
+                    if not configured.is_set():
+                        raise RuntimeError(f"the server refused the session: {error.message}")
+                case se.InputTranscriptDelta():
+                    result.source += event.delta
+                case se.OutputTranscriptDelta():
+                    result.target += event.delta
+                case se.TranslationAudioDelta():
+                    result.audio += base64.b64decode(event.delta)
+                    result.sample_rate_hz = event.sample_rate
             if on_event is not None:
-                on_event(event)
-            if kind == "session.closed":
+                on_event(raw)
+            if isinstance(event, se.SessionClosed):
                 result.closed = True
                 return
 

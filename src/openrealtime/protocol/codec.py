@@ -1,25 +1,36 @@
 """The one codec: text frames in, typed client events out; server events in, JSON text out.
 
-Parsing is strict, as OpenAI's is: a frame that is not JSON is ``invalid_json``; an unknown ``type``
-is ``invalid_value`` listing the supported types; an unknown field is ``unknown_parameter`` with its
-JSON path in ``param``; a missing one ``missing_required_parameter``. Every failure is raised as a
+The server parses client events strictly, as OpenAI does: a frame that is not JSON is
+``invalid_json``; an unknown ``type`` is ``invalid_value`` listing the supported types; an unknown
+field is ``unknown_parameter`` with its JSON path in ``param``; a missing one
+``missing_required_parameter``. Every failure is raised as a
 :class:`~openrealtime.exceptions.ProtocolError` carrying the client's ``event_id`` when it had one.
+
+A client parses server events leniently (:func:`parse_server_event`): OpenAI adds fields and event
+types, and a client must keep working when it does. Unknown fields are ignored, a missing field or a
+``null`` where a value is due takes the empty value of its type, and an event type with no model here
+(or one that does not fit its model even so) becomes an :class:`UnknownServerEvent` with its fields
+kept. The lenient models are subclasses of the server's, so ``isinstance`` and ``match`` work on both.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import secrets
 import string
+import types
+import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import server_events as se
 from openrealtime.protocol.server_events import ServerEvent
 
 
@@ -230,3 +241,121 @@ def server_event_dict(event: ServerEvent, event_id: str) -> dict[str, Any]:
 def dump_server_event(event: ServerEvent, event_id: str | None = None) -> str:
     """Serialize ``event`` to a TEXT frame, with a fresh ``event_id`` unless one is given."""
     return json.dumps(server_event_dict(event, event_id or new_event_id()), separators=(",", ":"))
+
+
+# --- the client's side: server events, parsed leniently --------------------------------------------
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_EMPTY_VALUES: dict[Any, Any] = {str: str, int: int, float: float, bool: bool, dict: dict, list: list}
+
+
+class UnknownServerEvent(BaseModel):
+    """A server event with no model here (a type OpenAI added), or one that does not fit its model.
+
+    Its fields are kept as extra attributes (``model_extra``); ``type`` is ``""`` when it had none.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str = ""
+
+
+def _admits_none(annotation: Any) -> bool:
+    if annotation is None or annotation is type(None) or annotation is Any:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_admits_none(arg) for arg in typing.get_args(annotation))
+    return False
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class a field holds (``X`` or ``X | None``), if it holds one."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [m for arg in typing.get_args(annotation) if (m := _model_of(arg)) is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def _nulls_are_missing(cls: type[BaseModel], data: Any) -> Any:
+    """A ``null`` for a field that cannot hold one counts as missing (it then takes its empty value)."""
+    if not isinstance(data, dict):
+        return data
+    fields = cls.model_fields
+    return {k: v for k, v in data.items() if v is not None or k not in fields or _admits_none(fields[k].annotation)}
+
+
+@functools.cache
+def _lenient(model: type[_Model]) -> type[_Model]:
+    """A subclass of ``model`` that ignores unknown fields and gives every missing field a value."""
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        nested = _model_of(annotation)
+        if nested is not None:
+            lenient_nested = _lenient(nested)
+            annotation = lenient_nested | None if _admits_none(annotation) else lenient_nested
+            annotations[name] = annotation
+        if not info.is_required():
+            if nested is not None:
+                namespace[name] = (
+                    info.default if info.default_factory is None else Field(default_factory=info.default_factory)
+                )
+            continue
+        annotations[name] = annotation
+        if _admits_none(annotation):
+            namespace[name] = None
+        elif nested is not None:
+            namespace[name] = Field(default_factory=_lenient(nested))
+        elif typing.get_origin(annotation) is typing.Literal:
+            namespace[name] = typing.get_args(annotation)[0]
+        elif (factory := _EMPTY_VALUES.get(typing.get_origin(annotation) or annotation)) is not None:
+            namespace[name] = Field(default_factory=factory)
+    namespace.update(
+        __module__=__name__,
+        __doc__=f"{model.__name__}, parsed leniently (see :func:`parse_server_event`).",
+        __annotations__=annotations,
+        model_config=ConfigDict(extra="ignore"),
+        _nulls_are_missing=model_validator(mode="before")(_nulls_are_missing),
+    )
+    return cast(type[_Model], type(f"Lenient{model.__name__}", (model,), namespace))
+
+
+@functools.cache
+def _lenient_server_events() -> dict[str, type[ServerEvent]]:
+    """Each server event type's lenient model (built on first use: the server never needs them)."""
+    models: dict[str, type[ServerEvent]] = {}
+    for value in vars(se).values():
+        if isinstance(value, type) and issubclass(value, ServerEvent) and value.__module__ == se.__name__:
+            kind = value.model_fields["type"].default
+            if isinstance(kind, str) and kind not in models:
+                models[kind] = _lenient(value)
+    return models
+
+
+def server_event_from_dict(raw: Mapping[str, Any]) -> ServerEvent | UnknownServerEvent:
+    """Type one decoded server event leniently (see the module docstring); never raises."""
+    kind = raw.get("type")
+    model = _lenient_server_events().get(kind) if isinstance(kind, str) else None
+    if model is not None:
+        try:
+            return model.model_validate(raw)
+        except ValidationError:
+            pass  # a field of the wrong type: the event is kept, untyped, rather than failing the client
+    return UnknownServerEvent.model_validate({**raw, "type": kind if isinstance(kind, str) else ""})
+
+
+def parse_server_event(frame: str | bytes) -> ServerEvent | UnknownServerEvent:
+    """Parse one TEXT frame from a Realtime server, leniently (the client's side of the codec).
+
+    Raises:
+        ProtocolError: If the frame is not a JSON object.
+    """
+    try:
+        raw = json.loads(frame)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"the server sent a frame that is not JSON: {exc.msg}", code="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("the server sent a frame that is not a JSON object", code="invalid_json")
+    return server_event_from_dict(raw)
