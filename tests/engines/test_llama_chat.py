@@ -11,16 +11,14 @@ from typing import Any
 import pytest
 
 from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta, ToolSpec
-from openrealtime.engines.llama_chat import (
-    LlamaChatModel,
-    LlamaOptions,
+from openrealtime.engines.chat_prompts import (
     arguments_messages,
-    choice_grammar,
     describe_parameters,
-    lexical_scores,
     normalize_messages,
     router_messages,
 )
+from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
+from openrealtime.engines.tool_routing import choice_grammar, lexical_scores
 from openrealtime.exceptions import EngineError
 
 WEATHER = ToolSpec(

@@ -14,8 +14,9 @@ arguments are always valid JSON against the tool's schema:
 * otherwise a *routing* step picks the tool (or, for ``"auto"``, the choice ``"answer"``, which streams
   a normal text reply). ``LlamaOptions.auto_tools`` selects how:
 
-  - ``"lexical"`` (default): :func:`lexical_scores` counts the content words of the last user message
-    that appear in each tool's name, description and parameter schema. For ``"auto"`` no overlap means
+  - ``"lexical"`` (default): :func:`~openrealtime.engines.tool_routing.lexical_scores` counts the
+    content words of the last user message that appear in each tool's name, description and
+    parameter schema. For ``"auto"`` no overlap means
     answer; the best tool wins; ties (and ``"required"`` with no overlap) go to the model router among
     the tied tools. Deterministic and cheap, it misses paraphrases ("make it dark") and then answers
     in words, which is the safe failure.
@@ -24,8 +25,8 @@ arguments are always valid JSON against the tool's schema:
     (3-4 right of 10 on a two-tool test set, measured), as the reference measurements predicted.
   - ``"answer"``: ``"auto"`` never calls a tool.
 
-  The routing prompt (:func:`router_messages`) and the scores are pure functions, testable without a
-  model.
+  The prompts (:mod:`~openrealtime.engines.chat_prompts`) and the scores
+  (:mod:`~openrealtime.engines.tool_routing`) are pure functions, testable without a model.
 
 llama.cpp errors become :class:`EngineError` in :meth:`LlamaChatModel._generate` (generation) and in
 the constructor (loading).
@@ -35,9 +36,8 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -50,8 +50,16 @@ from openrealtime.contracts import (
     ToolCallDelta,
     ToolSpec,
 )
+from openrealtime.engines.chat_prompts import (
+    ANSWER,
+    EMPTY_OBJECT_SCHEMA,
+    arguments_messages,
+    normalize_messages,
+    router_messages,
+)
 from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder, DecoderStats
 from openrealtime.engines.model_files import smollm2_gguf
+from openrealtime.engines.tool_routing import choice_grammar, lexical_scores
 from openrealtime.engines.tool_schema import (
     DEFAULT_MAX_ARRAY_ITEMS,
     DEFAULT_MAX_STRING_CHARS,
@@ -66,14 +74,12 @@ DEFAULT_BATCH_TOKENS = 512
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TOOL_ARGUMENT_MAX_TOKENS = 512
 TOKENIZER_CONTEXT_TOKENS = 256  # the high-level Llama's own context: only its tokenizer is used
-ANSWER = "answer"  # the router's choice meaning "reply in words"
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 FINISH_TOOL_CALLS = "tool_calls"
 FINISH_CANCELLED = "cancelled"
 
-_EMPTY_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
 _GRAMMAR_CACHE_ENTRIES = 64
 
 
@@ -124,167 +130,6 @@ class LlamaOptions:
     extra_buffer_types: bool = False
     n_gpu_layers: int = 0
     parallel: int = DEFAULT_SLOTS
-
-
-# --- prompts (pure) --------------------------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    """Flatten OpenAI content (a string, or a list of ``text``/``input_text``/``output_text`` parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    parts: list[str] = []
-    for part in content:
-        if isinstance(part, Mapping):
-            text = part.get("text", part.get("transcript"))
-            if isinstance(text, str):
-                parts.append(text)
-        elif isinstance(part, str):
-            parts.append(part)
-    return "".join(parts)
-
-
-def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """OpenAI chat messages as plain ``{"role", "content"}`` strings that any chat template renders.
-
-    Assistant ``tool_calls`` are written out as text and ``tool`` results become ``user`` turns that
-    name their function, because most small models' templates know neither. Consecutive system
-    messages are merged into the first one, since many templates accept a single system turn.
-    """
-    call_names: dict[str, str] = {}
-    out: list[dict[str, str]] = []
-    for message in messages:
-        role = str(message.get("role", "user"))
-        text = _text_of(message.get("content"))
-        if role == "developer":
-            role = "system"
-        if role == "assistant":
-            calls = []
-            for call in message.get("tool_calls") or ():
-                function = call.get("function", {})
-                name = str(function.get("name", ""))
-                call_names[str(call.get("id", ""))] = name
-                calls.append(f"[called {name}({function.get('arguments', '{}')})]")
-            text = " ".join([text, *calls]).strip() if calls else text
-        elif role == "tool":
-            name = call_names.get(str(message.get("tool_call_id", "")), "the tool")
-            role, text = "user", f"[result of {name}: {text}]"
-        elif role != "system":
-            role = "user"
-        if role == "system" and out and out[-1]["role"] == "system":
-            out[-1]["content"] += "\n\n" + text
-            continue
-        out.append({"role": role, "content": text})
-    return out
-
-
-def router_messages(
-    messages: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec], *, allow_answer: bool
-) -> list[dict[str, str]]:
-    """The prompt of the routing step: the conversation, then a question that names every choice."""
-    lines = [f"- {tool.name}: {tool.description or 'no description'}" for tool in tools]
-    choices = [tool.name for tool in tools] + ([ANSWER] if allow_answer else [])
-    question = "Which tool does my last message need? Tools:\n" + "\n".join(lines)
-    if allow_answer:
-        question += f"\nIf no tool fits, or I am just chatting, reply {ANSWER}."
-    question += "\nReply with one word: " + ", ".join(choices) + "."
-    return [*normalize_messages(messages), {"role": "user", "content": question}]
-
-
-def describe_parameters(schema: Mapping[str, Any]) -> str:
-    """A JSON Schema's top-level properties in words: ``room (string), on (boolean)``."""
-    required = set(schema.get("required") or ())
-    parts = []
-    for name, sub in (schema.get("properties") or {}).items():
-        sub = sub if isinstance(sub, Mapping) else {}
-        detail = str(sub.get("type", "any"))
-        if sub.get("enum"):
-            detail += ": one of " + "/".join(str(value) for value in sub["enum"])
-        if sub.get("description"):
-            detail += f"; {sub['description']}"
-        parts.append(f"{name} ({detail}{'' if name in required else ', optional'})")
-    return ", ".join(parts) if parts else "none"
-
-
-def arguments_messages(messages: Sequence[Mapping[str, Any]], tool: ToolSpec) -> list[dict[str, str]]:
-    """The prompt of argument generation: an extraction instruction, then the conversation's turns.
-
-    The instruction replaces the conversation's system prompt and lists the parameters in words
-    rather than as raw JSON Schema, and the user's last message comes last: measured with
-    SmolLM2-135M, this copies the values ("kitchen", "fahrenheit") where the conversation followed by
-    a schema got them wrong in 3 of 5 requests. The grammar, not the prompt, guarantees the format.
-    """
-    instruction = (
-        f"Extract the arguments of the function {tool.name}"
-        + (f" ({tool.description.rstrip('.')})" if tool.description else "")
-        + f" from the user's request: {describe_parameters(tool.parameters or _EMPTY_OBJECT_SCHEMA)}."
-        + " Reply with JSON."
-    )
-    turns = [message for message in normalize_messages(messages) if message["role"] != "system"]
-    return [{"role": "system", "content": instruction}, *turns]
-
-
-# Words that say nothing about which tool is meant: English function words, politeness, and the
-# generic verbs that tool names start with (``get_``, ``set_``).
-_STOPWORDS = frozenset((
-    "a", "an", "the", "and", "or", "but", "if", "then", "than", "so", "to", "of", "in", "on", "at", "by",
-    "for", "from", "with", "about", "into", "over", "as", "is", "are", "was", "were", "be", "been",
-    "being", "am", "do", "does", "did", "have", "has", "had", "can", "could", "will", "would", "shall",
-    "should", "may", "might", "must", "i", "me", "my", "mine", "we", "us", "our", "you", "your", "yours",
-    "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that", "these",
-    "those", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "please", "thanks",
-    "thank", "hi", "hello", "hey", "ok", "okay", "yes", "no", "not", "just", "now", "today", "tell",
-    "say", "give", "get", "set", "make", "let", "some", "any", "all", "there", "here", "want", "need",
-    "like", "know",
-))  # fmt: skip
-_WORD = re.compile(r"[^\W_]+")
-_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z])(?=[A-Z])")
-_MIN_STEM_CHARS = 3
-_SUFFIXES = ("ing", "ed", "es", "s")
-
-
-def _stem(word: str) -> str:
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM_CHARS:
-            return word[: -len(suffix)]
-    return word
-
-
-def _content_words(text: str) -> set[str]:
-    words = _WORD.findall(_CAMEL_BOUNDARY.sub(" ", text).lower())
-    return {_stem(word) for word in words if len(word) > 1 and word not in _STOPWORDS}
-
-
-def _schema_text(schema: Any) -> str:
-    """Property names, descriptions and enum values of a JSON Schema, as one string."""
-    if isinstance(schema, Mapping):
-        parts = [str(schema.get("description", "")), str(schema.get("title", ""))]
-        parts += [str(value) for value in schema.get("enum", ()) if isinstance(value, str)]
-        for name, sub in (schema.get("properties") or {}).items():
-            parts += [str(name), _schema_text(sub)]
-        parts.append(_schema_text(schema.get("items")))
-        return " ".join(part for part in parts if part)
-    return ""
-
-
-def lexical_scores(messages: Sequence[Mapping[str, Any]], tools: Sequence[ToolSpec]) -> list[int]:
-    """For each tool, how many content words of the last user message its name and schema contain."""
-    last = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-    asked = _content_words(_text_of(last.get("content"))) if last is not None else set()
-    scores = []
-    for tool in tools:
-        vocabulary = _content_words(
-            " ".join((tool.name.replace("_", " "), tool.description, _schema_text(tool.parameters)))
-        )
-        scores.append(len(asked & vocabulary))
-    return scores
-
-
-def choice_grammar(choices: Sequence[str]) -> str:
-    """A GBNF grammar whose only sentences are the given words."""
-    return "root ::= " + " | ".join(json.dumps(choice) for choice in choices) + "\n"
 
 
 # --- the engine ------------------------------------------------------------------------------------
@@ -485,7 +330,7 @@ class LlamaChatModel:
         yield run.done()
 
     def _call(self, request: ChatRequest, tool: ToolSpec, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
-        schema = tool.parameters or _EMPTY_OBJECT_SCHEMA
+        schema = tool.parameters or EMPTY_OBJECT_SCHEMA
         bounded = bounded_schema(
             schema,
             max_string_chars=self.options.tool_string_max_chars,
