@@ -15,7 +15,11 @@ from openrealtime.exceptions import ConnectionClosedError
 
 
 class RealtimeConnection:
-    """Send client events as dicts, receive server events as dicts (parsed leniently)."""
+    """Send client events as dicts, receive server events as the wire's dicts.
+
+    Observers get those dicts as they came; the client's decisions read them typed, through
+    :func:`~openrealtime.protocol.codec.server_event_from_dict` (lenient: unknown fields and types kept).
+    """
 
     def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
