@@ -25,7 +25,7 @@ from openrealtime.runtime.connection import (
     Connection,
 )
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.session.commands import CloseConnection
+from openrealtime.session.commands import CloseConnection, TextTranslated
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import TIMEOUT_S, pcm, tone
 
@@ -235,12 +235,13 @@ async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dro
         await release.wait()
         for n in range(results):
             produced += 1
-            yield n
+            yield TextTranslated("job_1", str(n))
 
     def script(value: object) -> tuple[list[se.ServerEvent], list[object]]:
-        if isinstance(value, int):
-            lag.append(produced - value - 1)
-            if value == results - 1:
+        if isinstance(value, TextTranslated):
+            n = int(value.text)
+            lag.append(produced - n - 1)
+            if n == results - 1:
                 all_handled.set()
             return [], []
         return [], [StartJob("job_1")] if len(session.inputs) == 1 else []
@@ -258,7 +259,7 @@ async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dro
         transport.incoming.put_nowait(None)
         await task
     assert transport.closed == (1000, "")
-    assert [i for i in session.inputs if isinstance(i, int)] == list(range(results))
+    assert [int(i.text) for i in session.inputs if isinstance(i, TextTranslated)] == list(range(results))
     assert sum(isinstance(i, ce.InputAudioBufferClear) for i in session.inputs) == INBOX_LIMIT + 1
     assert max(lag) == RESULTS_LIMIT  # the job waited for room, with one result in hand
 

@@ -442,26 +442,17 @@ def test_a_buffer_that_sends_no_captions_decodes_partials_at_the_normal_step() -
     # them, nobody waits for a first word, so there is no reason to decode more often or sooner.
     from openrealtime.protocol.config import AudioInput
     from openrealtime.session.commands import Transcribe, TranscriptReady
-    from openrealtime.session.input_buffer import InputAudioBuffer
+    from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 
-    commands: list[object] = []
     buffer = InputAudioBuffer(
-        vad=EnergyVad(),
-        ids=Ids(deterministic=True),
-        config=AudioInput(),
-        events=[],
-        commands=commands,
-        on_committed=lambda _: None,
-        always_transcribe=True,
+        AudioInput(), vad=EnergyVad(), ids=Ids(deterministic=True), options=BufferOptions(always_transcribe=True)
     )
     asr = FakeTranscriber()
     buffer.append(pcm(quiet(300)), event_id=None)
     asked = []
     for chunk in range(12):
-        buffer.append(pcm(tone(100)), event_id=None)
-        jobs = [c for c in commands if isinstance(c, Transcribe)]
-        commands.clear()
+        jobs = [c for c in buffer.append(pcm(tone(100)), event_id=None) if isinstance(c, Transcribe)]
         for job in jobs:
             asked.append((chunk, job.first_caption))
-            buffer.on_result(TranscriptReady(job.job_id, asr.transcribe(job.audio, job.options)))
+            assert buffer.on_result(TranscriptReady(job.job_id, asr.transcribe(job.audio, job.options))) == []
     assert asked == [(chunk, False) for chunk in (1, 3, 5, 7, 9, 11)]

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,7 +30,7 @@ from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
-from openrealtime.session.commands import CancelJob, CloseConnection, JobFailed
+from openrealtime.session.commands import RESULT_TYPES, CancelJob, CloseConnection, Command, EngineResult, JobFailed
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ class Session(Protocol):
 
     def error(self, exc: ProtocolError, event_id: str | None = None) -> None: ...
 
-    def on_result(self, result: object) -> None: ...
+    def on_result(self, result: EngineResult) -> None: ...
 
-    def drain(self) -> tuple[list[se.ServerEvent], list[object]]: ...
+    def drain(self) -> tuple[list[se.ServerEvent], Sequence[Command]]: ...
 
 
 @dataclass
@@ -236,8 +236,10 @@ class Connection:
                     session.receive(event)
                     if self._on_append is not None and isinstance(event, APPEND_EVENTS):
                         self._on_append(time.thread_time() - started)
-            else:
+            elif isinstance(item, RESULT_TYPES):
                 session.on_result(item)
+            else:
+                raise TypeError(f"unexpected inbox item {item!r}")  # a bug: closes with 1011
             if not self._flush():
                 return
 

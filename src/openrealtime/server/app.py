@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,7 +26,6 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import dump_server_event
 from openrealtime.runtime.connection import Connection
-from openrealtime.runtime.connection import Session as ConnectionSession
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.auth import authenticate
 from openrealtime.server.metrics import Metrics
@@ -129,9 +127,7 @@ class _Server:
         log.info("session %s (%s) opened", session.info.session_id, kind.value)
         try:
             await Connection(
-                # Each session kind takes only its own engine results today, so none matches the
-                # runtime's Session Protocol exactly (issue 9, item 4 gives them one on_result).
-                cast(ConnectionSession, session),
+                session,
                 _StarletteTransport(websocket),
                 kind,
                 run_job=engines.run_job,

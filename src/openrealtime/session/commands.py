@@ -1,4 +1,9 @@
-"""Commands a session asks its runtime to carry out; each carries the id its results will carry."""
+"""What a session and its runtime say to each other: commands out, engine results in.
+
+Both are frozen dataclasses in closed unions (:data:`Command`, :data:`EngineResult`). Every command
+that starts engine work carries a ``job_id``, and every result carries the id of the job it belongs
+to, so a session drops the late results of a job it cancelled by id alone.
+"""
 
 from __future__ import annotations
 
@@ -120,3 +125,12 @@ class SynthesisDone:
     """Engine result: job ``job_id`` has produced all its audio."""
 
     job_id: str
+
+
+Command = Transcribe | CancelJob | CloseConnection | Generate | TranslateText | Synthesize
+"""Everything a session may ask of its runtime."""
+COMMAND_TYPES = (Transcribe, CancelJob, CloseConnection, Generate, TranslateText, Synthesize)
+
+EngineResult = TranscriptReady | JobFailed | LlmChunk | TextTranslated | AudioChunk | SynthesisDone
+"""Everything a runtime hands back to a session (``on_result``)."""
+RESULT_TYPES = (TranscriptReady, JobFailed, LlmChunk, TextTranslated, AudioChunk, SynthesisDone)

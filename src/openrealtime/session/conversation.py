@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import server_events as se
 
 CHARS_PER_TOKEN = 4  # a deterministic estimate; the session never calls a tokenizer
 
@@ -37,6 +38,13 @@ class Entry:
     @property
     def id(self) -> str:
         return str(self.item["id"])
+
+
+def no_such_item(item_id: str, verb: str, code: str, event_id: str | None, *, param: str = "item_id") -> ProtocolError:
+    """OpenAI's error for an event naming an item that does not exist (``verb``: "retrieving", ...)."""
+    return ProtocolError(
+        f"Error {verb} item: the item with id '{item_id}' does not exist.", code=code, param=param, event_id=event_id
+    )
 
 
 def estimate_tokens(text: str) -> int:
@@ -65,6 +73,13 @@ class Conversation:
                 return entry
         return None
 
+    def find(self, item_id: str, verb: str, code: str, event_id: str | None) -> Entry:
+        """Item ``item_id``, or OpenAI's error for an event about an item that does not exist."""
+        entry = self.get(item_id)
+        if entry is None:
+            raise no_such_item(item_id, verb, code, event_id)
+        return entry
+
     def previous_id(self, item_id: str) -> str | None:
         for index, entry in enumerate(self._entries):
             if entry.id == item_id:
@@ -91,34 +106,23 @@ class Conversation:
             if existing.id == after:
                 self._entries.insert(index + 1, entry)
                 return after
-        raise ProtocolError(
-            f"Error adding item: the item with id '{after}' does not exist.",
-            code="item_not_found",
-            param="previous_item_id",
-            event_id=event_id,
-        )
+        raise no_such_item(after, "adding", "item_not_found", event_id, param="previous_item_id")
+
+    def added(self, entry: Entry, *, after: str | None = None, event_id: str | None = None) -> se.ItemAdded:
+        """Insert ``entry`` (see :meth:`add`); returns its ``conversation.item.added``."""
+        previous = self.add(entry, after=after, event_id=event_id)
+        return se.ItemAdded(previous_item_id=previous, item=entry.item)
+
+    def done(self, entry: Entry) -> se.ItemDone:
+        """The ``conversation.item.done`` of ``entry`` as it stands now."""
+        return se.ItemDone(previous_item_id=self.previous_id(entry.id), item=entry.item)
 
     def delete(self, item_id: str, *, event_id: str | None = None) -> None:
-        entry = self.get(item_id)
-        if entry is None:
-            raise ProtocolError(
-                f"Error deleting item: the item with id '{item_id}' does not exist.",
-                code="item_delete_invalid_item_id",
-                param="item_id",
-                event_id=event_id,
-            )
-        self._entries.remove(entry)
+        self._entries.remove(self.find(item_id, "deleting", "item_delete_invalid_item_id", event_id))
 
     def truncate(self, item_id: str, content_index: int, audio_end_ms: int, *, event_id: str | None) -> None:
         """Cut an assistant audio item to ``audio_end_ms``: its audio, and the words the model keeps."""
-        entry = self.get(item_id)
-        if entry is None:
-            raise ProtocolError(
-                f"Error truncating item: the item with id '{item_id}' does not exist.",
-                code="item_truncate_invalid_item_id",
-                param="item_id",
-                event_id=event_id,
-            )
+        entry = self.find(item_id, "truncating", "item_truncate_invalid_item_id", event_id)
         content = entry.item.get("content") or []
         is_audio = (
             entry.item.get("role") == "assistant"

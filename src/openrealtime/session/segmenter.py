@@ -31,9 +31,10 @@ from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import TranscribeOptions, Transcript, VadModel
 from openrealtime.session.captions import CaptionTracker
-from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.commands import CancelJob, Command, JobFailed, Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids
-from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, SpeechStart, TurnDetector
+from openrealtime.session.states import UtteranceState, advance
+from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, SpeechStart, VadEvent, VadTrack
 
 ENGINE_RATE_HZ = 16_000
 MS_PER_S = 1000
@@ -158,27 +159,31 @@ class Piece:
 
 
 SourceOutput = str | Piece  # a source-transcript delta, or a piece
+SegmenterOutput = Command | SourceOutput
 
 
 @dataclass
 class _Utterance:
     item_id: str
     start: int
+    state: UtteranceState = UtteranceState.SPEAKING
     captions: CaptionTracker = field(default_factory=CaptionTracker)
     language: str | None = None
     committed: int = 0  # words of captions.sent already given out in pieces
     partial_job: str | None = None
     partial_end: int = 0
-    pause_start: int | None = None
+    pause_start: int | None = None  # where the current pause began (PAUSED)
     speculative_job: str | None = None
     speculative_end: int = 0
     speculative_result: Transcript | None = None
     final_job: str | None = None
     end: int | None = None  # set once the utterance has ended (pause, cut or flush)
     audio: Samples | None = None  # its audio, copied when it ended
-    done: bool = False  # its final decode has been handled
     frames: list[tuple[int, float]] = field(default_factory=list)  # (frame start, speech probability)
     out: list[SourceOutput] = field(default_factory=list)  # outputs held until it is the oldest
+
+    def to(self, state: UtteranceState) -> None:
+        self.state = advance(self.state, state)
 
 
 @dataclass(frozen=True)
@@ -189,12 +194,14 @@ class _Job:
 
 
 class SpeechSegmenter:
-    """Feed 16 kHz audio with :meth:`feed` and decodes with :meth:`on_result`; take outputs with :meth:`take`.
+    """Feed 16 kHz audio with :meth:`feed` and decodes with :meth:`on_result`; each returns its outputs.
+
+    Outputs are the decodes to run or cancel (commands), then the source-transcript deltas and pieces
+    ready to leave, in utterance order.
 
     Args:
         vad: The frame-level speech detector.
         ids: Id source for utterances and jobs.
-        commands: The session's command list; ``Transcribe`` / ``CancelJob`` go there.
         language: Fixed source language, or ``None`` to detect it per utterance (multilingual ASR).
         whole_utterances: Given a source language, whether its pieces must be whole utterances with
             their audio (speech translation) rather than clauses cut from the stable words.
@@ -207,28 +214,19 @@ class SpeechSegmenter:
         *,
         vad: VadModel,
         ids: Ids,
-        commands: list[object],
         language: str | None,
         whole_utterances: Callable[[str], bool],
         eager: Callable[[], bool] = lambda: True,
         fallback_language: str = "en",
     ) -> None:
-        self._vad_model = vad
-        self._vad = vad.new_stream()
         self._ids = ids
-        self._commands = commands
+        self._commands: list[Command] = []
         self.language = language
         self._whole = whole_utterances
         self._eager = eager
         self._fallback = fallback_language
         self.buffer = SampleBuffer(max_samples=MAX_BUFFER_S * ENGINE_RATE_HZ)
-        self._detector = TurnDetector(
-            sample_rate_hz=ENGINE_RATE_HZ,
-            frame_samples=vad.frame_samples,
-            threshold=VAD_THRESHOLD,
-            silence_duration_ms=PAUSE_MS,
-        )
-        self._vad_pos = 0
+        self._vad = VadTrack(vad, sample_rate_hz=ENGINE_RATE_HZ, threshold=VAD_THRESHOLD, silence_duration_ms=PAUSE_MS)
         self._live: _Utterance | None = None
         self._pending: list[_Utterance] = []  # every utterance not yet done, oldest first
         self._jobs: dict[str, _Job] = {}
@@ -244,54 +242,51 @@ class SpeechSegmenter:
         """Nothing is being spoken, decoded or held back."""
         return not self._pending and not self._ready
 
-    def feed(self, samples: Samples) -> None:
+    def feed(self, samples: Samples) -> list[SegmenterOutput]:
         """Add denoised 16 kHz audio (contiguous with what came before)."""
         self.buffer.append(samples)
-        frame = self._vad_model.frame_samples
-        while self._vad_pos + frame <= self.buffer.end:
-            start = self._vad_pos
-            probability = self._vad.probability(self.buffer.view(start, start + frame))
-            self._vad_pos = start + frame
+        for frame in self._vad.scan(self.buffer):
             if self._live is not None:
-                self._live.frames.append((start, probability))
-            for event in self._detector.feed(start, probability):
+                self._live.frames.append((frame.start, frame.probability))
+            for event in frame.events:
                 self._on_vad(event)
             self._maybe_cut()
         self._schedule_partial()
         self._trim()
-        self._release()
+        return self._outputs()
 
-    def flush(self) -> None:
+    def flush(self) -> list[SegmenterOutput]:
         """End of input: the utterance being spoken ends here and gets its final decode."""
         live = self._live
         if live is not None:
             self._end(live, live.pause_start if live.pause_start is not None else self.buffer.end)
-        self._release()
+        return self._outputs()
 
-    def take(self) -> list[SourceOutput]:
-        """Outputs ready to leave, in order."""
-        ready, self._ready = self._ready, []
-        return ready
-
-    def on_result(self, result: TranscriptReady | JobFailed) -> bool:
-        """Take a decode; returns ``False`` if the job is not this segmenter's (or was dropped)."""
+    def on_result(self, result: TranscriptReady | JobFailed) -> list[SegmenterOutput]:
+        """Take a decode (one of a job this segmenter does not know is dropped)."""
         job = self._jobs.pop(result.job_id, None)
         if job is None:
-            return False
+            return []
         if isinstance(result, JobFailed):
             self._on_failure(job)
         else:
             self._on_transcript(job, result.transcript)
         self._schedule_partial()
+        return self._outputs()
+
+    def _outputs(self) -> list[SegmenterOutput]:
+        """The commands of this call, then what is ready to leave, in order."""
         self._release()
-        return True
+        out: list[SegmenterOutput] = [*self._commands, *self._ready]
+        self._commands, self._ready = [], []
+        return out
 
     def owns(self, job_id: str) -> bool:
         return job_id in self._jobs
 
     # --- VAD ---------------------------------------------------------------------------------------
 
-    def _on_vad(self, event: SpeechStart | SilenceStart | SpeechResumed | SpeechEnd) -> None:
+    def _on_vad(self, event: VadEvent) -> None:
         if isinstance(event, SpeechStart):
             if self._live is None:
                 start = max(self._last_end, self.buffer.start, event.sample - ms_to_samples(PREFIX_MS))
@@ -300,10 +295,12 @@ class SpeechSegmenter:
         live = self._live
         if live is None:
             return
-        if isinstance(event, SilenceStart):
+        if isinstance(event, SilenceStart) and live.state is UtteranceState.SPEAKING:
+            live.to(UtteranceState.PAUSED)
             live.pause_start = event.sample
             self._speculate(live)
-        elif isinstance(event, SpeechResumed):
+        elif isinstance(event, SpeechResumed) and live.state is UtteranceState.PAUSED:
+            live.to(UtteranceState.SPEAKING)
             live.pause_start = None
             self._resume(live)
         elif isinstance(event, SpeechEnd):
@@ -321,12 +318,13 @@ class SpeechSegmenter:
         live = self._live
         if live is None or live.pause_start is not None:
             return
-        if self._vad_pos - live.start < ms_to_samples(WINDOW_LIMIT_MS):
+        position = self._vad.position
+        if position - live.start < ms_to_samples(WINDOW_LIMIT_MS):
             return
-        lo, hi = live.start + ms_to_samples(CUT_MIN_MS), self._vad_pos - ms_to_samples(CUT_KEEP_MS)
+        lo, hi = live.start + ms_to_samples(CUT_MIN_MS), position - ms_to_samples(CUT_KEEP_MS)
         candidates = [(p, s) for s, p in self._smoothed(live.frames) if lo <= s <= hi]
         # The latest gap between words if there is one (least audio to decode again), else the quietest.
-        gaps = [s for p, s in candidates if p < self._detector.negative_threshold]
+        gaps = [s for p, s in candidates if p < self._vad.detector.negative_threshold]
         cut = max(gaps) if gaps else min(candidates, key=lambda c: (c[0], -c[1]))[1] if candidates else hi
         self._end(live, cut)
         self._begin(cut, live.frames)
@@ -401,6 +399,7 @@ class SpeechSegmenter:
             self._cancel(job_id)
 
     def _end(self, u: _Utterance, end: int) -> None:
+        u.to(UtteranceState.ENDED)
         u.end = end
         self._last_end = max(self._last_end, end)
         if self._live is u:
@@ -421,7 +420,7 @@ class SpeechSegmenter:
         self._cancel(u.speculative_job)
         u.speculative_job = None
         if not u.captions.sent and end - u.start < ms_to_samples(FIRST_PARTIAL_MS) // 2:
-            u.done = True  # a blip too short to hold a word
+            u.to(UtteranceState.DONE)  # a blip too short to hold a word
             return
         u.final_job = self._request(u, "final", end)
 
@@ -456,7 +455,7 @@ class SpeechSegmenter:
             u.partial_job = None
         elif job.kind == "speculative":
             u.speculative_job = None
-            if u.end is not None:  # it was to be the final: decode again
+            if u.state is UtteranceState.ENDED and u.end is not None:  # it was to be the final: decode again
                 u.final_job = self._request(u, "final", u.end)
         else:
             u.final_job = None
@@ -473,7 +472,7 @@ class SpeechSegmenter:
         if rest:
             audio = u.audio if self._whole(language) else None
             u.out.append(Piece(text=" ".join(rest), language=language, audio=audio, final=True))
-        u.done = True
+        u.to(UtteranceState.DONE)
         u.audio = None
 
     def _commit_stable(self, u: _Utterance) -> None:
@@ -496,7 +495,7 @@ class SpeechSegmenter:
             head = self._pending[0]
             self._ready += [self._cased(output) for output in head.out]
             head.out = []
-            if not head.done:
+            if head.state is not UtteranceState.DONE:
                 return
             self._pending.pop(0)
 
@@ -512,5 +511,6 @@ class SpeechSegmenter:
         return replace(output, text=text)
 
     def _trim(self) -> None:
-        keep = self._live.start if self._live is not None else self._vad_pos - ms_to_samples(PREFIX_MS)
-        self.buffer.drop_before(min(keep, self._vad_pos))
+        position = self._vad.position
+        keep = self._live.start if self._live is not None else position - ms_to_samples(PREFIX_MS)
+        self.buffer.drop_before(min(keep, position))

@@ -11,19 +11,17 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
-from pydantic import ValidationError
-
-from openrealtime.contracts import NoiseSuppressor, VadModel
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
-from openrealtime.protocol.codec import validation_error
-from openrealtime.protocol.config import TranscriptionSessionConfig, merge_update
-from openrealtime.session.commands import JobFailed, TranscriptReady
-from openrealtime.session.ids import Ids
-from openrealtime.session.input_buffer import CommittedAudio, InputAudioBuffer
+from openrealtime.protocol.config import TranscriptionSessionConfig
+from openrealtime.session.commands import EngineResult, JobFailed, TranscriptReady
+from openrealtime.session.conversation import no_such_item
+from openrealtime.session.input_buffer import InputAudioBuffer
+from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
+from openrealtime.session.signals import Signal, TranscriptFinal, TurnCommitted
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024  # OpenAI's per-append limit ("15 MiB" in the SDK)
 SESSION_LIFETIME_S = 3600
@@ -60,99 +58,51 @@ def decode_base64_audio(data: str, *, event_id: str | None) -> bytes:
         ) from None
 
 
-class TranscriptionSession:
+class TranscriptionSession(SessionShell):
     """One transcription session's protocol state."""
 
-    def __init__(
-        self,
-        info: SessionInfo,
-        *,
-        vad: VadModel,
-        noise: NoiseSuppressor | None = None,
-        ids: Ids | None = None,
-    ) -> None:
+    def __init__(self, info: SessionInfo, **engines: Unpack[SessionEngines]) -> None:
+        super().__init__(**engines)
         self.info = info
-        self._ids = ids or Ids()
         self.config = TranscriptionSessionConfig()
-        self._events: list[se.ServerEvent] = []
-        self._commands: list[object] = []
         self._items: dict[str, dict[str, Any]] = {}
-        self.buffer = InputAudioBuffer(
-            vad=vad,
-            ids=self._ids,
-            config=self.config.audio.input,
-            events=self._events,
-            commands=self._commands,
-            on_committed=self._on_committed,
-            noise=noise,
-        )
+        self._transcripts: dict[str, str] = {}
+        self._last_item: str | None = None
+        self.buffer = InputAudioBuffer(self.config.audio.input, vad=self._vad, ids=self._ids, noise=self._noise)
         self._events.append(se.SessionCreated(session=self.effective_session()))
 
     def effective_session(self) -> dict[str, Any]:
-        session = self.config.model_dump(mode="json", exclude={"object", "id", "expires_at"})
-        transcription = session["audio"]["input"]["transcription"]
-        if transcription is not None:
-            transcription.pop("delay", None) if transcription.get("delay") is None else None
-            transcription.pop("keywords", None) if transcription.get("keywords") is None else None
         return {
             "type": "transcription",
             "object": "realtime.transcription_session",
             "id": self.info.session_id,
             "expires_at": self.info.created_at_s + self.info.lifetime_s,
-            **{k: v for k, v in session.items() if k != "type"},
+            **session_body(self.config, exclude={"object", "id", "expires_at"}),
         }
 
-    # --- inputs ------------------------------------------------------------------------------------
-
-    def receive(self, event: ce.ClientEvent) -> None:
-        """Handle one parsed client event; a client error becomes an ``error`` event, state unchanged."""
-        try:
-            self._dispatch(event)
-        except ProtocolError as exc:
-            self.error(exc, event.event_id)
-
-    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
-        self._events.append(se.Error.of(exc, event_id))
-
-    def on_result(self, result: TranscriptReady | JobFailed) -> None:
-        self.buffer.on_result(result)
-
-    def drain(self) -> tuple[list[se.ServerEvent], list[object]]:
-        events, commands = list(self._events), list(self._commands)
-        self._events.clear()
-        self._commands.clear()
-        return events, commands
+    def on_result(self, result: EngineResult) -> None:
+        if isinstance(result, TranscriptReady | JobFailed):
+            self._take(self.buffer.on_result(result))
 
     # --- client events -----------------------------------------------------------------------------
 
     def _dispatch(self, event: ce.ClientEvent) -> None:
         match event:
             case ce.InputAudioBufferAppend():
-                self.buffer.append(decode_base64_audio(event.audio, event_id=event.event_id), event_id=event.event_id)
+                data = decode_base64_audio(event.audio, event_id=event.event_id)
+                self._take(self.buffer.append(data, event_id=event.event_id))
             case ce.InputAudioBufferCommit():
-                self.buffer.commit(event_id=event.event_id)
+                self._take(self.buffer.commit(event_id=event.event_id))
             case ce.InputAudioBufferClear():
-                self.buffer.clear()
+                self._take(self.buffer.clear())
             case ce.SessionUpdate():
                 self._update(event)
             case ce.ConversationItemRetrieve():
-                item = self._items.get(event.item_id)
-                if item is None:
-                    raise ProtocolError(
-                        f"Error retrieving item: the item with id '{event.item_id}' does not exist.",
-                        code="item_retrieve_invalid_item_id",
-                        param="item_id",
-                        event_id=event.event_id,
-                    )
+                self._item(event.item_id, "retrieving", "item_retrieve_invalid_item_id", event.event_id)
                 self._events.append(se.ItemRetrieved(item=self._item_with_transcript(event.item_id)))
             case ce.ConversationItemDelete():
-                if self._items.pop(event.item_id, None) is None:
-                    raise ProtocolError(
-                        f"Error deleting item: the item with id '{event.item_id}' does not exist.",
-                        code="item_delete_invalid_item_id",
-                        param="item_id",
-                        event_id=event.event_id,
-                    )
+                self._item(event.item_id, "deleting", "item_delete_invalid_item_id", event.event_id)
+                del self._items[event.item_id]
                 self._events.append(se.ItemDeleted(item_id=event.item_id))
             case _:
                 raise ProtocolError(
@@ -163,6 +113,12 @@ class TranscriptionSession:
                     event_id=event.event_id,
                 )
 
+    def _item(self, item_id: str, verb: str, code: str, event_id: str | None) -> dict[str, Any]:
+        item = self._items.get(item_id)
+        if item is None:
+            raise no_such_item(item_id, verb, code, event_id)
+        return item
+
     def _update(self, event: ce.SessionUpdate) -> None:
         if not isinstance(event.session, TranscriptionSessionConfig):
             raise ProtocolError(
@@ -171,44 +127,33 @@ class TranscriptionSession:
                 param="session.type",
                 event_id=event.event_id,
             )
-        update = event.session.model_dump(mode="json", exclude_unset=True, exclude={"object", "id", "expires_at"})
-        merged = merge_update(self.config.model_dump(mode="json"), update)
-        try:
-            config = TranscriptionSessionConfig.model_validate(merged)
-        except ValidationError as exc:  # a merge can still be invalid (e.g. strength without type)
-            raise validation_error(exc, event.event_id) from None
-        transcription = config.audio.input.transcription
-        model = transcription.model if transcription is not None else None
-        if model is not None and not self.info.accepts_model(model):
-            raise ProtocolError(
-                f"Invalid value: '{model}'. This server has no transcription model "
-                "of that name; use an OpenAI name (e.g. 'gpt-4o-transcribe') or a configured engine.",
-                code="invalid_value",
-                param="session.audio.input.transcription.model",
-                event_id=event.event_id,
-            )
-        self.config = config
-        self.buffer.configure(config.audio.input)
+        self.config = session_update(
+            self.config, event, accepts_model=self.info.accepts_model, exclude={"object", "id", "expires_at"}
+        )
+        self.buffer.configure(self.config.audio.input)
         self._events.append(se.SessionUpdated(session=self.effective_session()))
 
-    # --- callbacks from the buffer -----------------------------------------------------------------
+    # --- signals from the buffer -------------------------------------------------------------------
 
-    def _on_committed(self, committed: CommittedAudio) -> None:
-        self.buffer.last_commit_audio = None  # transcription sessions do not keep item audio
-        item = {
-            "id": committed.item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-        self._items[committed.item_id] = item
-        self._events.append(se.ItemAdded(previous_item_id=committed.previous_item_id, item=item))
-        self._events.append(se.ItemDone(previous_item_id=committed.previous_item_id, item=item))
+    def _on_signal(self, signal: Signal) -> None:
+        if isinstance(signal, TurnCommitted):
+            item = {
+                "id": signal.item_id,
+                "object": "realtime.item",
+                "type": "message",
+                "status": "completed",
+                "role": "user",
+                "content": [{"type": "input_audio", "transcript": None}],
+            }
+            previous, self._last_item = self._last_item, signal.item_id
+            self._items[signal.item_id] = item
+            self._events.append(se.Committed(previous_item_id=previous, item_id=signal.item_id))
+            self._events.append(se.ItemAdded(previous_item_id=previous, item=item))
+            self._events.append(se.ItemDone(previous_item_id=previous, item=item))
+        elif isinstance(signal, TranscriptFinal) and signal.text is not None:
+            self._transcripts[signal.item_id] = signal.text
 
     def _item_with_transcript(self, item_id: str) -> dict[str, Any]:
         item = dict(self._items[item_id])
-        transcript = self.buffer.completed_transcripts.get(item_id)
-        item["content"] = [{"type": "input_audio", "transcript": transcript}]
+        item["content"] = [{"type": "input_audio", "transcript": self._transcripts.get(item_id)}]
         return item

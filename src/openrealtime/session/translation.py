@@ -27,14 +27,14 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from pydantic import ValidationError
 
-from openrealtime.audio.codec import float_to_pcm16, pcm16_to_float
+from openrealtime.audio.codec import AudioFormat, float_to_pcm16, pcm16_to_float
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
-from openrealtime.contracts import NoiseStream, NoiseSuppressor, TranscribeOptions, VadModel
+from openrealtime.contracts import TranscribeOptions
 from openrealtime.exceptions import InvalidStateError, ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
@@ -43,6 +43,7 @@ from openrealtime.protocol.config import TranslationSessionConfig, merge_update
 from openrealtime.session.commands import (
     AudioChunk,
     CloseConnection,
+    EngineResult,
     JobFailed,
     SynthesisDone,
     Synthesize,
@@ -51,8 +52,9 @@ from openrealtime.session.commands import (
     TranscriptReady,
     TranslateText,
 )
-from openrealtime.session.ids import Ids
-from openrealtime.session.segmenter import ENGINE_RATE_HZ, Piece, SpeechSegmenter
+from openrealtime.session.frontend import AudioFrontEnd
+from openrealtime.session.segmenter import Piece, SegmenterOutput, SpeechSegmenter
+from openrealtime.session.shell import SessionEngines, SessionShell
 from openrealtime.session.transcription import SESSION_LIFETIME_S, decode_base64_audio
 
 WIRE_RATE_HZ = 24_000
@@ -135,38 +137,24 @@ def _join(delta: str, started: bool) -> str:
     return " " + delta if started and delta and not delta[0].isspace() else delta
 
 
-class TranslationSession:
+class TranslationSession(SessionShell):
     """One translation session's protocol state (same shape as the transcription session).
 
     Args:
         info: Ids, clock and what the engines cover.
-        vad: The frame-level speech detector (16 kHz).
-        noise: Noise suppressor for ``audio.input.noise_reduction``; ``None`` leaves it a no-op.
-        ids: Id source (deterministic in tests).
+        engines: ``vad``, ``noise`` and ``ids`` (:class:`~openrealtime.session.shell.SessionEngines`).
     """
 
-    def __init__(
-        self,
-        info: TranslationInfo,
-        *,
-        vad: VadModel,
-        noise: NoiseSuppressor | None = None,
-        ids: Ids | None = None,
-    ) -> None:
+    def __init__(self, info: TranslationInfo, **engines: Unpack[SessionEngines]) -> None:
+        super().__init__(**engines)
         self.info = info
-        self._ids = ids or Ids()
         self.config = TranslationSessionConfig()
-        self._events: list[se.ServerEvent] = []
-        self._commands: list[object] = []
         self._pending_bytes = bytearray()
         self._frames = 0
-        self._resampler = StreamResampler(WIRE_RATE_HZ, ENGINE_RATE_HZ)
-        self._noise_model = noise
-        self._noise: NoiseStream | None = None
+        self._frontend = AudioFrontEnd(AudioFormat.PCM, self._noise)
         self._segmenter = SpeechSegmenter(
-            vad=vad,
+            vad=self._vad,
             ids=self._ids,
-            commands=self._commands,
             language=None if info.multilingual else DEFAULT_SOURCE_LANGUAGE,
             whole_utterances=lambda source: self._route(source) is Route.SPEECH,
             eager=self._listener_idle,
@@ -217,21 +205,10 @@ class TranslationSession:
 
     # --- inputs ------------------------------------------------------------------------------------
 
-    def receive(self, event: ce.ClientEvent) -> None:
-        """Handle one parsed client event; a client error becomes an ``error`` event, state unchanged."""
-        try:
-            self._dispatch(event)
-        except ProtocolError as exc:
-            self.error(exc, event.event_id)
-
-    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
-        self._events.append(se.Error.of(exc, event_id))
-
-    def on_result(self, result: object) -> None:
+    def on_result(self, result: EngineResult) -> None:
         """Take an engine result; one of an unknown (cancelled, superseded) job is dropped."""
-        if isinstance(result, TranscriptReady | JobFailed) and result.job_id not in self._jobs:
-            if self._segmenter.on_result(result):
-                self._pump()
+        if isinstance(result, TranscriptReady | JobFailed) and self._segmenter.owns(result.job_id):
+            self._pump(self._segmenter.on_result(result))
             return
         job_id = getattr(result, "job_id", None)
         piece = self._jobs.get(job_id) if isinstance(job_id, str) else None
@@ -262,12 +239,6 @@ class TranslationSession:
                     piece.text = ""
                     piece.audio_done = True
         self._advance()
-
-    def drain(self) -> tuple[list[se.ServerEvent], list[object]]:
-        events, commands = list(self._events), list(self._commands)
-        self._events.clear()
-        self._commands.clear()
-        return events, commands
 
     # --- client events -----------------------------------------------------------------------------
 
@@ -333,13 +304,7 @@ class TranslationSession:
                 param="session.audio.input.transcription.model",
                 event_id=event.event_id,
             )
-        if config.audio.input.noise_reduction != self.config.audio.input.noise_reduction:
-            nr = config.audio.input.noise_reduction
-            self._noise = (
-                self._noise_model.new_stream(nr.type, 1.0 if nr.strength is None else nr.strength)
-                if nr is not None and self._noise_model is not None
-                else None
-            )
+        self._frontend.configure(AudioFormat.PCM, config.audio.input.noise_reduction)
         self.config = config
         self._events.append(se.SessionUpdated(session=self.effective_session()))
 
@@ -387,12 +352,9 @@ class TranslationSession:
         del self._pending_bytes[:whole]
 
     def _frame(self, data: bytes, *, last: bool = False) -> None:
-        samples = self._resampler.process(pcm16_to_float(data), last=last)
-        if self._noise is not None:
-            samples = self._noise.process(samples)
+        samples = self._frontend.process(pcm16_to_float(data), last=last)
         self._frames += 1
-        self._segmenter.feed(samples)
-        self._pump()
+        self._pump(self._segmenter.feed(samples))
 
     def _close(self) -> None:
         self.closing = True
@@ -401,18 +363,18 @@ class TranslationSession:
         if rest:  # the last, partial frame is padded with silence to a whole one: frames are 200 ms
             self._frame(rest + bytes(FRAME_BYTES - len(rest)), last=True)
         else:
-            tail = self._resampler.flush()
-            self._segmenter.feed(self._noise.process(tail) if self._noise is not None else tail)
-        self._segmenter.flush()
-        self._pump()
+            self._pump(self._segmenter.feed(self._frontend.flush()))
+        self._pump(self._segmenter.flush())
 
     # --- pieces out --------------------------------------------------------------------------------
 
-    def _pump(self) -> None:
+    def _pump(self, outputs: list[SegmenterOutput]) -> None:
         transcribing = self.config.audio.input.transcription is not None
-        for output in self._segmenter.take():
+        for output in outputs:
             if isinstance(output, Piece):
                 self._add_piece(output)
+            elif not isinstance(output, str):
+                self._commands.append(output)
             elif transcribing and output:
                 self._events.append(
                     se.InputTranscriptDelta(delta=_join(output, self._input_started), elapsed_ms=self.elapsed_ms)

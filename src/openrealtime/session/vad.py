@@ -1,5 +1,9 @@
 """Turn detection hysteresis over frame speech probabilities (the model lives in ``engines``).
 
+:class:`TurnDetector` is the hysteresis alone, fed one probability at a time; :class:`VadTrack` runs a
+VAD stream and a detector over a growing sample buffer, every new whole frame in one model call, and
+is what the input buffer and the translation segmenter both use.
+
 Speech starts after ``START_SPEECH_MS`` of frames at or above the threshold; during speech, frames down
 to ``threshold - HYSTERESIS`` still count as speech (Silero's negative threshold), and the turn ends
 after ``silence_duration_ms`` of frames below that. Positions are absolute sample indices.
@@ -8,7 +12,11 @@ after ``silence_duration_ms`` of frames below that. Positions are absolute sampl
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from openrealtime.audio.buffer import SampleBuffer
+from openrealtime.contracts import VadModel
 
 START_SPEECH_MS = 64
 HYSTERESIS = 0.15
@@ -101,3 +109,56 @@ class TurnDetector:
             events.append(SpeechEnd(speech_end=self._pause_start, sample=frame_end))
             self._pause_start = None
         return events
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One VAD frame: where it starts, its speech probability and the turn events it caused."""
+
+    start: int
+    probability: float
+    events: list[VadEvent]
+
+
+class VadTrack:
+    """A VAD stream and its hysteresis over a growing buffer, addressed by absolute sample index.
+
+    Args:
+        vad: The frame-level speech model (its ``frame_samples`` at ``sample_rate_hz``).
+        sample_rate_hz: The buffer's rate.
+        threshold: Speech probability that starts speech.
+        silence_duration_ms: Pause that ends it.
+    """
+
+    def __init__(self, vad: VadModel, *, sample_rate_hz: int, threshold: float, silence_duration_ms: int) -> None:
+        self._model = vad
+        self._stream = vad.new_stream()
+        self.frame_samples = vad.frame_samples
+        self.detector = TurnDetector(
+            sample_rate_hz=sample_rate_hz,
+            frame_samples=vad.frame_samples,
+            threshold=threshold,
+            silence_duration_ms=silence_duration_ms,
+        )
+        self.position = 0  # where the next frame starts
+
+    def scan(self, buffer: SampleBuffer) -> Iterator[Frame]:
+        """The whole frames of ``buffer`` not scanned yet, one model call for all of them.
+
+        The hysteresis still runs frame by frame, exactly as if the frames had come one at a time;
+        :attr:`position` moves past each frame as it is handed out.
+        """
+        first = max(self.position, buffer.start)
+        count = (buffer.end - first) // self.frame_samples
+        if not count:
+            return
+        probabilities = self._stream.probabilities(buffer.view(first, first + count * self.frame_samples))
+        for index, probability in enumerate(probabilities):
+            start = first + index * self.frame_samples
+            self.position = start + self.frame_samples
+            yield Frame(start, probability, self.detector.feed(start, probability))
+
+    def reset(self) -> None:
+        """Forget the model's recurrent state and the hysteresis (``input_audio_buffer.clear``)."""
+        self.detector.reset()
+        self._stream.reset()

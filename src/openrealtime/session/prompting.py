@@ -1,0 +1,112 @@
+"""What a response is asked to be, and what its LLM is sent.
+
+:func:`new_response` resolves a response's parameters: ``response.create``'s own (reference 5.5)
+over the session's configuration, including out-of-band input built from item references and inline
+items. :func:`chat_request` makes the LLM request: the instructions, the conversation items that fit
+the context (``truncation``), the tools, and the session id as the prompt-cache key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openrealtime.audio.codec import AudioFormat
+from openrealtime.contracts import ChatRequest, ToolSpec
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol.config import NamedToolChoice, RealtimeSessionConfig
+from openrealtime.protocol.items import ItemReference
+from openrealtime.session.conversation import Conversation, Entry, fit_context
+from openrealtime.session.ids import Ids
+from openrealtime.session.response import Response
+from openrealtime.session.states import ResponseState
+
+DEFAULT_MAX_TOKENS = 256  # "inf" still needs a cap for a voice answer from a local model
+OUTPUT_RESERVE_TOKENS = 256
+DEFAULT_VOICE = "alloy"
+
+
+def new_response(
+    config: RealtimeSessionConfig,
+    params: ce.ResponseCreateParams | None,
+    conversation: Conversation,
+    *,
+    ids: Ids,
+    speculative: bool = False,
+    event_id: str | None = None,
+) -> Response:
+    """A response with ``params`` over the session's ``config``; a speculative one gets its id later.
+
+    Raises:
+        ProtocolError: ``input`` references an item the conversation does not have.
+    """
+    c = config
+    p = params or ce.ResponseCreateParams()
+    tool_choice: Any = p.tool_choice if p.tool_choice is not None else c.tool_choice
+    max_tokens = p.max_output_tokens if p.max_output_tokens is not None else c.max_output_tokens
+    voice: Any = c.audio.output.voice
+    fmt = AudioFormat(c.audio.output.format.type)
+    if p.audio and p.audio.output:
+        voice = p.audio.output.voice or voice
+        if p.audio.output.format:
+            fmt = AudioFormat(p.audio.output.format.get("type", fmt.value))
+    custom_input = _custom_input(p, conversation, event_id)
+    return Response(
+        id="" if speculative else ids.new("resp"),
+        in_conversation=p.conversation in (None, "auto"),
+        modalities=list(p.output_modalities or c.output_modalities),
+        voice=voice if isinstance(voice, str) else str(voice.get("id", DEFAULT_VOICE)),
+        output_format=fmt,
+        instructions=p.instructions if p.instructions is not None else c.instructions,
+        tools=list(p.tools if p.tools is not None else c.tools),
+        tool_choice=tool_choice.name if isinstance(tool_choice, NamedToolChoice) else str(tool_choice),
+        max_tokens=DEFAULT_MAX_TOKENS if max_tokens == "inf" else int(max_tokens),
+        metadata=p.metadata,
+        custom_input=custom_input,
+        state=ResponseState.SPECULATIVE if speculative else ResponseState.IN_PROGRESS,
+    )
+
+
+def _custom_input(p: ce.ResponseCreateParams, conversation: Conversation, event_id: str | None) -> list[Entry] | None:
+    """Out-of-band input: referenced items of the conversation and inline items, in order."""
+    if p.input is None:
+        return None
+    custom: list[Entry] = []
+    for index, element in enumerate(p.input):
+        if not isinstance(element, ItemReference):
+            custom.append(Entry(item=element.model_dump(mode="json", exclude_none=True)))
+            continue
+        found = conversation.get(element.id)
+        if found is None:
+            raise ProtocolError(
+                f"Item reference '{element.id}' does not exist.",
+                code="invalid_value",
+                param=f"response.input[{index}].id",
+                event_id=event_id,
+            )
+        custom.append(found)
+    return custom
+
+
+def chat_request(
+    response: Response,
+    entries: list[Entry],
+    conversation: Conversation,
+    *,
+    context_tokens: int,
+    truncation: bool,
+    cache_key: str,
+) -> ChatRequest:
+    """What the LLM gets: the instructions, the items that fit the context, the tools."""
+    system = [{"role": "system", "content": response.instructions}] if response.instructions else []
+    budget = context_tokens - min(response.max_tokens, OUTPUT_RESERVE_TOKENS)
+    if truncation:
+        entries = fit_context(system, entries, budget)
+    tools = [ToolSpec(t.name, t.description or "", t.parameters) for t in response.tools]
+    return ChatRequest(
+        messages=system + conversation.chat_messages(entries),
+        tools=tools if response.tool_choice != "none" else (),
+        tool_choice=response.tool_choice,
+        max_tokens=response.max_tokens,
+        cache_key=cache_key,
+    )

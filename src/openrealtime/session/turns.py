@@ -1,0 +1,295 @@
+"""The words of each turn: live captions while it is spoken, a final decode started in the pause.
+
+A :class:`Turn` is one future user item of the input buffer (its state machine is in
+:mod:`~openrealtime.session.states`). :class:`TurnTranscriber` asks for its decodes and turns their
+results into events: while the speaker talks, the growing turn is decoded again and again and only
+the words two successive decodes agree on are sent (:mod:`~openrealtime.session.captions`), so deltas
+are append-only; at the first pause the final decode starts speculatively, and it is kept as the
+final if the turn ends at that pause. Long turns stay cheap: once the window passes
+``WINDOW_LIMIT_S``, its start is frozen at a segment end that every decode agrees on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from openrealtime.audio.buffer import SampleBuffer
+from openrealtime.contracts import TranscribeOptions
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.config import AudioInput, ServerVad
+from openrealtime.session.captions import CaptionTracker
+from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.frontend import ENGINE_RATE_HZ
+from openrealtime.session.ids import Ids
+from openrealtime.session.signals import Output, TranscriptFinal, TurnGoesOn, TurnMayEnd
+from openrealtime.session.states import TurnState, advance
+
+MS_PER_S = 1000
+PARTIAL_STEP_MS = 200  # new audio needed before the next live-caption decode
+FIRST_PARTIAL_MS = 200  # speech (after its onset) needed before the first one
+# Until a turn shows its first words, decode after every 100 ms chunk: a word is shown once two
+# successive decodes agree on it, and on a hard onset (tiny.en hears "She bought" as "Cheeba",
+# "Cheeb up", "Cheebop") two agreeing guesses come sooner when they are 100 ms apart than 200.
+# It costs two or three more decodes a turn; the ASR queue serves them before later partials.
+FIRST_CAPTION_STEP_MS = 100
+# soxr hands its output out in blocks (92 or 122 ms for each 100 ms sent at 24 kHz), so a step is
+# due this much early; an exact threshold would often wait one more chunk and stretch 200 ms to 300.
+RESAMPLER_SLACK_MS = 20
+SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
+WINDOW_LIMIT_S = 20.0  # decode window beyond which the turn's start is frozen at a segment end
+SEGMENT_KEEP_S = 2.0  # never freeze the window closer than this to its end
+
+
+def samples_to_ms(samples: int) -> int:
+    return samples * MS_PER_S // ENGINE_RATE_HZ
+
+
+def ms_to_samples(ms: int) -> int:
+    return ms * ENGINE_RATE_HZ // MS_PER_S
+
+
+@dataclass
+class Turn:
+    """The audio of one future user item, from its start until it is committed and transcribed."""
+
+    item_id: str
+    start: int
+    window_start: int
+    state: TurnState = TurnState.OPEN
+    onset: int | None = None  # where speech first began in this turn
+    pause_start: int | None = None  # start of the current pause (PAUSED)
+    # Decodes 100-200 ms apart often end on the same cut word: hold it (see CaptionTracker).
+    captions: CaptionTracker = field(default_factory=lambda: CaptionTracker(hold_cut_word=True))
+    partial_job: str | None = None
+    partial_end: int = 0
+    speculative_job: str | None = None
+    speculative_end: int = 0
+    final_job: str | None = None
+    final_result: str | None = None  # a speculative final's text, waiting for the commit
+    duration_samples: int = 0
+
+    @property
+    def saw_speech(self) -> bool:
+        return self.onset is not None
+
+    @property
+    def committed(self) -> bool:
+        return self.state in (TurnState.COMMITTED, TurnState.TRANSCRIBED)
+
+    def to(self, state: TurnState) -> None:
+        self.state = advance(self.state, state)
+
+
+@dataclass(frozen=True)
+class _Job:
+    turn: Turn
+    kind: str  # "partial" | "speculative" | "final"
+    audio_start: int
+    audio_end: int
+    timestamps: bool
+
+
+class TurnTranscriber:
+    """Decodes of turns and what their results become; every method returns its outputs in order.
+
+    Args:
+        buffer: The input buffer's 16 kHz audio (read only).
+        ids: The session's id source.
+        always: Transcribe every turn even when the client asked for no transcription events (a
+            realtime session needs the words for its LLM).
+        partial_step_ms: New audio between two live-caption decodes once words are showing.
+    """
+
+    def __init__(self, buffer: SampleBuffer, ids: Ids, *, always: bool, partial_step_ms: int) -> None:
+        self._buffer = buffer
+        self._ids = ids
+        self._always = always
+        self._partial_step_ms = partial_step_ms
+        self._jobs: dict[str, _Job] = {}
+        self._config = AudioInput()
+
+    def configure(self, config: AudioInput) -> None:
+        self._config = config
+
+    @property
+    def enabled(self) -> bool:
+        return self._always or self._config.transcription is not None
+
+    @property
+    def emits(self) -> bool:
+        """Whether the client is sent transcription events."""
+        return self._config.transcription is not None
+
+    def owns(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
+    def _options(self, *, timestamps: bool) -> TranscribeOptions:
+        t = self._config.transcription
+        return TranscribeOptions(
+            language=t.language if t else None, prompt=t.prompt if t else None, timestamps=timestamps
+        )
+
+    def _request(self, turn: Turn, kind: str, start: int, end: int, *, timestamps: bool = False) -> Transcribe:
+        job_id = self._ids.new("job")
+        self._jobs[job_id] = _Job(turn, kind, start, end, timestamps)
+        return Transcribe(
+            job_id=job_id,
+            item_id=turn.item_id,
+            audio=self._buffer.copy(start, end),
+            options=self._options(timestamps=timestamps),
+            final=kind != "partial",
+            first_caption=kind == "partial" and self._awaits_first_words(turn),
+        )
+
+    def _cancel(self, job_id: str) -> list[Output]:
+        self._jobs.pop(job_id, None)
+        return [CancelJob(job_id)]
+
+    def _awaits_first_words(self, turn: Turn) -> bool:
+        """The client is shown this turn's captions and has seen none of its words yet.
+
+        Only then is a partial urgent: a realtime session that sends no transcription events
+        decodes partials for its own use, at the normal step and priority.
+        """
+        return self.emits and not turn.captions.sent
+
+    # --- while the turn is spoken ------------------------------------------------------------------
+
+    def schedule_partial(self, turn: Turn) -> list[Output]:
+        """The next live-caption decode, once enough new speech has come in."""
+        if not self.enabled or turn.state is not TurnState.SPEAKING:
+            return []
+        if turn.partial_job is not None or turn.speculative_job is not None:
+            return []
+        end = self._buffer.end
+        if turn.partial_end <= turn.start:  # no partial yet: wait for a little speech, not the padding
+            due = (turn.onset if turn.onset is not None else turn.start) + ms_to_samples(FIRST_PARTIAL_MS)
+        else:
+            step_ms = FIRST_CAPTION_STEP_MS if self._awaits_first_words(turn) else self._partial_step_ms
+            due = turn.partial_end + ms_to_samples(step_ms)
+        if end + ms_to_samples(RESAMPLER_SLACK_MS) < due:
+            return []
+        long_window = (end - turn.window_start) / ENGINE_RATE_HZ > WINDOW_LIMIT_S
+        command = self._request(turn, "partial", turn.window_start, end, timestamps=long_window)
+        turn.partial_job, turn.partial_end = command.job_id, end
+        return [command]
+
+    def speculate(self, turn: Turn, *, vad_enabled: bool) -> list[Output]:
+        """A pause began: start the final decode now, in case the pause ends the turn."""
+        if not self.enabled or not vad_enabled or turn.pause_start is None:
+            return []
+        td = self._config.turn_detection
+        silence_ms = td.silence_duration_ms if isinstance(td, ServerVad) else SPECULATE_AFTER_MS + 1
+        if silence_ms <= SPECULATE_AFTER_MS:
+            return []  # the turn ends so soon that the real final decode is just as early
+        command = self._request(turn, "speculative", turn.window_start, turn.pause_start)
+        turn.speculative_end, turn.speculative_job = turn.pause_start, command.job_id
+        return [command]
+
+    def drop_speculation(self, turn: Turn) -> list[Output]:
+        """The speaker went on (or the turn was cleared): the speculative final is void."""
+        out: list[Output] = []
+        if turn.speculative_job is not None:
+            out += self._cancel(turn.speculative_job)
+            turn.speculative_job = None
+        if turn.final_result is not None:
+            out.append(TurnGoesOn(turn.item_id))
+        turn.final_result = None
+        return out
+
+    def cancel_partial(self, turn: Turn) -> list[Output]:
+        if turn.partial_job is None:
+            return []
+        job_id, turn.partial_job = turn.partial_job, None
+        return self._cancel(job_id)
+
+    # --- at the commit -----------------------------------------------------------------------------
+
+    def finalize(self, turn: Turn, *, speech_end: int) -> list[Output]:
+        """The turn was committed with its speech ending at ``speech_end``: settle its transcript."""
+        if not self.enabled:
+            return []
+        out: list[Output] = []
+        if turn.speculative_job is not None and turn.speculative_end == speech_end:
+            turn.final_job, turn.speculative_job = turn.speculative_job, None
+            self._jobs[turn.final_job] = _Job(turn, "final", turn.window_start, speech_end, False)
+        else:
+            out += self.drop_speculation(turn)
+            if turn.saw_speech:
+                command = self._request(turn, "final", turn.window_start, speech_end)
+                turn.final_job = command.job_id
+                out.append(command)
+        if not turn.saw_speech:
+            out += self._complete(turn, "")  # silence: nothing to decode (and Whisper would invent words)
+        elif turn.final_result is not None:
+            out += self._complete(turn, turn.final_result)
+        return out
+
+    # --- results -----------------------------------------------------------------------------------
+
+    def on_result(self, result: TranscriptReady | JobFailed) -> list[Output]:
+        job = self._jobs.pop(result.job_id, None)
+        if job is None:
+            return []  # late result of a cancelled or superseded job: dropped by id
+        turn = job.turn
+        if isinstance(result, JobFailed):
+            return self._on_failure(job, result)
+        text = result.transcript.text
+        if job.kind == "partial":
+            turn.partial_job = None
+            out: list[Output] = []
+            delta = turn.captions.partial(text)
+            if delta and self.emits:
+                out.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+            if job.timestamps:
+                self._slide_window(turn, job, result)
+            return out + self.schedule_partial(turn)
+        if not turn.committed:
+            turn.final_result = text  # speculative, waiting for the turn to end
+            return [TurnMayEnd(turn.item_id, text)]
+        return self._complete(turn, text)
+
+    def _on_failure(self, job: _Job, result: JobFailed) -> list[Output]:
+        turn = job.turn
+        if job.kind == "partial":
+            turn.partial_job = None
+            return self.schedule_partial(turn)
+        if job.kind == "speculative" and not turn.committed:
+            turn.speculative_job = None
+            return []
+        turn.to(TurnState.TRANSCRIBED)
+        out: list[Output] = [TranscriptFinal(turn.item_id, None)]
+        if self.emits:
+            error = {"type": "server_error", "code": result.code, "message": result.message, "param": None}
+            out.append(se.TranscriptionFailed(item_id=turn.item_id, error=error))
+        return out
+
+    def _slide_window(self, turn: Turn, job: _Job, result: TranscriptReady) -> None:
+        """Freeze all but the tail of a long window so decodes stay short however long the turn."""
+        segments = result.transcript.segments
+        keep_from = (job.audio_end - job.audio_start) / ENGINE_RATE_HZ - SEGMENT_KEEP_S
+        done = [s for s in segments[:-1] if s.end_s <= keep_from]
+        if not done:
+            return
+        words = " ".join(s.text for s in done).split()
+        if turn.captions.freeze(words):
+            turn.window_start = job.audio_start + int(done[-1].end_s * ENGINE_RATE_HZ)
+
+    def _complete(self, turn: Turn, final_text: str) -> list[Output]:
+        turn.to(TurnState.TRANSCRIBED)
+        out: list[Output] = []
+        delta = turn.captions.final(final_text)
+        if self.emits:
+            if delta:
+                out.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+            seconds = max(1, math.ceil(turn.duration_samples / ENGINE_RATE_HZ))
+            out.append(
+                se.TranscriptionCompleted(
+                    item_id=turn.item_id,
+                    transcript=turn.captions.text,
+                    usage={"type": "duration", "seconds": seconds},
+                )
+            )
+        out.append(TranscriptFinal(turn.item_id, turn.captions.text))
+        return out
