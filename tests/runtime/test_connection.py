@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.engines.fake import FakeTranscriber
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
@@ -89,7 +90,9 @@ class ScriptedSession:
         self._events += events
         self._commands += commands
 
-    def receive(self, event: ce.ClientEvent) -> None:
+    input_format = AudioFormat.PCM
+
+    def receive(self, event: object) -> None:
         self._take(event)
 
     def error(self, exc: ProtocolError, event_id: str | None = None) -> None:

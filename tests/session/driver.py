@@ -10,7 +10,8 @@ import numpy as np
 
 from openrealtime.engines.fake import FakeTranscriber
 from openrealtime.exceptions import EngineError
-from openrealtime.protocol.codec import SessionKind, parse_client_event, server_event_dict
+from openrealtime.protocol.codec import SessionKind, server_event_dict
+from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
 from openrealtime.session.transcription import TranscriptionSession
 
@@ -29,6 +30,7 @@ class Driver:
 
     def __init__(self, session: TranscriptionSession, asr: FakeTranscriber | None = None, *, hold: bool = False):
         self.session = session
+        self.frames = ClientFrames(SessionKind.TRANSCRIPTION)
         self.asr = asr or FakeTranscriber()
         self.hold = hold
         self.held: list[Transcribe] = []
@@ -36,10 +38,9 @@ class Driver:
         self.events: list[dict[str, Any]] = []
 
     def send(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        kind = SessionKind.TRANSCRIPTION
         try:
-            parsed = parse_client_event(json.dumps(event), kind)
-        except Exception as exc:  # a ProtocolError from the codec, as the runtime would report it
+            parsed = self.frames.parse(json.dumps(event), self.session.input_format)
+        except Exception as exc:  # a ProtocolError from the codec or the audio, as the runtime reports it
             self.session.error(exc)  # type: ignore[arg-type]
         else:
             self.session.receive(parsed)
@@ -104,21 +105,13 @@ class RealtimeDriver(Driver):
         from openrealtime.engines.fake import FakeChatModel, ToneSynthesizer
 
         super().__init__(session)
+        self.frames = ClientFrames(SessionKind.REALTIME)
         self.chat = chat or FakeChatModel()
         self.tts = tts or ToneSynthesizer()
         self.hold_tts = hold_tts
         self.hold_llm = hold_llm
         self.held_tts: list[Any] = []
         self.held_llm: list[Any] = []
-
-    def send(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            parsed = parse_client_event(json.dumps(event), SessionKind.REALTIME)
-        except Exception as exc:
-            self.session.error(exc)
-        else:
-            self.session.receive(parsed)
-        return self.pump()
 
     def run_llm(self, command: Any) -> None:
         import threading

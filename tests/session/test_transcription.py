@@ -8,7 +8,7 @@ import pytest
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber
 from openrealtime.session.ids import Ids
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
-from tests.conftest import pcm, quiet, tone
+from tests.conftest import quiet, tone
 from tests.session.driver import Driver
 
 KNOWN_MODELS = {"gpt-4o-transcribe", "whisper-1", "gpt-realtime-whisper"}
@@ -448,10 +448,10 @@ def test_a_buffer_that_sends_no_captions_decodes_partials_at_the_normal_step() -
         AudioInput(), vad=EnergyVad(), ids=Ids(deterministic=True), options=BufferOptions(always_transcribe=True)
     )
     asr = FakeTranscriber()
-    buffer.append(pcm(quiet(300)), event_id=None)
+    buffer.append(quiet(300), 24_000, event_id=None)
     asked = []
     for chunk in range(12):
-        jobs = [c for c in buffer.append(pcm(tone(100)), event_id=None) if isinstance(c, Transcribe)]
+        jobs = [c for c in buffer.append(tone(100), 24_000, event_id=None) if isinstance(c, Transcribe)]
         for job in jobs:
             asked.append((chunk, job.first_caption))
             assert buffer.on_result(TranscriptReady(job.job_id, asr.transcribe(job.audio, job.options))) == []

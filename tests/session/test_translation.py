@@ -14,7 +14,8 @@ from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.contracts import TranscribeOptions, Transcript
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
 from openrealtime.exceptions import EngineError, ProtocolError
-from openrealtime.protocol.codec import SessionKind, parse_client_event, server_event_dict
+from openrealtime.protocol.codec import SessionKind, server_event_dict
+from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
     AudioChunk,
     CancelJob,
@@ -30,13 +31,15 @@ from openrealtime.session.commands import (
 from openrealtime.session.ids import Ids
 from openrealtime.session.segmenter import WINDOW_LIMIT_MS, piece_cut
 from openrealtime.session.translation import (
-    FRAME_BYTES,
+    FRAME_SAMPLES,
     Route,
     TranslationInfo,
     TranslationSession,
     language_base,
 )
 from tests.conftest import quiet, tone
+
+FRAME_BYTES = FRAME_SAMPLES * 2  # a 200 ms frame of PCM16 on the wire
 
 CREATED_AT_S = 1_700_000_000
 SCRIPT = ("Good", "morning,", "how", "can", "I", "help", "you", "today?")
@@ -74,6 +77,7 @@ class Driver:
         hold: tuple[type, ...] = (),
     ) -> None:
         self.session = session
+        self.frames = ClientFrames(SessionKind.TRANSLATION)
         self.asr = asr or FakeTranscriber(SCRIPT, words_per_second=4.0)
         self.mt = UppercaseTranslator()
         self.tts = tts or ToneSynthesizer()
@@ -84,7 +88,7 @@ class Driver:
 
     def send(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         try:
-            parsed = parse_client_event(json.dumps(event), SessionKind.TRANSLATION)
+            parsed = self.frames.parse(json.dumps(event), self.session.input_format)
         except ProtocolError as exc:  # as the runtime reports codec errors
             self.session.error(exc)
         else:

@@ -7,6 +7,7 @@ G.711 is decoded and encoded through 256- and 65536-entry lookup tables built on
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -110,3 +111,44 @@ def encode_audio(samples: Samples, fmt: AudioFormat) -> bytes:
     ints = np.rint(np.clip(samples * _PCM16_SCALE, -32768.0, 32767.0)).astype(np.int32) + 32768
     table = _ULAW_ENCODE if fmt is AudioFormat.PCMU else _ALAW_ENCODE
     return bytes(table[ints].tobytes())
+
+
+class StreamDecoder:
+    """Wire bytes of one input stream to float32; a PCM16 sample split across two appends waits.
+
+    Clients cut their appends anywhere, so an odd PCM16 append carries one byte to the next; a change
+    of format drops it.
+    """
+
+    def __init__(self) -> None:
+        self._format: AudioFormat | None = None
+        self._odd_byte = b""
+
+    def decode(self, data: bytes, fmt: AudioFormat) -> Samples:
+        if fmt is not self._format:
+            self._format, self._odd_byte = fmt, b""
+        if fmt is AudioFormat.PCM:
+            data = self._odd_byte + data
+            self._odd_byte = data[-1:] if len(data) % 2 else b""
+            if self._odd_byte:
+                data = data[:-1]
+        return decode_audio(data, fmt)
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    """Output audio as it leaves a session: samples at ``format.rate_hz``, encoded only at the edge.
+
+    The WebSocket encodes it into ``format`` and base64 (``response.output_audio.delta``); a media
+    transport takes the samples as they are.
+    """
+
+    samples: Samples
+    format: AudioFormat
+
+    @property
+    def rate_hz(self) -> int:
+        return self.format.rate_hz
+
+    def wire_bytes(self) -> bytes:
+        return encode_audio(self.samples, self.format)

@@ -45,6 +45,7 @@ from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation
 from openrealtime.contracts import VadModel, VadStream
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber
 from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
+from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
@@ -214,6 +215,7 @@ def time_appends(
 ) -> AppendTimes:
     """Feed every frame, timing parse, session and emit of each with ``time.thread_time``."""
     asr = FakeTranscriber()
+    frames = ClientFrames(kind)
     times = AppendTimes([], [], [], [], [])
     clock = time.thread_time
     for frame in feed:
@@ -221,7 +223,7 @@ def time_appends(
         started = clock()
         event = parse_client_event(frame.text, kind)
         parsed = clock()
-        session.receive(event)
+        session.receive(frames.decode(event, session.input_format))  # base64 and PCM decoded here, as served
         received = clock()
         events, commands = session.drain()
         for produced in events:

@@ -15,6 +15,8 @@ kept. The lenient models are subclasses of the server's, so ``isinstance`` and `
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import functools
 import json
@@ -28,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from openrealtime.audio.codec import AudioOut
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
@@ -225,6 +228,30 @@ def parse_client_event(frame: str, kind: SessionKind) -> ce.ClientEvent:
         raise validation_error(exc, event_id) from None
 
 
+MAX_APPEND_BYTES = 15 * 1024 * 1024  # OpenAI's per-append limit ("15 MiB" in the SDK)
+
+
+def decode_base64_audio(data: str, *, event_id: str | None) -> bytes:
+    """Strict base64 for ``audio`` fields; bad input is ``invalid_value`` on ``audio``."""
+    if len(data) * 3 // 4 > MAX_APPEND_BYTES:
+        raise ProtocolError(
+            f"Audio content too large: an append may carry at most {MAX_APPEND_BYTES} bytes "
+            f"(15 MiB), this one carries about {len(data) * 3 // 4}.",
+            code="input_audio_buffer_append_too_large",
+            param="audio",
+            event_id=event_id,
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(
+            "Invalid 'audio': the value is not valid base64.",
+            code="invalid_value",
+            param="audio",
+            event_id=event_id,
+        ) from None
+
+
 def new_event_id() -> str:
     """``event_`` + 21 base62 characters, the shape OpenAI uses."""
     return "event_" + "".join(secrets.choice(_EVENT_ID_ALPHABET) for _ in range(_EVENT_ID_LENGTH))
@@ -235,6 +262,9 @@ def server_event_dict(event: ServerEvent, event_id: str) -> dict[str, Any]:
     body = event.model_dump(mode="json", exclude={"type"})
     if isinstance(event, BaseModel) and "logprobs" in body and body["logprobs"] is None:
         del body["logprobs"]
+    audio = getattr(event, "audio", None)
+    if isinstance(audio, AudioOut):  # samples inside, the wire encoding and base64 only here
+        body["delta"] = base64.b64encode(audio.wire_bytes()).decode("ascii")
     return {"type": event.type, "event_id": event_id, **body}
 
 

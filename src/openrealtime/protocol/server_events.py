@@ -9,15 +9,16 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, model_validator
 
+from openrealtime.audio.codec import AudioOut
 from openrealtime.exceptions import ProtocolError
 
 
 class ServerEvent(BaseModel):
     """Base of server events; ``type`` is each subclass's literal."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
     type: str
 
     @model_validator(mode="before")
@@ -224,8 +225,11 @@ class _PartEvent(ServerEvent):
 
 
 class OutputAudioDelta(_PartEvent):
+    """Output audio. A session sets ``audio`` (samples); the codec writes ``delta`` from it at the edge."""
+
     type: Literal["response.output_audio.delta"] = "response.output_audio.delta"
-    delta: str
+    delta: str = ""
+    audio: SkipValidation[AudioOut | None] = Field(default=None, exclude=True)
 
 
 class OutputAudioDone(_PartEvent):
@@ -292,12 +296,15 @@ class OutputTranscriptDelta(ServerEvent):
 
 
 class TranslationAudioDelta(ServerEvent):
+    """Translated speech; like :class:`OutputAudioDelta`, ``delta`` is written from ``audio`` at the edge."""
+
     type: Literal["session.output_audio.delta"] = "session.output_audio.delta"
-    delta: str
+    delta: str = ""
     elapsed_ms: int | None = None
     format: Literal["pcm16"] = "pcm16"
     sample_rate: int = 24_000
     channels: int = 1
+    audio: SkipValidation[AudioOut | None] = Field(default=None, exclude=True)
 
 
 class SessionClosed(ServerEvent):

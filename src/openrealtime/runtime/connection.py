@@ -26,15 +26,24 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.exceptions import EngineError, ProtocolError
-from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
-from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
-from openrealtime.session.commands import RESULT_TYPES, CancelJob, CloseConnection, Command, EngineResult, JobFailed
+from openrealtime.protocol.codec import SessionKind, dump_server_event
+from openrealtime.runtime.wire import ClientFrames
+from openrealtime.session.commands import (
+    RESULT_TYPES,
+    AudioIn,
+    CancelJob,
+    CloseConnection,
+    Command,
+    EngineResult,
+    JobFailed,
+    SessionInput,
+)
 
 log = logging.getLogger(__name__)
 
-APPEND_EVENTS = (ce.InputAudioBufferAppend, ce.TranslationAppend)
 
 OUTBOX_LIMIT = 2048  # queued server events before a client that does not read is cut off
 INBOX_LIMIT = 256  # client frames waiting for the session before a client that floods is cut off
@@ -66,7 +75,12 @@ class Transport(Protocol):
 class Session(Protocol):
     """What every sans-I/O session offers the runtime."""
 
-    def receive(self, event: ce.ClientEvent) -> None: ...
+    @property
+    def input_format(self) -> AudioFormat:
+        """The format the next input audio is decoded from (it changes with ``session.update``)."""
+        ...
+
+    def receive(self, event: SessionInput) -> None: ...
 
     def error(self, exc: ProtocolError, event_id: str | None = None) -> None: ...
 
@@ -107,6 +121,7 @@ class Connection:
         self.session = session
         self.transport = transport
         self.kind = kind
+        self._frames = ClientFrames(kind)
         self._run_job = run_job
         self._cancel_job = cancel_job
         self._on_event = on_event
@@ -227,14 +242,14 @@ class Connection:
                     )
                 )
             elif isinstance(item, str):
+                started = time.thread_time()
                 try:
-                    event = parse_client_event(item, self.kind)
+                    event = self._frames.parse(item, session.input_format)
                 except ProtocolError as exc:
                     session.error(exc)
                 else:
-                    started = time.thread_time()
                     session.receive(event)
-                    if self._on_append is not None and isinstance(event, APPEND_EVENTS):
+                    if self._on_append is not None and isinstance(event, AudioIn):
                         self._on_append(time.thread_time() - started)
             elif isinstance(item, RESULT_TYPES):
                 session.on_result(item)

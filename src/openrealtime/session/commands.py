@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import ChatChunk, ChatRequest, TranscribeOptions, Transcript
+from openrealtime.protocol import client_events as ce
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,26 @@ class SynthesisDone:
 
     job_id: str
 
+
+# --- what the runtime hands a session besides results ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioIn:
+    """A client event carrying audio (an append, or an item created with ``input_audio``), its audio
+    decoded at the edge: ``samples`` at ``rate_hz``, mono float32. Sessions never see base64."""
+
+    event: ce.InputAudioBufferAppend | ce.TranslationAppend | ce.ConversationItemCreate
+    samples: Samples
+    rate_hz: int
+
+    @property
+    def event_id(self) -> str | None:
+        return self.event.event_id
+
+
+SessionInput = ce.ClientEvent | AudioIn
+"""What a session's ``receive`` takes: client events, with their audio already decoded."""
 
 Command = Transcribe | CancelJob | CloseConnection | Generate | TranslateText | Synthesize
 """Everything a session may ask of its runtime."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openrealtime.audio.buffer import BufferFullError, SampleBuffer
-from openrealtime.audio.codec import AudioFormat
+from openrealtime.audio.types import Samples
 from openrealtime.contracts import NoiseSuppressor, VadModel
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
@@ -75,7 +75,7 @@ class InputAudioBuffer:
         options: BufferOptions = BufferOptions(),
     ) -> None:
         self._ids = ids
-        self._frontend = AudioFrontEnd(AudioFormat(config.format.type), noise)
+        self._frontend = AudioFrontEnd(noise)
         self.buffer = SampleBuffer(max_samples=MAX_BUFFER_S * ENGINE_RATE_HZ)
         self._vad = VadTrack(
             vad, sample_rate_hz=ENGINE_RATE_HZ, threshold=DEFAULT_VAD_THRESHOLD, silence_duration_ms=INITIAL_SILENCE_MS
@@ -85,7 +85,7 @@ class InputAudioBuffer:
         )
         self.turn: Turn | None = None
         self._semantic: Eagerness | None = None
-        self._input_samples_since_commit = 0  # at the wire rate: the 100 ms rule counts what was sent
+        self._input_ms_since_commit = 0.0  # the 100 ms rule counts what was sent, at its own rate
         self.config = config
         self.configure(config)
 
@@ -102,7 +102,7 @@ class InputAudioBuffer:
             silence_ms = DEFAULT_SILENCE_MS
         threshold = td.threshold if isinstance(td, ServerVad) else DEFAULT_VAD_THRESHOLD
         self._vad.detector.configure(threshold=threshold, silence_duration_ms=silence_ms)
-        self._frontend.configure(AudioFormat(config.format.type), config.noise_reduction)
+        self._frontend.configure(config.noise_reduction)
         self._words.configure(config)
         self.config = config
 
@@ -115,11 +115,10 @@ class InputAudioBuffer:
 
     # --- append ------------------------------------------------------------------------------------
 
-    def append(self, data: bytes, *, event_id: str | None) -> list[Output]:
-        """Add wire audio."""
-        decoded = self._frontend.decode(data)
-        self._input_samples_since_commit += decoded.size
-        samples = self._frontend.process(decoded)
+    def append(self, audio: Samples, rate_hz: int, *, event_id: str | None) -> list[Output]:
+        """Add input audio (mono float32 at ``rate_hz``)."""
+        self._input_ms_since_commit += audio.size * MS_PER_S / rate_hz
+        samples = self._frontend.process(audio, rate_hz)
         try:
             self.buffer.append(samples)
         except BufferFullError:
@@ -206,8 +205,7 @@ class InputAudioBuffer:
     def commit(self, *, event_id: str | None) -> list[Output]:
         """Client ``input_audio_buffer.commit``: the audio since the last commit becomes an item."""
         turn = self.turn
-        rate_hz = self._frontend.format.rate_hz
-        held_ms = self._input_samples_since_commit * MS_PER_S / rate_hz if turn is not None else 0.0
+        held_ms = self._input_ms_since_commit if turn is not None else 0.0
         if turn is None or held_ms < MIN_COMMIT_MS:
             raise ProtocolError(
                 "Error committing input audio buffer: buffer too small. Expected at least "
@@ -232,7 +230,7 @@ class InputAudioBuffer:
         return [timeout, *self._commit_turn(turn, end=end, speech_end=end)]
 
     def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> list[Output]:
-        self._input_samples_since_commit = 0
+        self._input_ms_since_commit = 0.0
         turn.to(TurnState.COMMITTED)
         turn.duration_samples = end - turn.start
         self.turn = None

@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-from openrealtime.audio.codec import AudioFormat, decode_audio
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.contracts import ChatRequest, TranscribeOptions
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import RealtimeSessionConfig, SemanticVad, ServerVad
-from openrealtime.session.commands import EngineResult, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, Transcribe, TranscriptReady
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
@@ -31,7 +31,7 @@ from openrealtime.session.response import Response
 from openrealtime.session.responses import ResponseWriter
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Output, Signal, SpeechStarted, TranscriptFinal, TurnCommitted, TurnMayEnd
-from openrealtime.session.transcription import SessionInfo, decode_base64_audio
+from openrealtime.session.transcription import SessionInfo
 from openrealtime.session.turns import ms_to_samples
 
 DEFAULT_INSTRUCTIONS = (
@@ -120,13 +120,17 @@ class RealtimeSession(SessionShell):
                 return
         self._respond(self.writer.on_result(result))
 
-    def _dispatch(self, event: ce.ClientEvent) -> None:
-        if isinstance(event, CHANGES_THE_ANSWER):
+    @property
+    def input_format(self) -> AudioFormat:
+        """The wire format of input audio (the edge decodes appends and item audio from it)."""
+        return AudioFormat(self.config.audio.input.format.type)
+
+    def _dispatch(self, event: SessionInput) -> None:
+        if isinstance(event.event if isinstance(event, AudioIn) else event, CHANGES_THE_ANSWER):
             self._drop_speculation()  # an answer started in the pause was built on what this changes
         match event:
-            case ce.InputAudioBufferAppend():
-                data = decode_base64_audio(event.audio, event_id=event.event_id)
-                self._take(self.buffer.append(data, event_id=event.event_id))
+            case AudioIn(event=ce.InputAudioBufferAppend()):
+                self._take(self.buffer.append(event.samples, event.rate_hz, event_id=event.event_id))
                 self._check_idle()
             case ce.InputAudioBufferCommit():
                 self._take(self.buffer.commit(event_id=event.event_id))
@@ -135,7 +139,9 @@ class RealtimeSession(SessionShell):
             case ce.SessionUpdate():
                 self._update(event)
             case ce.ConversationItemCreate():
-                self._create_item(event)
+                self._create_item(event, None)
+            case AudioIn(event=ce.ConversationItemCreate() as create):
+                self._create_item(create, event)
             case ce.ConversationItemRetrieve():
                 entry = self.conversation.find(
                     event.item_id, "retrieving", "item_retrieve_invalid_item_id", event.event_id
@@ -180,12 +186,12 @@ class RealtimeSession(SessionShell):
 
     # --- conversation items ------------------------------------------------------------------------
 
-    def _create_item(self, event: ce.ConversationItemCreate) -> None:
+    def _create_item(self, event: ce.ConversationItemCreate, audio: AudioIn | None) -> None:
         item = event.item.model_dump(mode="json", exclude_none=True)
         item["id"] = item.get("id") or self._ids.new("item")
         item["object"] = "realtime.item"
         item["status"] = "completed"
-        audio_part: dict[str, Any] | None = None
+        transcribe_audio = False
         for part in item["content"] if item["type"] == "message" else []:
             if part["type"] == "output_audio":
                 raise ProtocolError(
@@ -203,12 +209,11 @@ class RealtimeSession(SessionShell):
                 )
             if part["type"] == "input_audio":
                 part.setdefault("transcript", None)
-                if part.get("audio") and part.get("transcript") is None:
-                    audio_part = part
+                transcribe_audio = transcribe_audio or (bool(part.get("audio")) and part["transcript"] is None)
         entry = Entry(item=item)
         transcribe = None
-        if audio_part is not None:
-            transcribe = self._transcribe_item(entry, decode_base64_audio(audio_part["audio"], event_id=event.event_id))
+        if transcribe_audio and audio is not None:
+            transcribe = self._transcribe_item(entry, audio)
         self._events.append(self.conversation.added(entry, after=event.previous_item_id, event_id=event.event_id))
         self._events.append(self.conversation.done(entry))
         if transcribe is not None:
@@ -216,12 +221,11 @@ class RealtimeSession(SessionShell):
             entry.transcript_pending = True
             self._commands.append(transcribe)
 
-    def _transcribe_item(self, entry: Entry, data: bytes) -> Transcribe:
-        fmt = AudioFormat(self.config.audio.input.format.type)
-        audio = StreamResampler(fmt.rate_hz, ENGINE_RATE_HZ).process(decode_audio(data, fmt), last=True)
+    def _transcribe_item(self, entry: Entry, audio: AudioIn) -> Transcribe:
+        samples = StreamResampler(audio.rate_hz, ENGINE_RATE_HZ).process(audio.samples, last=True)
         t = self.config.audio.input.transcription
         options = TranscribeOptions(language=t.language if t else None)
-        return Transcribe(job_id=self._ids.new("job"), item_id=entry.id, audio=audio, final=True, options=options)
+        return Transcribe(job_id=self._ids.new("job"), item_id=entry.id, audio=samples, final=True, options=options)
 
     def _truncate(self, event: ce.ConversationItemTruncate) -> None:
         for response in list(self._responses.values()):

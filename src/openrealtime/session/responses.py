@@ -15,11 +15,10 @@ what was held, exactly as if it had arrived then; :meth:`~ResponseWriter.drop` e
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from typing import Any
 
-from openrealtime.audio.codec import encode_audio
+from openrealtime.audio.codec import AudioOut
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta
@@ -268,8 +267,7 @@ class ResponseWriter:
             response.message.audio_ms = response.audio_ms
             if response.message.clauses:
                 response.message.clauses[-1].end_ms = response.audio_ms
-        data = base64.b64encode(encode_audio(samples, response.output_format)).decode("ascii")
-        return [se.OutputAudioDelta(**self._ids_of(response), delta=data)]
+        return [se.OutputAudioDelta(**self._ids_of(response), audio=AudioOut(samples, response.output_format))]
 
     def _on_clause_spoken(self, response: Response) -> list[Output]:
         out: list[Output] = []

@@ -21,7 +21,7 @@ from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import validation_error
 from openrealtime.protocol.config import merge_update
-from openrealtime.session.commands import COMMAND_TYPES, Command, EngineResult
+from openrealtime.session.commands import COMMAND_TYPES, Command, EngineResult, SessionInput
 from openrealtime.session.ids import Ids
 from openrealtime.session.signals import Output, Signal
 
@@ -54,7 +54,7 @@ class SessionShell:
         self._events: list[se.ServerEvent] = []
         self._commands: list[Command] = []
 
-    def receive(self, event: ce.ClientEvent) -> None:
+    def receive(self, event: SessionInput) -> None:
         """Handle one parsed client event; a client error becomes an ``error`` event, state unchanged."""
         try:
             self._dispatch(event)
@@ -83,7 +83,7 @@ class SessionShell:
             else:
                 self._on_signal(output)
 
-    def _dispatch(self, event: ce.ClientEvent) -> None:
+    def _dispatch(self, event: SessionInput) -> None:
         raise NotImplementedError
 
     def _on_signal(self, signal: Signal) -> None:

@@ -7,23 +7,21 @@ server events to send and commands for the runtime. It never awaits and never re
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Unpack
 
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import TranscriptionSessionConfig
-from openrealtime.session.commands import EngineResult, JobFailed, TranscriptReady
+from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, TranscriptReady
 from openrealtime.session.conversation import no_such_item
 from openrealtime.session.input_buffer import InputAudioBuffer
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Signal, TranscriptFinal, TurnCommitted
 
-MAX_APPEND_BYTES = 15 * 1024 * 1024  # OpenAI's per-append limit ("15 MiB" in the SDK)
 SESSION_LIFETIME_S = 3600
 
 
@@ -35,27 +33,6 @@ class SessionInfo:
     created_at_s: int
     accepts_model: Callable[[str], bool]
     lifetime_s: int = SESSION_LIFETIME_S
-
-
-def decode_base64_audio(data: str, *, event_id: str | None) -> bytes:
-    """Strict base64 for ``audio`` fields; bad input is ``invalid_value`` on ``audio``."""
-    if len(data) * 3 // 4 > MAX_APPEND_BYTES:
-        raise ProtocolError(
-            f"Audio content too large: an append may carry at most {MAX_APPEND_BYTES} bytes "
-            f"(15 MiB), this one carries about {len(data) * 3 // 4}.",
-            code="input_audio_buffer_append_too_large",
-            param="audio",
-            event_id=event_id,
-        )
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ProtocolError(
-            "Invalid 'audio': the value is not valid base64.",
-            code="invalid_value",
-            param="audio",
-            event_id=event_id,
-        ) from None
 
 
 class TranscriptionSession(SessionShell):
@@ -86,11 +63,15 @@ class TranscriptionSession(SessionShell):
 
     # --- client events -----------------------------------------------------------------------------
 
-    def _dispatch(self, event: ce.ClientEvent) -> None:
+    @property
+    def input_format(self) -> AudioFormat:
+        """The wire format of input audio (the edge decodes appends from it)."""
+        return AudioFormat(self.config.audio.input.format.type)
+
+    def _dispatch(self, event: SessionInput) -> None:
         match event:
-            case ce.InputAudioBufferAppend():
-                data = decode_base64_audio(event.audio, event_id=event.event_id)
-                self._take(self.buffer.append(data, event_id=event.event_id))
+            case AudioIn(event=ce.InputAudioBufferAppend()):
+                self._take(self.buffer.append(event.samples, event.rate_hz, event_id=event.event_id))
             case ce.InputAudioBufferCommit():
                 self._take(self.buffer.commit(event_id=event.event_id))
             case ce.InputAudioBufferClear():

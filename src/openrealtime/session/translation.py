@@ -21,7 +21,6 @@ it and the back half:
 
 from __future__ import annotations
 
-import base64
 import enum
 import re
 from collections import deque
@@ -29,9 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Unpack
 
+import numpy as np
 from pydantic import ValidationError
 
-from openrealtime.audio.codec import AudioFormat, float_to_pcm16, pcm16_to_float
+from openrealtime.audio.buffer import SampleBuffer
+from openrealtime.audio.codec import AudioFormat, AudioOut
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import TranscribeOptions
@@ -42,9 +43,11 @@ from openrealtime.protocol.codec import validation_error
 from openrealtime.protocol.config import TranslationSessionConfig, merge_update
 from openrealtime.session.commands import (
     AudioChunk,
+    AudioIn,
     CloseConnection,
     EngineResult,
     JobFailed,
+    SessionInput,
     SynthesisDone,
     Synthesize,
     TextTranslated,
@@ -55,12 +58,13 @@ from openrealtime.session.commands import (
 from openrealtime.session.frontend import AudioFrontEnd
 from openrealtime.session.segmenter import Piece, SegmenterOutput, SpeechSegmenter
 from openrealtime.session.shell import SessionEngines, SessionShell
-from openrealtime.session.transcription import SESSION_LIFETIME_S, decode_base64_audio
+from openrealtime.session.transcription import SESSION_LIFETIME_S
 
 WIRE_RATE_HZ = 24_000
 OUTPUT_RATE_HZ = 24_000
 FRAME_MS = 200  # the engine frame of OpenAI's translation sessions
-FRAME_BYTES = WIRE_RATE_HZ * 2 * FRAME_MS // 1000  # 9 600 bytes of PCM16
+FRAME_SAMPLES = WIRE_RATE_HZ * FRAME_MS // 1000  # 4 800 samples (9 600 bytes of PCM16)
+MAX_PENDING_SAMPLES = 8 * 1024 * 1024  # one append of the largest size OpenAI allows, and a frame
 MS_PER_S = 1000
 CLOSE_NORMAL = 1000
 DEFAULT_SOURCE_LANGUAGE = "en"
@@ -149,9 +153,9 @@ class TranslationSession(SessionShell):
         super().__init__(**engines)
         self.info = info
         self.config = TranslationSessionConfig()
-        self._pending_bytes = bytearray()
+        self._pending = SampleBuffer(max_samples=MAX_PENDING_SAMPLES)  # less than a frame, between appends
         self._frames = 0
-        self._frontend = AudioFrontEnd(AudioFormat.PCM, self._noise)
+        self._frontend = AudioFrontEnd(self._noise)
         self._segmenter = SpeechSegmenter(
             vad=self._vad,
             ids=self._ids,
@@ -242,7 +246,12 @@ class TranslationSession(SessionShell):
 
     # --- client events -----------------------------------------------------------------------------
 
-    def _dispatch(self, event: ce.ClientEvent) -> None:
+    @property
+    def input_format(self) -> AudioFormat:
+        """Translation sessions take 24 kHz PCM16 (reference section 8)."""
+        return AudioFormat.PCM
+
+    def _dispatch(self, event: SessionInput) -> None:
         if self.closing and not isinstance(event, ce.SessionClose):
             raise InvalidStateError(
                 "The session is closing: no input is accepted after 'session.close'.",
@@ -250,8 +259,8 @@ class TranslationSession(SessionShell):
                 event_id=event.event_id,
             )
         match event:
-            case ce.TranslationAppend():
-                self._append(decode_base64_audio(event.audio, event_id=event.event_id))
+            case AudioIn(event=ce.TranslationAppend()):
+                self._append(event.samples)
             case ce.TranslationSessionUpdate():
                 self._update(event)
             case ce.SessionClose():
@@ -304,7 +313,7 @@ class TranslationSession(SessionShell):
                 param="session.audio.input.transcription.model",
                 event_id=event.event_id,
             )
-        self._frontend.configure(AudioFormat.PCM, config.audio.input.noise_reduction)
+        self._frontend.configure(config.audio.input.noise_reduction)
         self.config = config
         self._events.append(se.SessionUpdated(session=self.effective_session()))
 
@@ -338,30 +347,24 @@ class TranslationSession(SessionShell):
 
     # --- audio in ----------------------------------------------------------------------------------
 
-    def _append(self, data: bytes) -> None:
-        self._pending_bytes += data
-        whole = len(self._pending_bytes) - len(self._pending_bytes) % FRAME_BYTES
-        if whole == 0:
-            return
-        view = memoryview(self._pending_bytes)
-        try:
-            for start in range(0, whole, FRAME_BYTES):
-                self._frame(view[start : start + FRAME_BYTES].tobytes())
-        finally:
-            view.release()
-        del self._pending_bytes[:whole]
+    def _append(self, samples: Samples) -> None:
+        pending = self._pending
+        pending.append(samples)
+        while pending.end - pending.start >= FRAME_SAMPLES:
+            self._frame(pending.copy(pending.start, pending.start + FRAME_SAMPLES))
+            pending.drop_before(pending.start + FRAME_SAMPLES)
 
-    def _frame(self, data: bytes, *, last: bool = False) -> None:
-        samples = self._frontend.process(pcm16_to_float(data), last=last)
+    def _frame(self, samples: Samples, *, last: bool = False) -> None:
         self._frames += 1
-        self._pump(self._segmenter.feed(samples))
+        self._pump(self._segmenter.feed(self._frontend.process(samples, WIRE_RATE_HZ, last=last)))
 
     def _close(self) -> None:
         self.closing = True
-        rest = bytes(self._pending_bytes[: len(self._pending_bytes) // 2 * 2])
-        self._pending_bytes.clear()
-        if rest:  # the last, partial frame is padded with silence to a whole one: frames are 200 ms
-            self._frame(rest + bytes(FRAME_BYTES - len(rest)), last=True)
+        pending = self._pending
+        rest = pending.copy(pending.start, pending.end)
+        pending.clear()
+        if rest.size:  # the last, partial frame is padded with silence to a whole one: frames are 200 ms
+            self._frame(np.concatenate([rest, np.zeros(FRAME_SAMPLES - rest.size, np.float32)]), last=True)
         else:
             self._pump(self._segmenter.feed(self._frontend.flush()))
         self._pump(self._segmenter.flush())
@@ -481,7 +484,7 @@ class TranslationSession(SessionShell):
         self._play_end_ms = max(self._play_end_ms, self.elapsed_ms) + duration_ms
         self._events.append(
             se.TranslationAudioDelta(
-                delta=base64.b64encode(float_to_pcm16(audio)).decode("ascii"),
+                audio=AudioOut(audio, AudioFormat.PCM),
                 elapsed_ms=self.elapsed_ms,
                 sample_rate=OUTPUT_RATE_HZ,
                 channels=1,
