@@ -650,3 +650,184 @@ def test_events_are_snapshots_whatever_the_speed_of_the_transcript() -> None:
     ]
     assert completed[0] == completed[1]
     assert completed[0][0]["transcript"]
+
+
+def _pcm_b64(samples: Any) -> str:
+    from openrealtime.audio.codec import float_to_pcm16
+
+    return base64.b64encode(float_to_pcm16(samples)).decode()
+
+
+def test_an_audio_item_a_client_creates_is_transcribed_and_the_model_hears_it() -> None:
+    session, driver = make()
+    part = {"type": "input_audio", "audio": _pcm_b64(tone(1500))}
+    events = driver.send(
+        {"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [part]}}
+    )
+    assert types(events) == ["conversation.item.added", "conversation.item.done"]
+    assert events[0]["item"]["content"][0]["transcript"] is None  # the snapshot of the moment it was added
+    item_id = events[0]["item"]["id"]
+    retrieved = driver.send({"type": "conversation.item.retrieve", "item_id": item_id})
+    assert retrieved[0]["item"]["content"][0]["transcript"] == "hello world"
+    driver.send({"type": "response.create"})
+    assert driver.chat.requests[-1].messages[-1] == {"role": "user", "content": "hello world"}
+    entry = session.conversation.get(item_id)
+    assert entry is not None
+    assert not entry.transcript_pending
+
+
+def test_an_audio_item_whose_transcription_fails_leaves_the_model_without_it() -> None:
+    from openrealtime.engines.fake import FakeTranscriber
+
+    _, driver = make()
+    driver.asr = FakeTranscriber(fail_on_seconds=0.5)
+    part = {"type": "input_audio", "audio": _pcm_b64(tone(1500))}
+    driver.send({"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": [part]}})
+    events = driver.send({"type": "response.create"})  # not held back by a transcript that never comes
+    assert types(events)[-2] == "response.done"
+    assert [m["role"] for m in driver.chat.requests[-1].messages] == ["system"]
+
+
+@pytest.mark.parametrize(
+    ("part", "message"),
+    [
+        (
+            {"type": "output_audio", "transcript": "hi"},
+            "Assistant audio messages cannot be created; use 'output_text'.",
+        ),
+        ({"type": "input_text", "text": "hi"}, "Assistant messages take 'output_text' content."),
+    ],
+)
+def test_assistant_items_take_output_text_only(part: dict, message: str) -> None:
+    _, driver = make()
+    item = {"type": "message", "role": "assistant", "content": [part]}
+    [error] = driver.send({"type": "conversation.item.create", "event_id": "c1", "item": item})
+    assert error["error"] == {
+        "type": "invalid_request_error",
+        "code": "invalid_value",
+        "message": message,
+        "param": "item.content",
+        "event_id": "c1",
+    }
+
+
+def test_manual_turns_in_a_voice_session_commit_and_clear() -> None:
+    session, driver = make()
+    driver.send(
+        {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}}
+    )
+    driver.append(tone(600))
+    events = driver.send({"type": "input_audio_buffer.commit"})
+    assert types(events) == [
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+    ]  # no turn detection: no response of its own
+    assert events[0]["previous_item_id"] is None
+    driver.append(tone(300))
+    assert types(driver.send({"type": "input_audio_buffer.clear"})) == ["input_audio_buffer.cleared"]
+    [error] = driver.send({"type": "input_audio_buffer.commit"})
+    assert error["error"]["code"] == "input_audio_buffer_commit_empty"
+    assert session.conversation.get(events[0]["item_id"]) is not None
+
+
+def test_a_realtime_session_refuses_a_transcription_update_and_keeps_its_config() -> None:
+    session, driver = make()
+    before = session.effective_session()
+    [error] = driver.send({"type": "session.update", "event_id": "u1", "session": {"type": "transcription"}})
+    assert (error["error"]["code"], error["error"]["param"]) == ("invalid_value", "session.type")
+    assert session.effective_session() == before
+
+
+def test_a_response_the_client_creates_in_the_pause_wins_over_the_early_answer() -> None:
+    driver, early, _ = _paused()
+    created = driver.send({"type": "response.create"})
+    assert types(created)[0] == "response.created"
+    driver.held_tts.clear()
+    events = driver.append(quiet(400))  # the turn ends while the client's response is active
+    assert "input_audio_buffer.committed" in types(events)
+    assert "response.created" not in types(events)  # no second response, and the early one is dropped
+    assert early.job_id in driver.cancelled
+
+
+def test_an_early_answer_that_fails_is_made_again_at_the_commit() -> None:
+    from openrealtime.session.commands import JobFailed
+
+    session, driver = make(hold_llm=True)
+    _server_vad(driver)
+    driver.append(tone(2200))
+    driver.append(quiet(200))
+    [early] = driver.held_llm
+    session.on_result(JobFailed(early.job_id, "engine_error", "llm crashed"))
+    assert not [e for e in driver.pump() if e["type"].startswith("response.")]  # nothing on the wire
+    driver.held_llm.clear()
+    driver.append(quiet(400))
+    [again] = driver.held_llm
+    assert again.job_id != early.job_id
+    driver.hold_llm = False
+    driver.run_llm(again)
+    assert types(driver.pump())[-2] == "response.done"
+
+
+def test_an_early_first_clause_that_fails_is_spoken_again_after_the_commit() -> None:
+    from openrealtime.session.commands import JobFailed
+
+    driver, early, _ = _paused()
+    driver.session.on_result(JobFailed(early.job_id, "tts_failed", "voice crashed"))
+    driver.held_tts.clear()
+    assert not driver.pump()
+    driver.append(quiet(400))
+    first = driver.held_tts[0]
+    assert first.text == "Hello there."
+    assert first.job_id != early.job_id
+
+
+def test_a_long_answer_cut_by_the_token_cap_is_incomplete() -> None:
+    from openrealtime.contracts import ChatDone, TextDelta
+
+    class Capped(FakeChatModel):
+        def chat(self, request, stop):  # type: ignore[no-untyped-def]
+            yield TextDelta("")  # an empty delta changes nothing
+            yield TextDelta("Well")
+            yield ChatDone(finish_reason="length", input_tokens=3, output_tokens=1)
+
+    _, driver = make(chat=Capped())
+    say(driver)
+    events = driver.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    done = events[-2]["response"]
+    assert (done["status"], done["status_details"]) == (
+        "incomplete",
+        {"type": "incomplete", "reason": "max_output_tokens"},
+    )
+    assert done["output"][0]["status"] == "incomplete"
+    assert [e["delta"] for e in events if e["type"] == "response.output_text.delta"] == ["Well"]
+
+
+def test_an_out_of_band_tool_call_is_not_added_to_the_conversation() -> None:
+    session, driver = make()
+    tool = {"type": "function", "name": "lookup", "description": "", "parameters": {"type": "object"}}
+    say(driver)
+    before = len(session.conversation)
+    events = driver.send(
+        {"type": "response.create", "response": {"conversation": "none", "tools": [tool], "tool_choice": "required"}}
+    )
+    assert "conversation.item.added" not in types(events)
+    assert "conversation.item.done" not in types(events)
+    assert types(events)[-4:-2] == ["response.function_call_arguments.done", "response.output_item.done"]
+    assert len(session.conversation) == before
+
+
+def test_a_clause_whose_voice_gives_no_audio_still_has_its_words_sent() -> None:
+    class Mute:
+        sample_rate_hz = 24_000
+
+        def synthesize(self, text, *, voice, stop, speed=1.0):  # type: ignore[no-untyped-def]
+            return iter(())
+
+    _, driver = make(tts=Mute())
+    say(driver)
+    events = driver.send({"type": "response.create"})
+    assert "response.output_audio.delta" not in types(events)
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_audio_transcript.delta"]
+    assert deltas == ["Hello there.", " How can I help you today?"]
+    assert events[-2]["response"]["status"] == "completed"

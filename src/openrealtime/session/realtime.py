@@ -16,16 +16,15 @@ from dataclasses import dataclass
 from typing import Any, Unpack
 
 from openrealtime.audio.codec import AudioFormat
-from openrealtime.audio.resample import StreamResampler
-from openrealtime.contracts import ChatRequest, TranscribeOptions
+from openrealtime.contracts import ChatRequest
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import RealtimeSessionConfig, SemanticVad, ServerVad
-from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, Transcribe, TranscriptReady
+from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, TranscriptReady
 from openrealtime.session.conversation import Conversation, Entry
-from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
+from openrealtime.session.items import created_item, item_transcription, user_audio_item
 from openrealtime.session.prompting import chat_request, new_response
 from openrealtime.session.response import Response
 from openrealtime.session.responses import ResponseWriter
@@ -187,45 +186,15 @@ class RealtimeSession(SessionShell):
     # --- conversation items ------------------------------------------------------------------------
 
     def _create_item(self, event: ce.ConversationItemCreate, audio: AudioIn | None) -> None:
-        item = event.item.model_dump(mode="json", exclude_none=True)
-        item["id"] = item.get("id") or self._ids.new("item")
-        item["object"] = "realtime.item"
-        item["status"] = "completed"
-        transcribe_audio = False
-        for part in item["content"] if item["type"] == "message" else []:
-            if part["type"] == "output_audio":
-                raise ProtocolError(
-                    "Assistant audio messages cannot be created; use 'output_text'.",
-                    code="invalid_value",
-                    param="item.content",
-                    event_id=event.event_id,
-                )
-            if item["role"] == "assistant" and part["type"] != "output_text":
-                raise ProtocolError(
-                    "Assistant messages take 'output_text' content.",
-                    code="invalid_value",
-                    param="item.content",
-                    event_id=event.event_id,
-                )
-            if part["type"] == "input_audio":
-                part.setdefault("transcript", None)
-                transcribe_audio = transcribe_audio or (bool(part.get("audio")) and part["transcript"] is None)
-        entry = Entry(item=item)
-        transcribe = None
-        if transcribe_audio and audio is not None:
-            transcribe = self._transcribe_item(entry, audio)
+        entry, untranscribed = created_item(event, self._ids)
         self._events.append(self.conversation.added(entry, after=event.previous_item_id, event_id=event.event_id))
         self._events.append(self.conversation.done(entry))
-        if transcribe is not None:
-            self._item_jobs[transcribe.job_id] = entry.id
+        if untranscribed and audio is not None:
+            t = self.config.audio.input.transcription
+            job_id = self._ids.new("job")
+            self._commands.append(item_transcription(entry, audio, job_id=job_id, language=t.language if t else None))
+            self._item_jobs[job_id] = entry.id
             entry.transcript_pending = True
-            self._commands.append(transcribe)
-
-    def _transcribe_item(self, entry: Entry, audio: AudioIn) -> Transcribe:
-        samples = StreamResampler(audio.rate_hz, ENGINE_RATE_HZ).process(audio.samples, last=True)
-        t = self.config.audio.input.transcription
-        options = TranscribeOptions(language=t.language if t else None)
-        return Transcribe(job_id=self._ids.new("job"), item_id=entry.id, audio=samples, final=True, options=options)
 
     def _truncate(self, event: ce.ConversationItemTruncate) -> None:
         for response in list(self._responses.values()):
@@ -266,15 +235,7 @@ class RealtimeSession(SessionShell):
                 self._drop_speculation()
 
     def _on_committed(self, committed: TurnCommitted) -> None:
-        item = {
-            "id": committed.item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
-        entry = Entry(item=item, transcript_pending=True)
+        entry = Entry(item=user_audio_item(committed.item_id), transcript_pending=True)
         self._events.append(se.Committed(previous_item_id=self.conversation.last_id, item_id=committed.item_id))
         self._events.append(self.conversation.added(entry))
         self._events.append(self.conversation.done(entry))
@@ -329,8 +290,11 @@ class RealtimeSession(SessionShell):
     # --- responses ---------------------------------------------------------------------------------
 
     def _respond(self, outputs: list[Output]) -> None:
-        """Take a writer's outputs; a response they finished leaves, and starts the idle countdown."""
+        """Take a writer's outputs; a response they finished leaves (a completed one starts the idle
+        countdown), and so does an early answer they dropped."""
         self._take(outputs)
+        if self._speculative is not None and self._speculative.state.finished:
+            self._speculative = None  # its LLM failed: the commit makes the response afresh
         for response in [r for r in self._responses.values() if r.state.finished]:
             del self._responses[response.id]
             if response.in_conversation and response.state.wire_status == "completed":

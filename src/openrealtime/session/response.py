@@ -115,6 +115,17 @@ class Response:
         return [job for job in (self.llm_job, self.tts_job) if job is not None]
 
 
+def part_ids(response: Response) -> dict[str, Any]:
+    """The ids that name the response's message content part in its events."""
+    assert response.message is not None
+    return {
+        "response_id": response.id,
+        "item_id": response.message.id,
+        "output_index": response.message_index,
+        "content_index": 0,
+    }
+
+
 def response_body(response: Response, conversation_id: str, *, usage: bool = False) -> dict[str, Any]:
     """The ``response`` object of ``response.created`` / ``response.done``."""
     fmt = response.output_format

@@ -21,7 +21,7 @@ from typing import Any
 from openrealtime.audio.codec import AudioOut
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
-from openrealtime.contracts import ChatDone, ChatRequest, TextDelta, ToolCallDelta
+from openrealtime.contracts import ChatRequest, TextDelta, ToolCallDelta
 from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import (
     AudioChunk,
@@ -35,7 +35,7 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause
 from openrealtime.session.ids import Ids
-from openrealtime.session.response import Call, Response, response_body, spoken_clauses
+from openrealtime.session.response import Call, Response, part_ids, response_body, spoken_clauses
 from openrealtime.session.signals import Output
 from openrealtime.session.states import ResponseState
 
@@ -149,23 +149,22 @@ class ResponseWriter:
             out = self._open_message(response)
             response.text += chunk.text
             if not response.audio:
-                return [*out, se.OutputTextDelta(**self._ids_of(response), delta=chunk.text)]
+                return [*out, se.OutputTextDelta(**part_ids(response), delta=chunk.text)]
             self._queue(response, spoken_clauses(response.splitter, chunk))
             return out + self._speak_next(response)
         if isinstance(chunk, ToolCallDelta):
             return self._on_tool_delta(response, chunk)
-        if isinstance(chunk, ChatDone):
-            response.llm_done = True
-            response.finish_reason = chunk.finish_reason
-            response.input_tokens, response.output_tokens = chunk.input_tokens, chunk.output_tokens
-            self.jobs.pop(result.job_id, None)
-            spoken: list[Output] = []
-            if response.audio:
-                self._queue(response, spoken_clauses(response.splitter, chunk))
-                response.clauses = deque(c for c in response.clauses if c)
-                spoken = self._speak_next(response)
-            return spoken + self._maybe_complete(response)
-        return []
+        # ChatDone, the last kind of chunk there is: the answer is all here.
+        response.llm_done = True
+        response.finish_reason = chunk.finish_reason
+        response.input_tokens, response.output_tokens = chunk.input_tokens, chunk.output_tokens
+        self.jobs.pop(result.job_id, None)
+        spoken: list[Output] = []
+        if response.audio:
+            self._queue(response, spoken_clauses(response.splitter, chunk))
+            response.clauses = deque(c for c in response.clauses if c)
+            spoken = self._speak_next(response)
+        return spoken + self._maybe_complete(response)
 
     def _queue(self, response: Response, clauses: list[str]) -> None:
         for clause in clauses:
@@ -186,22 +185,13 @@ class ResponseWriter:
         if response.in_conversation:
             out.append(self._conversation.added(entry))
         part: dict[str, Any] = {"type": "audio", "transcript": ""} if response.audio else {"type": "text", "text": ""}
-        out.append(se.ContentPartAdded(**self._ids_of(response), part=part))
+        out.append(se.ContentPartAdded(**part_ids(response), part=part))
         content = {"type": "output_audio", "transcript": ""} if response.audio else {"type": "output_text", "text": ""}
         entry.item["content"] = [content]
         return out
 
     def _item(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"id": self._ids.new("item"), "object": "realtime.item", "type": kind, "status": "in_progress", **fields}
-
-    def _ids_of(self, response: Response) -> dict[str, Any]:
-        assert response.message is not None
-        return {
-            "response_id": response.id,
-            "item_id": response.message.id,
-            "output_index": response.message_index,
-            "content_index": 0,
-        }
 
     def _on_tool_delta(self, response: Response, delta: ToolCallDelta) -> list[Output]:
         out: list[Output] = []
@@ -249,7 +239,7 @@ class ResponseWriter:
         assert response.message is not None
         # Recorded as it starts, so a truncation mid-clause keeps the share of it that was heard.
         response.message.clauses.append(SpokenClause(clause, response.audio_ms, response.audio_ms))
-        return [se.OutputAudioTranscriptDelta(**self._ids_of(response), delta=delta)]
+        return [se.OutputAudioTranscriptDelta(**part_ids(response), delta=delta)]
 
     def _on_audio(self, response: Response, chunk: AudioChunk) -> list[Output]:
         out: list[Output] = [] if response.tts_started else self._begin_clause(response)
@@ -263,11 +253,11 @@ class ResponseWriter:
             return []
         response.audio_samples += samples.size
         self.produced_audio = True
-        if response.message is not None:
-            response.message.audio_ms = response.audio_ms
-            if response.message.clauses:
-                response.message.clauses[-1].end_ms = response.audio_ms
-        return [se.OutputAudioDelta(**self._ids_of(response), audio=AudioOut(samples, response.output_format))]
+        message = response.message
+        assert message is not None, "audio follows its clause's words"
+        message.audio_ms = response.audio_ms
+        message.clauses[-1].end_ms = response.audio_ms
+        return [se.OutputAudioDelta(**part_ids(response), audio=AudioOut(samples, response.output_format))]
 
     def _on_clause_spoken(self, response: Response) -> list[Output]:
         out: list[Output] = []
@@ -302,7 +292,7 @@ class ResponseWriter:
         if response.message is not None:
             out += self._close_message(response, response.message, item_status)
         for call in response.calls.values():
-            out += self._close_call(response, call, item_status)
+            out += _close_call(response, call, item_status, self._conversation)
         out.append(se.ResponseDone(response=response_body(response, self.conversation_id, usage=True)))
         used = response.input_tokens + response.output_tokens
         limits = {"name": "tokens", "limit": RATE_LIMIT_TOKENS, "remaining": RATE_LIMIT_TOKENS - used}
@@ -310,7 +300,7 @@ class ResponseWriter:
         return out
 
     def _close_message(self, response: Response, entry: Entry, item_status: str) -> list[Output]:
-        ids = self._ids_of(response)
+        ids = part_ids(response)
         out: list[Output] = []
         if response.audio:
             if response.resampler is not None and response.state is ResponseState.COMPLETED:
@@ -332,21 +322,23 @@ class ResponseWriter:
         out.append(se.OutputItemDone(response_id=response.id, output_index=response.message_index, item=entry.item))
         return out
 
-    def _close_call(self, response: Response, call: Call, item_status: str) -> list[Output]:
-        item = call.entry.item
-        item["arguments"] = call.arguments
-        item["status"] = item_status
-        out: list[Output] = [
-            se.FunctionCallArgumentsDone(
-                response_id=response.id,
-                item_id=call.entry.id,
-                output_index=call.output_index,
-                call_id=item["call_id"],
-                name=item["name"],
-                arguments=call.arguments,
-            )
-        ]
-        if response.in_conversation:
-            out.append(self._conversation.done(call.entry))
-        out.append(se.OutputItemDone(response_id=response.id, output_index=call.output_index, item=item))
-        return out
+
+def _close_call(response: Response, call: Call, item_status: str, conversation: Conversation) -> list[Output]:
+    """A function call's closing events: its arguments in full, then its item done."""
+    item = call.entry.item
+    item["arguments"] = call.arguments
+    item["status"] = item_status
+    out: list[Output] = [
+        se.FunctionCallArgumentsDone(
+            response_id=response.id,
+            item_id=call.entry.id,
+            output_index=call.output_index,
+            call_id=item["call_id"],
+            name=item["name"],
+            arguments=call.arguments,
+        )
+    ]
+    if response.in_conversation:
+        out.append(conversation.done(call.entry))
+    out.append(se.OutputItemDone(response_id=response.id, output_index=call.output_index, item=item))
+    return out

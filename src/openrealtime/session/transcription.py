@@ -19,6 +19,7 @@ from openrealtime.protocol.config import TranscriptionSessionConfig
 from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, TranscriptReady
 from openrealtime.session.conversation import no_such_item
 from openrealtime.session.input_buffer import InputAudioBuffer
+from openrealtime.session.items import user_audio_item
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Signal, TranscriptFinal, TurnCommitted
 
@@ -118,14 +119,7 @@ class TranscriptionSession(SessionShell):
 
     def _on_signal(self, signal: Signal) -> None:
         if isinstance(signal, TurnCommitted):
-            item = {
-                "id": signal.item_id,
-                "object": "realtime.item",
-                "type": "message",
-                "status": "completed",
-                "role": "user",
-                "content": [{"type": "input_audio", "transcript": None}],
-            }
+            item = user_audio_item(signal.item_id)
             previous, self._last_item = self._last_item, signal.item_id
             self._items[signal.item_id] = item
             self._events.append(se.Committed(previous_item_id=previous, item_id=signal.item_id))

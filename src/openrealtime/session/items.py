@@ -1,0 +1,66 @@
+"""Conversation items as the sessions make them: the user's audio turns, and items a client creates.
+
+A committed turn becomes a user ``message`` with one ``input_audio`` part whose transcript is ``null``
+until its final decode (reference 6.2; the text arrives in ``...transcription.completed``). An item a
+client creates (``conversation.item.create``) is checked the way OpenAI checks it and completed with
+the fields the server fills in; audio it carries without a transcript is transcribed, so the model
+hears it like a spoken turn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.contracts import TranscribeOptions
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.session.commands import AudioIn, Transcribe
+from openrealtime.session.conversation import Entry
+from openrealtime.session.frontend import ENGINE_RATE_HZ
+from openrealtime.session.ids import Ids
+
+
+def user_audio_item(item_id: str) -> dict[str, Any]:
+    """The item of a committed turn, as ``conversation.item.added`` / ``.done`` send it."""
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "status": "completed",
+        "role": "user",
+        "content": [{"type": "input_audio", "transcript": None}],
+    }
+
+
+def created_item(event: ce.ConversationItemCreate, ids: Ids) -> tuple[Entry, bool]:
+    """The entry ``event`` adds, and whether it carries audio to transcribe.
+
+    Raises:
+        ProtocolError: Assistant audio, or an assistant message with other than ``output_text``.
+    """
+    item = event.item.model_dump(mode="json", exclude_none=True)
+    item["id"] = item.get("id") or ids.new("item")
+    item["object"] = "realtime.item"
+    item["status"] = "completed"
+    untranscribed_audio = False
+    for part in item["content"] if item["type"] == "message" else []:
+        if part["type"] == "output_audio":
+            raise _invalid_content("Assistant audio messages cannot be created; use 'output_text'.", event)
+        if item["role"] == "assistant" and part["type"] != "output_text":
+            raise _invalid_content("Assistant messages take 'output_text' content.", event)
+        if part["type"] == "input_audio":
+            part.setdefault("transcript", None)
+            untranscribed_audio = untranscribed_audio or (bool(part.get("audio")) and part["transcript"] is None)
+    return Entry(item=item), untranscribed_audio
+
+
+def _invalid_content(message: str, event: ce.ConversationItemCreate) -> ProtocolError:
+    return ProtocolError(message, code="invalid_value", param="item.content", event_id=event.event_id)
+
+
+def item_transcription(entry: Entry, audio: AudioIn, *, job_id: str, language: str | None) -> Transcribe:
+    """The decode of a created item's audio (all of it at once: it is complete)."""
+    samples = StreamResampler(audio.rate_hz, ENGINE_RATE_HZ).process(audio.samples, last=True)
+    options = TranscribeOptions(language=language)
+    return Transcribe(job_id=job_id, item_id=entry.id, audio=samples, final=True, options=options)
