@@ -4,15 +4,9 @@ Speech is found by VAD. While an utterance lasts, its growing audio is decoded a
 is *stable* once two successive decodes agree on it and on everything before it (local agreement, see
 :mod:`openrealtime.session.captions`) and a later word follows it (Whisper often cuts the last word of a
 window short, and ends every window with a full stop whether the sentence ends there or not). Stable
-words go out at once as source-transcript deltas, and leave as :class:`Piece` s of about a clause, so
-that translation can start before the sentence ends:
-
-* at a **pause** (``PAUSE_MS`` of VAD silence) the utterance ends; its final decode settles the rest;
-* at **punctuation** inside the stable words (a comma or full stop that a later stable word follows);
-* before a word that **opens a clause** ("and", "because", "which" ...; English sources);
-* and only while the listener has nothing left to hear (when waiting costs silence, not just a later
-  start): before a determiner, or at ``MAX_PIECE_WORDS`` whatever the words. Finer cuts cost quality
-  (a rule-based translator needs the clause), so they are spent only where they buy latency.
+words go out at once as source-transcript deltas, and leave as :class:`~openrealtime.session.pieces.Piece` s
+of about a clause, cut where :func:`~openrealtime.session.pieces.piece_cut` finds a clause boundary; at a
+**pause** (``PAUSE_MS`` of VAD silence) the utterance ends and its final decode settles the rest.
 
 Decode windows are bounded: an utterance that runs ``WINDOW_LIMIT_MS`` without a pause is ended at its
 quietest moment (the likeliest gap between two words) and speech goes on in a new utterance, so no
@@ -23,9 +17,8 @@ indices at 16 kHz; nothing here reads a clock.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.audio.types import Samples
@@ -33,6 +26,7 @@ from openrealtime.contracts import TranscribeOptions, Transcript, VadModel
 from openrealtime.session.captions import CaptionTracker
 from openrealtime.session.commands import CancelJob, Command, JobFailed, Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids
+from openrealtime.session.pieces import Piece, SourceCase, SourceOutput, piece_cut
 from openrealtime.session.states import UtteranceState, advance
 from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, SpeechStart, VadEvent, VadTrack
 
@@ -50,32 +44,6 @@ WINDOW_LIMIT_MS = 6000  # longest utterance (and decode window) before a forced 
 CUT_MIN_MS = 2000  # a forced cut leaves at least this much in the ended utterance ...
 CUT_KEEP_MS = 300  # ... and at least this much to the new one
 MAX_BUFFER_S = 60
-MIN_PIECE_WORDS = 3  # a piece cut inside an utterance has at least this many words
-SOFT_PIECE_WORDS = 4  # eager: from this many stable words on, a determiner may start the next piece
-MAX_PIECE_WORDS = 8  # eager: this many stable words are cut wherever they may be cut
-
-_CLAUSE_END = re.compile(r"[,;:.!?…]['\"”’)]*$")
-_SENTENCE_END = re.compile(r"[.!?…]['\"”’)]*\s*$")
-_FIRST_LETTER = re.compile(r"^(\W*)(\w)")
-# Clause openers (a piece may start with them), determiners (an eager cut may start a piece with them)
-# and words a piece must not end on. Measured with Apertium on the bench sentences: cuts at punctuation
-# and before clause openers change nothing in the translation; cuts before a determiner cost about 2
-# chrF points, cuts before a preposition 3 (a piece ending in "jumps" makes the tagger read a noun).
-_CLAUSE_OPENERS = frozenset({
-    "and", "but", "or", "so", "because", "when", "while", "if", "although", "though", "since", "until",
-    "unless", "where", "whereas", "which", "who", "whom", "whose",
-})  # fmt: skip
-_DETERMINERS = frozenset({
-    "the", "a", "an", "this", "these", "those", "my", "your", "his", "her", "its", "our", "their", "some",
-    "any", "every", "each",
-})  # fmt: skip
-_NO_END = frozenset({
-    "the", "a", "an", "this", "these", "those", "my", "your", "his", "her", "its", "our", "their",
-    "some", "any", "no", "every", "each", "to", "of", "in", "on", "at", "for", "with", "from", "by",
-    "about", "into", "over", "and", "or", "but", "so", "if", "is", "are", "was", "were", "be", "been",
-    "am", "has", "have", "had", "do", "does", "did", "will", "would", "can", "could", "should", "may",
-    "might", "must", "not", "very",
-})  # fmt: skip
 
 
 def ms_to_samples(ms: int) -> int:
@@ -86,80 +54,22 @@ def samples_to_ms(samples: int) -> int:
     return samples * MS_PER_S // ENGINE_RATE_HZ
 
 
-def _bare(word: str) -> str:
-    return re.sub(r"[^\w']+", "", word.lower())
-
-
-def sentence_case(text: str, *, starts_sentence: bool) -> str:
-    """Upper-case the first letter of a sentence's first words; lower-case a function word that only
-    looks like a start because a decode window began there ("After the bridge" continuing a sentence).
-    Early decodes of a window are often all lower case, and MT engines analyse "the" and "The" apart.
-    """
-    match = _FIRST_LETTER.match(text)
-    if match is None:
-        return text
-    first = text.split()[0] if text.split() else ""
-    if starts_sentence:
-        letter = match.group(2).upper()
-    elif _bare(first) in _CLAUSE_OPENERS | _NO_END and first[1:2].islower():
-        letter = match.group(2).lower()
-    else:
-        return text
-    return text[: match.start(2)] + letter + text[match.end(2) :]
-
-
-def piece_cut(words: list[str], *, english: bool, eager: bool) -> int:
-    """How many of ``words`` (stable, not yet given out) to give out now as one piece (0: wait).
-
-    Always at clause boundaries: after the last clause punctuation, or (English) before the last clause
-    opener. When ``eager`` (the listener has nothing left to hear, so waiting costs silence) also before
-    the last determiner from ``SOFT_PIECE_WORDS`` stable words on, and at ``MAX_PIECE_WORDS`` after the
-    last word a piece may end on. A piece cut here never has fewer than ``MIN_PIECE_WORDS`` words.
-    """
-    n = len(words)
-    for i in range(n - 1, MIN_PIECE_WORDS - 2, -1):
-        if _CLAUSE_END.search(words[i]):
-            return i + 1
-    bare = [_bare(w) for w in words]
-    if english:
-        for j in range(n - 1, MIN_PIECE_WORDS - 1, -1):
-            if bare[j] in _CLAUSE_OPENERS and bare[j - 1] not in _NO_END:
-                return j
-    if not eager:
-        return 0
-    if english and n >= SOFT_PIECE_WORDS:
-        for j in range(n - 1, MIN_PIECE_WORDS - 1, -1):
-            if bare[j] in _DETERMINERS and bare[j - 1] not in _DETERMINERS:
-                return j
-    if n >= MAX_PIECE_WORDS:
-        if english:
-            for j in range(n, MIN_PIECE_WORDS - 1, -1):
-                if bare[j - 1] not in _NO_END:
-                    return j
-        return n
-    return 0
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Source text ready to translate.
-
-    Attributes:
-        text: The words, as the decoder wrote them.
-        language: Source language (ISO-639-1), fixed or detected.
-        audio: The whole utterance's 16 kHz audio when the piece is a whole utterance (for speech
-            translation, which needs the audio), else ``None``.
-        final: Whether the piece ends its utterance.
-    """
-
-    text: str
-    language: str
-    audio: Samples | None
-    final: bool
-
-
-SourceOutput = str | Piece  # a source-transcript delta, or a piece
 SegmenterOutput = Command | SourceOutput
+
+
+def cut_point(frames: list[tuple[int, float]], lo: int, hi: int, *, gap_below: float) -> int:
+    """Where to end a pause-less utterance between ``lo`` and ``hi``: its likeliest gap between words.
+
+    The latest frame whose smoothed speech probability is under ``gap_below`` (least audio to decode
+    again), else the quietest frame, else ``hi``. ``frames`` are (frame start, speech probability).
+    """
+    smoothed = []
+    for i, (start, _) in enumerate(frames):
+        window = frames[max(0, i - 1) : i + 2]
+        smoothed.append((start, sum(p for _, p in window) / len(window)))
+    candidates = [(p, s) for s, p in smoothed if lo <= s <= hi]
+    gaps = [s for p, s in candidates if p < gap_below]
+    return max(gaps) if gaps else min(candidates, key=lambda c: (c[0], -c[1]))[1] if candidates else hi
 
 
 @dataclass
@@ -184,6 +94,30 @@ class _Utterance:
 
     def to(self, state: UtteranceState) -> None:
         self.state = advance(self.state, state)
+
+    def cut_stable(self, language: str, *, eager: bool) -> None:
+        """Give out the stable words not yet given out, in as many pieces as :func:`piece_cut` finds."""
+        while True:
+            words = self.captions.sent[self.committed :]
+            n = piece_cut(words, english=language == "en", eager=eager)
+            if n == 0:
+                return
+            self.committed += n
+            self.out.append(Piece(text=" ".join(words[:n]), language=language, audio=None, final=False))
+
+    def settle(self, transcript: Transcript, language: str, *, whole: bool) -> None:
+        """The final decode: settle the text and give out all of it (with the audio when ``whole``)."""
+        delta = self.captions.final(transcript.text)
+        if delta:
+            self.out.append(delta)
+        rest = self.captions.sent[self.committed :]
+        self.committed = len(self.captions.sent)
+        if rest:
+            self.out.append(
+                Piece(text=" ".join(rest), language=language, audio=self.audio if whole else None, final=True)
+            )
+        self.to(UtteranceState.DONE)
+        self.audio = None
 
 
 @dataclass(frozen=True)
@@ -232,8 +166,7 @@ class SpeechSegmenter:
         self._jobs: dict[str, _Job] = {}
         self._last_end = 0
         self._ready: list[SourceOutput] = []
-        self._delta_open = False  # the source text given out so far ends inside a sentence
-        self._piece_open = False
+        self._case = SourceCase()
 
     # --- inputs ------------------------------------------------------------------------------------
 
@@ -322,21 +255,10 @@ class SpeechSegmenter:
         if position - live.start < ms_to_samples(WINDOW_LIMIT_MS):
             return
         lo, hi = live.start + ms_to_samples(CUT_MIN_MS), position - ms_to_samples(CUT_KEEP_MS)
-        candidates = [(p, s) for s, p in self._smoothed(live.frames) if lo <= s <= hi]
-        # The latest gap between words if there is one (least audio to decode again), else the quietest.
-        gaps = [s for p, s in candidates if p < self._vad.detector.negative_threshold]
-        cut = max(gaps) if gaps else min(candidates, key=lambda c: (c[0], -c[1]))[1] if candidates else hi
+        cut = cut_point(live.frames, lo, hi, gap_below=self._vad.detector.negative_threshold)
         self._end(live, cut)
         self._begin(cut, live.frames)
         live.frames = []
-
-    @staticmethod
-    def _smoothed(frames: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        out = []
-        for i, (start, _) in enumerate(frames):
-            window = frames[max(0, i - 1) : i + 2]
-            out.append((start, sum(p for _, p in window) / len(window)))
-        return out
 
     # --- decodes -----------------------------------------------------------------------------------
 
@@ -462,30 +384,13 @@ class SpeechSegmenter:
             self._finish(u, Transcript(text="", language=u.language))
 
     def _finish(self, u: _Utterance, transcript: Transcript) -> None:
-        """The final decode: settle the utterance's text and give out all of it."""
-        delta = u.captions.final(transcript.text)
-        if delta:
-            u.out.append(delta)
         language = self.language or u.language or transcript.language or self._fallback
-        rest = u.captions.sent[u.committed :]
-        u.committed = len(u.captions.sent)
-        if rest:
-            audio = u.audio if self._whole(language) else None
-            u.out.append(Piece(text=" ".join(rest), language=language, audio=audio, final=True))
-        u.to(UtteranceState.DONE)
-        u.audio = None
+        u.settle(transcript, language, whole=self._whole(language))
 
     def _commit_stable(self, u: _Utterance) -> None:
         language = self.language or u.language
-        if language is None or self._whole(language):
-            return
-        while True:
-            words = u.captions.sent[u.committed :]
-            n = piece_cut(words, english=language == "en", eager=self._eager())
-            if n == 0:
-                return
-            u.committed += n
-            u.out.append(Piece(text=" ".join(words[:n]), language=language, audio=None, final=False))
+        if language is not None and not self._whole(language):
+            u.cut_stable(language, eager=self._eager())
 
     # --- order and memory --------------------------------------------------------------------------
 
@@ -493,22 +398,11 @@ class SpeechSegmenter:
         """Move outputs of the oldest utterances out, in order, dropping utterances that are done."""
         while self._pending:
             head = self._pending[0]
-            self._ready += [self._cased(output) for output in head.out]
+            self._ready += [self._case(output) for output in head.out]
             head.out = []
             if head.state is not UtteranceState.DONE:
                 return
             self._pending.pop(0)
-
-    def _cased(self, output: SourceOutput) -> SourceOutput:
-        if isinstance(output, str):
-            if not output.strip():
-                return output
-            output = sentence_case(output, starts_sentence=not self._delta_open)
-            self._delta_open = not _SENTENCE_END.search(output)
-            return output
-        text = sentence_case(output.text, starts_sentence=not self._piece_open)
-        self._piece_open = not _SENTENCE_END.search(text)
-        return replace(output, text=text)
 
     def _trim(self) -> None:
         position = self._vad.position

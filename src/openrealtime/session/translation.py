@@ -2,19 +2,17 @@
 
 An interpreter, not a turn-taker: audio comes in continuously and translated speech goes out while the
 speaker is still talking. The front half, :class:`~openrealtime.session.segmenter.SpeechSegmenter`,
-turns the input into stable source-text pieces of about a clause; this module owns the protocol around
-it and the back half:
+turns the input into stable source-text pieces of about a clause; the back half,
+:class:`~openrealtime.session.speech_out.SpeechOut`, translates and speaks them in order, paced to the
+listener. This module owns the protocol around them and the route between them:
 
 * ``session.input_audio_buffer.append`` carries 24 kHz PCM16 of any length; it is consumed in 200 ms
   frames (9 600 bytes), and ``elapsed_ms`` is the count of consumed frames times 200. Gaps between
   appends are not pauses: the audio is contiguous, whatever the wall clock did.
 * each piece is translated (``TranslateText``; or Whisper's translate task on the utterance's audio
-  for speech into English; or passed through when the speaker already speaks the target language) and
-  spoken (``Synthesize``, one at a time, in order). Transcript deltas and audio leave strictly in piece
-  order, whatever order the engines finish in; results of unknown jobs are dropped by id.
-* translated speech that runs longer than the speech it translates would leave the listener further and
-  further behind, so the session keeps a model of the listener's playback (audio time only) and asks
-  for faster speech while that backlog is large.
+  for speech into English; or passed through when the speaker already speaks the target language),
+  then spoken; a language pair no engine serves is an ``unsupported_language`` error, once per pair.
+  Results of unknown jobs are dropped by id.
 * ``session.close`` flushes: the last partial frame, the final decode of the utterance being spoken,
   every pending translation and synthesis; then ``session.closed`` and a ``CloseConnection(1000)``.
 """
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Unpack
@@ -32,8 +29,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from openrealtime.audio.buffer import SampleBuffer
-from openrealtime.audio.codec import AudioFormat, AudioOut
-from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import TranscribeOptions
 from openrealtime.exceptions import InvalidStateError, ProtocolError
@@ -42,39 +38,28 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import validation_error
 from openrealtime.protocol.config import TranslationSessionConfig, merge_update
 from openrealtime.session.commands import (
-    AudioChunk,
     AudioIn,
     CloseConnection,
     EngineResult,
     JobFailed,
     SessionInput,
-    SynthesisDone,
-    Synthesize,
-    TextTranslated,
     Transcribe,
     TranscriptReady,
     TranslateText,
 )
 from openrealtime.session.frontend import AudioFrontEnd
-from openrealtime.session.segmenter import Piece, SegmenterOutput, SpeechSegmenter
+from openrealtime.session.pieces import Piece
+from openrealtime.session.segmenter import SegmenterOutput, SpeechSegmenter
 from openrealtime.session.shell import SessionEngines, SessionShell
+from openrealtime.session.speech_out import SpeechOut, spaced
 from openrealtime.session.transcription import SESSION_LIFETIME_S
 
 WIRE_RATE_HZ = 24_000
-OUTPUT_RATE_HZ = 24_000
 FRAME_MS = 200  # the engine frame of OpenAI's translation sessions
 FRAME_SAMPLES = WIRE_RATE_HZ * FRAME_MS // 1000  # 4 800 samples (9 600 bytes of PCM16)
 MAX_PENDING_SAMPLES = 8 * 1024 * 1024  # one append of the largest size OpenAI allows, and a frame
-MS_PER_S = 1000
 CLOSE_NORMAL = 1000
 DEFAULT_SOURCE_LANGUAGE = "en"
-# Playback catch-up: above CATCH_UP_AFTER_MS of unplayed translated speech, speak faster, reaching
-# MAX_SPEED at CATCH_UP_AFTER_MS + CATCH_UP_SPAN_MS.
-CATCH_UP_AFTER_MS = 750
-CATCH_UP_SPAN_MS = 2250
-MAX_SPEED = 1.35
-# The listener is waiting once this long has passed with nothing to hear and nothing on its way.
-EAGER_AFTER_MS = 1000
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})*$", re.IGNORECASE)
 
 
@@ -115,32 +100,6 @@ class TranslationInfo:
     accepts_model: Callable[[str], bool]
 
 
-@dataclass
-class _Piece:
-    """One clause on its way out: translated text, then speech."""
-
-    source: str
-    language: str
-    target: str
-    voice_language: str
-    text: str | None = None  # the translation, once known
-    transcript_sent: bool = False
-    audio_done: bool = False
-    resampler: StreamResampler | None = None
-
-
-def _continue_case(source: str, translation: str) -> str:
-    """A piece that continues a sentence keeps a lower-case start (MT engines capitalize every input)."""
-    if source[:1].islower() and translation[:1].isupper() and not translation[1:2].isupper():
-        return translation[0].lower() + translation[1:]
-    return translation
-
-
-def _join(delta: str, started: bool) -> str:
-    """Deltas are append-only and the client must not add spaces: put the space in the delta."""
-    return " " + delta if started and delta and not delta[0].isspace() else delta
-
-
 class TranslationSession(SessionShell):
     """One translation session's protocol state (same shape as the transcription session).
 
@@ -161,14 +120,10 @@ class TranslationSession(SessionShell):
             ids=self._ids,
             language=None if info.multilingual else DEFAULT_SOURCE_LANGUAGE,
             whole_utterances=lambda source: self._route(source) is Route.SPEECH,
-            eager=self._listener_idle,
+            eager=lambda: self._speech.listener_idle(self.elapsed_ms),
         )
-        self._pieces: deque[_Piece] = deque()
-        self._jobs: dict[str, _Piece] = {}
-        self._synth_job: str | None = None
+        self._speech = SpeechOut(self._ids)
         self._input_started = False
-        self._output_started = False
-        self._play_end_ms = 0
         self._refused: set[tuple[str, str]] = set()
         self.closing = False
         self.closed = False
@@ -211,38 +166,12 @@ class TranslationSession(SessionShell):
 
     def on_result(self, result: EngineResult) -> None:
         """Take an engine result; one of an unknown (cancelled, superseded) job is dropped."""
+        job_id = getattr(result, "job_id", None)
         if isinstance(result, TranscriptReady | JobFailed) and self._segmenter.owns(result.job_id):
             self._pump(self._segmenter.on_result(result))
-            return
-        job_id = getattr(result, "job_id", None)
-        piece = self._jobs.get(job_id) if isinstance(job_id, str) else None
-        if piece is None:
-            return
-        match result:
-            case TextTranslated(text=text):
-                del self._jobs[result.job_id]
-                piece.text = _continue_case(piece.source, " ".join(text.split()))
-            case TranscriptReady(transcript=transcript):  # speech translation of a whole utterance
-                del self._jobs[result.job_id]
-                piece.text = " ".join(transcript.text.split())
-            case AudioChunk(audio=audio, sample_rate_hz=rate) if result.job_id == self._synth_job:
-                self._emit_audio(piece, audio, rate)
-            case SynthesisDone() if result.job_id == self._synth_job:
-                del self._jobs[result.job_id]
-                if piece.resampler is not None:
-                    self._emit_audio(piece, piece.resampler.flush(), OUTPUT_RATE_HZ, resample=False)
-                piece.audio_done = True
-                self._synth_job = None
-            case JobFailed(code=code, message=message):
-                del self._jobs[result.job_id]
-                self._engine_error(code, message)
-                if result.job_id == self._synth_job:
-                    piece.audio_done = True
-                    self._synth_job = None
-                elif piece.text is None:
-                    piece.text = ""
-                    piece.audio_done = True
-        self._advance()
+        elif isinstance(job_id, str) and self._speech.owns(job_id):
+            self._take(self._speech.on_result(result, self.elapsed_ms))
+            self._close_when_done()
 
     # --- client events -----------------------------------------------------------------------------
 
@@ -380,10 +309,11 @@ class TranslationSession(SessionShell):
                 self._commands.append(output)
             elif transcribing and output:
                 self._events.append(
-                    se.InputTranscriptDelta(delta=_join(output, self._input_started), elapsed_ms=self.elapsed_ms)
+                    se.InputTranscriptDelta(delta=spaced(output, self._input_started), elapsed_ms=self.elapsed_ms)
                 )
                 self._input_started = True
-        self._advance()
+        self._take(self._speech.advance(self.elapsed_ms))
+        self._close_when_done()
 
     def _add_piece(self, piece: Piece) -> None:
         source = language_base(piece.language)
@@ -402,96 +332,24 @@ class TranslationSession(SessionShell):
                     )
                 )
             return
-        p = _Piece(
-            source=piece.text,
-            language=source,
-            target=self.target,
-            voice_language=self.config.audio.output.language,
-        )
+        target, voice_language = self.target, self.config.audio.output.language
         if route is Route.PASS_THROUGH:
-            p.text = piece.text
-        elif route is Route.TEXT:
-            job_id = self._ids.new("job")
-            self._jobs[job_id] = p
-            self._commands.append(TranslateText(job_id, piece.text, source, self.target))
+            self._speech.add(piece.text, target=target, voice_language=voice_language, job_id=None)
+            return
+        job_id = self._ids.new("job")
+        self._speech.add(piece.text, target=target, voice_language=voice_language, job_id=job_id)
+        if route is Route.TEXT:
+            self._commands.append(TranslateText(job_id, piece.text, source, target))
         else:
             assert piece.audio is not None
-            job_id = self._ids.new("job")
-            self._jobs[job_id] = p
+            options = TranscribeOptions(language=source, task="translate")
             self._commands.append(
-                Transcribe(
-                    job_id=job_id,
-                    item_id=job_id,
-                    audio=piece.audio,
-                    options=TranscribeOptions(language=source, task="translate"),
-                    final=True,
-                )
+                Transcribe(job_id=job_id, item_id=job_id, audio=piece.audio, options=options, final=True)
             )
-        self._pieces.append(p)
 
-    def _advance(self) -> None:
-        """Send what is ready, in piece order; start the next synthesis; close once all is out."""
-        for p in self._pieces:
-            if p.text is None:
-                break
-            if not p.transcript_sent:
-                if p.text:
-                    self._events.append(
-                        se.OutputTranscriptDelta(delta=_join(p.text, self._output_started), elapsed_ms=self.elapsed_ms)
-                    )
-                    self._output_started = True
-                p.transcript_sent = True
-        if self._synth_job is None:
-            for p in self._pieces:
-                if p.audio_done:
-                    continue
-                if p.text is None:
-                    break
-                if not p.text:
-                    p.audio_done = True
-                    continue
-                job_id = self._ids.new("job")
-                self._jobs[job_id] = p
-                self._synth_job = job_id
-                self._commands.append(
-                    Synthesize(job_id, p.text, language=p.target, voice=p.voice_language, speed=self._speed())
-                )
-                break
-        while self._pieces and self._pieces[0].transcript_sent and self._pieces[0].audio_done:
-            self._pieces.popleft()
-        if self.closing and not self.closed and not self._pieces and self._segmenter.idle:
+    def _close_when_done(self) -> None:
+        """After ``session.close``, once everything is out: ``session.closed``, then close the connection."""
+        if self.closing and not self.closed and self._speech.idle and self._segmenter.idle:
             self.closed = True
             self._events.append(se.SessionClosed())
             self._commands.append(CloseConnection(CLOSE_NORMAL, ""))
-
-    def _listener_idle(self) -> bool:
-        """Nothing on its way and nothing heard for ``EAGER_AFTER_MS``: now finer cuts buy latency."""
-        return not self._pieces and self.elapsed_ms - self._play_end_ms >= EAGER_AFTER_MS
-
-    def _speed(self) -> float:
-        backlog_ms = self._play_end_ms - self.elapsed_ms
-        excess = min(1.0, max(0.0, (backlog_ms - CATCH_UP_AFTER_MS) / CATCH_UP_SPAN_MS))
-        return round(1.0 + excess * (MAX_SPEED - 1.0), 2)
-
-    def _emit_audio(self, piece: _Piece, audio: Samples, rate_hz: int, *, resample: bool = True) -> None:
-        if resample and rate_hz != OUTPUT_RATE_HZ:
-            if piece.resampler is None or piece.resampler.in_rate_hz != rate_hz:
-                piece.resampler = StreamResampler(rate_hz, OUTPUT_RATE_HZ)
-            audio = piece.resampler.process(audio)
-        if not audio.size:
-            return
-        duration_ms = audio.size * MS_PER_S // OUTPUT_RATE_HZ
-        self._play_end_ms = max(self._play_end_ms, self.elapsed_ms) + duration_ms
-        self._events.append(
-            se.TranslationAudioDelta(
-                audio=AudioOut(audio, AudioFormat.PCM),
-                elapsed_ms=self.elapsed_ms,
-                sample_rate=OUTPUT_RATE_HZ,
-                channels=1,
-            )
-        )
-
-    def _engine_error(self, code: str, message: str) -> None:
-        self._events.append(
-            se.Error(error=se.ErrorDetail(type="server_error", code=code, message=message, param=None, event_id=None))
-        )
