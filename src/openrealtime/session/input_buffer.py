@@ -18,12 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openrealtime.audio.buffer import BufferFullError, SampleBuffer
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import NoiseSuppressor, VadModel
 from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import DEFAULT_VAD_THRESHOLD, AudioInput, SemanticVad, ServerVad
-from openrealtime.session.commands import JobFailed, TranscriptReady
+from openrealtime.session.commands import AudioIn, JobFailed, SessionInput, TranscriptReady
 from openrealtime.session.endpointing import EAGERNESS, Eagerness, looks_complete
 from openrealtime.session.frontend import ENGINE_RATE_HZ, AudioFrontEnd
 from openrealtime.session.ids import Ids
@@ -105,6 +107,22 @@ class InputAudioBuffer:
         self._frontend.configure(config.noise_reduction)
         self._words.configure(config)
         self.config = config
+
+    @property
+    def input_format(self) -> AudioFormat:
+        """The wire format of input audio (the edge decodes appends from it)."""
+        return AudioFormat(self.config.format.type)
+
+    def receive(self, event: SessionInput) -> list[Output] | None:
+        """The outputs of an ``input_audio_buffer.*`` event; ``None`` for any other event."""
+        match event:
+            case AudioIn(event=ce.InputAudioBufferAppend()):
+                return self.append(event.samples, event.rate_hz, event_id=event.event_id)
+            case ce.InputAudioBufferCommit():
+                return self.commit(event_id=event.event_id)
+            case ce.InputAudioBufferClear():
+                return self.clear()
+        return None
 
     @property
     def vad_enabled(self) -> bool:

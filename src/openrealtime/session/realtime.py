@@ -121,20 +121,18 @@ class RealtimeSession(SessionShell):
 
     @property
     def input_format(self) -> AudioFormat:
-        """The wire format of input audio (the edge decodes appends and item audio from it)."""
-        return AudioFormat(self.config.audio.input.format.type)
+        return self.buffer.input_format
 
     def _dispatch(self, event: SessionInput) -> None:
         if isinstance(event.event if isinstance(event, AudioIn) else event, CHANGES_THE_ANSWER):
             self._drop_speculation()  # an answer started in the pause was built on what this changes
+        buffered = self.buffer.receive(event)
+        if buffered is not None:
+            self._take(buffered)
+            if isinstance(event, AudioIn):
+                self._check_idle()  # the input moved on: has the silence after an answer lasted?
+            return
         match event:
-            case AudioIn(event=ce.InputAudioBufferAppend()):
-                self._take(self.buffer.append(event.samples, event.rate_hz, event_id=event.event_id))
-                self._check_idle()
-            case ce.InputAudioBufferCommit():
-                self._take(self.buffer.commit(event_id=event.event_id))
-            case ce.InputAudioBufferClear():
-                self._take(self.buffer.clear())
             case ce.SessionUpdate():
                 self._update(event)
             case ce.ConversationItemCreate():
@@ -164,13 +162,6 @@ class RealtimeSession(SessionShell):
                 )
 
     def _update(self, event: ce.SessionUpdate) -> None:
-        if not isinstance(event.session, RealtimeSessionConfig):
-            raise ProtocolError(
-                "Invalid value: 'transcription'. This is a realtime session: session.type must be 'realtime'.",
-                code="invalid_value",
-                param="session.type",
-                event_id=event.event_id,
-            )
         config = session_update(self.config, event, accepts_model=self.info.accepts_model, exclude=_FIXED_FIELDS)
         if self.writer.produced_audio and config.audio.output.voice != self.config.audio.output.voice:
             raise ProtocolError(

@@ -100,9 +100,18 @@ def session_update(
     """``current`` with a ``session.update`` merged in (nested objects merge, as OpenAI's do).
 
     Raises:
-        ProtocolError: The merge is invalid, or it names a transcription model this server lacks.
+        ProtocolError: The update is for another kind of session, the merge is invalid, or it names a
+            transcription model this server lacks.
     """
-    assert event.session is not None
+    kind = getattr(current, "type", "")
+    if not isinstance(event.session, type(current)):
+        raise ProtocolError(
+            f"Invalid value: '{getattr(event.session, 'type', '')}'. This is a {kind} session: "
+            f"session.type must be '{kind}'.",
+            code="invalid_value",
+            param="session.type",
+            event_id=event.event_id,
+        )
     update = event.session.model_dump(mode="json", exclude_unset=True, exclude=exclude)
     merged = merge_update(current.model_dump(mode="json"), update)
     try:

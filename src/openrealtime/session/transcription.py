@@ -16,7 +16,7 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import TranscriptionSessionConfig
-from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, TranscriptReady
+from openrealtime.session.commands import EngineResult, JobFailed, SessionInput, TranscriptReady
 from openrealtime.session.conversation import no_such_item
 from openrealtime.session.input_buffer import InputAudioBuffer
 from openrealtime.session.items import user_audio_item
@@ -66,17 +66,14 @@ class TranscriptionSession(SessionShell):
 
     @property
     def input_format(self) -> AudioFormat:
-        """The wire format of input audio (the edge decodes appends from it)."""
-        return AudioFormat(self.config.audio.input.format.type)
+        return self.buffer.input_format
 
     def _dispatch(self, event: SessionInput) -> None:
+        buffered = self.buffer.receive(event)
+        if buffered is not None:
+            self._take(buffered)
+            return
         match event:
-            case AudioIn(event=ce.InputAudioBufferAppend()):
-                self._take(self.buffer.append(event.samples, event.rate_hz, event_id=event.event_id))
-            case ce.InputAudioBufferCommit():
-                self._take(self.buffer.commit(event_id=event.event_id))
-            case ce.InputAudioBufferClear():
-                self._take(self.buffer.clear())
             case ce.SessionUpdate():
                 self._update(event)
             case ce.ConversationItemRetrieve():
@@ -102,13 +99,6 @@ class TranscriptionSession(SessionShell):
         return item
 
     def _update(self, event: ce.SessionUpdate) -> None:
-        if not isinstance(event.session, TranscriptionSessionConfig):
-            raise ProtocolError(
-                "Invalid value: 'realtime'. This is a transcription session: session.type must be 'transcription'.",
-                code="invalid_value",
-                param="session.type",
-                event_id=event.event_id,
-            )
         self.config = session_update(
             self.config, event, accepts_model=self.info.accepts_model, exclude={"object", "id", "expires_at"}
         )
