@@ -18,7 +18,7 @@ indices at 16 kHz; nothing here reads a clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.audio.types import Samples
@@ -48,10 +48,6 @@ MAX_BUFFER_S = 60
 
 def ms_to_samples(ms: int) -> int:
     return ms * ENGINE_RATE_HZ // MS_PER_S
-
-
-def samples_to_ms(samples: int) -> int:
-    return samples * MS_PER_S // ENGINE_RATE_HZ
 
 
 SegmenterOutput = Command | SourceOutput
@@ -328,19 +324,19 @@ class SpeechSegmenter:
             self._live = None
         self._cancel(u.partial_job)
         u.partial_job = None
-        speculative = self._jobs.get(u.speculative_job) if u.speculative_job is not None else None
-        if u.speculative_end == end and (speculative is not None or u.speculative_result is not None):
-            # The decode started at the pause covers exactly this utterance: it is the final.
+        job_id, u.speculative_job = u.speculative_job, None
+        running = self._jobs.get(job_id) if job_id is not None else None
+        # A decode started at the pause that covers exactly this utterance is its final.
+        if u.speculative_end == end and job_id is not None and running is not None:
             u.audio = self.buffer.copy(u.start, end)
-            if speculative is not None and u.speculative_job is not None:
-                self._jobs[u.speculative_job] = _Job(u, "final", speculative.audio_samples)
-                u.final_job = u.speculative_job
-            elif u.speculative_result is not None:
-                self._finish(u, u.speculative_result)
-            u.speculative_job = None
+            self._jobs[job_id] = replace(running, kind="final")
+            u.final_job = job_id
             return
-        self._cancel(u.speculative_job)
-        u.speculative_job = None
+        if u.speculative_end == end and u.speculative_result is not None:
+            u.audio = self.buffer.copy(u.start, end)
+            self._finish(u, u.speculative_result)
+            return
+        self._cancel(job_id)
         if not u.captions.sent and end - u.start < ms_to_samples(FIRST_PARTIAL_MS) // 2:
             u.to(UtteranceState.DONE)  # a blip too short to hold a word
             return
@@ -375,10 +371,8 @@ class SpeechSegmenter:
         u = job.utterance
         if job.kind == "partial":
             u.partial_job = None
-        elif job.kind == "speculative":
+        elif job.kind == "speculative":  # an utterance that ends at its pause makes it the final first
             u.speculative_job = None
-            if u.state is UtteranceState.ENDED and u.end is not None:  # it was to be the final: decode again
-                u.final_job = self._request(u, "final", u.end)
         else:
             u.final_job = None
             self._finish(u, Transcript(text="", language=u.language))

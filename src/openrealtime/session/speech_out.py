@@ -139,7 +139,7 @@ class SpeechOut:
                 if result.job_id == self._synth_job:
                     piece.audio_done = True
                     self._synth_job = None
-                elif piece.text is None:
+                else:  # its translation: the piece is left out
                     piece.text = ""
                     piece.audio_done = True
         return out + self.advance(elapsed_ms)
