@@ -456,3 +456,194 @@ def test_a_buffer_that_sends_no_captions_decodes_partials_at_the_normal_step() -
             asked.append((chunk, job.first_caption))
             assert buffer.on_result(TranscriptReady(job.job_id, asr.transcribe(job.audio, job.options))) == []
     assert asked == [(chunk, False) for chunk in (1, 3, 5, 7, 9, 11)]
+
+
+# --- items, unsupported events, updates -------------------------------------------------------------
+
+
+def committed_turn() -> tuple[TranscriptionSession, Driver]:
+    """A manual-mode session with one committed, transcribed turn (``item_1``)."""
+    session, driver = make()
+    driver.pump()
+    configure(driver, None)
+    driver.append(tone(1000))
+    driver.send({"type": "input_audio_buffer.commit"})
+    return session, driver
+
+
+def invalid(code: str, message: str, param: str | None, event_id: str | None) -> dict:
+    return {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": event_id,
+        },
+    }
+
+
+def test_a_committed_item_is_retrieved_with_its_transcript_then_deleted() -> None:
+    _, driver = committed_turn()
+    retrieved = driver.send({"type": "conversation.item.retrieve", "event_id": "r1", "item_id": "item_1"})
+    assert retrieved == [
+        {
+            "type": "conversation.item.retrieved",
+            "item": {
+                "id": "item_1",
+                "object": "realtime.item",
+                "type": "message",
+                "status": "completed",
+                "role": "user",
+                "content": [{"type": "input_audio", "transcript": "hello"}],
+            },
+        }
+    ]
+    deleted = driver.send({"type": "conversation.item.delete", "event_id": "d1", "item_id": "item_1"})
+    assert deleted == [{"type": "conversation.item.deleted", "item_id": "item_1"}]
+    again = driver.send({"type": "conversation.item.retrieve", "event_id": "r2", "item_id": "item_1"})
+    twice = driver.send({"type": "conversation.item.delete", "event_id": "d2", "item_id": "item_1"})
+    assert again == [
+        invalid(
+            "item_retrieve_invalid_item_id",
+            "Error retrieving item: the item with id 'item_1' does not exist.",
+            "item_id",
+            "r2",
+        )
+    ]
+    assert twice == [
+        invalid(
+            "item_delete_invalid_item_id",
+            "Error deleting item: the item with id 'item_1' does not exist.",
+            "item_id",
+            "d2",
+        )
+    ]
+
+
+def test_an_item_whose_transcription_failed_is_retrieved_without_a_transcript() -> None:
+    _, driver = make(asr=FakeTranscriber(fail_on_seconds=0.0))
+    driver.pump()
+    configure(driver, None)
+    driver.append(tone(1000))
+    driver.send({"type": "input_audio_buffer.commit"})
+    [retrieved] = driver.send({"type": "conversation.item.retrieve", "item_id": "item_1"})
+    assert retrieved["item"]["content"] == [{"type": "input_audio", "transcript": None}]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 0},
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        },
+    ],
+)
+def test_conversation_events_of_voice_sessions_are_refused(event: dict) -> None:
+    session, driver = committed_turn()
+    before = session.effective_session()
+    out = driver.send({**event, "event_id": "e1"})
+    assert out == [
+        invalid(
+            "invalid_value",
+            f"Invalid value: '{event['type']}'. This event is not supported in transcription sessions.",
+            "type",
+            "e1",
+        )
+    ]
+    assert session.effective_session() == before
+    [retrieved] = driver.send({"type": "conversation.item.retrieve", "item_id": "item_1"})
+    assert retrieved["type"] == "conversation.item.retrieved"  # the item is untouched
+
+
+def test_an_update_to_a_realtime_session_is_refused() -> None:
+    session, driver = make()
+    driver.pump()
+    before = session.effective_session()
+    out = driver.send({"type": "session.update", "event_id": "u1", "session": {"type": "realtime"}})
+    assert out == [
+        invalid(
+            "invalid_value",
+            "Invalid value: 'realtime'. This is a transcription session: session.type must be 'transcription'.",
+            "session.type",
+            "u1",
+        )
+    ]
+    assert session.effective_session() == before
+
+
+def test_transcription_delay_and_keywords_are_echoed_once_set() -> None:
+    _, driver = make()
+    driver.pump()
+    transcription = {"model": "gpt-realtime-whisper", "delay": "low", "keywords": ["Ada"]}
+    [updated] = driver.send(
+        {
+            "type": "session.update",
+            "session": {"type": "transcription", "audio": {"input": {"transcription": transcription}}},
+        }
+    )
+    assert updated["session"]["audio"]["input"]["transcription"] == {
+        "model": "gpt-realtime-whisper",
+        "language": None,
+        "languages": None,
+        "prompt": None,
+        "keywords": ["Ada"],
+        "delay": "low",
+    }
+
+
+class RecordingNoise:
+    """A noise suppressor that records its streams and silences everything it is given."""
+
+    sample_rate_hz = 16_000
+
+    def __init__(self) -> None:
+        self.streams: list[tuple[str, float]] = []
+
+    def new_stream(self, kind: str, strength: float) -> RecordingNoise:
+        self.streams.append((kind, strength))
+        return self
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        return samples * 0
+
+
+def test_noise_reduction_updates_start_the_denoiser_afresh_only_when_they_change_it() -> None:
+    noise = RecordingNoise()
+    info = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: m in KNOWN_MODELS)
+    session = TranscriptionSession(info, vad=EnergyVad(), noise=noise, ids=Ids(deterministic=True))
+    driver = Driver(session)
+    driver.pump()
+
+    def nr(value: object, event_id: str) -> list[dict]:
+        audio = {"input": {"noise_reduction": value}}
+        return driver.send(
+            {"type": "session.update", "event_id": event_id, "session": {"type": "transcription", "audio": audio}}
+        )
+
+    [near] = nr({"type": "near_field"}, "u1")
+    assert near["session"]["audio"]["input"]["noise_reduction"] == {"type": "near_field", "strength": None}
+    nr({"type": "near_field"}, "u2")  # the same setting: the same stream goes on
+    nr({"type": "near_field", "strength": 0.25}, "u3")
+    assert noise.streams == [("near_field", 1.0), ("near_field", 0.25)]
+    # Denoised audio is what VAD hears: speech that the denoiser removed starts no turn.
+    assert driver.append(tone(1000)) + driver.append(quiet(600)) == []
+    # Off again: speech goes through and is heard.
+    [off] = nr(None, "u4")
+    assert off["session"]["audio"]["input"]["noise_reduction"] is None
+    events = driver.append(tone(1000)) + driver.append(quiet(600))
+    assert types(events)[:1] == ["input_audio_buffer.speech_started"]
+    # A strength without a type is refused, and changes nothing.
+    assert nr({"strength": 0.5}, "u5") == [
+        invalid(
+            "missing_required_parameter",
+            "Missing required parameter: 'session.audio.input.noise_reduction.type'.",
+            "session.audio.input.noise_reduction.type",
+            "u5",
+        )
+    ]
+    assert session.effective_session()["audio"]["input"]["noise_reduction"] is None
+    assert noise.streams == [("near_field", 1.0), ("near_field", 0.25)]
