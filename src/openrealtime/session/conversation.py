@@ -210,16 +210,23 @@ def entry_messages(entry: Entry) -> list[dict[str, Any]]:
 
 
 def fit_context(system: list[dict[str, Any]], entries: list[Entry], budget_tokens: int) -> list[Entry]:
-    """``truncation: auto``: drop the oldest items until the prompt fits ``budget_tokens``."""
+    """``truncation: auto``: drop the oldest items until the prompt fits ``budget_tokens``.
 
-    def cost(messages: list[dict[str, Any]]) -> int:
-        return sum(estimate_tokens(str(m.get("content") or "") + str(m.get("tool_calls") or "")) for m in messages)
+    Linear in the number of items (each is costed once), so a long conversation costs no more to trim
+    than to send; the cut is one slice, never a tool result whose call was dropped.
+    """
+    fixed = sum(_message_tokens(m) for m in system)
+    costs = [sum(_message_tokens(m) for m in entry_messages(e)) for e in entries]
+    total = fixed + sum(costs)
+    start = 0
+    while start < len(entries) and total > budget_tokens:
+        total -= costs[start]
+        start += 1
+    # Never start with a tool result whose call was dropped.
+    while start < len(entries) and entries[start].item.get("type") == "function_call_output":
+        start += 1
+    return entries[start:]
 
-    kept = list(entries)
-    fixed = cost(system)
-    while kept and fixed + cost([m for e in kept for m in entry_messages(e)]) > budget_tokens:
-        kept.pop(0)
-        # Never start with a tool result whose call was dropped.
-        while kept and kept[0].item.get("type") == "function_call_output":
-            kept.pop(0)
-    return kept
+
+def _message_tokens(message: dict[str, Any]) -> int:
+    return estimate_tokens(str(message.get("content") or "") + str(message.get("tool_calls") or ""))
