@@ -273,28 +273,13 @@ async def _assistant(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
     from openrealtime.server.app import serve
     from openrealtime.server.settings import Settings
 
-    serve(
-        Settings.load(
-            host=args.host,
-            port=args.port,
-            api_key=args.api_key,
-            asr_model=args.asr_model,
-            asr_device=args.asr_device,
-            threads=args.threads,
-            asr_threads=args.asr_threads,
-            asr_workers=args.asr_workers,
-            llm=args.llm,
-            llm_url=args.llm_url,
-            llm_model=args.llm_model,
-            llm_api_key=args.llm_api_key,
-            tts_voice=args.tts_voice,
-            instructions=args.instructions,
-            log_level=args.log_level,
-        )
-    )
+    # Every serve flag is named after its Settings field; unset flags (None) leave the variable or default.
+    serve(Settings.load(**{f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}))
     return 0
 
 
@@ -362,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--llm-api-key", default=None, help="key for --llm-url (or OPENREALTIME_LLM_API_KEY)")
     serve.add_argument("--tts-voice", default=None, help="a piper .onnx voice for English")
     serve.add_argument("--instructions", default=None, help="default system prompt of voice sessions")
+    serve.add_argument("--session-lifetime-s", type=int, default=None, help="longest session, seconds (default 3600)")
+    serve.add_argument(
+        "--allowed-origins", default=None, help="web origins allowed besides the server's own (comma-separated, *)"
+    )
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
 

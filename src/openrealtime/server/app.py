@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
@@ -29,6 +30,7 @@ from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.auth import authenticate
 from openrealtime.server.metrics import Metrics
+from openrealtime.server.origins import OriginGuard, OriginPolicy
 from openrealtime.server.registry import load_engines
 from openrealtime.server.sessions import CLOSE_AUTH, Opened, Refusal, open_realtime, open_translation
 from openrealtime.server.settings import Settings
@@ -172,7 +174,12 @@ def create_app(
         WebSocketRoute("/v1/realtime/translations", server.translations),
         WebSocketRoute("/realtime/translations", server.translations),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    guard = Middleware(
+        OriginGuard,
+        policy=OriginPolicy.parse(server.settings.allowed_origins),
+        on_refused=lambda kind: server.metrics.refusals.add(reason="origin", request=kind),
+    )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
 
 
 def serve(settings: Settings) -> None:

@@ -102,6 +102,9 @@ class Metrics:
         self.cancellations = Counter("openrealtime_cancellations_total", "Cancelled responses by reason.")
         self.errors = Counter("openrealtime_errors_total", "error events sent, by code.")
         self.sessions = Counter("openrealtime_sessions_total", "Sessions opened, by kind.")
+        self.refusals = Counter(
+            "openrealtime_refusals_total", "Requests refused at the door, by reason (origin, capacity, ...)."
+        )
 
     def render(self, llm: Any = None) -> str:
         """The text exposition; ``llm`` is the in-process LLM's decoder counters
@@ -115,6 +118,7 @@ class Metrics:
             self.append,
             self.active,
             self.sessions,
+            self.refusals,
             self.cancellations,
             self.errors,
         ]

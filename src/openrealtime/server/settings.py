@@ -56,6 +56,9 @@ class Settings:
             ``"es=/voices/es_ES-davefx-medium.onnx,de=/voices/de.onnx"`` (others speak with espeak-ng).
         instructions: Default system prompt of realtime sessions.
         session_lifetime_s: Maximum duration of a session, as OpenAI's 60 minutes (``expires_at``).
+        allowed_origins: Web origins, besides the server's own, whose pages may use it
+            (comma-separated, ``*`` for any, ``null`` for sandboxed pages); requests without an
+            ``Origin`` header (the SDKs, curl) are always allowed. See docs/security.md.
         log_level: Python logging level name.
     """
 
@@ -80,6 +83,7 @@ class Settings:
     tts_voices: str | None = None
     instructions: str | None = None
     session_lifetime_s: int = 3600
+    allowed_origins: str | None = None
     log_level: str = "info"
 
     @classmethod
