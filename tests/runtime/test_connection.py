@@ -69,6 +69,22 @@ class MemoryTransport:
                 await self._new.wait()
 
 
+class SocketTransport(MemoryTransport):
+    """A client that reads as fast as it can (``read_all``) through a socket that holds one frame: a
+    send waits until the client has taken the frame before it, as a real socket's full buffer does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.socket: asyncio.Queue[str] = asyncio.Queue(maxsize=1)
+
+    async def send(self, text: str) -> None:
+        await self.socket.put(text)
+
+    async def read_all(self) -> None:
+        while True:
+            await super().send(await self.socket.get())
+
+
 @dataclass(frozen=True)
 class StartJob:
     job_id: str
@@ -171,7 +187,8 @@ async def test_binary_frames_are_errors_not_crashes(fake_engines: EngineSet) -> 
     await task
 
 
-async def test_a_client_that_does_not_read_is_closed() -> None:
+async def test_a_client_that_does_not_read_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection_module, "SEND_STALL_TIMEOUT_S", TIMEOUT_S / 100)
     session = ScriptedSession(lambda _: ([se.Cleared()] * (OUTBOX_LIMIT + 1), []))
     transport = MemoryTransport(stall_sends=True)
     task = run_scripted(session, transport)
@@ -181,48 +198,85 @@ async def test_a_client_that_does_not_read_is_closed() -> None:
     assert transport.closed == (1008, "client too slow: outbox full")
 
 
-@pytest.mark.parametrize(
-    ("frames", "closed"),
-    [(INBOX_LIMIT, (1000, "")), (INBOX_LIMIT + 1, (1008, "client too fast: inbox full"))],
-    ids=["at-the-limit", "one-over"],
-)
-async def test_a_client_that_sends_faster_than_its_session_handles_is_closed(
-    fake_engines: EngineSet, frames: int, closed: tuple[int, str]
-) -> None:
-    """All frames are waiting before the session handles the first: the inbox takes ``INBOX_LIMIT``."""
-    transport = MemoryTransport()
-    for _ in range(frames):
-        transport.incoming.put_nowait("{bad json")
+BURST_ITEMS = 2000  # what our own client sends when it rebuilds a conversation's history
+
+
+def item_burst(items: int) -> list[str]:
+    message = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi."}]}
+    return [json.dumps({"type": "conversation.item.create", "item": message}) for _ in range(items)]
+
+
+def start_realtime(engines: EngineSet, transport: MemoryTransport) -> asyncio.Task[None]:
+    from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
+
+    info = RealtimeInfo(base=SessionInfo("s", 0, lambda m: True), model="gpt-realtime")
+    connection = Connection(
+        RealtimeSession(info, vad=engines.vad),
+        transport,
+        SessionKind.REALTIME,
+        run_job=engines.run_job,
+        cancel_job=engines.cancel_job,
+    )
+    return asyncio.create_task(connection.run())
+
+
+async def test_a_client_that_reads_as_fast_as_it_can_gets_every_event_of_a_burst(fake_engines: EngineSet) -> None:
+    """Issue 10 defect 7: the burst's 4,000 events overrun the outbox unless the writer runs between inputs."""
+    transport = SocketTransport()
+    for frame in item_burst(BURST_ITEMS):
+        transport.incoming.put_nowait(frame)
     transport.incoming.put_nowait(None)
-    async with asyncio.timeout(TIMEOUT_S):
-        await start(fake_engines, transport)
+    async with asyncio.timeout(TIMEOUT_S), asyncio.TaskGroup() as tg:
+        reading = tg.create_task(transport.read_all())
+        await start_realtime(fake_engines, transport)
+        reading.cancel()
+    assert transport.closed == (1000, "")
     kinds = [e["type"] for e in transport.sent]
-    handled = frames if closed[0] == 1000 else 0  # a flood is cut off before the next frame is handled
-    assert kinds == ["session.created"] + ["error"] * handled
-    assert transport.closed == closed
+    assert kinds == ["session.created"] + ["conversation.item.added", "conversation.item.done"] * BURST_ITEMS
+
+
+async def test_a_client_that_sends_a_burst_and_does_not_read_is_closed(
+    fake_engines: EngineSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connection_module, "SEND_STALL_TIMEOUT_S", TIMEOUT_S / 100)
+    transport = MemoryTransport(stall_sends=True)
+    for frame in item_burst(BURST_ITEMS):
+        transport.incoming.put_nowait(frame)
+    async with asyncio.timeout(TIMEOUT_S):
+        await start_realtime(fake_engines, transport)
+    assert transport.closed == (1008, "client too slow: outbox full")
 
 
 @pytest.mark.parametrize(
-    ("sizes", "closed"),
+    ("sizes", "taken"),
     [
-        ([INBOX_LIMIT_BYTES + 1], (1000, "")),
-        ([INBOX_LIMIT_BYTES // 2, INBOX_LIMIT_BYTES // 2], (1000, "")),
-        ([INBOX_LIMIT_BYTES // 2, INBOX_LIMIT_BYTES // 2 + 1], (1008, "client too fast: inbox full")),
+        ([1] * (INBOX_LIMIT + 10), INBOX_LIMIT + 1),
+        ([INBOX_LIMIT_BYTES + 1, 1, 1], 2),
+        ([INBOX_LIMIT_BYTES // 2, INBOX_LIMIT_BYTES // 2, 1, 1], 3),
+        ([INBOX_LIMIT_BYTES // 2, INBOX_LIMIT_BYTES // 2 + 1, 1], 2),
     ],
-    ids=["one-frame-over-alone", "at-the-limit", "one-over"],
+    ids=["frames", "one-frame-over-alone", "bytes-at-the-limit", "bytes-one-over"],
 )
-async def test_queued_frames_are_bounded_in_bytes_too(sizes: list[int], closed: tuple[int, str]) -> None:
-    """A frame too large to queue behind another gets in alone: the transport's limit governs it."""
-    session = ScriptedSession(lambda _: ([], []))
+async def test_a_client_that_sends_faster_than_its_session_handles_waits_for_room(sizes: list[int], taken: int) -> None:
+    """All frames are sent before the session handles the first: the reader takes what the inbox holds
+    (in frames and in bytes) plus the one in its hand, the rest wait in the client's socket, and every
+    frame is handled in the end. A frame too large to queue behind another gets in alone."""
+    in_socket: list[int] = []
+
+    def script(value: object) -> tuple[list[se.ServerEvent], list[object]]:
+        in_socket.append(transport.incoming.qsize() - 1)  # less the client's goodbye
+        return [], []
+
+    session = ScriptedSession(script)
     transport = MemoryTransport()
     for size in sizes:
         transport.incoming.put_nowait(b"\0" * size)
     transport.incoming.put_nowait(None)
     async with asyncio.timeout(TIMEOUT_S):
         await run_scripted(session, transport)
-    assert transport.closed == closed
-    handled = len(sizes) if closed[0] == 1000 else 0
-    assert [type(i) for i in session.inputs] == [ProtocolError] * handled
+    assert transport.closed == (1000, "")
+    assert [type(i) for i in session.inputs] == [ProtocolError] * len(sizes)
+    assert in_socket[0] == len(sizes) - taken
 
 
 async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dropped() -> None:

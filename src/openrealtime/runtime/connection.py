@@ -6,14 +6,18 @@ per command id. Nothing is ordered by ``sleep``; late engine results are dropped
 
 Both queues are bounded, and who may wait on them is decided per producer:
 
-- the inbox holds at most ``INBOX_LIMIT`` client frames (and ``INBOX_LIMIT_BYTES``). The reader never
-  waits: a client that sends faster than its session handles is closed with 1008, like one that does
-  not read. Engine results have their own ``RESULTS_LIMIT`` slots, so a flooding client can never
-  crowd them out; a job whose results are not taken yet waits for a slot (backpressure on our own
-  engine, never a drop). The few control inputs (client gone, send failed, expiry) always get in.
-- the outbox holds ``OUTBOX_LIMIT`` events; the session loop never waits on it (a client that does not
-  read is closed with 1008). The closing frame is the exception: it waits its turn behind a full outbox
-  for up to ``DRAIN_TIMEOUT_S``, so a session's own close (``session.close`` -> 1000) is never dropped.
+- the inbox holds at most ``INBOX_LIMIT`` client frames (and ``INBOX_LIMIT_BYTES``). When it is full
+  the reader waits for room: the client's next frames wait in its own socket, and TCP slows it down
+  (websockets' own flow control, not a close). Engine results have their own ``RESULTS_LIMIT`` slots,
+  so a flooding client can never crowd them out; a job whose results are not taken yet waits for a
+  slot (backpressure on our own engine, never a drop). The few control inputs (client gone, send
+  failed, expiry) always get in.
+- the outbox holds ``OUTBOX_LIMIT`` events. When it is full the session loop waits for the writer
+  before it queues more, so a client that reads as fast as it can gets every event of a burst (the
+  loop would otherwise handle every queued input before the writer ran once). A client that takes no
+  event for ``SEND_STALL_TIMEOUT_S`` does not read: it is closed with 1008. The closing frame waits
+  its turn behind a full outbox for up to ``DRAIN_TIMEOUT_S``, so a session's own close
+  (``session.close`` -> 1000) is never dropped.
 """
 
 from __future__ import annotations
@@ -45,19 +49,19 @@ from openrealtime.session.commands import (
 log = logging.getLogger(__name__)
 
 
-OUTBOX_LIMIT = 2048  # queued server events before a client that does not read is cut off
-INBOX_LIMIT = 256  # client frames waiting for the session before a client that floods is cut off
+OUTBOX_LIMIT = 2048  # queued server events before the session loop waits for the client to read
+INBOX_LIMIT = 256  # client frames waiting for the session before the reader waits for room
 # Queued client frames in characters (JSON is ASCII): two of the largest frames the server lets in. One
 # frame is always let in when none waits, whatever its size: the transport's frame limit governs that.
 INBOX_LIMIT_BYTES = 64 * 1024 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
 _CONTROL_INPUTS = 3  # at most one each: client gone, send failed, session expired
-# RFC 6455 section 7.4.1: 1008 is "policy violation", the code for either side of backpressure.
+# RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
 CLOSE_TOO_SLOW = 1008
-CLOSE_TOO_FAST = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_NORMAL = 1000
 DRAIN_TIMEOUT_S = 5.0  # how long a closing connection waits for the client to take its last events
+SEND_STALL_TIMEOUT_S = 5.0  # a full outbox of which the client takes nothing for this long: not reading
 
 
 class Transport(Protocol):
@@ -131,11 +135,15 @@ class Connection:
         self._frames_queued = 0
         self._frame_chars_queued = 0
         self._result_slots = asyncio.Semaphore(RESULTS_LIMIT)
-        self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self._inbox_room = asyncio.Event()  # set each time the session loop takes a client frame
+        # Room for every event the session loop may queue, plus the closing frame.
+        self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT + 1)
+        self._outbox_events = 0  # queued or being sent: a frame counts until the client has taken it
+        self._sent = asyncio.Event()  # set each time a send completes (or fails)
+        self._send_failed = False
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._close: CloseConnection | None = None  # how the connection ends, once decided
         self._too_slow = False
-        self._too_fast = False
         self._lifetime_s = lifetime_s
         self._on_append = on_append
 
@@ -167,12 +175,12 @@ class Connection:
                 await self.transport.close(CLOSE_INTERNAL_ERROR, "internal server error")
 
     async def _say_goodbye(self, writer: asyncio.Task[None], close: CloseConnection) -> None:
-        """Send what is queued, then the closing frame; it waits for room, but only so long."""
+        """Send what is queued, then the closing frame; it waits its turn, but only so long."""
         if writer.done():  # a send failed: the client is gone, there is no one to say goodbye to
             return
+        self._outbox.put_nowait(close)  # the outbox keeps a place for it
         try:
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                await self._outbox.put(close)
                 await writer
         except TimeoutError:  # the client stopped reading while we were saying goodbye
             writer.cancel()
@@ -189,12 +197,12 @@ class Connection:
             if frame is None:
                 self._inbox.put_nowait(_Closed("client disconnected"))
                 return
-            if self._frames_queued and (
+            while self._frames_queued and (
                 self._frames_queued >= INBOX_LIMIT or self._frame_chars_queued + len(frame) > INBOX_LIMIT_BYTES
             ):
-                log.warning("client sends faster than its session handles; closing with %d", CLOSE_TOO_FAST)
-                self._too_fast = True  # the session loop has frames to take, so it sees this next
-                return
+                # Backpressure: the client's next frames wait in its socket until the session catches up.
+                self._inbox_room.clear()
+                await self._inbox_room.wait()
             self._frames_queued += 1
             self._frame_chars_queued += len(frame)
             self._inbox.put_nowait(frame)
@@ -210,20 +218,23 @@ class Connection:
                 await self.transport.send(item)
             except Exception:  # the client vanished mid-send: the reader will see it too
                 log.info("send failed; client gone")
+                self._send_failed = True
+                self._sent.set()
                 self._inbox.put_nowait(_Closed("send failed"))
                 return
+            self._outbox_events -= 1
+            self._sent.set()
 
     async def _session_loop(self) -> None:
         session = self.session
-        self._flush()
+        if not await self._flush():
+            return
         while True:
             item = await self._inbox.get()
-            if self._too_fast:
-                self._close = CloseConnection(CLOSE_TOO_FAST, "client too fast: inbox full")
-                return
             if isinstance(item, str | bytes):
                 self._frames_queued -= 1
                 self._frame_chars_queued -= len(item)
+                self._inbox_room.set()
             elif not isinstance(item, _Closed | _Expired):
                 self._result_slots.release()
             if isinstance(item, _Closed):
@@ -231,7 +242,7 @@ class Connection:
             if isinstance(item, _Expired):
                 # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
                 session.error(ProtocolError(SESSION_EXPIRED_MESSAGE, code="session_expired"))
-                if self._flush():
+                if await self._flush():
                     self._close = CloseConnection(CLOSE_GOING_AWAY, SESSION_EXPIRED_MESSAGE)
                 return
             if isinstance(item, bytes):
@@ -255,16 +266,16 @@ class Connection:
                 session.on_result(item)
             else:
                 raise TypeError(f"unexpected inbox item {item!r}")  # a bug: closes with 1011
-            if not self._flush():
+            if not await self._flush():
                 return
 
-    def _flush(self) -> bool:
+    async def _flush(self) -> bool:
         """Send what the session produced and start its commands; False once the connection closes."""
         events, commands = self.session.drain()
         for event in events:
             if self._on_event is not None:
                 self._on_event(event)
-            if not self._put(dump_server_event(event)):
+            if not await self._put(dump_server_event(event)):
                 return False
         for command in commands:
             if isinstance(command, CloseConnection):
@@ -282,13 +293,21 @@ class Connection:
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results))
         return True
 
-    def _put(self, frame: str) -> bool:
-        try:
-            self._outbox.put_nowait(frame)
-        except asyncio.QueueFull:
-            log.warning("client is not reading its events; closing with %d", CLOSE_TOO_SLOW)
-            self._too_slow = True
-            return False
+    async def _put(self, frame: str) -> bool:
+        """Queue ``frame`` once the outbox has room; False if the client is gone or does not read."""
+        while self._outbox_events >= OUTBOX_LIMIT:
+            if self._send_failed:
+                return False
+            self._sent.clear()
+            try:
+                async with asyncio.timeout(SEND_STALL_TIMEOUT_S):
+                    await self._sent.wait()
+            except TimeoutError:
+                log.warning("client is not reading its events; closing with %d", CLOSE_TOO_SLOW)
+                self._too_slow = True
+                return False
+        self._outbox_events += 1
+        self._outbox.put_nowait(frame)
         return True
 
     async def _job(self, job_id: str, results: AsyncIterator[object]) -> None:
