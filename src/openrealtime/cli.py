@@ -329,6 +329,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from openrealtime.server.settings import Settings
+
     parser = argparse.ArgumentParser(prog="openrealtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -351,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--allowed-origins", default=None, help="web origins allowed besides the server's own (comma-separated, *)"
     )
+    for kind in ("transcription", "realtime", "translation"):
+        default = Settings.__dataclass_fields__[f"max_{kind}_sessions"].default
+        limit_help = f"{kind} sessions at once (default {default}, 0: no limit)"
+        serve.add_argument(f"--max-{kind}-sessions", type=int, default=None, help=limit_help)
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
 

@@ -12,7 +12,9 @@ from openai import AsyncOpenAI
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from openrealtime.cli import build_parser
+from openrealtime.protocol.codec import SessionKind
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.admission import UNLIMITED, Admission
 from openrealtime.server.app import create_app
 from openrealtime.server.embedded import running_server
 from openrealtime.server.origins import OriginPolicy
@@ -101,3 +103,40 @@ def test_every_serve_flag_is_a_setting() -> None:
     assert flags <= {f.name for f in fields(Settings)}
     args = parser.parse_args(["serve", "--allowed-origins", "https://app.example", "--session-lifetime-s", "600"])
     assert (args.allowed_origins, args.session_lifetime_s) == ("https://app.example", 600)
+
+
+# --- admission -------------------------------------------------------------------------------------
+
+
+def test_admission_counts_places_by_kind_and_logs_a_full_spell_once(caplog: pytest.LogCaptureFixture) -> None:
+    admission = Admission({SessionKind.REALTIME: 2, SessionKind.TRANSCRIPTION: UNLIMITED})
+    assert [admission.admit(SessionKind.REALTIME) for _ in range(4)] == [True, True, False, False]
+    assert all(admission.admit(SessionKind.TRANSCRIPTION) for _ in range(100))
+    assert admission.admit(SessionKind.TRANSLATION)  # a kind without a limit is unlimited
+    assert admission.total() == 103
+    admission.release(SessionKind.REALTIME)
+    assert admission.admit(SessionKind.REALTIME)
+    assert not admission.admit(SessionKind.REALTIME)
+    refusals = [r.getMessage() for r in caplog.records if "refusing" in r.getMessage()]
+    assert refusals == ["refusing realtime sessions: all 2 places are taken (logged once until one frees)"] * 2
+
+
+async def test_a_full_server_refuses_with_an_error_then_1013(fake_engines: EngineSet) -> None:
+    settings = Settings(port=0, max_transcription_sessions=1)
+    async with running_server(settings, engines=fake_engines) as url:
+        path = f"{url}/v1/realtime?intent=transcription"
+        async with websockets.connect(path) as first:
+            assert json.loads(await first.recv())["type"] == "session.created"
+            async with websockets.connect(path) as second:
+                event = json.loads(await second.recv())
+                assert event["error"]["type"] == "server_error"
+                assert event["error"]["code"] == "session_limit_reached"
+                assert "limit of 1 transcription sessions" in event["error"]["message"]
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await second.recv()
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1013
+            async with websockets.connect(f"{url}/v1/realtime?model=gpt-realtime") as other_kind:
+                assert json.loads(await other_kind.recv())["type"] == "session.created"
+        async with websockets.connect(path) as after:  # the first one's place is free again
+            assert json.loads(await after.recv())["type"] == "session.created"

@@ -3,9 +3,12 @@ translation WebSocket (``/v1/realtime/translations``).
 
 Like OpenAI, the server always completes the WebSocket upgrade, then reports a connect-time problem
 as one ``error`` event followed by a close: 3000 for authentication, 4000 for the request's shape
-(reference 2.4). Engines load once, in the lifespan (see :mod:`~openrealtime.server.registry`), which
-also wires their stage timings to ``/metrics``; ``/healthz`` answers 200 only after that. Which session
-a connect opens is decided in :mod:`~openrealtime.server.sessions`.
+(reference 2.4), 1013 when every place for that kind of session is taken
+(:mod:`~openrealtime.server.admission`). A page from a foreign origin gets no upgrade at all
+(:mod:`~openrealtime.server.origins`). Engines load once, in the lifespan (see
+:mod:`~openrealtime.server.registry`), which also wires their stage timings to ``/metrics``;
+``/healthz`` answers 200 only after that. Which session a connect opens is decided in
+:mod:`~openrealtime.server.sessions`.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
-from openrealtime.protocol.codec import dump_server_event
+from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
 from openrealtime.server.auth import authenticate
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.origins import OriginGuard, OriginPolicy
@@ -63,9 +67,9 @@ class _StarletteTransport:
 
 
 async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
-    error = se.Error.of(ProtocolError(refusal.message, code=refusal.code))
+    error = se.Error.of(ProtocolError(refusal.message, code=refusal.code, error_type=refusal.error_type))
     await websocket.send_text(dump_server_event(error))
-    reason = f"invalid_request_error.{refusal.code}" if refusal.code else "invalid_request_error"
+    reason = f"{refusal.error_type}.{refusal.code}" if refusal.code else refusal.error_type
     await websocket.close(code=refusal.close_code, reason=reason)
 
 
@@ -85,7 +89,13 @@ class _Server:
         self.settings = settings
         self.engines = engines
         self.metrics = Metrics()
-        self.active = 0
+        self.admission = Admission(
+            {
+                SessionKind.TRANSCRIPTION: settings.max_transcription_sessions,
+                SessionKind.REALTIME: settings.max_realtime_sessions,
+                SessionKind.TRANSLATION: settings.max_translation_sessions,
+            }
+        )
 
     def observe_stages(self, engines: EngineSet) -> None:
         """Send the engines' stage timings to ``/metrics``, unless their owner observes them already."""
@@ -100,7 +110,7 @@ class _Server:
     async def healthz(self, request: Request) -> JSONResponse:
         if self.engines is None:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return JSONResponse({"status": "ok", "active_sessions": self.active})
+        return JSONResponse({"status": "ok", "active_sessions": self.admission.total()})
 
     async def realtime(self, websocket: WebSocket) -> None:
         if await _accept(websocket, self.settings):
@@ -123,7 +133,11 @@ class _Server:
             await _refuse(websocket, opening)
             return
         session, kind = opening.session, opening.kind
-        self.active += 1
+        if not self.admission.admit(kind):
+            self.metrics.refusals.add(reason="capacity", request=kind.value)
+            message = self.admission.refusal_message(kind)
+            await _refuse(websocket, Refusal(message, CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, "server_error"))
+            return
         self.metrics.active.add(1, kind=kind.value)
         self.metrics.sessions.add(1, kind=kind.value)
         log.info("session %s (%s) opened", session.info.session_id, kind.value)
@@ -139,7 +153,7 @@ class _Server:
                 on_append=self.metrics.append.observe,
             ).run()
         finally:
-            self.active -= 1
+            self.admission.release(kind)
             self.metrics.active.add(-1, kind=kind.value)
             log.info("session %s closed", session.info.session_id)
 

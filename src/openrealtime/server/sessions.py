@@ -44,6 +44,7 @@ class Refusal:
     message: str
     code: str | None
     close_code: int = CLOSE_BAD_REQUEST
+    error_type: str = "invalid_request_error"
 
 
 def open_realtime(

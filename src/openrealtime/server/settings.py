@@ -59,6 +59,13 @@ class Settings:
         allowed_origins: Web origins, besides the server's own, whose pages may use it
             (comma-separated, ``*`` for any, ``null`` for sandboxed pages); requests without an
             ``Origin`` header (the SDKs, curl) are always allowed. See docs/security.md.
+        max_transcription_sessions: Transcription sessions open at once (``0``: unlimited); 16
+            stayed within the latency targets on two cores (docs/benchmarks.md, Load).
+        max_realtime_sessions: Voice-assistant sessions open at once (``0``: unlimited); 4 is the
+            measured density on two cores with the default LLM and voices.
+        max_translation_sessions: Translation sessions open at once (``0``: unlimited); one costs
+            about 0.19 of a core (CPU real-time factor), twice a transcription session, so 8 is the
+            transcription figure halved.
         log_level: Python logging level name.
     """
 
@@ -84,6 +91,9 @@ class Settings:
     instructions: str | None = None
     session_lifetime_s: int = 3600
     allowed_origins: str | None = None
+    max_transcription_sessions: int = 16
+    max_realtime_sessions: int = 4
+    max_translation_sessions: int = 8
     log_level: str = "info"
 
     @classmethod
