@@ -16,7 +16,7 @@ from openrealtime.engines.fake import FakeTranscriber
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
-from openrealtime.protocol.codec import SessionKind
+from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime import connection as connection_module
 from openrealtime.runtime.connection import (
     INBOX_LIMIT,
@@ -277,6 +277,37 @@ async def test_a_client_that_sends_faster_than_its_session_handles_waits_for_roo
     assert transport.closed == (1000, "")
     assert [type(i) for i in session.inputs] == [ProtocolError] * len(sizes)
     assert in_socket[0] == len(sizes) - taken
+
+
+@pytest.mark.parametrize("event_chars", [1000, 5000], ids=["several-fit", "each-over-the-limit-alone"])
+async def test_the_outbox_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch, event_chars: int) -> None:
+    """Issue 10 defect 6: what a client asks for (``conversation.item.retrieve`` of a large item) is
+    held to ``OUTBOX_LIMIT_BYTES``; the client still gets every event, and one event always gets in."""
+    limit = 4000
+    monkeypatch.setattr(connection_module, "OUTBOX_LIMIT_BYTES", limit)
+    big = se.ItemRetrieved(item={"id": "item_1", "type": "message", "text": "x" * event_chars})
+    session = ScriptedSession(lambda _: ([big] * 20, []))
+    transport = SocketTransport()
+    connection = Connection(
+        session, transport, SessionKind.TRANSCRIPTION, run_job=lambda c: None, cancel_job=lambda j: None
+    )
+    held: list[int] = []
+
+    async def client() -> None:
+        while True:
+            held.append(connection.outbox_chars)
+            await MemoryTransport.send(transport, await transport.socket.get())
+
+    transport.incoming.put_nowait(CLEAR)
+    transport.incoming.put_nowait(None)
+    async with asyncio.timeout(TIMEOUT_S), asyncio.TaskGroup() as tg:
+        reading = tg.create_task(client())
+        await connection.run()
+        reading.cancel()
+    assert transport.closed == (1000, "")
+    assert sum(e["type"] == "conversation.item.retrieved" for e in transport.sent) == 20
+    one_event = len(dump_server_event(big))
+    assert max(held) <= max(limit, one_event)  # unbounded in bytes, it would hold all 20
 
 
 async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dropped() -> None:

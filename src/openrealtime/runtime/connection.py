@@ -12,7 +12,9 @@ Both queues are bounded, and who may wait on them is decided per producer:
   so a flooding client can never crowd them out; a job whose results are not taken yet waits for a
   slot (backpressure on our own engine, never a drop). The few control inputs (client gone, send
   failed, expiry) always get in.
-- the outbox holds ``OUTBOX_LIMIT`` events. When it is full the session loop waits for the writer
+- the outbox holds ``OUTBOX_LIMIT`` events and ``OUTBOX_LIMIT_BYTES`` (what a client asks for can be far
+  larger than what it sends: each ``conversation.item.retrieve`` of a large item is a few bytes in and
+  the whole item out). One event always gets in when none waits. When it is full the session loop waits for the writer
   before it queues more, so a client that reads as fast as it can gets every event of a burst (the
   loop would otherwise handle every queued input before the writer ran once). A client that takes no
   event for ``SEND_STALL_TIMEOUT_S`` does not read: it is closed with 1008. The closing frame waits
@@ -50,6 +52,9 @@ log = logging.getLogger(__name__)
 
 
 OUTBOX_LIMIT = 2048  # queued server events before the session loop waits for the client to read
+# Queued server events in characters (JSON is ASCII). One event always gets in when none waits, whatever
+# its size: the session's own limits (a conversation's size, a frame's) govern that.
+OUTBOX_LIMIT_BYTES = 16 * 1024 * 1024
 INBOX_LIMIT = 256  # client frames waiting for the session before the reader waits for room
 # Queued client frames in characters (JSON is ASCII): two of the largest frames the server lets in. One
 # frame is always let in when none waits, whatever its size: the transport's frame limit governs that.
@@ -139,6 +144,7 @@ class Connection:
         # Room for every event the session loop may queue, plus the closing frame.
         self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT + 1)
         self._outbox_events = 0  # queued or being sent: a frame counts until the client has taken it
+        self._outbox_chars = 0
         self._sent = asyncio.Event()  # set each time a send completes (or fails)
         self._send_failed = False
         self._jobs: dict[str, asyncio.Task[None]] = {}
@@ -146,6 +152,11 @@ class Connection:
         self._too_slow = False
         self._lifetime_s = lifetime_s
         self._on_append = on_append
+
+    @property
+    def outbox_chars(self) -> int:
+        """Characters of server events queued for the client or being sent to it."""
+        return self._outbox_chars
 
     async def run(self) -> None:
         """Serve until the client goes, the session asks to close, or a bug (closed with 1011)."""
@@ -223,6 +234,7 @@ class Connection:
                 self._inbox.put_nowait(_Closed("send failed"))
                 return
             self._outbox_events -= 1
+            self._outbox_chars -= len(item)
             self._sent.set()
 
     async def _session_loop(self) -> None:
@@ -295,7 +307,9 @@ class Connection:
 
     async def _put(self, frame: str) -> bool:
         """Queue ``frame`` once the outbox has room; False if the client is gone or does not read."""
-        while self._outbox_events >= OUTBOX_LIMIT:
+        while self._outbox_events and (
+            self._outbox_events >= OUTBOX_LIMIT or self._outbox_chars + len(frame) > OUTBOX_LIMIT_BYTES
+        ):
             if self._send_failed:
                 return False
             self._sent.clear()
@@ -307,6 +321,7 @@ class Connection:
                 self._too_slow = True
                 return False
         self._outbox_events += 1
+        self._outbox_chars += len(frame)
         self._outbox.put_nowait(frame)
         return True
 

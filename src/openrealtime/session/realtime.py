@@ -12,6 +12,7 @@ cancelled jobs are dropped by id.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -43,6 +44,14 @@ VOICE_PARTIAL_STEP_MS = 400
 _FIXED_FIELDS = {"object", "id", "expires_at", "model", "type"}
 # What OpenAI's live service leaves out of an echoed realtime session when it is unset.
 _DROPPED_WHEN_NULL = ("parallel_tool_calls", "reasoning")
+
+# What a client may make a session hold (issue 10 defect 6). Items: five times the 2,000 our own client
+# sends when it rebuilds a history, and the size at which trimming the context was measured (15 ms).
+MAX_CONVERSATION_ITEMS = 10_000
+# Characters of the items a client created (JSON, audio as its base64): the largest frame the server
+# takes (32 MiB) fits alone. Items the session makes (user turns, answers) are not counted here: they
+# grow at the pace of speech and of the model, not of what a client sends.
+MAX_CREATED_ITEMS_CHARS = 32 * 1024 * 1024
 
 # Client events after which an answer speculated in the pause no longer fits the conversation.
 CHANGES_THE_ANSWER = (
@@ -77,6 +86,8 @@ class RealtimeSession(SessionShell):
         self._responses: dict[str, Response] = {}  # on the wire, not yet done
         self._speculative: Response | None = None  # the answer begun in the pause, if any
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
+        self._created_chars: dict[str, int] = {}  # the size of each item the client created, by id
+        self._created_chars_total = 0
         # server_vad idle timeout: the input position after which silence counts (set when a response
         # finishes, plus the time its audio takes to play), or None when no countdown runs.
         self._idle_from: int | None = None
@@ -146,6 +157,7 @@ class RealtimeSession(SessionShell):
                 self._events.append(se.ItemRetrieved(item=entry.item))
             case ce.ConversationItemDelete():
                 self.conversation.delete(event.item_id, event_id=event.event_id)
+                self._created_chars_total -= self._created_chars.pop(event.item_id, 0)
                 self._events.append(se.ItemDeleted(item_id=event.item_id))
             case ce.ConversationItemTruncate():
                 self._truncate(event)
@@ -178,7 +190,22 @@ class RealtimeSession(SessionShell):
 
     def _create_item(self, event: ce.ConversationItemCreate, audio: AudioIn | None) -> None:
         entry, untranscribed = created_item(event, self._ids)
+        chars = len(json.dumps(entry.item))
+        if (
+            len(self.conversation) >= MAX_CONVERSATION_ITEMS
+            or self._created_chars_total + chars > MAX_CREATED_ITEMS_CHARS
+        ):
+            raise ProtocolError(
+                f"The conversation is full: it holds at most {MAX_CONVERSATION_ITEMS} items, and items created "
+                f"by the client of at most {MAX_CREATED_ITEMS_CHARS} characters in all (this one has {chars}). "
+                "Delete items to add more.",
+                code="conversation_full",
+                param="item",
+                event_id=event.event_id,
+            )
         self._events.append(self.conversation.added(entry, after=event.previous_item_id, event_id=event.event_id))
+        self._created_chars[entry.id] = chars
+        self._created_chars_total += chars
         self._events.append(self.conversation.done(entry))
         if untranscribed and audio is not None:
             t = self.config.audio.input.transcription
