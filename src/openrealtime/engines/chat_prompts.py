@@ -3,18 +3,22 @@
 This module owns the three prompts of a chat completion with tools: the conversation itself
 (:func:`normalize_messages`: tool calls and results written out as text, one system turn), the
 routing question that names every choice (:func:`router_messages`), and the argument-extraction
-instruction (:func:`arguments_messages`). They are pure functions, testable without a model.
+instruction (:func:`arguments_messages`); and the cut that makes a conversation fit a context
+(:func:`fit_messages`). They are pure functions, testable without a model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence, Sized
+from typing import Any, TypeVar
 
 from openrealtime.contracts import ToolSpec
 
 ANSWER = "answer"  # the router's choice meaning "reply in words"
 EMPTY_OBJECT_SCHEMA: Mapping[str, Any] = {"type": "object"}
+_SYSTEM_ROLES = ("system", "developer")
+
+Rendered = TypeVar("Rendered", bound=Sized)
 
 
 def text_of(content: Any) -> str:
@@ -112,3 +116,47 @@ def arguments_messages(messages: Sequence[Mapping[str, Any]], tool: ToolSpec) ->
     )
     turns = [message for message in normalize_messages(messages) if message["role"] != "system"]
     return [{"role": "system", "content": instruction}, *turns]
+
+
+def fit_messages(
+    messages: Sequence[Mapping[str, Any]],
+    render: Callable[[list[Mapping[str, Any]]], Rendered],
+    budget: int,
+) -> tuple[list[Mapping[str, Any]], Rendered]:
+    """Drop the oldest non-system messages, in one cut, until ``render`` of the rest is ``budget`` long.
+
+    ``render`` turns messages into the prompt (its ``len`` is what must fit: tokens, or an estimate).
+    System and developer messages are always kept, and so is the last user message with everything
+    after it; the cut never leaves a tool result whose call was dropped. The cut is found by bisection
+    (a few renders, not one per message). When even the shortest cut does not fit, that shortest one is
+    returned: the caller sees that its length is over ``budget`` and says so.
+    """
+    whole = list(messages)
+    rendered = render(whole)
+    if len(rendered) <= budget:
+        return whole, rendered
+    rest = [i for i, m in enumerate(whole) if m.get("role") not in _SYSTEM_ROLES]
+    users = [k for k, i in enumerate(rest) if whole[i].get("role") == "user"]
+    latest = users[-1] if users else len(rest) - 1
+    cuts = [k for k in range(1, latest + 1) if whole[rest[k]].get("role") != "tool"]
+
+    def kept(k: int) -> list[Mapping[str, Any]]:
+        first = rest[k]
+        return [m for i, m in enumerate(whole) if i >= first or m.get("role") in _SYSTEM_ROLES]
+
+    if not cuts:
+        return whole, rendered
+    shortest = kept(cuts[-1])
+    best = (shortest, render(shortest))
+    if len(best[1]) > budget:
+        return best
+    low, high = -1, len(cuts) - 1  # cuts[high] fits; the whole conversation (before cuts[0]) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        candidate = kept(cuts[middle])
+        candidate_rendered = render(candidate)
+        if len(candidate_rendered) <= budget:
+            high, best = middle, (candidate, candidate_rendered)
+        else:
+            low = middle
+    return best

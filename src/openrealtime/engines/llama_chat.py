@@ -28,6 +28,12 @@ arguments are always valid JSON against the tool's schema:
   The prompts (:mod:`~openrealtime.engines.chat_prompts`) and the scores
   (:mod:`~openrealtime.engines.tool_routing`) are pure functions, testable without a model.
 
+A conversation longer than the context never fails for length: each step's prompt is rendered with
+the model's own tokenizer and template, and the oldest non-system messages are dropped in one cut
+(:func:`~openrealtime.engines.chat_prompts.fit_messages`) until the prompt and the room kept for the
+output fit. Only a last user message that alone (with the instructions) is larger than that fails,
+with ``context_length_exceeded`` saying so.
+
 llama.cpp errors become :class:`EngineError` in :meth:`LlamaChatModel._generate` (generation) and in
 the constructor (loading).
 """
@@ -37,7 +43,7 @@ from __future__ import annotations
 import codecs
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -54,6 +60,7 @@ from openrealtime.engines.chat_prompts import (
     ANSWER,
     EMPTY_OBJECT_SCHEMA,
     arguments_messages,
+    fit_messages,
     normalize_messages,
     router_messages,
 )
@@ -74,6 +81,8 @@ DEFAULT_BATCH_TOKENS = 512
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TOOL_ARGUMENT_MAX_TOKENS = 512
 TOKENIZER_CONTEXT_TOKENS = 256  # the high-level Llama's own context: only its tokenizer is used
+#: A prompt is cut to leave room for this share of the context at most, whatever max_tokens asks.
+OUTPUT_RESERVE_SHARE = 4
 
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
@@ -252,8 +261,8 @@ class LlamaChatModel:
             :class:`TextDelta` or :class:`ToolCallDelta` chunks, then exactly one :class:`ChatDone`.
 
         Raises:
-            EngineError: If the prompt does not fit the context, a tool name is unknown, the tool
-                arguments hit ``tool_argument_max_tokens``, or llama.cpp fails.
+            EngineError: If the last user message alone does not fit the context, a tool name is
+                unknown, the tool arguments hit ``tool_argument_max_tokens``, or llama.cpp fails.
         """
         run = _Run()
         tool = self._choose_tool(request, stop, run)
@@ -317,14 +326,17 @@ class LlamaChatModel:
     ) -> ToolSpec | None:
         """The model's choice among ``tools`` (and ``answer``), constrained to exactly one of the names."""
         names = [tool.name for tool in tools] + ([ANSWER] if allow_answer else [])
-        prompt = self._render(router_messages(request.messages, tools, allow_answer=allow_answer))
         grammar = self._grammar(choice_grammar(names))
-        picked = "".join(self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run))
+        max_tokens = self.options.tool_argument_max_tokens
+        prompt = self._fitted(
+            request.messages, lambda kept: router_messages(kept, tools, allow_answer=allow_answer), max_tokens
+        )
+        picked = "".join(self._generate(prompt, grammar, max_tokens, 0.0, stop, run))
         return next((tool for tool in tools if tool.name == picked), None)
 
     def _answer(self, request: ChatRequest, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
-        prompt = self._render(normalize_messages(request.messages))
         max_tokens = request.max_tokens or self.options.default_max_tokens
+        prompt = self._fitted(request.messages, normalize_messages, max_tokens)
         for piece in self._generate(prompt, None, max_tokens, request.temperature, stop, run, request.cache_key):
             yield TextDelta(piece)
         yield run.done()
@@ -337,7 +349,9 @@ class LlamaChatModel:
             max_array_items=self.options.tool_array_max_items,
         )
         grammar = self._grammar(json.dumps(bounded), from_schema=True)
-        prompt = self._render(arguments_messages(request.messages, tool))
+        prompt = self._fitted(
+            request.messages, lambda kept: arguments_messages(kept, tool), self.options.tool_argument_max_tokens
+        )
         yield ToolCallDelta(index=0, name=tool.name, arguments="")
         parts: list[str] = []
         for piece in self._generate(prompt, grammar, self.options.tool_argument_max_tokens, 0.0, stop, run):
@@ -360,6 +374,32 @@ class LlamaChatModel:
         yield run.done(FINISH_TOOL_CALLS)
 
     # --- llama.cpp ---------------------------------------------------------------------------------
+
+    def _fitted(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        prompt_of: Callable[[list[Mapping[str, Any]]], list[dict[str, str]]],
+        max_tokens: int,
+    ) -> list[int]:
+        """The tokens of ``prompt_of(messages)``, the oldest messages cut so that the output has room.
+
+        The room kept is ``max_tokens``, at most a quarter of the context (a larger ``max_tokens``
+        is still honoured as far as the context allows, in :meth:`_generate`).
+
+        Raises:
+            EngineError: ``context_length_exceeded`` when the last user message alone does not fit.
+        """
+        reserve = min(max_tokens, self.context_tokens // OUTPUT_RESERVE_SHARE)
+        budget = self.context_tokens - reserve
+        _, prompt = fit_messages(messages, lambda kept: self._render(prompt_of(kept)), budget)
+        if len(prompt) > budget:
+            raise EngineError(
+                f"The last message is too long for the model's context: with the instructions it takes "
+                f"{len(prompt)} tokens, and the context holds {self.context_tokens}, {reserve} of them kept "
+                f"for the answer. Send a shorter message.",
+                code="context_length_exceeded",
+            )
+        return prompt
 
     def _render(self, messages: list[dict[str, str]]) -> list[int]:
         try:

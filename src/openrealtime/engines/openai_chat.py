@@ -5,6 +5,11 @@ This module owns :class:`OpenAICompatibleChatModel`: the request body (messages 
 as OpenAI ``tools``/``tool_choice``), the SSE parser, and the mapping of streamed chunks onto
 :class:`TextDelta`, :class:`ToolCallDelta` and one final :class:`ChatDone`. HTTP and decoding errors
 become :class:`EngineError` in :meth:`OpenAICompatibleChatModel.chat`.
+
+A conversation longer than ``context_tokens`` is cut before it is sent, as the in-process engine does
+(:func:`~openrealtime.engines.chat_prompts.fit_messages`), but from an estimate, since no tokenizer is at
+hand: 3 characters a token and 8 tokens a message (the session's margin, see
+``session/conversation.py``), so the endpoint never answers a long conversation with a context error.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import httpx
 
 from openrealtime.contracts import ChatChunk, ChatDone, ChatRequest, TextDelta, ToolCallDelta
+from openrealtime.engines.chat_prompts import fit_messages, text_of
 from openrealtime.exceptions import EngineError
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -26,6 +32,11 @@ DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_CONTEXT_TOKENS = 8192
 #: ``count_tokens`` has no tokenizer for a remote model; English averages about 4 characters a token.
 CHARS_PER_TOKEN_ESTIMATE = 4
+#: Fitting the context errs on the safe side: fewer characters a token, and the template's own tokens.
+FIT_CHARS_PER_TOKEN = 3
+FIT_MESSAGE_TOKENS = 8
+#: The room kept for the output when cutting: ``max_tokens``, at most this share of the context.
+OUTPUT_RESERVE_SHARE = 4
 _SSE_DATA = "data:"
 _SSE_DONE = "[DONE]"
 _ERROR_BODY_MAX_CHARS = 500
@@ -97,9 +108,12 @@ class OpenAICompatibleChatModel:
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         """The JSON body of ``POST /chat/completions`` for ``request``."""
+        context = self.options.context_tokens
+        reserve = min(request.max_tokens or context, context // OUTPUT_RESERVE_SHARE)
+        messages, _ = fit_messages(request.messages, _estimate, context - reserve)
         body: dict[str, Any] = {
             "model": self.options.model,
-            "messages": [chat_message(message) for message in request.messages],
+            "messages": [chat_message(message) for message in messages],
             "stream": True,
             "temperature": request.temperature,
         }
@@ -165,6 +179,16 @@ class OpenAICompatibleChatModel:
             yield state.done(state.finish_reason or "stop")
         else:
             raise EngineError("the chat stream ended before the completion did", code="llm_bad_response")
+
+
+def _estimate(messages: list[Mapping[str, Any]]) -> range:
+    """A conservative token count of ``messages``, as a ``range`` of that length (what ``fit_messages``
+    measures)."""
+    tokens = 0
+    for message in messages:
+        text = text_of(message.get("content")) + json.dumps(message.get("tool_calls") or "")
+        tokens += -(-len(text) // FIT_CHARS_PER_TOKEN) + FIT_MESSAGE_TOKENS
+    return range(tokens)
 
 
 def chat_message(message: Mapping[str, Any]) -> dict[str, Any]:
