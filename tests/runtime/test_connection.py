@@ -19,8 +19,10 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime import connection as connection_module
 from openrealtime.runtime.connection import (
+    BACKLOG_CODE,
     INBOX_LIMIT,
     INBOX_LIMIT_BYTES,
+    MAX_PENDING_TRANSCRIPTIONS,
     OUTBOX_LIMIT,
     RESULTS_LIMIT,
     Connection,
@@ -58,6 +60,13 @@ class MemoryTransport:
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
         self._new.set()
+
+    async def wait_count(self, kind: str, count: int) -> None:
+        """Until ``count`` events of type ``kind`` have been sent."""
+        async with asyncio.timeout(TIMEOUT_S):
+            while sum(e["type"] == kind for e in self.sent) < count:
+                self._new.clear()
+                await self._new.wait()
 
     async def wait_for(self, kind: str) -> dict[str, Any]:
         async with asyncio.timeout(TIMEOUT_S):
@@ -308,6 +317,50 @@ async def test_the_outbox_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch, e
     assert sum(e["type"] == "conversation.item.retrieved" for e in transport.sent) == 20
     one_event = len(dump_server_event(big))
     assert max(held) <= max(limit, one_event)  # unbounded in bytes, it would hold all 20
+
+
+async def test_audio_faster_than_transcription_is_refused_beyond_a_bound_per_session() -> None:
+    """Issue 10 defect 4: with the ASR held, 12 committed turns leave at most
+    ``MAX_PENDING_TRANSCRIPTIONS`` decodes waiting; the rest fail at once with
+    ``transcription_backlog_full``, after one ``error``; released, the waiting ones complete."""
+    import threading
+
+    from openrealtime.engines.fake import EnergyVad
+
+    gate = threading.Event()
+
+    class Held(FakeTranscriber):
+        def transcribe(self, audio, options):  # type: ignore[no-untyped-def]
+            gate.wait(TIMEOUT_S)
+            return super().transcribe(audio, options)
+
+    turns = 12
+    engines = EngineSet(vad=EnergyVad(), transcriber=Held(), transcriber_name="x")
+    try:
+        transport = MemoryTransport()
+        task = start(engines, transport)
+        update, append, commit = manual_turn(600)
+        transport.incoming.put_nowait(update)
+        for _ in range(turns):
+            transport.incoming.put_nowait(append)
+            transport.incoming.put_nowait(commit)
+        refused = turns - MAX_PENDING_TRANSCRIPTIONS
+        await transport.wait_count("conversation.item.input_audio_transcription.failed", refused)
+        gate.set()
+        await transport.wait_count("conversation.item.input_audio_transcription.completed", turns - refused)
+        transport.incoming.put_nowait(None)
+        await task
+    finally:
+        gate.set()
+        engines.close()
+    kinds = [e["type"] for e in transport.sent]
+    assert kinds.count("conversation.item.input_audio_transcription.completed") == MAX_PENDING_TRANSCRIPTIONS
+    assert kinds.count("conversation.item.input_audio_transcription.failed") == refused
+    [error] = [e for e in transport.sent if e["type"] == "error"]
+    assert error["error"]["code"] == BACKLOG_CODE
+    failed = [e for e in transport.sent if e["type"].endswith("transcription.failed")]
+    assert {f["error"]["code"] for f in failed} == {BACKLOG_CODE}
+    assert kinds.index("error") < kinds.index("conversation.item.input_audio_transcription.failed")
 
 
 async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dropped() -> None:

@@ -20,6 +20,18 @@ Both queues are bounded, and who may wait on them is decided per producer:
   event for ``SEND_STALL_TIMEOUT_S`` does not read: it is closed with 1008. The closing frame waits
   its turn behind a full outbox for up to ``DRAIN_TIMEOUT_S``, so a session's own close
   (``session.close`` -> 1000) is never dropped.
+
+Transcription work is bounded per connection (issue 10 defect 4: audio sent faster than real time
+queued turns without end in the shared ASR worker). The runtime decides, not the session: it is the
+one place that sees every session kind's jobs (transcription, realtime, translation) from start to
+result, and what it bounds is what those jobs hold, their audio, in the worker shared by the process.
+A connection has at most ``MAX_PENDING_TRANSCRIPTIONS`` decodes started and not yet answered; a
+live-caption partial starts only while fewer than ``MAX_PENDING_FOR_PARTIAL`` are (captions slow down
+first). A decode over the bound is refused at once: the session gets it back as a failed job (so a
+final becomes ``...input_audio_transcription.failed`` with code ``transcription_backlog_full``, and
+the turn's audio is dropped), and the first final refused after one was accepted also sends an
+``error`` telling the client that it sends audio faster than it can be transcribed. The connection
+stays open: a client that slows down to real time gets its transcripts again.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ from openrealtime.session.commands import (
     EngineResult,
     JobFailed,
     SessionInput,
+    Transcribe,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +78,12 @@ _CONTROL_INPUTS = 3  # at most one each: client gone, send failed, session expir
 CLOSE_TOO_SLOW = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_NORMAL = 1000
+# Decodes a connection may have started and not yet answered, of which partials only the first four. A
+# real-time speaker has one or two (this turn's partial or speculative final, the last turn's final);
+# eight means the ASR is several turns behind this client, which is then sending faster than real time.
+MAX_PENDING_TRANSCRIPTIONS = 8
+MAX_PENDING_FOR_PARTIAL = 4
+BACKLOG_CODE = "transcription_backlog_full"
 DRAIN_TIMEOUT_S = 5.0  # how long a closing connection waits for the client to take its last events
 SEND_STALL_TIMEOUT_S = 5.0  # a full outbox of which the client takes nothing for this long: not reading
 
@@ -148,6 +167,8 @@ class Connection:
         self._sent = asyncio.Event()  # set each time a send completes (or fails)
         self._send_failed = False
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._transcribing: set[str] = set()  # decodes started and not yet answered
+        self._backlog_told = False  # the client has been told its audio outruns transcription
         self._close: CloseConnection | None = None  # how the connection ends, once decided
         self._too_slow = False
         self._lifetime_s = lifetime_s
@@ -295,15 +316,40 @@ class Connection:
                 return False
             if isinstance(command, CancelJob):
                 self._cancel_job(command.job_id)
+                self._transcribing.discard(command.job_id)
                 task = self._jobs.pop(command.job_id, None)
                 if task is not None:
                     task.cancel()
                 continue
+            if isinstance(command, Transcribe):
+                refusal = self._admit(command)
+                if refusal is not None:
+                    self._jobs[command.job_id] = self._tg.create_task(self._job(command.job_id, refusal))
+                    continue
+                self._transcribing.add(command.job_id)
             results = self._run_job(command)
             job_id = getattr(command, "job_id", None)
             if results is not None and job_id is not None:
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results))
         return True
+
+    def _admit(self, command: Transcribe) -> AsyncIterator[object] | None:
+        """``None`` if ``command`` may start; else its refusal, a job that fails at once."""
+        pending = len(self._transcribing)
+        if pending < (MAX_PENDING_TRANSCRIPTIONS if command.final else MAX_PENDING_FOR_PARTIAL):
+            if command.final:
+                self._backlog_told = False
+            return None
+        message = (
+            f"Input audio arrives faster than it can be transcribed: {pending} transcriptions of this "
+            "session are waiting already. Send audio at real-time pace."
+        )
+        if command.final:
+            log.warning("transcription backlog full (%d pending); refusing a final decode", pending)
+            if not self._backlog_told:
+                self._backlog_told = True
+                self.session.error(ProtocolError(message, code=BACKLOG_CODE))
+        return _refused(EngineError(f"{message} This turn's audio was dropped.", code=BACKLOG_CODE))
 
     async def _put(self, frame: str) -> bool:
         """Queue ``frame`` once the outbox has room; False if the client is gone or does not read."""
@@ -337,6 +383,7 @@ class Connection:
             await self._put_result(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
         finally:
             self._jobs.pop(job_id, None)
+            self._transcribing.discard(job_id)
             aclose = getattr(results, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -345,3 +392,9 @@ class Connection:
         """Queue an engine result; a job may wait here for room, the session loop never does."""
         await self._result_slots.acquire()
         self._inbox.put_nowait(result)
+
+
+async def _refused(error: EngineError) -> AsyncIterator[object]:
+    """A job refused before it started: it fails, through the same path as an engine failure."""
+    raise error
+    yield  # pragma: no cover - makes this an async generator
