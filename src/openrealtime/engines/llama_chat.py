@@ -70,7 +70,9 @@ from openrealtime.engines.tool_routing import choice_grammar, lexical_scores
 from openrealtime.engines.tool_schema import (
     DEFAULT_MAX_ARRAY_ITEMS,
     DEFAULT_MAX_STRING_CHARS,
+    MAX_SCHEMA_DEPTH,
     bounded_schema,
+    nesting_depth,
     schema_violation,
 )
 from openrealtime.exceptions import EngineError
@@ -343,6 +345,11 @@ class LlamaChatModel:
 
     def _call(self, request: ChatRequest, tool: ToolSpec, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
         schema = tool.parameters or EMPTY_OBJECT_SCHEMA
+        if nesting_depth(schema) > MAX_SCHEMA_DEPTH:
+            raise EngineError(
+                f"the parameters of {tool.name} nest more than {MAX_SCHEMA_DEPTH} levels deep",
+                code="invalid_tool_schema",
+            )
         bounded = bounded_schema(
             schema,
             max_string_chars=self.options.tool_string_max_chars,

@@ -1,6 +1,6 @@
 """JSON Schemas of tool arguments: bounding them for grammar-constrained decoding, and checking values.
 
-This module owns two pure functions used by the in-process LLM engine (:mod:`.llama_chat`):
+This module owns pure functions used by the in-process LLM engine (:mod:`.llama_chat`):
 
 * :func:`bounded_schema` returns a copy of a schema that accepts a subset of the same values but lets a
   grammar-constrained decoder always finish: strings and arrays get a maximum length where they have
@@ -9,6 +9,9 @@ This module owns two pure functions used by the in-process LLM engine (:mod:`.ll
   ``maximum``.
 * :func:`schema_violation` checks a decoded value against the original schema for the keywords the
   converter cannot express, so that an argument object that is not valid is reported, never passed on.
+* :func:`nesting_depth` measures a schema without recursing, so that one too deep for the recursive
+  functions here and for llama-cpp-python's converter is refused before it reaches them (the codec
+  already refuses such JSON from a client; this guards every other way a tool arrives).
 
 The checker covers the JSON Schema keywords tool definitions use (``type``, ``enum``, ``const``,
 ``properties``, ``required``, ``additionalProperties``, ``items``, ``prefixItems``, length and
@@ -27,6 +30,8 @@ DEFAULT_MAX_STRING_CHARS = 64
 DEFAULT_MAX_ARRAY_ITEMS = 8
 #: Integer ranges up to this many values are written as enums, which the grammar can enforce.
 MAX_INTEGER_ENUM_VALUES = 1000
+#: Schemas nested deeper than this (objects and arrays) are refused: the walkers here recurse.
+MAX_SCHEMA_DEPTH = 64
 
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
@@ -186,3 +191,20 @@ def json_type(value: Any) -> str:
         if _is_type(value, name) and not (name == "integer" and isinstance(value, float)):
             return name
     return type(value).__name__
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (a scalar is 0), iteratively."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest

@@ -1,7 +1,11 @@
 """The one codec: text frames in, typed client events out; server events in, JSON text out.
 
 The server parses client events strictly, as OpenAI does: a frame that is not JSON is
-``invalid_json``; an unknown ``type`` is ``invalid_value`` listing the supported types; an unknown
+``invalid_json``, and so is JSON that Python's parser refuses to build (arrays or objects nested
+deeper than its recursion limit, an integer of more than 4,300 digits, ``NaN``); a value nested more
+than ``MAX_JSON_DEPTH`` levels is ``invalid_value`` (a tool schema that deep would break the pydantic
+serializer at about 250 levels, and the recursive schema walkers and grammar builder behind it); an
+unknown ``type`` is ``invalid_value`` listing the supported types; an unknown
 field is ``unknown_parameter`` with its JSON path in ``param``; a missing one
 ``missing_required_parameter``. Every failure is raised as a
 :class:`~openrealtime.exceptions.ProtocolError` carrying the client's ``event_id`` when it had one.
@@ -23,6 +27,7 @@ import json
 import re
 import secrets
 import string
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -81,6 +86,12 @@ _UNION_TAGS: dict[str, frozenset[str]] = {
     "content": _PART_TAGS,
 }
 _PYDANTIC_TYPE_NAMES = frozenset({"int", "str", "float", "bool", "dict", "list", "none"})
+
+#: Objects and arrays nested deeper than this are refused. A real tool schema nests a few levels; the
+#: limit leaves the pydantic serializer (about 250), the recursive schema walkers of ``engines/`` and
+#: Python's recursion limit (1,000) far away.
+MAX_JSON_DEPTH = 64
+_DEPTH_PARAM_STEPS = 4  # the param of a too-deep value names the field it sits in, not all the levels
 
 _EVENT_ID_ALPHABET = string.ascii_letters + string.digits
 _EVENT_ID_LENGTH = 21
@@ -197,14 +208,35 @@ def parse_client_event(frame: str, kind: SessionKind) -> ce.ClientEvent:
         ProtocolError: with OpenAI's code, param and the frame's ``event_id`` when it can be read.
     """
     try:
-        raw = json.loads(frame)
+        raw = json.loads(frame, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise ProtocolError(
             f"Invalid event: failed to parse JSON value. {exc.msg} at column {exc.pos}.", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise ProtocolError(
+            f"Invalid event: failed to parse JSON value. It nests more than {MAX_JSON_DEPTH} levels deep.",
+            code="invalid_json",
+        ) from None
+    except _NotJson as exc:
+        raise ProtocolError(f"Invalid event: failed to parse JSON value. {exc}.", code="invalid_json") from None
+    except ValueError:  # an integer with more digits than int() converts
+        raise ProtocolError(
+            f"Invalid event: failed to parse JSON value. A number has more than {sys.get_int_max_str_digits()} digits.",
+            code="invalid_json",
+        ) from None
     if not isinstance(raw, dict):
         raise ProtocolError("Invalid event: expected a JSON object.", code="invalid_json")
     event_id = raw.get("event_id") if isinstance(raw.get("event_id"), str) else None
+    too_deep = _too_deep(raw)
+    if too_deep is not None:
+        param = _param_path(too_deep)
+        raise ProtocolError(
+            f"Invalid '{param}': the value nests more than {MAX_JSON_DEPTH} levels deep.",
+            code="invalid_value",
+            param=param,
+            event_id=event_id,
+        )
     event_type = raw.get("type")
     events = _EVENTS_BY_KIND[kind]
     if event_type is None:
@@ -226,6 +258,32 @@ def parse_client_event(frame: str, kind: SessionKind) -> ce.ClientEvent:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc, event_id) from None
+
+
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's parser takes them, JSON has no such values."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _too_deep(raw: dict[str, Any]) -> tuple[int | str, ...] | None:
+    """The path (its first few steps) to a value nested more than ``MAX_JSON_DEPTH`` deep, or ``None``.
+
+    Iterative, linear in the number of objects and arrays: it must not recurse on what it guards.
+    """
+    stack: list[tuple[Any, int, tuple[int | str, ...]]] = [(raw, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return path
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in children:
+            if isinstance(child, dict | list):
+                step = (*path, key) if len(path) < _DEPTH_PARAM_STEPS else path
+                stack.append((child, depth + 1, step))
+    return None
 
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024  # OpenAI's per-append limit ("15 MiB" in the SDK)
