@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         default = Settings.__dataclass_fields__[f"max_{kind}_sessions"].default
         limit_help = f"{kind} sessions at once (default {default}, 0: no limit)"
         serve.add_argument(f"--max-{kind}-sessions", type=int, default=None, help=limit_help)
+    serve.add_argument(
+        "--handshake-timeout-s", type=int, default=None, help="seconds to send a whole request header (default 10)"
+    )
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
 

@@ -3,7 +3,13 @@ and what the logs and metrics reveal. Fast: fake engines, a real uvicorn on 127.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
+import resource
+import time
+import zlib
 from dataclasses import fields
 
 import pytest
@@ -17,8 +23,17 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import UNLIMITED, Admission
 from openrealtime.server.app import create_app
 from openrealtime.server.embedded import running_server
+from openrealtime.server.listener import (
+    FD_RESERVE,
+    MAX_FRAME_BYTES,
+    MIN_CONNECTIONS,
+    connection_cap,
+    raise_descriptor_limit,
+)
+from openrealtime.server.logs import FoldRepeats, scrub
 from openrealtime.server.origins import OriginPolicy
 from openrealtime.server.settings import Settings
+from tests.conftest import TIMEOUT_S
 
 EVIL = "http://evil.example"
 
@@ -140,3 +155,160 @@ async def test_a_full_server_refuses_with_an_error_then_1013(fake_engines: Engin
                 assert json.loads(await other_kind.recv())["type"] == "session.created"
         async with websockets.connect(path) as after:  # the first one's place is free again
             assert json.loads(await after.recv())["type"] == "session.created"
+
+
+# --- slow and silent clients -----------------------------------------------------------------------
+
+HALF_OPEN = 300
+PARTIAL_HEADER = b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), TIMEOUT_S) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_half_open_handshakes_and_silent_connections_are_closed(fake_engines: EngineSet) -> None:
+    settings = Settings(port=0, handshake_timeout_s=1)
+    async with running_server(settings, engines=fake_engines) as url:
+        host, port = url.removeprefix("ws://").split(":")
+        streams = [await asyncio.open_connection(host, int(port)) for _ in range(HALF_OPEN)]
+        for index, (_, writer) in enumerate(streams):
+            if index % 2:  # half the connections send half an upgrade request, the others nothing
+                writer.write(PARTIAL_HEADER)
+        started = time.monotonic()
+        # Meanwhile, a client that sends its whole request is served.
+        async with websockets.connect(f"{url}/v1/realtime?model=gpt-realtime") as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+        closed = await asyncio.gather(*(_closed_by_server(reader) for reader, _ in streams))
+        elapsed = time.monotonic() - started
+        for _, writer in streams:
+            writer.close()
+        assert all(closed)
+        assert elapsed < TIMEOUT_S / 2
+
+
+async def test_the_header_deadline_holds_for_the_next_request_on_a_kept_alive_connection(
+    fake_engines: EngineSet,
+) -> None:
+    async with running_server(Settings(port=0, handshake_timeout_s=1), engines=fake_engines) as url:
+        host, port = url.removeprefix("ws://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+        await reader.readuntil(b"}")
+        writer.write(b"GET /healthz HTTP/1.1\r\n")  # then one byte now and then, forever (slowloris)
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            if writer.is_closing() or reader.at_eof():
+                break
+            writer.write(b"X")
+        assert await _closed_by_server(reader)
+        writer.close()
+
+
+def test_the_connection_cap_keeps_descriptors_in_reserve() -> None:
+    assert connection_cap(1024) == 1024 - FD_RESERVE
+    assert connection_cap(64) == MIN_CONNECTIONS
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert raise_descriptor_limit() >= soft
+
+
+# --- permessage-deflate ----------------------------------------------------------------------------
+
+
+def _masked_frame(first_byte: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    length = len(payload)
+    header = bytes([first_byte]) + (
+        bytes([0x80 | length]) if length < 126 else bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    )
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+async def _recv_until_closed(ws: websockets.ClientConnection) -> None:
+    while True:
+        await ws.recv()
+
+
+async def test_deflate_is_not_negotiated_and_a_compressed_bomb_is_a_protocol_error(fake_engines: EngineSet) -> None:
+    async with (
+        running_server(Settings(port=0), engines=fake_engines) as url,
+        websockets.connect(f"{url}/v1/realtime?model=gpt-realtime", compression="deflate") as ws,
+    ):
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers  # offered, not taken
+        assert json.loads(await ws.recv())["type"] == "session.created"
+        # 32 MiB of JSON deflated into 33 KB, sent with RSV1 set as if deflate were on.
+        bomb = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * MAX_FRAME_BYTES}).encode()
+        deflate = zlib.compressobj(wbits=-12)
+        compressed = deflate.compress(bomb) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        assert len(bomb) // len(compressed) > 1000
+        ws.transport.write(_masked_frame(0x80 | 0x40 | 0x1, compressed[:65_000]))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await _recv_until_closed(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1002  # protocol error: nothing was inflated
+
+
+# --- logs ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "scrubbed"),
+    [
+        ("/v1/realtime?model=m&api_key=sk-secret", "/v1/realtime?model=m&api_key=***"),
+        ("/v1/realtime?key=sk-secret&model=m", "/v1/realtime?key=***&model=m"),
+        ('"GET /metrics?access_token=abc HTTP/1.1" 401', '"GET /metrics?access_token=*** HTTP/1.1" 401'),
+        ("/v1/realtime?Authorization=Bearer%20sk-x", "/v1/realtime?Authorization=***"),
+        ("/v1/realtime?model=gpt-realtime&monkey=1", "/v1/realtime?model=gpt-realtime&monkey=***"),
+        ("/v1/realtime?model=gpt-realtime", "/v1/realtime?model=gpt-realtime"),
+    ],
+)
+def test_secret_query_parameters_are_scrubbed(line: str, scrubbed: str) -> None:
+    assert scrub(line) == scrubbed
+
+
+def test_repeated_refusal_lines_are_folded() -> None:
+    now = [0.0]
+    fold = FoldRepeats(interval_s=60.0, clock=lambda: now[0])
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 0, message, None, None)
+
+    passed = []
+    for second in range(0, 130, 5):
+        now[0] = float(second)
+        passed.append(fold.filter(record("Exceeded concurrency limit.")))
+        assert fold.filter(record("something else"))
+    assert sum(passed) == 3  # at 0, 60 and 120 s
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+async def test_a_key_in_the_query_string_never_reaches_the_log(fake_engines: EngineSet) -> None:
+    lines = _Lines()
+    async with running_server(Settings(port=0), engines=fake_engines) as url:
+        upgrade_log = logging.getLogger("uvicorn.error")
+        upgrade_log.addHandler(lines)
+        level = upgrade_log.level
+        upgrade_log.setLevel(logging.INFO)
+        try:
+            async with websockets.connect(f"{url}/v1/realtime?model=gpt-realtime&api_key=sk-secret-123") as ws:
+                assert json.loads(await ws.recv())["type"] == "session.created"
+        finally:
+            upgrade_log.removeHandler(lines)
+            upgrade_log.setLevel(level)
+    accepted = [line for line in lines.lines if "[accepted]" in line]
+    assert accepted
+    assert all("sk-secret-123" not in line and "api_key=***" in line for line in accepted)

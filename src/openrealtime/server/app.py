@@ -200,19 +200,8 @@ def serve(settings: Settings) -> None:
     """Run the server in the foreground (``openrealtime serve``)."""
     import uvicorn
 
+    from openrealtime.server.listener import uvicorn_config
+
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("starting with %s", settings.redacted())
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        ws_max_size=MAX_FRAME_BYTES,
-        ws_ping_interval=PING_INTERVAL_S,
-        ws_ping_timeout=PING_TIMEOUT_S,
-    )
-
-
-MAX_FRAME_BYTES = 32 * 1024 * 1024  # a 15 MiB append is 20 MiB of base64: let it reach our check
-PING_INTERVAL_S = 20.0
-PING_TIMEOUT_S = 20.0
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level=settings.log_level)).run()

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.server.app import MAX_FRAME_BYTES, PING_INTERVAL_S, PING_TIMEOUT_S, create_app
+from openrealtime.server.app import create_app
+from openrealtime.server.listener import uvicorn_config
 from openrealtime.server.settings import Settings
 
 STARTUP_TIMEOUT_S = 120.0
@@ -20,16 +21,7 @@ async def running_server(settings: Settings | None = None, *, engines: EngineSet
     """Start the server on ``127.0.0.1`` (port 0 unless ``settings.port`` is set); yields its ws base URL."""
     settings = settings or Settings.load(port=0)
     app = create_app(settings, engines=engines)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        ws_max_size=MAX_FRAME_BYTES,
-        ws_ping_interval=PING_INTERVAL_S,
-        ws_ping_timeout=PING_TIMEOUT_S,
-        lifespan="on",
-    )
+    config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

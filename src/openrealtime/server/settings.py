@@ -66,6 +66,8 @@ class Settings:
         max_translation_sessions: Translation sessions open at once (``0``: unlimited); one costs
             about 0.19 of a core (CPU real-time factor), twice a transcription session, so 8 is the
             transcription figure halved.
+        handshake_timeout_s: Seconds a connection may take to send a whole request header (an
+            HTTP request or a WebSocket upgrade) before it is closed (slowloris).
         log_level: Python logging level name.
     """
 
@@ -94,6 +96,7 @@ class Settings:
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
     max_translation_sessions: int = 8
+    handshake_timeout_s: int = 10
     log_level: str = "info"
 
     @classmethod
