@@ -8,6 +8,7 @@ from pydantic import Field
 
 from openrealtime.protocol.config import (
     FunctionTool,
+    MaxOutputTokens,
     NamedToolChoice,
     SessionConfig,
     TranslationSessionConfig,
@@ -77,7 +78,7 @@ class ResponseCreateParams(WireModel):
     conversation: Literal["auto", "none"] | str | None = None
     input: list[ResponseInputItem] | None = None
     instructions: str | None = None
-    max_output_tokens: int | Literal["inf"] | None = None
+    max_output_tokens: MaxOutputTokens | None = None
     metadata: dict[str, str] | None = None
     output_modalities: list[Literal["audio", "text"]] | None = None
     parallel_tool_calls: bool | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 PCM_RATE_HZ = 24_000
 DEFAULT_VAD_THRESHOLD = 0.5
@@ -18,6 +18,16 @@ DEFAULT_PREFIX_PADDING_MS = 300
 # The live service reports 200 ms in session.created (the SDK docstring says 500): we follow the wire.
 DEFAULT_SILENCE_DURATION_MS = 200
 MAX_OUTPUT_TOKENS_CAP = 4096
+
+
+def _tokens_in_range(value: int | str) -> int | str:
+    if isinstance(value, int) and not 1 <= value <= MAX_OUTPUT_TOKENS_CAP:
+        raise ValueError(f"range:Expected a value between 1 and {MAX_OUTPUT_TOKENS_CAP}, or 'inf'")
+    return value
+
+
+#: ``max_output_tokens`` of a session or a response: an integer from 1 to 4096, or ``"inf"``.
+MaxOutputTokens = Annotated[int | Literal["inf"], AfterValidator(_tokens_in_range)]
 
 
 class WireModel(BaseModel):
@@ -140,7 +150,7 @@ class RealtimeSessionConfig(WireModel):
     instructions: str = ""
     tools: list[FunctionTool] = Field(default_factory=list)
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice = "auto"
-    max_output_tokens: int | Literal["inf"] = "inf"
+    max_output_tokens: MaxOutputTokens = "inf"
     tracing: Literal["auto"] | dict[str, Any] | None = None
     truncation: Literal["auto", "disabled"] | RetentionRatioTruncation = "auto"
     prompt: dict[str, Any] | None = None
@@ -148,13 +158,6 @@ class RealtimeSessionConfig(WireModel):
     include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
     parallel_tool_calls: bool | None = None
     reasoning: dict[str, Any] | None = None
-
-    @field_validator("max_output_tokens")
-    @classmethod
-    def _tokens_in_range(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not 1 <= value <= MAX_OUTPUT_TOKENS_CAP:
-            raise ValueError(f"range:Expected a value between 1 and {MAX_OUTPUT_TOKENS_CAP}, or 'inf'")
-        return value
 
     @field_validator("output_modalities")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from openrealtime.protocol.codec import SessionKind
 from openrealtime.runtime.engines import EngineSet
@@ -18,7 +18,7 @@ from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.server.settings import Settings
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeInfo, RealtimeSession
-from openrealtime.session.transcription import SessionInfo, TranscriptionSession
+from openrealtime.session.transcription import SESSION_LIFETIME_S, SessionInfo, TranscriptionSession
 from openrealtime.session.translation import TranslationSession
 
 CLOSE_AUTH = 3000
@@ -85,7 +85,9 @@ def open_realtime(
     return Opened(RealtimeSession(realtime, vad=engines.vad, noise=engines.noise), SessionKind.REALTIME)
 
 
-def open_translation(query: Mapping[str, str], engines: EngineSet) -> Opened | Refusal:
+def open_translation(
+    query: Mapping[str, str], engines: EngineSet, *, lifetime_s: int = SESSION_LIFETIME_S
+) -> Opened | Refusal:
     """A connect to ``/v1/realtime/translations``: a translation session for any ``model``
     (``gpt-realtime-translate``, ...), served by the languages the engines cover."""
     if "intent" in query:  # as the SDKs refuse it client-side (reference 2.2)
@@ -98,4 +100,5 @@ def open_translation(query: Mapping[str, str], engines: EngineSet) -> Opened | R
             "missing_model",
         )
     info = LanguageSupport(engines).info(session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model)
+    info = replace(info, lifetime_s=lifetime_s)
     return Opened(TranslationSession(info, vad=engines.vad, noise=engines.noise), SessionKind.TRANSLATION)

@@ -82,13 +82,14 @@ class TranslationInfo:
 
     Attributes:
         session_id: ``sess_...``.
-        created_at_s: Unix time of creation (``expires_at`` is an hour later).
+        created_at_s: Unix time of creation.
         model: The model named at connect (echoed, like OpenAI's ``gpt-realtime-translate``).
         route: How speech in ``source`` becomes text in ``target`` (distinct base codes), or ``None``
             when no configured engine can do it.
         can_speak: Whether a TTS voice speaks a language code.
         multilingual: Whether the ASR detects the source language (otherwise it is always English).
         accepts_model: Whether a transcription model name is served here.
+        lifetime_s: The session's maximum duration (``expires_at`` is that long after creation).
     """
 
     session_id: str
@@ -98,6 +99,7 @@ class TranslationInfo:
     can_speak: Callable[[str], bool]
     multilingual: bool
     accepts_model: Callable[[str], bool]
+    lifetime_s: int = SESSION_LIFETIME_S
 
 
 class TranslationSession(SessionShell):
@@ -148,7 +150,7 @@ class TranslationSession(SessionShell):
             "id": self.info.session_id,
             "type": "translation",
             "model": self.info.model,
-            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+            "expires_at": self.info.created_at_s + self.info.lifetime_s,
             "audio": {
                 "input": {
                     "noise_reduction": nr.model_dump(mode="json", exclude_none=True) if nr else None,
@@ -210,7 +212,7 @@ class TranslationSession(SessionShell):
             "type": "translation",
             "model": self.info.model,
             "id": self.info.session_id,
-            "expires_at": self.info.created_at_s + SESSION_LIFETIME_S,
+            "expires_at": self.info.created_at_s + self.info.lifetime_s,
         }
         for key, current in fixed.items():
             if update.get(key) not in (None, current):
