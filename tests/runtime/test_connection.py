@@ -571,3 +571,61 @@ async def test_barge_in_over_the_runtime_sends_no_audio_after_response_done() ->
         await task
     finally:
         engines.close()
+
+
+async def test_a_flooding_session_does_not_hold_up_another_sessions_answer() -> None:
+    """Issue 10 defect 3 over fakes: one session asks for 40 out-of-band answers that never end; it
+    gets ``MAX_RESPONSES_IN_FLIGHT`` of them and errors for the rest, and another session sharing the
+    engine threads is answered meanwhile (before, the flood held every thread and queued the rest
+    ahead of it)."""
+    import threading
+
+    from openrealtime.engines.fake import EnergyVad, FakeChatModel
+    from openrealtime.runtime.scheduler import FairExecutor
+    from openrealtime.session.realtime import MAX_RESPONSES_IN_FLIGHT
+
+    gate = threading.Event()
+
+    class Stalling(FakeChatModel):
+        def chat(self, request, stop):  # type: ignore[no-untyped-def]
+            if "flood" in str(request.messages):
+                gate.wait(TIMEOUT_S)
+            return super().chat(request, stop)
+
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="x",
+        chat=Stalling(),
+        stream_pool=FairExecutor("test", threads=4),
+    )
+    flooder, victim = MemoryTransport(), MemoryTransport()
+    flood = 40
+    try:
+        tasks = [start_realtime(engines, flooder), start_realtime(engines, victim)]
+        for transport, text, asks in ((flooder, "flood", flood), (victim, "question", 1)):
+            transport.incoming.put_nowait(item_burst(1)[0].replace("Hi.", text))
+            for _ in range(asks):
+                transport.incoming.put_nowait(
+                    json.dumps(
+                        {
+                            "type": "response.create",
+                            "response": {"conversation": "none", "output_modalities": ["text"]},
+                        }
+                    )
+                )
+            if transport is flooder:
+                await flooder.wait_count("error", flood - MAX_RESPONSES_IN_FLIGHT)
+        done = await victim.wait_for("response.done")
+        assert done["response"]["status"] == "completed", done
+        assert not gate.is_set()  # answered while the flood still holds its threads
+        assert {e["error"]["code"] for e in flooder.sent if e["type"] == "error"} == {"too_many_active_responses"}
+        gate.set()
+        await flooder.wait_count("response.done", MAX_RESPONSES_IN_FLIGHT)
+        for transport in (flooder, victim):
+            transport.incoming.put_nowait(None)
+        async with asyncio.timeout(TIMEOUT_S):
+            await asyncio.gather(*tasks)
+    finally:
+        gate.set()
+        engines.close()

@@ -142,3 +142,42 @@ def test_transcribe_commands_map_to_their_tier(final: bool, first_caption: bool,
         first_caption=first_caption,
     )
     assert transcribe_priority(command) == priority
+
+
+def test_sessions_take_turns_within_a_tier_so_a_flood_does_not_starve_a_newcomer(worker: ModelWorker[str]) -> None:
+    """Issue 10 defect 3: forty queued jobs of one session; another's job, queued last, runs second."""
+    release, gate = hold(worker)
+    ran: list[str] = []
+    flood = [worker.submit(f"f{i}", PRIORITY_PARTIAL, recorder(ran, f"f{i}"), key="flood") for i in range(40)]
+    victim = worker.submit("v", PRIORITY_PARTIAL, recorder(ran, "v"), key="victim")
+    release.set()
+    assert victim.result(TIMEOUT_S) == "v"
+    assert ran.index("v") <= 1  # behind at most the flood's job of the same round
+    for future in flood:
+        future.result(TIMEOUT_S)
+    assert [name for name in ran if name != "v"] == [f"f{i}" for i in range(40)]  # each session's own order
+    assert gate.result(TIMEOUT_S) == "gate"
+
+
+def test_the_fair_executor_serves_the_session_of_the_caller() -> None:
+    from openrealtime.runtime.scheduler import FairExecutor, current_session
+
+    pool = FairExecutor("test", threads=1)
+    try:
+        started, release = threading.Event(), threading.Event()
+        pool.submit(lambda: started.set() or release.wait(TIMEOUT_S))
+        assert started.wait(TIMEOUT_S)
+        ran: list[str] = []
+        token = current_session.set("flood")
+        flood = [pool.submit(ran.append, f"f{i}") for i in range(10)]
+        current_session.reset(token)
+        token = current_session.set("victim")
+        victim = pool.submit(ran.append, "v")
+        current_session.reset(token)
+        release.set()
+        victim.result(TIMEOUT_S)
+        for future in flood:
+            future.result(TIMEOUT_S)
+        assert ran.index("v") <= 1
+    finally:
+        pool.shutdown()

@@ -45,3 +45,34 @@ def test_items_a_client_creates_are_bounded_in_characters(monkeypatch: pytest.Mo
     # Deleting a created item gives its characters back.
     driver.send({"type": "conversation.item.delete", "item_id": next(iter(session.conversation)).id})
     assert [e["type"] for e in say(driver, "z" * 100)] == ["conversation.item.added", "conversation.item.done"]
+
+
+OUT_OF_BAND = {"type": "response.create", "response": {"conversation": "none", "output_modalities": ["text"]}}
+
+
+def test_a_session_has_at_most_max_responses_in_flight_and_room_again_when_one_is_done() -> None:
+    """Issue 10 defect 3: out-of-band responses were unlimited; one over the bound is refused, changing
+    nothing, and a response that finishes makes room."""
+    _, driver = make(hold_llm=True)
+    say(driver, "Hi")
+    for _ in range(realtime_module.MAX_RESPONSES_IN_FLIGHT):
+        assert driver.send(OUT_OF_BAND)[0]["type"] == "response.created"
+    refused = driver.send({**OUT_OF_BAND, "event_id": "evt_flood"})
+    assert refused == [
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "too_many_active_responses",
+                "message": f"This session already has {realtime_module.MAX_RESPONSES_IN_FLIGHT} responses in "
+                "progress, the most it may have at once. Wait until one is done (response.done) before "
+                "creating another.",
+                "param": None,
+                "event_id": "evt_flood",
+            },
+        }
+    ]
+    assert len(driver.held_llm) == realtime_module.MAX_RESPONSES_IN_FLIGHT
+    driver.run_llm(driver.held_llm.pop(0))
+    assert "response.done" in [e["type"] for e in driver.pump()]
+    assert driver.send(OUT_OF_BAND)[0]["type"] == "response.created"

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -48,6 +49,7 @@ from openrealtime.audio.codec import AudioFormat
 from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
+from openrealtime.runtime.scheduler import current_session
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
     RESULT_TYPES,
@@ -131,8 +133,15 @@ SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
 CLOSE_GOING_AWAY = 1001
 
 
+_connection_keys = itertools.count()
+
+
 class Connection:
-    """Binds a session to a transport and to the engines (through ``run_job``)."""
+    """Binds a session to a transport and to the engines (through ``run_job``).
+
+    Its engine calls are queued as its own (:data:`~openrealtime.runtime.scheduler.current_session`),
+    so the shared engine threads serve connections in turn.
+    """
 
     def __init__(
         self,
@@ -181,6 +190,7 @@ class Connection:
 
     async def run(self) -> None:
         """Serve until the client goes, the session asks to close, or a bug (closed with 1011)."""
+        key = current_session.set(f"conn_{next(_connection_keys)}")  # copied into every task below
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -205,6 +215,8 @@ class Connection:
             log.exception("session crashed; closing with 1011")
             with contextlib.suppress(Exception):
                 await self.transport.close(CLOSE_INTERNAL_ERROR, "internal server error")
+        finally:
+            current_session.reset(key)
 
     async def _say_goodbye(self, writer: asyncio.Task[None], close: CloseConnection) -> None:
         """Send what is queued, then the closing frame; it waits its turn, but only so long."""

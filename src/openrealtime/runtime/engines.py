@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,9 @@ from openrealtime.runtime.scheduler import (
     PRIORITY_FINAL,
     PRIORITY_FIRST_CAPTION,
     PRIORITY_PARTIAL,
+    FairExecutor,
     ModelWorker,
+    current_session,
     wait_future,
 )
 from openrealtime.runtime.threads import iterate_in_thread
@@ -82,10 +84,9 @@ class EngineSet:
     # Text translators by preference (Apertium before an LLM); the first that covers a pair serves it.
     translators: list[Translator] = field(default_factory=list)
     asr_worker: ModelWorker[object] = field(default_factory=lambda: ModelWorker("asr"))
-    # Streaming engine calls (LLM, TTS, MT) run here; each engine serialises its own model access.
-    stream_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=STREAM_THREADS, thread_name_prefix="engine")
-    )
+    # Streaming engine calls (LLM, TTS, MT) run here, sessions served in turn (runtime/scheduler.py);
+    # each engine serialises its own model access.
+    stream_pool: Executor = field(default_factory=lambda: FairExecutor("engine", threads=STREAM_THREADS))
 
     def accepts_transcription_model(self, name: str) -> bool:
         return name in OPENAI_TRANSCRIPTION_MODELS or name == self.transcriber_name
@@ -176,7 +177,8 @@ class EngineSet:
             return TranscriptReady(command.job_id, transcript)
 
         priority = transcribe_priority(command)
-        yield await wait_future(self.asr_worker.submit(command.job_id, priority, call))
+        future = self.asr_worker.submit(command.job_id, priority, call, key=current_session.get())
+        yield await wait_future(future)
 
     def cancel_job(self, job_id: str) -> None:
         self.asr_worker.cancel(job_id)

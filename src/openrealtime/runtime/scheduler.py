@@ -1,6 +1,16 @@
-"""Worker threads per blocking model, shared by every session of the process.
+"""Worker threads per blocking model, shared by every session of the process, served in turn.
 
-Transcription requests are served by priority, then first come first served:
+Within a priority tier, sessions take turns (issue 10 defect 3: with one FIFO, 40 out-of-band
+responses of one session made another's question wait 422 s). Each job is given a *round* when it is
+queued: one more than the round of its session's previous queued job, and never less than the round
+being served. Jobs run by (priority, round, arrival), so a session that queues forty jobs has them in
+forty successive rounds, and a session that queues one now has it in the next round: it waits for at
+most one job of every other session, not for all of them (start-time fair queuing with unit costs).
+The session is the ``key`` of a submission; for calls that go through :class:`FairExecutor` it is
+:data:`current_session`, which the runtime sets once per connection (asyncio copies it into every task
+the connection starts, so each engine call knows whose it is without a parameter in every signature).
+
+Transcription requests are served by priority, then in turn by session, then first come first served:
 
 1. the final decode of a turn (someone is waiting for their transcript, and the speculative final
    started at a pause becomes it),
@@ -22,14 +32,16 @@ captions of other speakers wait a little instead (with nothing else to run, nice
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import heapq
 import itertools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.threads import lower_priority
@@ -37,6 +49,10 @@ from openrealtime.runtime.threads import lower_priority
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+current_session: contextvars.ContextVar[str] = contextvars.ContextVar("current_session", default="")
+"""Whose engine calls these are: set by the runtime for each connection, read when a job is queued."""
 
 PRIORITY_FINAL = 0
 PRIORITY_FIRST_CAPTION = 1
@@ -46,7 +62,9 @@ PRIORITY_PARTIAL = 2
 @dataclass(order=True)
 class _Entry(Generic[T]):
     priority: int
+    round: int
     sequence: int
+    key: str = field(compare=False)
     job_id: str = field(compare=False)
     call: Callable[[], T] = field(compare=False)
     future: Future[T] = field(compare=False)
@@ -61,17 +79,23 @@ class ModelWorker(Generic[T]):
         self._heap: list[_Entry[T]] = []
         self._queued: dict[str, _Entry[T]] = {}
         self._counter = itertools.count()
+        self._round = 0  # the round of the job served last
+        self._last_round: dict[str, int] = {}  # per session with jobs queued: the round of its last one
+        self._per_key: dict[str, int] = {}  # per session: its jobs queued
         self._cv = threading.Condition()
         self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job_id: str, priority: int, call: Callable[[], T]) -> Future[T]:
-        """Queue ``call``; its future resolves with the result, or is cancelled with the job."""
+    def submit(self, job_id: str, priority: int, call: Callable[[], T], *, key: str = "") -> Future[T]:
+        """Queue ``call`` for session ``key``; its future resolves with the result, or is cancelled."""
         future: Future[T] = Future()
-        entry = _Entry(priority, next(self._counter), job_id, call, future)
         with self._cv:
+            round_ = max(self._round, self._last_round.get(key, -1) + 1)
+            self._last_round[key] = round_
+            self._per_key[key] = self._per_key.get(key, 0) + 1
+            entry = _Entry(priority, round_, next(self._counter), key, job_id, call, future)
             heapq.heappush(self._heap, entry)
             self._queued[job_id] = entry
             self._cv.notify()
@@ -84,7 +108,14 @@ class ModelWorker(Generic[T]):
             if entry is None:
                 return
             entry.cancelled = True  # removed from the heap lazily, when it reaches the top
+            self._dequeued(entry.key)
         entry.future.cancel()
+
+    def _dequeued(self, key: str) -> None:
+        """One job of ``key`` left the queue (called with the lock held): forget a session with none."""
+        self._per_key[key] -= 1
+        if not self._per_key[key]:
+            del self._per_key[key], self._last_round[key]
 
     @property
     def queued(self) -> int:
@@ -92,9 +123,14 @@ class ModelWorker(Generic[T]):
         return len(self._queued)
 
     def close(self) -> None:
+        """Stop the threads after the calls they are running; queued calls are cancelled."""
         with self._cv:
             self._closed = True
+            queued, self._heap = self._heap, []
+            self._queued.clear()
             self._cv.notify_all()
+        for entry in queued:
+            entry.future.cancel()
 
     def _next(self) -> _Entry[T] | None:
         """The best queued job, or ``None`` once closed (called with the lock held)."""
@@ -106,6 +142,8 @@ class ModelWorker(Generic[T]):
             entry = heapq.heappop(self._heap)
             if not entry.cancelled:
                 del self._queued[entry.job_id]
+                self._dequeued(entry.key)
+                self._round = max(self._round, entry.round)
                 return entry
 
     def _run(self) -> None:
@@ -124,6 +162,26 @@ class ModelWorker(Generic[T]):
             except Exception as exc:  # an engine crash must not kill the worker shared by all sessions
                 log.exception("engine call %s crashed", entry.job_id)
                 entry.future.set_exception(EngineError(f"engine crashed: {exc}", code="engine_error"))
+
+
+class FairExecutor(Executor):
+    """An executor whose calls are served by session in turn (:data:`current_session`), not one FIFO.
+
+    It stands where a ``ThreadPoolExecutor`` would (``loop.run_in_executor``), over a
+    :class:`ModelWorker` with one priority tier.
+    """
+
+    def __init__(self, name: str, *, threads: int) -> None:
+        self._worker: ModelWorker[Any] = ModelWorker(name, threads=threads)
+        self._calls = itertools.count()
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        call = functools.partial(fn, *args, **kwargs)
+        return self._worker.submit(f"call_{next(self._calls)}", 0, call, key=current_session.get())
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Queued calls are cancelled whatever ``cancel_futures`` says; running ones finish unwaited."""
+        self._worker.close()
 
 
 def wait_future(future: Future[T]) -> asyncio.Future[T]:

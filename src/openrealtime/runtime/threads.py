@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ _DONE = object()
 
 
 async def iterate_in_thread(
-    make_iterator: Callable[[threading.Event], Iterator[T]], executor: ThreadPoolExecutor
+    make_iterator: Callable[[threading.Event], Iterator[T]], executor: Executor
 ) -> AsyncIterator[T]:
     """Yield the items of ``make_iterator(stop)``, produced in ``executor``; errors are re-raised here."""
     loop = asyncio.get_running_loop()

@@ -53,6 +53,11 @@ MAX_CONVERSATION_ITEMS = 10_000
 # grow at the pace of speech and of the model, not of what a client sends.
 MAX_CREATED_ITEMS_CHARS = 32 * 1024 * 1024
 
+# Responses a session may have in progress at once (issue 10 defect 3: one session's 40 out-of-band
+# responses starved every other session). Each holds up to two engine threads (its LLM stream and one
+# TTS job), so one session holds at most 6 of the 8 (runtime/engines.py), and the rest take turns.
+MAX_RESPONSES_IN_FLIGHT = 3
+
 # Client events after which an answer speculated in the pause no longer fits the conversation.
 CHANGES_THE_ANSWER = (
     ce.SessionUpdate,
@@ -327,6 +332,13 @@ class RealtimeSession(SessionShell):
                 f"Conversation already has an active response in progress: {active.id}. Wait "
                 "until the response is finished before creating a new one.",
                 code="conversation_already_has_active_response",
+                event_id=event.event_id,
+            )
+        if len(self._responses) >= MAX_RESPONSES_IN_FLIGHT:
+            raise ProtocolError(
+                f"This session already has {len(self._responses)} responses in progress, the most it may "
+                "have at once. Wait until one is done (response.done) before creating another.",
+                code="too_many_active_responses",
                 event_id=event.event_id,
             )
         self._start_response(response)
