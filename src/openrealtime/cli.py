@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--handshake-timeout-s", type=int, default=None, help="seconds to send a whole request header (default 10)"
     )
+    serve.add_argument(
+        "--max-auth-failures-per-minute", type=int, default=None, help="failed keys per address before refusal (10)"
+    )
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
 

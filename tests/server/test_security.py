@@ -11,7 +11,9 @@ import resource
 import time
 import zlib
 from dataclasses import fields
+from typing import Any
 
+import httpx
 import pytest
 import websockets
 from openai import AsyncOpenAI
@@ -22,6 +24,7 @@ from openrealtime.protocol.codec import SessionKind
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import UNLIMITED, Admission
 from openrealtime.server.app import create_app
+from openrealtime.server.auth import AuthThrottle, authenticate
 from openrealtime.server.embedded import running_server
 from openrealtime.server.listener import (
     FD_RESERVE,
@@ -312,3 +315,98 @@ async def test_a_key_in_the_query_string_never_reaches_the_log(fake_engines: Eng
     accepted = [line for line in lines.lines if "[accepted]" in line]
     assert accepted
     assert all("sk-secret-123" not in line and "api_key=***" in line for line in accepted)
+
+
+# --- keys: failures logged, counted, throttled -----------------------------------------------------
+
+KEY = "sk-secret-key-123"
+KEY_PROTOCOL = "openai-insecure-api-key."
+
+
+def test_two_subprotocol_keys_are_refused_not_the_last_one_taken() -> None:
+    offered = ["realtime", f"{KEY_PROTOCOL}sk-wrong-guess", f"{KEY_PROTOCOL}{KEY}"]
+    result = authenticate({}, offered, KEY)
+    assert not result.ok
+    assert (result.code, result.reason, result.subprotocol) == ("invalid_api_key", "ambiguous", "realtime")
+    assert authenticate({}, ["realtime", f"{KEY_PROTOCOL}{KEY}"], KEY).ok
+
+
+def test_the_throttle_refuses_an_address_past_its_failures_for_a_minute() -> None:
+    throttle = AuthThrottle(max_failures=3)
+    for second in range(3):
+        assert not throttle.blocked("10.0.0.1", second)
+        throttle.failed("10.0.0.1", second)
+    assert throttle.blocked("10.0.0.1", 3.0)
+    assert not throttle.blocked("10.0.0.2", 3.0)  # per address
+    assert throttle.blocked("10.0.0.1", 59.5)
+    assert not throttle.blocked("10.0.0.1", 60.5)  # the failure at 0 s has aged out: 2 left of 3
+    assert not AuthThrottle(max_failures=0).blocked("10.0.0.1", 0.0)
+
+
+def test_the_throttle_forgets_the_stalest_address_past_its_bound() -> None:
+    throttle = AuthThrottle(max_failures=1, max_addresses=2)
+    for index, address in enumerate(("a", "b", "c")):
+        throttle.failed(address, float(index))
+    assert not throttle.blocked("a", 3.0)
+    assert throttle.blocked("b", 3.0)
+    assert throttle.blocked("c", 3.0)
+
+
+async def _refused(ws: websockets.ClientConnection) -> tuple[dict[str, Any], int]:
+    event = json.loads(await ws.recv())
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await ws.recv()
+    assert closed.value.rcvd is not None
+    return event["error"], closed.value.rcvd.code
+
+
+async def test_failed_keys_are_logged_counted_and_throttled(
+    fake_engines: EngineSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(port=0, api_key=KEY, max_auth_failures_per_minute=3)
+    caplog.set_level(logging.WARNING, logger="openrealtime.server.app")
+    async with running_server(settings, engines=fake_engines) as url:
+        path = f"{url}/v1/realtime?intent=transcription"
+        for guess in ("sk-guess-0000001", "sk-guess-0000002"):
+            async with websockets.connect(path, additional_headers={"Authorization": f"Bearer {guess}"}) as ws:
+                error, code = await _refused(ws)
+                assert (error["code"], code) == ("invalid_api_key", 3000)
+                assert guess not in error["message"]
+        two_keys = ["realtime", f"{KEY_PROTOCOL}sk-guess-3", f"{KEY_PROTOCOL}{KEY}"]
+        async with websockets.connect(path, subprotocols=two_keys) as ws:  # type: ignore[arg-type]
+            error, code = await _refused(ws)
+            assert (error["code"], code) == ("invalid_api_key", 3000)
+        # The fourth attempt from this address is refused even with the right key.
+        async with websockets.connect(path, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
+            error, code = await _refused(ws)
+            assert (error["code"], code) == ("rate_limit_exceeded", 1008)
+        bearer = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=url.replace("ws://", "http://")) as http:
+            assert (await http.get("/metrics", headers=bearer)).status_code == 429
+    failures = [r.getMessage() for r in caplog.records if "authentication failed" in r.getMessage()]
+    assert failures == [
+        "authentication failed from 127.0.0.1 on /v1/realtime: invalid key",
+        "authentication failed from 127.0.0.1 on /v1/realtime: invalid key",
+        "authentication failed from 127.0.0.1 on /v1/realtime: ambiguous key",
+    ]
+    assert all("sk-" not in r.getMessage() for r in caplog.records)
+
+
+def test_metrics_need_the_key_and_healthz_shows_counts_only_with_it(fake_engines: EngineSet) -> None:
+    settings = Settings(api_key=KEY, max_auth_failures_per_minute=0)
+    with TestClient(create_app(settings, engines=fake_engines)) as client:
+        missing = client.get("/metrics")
+        assert missing.status_code == 401
+        assert "openrealtime" not in missing.text
+        assert client.get("/metrics", headers={"Authorization": "Bearer sk-wrong-guess"}).status_code == 401
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {KEY}"})
+        assert metrics.status_code == 200
+        assert 'openrealtime_auth_failures_total{reason="missing"} 1' in metrics.text
+        assert 'openrealtime_auth_failures_total{reason="invalid"} 1' in metrics.text
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/healthz", headers={"Authorization": "Bearer sk-wrong-guess"}).json() == {"status": "ok"}
+        with_key = client.get("/healthz", headers={"Authorization": f"Bearer {KEY}"})
+        assert with_key.json() == {"status": "ok", "active_sessions": 0}
+    with TestClient(create_app(Settings(), engines=fake_engines)) as client:  # no key set: all open
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/healthz").json() == {"status": "ok", "active_sessions": 0}

@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -32,7 +32,7 @@ from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
-from openrealtime.server.auth import authenticate
+from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.origins import OriginGuard, OriginPolicy
 from openrealtime.server.registry import load_engines
@@ -40,6 +40,12 @@ from openrealtime.server.sessions import CLOSE_AUTH, Opened, Refusal, open_realt
 from openrealtime.server.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CLOSE_THROTTLED = 1008  # policy violation: too many failed keys from this address
+THROTTLED = "throttled"
+THROTTLED_MESSAGE = "Too many failed authentications from this address; try again in a minute."
+HTTP_UNAUTHORIZED = 401
+HTTP_TOO_MANY_REQUESTS = 429
 
 
 class _StarletteTransport:
@@ -73,13 +79,13 @@ async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
     await websocket.close(code=refusal.close_code, reason=reason)
 
 
-async def _accept(websocket: WebSocket, settings: Settings) -> bool:
-    """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
-    auth = authenticate(websocket.headers, websocket.scope.get("subprotocols", []), settings.api_key)
-    await websocket.accept(subprotocol=auth.subprotocol)
-    if not auth.ok:
-        await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_AUTH))
-    return auth.ok
+def _address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client is not None else "unknown"
+
+
+def _openai_error(status: int, message: str, code: str, error_type: str = "invalid_request_error") -> JSONResponse:
+    error = {"type": error_type, "code": code, "message": message, "param": None}
+    return JSONResponse({"error": error}, status_code=status)
 
 
 class _Server:
@@ -89,6 +95,7 @@ class _Server:
         self.settings = settings
         self.engines = engines
         self.metrics = Metrics()
+        self.throttle = AuthThrottle(settings.max_auth_failures_per_minute)
         self.admission = Admission(
             {
                 SessionKind.TRANSCRIPTION: settings.max_transcription_sessions,
@@ -97,12 +104,55 @@ class _Server:
             }
         )
 
+    async def _accept(self, websocket: WebSocket) -> bool:
+        """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
+        auth = self._authenticate(websocket, websocket.scope.get("subprotocols", []))
+        await websocket.accept(subprotocol=auth.subprotocol)
+        if auth.reason == THROTTLED:
+            await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_THROTTLED))
+        elif not auth.ok:
+            await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_AUTH))
+        return auth.ok
+
+    def _authenticate(self, connection: HTTPConnection, subprotocols: list[str]) -> AuthResult:
+        """Check the key of a connect or request: throttled first, then failures logged and counted."""
+        address, now = _address(connection), time.monotonic()
+        if self.throttle.blocked(address, now):
+            self.metrics.refusals.add(reason="auth_throttled", request=connection.scope["type"])
+            subprotocol = SUBPROTOCOL_REALTIME if SUBPROTOCOL_REALTIME in subprotocols else None
+            return AuthResult(
+                ok=False,
+                message=THROTTLED_MESSAGE,
+                code="rate_limit_exceeded",
+                subprotocol=subprotocol,
+                reason=THROTTLED,
+            )
+        auth = authenticate(connection.headers, subprotocols, self.settings.api_key)
+        if not auth.ok:
+            self.throttle.failed(address, now)
+            self.metrics.auth_failures.add(reason=auth.reason)
+            log.warning("authentication failed from %s on %s: %s key", address, connection.url.path, auth.reason)
+            if self.throttle.blocked(address, now):
+                log.warning("throttling %s for up to a minute after repeated failed authentications", address)
+        return auth
+
+    def _http_key(self, request: Request) -> AuthResult | None:
+        """For HTTP routes: ``None`` when no key is set, else the result of checking the Bearer key."""
+        if self.settings.api_key is None:
+            return None
+        return self._authenticate(request, [])
+
     def observe_stages(self, engines: EngineSet) -> None:
         """Send the engines' stage timings to ``/metrics``, unless their owner observes them already."""
         if engines.on_stage is None:
             engines.on_stage = lambda stage, seconds: self.metrics.stage.observe(seconds, stage=stage)
 
-    async def metrics_endpoint(self, request: Request) -> PlainTextResponse:
+    async def metrics_endpoint(self, request: Request) -> Response:
+        auth = self._http_key(request)
+        if auth is not None and auth.reason == THROTTLED:
+            return _openai_error(HTTP_TOO_MANY_REQUESTS, auth.message, "rate_limit_exceeded")
+        if auth is not None and not auth.ok:
+            return _openai_error(HTTP_UNAUTHORIZED, auth.message, auth.code or "missing_api_key")
         chat = self.engines.chat if self.engines is not None else None
         text = self.metrics.render(getattr(chat, "stats", None))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -110,16 +160,22 @@ class _Server:
     async def healthz(self, request: Request) -> JSONResponse:
         if self.engines is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        # Open to probes; the counts only to whoever holds the key (when one is set). A wrong key
+        # sent here counts as a failure too, or /healthz would be an unthrottled oracle.
+        presented = "authorization" in request.headers
+        auth = self._http_key(request) if presented else None
+        if self.settings.api_key is not None and (auth is None or not auth.ok):
+            return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "active_sessions": self.admission.total()})
 
     async def realtime(self, websocket: WebSocket) -> None:
-        if await _accept(websocket, self.settings):
+        if await self._accept(websocket):
             engines = self._loaded()
             query, headers = websocket.query_params, websocket.headers
             await self._serve(websocket, open_realtime(query, headers, self.settings, engines), engines)
 
     async def translations(self, websocket: WebSocket) -> None:
-        if await _accept(websocket, self.settings):
+        if await self._accept(websocket):
             engines = self._loaded()
             await self._serve(websocket, open_translation(websocket.query_params, engines), engines)
 

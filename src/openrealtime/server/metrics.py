@@ -102,6 +102,9 @@ class Metrics:
         self.cancellations = Counter("openrealtime_cancellations_total", "Cancelled responses by reason.")
         self.errors = Counter("openrealtime_errors_total", "error events sent, by code.")
         self.sessions = Counter("openrealtime_sessions_total", "Sessions opened, by kind.")
+        self.auth_failures = Counter(
+            "openrealtime_auth_failures_total", "Failed authentications, by reason (missing, invalid, ambiguous)."
+        )
         self.refusals = Counter(
             "openrealtime_refusals_total", "Requests refused at the door, by reason (origin, capacity, ...)."
         )
@@ -119,6 +122,7 @@ class Metrics:
             self.active,
             self.sessions,
             self.refusals,
+            self.auth_failures,
             self.cancellations,
             self.errors,
         ]

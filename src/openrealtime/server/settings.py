@@ -68,6 +68,8 @@ class Settings:
             transcription figure halved.
         handshake_timeout_s: Seconds a connection may take to send a whole request header (an
             HTTP request or a WebSocket upgrade) before it is closed (slowloris).
+        max_auth_failures_per_minute: Failed keys a client address may send in a minute; past it
+            every attempt from that address is refused (``0``: no throttle).
         log_level: Python logging level name.
     """
 
@@ -97,6 +99,7 @@ class Settings:
     max_realtime_sessions: int = 4
     max_translation_sessions: int = 8
     handshake_timeout_s: int = 10
+    max_auth_failures_per_minute: int = 10
     log_level: str = "info"
 
     @classmethod
