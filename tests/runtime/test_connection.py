@@ -26,6 +26,7 @@ from openrealtime.runtime.connection import (
     OUTBOX_LIMIT,
     RESULTS_LIMIT,
     Connection,
+    session_expired_message,
 )
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.session.commands import CloseConnection, TextTranslated
@@ -498,7 +499,16 @@ async def test_the_session_expires_with_session_expired_and_1001(fake_engines: E
         await task
     error = await transport.wait_for("error")
     assert error["error"]["code"] == "session_expired"
-    assert transport.closed == (1001, "Your session hit the maximum duration of 60 minutes.")
+    assert error["error"]["message"] == "Your session hit the maximum duration of 0.2 seconds."
+    assert transport.closed == (1001, error["error"]["message"])
+
+
+@pytest.mark.parametrize(
+    ("lifetime_s", "duration"),
+    [(3600, "60 minutes"), (60, "1 minute"), (1800, "30 minutes"), (90, "90 seconds"), (1, "1 second")],
+)
+def test_the_expiry_message_says_the_real_lifetime(lifetime_s: float, duration: str) -> None:
+    assert session_expired_message(lifetime_s) == f"Your session hit the maximum duration of {duration}."
 
 
 @pytest.mark.parametrize("sessions", [6])

@@ -129,7 +129,16 @@ class _Expired:
     """The session reached its maximum duration (``expires_at``)."""
 
 
-SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
+def session_expired_message(lifetime_s: float) -> str:
+    """OpenAI's words at its 60 minutes, with this server's lifetime: whole minutes, else seconds."""
+    if lifetime_s >= 60 and lifetime_s % 60 == 0:
+        minutes = int(lifetime_s // 60)
+        duration = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    else:
+        duration = f"{lifetime_s:g} second{'s' if lifetime_s != 1 else ''}"
+    return f"Your session hit the maximum duration of {duration}."
+
+
 CLOSE_GOING_AWAY = 1001
 
 
@@ -286,9 +295,10 @@ class Connection:
                 return
             if isinstance(item, _Expired):
                 # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
-                session.error(ProtocolError(SESSION_EXPIRED_MESSAGE, code="session_expired"))
+                message = session_expired_message(self._lifetime_s or 0)
+                session.error(ProtocolError(message, code="session_expired"))
                 if await self._flush():
-                    self._close = CloseConnection(CLOSE_GOING_AWAY, SESSION_EXPIRED_MESSAGE)
+                    self._close = CloseConnection(CLOSE_GOING_AWAY, message)
                 return
             if isinstance(item, bytes):
                 session.error(
