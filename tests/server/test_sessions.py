@@ -59,3 +59,19 @@ def test_translation_refusals(fake_engines: EngineSet, query: dict[str, str], co
     refusal = open_translation(query, fake_engines)
     assert isinstance(refusal, Refusal)
     assert refusal.code == code
+
+
+def test_served_sessions_of_every_kind_expire_after_the_configured_lifetime(fake_engines: EngineSet) -> None:
+    import time
+
+    from starlette.testclient import TestClient
+
+    from openrealtime.server.app import create_app
+    from openrealtime.server.settings import Settings
+
+    with TestClient(create_app(Settings(session_lifetime_s=120), engines=fake_engines)) as client:
+        for path in ("/v1/realtime?model=gpt-realtime", "/v1/realtime/translations?model=gpt-realtime-translate"):
+            with client.websocket_connect(path) as ws:
+                created = ws.receive_json()
+            assert created["type"] == "session.created"
+            assert abs(created["session"]["expires_at"] - (time.time() + 120)) < 5

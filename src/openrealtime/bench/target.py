@@ -83,6 +83,8 @@ async def server_target(url: str | None, default_path: str, *, api_key: str | No
     from openrealtime.server.embedded import running_server
     from openrealtime.server.settings import Settings
 
-    settings = Settings.load(port=EMBEDDED_PORT)
+    # A bench measures how many sessions fit: the server it starts admits them all.
+    unlimited = {f"max_{kind}_sessions": 0 for kind in ("transcription", "realtime", "translation")}
+    settings = Settings.load(port=EMBEDDED_PORT, **unlimited)
     async with running_server(settings) as base:
         yield Target(f"{base}{default_path}", settings.api_key, settings)

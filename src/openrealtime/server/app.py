@@ -177,7 +177,12 @@ class _Server:
     async def translations(self, websocket: WebSocket) -> None:
         if await self._accept(websocket):
             engines = self._loaded()
-            await self._serve(websocket, open_translation(websocket.query_params, engines), engines)
+            lifetime_s = self.settings.session_lifetime_s
+            await self._serve(
+                websocket,
+                open_translation(websocket.query_params, engines, lifetime_s=lifetime_s),
+                engines,
+            )
 
     def _loaded(self) -> EngineSet:
         # Starlette answers no route before the lifespan's start-up has finished.
