@@ -3,6 +3,8 @@
 One ``asyncio.TaskGroup`` per connection: a reader, the session loop (the only code that touches the
 session, handling inputs strictly in arrival order), a writer with a bounded outbox, and one job task
 per command id. Nothing is ordered by ``sleep``; late engine results are dropped by the session by id.
+A large client frame (``BIG_FRAME_CHARS``) is decoded and handed to the session in a worker thread
+that the session loop awaits, so the session is still touched by one task at a time.
 
 Both queues are bounded, and who may wait on them is decided per producer:
 
@@ -74,6 +76,11 @@ INBOX_LIMIT = 256  # client frames waiting for the session before the reader wai
 # Queued client frames in characters (JSON is ASCII): two of the largest frames the server lets in. One
 # frame is always let in when none waits, whatever its size: the transport's frame limit governs that.
 INBOX_LIMIT_BYTES = 64 * 1024 * 1024
+# A client frame larger than this is parsed and handed to the session in a worker thread (issue 10: one
+# 15 MiB append, decoded, resampled and run through the VAD on the loop, held /healthz for 1.1 s): about
+# 1.3 s of 24 kHz PCM16 in base64 (8 s of G.711). Smaller frames, the 20-100 ms appends of a live
+# speaker, stay on the loop: a thread hop each would cost more than it saves.
+BIG_FRAME_CHARS = 64 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
 _CONTROL_INPUTS = 3  # at most one each: client gone, send failed, session expired
 # RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
@@ -308,21 +315,30 @@ class Connection:
                     )
                 )
             elif isinstance(item, str):
-                started = time.thread_time()
-                try:
-                    event = self._frames.parse(item, session.input_format)
-                except ProtocolError as exc:
-                    session.error(exc)
+                if len(item) > BIG_FRAME_CHARS:
+                    # Off the loop: the session loop awaits it, so the session is still touched by one
+                    # task at a time (no lock), while every other connection and /healthz go on.
+                    await asyncio.to_thread(self._take_frame, item)
                 else:
-                    session.receive(event)
-                    if self._on_append is not None and isinstance(event, AudioIn):
-                        self._on_append(time.thread_time() - started)
+                    self._take_frame(item)
             elif isinstance(item, RESULT_TYPES):
                 session.on_result(item)
             else:
                 raise TypeError(f"unexpected inbox item {item!r}")  # a bug: closes with 1011
             if not await self._flush():
                 return
+
+    def _take_frame(self, frame: str) -> None:
+        """Parse one text frame (base64, PCM) and hand it to the session (its VAD, resampling)."""
+        started = time.thread_time()
+        try:
+            event = self._frames.parse(frame, self.session.input_format)
+        except ProtocolError as exc:
+            self.session.error(exc)
+            return
+        self.session.receive(event)
+        if self._on_append is not None and isinstance(event, AudioIn):
+            self._on_append(time.thread_time() - started)
 
     async def _flush(self) -> bool:
         """Send what the session produced and start its commands; False once the connection closes."""
