@@ -55,6 +55,10 @@ class Admission:
         self.open[kind] -= 1
         self._full.discard(kind)
 
+    def all_full(self) -> bool:
+        """Every kind at its limit: any connect now would be refused (never, while a kind is unlimited)."""
+        return all(limit != UNLIMITED and self.open.get(kind, 0) >= limit for kind, limit in self.limits.items())
+
     def total(self) -> int:
         """Sessions open now, all kinds."""
         return sum(self.open.values())

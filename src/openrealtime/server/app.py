@@ -7,7 +7,8 @@ as one ``error`` event followed by a close: 3000 for authentication, 4000 for th
 (:mod:`~openrealtime.server.admission`). A page from a foreign origin gets no upgrade at all
 (:mod:`~openrealtime.server.origins`). Engines load once, in the lifespan (see
 :mod:`~openrealtime.server.registry`), which also wires their stage timings to ``/metrics``;
-``/healthz`` answers 200 only after that. Which session a connect opens is decided in
+``/healthz`` is a readiness answer: 200 only after that, and 503 with a reason while every session
+kind is full or the event loop lags (:mod:`~openrealtime.server.readiness`). Which session a connect opens is decided in
 :mod:`~openrealtime.server.sessions`.
 """
 
@@ -35,6 +36,7 @@ from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, 
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.origins import OriginGuard, OriginPolicy
+from openrealtime.server.readiness import LoopLag, Readiness, readiness
 from openrealtime.server.registry import load_engines
 from openrealtime.server.sessions import CLOSE_AUTH, Opened, Refusal, open_realtime, open_translation
 from openrealtime.server.settings import Settings
@@ -46,6 +48,7 @@ THROTTLED = "throttled"
 THROTTLED_MESSAGE = "Too many failed authentications from this address; try again in a minute."
 HTTP_UNAUTHORIZED = 401
 HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVICE_UNAVAILABLE = 503
 
 
 class _StarletteTransport:
@@ -103,6 +106,7 @@ class _Server:
                 SessionKind.TRANSLATION: settings.max_translation_sessions,
             }
         )
+        self.loop_lag = LoopLag()
 
     async def _accept(self, websocket: WebSocket) -> bool:
         """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
@@ -154,19 +158,35 @@ class _Server:
         if auth is not None and not auth.ok:
             return _openai_error(HTTP_UNAUTHORIZED, auth.message, auth.code or "missing_api_key")
         chat = self.engines.chat if self.engines is not None else None
-        text = self.metrics.render(getattr(chat, "stats", None))
+        lag_s = max(self.loop_lag.lag_s, self.loop_lag.overdue_s())
+        text = self.metrics.render(getattr(chat, "stats", None), loop_lag_s=lag_s, ready=self.readiness().ready)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
+    def readiness(self) -> Readiness:
+        """Whether a new session would be served now (:mod:`~openrealtime.server.readiness`)."""
+        return readiness(
+            loaded=self.engines is not None,
+            all_full=self.admission.all_full(),
+            lagging=self.loop_lag.is_lagging(),
+        )
+
     async def healthz(self, request: Request) -> JSONResponse:
+        """Readiness: 200 ``ok``, else 503 ``unready`` with a ``reason`` (``loading``, ``at_capacity``,
+        ``event_loop_lagging``)."""
+        verdict = self.readiness()
+        if verdict.reason is not None:
+            self.metrics.unready.add(reason=verdict.reason)
+        body: dict[str, object] = {"status": "ok"} if verdict.ready else {"status": "unready", "reason": verdict.reason}
+        status = 200 if verdict.ready else HTTP_SERVICE_UNAVAILABLE
         if self.engines is None:
-            return JSONResponse({"status": "loading"}, status_code=503)
+            return JSONResponse(body, status_code=status)
         # Open to probes; the counts only to whoever holds the key (when one is set). A wrong key
         # sent here counts as a failure too, or /healthz would be an unthrottled oracle.
         presented = "authorization" in request.headers
         auth = self._http_key(request) if presented else None
-        if self.settings.api_key is not None and (auth is None or not auth.ok):
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "ok", "active_sessions": self.admission.total()})
+        if self.settings.api_key is None or (auth is not None and auth.ok):
+            body["active_sessions"] = self.admission.total()
+        return JSONResponse(body, status_code=status)
 
     async def realtime(self, websocket: WebSocket) -> None:
         if await self._accept(websocket):
@@ -235,9 +255,11 @@ def create_app(
             server.engines = await asyncio.to_thread(engine_loader, server.settings)
             log.info("engines loaded in %.2f s", time.perf_counter() - started)
         server.observe_stages(server.engines)
+        server.loop_lag.start()
         try:
             yield
         finally:
+            server.loop_lag.stop()
             if engines is None:  # engines passed in (tests, embedding) are the caller's to close
                 server.engines.close()
 

@@ -105,13 +105,17 @@ class Metrics:
         self.auth_failures = Counter(
             "openrealtime_auth_failures_total", "Failed authentications, by reason (missing, invalid, ambiguous)."
         )
+        self.unready = Counter(
+            "openrealtime_unready_answers_total", "/healthz answers of 503, by reason (at_capacity, ...)."
+        )
         self.refusals = Counter(
             "openrealtime_refusals_total", "Requests refused at the door, by reason (origin, capacity, ...)."
         )
 
-    def render(self, llm: Any = None) -> str:
+    def render(self, llm: Any = None, *, loop_lag_s: float | None = None, ready: bool | None = None) -> str:
         """The text exposition; ``llm`` is the in-process LLM's decoder counters
-        (:class:`~openrealtime.engines.llama_batch.DecoderStats`), when there is one."""
+        (:class:`~openrealtime.engines.llama_batch.DecoderStats`), when there is one; ``loop_lag_s`` and
+        ``ready`` are read at scrape time (:mod:`~openrealtime.server.readiness`)."""
         parts: list[Any] = [
             self.first_audio,
             self.response_first_audio,
@@ -122,17 +126,29 @@ class Metrics:
             self.active,
             self.sessions,
             self.refusals,
+            self.unready,
             self.auth_failures,
             self.cancellations,
             self.errors,
         ]
         lines = [line for p in parts for line in p.render()]
+        if loop_lag_s is not None:
+            lines += gauge_lines(
+                "openrealtime_event_loop_lag_seconds", "How late the event loop ran its last timer.", loop_lag_s
+            )
+        if ready is not None:
+            lines += gauge_lines("openrealtime_ready", "1 when /healthz answers ready, else 0.", float(ready))
         if llm is not None:
             lines += llm_lines(llm)
         return "\n".join(lines) + "\n"
 
     def observer(self) -> ConnectionObserver:
         return ConnectionObserver(self)
+
+
+def gauge_lines(name: str, help_text: str, value: float) -> list[str]:
+    """One unlabelled gauge in the text format."""
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
 
 
 def llm_lines(stats: Any) -> list[str]:

@@ -1,0 +1,118 @@
+"""``/healthz`` as a readiness answer (issue 10: it said "ok" through every overload): 503 with a reason
+while every session kind is full or the event loop lags, 200 again once it can take work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from openrealtime.protocol.codec import SessionKind
+from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.admission import UNLIMITED, Admission
+from openrealtime.server.app import create_app
+from openrealtime.server.embedded import running_server
+from openrealtime.server.readiness import (
+    AT_CAPACITY,
+    LAG_UNREADY_S,
+    LOADING,
+    LOOP_LAGGING,
+    LoopLag,
+    readiness,
+)
+from openrealtime.server.settings import Settings
+from tests.conftest import TIMEOUT_S
+
+KEY = "sk-readiness-test-key"
+
+
+def test_the_verdict_names_the_first_reason() -> None:
+    assert readiness(loaded=True, all_full=False, lagging=False).ready
+    assert readiness(loaded=False, all_full=True, lagging=True).reason == LOADING
+    assert readiness(loaded=True, all_full=True, lagging=True).reason == AT_CAPACITY
+    assert readiness(loaded=True, all_full=False, lagging=True).reason == LOOP_LAGGING
+
+
+def test_loop_lag_turns_unready_above_the_threshold_and_ready_only_well_below() -> None:
+    lag = LoopLag(unready_s=0.25, ready_s=0.1)
+    assert not lag.is_lagging()
+    lag.observe(0.2)
+    assert not lag.is_lagging()  # under the threshold
+    lag.observe(0.3)
+    assert lag.is_lagging()
+    lag.observe(0.2)
+    assert lag.is_lagging()  # between the two: stays unready (no flapping)
+    lag.observe(0.05)
+    assert not lag.is_lagging()
+    assert lag.max_lag_s == pytest.approx(0.3)
+    lag.observe(-0.001)  # a timer never runs early, but a clock may say so
+    assert lag.lag_s == 0.0
+
+
+def test_all_full_only_when_every_kind_is_limited_and_at_its_limit() -> None:
+    admission = Admission({SessionKind.REALTIME: 1, SessionKind.TRANSCRIPTION: 1})
+    assert not admission.all_full()
+    assert admission.admit(SessionKind.REALTIME)
+    assert not admission.all_full()
+    assert admission.admit(SessionKind.TRANSCRIPTION)
+    assert admission.all_full()
+    admission.release(SessionKind.REALTIME)
+    assert not admission.all_full()
+    unlimited = Admission({SessionKind.REALTIME: 1, SessionKind.TRANSCRIPTION: UNLIMITED})
+    assert unlimited.admit(SessionKind.REALTIME)
+    assert not unlimited.all_full()  # an unlimited kind always has room
+
+
+def test_healthz_is_503_at_capacity_and_200_once_a_place_frees(fake_engines: EngineSet) -> None:
+    settings = Settings(api_key=KEY, max_realtime_sessions=1, max_transcription_sessions=1, max_translation_sessions=1)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with TestClient(create_app(settings, engines=fake_engines)) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        with (
+            client.websocket_connect("/v1/realtime?model=gpt-realtime", headers=auth) as realtime,
+            client.websocket_connect("/v1/realtime?intent=transcription", headers=auth) as transcription,
+        ):
+            assert realtime.receive_json()["type"] == "session.created"
+            assert transcription.receive_json()["type"] == "session.created"
+            assert client.get("/healthz").status_code == 200  # translation still has a place
+            with client.websocket_connect("/v1/realtime/translations?model=gpt-realtime-translate", headers=auth) as tr:
+                assert tr.receive_json()["type"] == "session.created"
+                unready = client.get("/healthz")
+                assert unready.status_code == 503
+                assert unready.json() == {"status": "unready", "reason": AT_CAPACITY}  # no counts without the key
+                with_key = client.get("/healthz", headers=auth)
+                assert with_key.json() == {"status": "unready", "reason": AT_CAPACITY, "active_sessions": 3}
+                metrics = client.get("/metrics", headers=auth).text
+                assert "openrealtime_ready 0" in metrics
+                assert 'openrealtime_unready_answers_total{reason="at_capacity"} 2' in metrics
+        # Starlette's test client closes its sessions asynchronously: wait for the places to free.
+        deadline = time.monotonic() + TIMEOUT_S
+        while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert "openrealtime_ready 1" in client.get("/metrics", headers=auth).text
+
+
+async def test_healthz_is_503_while_the_event_loop_lags_and_ready_again_after(fake_engines: EngineSet) -> None:
+    async with running_server(Settings(port=0), engines=fake_engines) as url, httpx.AsyncClient() as http:
+        base = url.replace("ws://", "http://")
+        assert (await http.get(f"{base}/healthz")).status_code == 200
+        time.sleep(LAG_UNREADY_S + 0.2)  # noqa: ASYNC251 - blocking the loop is the point: an overload
+        lagging = await http.get(f"{base}/healthz")
+        assert lagging.status_code == 503
+        assert lagging.json() == {"status": "unready", "reason": LOOP_LAGGING, "active_sessions": 0}
+        metrics = (await http.get(f"{base}/metrics")).text
+        assert "openrealtime_event_loop_lag_seconds" in metrics
+        async with asyncio.timeout(TIMEOUT_S):  # the next timers run on time: ready again
+            while (await http.get(f"{base}/healthz")).status_code != 200:  # noqa: ASYNC110 - polling a server
+                await asyncio.sleep(0.05)
+        lag = next(
+            line
+            for line in (await http.get(f"{base}/metrics")).text.splitlines()
+            if line.startswith("openrealtime_event_loop_lag_seconds ")
+        )
+        assert float(lag.split()[1]) < LAG_UNREADY_S
+        assert "openrealtime_ready 1" in (await http.get(f"{base}/metrics")).text
