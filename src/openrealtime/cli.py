@@ -19,6 +19,7 @@ DEFAULT_TRANSLATE_URL = "ws://127.0.0.1:8000/v1/realtime/translations?model=gpt-
 TRANSLATION_CHUNK_MS = 200  # the engine frame of translation sessions
 CHUNK_MS = 100
 DEMO_SILENCE_MS = 500  # captions by sentence rather than by comma
+DEFAULT_BENCH_TURNS = 10  # --turns of every bench but abuse
 
 
 def _sample_path() -> Path:
@@ -298,14 +299,27 @@ def _bench(args: argparse.Namespace) -> int:
     from openrealtime.bench.target import SERVER_ERRORS
 
     key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
-    if args.kind == "load":
+    turns = args.turns if args.turns is not None else DEFAULT_BENCH_TURNS
+    if args.kind == "abuse":
+        from openrealtime.bench.abuse import DEFAULT_TURNS, run_abuse_bench
+
+        job = run_abuse_bench(
+            url=args.url,
+            out_dir=out,
+            turns=args.turns if args.turns is not None else DEFAULT_TURNS,
+            responses=args.responses,
+            flood_sessions=args.flood_sessions,
+            items=args.items,
+            api_key=key,
+        )
+    elif args.kind == "load":
         from openrealtime.bench.load import run_load_bench
 
         if args.session_kind == "assistant":
             from openrealtime.bench.assistant_load import run_assistant_load_bench
 
             job = run_assistant_load_bench(
-                url=args.url, out_dir=out, max_sessions=args.max_sessions, turns=args.turns, api_key=key
+                url=args.url, out_dir=out, max_sessions=args.max_sessions, turns=turns, api_key=key
             )
         else:
             job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
@@ -316,11 +330,11 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.kind == "assistant":
         from openrealtime.bench.assistant import MIN_TURNS, run_assistant_bench
 
-        job = run_assistant_bench(url=args.url, out_dir=out, turns=max(args.turns, MIN_TURNS), api_key=key)
+        job = run_assistant_bench(url=args.url, out_dir=out, turns=max(turns, MIN_TURNS), api_key=key)
     else:
         from openrealtime.bench.transcription import run_transcription_bench
 
-        job = run_transcription_bench(url=args.url, out_dir=out, turns=args.turns, api_key=key)
+        job = run_transcription_bench(url=args.url, out_dir=out, turns=turns, api_key=key)
     try:
         return asyncio.run(job)
     except SERVER_ERRORS as exc:
@@ -414,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=lambda a: asyncio.run(_demo(a)))
 
     bench = sub.add_parser("bench", help="measure latency and accuracy")
-    bench.add_argument("kind", choices=["transcription", "assistant", "translation", "load", "overhead"])
+    bench.add_argument("kind", choices=["transcription", "assistant", "translation", "load", "overhead", "abuse"])
     bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
     bench.add_argument(
         "--session-kind",
@@ -431,12 +445,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--turns",
         type=int,
-        default=10,
-        help="spoken turns (transcription, assistant; per session for load --session-kind assistant)",
+        default=None,
+        help=(
+            f"spoken turns (transcription, assistant; per session for load --session-kind assistant; "
+            f"default {DEFAULT_BENCH_TURNS}); abuse: the victim's questions per scenario (default 3)"
+        ),
     )
     bench.add_argument("--to", default="es", help="translation: the target language")
     bench.add_argument("--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried")
     bench.add_argument("--appends", type=int, default=None, help="overhead: timed 100 ms appends per run")
+    bench.add_argument("--responses", type=int, default=40, help="abuse: out-of-band response.create in flood A")
+    bench.add_argument(
+        "--flood-sessions", type=int, default=4, help="abuse: sessions appending audio at 10x real time in flood B"
+    )
+    bench.add_argument("--items", type=int, default=2000, help="abuse: conversation.item.create per burst in flood C")
     bench.set_defaults(func=_bench)
     return parser
 
