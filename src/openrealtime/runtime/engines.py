@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import (
@@ -19,7 +23,9 @@ from openrealtime.contracts import (
     ChatModel,
     NoiseSuppressor,
     Synthesizer,
+    TranscribeOptions,
     Transcriber,
+    Transcript,
     Translator,
     VadModel,
 )
@@ -49,6 +55,12 @@ from openrealtime.session.commands import (
 log = logging.getLogger(__name__)
 
 STREAM_THREADS = 8
+# Audio longer than this is decoded as windows of about WINDOW_S (Whisper's own context is 30 s), each a
+# job of its own, so one long turn never holds the recogniser for more than one window at a time.
+LONG_AUDIO_S = 30.0
+WINDOW_S = 28.0
+CUT_SEARCH_S = 2.0  # a window ends at the quietest CUT_FRAME_S of its last CUT_SEARCH_S
+CUT_FRAME_S = 0.1
 DEFAULT_VOICE = "alloy"  # OpenAI's default voice name; each TTS engine maps it to one of its own
 
 # OpenAI transcription model names that clients send; all map to the configured ASR engine.
@@ -83,7 +95,7 @@ class EngineSet:
     synthesizers: dict[str, Synthesizer] = field(default_factory=dict)
     # Text translators by preference (Apertium before an LLM); the first that covers a pair serves it.
     translators: list[Translator] = field(default_factory=list)
-    asr_worker: ModelWorker[object] = field(default_factory=lambda: ModelWorker("asr"))
+    asr_worker: ModelWorker[Transcript] = field(default_factory=lambda: ModelWorker("asr"))
     # Streaming engine calls (LLM, TTS, MT) run here, sessions served in turn (runtime/scheduler.py);
     # each engine serialises its own model access.
     stream_pool: Executor = field(default_factory=lambda: FairExecutor("engine", threads=STREAM_THREADS))
@@ -168,17 +180,36 @@ class EngineSet:
         return synthesizer
 
     async def _transcribe(self, command: Transcribe) -> AsyncIterator[object]:
+        """One decode job; audio over ``LONG_AUDIO_S`` is decoded as a sequence of window jobs.
+
+        Each window is queued on its own (under the command's id, so ``cancel_job`` drops the one
+        waiting), so the worker serves other sessions between two windows of a long turn (issue 10
+        defect 5: two 327 s commits held the recogniser for 72 s). Each window is prompted with the
+        text of the one before it; a cancelled task stops at the window it waits for.
+        """
         transcriber = self.transcriber
-
-        def call() -> object:
-            started = time.perf_counter()
-            transcript = transcriber.transcribe(command.audio, command.options)
-            self._stage("asr_final" if command.final else "asr_partial", time.perf_counter() - started)
-            return TranscriptReady(command.job_id, transcript)
-
         priority = transcribe_priority(command)
-        future = self.asr_worker.submit(command.job_id, priority, call, key=current_session.get())
-        yield await wait_future(future)
+        key = current_session.get()
+        rate = transcriber.sample_rate_hz
+        stage = "asr_final" if command.final else "asr_partial"
+
+        def decode(audio: Samples, options: TranscribeOptions) -> Transcript:
+            started = time.perf_counter()
+            transcript = transcriber.transcribe(audio, options)
+            self._stage(stage, time.perf_counter() - started)
+            return transcript
+
+        options = command.options
+        pieces: list[tuple[float, Transcript]] = []
+        for start, end in audio_windows(command.audio, rate):
+            window = functools.partial(decode, command.audio[start:end], options)
+            transcript = await wait_future(self.asr_worker.submit(command.job_id, priority, window, key=key))
+            pieces.append((start / rate, transcript))
+            # The next window goes on from this one's words (after the client's own prompt), in its language.
+            prompt = " ".join(p for p in (command.options.prompt, transcript.text.strip()) if p) or None
+            language = options.language or (transcript.language if transcriber.multilingual else None)
+            options = dataclasses.replace(options, prompt=prompt, language=language)
+        yield TranscriptReady(command.job_id, stitch(pieces))
 
     def cancel_job(self, job_id: str) -> None:
         self.asr_worker.cancel(job_id)
@@ -186,6 +217,38 @@ class EngineSet:
     def close(self) -> None:
         self.asr_worker.close()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def audio_windows(audio: Samples, rate_hz: int) -> list[tuple[int, int]]:
+    """``audio`` as decode windows ``[start, end)``: the whole of it up to ``LONG_AUDIO_S``, else
+    windows of about ``WINDOW_S``, each cut at the quietest ``CUT_FRAME_S`` of its last ``CUT_SEARCH_S``
+    (a pause, if there is one, so a word is rarely split), the last one at most ``LONG_AUDIO_S``."""
+    total = len(audio)
+    windows: list[tuple[int, int]] = []
+    start = 0
+    frame = round(CUT_FRAME_S * rate_hz)
+    frames = round(CUT_SEARCH_S / CUT_FRAME_S)
+    while total - start > LONG_AUDIO_S * rate_hz:
+        search = start + round(WINDOW_S * rate_hz) - frames * frame
+        energy = np.square(audio[search : search + frames * frame], dtype=np.float64).reshape(frames, frame).sum(axis=1)
+        end = search + int(np.argmin(energy)) * frame + frame // 2
+        windows.append((start, end))
+        start = end
+    windows.append((start, total))
+    return windows
+
+
+def stitch(pieces: Sequence[tuple[float, Transcript]]) -> Transcript:
+    """The transcripts of consecutive windows, each with its start in seconds, as one."""
+    if len(pieces) == 1:
+        return pieces[0][1]
+    text = " ".join(t.text.strip() for _, t in pieces if t.text.strip())
+    segments = tuple(
+        dataclasses.replace(segment, start_s=segment.start_s + offset, end_s=segment.end_s + offset)
+        for offset, transcript in pieces
+        for segment in transcript.segments
+    )
+    return Transcript(text, segments, next((t.language for _, t in pieces if t.language), None))
 
 
 def transcribe_priority(command: Transcribe) -> int:
