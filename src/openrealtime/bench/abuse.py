@@ -373,9 +373,12 @@ def _row(result: dict[str, Any], idle_p50: float | None) -> str:
         latency = f"{victim['p50']:.3f} / {victim['p90']:.3f} s"
         ratio = f"{victim['p50'] / idle_p50:.2f}x" if idle_p50 else "-"
     health = result["healthz_s"]
-    failed = result["healthz_failed"] + result["healthz_not_ok"]
-    healthz = "-" if health is None else f"{health[f'p{HEALTH_QUANTILE}'] * MS_PER_S:.1f} ms (n={health['n']}"
-    healthz += f", {failed} failed)" if health is not None and failed else (")" if health is not None else "")
+    healthz = "-"
+    if health is not None:
+        notes = [f"n={health['n']}"]
+        notes += [f"{result['healthz_failed']} unanswered"] if result["healthz_failed"] else []
+        notes += [f"{result['healthz_not_ok']} not 200"] if result["healthz_not_ok"] else []
+        healthz = f"{health[f'p{HEALTH_QUANTILE}'] * MS_PER_S:.1f} ms ({', '.join(notes)})"
     growth, per = result["rss_growth_mb"], result["rss_growth_per_flood_session_mb"]
     memory = "-" if growth is None else f"{growth:+.0f} MB" + (f" ({per:+.1f} MB/session)" if per is not None else "")
     errors = ", ".join(f"{code} x{n}" for code, n in sorted(result["flood_errors"].items())) or "none"
