@@ -55,10 +55,15 @@ from openrealtime.session.commands import (
 log = logging.getLogger(__name__)
 
 STREAM_THREADS = 8
-# Audio longer than this is decoded as windows of about WINDOW_S (Whisper's own context is 30 s), each a
-# job of its own, so one long turn never holds the recogniser for more than one window at a time.
-LONG_AUDIO_S = 30.0
-WINDOW_S = 28.0
+# Audio longer than this is decoded as windows of about WINDOW_S, each a job of its own, so one long turn
+# never holds the recogniser for more than one window at a time. 26 s is what Whisper decodes in one pass
+# (engines/whisper.py: 30 s less a silence margin); past it faster-whisper's own long-form loop is 8 times
+# slower (a 5-minute turn in 28 s windows: 63 s, in 24 s windows: 7.8 s, on two cores).
+LONG_AUDIO_S = 26.0
+WINDOW_S = 24.0
+# A window is prompted with the last words of the one before it. The whole previous text made tiny.en
+# drop words (611 of 747 in a 5-minute turn); its last 12 words, none (756; no prompt: 721).
+PROMPT_WORDS = 12
 CUT_SEARCH_S = 2.0  # a window ends at the quietest CUT_FRAME_S of its last CUT_SEARCH_S
 CUT_FRAME_S = 0.1
 DEFAULT_VOICE = "alloy"  # OpenAI's default voice name; each TTS engine maps it to one of its own
@@ -206,7 +211,8 @@ class EngineSet:
             transcript = await wait_future(self.asr_worker.submit(command.job_id, priority, window, key=key))
             pieces.append((start / rate, transcript))
             # The next window goes on from this one's words (after the client's own prompt), in its language.
-            prompt = " ".join(p for p in (command.options.prompt, transcript.text.strip()) if p) or None
+            last_words = " ".join(transcript.text.split()[-PROMPT_WORDS:])
+            prompt = " ".join(p for p in (command.options.prompt, last_words) if p) or None
             language = options.language or (transcript.language if transcriber.multilingual else None)
             options = dataclasses.replace(options, prompt=prompt, language=language)
         yield TranscriptReady(command.job_id, stitch(pieces))
