@@ -115,26 +115,15 @@ def test_a_too_deep_tool_schema_fails_the_response_cleanly_at_the_engine() -> No
 
 async def test_over_the_runtime_each_hostile_frame_is_an_error_and_the_session_answers_after() -> None:
     from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber
-    from openrealtime.runtime.connection import Connection
     from openrealtime.runtime.engines import EngineSet
-    from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
-    from openrealtime.session.transcription import SessionInfo
-    from tests.runtime.test_connection import MemoryTransport
+    from tests.runtime.test_connection import MemoryTransport, start_realtime
 
     engines = EngineSet(
         vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="x", chat=FakeChatModel("Hello.")
     )
     try:
         transport = MemoryTransport()
-        info = RealtimeInfo(base=SessionInfo("s", 0, lambda m: True), model="gpt-realtime")
-        connection = Connection(
-            RealtimeSession(info, vad=engines.vad),
-            transport,
-            SessionKind.REALTIME,
-            run_job=engines.run_job,
-            cancel_job=engines.cancel_job,
-        )
-        task = asyncio.create_task(connection.run())
+        task = start_realtime(engines, transport)
         for frame in (deep_arrays(1_000), deep_tool(400), big_integer(5_000)):
             transport.incoming.put_nowait(frame)
         text_only = {"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}}

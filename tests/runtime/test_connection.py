@@ -530,7 +530,6 @@ async def test_barge_in_over_the_runtime_sends_no_audio_after_response_done() ->
     import threading
 
     from openrealtime.engines.fake import EnergyVad, FakeChatModel, ToneSynthesizer
-    from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
 
     class SlowTone(ToneSynthesizer):
         """Real-time-ish TTS: one 100 ms chunk every 20 ms, ignoring ``stop`` for a while."""
@@ -549,15 +548,7 @@ async def test_barge_in_over_the_runtime_sends_no_audio_after_response_done() ->
     )
     try:
         transport = MemoryTransport()
-        info = RealtimeInfo(base=SessionInfo("s", 0, lambda m: True), model="gpt-realtime")
-        connection = Connection(
-            RealtimeSession(info, vad=engines.vad),
-            transport,
-            SessionKind.REALTIME,
-            run_job=engines.run_job,
-            cancel_job=engines.cancel_job,
-        )
-        task = asyncio.create_task(connection.run())
+        task = start_realtime(engines, transport)
         transport.incoming.put_nowait(
             json.dumps(
                 {
