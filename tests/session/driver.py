@@ -25,6 +25,20 @@ def wire(event: Any) -> dict[str, Any]:
     return body
 
 
+def error_event(code: str, message: str, param: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    """The wire form of a refused client event (``invalid_request_error``)."""
+    return {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": event_id,
+        },
+    }
+
+
 class Driver:
     """Feeds a session; by default answers every Transcribe at once (``hold=True`` keeps them)."""
 

@@ -9,7 +9,7 @@ from openrealtime.engines.fake import EnergyVad, FakeTranscriber
 from openrealtime.session.ids import Ids
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import quiet, tone
-from tests.session.driver import Driver
+from tests.session.driver import Driver, error_event
 
 KNOWN_MODELS = {"gpt-4o-transcribe", "whisper-1", "gpt-realtime-whisper"}
 
@@ -471,17 +471,7 @@ def committed_turn() -> tuple[TranscriptionSession, Driver]:
     return session, driver
 
 
-def invalid(code: str, message: str, param: str | None, event_id: str | None) -> dict:
-    return {
-        "type": "error",
-        "error": {
-            "type": "invalid_request_error",
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": event_id,
-        },
-    }
+invalid = error_event
 
 
 def test_a_committed_item_is_retrieved_with_its_transcript_then_deleted() -> None:

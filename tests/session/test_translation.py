@@ -38,6 +38,7 @@ from openrealtime.session.translation import (
     language_base,
 )
 from tests.conftest import quiet, tone
+from tests.session.driver import error_event
 
 FRAME_BYTES = FRAME_SAMPLES * 2  # a 200 ms frame of PCM16 on the wire
 
@@ -182,17 +183,7 @@ def audio_delta(text: str, elapsed_ms: int) -> dict[str, Any]:
     }
 
 
-def error(code: str, message: str, param: str | None = None, event_id: str | None = None) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "error": {
-            "type": "invalid_request_error",
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": event_id,
-        },
-    }
+error = error_event
 
 
 def session_dict(**audio: Any) -> dict[str, Any]:

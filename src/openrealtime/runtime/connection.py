@@ -396,11 +396,10 @@ class Connection:
             f"Input audio arrives faster than it can be transcribed: {pending} transcriptions of this "
             "session are waiting already. Send audio at real-time pace."
         )
-        if command.final:
-            log.warning("transcription backlog full (%d pending); refusing a final decode", pending)
-            if not self._backlog_told:
-                self._backlog_told = True
-                self.session.error(ProtocolError(message, code=BACKLOG_CODE))
+        if command.final and not self._backlog_told:  # once an episode: a flood would flood the log too
+            log.warning("transcription backlog full (%d pending); refusing final decodes", pending)
+            self._backlog_told = True
+            self.session.error(ProtocolError(message, code=BACKLOG_CODE))
         return _refused(EngineError(f"{message} This turn's audio was dropped.", code=BACKLOG_CODE))
 
     async def _put(self, frame: str) -> bool:
