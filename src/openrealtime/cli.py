@@ -300,7 +300,11 @@ def _bench(args: argparse.Namespace) -> int:
 
     key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
     turns = args.turns if args.turns is not None else DEFAULT_BENCH_TURNS
-    if args.kind == "abuse":
+    if args.kind == "soak":
+        from openrealtime.bench.soak import run_soak_bench
+
+        job = run_soak_bench(url=args.url, out_dir=out, minutes=args.minutes, api_key=key)
+    elif args.kind == "abuse":
         from openrealtime.bench.abuse import DEFAULT_TURNS, run_abuse_bench
 
         job = run_abuse_bench(
@@ -428,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=lambda a: asyncio.run(_demo(a)))
 
     bench = sub.add_parser("bench", help="measure latency and accuracy")
-    bench.add_argument("kind", choices=["transcription", "assistant", "translation", "load", "overhead", "abuse"])
+    bench.add_argument(
+        "kind", choices=["transcription", "assistant", "translation", "load", "overhead", "abuse", "soak"]
+    )
     bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
     bench.add_argument(
         "--session-kind",
@@ -459,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--flood-sessions", type=int, default=4, help="abuse: sessions appending audio at 10x real time in flood B"
     )
     bench.add_argument("--items", type=int, default=2000, help="abuse: conversation.item.create per burst in flood C")
+    bench.add_argument("--minutes", type=float, default=60.0, help="soak: how long the voice conversation is held")
     bench.set_defaults(func=_bench)
     return parser
 
