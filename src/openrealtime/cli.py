@@ -300,7 +300,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
     turns = args.turns if args.turns is not None else DEFAULT_BENCH_TURNS
-    if args.kind == "soak":
+    if args.kind == "soak" and args.memory:
+        from openrealtime.bench.memory import run_memory_bench
+
+        if args.url is not None:
+            print("bench soak --memory: measures a server in this process; --url does not apply", file=sys.stderr)
+            return 2
+        job = run_memory_bench(out_dir=out, sessions=args.sessions)
+    elif args.kind == "soak":
         from openrealtime.bench.soak import run_soak_bench
 
         job = run_soak_bench(url=args.url, out_dir=out, minutes=args.minutes, api_key=key)
@@ -369,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--instructions", default=None, help="default system prompt of voice sessions")
     serve.add_argument("--session-lifetime-s", type=int, default=None, help="longest session, seconds (default 3600)")
     serve.add_argument(
+        "--speech-lead-s",
+        type=float,
+        default=None,
+        help="how far ahead of its listener an answer is spoken; the rest at the pace of speech (default 5, 0: off)",
+    )
+    serve.add_argument(
         "--allowed-origins", default=None, help="web origins allowed besides the server's own (comma-separated, *)"
     )
     for kind in ("transcription", "realtime", "translation"):
@@ -380,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-auth-failures-per-minute", type=int, default=None, help="failed keys per address before refusal (10)"
+    )
+    serve.add_argument(
+        "--max-client-secrets", type=int, default=None, help="ephemeral ek_ keys alive at once (default 1000)"
     )
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
@@ -466,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--items", type=int, default=2000, help="abuse: conversation.item.create per burst in flood C")
     bench.add_argument("--minutes", type=float, default=60.0, help="soak: how long the voice conversation is held")
+    bench.add_argument(
+        "--memory", action="store_true", help="soak: big sessions opened and closed in turn, RSS after each close"
+    )
+    bench.add_argument("--sessions", type=int, default=7, help="soak --memory: the sessions opened in turn")
     bench.set_defaults(func=_bench)
     return parser
 

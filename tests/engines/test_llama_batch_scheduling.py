@@ -194,6 +194,23 @@ def test_answers_past_their_first_clause_wait_while_a_new_one_starts() -> None:
     finish(fake, decoder)
 
 
+def test_a_freed_slot_goes_to_the_session_with_the_fewest_answers_running() -> None:
+    fake, decoder, steps = stepped()  # two slots
+    stop = threading.Event()
+    first = decoder.generate([1], max_tokens=1, stop=stop, key="flooder")
+    second = decoder.generate([1], max_tokens=500, stop=stop, key="flooder")
+    third = decoder.generate([700], max_tokens=500, stop=stop, key="flooder")  # waits for a slot
+    victim = decoder.generate([900], max_tokens=500, stop=stop, key="victim")  # waits, queued last
+    steps.release(1)
+    assert list(first) == [2]  # done: its slot frees
+    steps.release(2)
+    assert next(victim) == 901  # the victim took it, though the flooder's third answer came first
+    assert not any(token == 700 for call in fake.calls for _, token, _ in call)
+    for tokens in (second, third, victim):
+        tokens.close()
+    finish(fake, decoder)
+
+
 def test_a_bad_grammar_is_an_error_and_a_stopped_completion_ends() -> None:
     decoder = make(FakeLlama())
     with pytest.raises(EngineError) as info:

@@ -137,6 +137,24 @@ def test_first_audio_is_sent_before_the_answer_is_complete() -> None:
     assert [c.text for c in driver.held_tts] == ["Hello there."]
 
 
+def test_each_clause_says_where_it_starts_in_its_answers_speech() -> None:
+    """So the runtime can synthesize later clauses just ahead of the listener (runtime/pacing.py)."""
+    _, driver = make(hold_tts=True)
+    say(driver)
+    driver.send({"type": "response.create"})
+    first = driver.held_tts.pop()
+    created = next(e for e in driver.events if e["type"] == "response.created")
+    assert (first.stream, first.at_ms) == (created["response"]["id"], 0)
+    driver.run_tts(first)
+    driver.pump()
+    second = driver.held_tts.pop()
+    heard = sum(
+        len(base64.b64decode(e["delta"])) // 2 for e in driver.events if e["type"] == "response.output_audio.delta"
+    )
+    assert second.stream == first.stream
+    assert second.at_ms == heard * 1000 // 24_000 > 0  # the first clause's audio, in ms
+
+
 def test_vad_turn_creates_a_response_after_the_user_item() -> None:
     _, driver = make()
     driver.send(

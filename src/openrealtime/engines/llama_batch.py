@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,7 +258,7 @@ class BatchedDecoder:
             idle = [slot for slot in self._slots if not slot.busy]
             if not idle:
                 return
-            completion = self._waiting.pop(0)
+            completion = self._next_waiting()
             slot = _pick(idle, completion.prompt, completion.key)
             slot.key = completion.key
             keep = min(_common_prefix(slot.tokens, completion.prompt), len(completion.prompt) - 1)
@@ -272,6 +273,15 @@ class BatchedDecoder:
             self._running.append(completion)
             self.stats.running = len(self._running)
             self.stats.peak_running = max(self.stats.peak_running, len(self._running))
+
+    def _next_waiting(self) -> _Completion:
+        """The waiting completion of the session (cache key) with the fewest running, first come
+        first served among equals: one session's out-of-band answers do not take every slot that
+        frees while another session waits (issue 10 defect 3)."""
+        running = Counter(c.key for c in self._running)
+        completion = min(self._waiting, key=lambda c: running[c.key])
+        self._waiting.remove(completion)
+        return completion
 
     def _step(self, running: list[_Completion]) -> None:
         """One decode call over every running completion; samples where a step ends its input."""

@@ -52,6 +52,7 @@ from openrealtime.audio.codec import AudioFormat
 from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
+from openrealtime.runtime.pacing import SpeechPacer
 from openrealtime.runtime.scheduler import current_session
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
@@ -63,6 +64,7 @@ from openrealtime.session.commands import (
     EngineResult,
     JobFailed,
     SessionInput,
+    Synthesize,
     Transcribe,
 )
 
@@ -171,6 +173,7 @@ class Connection:
         on_event: Callable[[se.ServerEvent], None] | None = None,
         lifetime_s: float | None = None,
         on_append: Callable[[float], None] | None = None,
+        speech_lead_s: float = 0.0,
     ) -> None:
         self.session = session
         self.transport = transport
@@ -199,6 +202,7 @@ class Connection:
         self._too_slow = False
         self._lifetime_s = lifetime_s
         self._on_append = on_append
+        self._pacer = SpeechPacer(speech_lead_s)
 
     @property
     def outbox_chars(self) -> int:
@@ -382,7 +386,8 @@ class Connection:
             results = self._run_job(command)
             job_id = getattr(command, "job_id", None)
             if results is not None and job_id is not None:
-                self._jobs[job_id] = self._tg.create_task(self._job(job_id, results))
+                delay_s = self._pacer.delay_s(command.stream, command.at_ms) if isinstance(command, Synthesize) else 0
+                self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s))
         return True
 
     def _admit(self, command: Transcribe) -> AsyncIterator[object] | None:
@@ -422,9 +427,12 @@ class Connection:
         self._outbox.put_nowait(frame)
         return True
 
-    async def _job(self, job_id: str, results: AsyncIterator[object]) -> None:
-        """Forward a command's results to the session loop; an engine failure becomes ``JobFailed``."""
+    async def _job(self, job_id: str, results: AsyncIterator[object], delay_s: float = 0) -> None:
+        """Forward a command's results to the session loop, starting it after ``delay_s`` (paced
+        speech); an engine failure becomes ``JobFailed``."""
         try:
+            if delay_s > 0:
+                await asyncio.sleep(delay_s)
             async for result in results:
                 await self._put_result(result)
         except EngineError as exc:

@@ -1,5 +1,7 @@
-"""The ASGI app: ``/healthz``, the realtime WebSocket (``/v1/realtime`` and ``/realtime``), and the
-translation WebSocket (``/v1/realtime/translations``).
+"""The ASGI app: ``/healthz``, the realtime WebSocket (``/v1/realtime`` and ``/realtime``), the
+translation WebSocket (``/v1/realtime/translations``), and the minting of client secrets
+(``POST /v1/realtime/client_secrets``, ``POST /v1/realtime/translations/client_secrets``,
+:mod:`~openrealtime.server.minting`).
 
 Like OpenAI, the server always completes the WebSocket upgrade, then reports a connect-time problem
 as one ``error`` event followed by a close: 3000 for authentication, 4000 for the request's shape
@@ -10,6 +12,11 @@ as one ``error`` event followed by a close: 3000 for authentication, 4000 for th
 ``/healthz`` is a readiness answer: 200 only after that, and 503 with a reason while every session
 kind is full or the event loop lags (:mod:`~openrealtime.server.readiness`). Which session a connect opens is decided in
 :mod:`~openrealtime.server.sessions`.
+
+A client secret (``ek_...``, :mod:`~openrealtime.server.secrets`) opens sessions wherever the
+server's key does, and nothing else: minting and ``/metrics`` take the server's key only. Pages of
+the origins the Origin check lets in may call the HTTP routes cross-origin (CORS, ``Location``
+exposed); the check runs first, so a refused origin gets its 403 and no CORS headers.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -35,9 +43,18 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.metrics import Metrics
+from openrealtime.server.minting import (
+    HTTP_PAYLOAD_TOO_LARGE,
+    MAX_BODY_BYTES,
+    BodyTooLarge,
+    error_body,
+    mint,
+    read_body,
+)
 from openrealtime.server.origins import OriginGuard, OriginPolicy
 from openrealtime.server.readiness import LoopLag, Readiness, readiness
 from openrealtime.server.registry import load_engines
+from openrealtime.server.secrets import MemorySecretStore, SecretStore
 from openrealtime.server.sessions import CLOSE_AUTH, Opened, Refusal, open_realtime, open_translation
 from openrealtime.server.settings import Settings
 
@@ -49,6 +66,12 @@ THROTTLED_MESSAGE = "Too many failed authentications from this address; try agai
 HTTP_UNAUTHORIZED = 401
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVICE_UNAVAILABLE = 503
+SERVER_KEY_ONLY = "Client secrets (ek_) open sessions only; this endpoint needs the server's API key."
+# CORS for the pages the Origin check lets in: what the SDKs send (Authorization, JSON, their own
+# headers: allowed as asked) and Location, which a cross-origin page otherwise reads as null.
+CORS_METHODS = ("GET", "POST", "DELETE")
+CORS_EXPOSED = ("Location",)
+CORS_MAX_AGE_S = 600
 
 
 class _StarletteTransport:
@@ -76,7 +99,9 @@ class _StarletteTransport:
 
 
 async def _refuse(websocket: WebSocket, refusal: Refusal) -> None:
-    error = se.Error.of(ProtocolError(refusal.message, code=refusal.code, error_type=refusal.error_type))
+    error = se.Error.of(
+        ProtocolError(refusal.message, code=refusal.code, param=refusal.param, error_type=refusal.error_type)
+    )
     await websocket.send_text(dump_server_event(error))
     reason = f"{refusal.error_type}.{refusal.code}" if refusal.code else refusal.error_type
     await websocket.close(code=refusal.close_code, reason=reason)
@@ -94,10 +119,11 @@ def _openai_error(status: int, message: str, code: str, error_type: str = "inval
 class _Server:
     """What the routes share: settings, the engines once loaded, metrics and the open sessions."""
 
-    def __init__(self, settings: Settings, engines: EngineSet | None) -> None:
+    def __init__(self, settings: Settings, engines: EngineSet | None, secrets: SecretStore | None = None) -> None:
         self.settings = settings
         self.engines = engines
         self.metrics = Metrics()
+        self.secrets = secrets or MemorySecretStore(max_live=settings.max_client_secrets)
         self.throttle = AuthThrottle(settings.max_auth_failures_per_minute)
         self.admission = Admission(
             {
@@ -108,7 +134,7 @@ class _Server:
         )
         self.loop_lag = LoopLag()
 
-    async def _accept(self, websocket: WebSocket) -> bool:
+    async def _accept(self, websocket: WebSocket) -> AuthResult:
         """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
         auth = self._authenticate(websocket, websocket.scope.get("subprotocols", []))
         await websocket.accept(subprotocol=auth.subprotocol)
@@ -116,7 +142,7 @@ class _Server:
             await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_THROTTLED))
         elif not auth.ok:
             await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_AUTH))
-        return auth.ok
+        return auth
 
     def _authenticate(self, connection: HTTPConnection, subprotocols: list[str]) -> AuthResult:
         """Check the key of a connect or request: throttled first, then failures logged and counted."""
@@ -131,7 +157,7 @@ class _Server:
                 subprotocol=subprotocol,
                 reason=THROTTLED,
             )
-        auth = authenticate(connection.headers, subprotocols, self.settings.api_key)
+        auth = authenticate(connection.headers, subprotocols, self.settings.api_key, self.secrets)
         if not auth.ok:
             self.throttle.failed(address, now)
             self.metrics.auth_failures.add(reason=auth.reason)
@@ -146,20 +172,63 @@ class _Server:
             return None
         return self._authenticate(request, [])
 
+    def _server_key_refusal(self, request: Request) -> Response | None:
+        """For routes only the server's key opens (minting, ``/metrics``): ``None`` to go on, else the
+        refusal. With no server key set they are open, but a client secret is refused even then: a
+        stale one fails as any wrong key, and a live one can never do what only the key may."""
+        auth = self._authenticate(request, [])
+        if auth.reason == THROTTLED:
+            return _openai_error(HTTP_TOO_MANY_REQUESTS, auth.message, "rate_limit_exceeded")
+        if not auth.ok:
+            return _openai_error(HTTP_UNAUTHORIZED, auth.message, auth.code or "missing_api_key")
+        if auth.secret is not None:
+            # Not a guess (the secret is live), so not throttled; counted apart.
+            self.metrics.auth_failures.add(reason="client_secret")
+            log.warning("client secret refused from %s on %s: server key only", _address(request), request.url.path)
+            return _openai_error(HTTP_UNAUTHORIZED, SERVER_KEY_ONLY, "invalid_api_key")
+        return None
+
+    async def client_secrets(self, request: Request) -> Response:
+        """``POST /v1/realtime/client_secrets``: a realtime or transcription secret."""
+        return await self._mint(request, SessionKind.REALTIME)
+
+    async def translation_client_secrets(self, request: Request) -> Response:
+        """``POST /v1/realtime/translations/client_secrets``: a translation secret."""
+        return await self._mint(request, SessionKind.TRANSLATION)
+
+    async def _mint(self, request: Request, route: SessionKind) -> Response:
+        refusal = self._server_key_refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = await read_body(request.stream(), request.headers.get("content-length"))
+        except BodyTooLarge:
+            message = f"The request body is larger than this server's limit of {MAX_BODY_BYTES} bytes."
+            return JSONResponse(error_body(message, "request_too_large"), status_code=HTTP_PAYLOAD_TOO_LARGE)
+        answer = mint(body, route, store=self.secrets, settings=self.settings, engines=self._loaded())
+        if answer.status == 200:
+            kind = answer.body["session"].get("type", route.value)
+            self.metrics.client_secrets.add(kind=kind)
+            log.info("client secret minted for %s sessions, expires at %d", kind, answer.body["expires_at"])
+        return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+
     def observe_stages(self, engines: EngineSet) -> None:
         """Send the engines' stage timings to ``/metrics``, unless their owner observes them already."""
         if engines.on_stage is None:
             engines.on_stage = lambda stage, seconds: self.metrics.stage.observe(seconds, stage=stage)
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        auth = self._http_key(request)
-        if auth is not None and auth.reason == THROTTLED:
-            return _openai_error(HTTP_TOO_MANY_REQUESTS, auth.message, "rate_limit_exceeded")
-        if auth is not None and not auth.ok:
-            return _openai_error(HTTP_UNAUTHORIZED, auth.message, auth.code or "missing_api_key")
+        refusal = self._server_key_refusal(request)
+        if refusal is not None:
+            return refusal
         chat = self.engines.chat if self.engines is not None else None
         lag_s = max(self.loop_lag.lag_s, self.loop_lag.overdue_s())
-        text = self.metrics.render(getattr(chat, "stats", None), loop_lag_s=lag_s, ready=self.readiness().ready)
+        text = self.metrics.render(
+            getattr(chat, "stats", None),
+            loop_lag_s=lag_s,
+            ready=self.readiness().ready,
+            live_client_secrets=self.secrets.live(),
+        )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     def readiness(self) -> Readiness:
@@ -184,23 +253,26 @@ class _Server:
         # sent here counts as a failure too, or /healthz would be an unthrottled oracle.
         presented = "authorization" in request.headers
         auth = self._http_key(request) if presented else None
-        if self.settings.api_key is None or (auth is not None and auth.ok):
+        if self.settings.api_key is None or (auth is not None and auth.ok and auth.secret is None):
             body["active_sessions"] = self.admission.total()
         return JSONResponse(body, status_code=status)
 
     async def realtime(self, websocket: WebSocket) -> None:
-        if await self._accept(websocket):
+        auth = await self._accept(websocket)
+        if auth.ok:
             engines = self._loaded()
             query, headers = websocket.query_params, websocket.headers
-            await self._serve(websocket, open_realtime(query, headers, self.settings, engines), engines)
+            opening = open_realtime(query, headers, self.settings, engines, secret=auth.secret)
+            await self._serve(websocket, opening, engines)
 
     async def translations(self, websocket: WebSocket) -> None:
-        if await self._accept(websocket):
+        auth = await self._accept(websocket)
+        if auth.ok:
             engines = self._loaded()
             lifetime_s = self.settings.session_lifetime_s
             await self._serve(
                 websocket,
-                open_translation(websocket.query_params, engines, lifetime_s=lifetime_s),
+                open_translation(websocket.query_params, engines, lifetime_s=lifetime_s, secret=auth.secret),
                 engines,
             )
 
@@ -230,6 +302,7 @@ class _Server:
                 run_job=engines.run_job,
                 cancel_job=engines.cancel_job,
                 lifetime_s=self.settings.session_lifetime_s,
+                speech_lead_s=self.settings.speech_lead_s,
                 on_event=self.metrics.observer(),
                 on_append=self.metrics.append.observe,
             ).run()
@@ -244,9 +317,11 @@ def create_app(
     *,
     engines: EngineSet | None = None,
     engine_loader: Callable[[Settings], EngineSet] = load_engines,
+    secrets: SecretStore | None = None,
 ) -> Starlette:
-    """Build the app; pass ``engines`` (e.g. fakes) to skip loading models."""
-    server = _Server(settings or Settings.load(), engines)
+    """Build the app; pass ``engines`` (e.g. fakes) to skip loading models, ``secrets`` for another
+    client-secret store (a shared one, or one on a test clock)."""
+    server = _Server(settings or Settings.load(), engines, secrets)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -270,13 +345,26 @@ def create_app(
         WebSocketRoute("/realtime", server.realtime),
         WebSocketRoute("/v1/realtime/translations", server.translations),
         WebSocketRoute("/realtime/translations", server.translations),
+        Route("/v1/realtime/client_secrets", server.client_secrets, methods=["POST"]),
+        Route("/realtime/client_secrets", server.client_secrets, methods=["POST"]),
+        Route("/v1/realtime/translations/client_secrets", server.translation_client_secrets, methods=["POST"]),
+        Route("/realtime/translations/client_secrets", server.translation_client_secrets, methods=["POST"]),
     ]
     guard = Middleware(
         OriginGuard,
         policy=OriginPolicy.parse(server.settings.allowed_origins),
         on_refused=lambda kind: server.metrics.refusals.add(reason="origin", request=kind),
     )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
+    # Inside the guard: only origins it lets in ever get CORS headers, so any origin may be echoed here.
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origin_regex=".*",
+        allow_methods=CORS_METHODS,
+        allow_headers=["*"],
+        expose_headers=CORS_EXPOSED,
+        max_age=CORS_MAX_AGE_S,
+    )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard, cors])
 
 
 def serve(settings: Settings) -> None:

@@ -3,7 +3,12 @@
 the throttle on guessing.
 
 Keys are compared in constant time. A connect offering two subprotocol keys is refused rather than
-one of them picked (it used to be the last). Failures are throttled per client address: past
+one of them picked (it used to be the last). A key that starts with ``ek_`` is an ephemeral client
+secret (:mod:`~openrealtime.server.secrets`): it passes only while the store knows it and it is
+live, with or without a server key (a stale secret shows up as the failure it is); the result then
+carries what it grants, and the route decides whether a secret may be used there.
+
+Failures (a wrong key, an unknown or expired client secret) are throttled per client address: past
 ``max_failures`` in a minute, every attempt from that address is refused, even with the right key,
 until the minute's older failures have aged out; otherwise 600 guesses took 0.9 s.
 """
@@ -14,6 +19,8 @@ import hmac
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from openrealtime.server.secrets import ClientSecret, SecretStore, is_client_secret, shown
 
 SUBPROTOCOL_REALTIME = "realtime"
 SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
@@ -26,19 +33,32 @@ class AuthResult:
     code: str | None = None
     subprotocol: str | None = None  # what the 101 response must select
     reason: str = ""  # why it failed, for logs and metrics: missing, invalid, ambiguous (never the key)
+    secret: ClientSecret | None = None  # the live client secret presented, if it was one
 
 
-def authenticate(headers: Mapping[str, str], subprotocols: Sequence[str], api_key: str | None) -> AuthResult:
-    """Check the key (if one is configured) and pick the subprotocol to select."""
+def authenticate(
+    headers: Mapping[str, str],
+    subprotocols: Sequence[str],
+    api_key: str | None,
+    secrets: SecretStore | None = None,
+) -> AuthResult:
+    """Check the key and pick the subprotocol to select.
+
+    The server's key passes; so does a live client secret from ``secrets`` (the result carries it).
+    With no server key, anything passes but a client secret that is not live.
+    """
     subprotocol = SUBPROTOCOL_REALTIME if SUBPROTOCOL_REALTIME in subprotocols else None
-    if api_key is None:
-        return AuthResult(ok=True, subprotocol=subprotocol)
-    presented: str | None = None
     authorization = headers.get("authorization", "")
     offered = [p[len(SUBPROTOCOL_KEY_PREFIX) :] for p in subprotocols if p.startswith(SUBPROTOCOL_KEY_PREFIX)]
+    presented: str | None = None
     if authorization.lower().startswith("bearer "):
         presented = authorization[len("bearer ") :].strip()
-    elif len(offered) > 1:
+    elif len(offered) == 1:
+        presented = offered[0]
+    checks_secret = secrets is not None and presented is not None and is_client_secret(presented)
+    if api_key is None and not checks_secret:
+        return AuthResult(ok=True, subprotocol=subprotocol)
+    if presented is None and len(offered) > 1:
         return AuthResult(
             ok=False,
             message=f"Offer one API key, not {len(offered)}, as an '{SUBPROTOCOL_KEY_PREFIX}' subprotocol.",
@@ -46,8 +66,6 @@ def authenticate(headers: Mapping[str, str], subprotocols: Sequence[str], api_ke
             subprotocol=subprotocol,
             reason="ambiguous",
         )
-    elif offered:
-        presented = offered[0]
     if presented is None:
         return AuthResult(
             ok=False,
@@ -55,17 +73,16 @@ def authenticate(headers: Mapping[str, str], subprotocols: Sequence[str], api_ke
             subprotocol=subprotocol,
             reason="missing",
         )
-    if not hmac.compare_digest(presented.encode(), api_key.encode()):
-        # Like OpenAI, show only the key's ends; never log it whole.
-        shown = f"{presented[:3]}***{presented[-4:]}" if len(presented) > 8 else "***"
-        return AuthResult(
-            ok=False,
-            message=f"Incorrect API key provided: {shown}.",
-            code="invalid_api_key",
-            subprotocol=subprotocol,
-            reason="invalid",
-        )
-    return AuthResult(ok=True, subprotocol=subprotocol)
+    if api_key is not None and hmac.compare_digest(presented.encode(), api_key.encode()):
+        return AuthResult(ok=True, subprotocol=subprotocol)
+    secret = secrets.lookup(presented) if secrets is not None and checks_secret else None
+    if secret is not None:
+        return AuthResult(ok=True, subprotocol=subprotocol, secret=secret)
+    # Like OpenAI, show only the key's ends; never log it whole.
+    message = f"Incorrect API key provided: {shown(presented)}."
+    if is_client_secret(presented):
+        message += " A client secret (ek_) opens sessions until it expires, on the server that minted it."
+    return AuthResult(ok=False, message=message, code="invalid_api_key", subprotocol=subprotocol, reason="invalid")
 
 
 THROTTLE_WINDOW_S = 60.0

@@ -11,16 +11,19 @@ import uvicorn
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.app import create_app
 from openrealtime.server.listener import uvicorn_config
+from openrealtime.server.secrets import SecretStore
 from openrealtime.server.settings import Settings
 
 STARTUP_TIMEOUT_S = 120.0
 
 
 @contextlib.asynccontextmanager
-async def running_server(settings: Settings | None = None, *, engines: EngineSet | None = None) -> AsyncIterator[str]:
+async def running_server(
+    settings: Settings | None = None, *, engines: EngineSet | None = None, secrets: SecretStore | None = None
+) -> AsyncIterator[str]:
     """Start the server on ``127.0.0.1`` (port 0 unless ``settings.port`` is set); yields its ws base URL."""
     settings = settings or Settings.load(port=0)
-    app = create_app(settings, engines=engines)
+    app = create_app(settings, engines=engines, secrets=secrets)
     config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

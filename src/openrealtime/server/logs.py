@@ -4,7 +4,8 @@ uvicorn writes every request's path with its query string, to ``uvicorn.access``
 ``uvicorn.error`` for WebSocket upgrades ("WebSocket /v1/realtime?... [accepted]"). The server never
 reads a key from the query string, but clients put one there anyway (``?api_key=sk-...``), and it
 went to the log in full: :class:`ScrubSecrets` replaces the value of every query parameter whose
-name says it holds a secret. uvicorn also warns once per connection refused past its connection
+name says it holds a secret, and any client secret (``ek_`` and its characters) wherever it stands
+in a line, under whatever name or in a path. uvicorn also warns once per connection refused past its connection
 cap; :class:`FoldRepeats` lets such a line through once a minute.
 """
 
@@ -20,14 +21,17 @@ SCRUBBED = "***"
 SECRET_PARAMETER = re.compile(
     r"(?P<name>[?&][^=&\s\"]*(?:key|token|secret|password|auth)[^=&\s\"]*=)[^&\s\"]*", re.IGNORECASE
 )
+# A client secret (server/secrets.py: "ek_" and 32 hex characters) anywhere; its prefix stays.
+CLIENT_SECRET = re.compile(r"(?<![A-Za-z0-9])ek_[A-Za-z0-9]{8,}")
 FOLD_INTERVAL_S = 60.0
 FOLDED_MESSAGES = frozenset({"Exceeded concurrency limit."})
 FILTERED_LOGGERS = ("uvicorn.access", "uvicorn.error")
 
 
 def scrub(text: str) -> str:
-    """``text`` with the values of secret-looking query parameters replaced by ``***``."""
-    return SECRET_PARAMETER.sub(lambda match: match["name"] + SCRUBBED, text)
+    """``text`` with the values of secret-looking query parameters, and client secrets, as ``***``."""
+    text = SECRET_PARAMETER.sub(lambda match: match["name"] + SCRUBBED, text)
+    return CLIENT_SECRET.sub("ek_" + SCRUBBED, text)
 
 
 class ScrubSecrets(logging.Filter):

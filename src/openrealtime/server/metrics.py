@@ -111,11 +111,22 @@ class Metrics:
         self.refusals = Counter(
             "openrealtime_refusals_total", "Requests refused at the door, by reason (origin, capacity, ...)."
         )
+        self.client_secrets = Counter(
+            "openrealtime_client_secrets_minted_total", "Client secrets (ek_) minted, by the kind of session."
+        )
 
-    def render(self, llm: Any = None, *, loop_lag_s: float | None = None, ready: bool | None = None) -> str:
+    def render(
+        self,
+        llm: Any = None,
+        *,
+        loop_lag_s: float | None = None,
+        ready: bool | None = None,
+        live_client_secrets: int | None = None,
+    ) -> str:
         """The text exposition; ``llm`` is the in-process LLM's decoder counters
         (:class:`~openrealtime.engines.llama_batch.DecoderStats`), when there is one; ``loop_lag_s`` and
-        ``ready`` are read at scrape time (:mod:`~openrealtime.server.readiness`)."""
+        ``ready`` are read at scrape time (:mod:`~openrealtime.server.readiness`), and so is
+        ``live_client_secrets`` (:mod:`~openrealtime.server.secrets`)."""
         parts: list[Any] = [
             self.first_audio,
             self.response_first_audio,
@@ -128,6 +139,7 @@ class Metrics:
             self.refusals,
             self.unready,
             self.auth_failures,
+            self.client_secrets,
             self.cancellations,
             self.errors,
         ]
@@ -138,6 +150,10 @@ class Metrics:
             )
         if ready is not None:
             lines += gauge_lines("openrealtime_ready", "1 when /healthz answers ready, else 0.", float(ready))
+        if live_client_secrets is not None:
+            lines += gauge_lines(
+                "openrealtime_live_client_secrets", "Client secrets (ek_) not yet expired.", live_client_secrets
+            )
         if llm is not None:
             lines += llm_lines(llm)
         return "\n".join(lines) + "\n"

@@ -4,29 +4,87 @@ Given the connect's query parameters and headers, the server's settings and its 
 module builds a realtime, transcription or translation session, or returns a :class:`Refusal` that
 the server reports as one ``error`` event followed by a close, as OpenAI does (reference 2.2, 2.4).
 Authentication is not here: it decides the subprotocol of the upgrade, before any of this.
+
+A connect made with a client secret (:mod:`~openrealtime.server.secrets`) opens the secret's kind of
+session only, with the secret's config applied by the sessions' own ``session.update`` path before
+the first event (:func:`configured`), so ``session.created`` already shows it; a secret's model wins
+over ``?model=``. The same path resolves the session object a minted secret is answered with
+(:func:`resolved_session`), so a config is validated once, by the code that validates updates.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from openrealtime.protocol.codec import SessionKind
+from openrealtime.audio.codec import AudioFormat
+from openrealtime.exceptions import ProtocolError
+from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import server_events as se
+from openrealtime.protocol.codec import SessionKind, parse_client_event
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.languages import LanguageSupport
+from openrealtime.server.secrets import ClientSecret
 from openrealtime.server.settings import Settings
+from openrealtime.session.commands import Command, EngineResult, SessionInput
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SESSION_LIFETIME_S, SessionInfo, TranscriptionSession
-from openrealtime.session.translation import TranslationSession
+from openrealtime.session.translation import TranslationInfo, TranslationSession
 
 CLOSE_AUTH = 3000
 CLOSE_BAD_REQUEST = 4000
 INTENT_REALTIME = "realtime"
 INTENT_TRANSCRIPTION = "transcription"
+MISMATCH_CODE = "session_type_mismatch"
+_INTENT_KINDS = {INTENT_REALTIME: SessionKind.REALTIME, INTENT_TRANSCRIPTION: SessionKind.TRANSCRIPTION}
+_KIND_PATHS = {
+    SessionKind.REALTIME: "/v1/realtime?model=...",
+    SessionKind.TRANSCRIPTION: "/v1/realtime?intent=transcription",
+    SessionKind.TRANSLATION: "/v1/realtime/translations?model=...",
+}
 
-Session = RealtimeSession | TranscriptionSession | TranslationSession
+SessionUpdate = ce.SessionUpdate | ce.TranslationSessionUpdate
+BareSession = RealtimeSession | TranscriptionSession | TranslationSession
+
+
+class Primed:
+    """A session whose config was applied before it said anything: its first drain gives the one
+    ``session.created`` that shows the config, instead of ``session.created`` then ``session.updated``.
+
+    It is what the runtime drives (``runtime.connection.Session``); everything but that first drain is
+    the session's own.
+    """
+
+    def __init__(self, session: BareSession, events: list[se.ServerEvent], commands: Sequence[Command]) -> None:
+        self.inner = session
+        self.info: SessionInfo | TranslationInfo = session.info
+        self._first: tuple[list[se.ServerEvent], list[Command]] | None = (events, list(commands))
+
+    @property
+    def input_format(self) -> AudioFormat:
+        return self.inner.input_format
+
+    def receive(self, event: SessionInput) -> None:
+        self.inner.receive(event)
+
+    def error(self, exc: ProtocolError, event_id: str | None = None) -> None:
+        self.inner.error(exc, event_id)
+
+    def on_result(self, result: EngineResult) -> None:
+        self.inner.on_result(result)
+
+    def drain(self) -> tuple[list[se.ServerEvent], list[Command]]:
+        events, commands = self.inner.drain()
+        if self._first is not None:
+            first, self._first = self._first, None
+            return [*first[0], *events], [*first[1], *commands]
+        return events, list(commands)
+
+
+Session = BareSession | Primed
 
 
 @dataclass(frozen=True)
@@ -39,20 +97,25 @@ class Opened:
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a connect is refused: the ``error`` event's message and code, and the close code."""
+    """Why a connect is refused: the ``error`` event's message, code and param, and the close code."""
 
     message: str
     code: str | None
     close_code: int = CLOSE_BAD_REQUEST
     error_type: str = "invalid_request_error"
+    param: str | None = None
 
 
 def open_realtime(
-    query: Mapping[str, str], headers: Mapping[str, str], settings: Settings, engines: EngineSet
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    settings: Settings,
+    engines: EngineSet,
+    secret: ClientSecret | None = None,
 ) -> Opened | Refusal:
     """A connect to ``/v1/realtime``: a transcription session for ``intent=transcription``, else a
     realtime session for any ``model`` (``gpt-realtime``, ``gpt-realtime-2``, ... all map to the
-    configured engines)."""
+    configured engines). With a client ``secret``, the secret's kind and config."""
     if headers.get("openai-beta", "").startswith("realtime"):
         return Refusal(
             "The beta Realtime API shape is disabled; remove the "
@@ -60,38 +123,47 @@ def open_realtime(
             "beta_api_shape_disabled",
         )
     intent = query.get("intent")
-    model = query.get("model")
-    info = SessionInfo(
-        session_id=Ids().new("sess"),
-        created_at_s=int(time.time()),
-        accepts_model=engines.accepts_transcription_model,
-        lifetime_s=settings.session_lifetime_s,
-    )
-    if intent == INTENT_TRANSCRIPTION:
-        return Opened(TranscriptionSession(info, vad=engines.vad, noise=engines.noise), SessionKind.TRANSCRIPTION)
-    if intent not in (None, INTENT_REALTIME):
+    if intent not in (None, INTENT_REALTIME, INTENT_TRANSCRIPTION):
         return Refusal(
             f"Invalid intent '{intent}'. Supported values are: 'realtime' and 'transcription'.", "invalid_intent"
         )
+    if secret is not None:
+        asked = _INTENT_KINDS[intent] if intent is not None else secret.kind
+        if secret.kind is SessionKind.TRANSLATION or asked is not secret.kind:
+            return _mismatch(secret, asked)
+        update = secret_update(secret)
+        if secret.kind is SessionKind.TRANSCRIPTION:
+            return configured(Opened(_transcription(settings, engines), SessionKind.TRANSCRIPTION), update)
+        model = getattr(update.session, "model", None) or query.get("model")
+        if model is None:
+            return _missing_model()
+        return configured(Opened(_realtime(model, settings, engines), SessionKind.REALTIME), update)
+    if intent == INTENT_TRANSCRIPTION:
+        return Opened(_transcription(settings, engines), SessionKind.TRANSCRIPTION)
+    model = query.get("model")
     if model is None:
-        return Refusal(
-            "You must provide a model parameter, for example ws://127.0.0.1:8000/v1/realtime?model=gpt-realtime",
-            "missing_model",
-        )
-    context = engines.chat.context_tokens if engines.chat is not None else settings.llm_context_tokens
-    realtime = RealtimeInfo(
-        base=info, model=model, context_tokens=context, instructions=settings.instructions or DEFAULT_INSTRUCTIONS
-    )
-    return Opened(RealtimeSession(realtime, vad=engines.vad, noise=engines.noise), SessionKind.REALTIME)
+        return _missing_model()
+    return Opened(_realtime(model, settings, engines), SessionKind.REALTIME)
 
 
 def open_translation(
-    query: Mapping[str, str], engines: EngineSet, *, lifetime_s: int = SESSION_LIFETIME_S
+    query: Mapping[str, str],
+    engines: EngineSet,
+    *,
+    lifetime_s: int = SESSION_LIFETIME_S,
+    secret: ClientSecret | None = None,
 ) -> Opened | Refusal:
     """A connect to ``/v1/realtime/translations``: a translation session for any ``model``
-    (``gpt-realtime-translate``, ...), served by the languages the engines cover."""
+    (``gpt-realtime-translate``, ...), served by the languages the engines cover; with a client
+    ``secret`` (of a translation session only), its model and config."""
     if "intent" in query:  # as the SDKs refuse it client-side (reference 2.2)
         return Refusal("Realtime Translation does not accept an intent query parameter.", "invalid_intent")
+    if secret is not None:
+        if secret.kind is not SessionKind.TRANSLATION:
+            return _mismatch(secret, SessionKind.TRANSLATION)
+        update = secret_update(secret)
+        model = getattr(update.session, "model", None) or query.get("model") or ""
+        return configured(Opened(_translation(model, engines, lifetime_s), SessionKind.TRANSLATION), update)
     model = query.get("model")
     if not model:
         return Refusal(
@@ -99,6 +171,107 @@ def open_translation(
             "ws://127.0.0.1:8000/v1/realtime/translations?model=gpt-realtime-translate",
             "missing_model",
         )
+    return Opened(_translation(model, engines, lifetime_s), SessionKind.TRANSLATION)
+
+
+def secret_update(secret: ClientSecret) -> SessionUpdate:
+    """The ``session.update`` that applies a secret's attached config."""
+    return parse_session_config(secret.session_json, secret.kind)
+
+
+def parse_session_config(session_json: str, kind: SessionKind) -> SessionUpdate:
+    """A session config (JSON text) as the ``session.update`` a session of ``kind`` would take.
+
+    Raises:
+        ProtocolError: The config is not one (the param is ``session....``, as in the update).
+    """
+    frame = f'{{"type":"session.update","session":{session_json}}}'
+    event = parse_client_event(frame, kind)
+    assert isinstance(event, ce.SessionUpdate | ce.TranslationSessionUpdate)
+    return event
+
+
+def configured(opened: Opened, update: SessionUpdate) -> Opened | Refusal:
+    """``opened`` with ``update`` applied before its first event, as the client's own ``session.update``
+    would apply it; refused (4000) with the update's error when the session refuses it."""
+    session = opened.session.inner if isinstance(opened.session, Primed) else opened.session
+    events, commands = opened.session.drain()
+    session.receive(update)
+    applied, more = session.drain()
+    for event in applied:
+        if isinstance(event, se.Error):
+            error = event.error
+            return Refusal(error.message, error.code, error_type=error.type, param=error.param)
+    config = next(event.session for event in applied if isinstance(event, se.SessionUpdated))
+    created = [se.SessionCreated(session=config) if isinstance(e, se.SessionCreated) else e for e in events]
+    return Opened(Primed(session, created, [*commands, *more]), opened.kind)
+
+
+def resolved_session(
+    kind: SessionKind, update: SessionUpdate, settings: Settings, engines: EngineSet
+) -> dict[str, Any] | Refusal:
+    """The session object a client secret of ``kind`` with ``update`` attached is answered with, as
+    OpenAI's ``POST /v1/realtime/client_secrets`` does: a session of that kind, built and updated
+    exactly as a connect with the secret will be (``expires_at`` 0: no session exists yet)."""
+    model = getattr(update.session, "model", None)
+    session: BareSession
+    if kind is SessionKind.TRANSLATION:
+        session = _translation(model or "", engines, settings.session_lifetime_s)
+    elif kind is SessionKind.TRANSCRIPTION:
+        session = _transcription(settings, engines)
+    else:
+        session = _realtime(model or "", settings, engines)
+    opened = configured(Opened(session, kind), update)
+    if isinstance(opened, Refusal):
+        return opened
+    events, _ = opened.session.drain()
+    body = next(dict(event.session) for event in events if isinstance(event, se.SessionCreated))
+    body["expires_at"] = 0
+    if "model" in body:
+        body["model"] = model  # the model sessions will get from ?model= when the secret names none
+    return body
+
+
+def _mismatch(secret: ClientSecret, asked: SessionKind) -> Refusal:
+    return Refusal(
+        f"This client secret opens {secret.kind.value} sessions only, not a {asked.value} session; "
+        f"connect to {_KIND_PATHS[secret.kind]} with it.",
+        MISMATCH_CODE,
+    )
+
+
+def _missing_model() -> Refusal:
+    return Refusal(
+        "You must provide a model parameter, for example ws://127.0.0.1:8000/v1/realtime?model=gpt-realtime",
+        "missing_model",
+    )
+
+
+def _info(settings: Settings, engines: EngineSet) -> SessionInfo:
+    return SessionInfo(
+        session_id=Ids().new("sess"),
+        created_at_s=int(time.time()),
+        accepts_model=engines.accepts_transcription_model,
+        lifetime_s=settings.session_lifetime_s,
+    )
+
+
+def _transcription(settings: Settings, engines: EngineSet) -> TranscriptionSession:
+    return TranscriptionSession(_info(settings, engines), vad=engines.vad, noise=engines.noise)
+
+
+def _realtime(model: str, settings: Settings, engines: EngineSet) -> RealtimeSession:
+    context = engines.chat.context_tokens if engines.chat is not None else settings.llm_context_tokens
+    realtime = RealtimeInfo(
+        base=_info(settings, engines),
+        model=model,
+        context_tokens=context,
+        instructions=settings.instructions or DEFAULT_INSTRUCTIONS,
+    )
+    return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
+
+
+def _translation(model: str, engines: EngineSet, lifetime_s: int) -> TranslationSession:
     info = LanguageSupport(engines).info(session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model)
     info = replace(info, lifetime_s=lifetime_s)
-    return Opened(TranslationSession(info, vad=engines.vad, noise=engines.noise), SessionKind.TRANSLATION)
+    return TranslationSession(info, vad=engines.vad, noise=engines.noise)

@@ -22,6 +22,15 @@ def _cores_up_to_max() -> int:
     return min(machine_cores(), MAX_DEFAULT_THREADS)
 
 
+def _typed(kind: object, raw: str) -> Any:
+    """An environment variable's text as its field's type (annotations are strings here)."""
+    if kind in ("int", int):
+        return int(raw)
+    if kind in ("float", float):
+        return float(raw)
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a server process is configured with.
@@ -56,6 +65,10 @@ class Settings:
             ``"es=/voices/es_ES-davefx-medium.onnx,de=/voices/de.onnx"`` (others speak with espeak-ng).
         instructions: Default system prompt of realtime sessions.
         session_lifetime_s: Maximum duration of a session, as OpenAI's 60 minutes (``expires_at``).
+        speech_lead_s: How far ahead of a listener an answer's speech is synthesized: its first
+            ``speech_lead_s`` as fast as the voice can, the rest at the pace of speech, so one
+            session's long answers leave the engines to others (``0``: all as fast as it can; see
+            runtime/pacing.py).
         allowed_origins: Web origins, besides the server's own, whose pages may use it
             (comma-separated, ``*`` for any, ``null`` for sandboxed pages); requests without an
             ``Origin`` header (the SDKs, curl) are always allowed. See docs/security.md.
@@ -70,6 +83,8 @@ class Settings:
             HTTP request or a WebSocket upgrade) before it is closed (slowloris).
         max_auth_failures_per_minute: Failed keys a client address may send in a minute; past it
             every attempt from that address is refused (``0``: no throttle).
+        max_client_secrets: Ephemeral client secrets (``ek_...``) alive at once; past it minting
+            answers 429 until one expires (server/secrets.py).
         log_level: Python logging level name.
     """
 
@@ -94,12 +109,14 @@ class Settings:
     tts_voices: str | None = None
     instructions: str | None = None
     session_lifetime_s: int = 3600
+    speech_lead_s: float = 5.0
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
     max_translation_sessions: int = 8
     handshake_timeout_s: int = 10
     max_auth_failures_per_minute: int = 10
+    max_client_secrets: int = 1000
     log_level: str = "info"
 
     @classmethod
@@ -109,7 +126,7 @@ class Settings:
         for f in fields(cls):
             raw = os.environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":
-                values[f.name] = int(raw) if f.type in ("int", int) else raw
+                values[f.name] = _typed(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -95,13 +95,21 @@ class TranslateText:
 @dataclass(frozen=True)
 class Synthesize:
     """Speak ``text`` in ``language`` with ``voice`` (an OpenAI or engine voice name; ``None`` for the
-    language's default); ``speed`` above 1 speaks faster (to catch up a backlog)."""
+    language's default); ``speed`` above 1 speaks faster (to catch up a backlog).
+
+    A clause of a longer speech names it: ``stream`` (a response id) and ``at_ms``, where the clause
+    starts in that speech's audio. The runtime may then hold the synthesis until shortly before a
+    listener who started hearing the speech at its first audio reaches ``at_ms``
+    (:mod:`openrealtime.runtime.pacing`); ``""`` is speech that is never held.
+    """
 
     job_id: str
     text: str
     language: str = "en"
     voice: str | None = None
     speed: float = 1.0
+    stream: str = ""
+    at_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -223,7 +223,16 @@ class ResponseWriter:
         job_id = self._ids.new("job")
         response.tts_job, response.tts_clause, response.tts_started = job_id, clause, False
         self.jobs[job_id] = response
-        return [Synthesize(job_id=job_id, text=clause, voice=response.voice, language="en")]
+        return [
+            Synthesize(
+                job_id=job_id,
+                text=clause,
+                voice=response.voice,
+                language="en",
+                stream=response.id,
+                at_ms=response.audio_ms,
+            )
+        ]
 
     def _speak_next(self, response: Response) -> list[Output]:
         if response.tts_job is not None or not response.clauses or response.state is not ResponseState.IN_PROGRESS:
