@@ -38,7 +38,8 @@ class Settings:
     Attributes:
         host: Address to bind; loopback unless told otherwise.
         port: TCP port (0 picks a free one).
-        api_key: If set, every WebSocket must carry it (Bearer header or browser subprotocol).
+        api_key: If set, every WebSocket must carry it, or a live client secret (``ek_...``) minted
+            with it (Bearer header or browser subprotocol); only it mints client secrets.
         asr_model: ``tiny.en`` (bundled), ``base`` (bundled multilingual), a CTranslate2 path or name.
         asr_device: ``cpu``, ``cuda`` or ``auto``.
         asr_compute_type: CTranslate2 compute type.
