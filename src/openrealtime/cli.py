@@ -382,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="how far ahead of its listener an answer is spoken; the rest at the pace of speech (default 5, 0: off)",
     )
     serve.add_argument(
+        "--idle-timeout-s",
+        type=int,
+        default=None,
+        help="close a session where nothing was sent either way for this long (default 600, 0: never)",
+    )
+    serve.add_argument(
         "--allowed-origins", default=None, help="web origins allowed besides the server's own (comma-separated, *)"
     )
     for kind in ("transcription", "realtime", "translation"):

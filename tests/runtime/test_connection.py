@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,9 @@ from openrealtime.runtime.connection import (
     OUTBOX_LIMIT,
     RESULTS_LIMIT,
     Connection,
+    close_reason,
     session_expired_message,
+    session_idle_message,
 )
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.session.commands import CloseConnection, TextTranslated
@@ -501,6 +504,31 @@ async def test_the_session_expires_with_session_expired_and_1001(fake_engines: E
     assert error["error"]["code"] == "session_expired"
     assert error["error"]["message"] == "Your session hit the maximum duration of 0.2 seconds."
     assert transport.closed == (1001, error["error"]["message"])
+
+
+async def test_a_session_where_nobody_speaks_is_closed_after_the_idle_timeout(fake_engines: EngineSet) -> None:
+    """Each frame either way restarts the idle clock; past it, an ``error`` and close 1001."""
+    transport = MemoryTransport()
+    task = start(fake_engines, transport, idle_timeout_s=0.3)
+    await transport.wait_for("session.created")
+    await asyncio.sleep(0.2)
+    last_frame = time.monotonic()
+    transport.incoming.put_nowait(json.dumps({"type": "input_audio_buffer.clear"}))  # still here
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    closed_after = time.monotonic() - last_frame
+    error = await transport.wait_for("error")
+    assert error["error"]["code"] == "session_idle_timeout"
+    assert error["error"]["message"] == session_idle_message(0.3)
+    assert transport.closed == (1001, error["error"]["message"])
+    assert closed_after >= 0.25  # counted from the client's last frame (and the server's answer to it)
+
+
+def test_a_close_reason_fits_a_close_frame() -> None:
+    assert close_reason("short") == "short"
+    long = "é" * 100  # 200 bytes
+    assert len(close_reason(long).encode()) <= 123
+    assert close_reason(long).endswith("...")
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,23 @@ async def test_a_full_server_refuses_with_an_error_then_1013(fake_engines: Engin
 
 # --- slow and silent clients -----------------------------------------------------------------------
 
+
+async def test_a_silent_session_is_closed_and_its_place_freed(fake_engines: EngineSet) -> None:
+    settings = Settings(port=0, max_transcription_sessions=1, idle_timeout_s=1)
+    async with running_server(settings, engines=fake_engines) as url:
+        path = f"{url}/v1/realtime?intent=transcription"
+        async with websockets.connect(path) as silent:
+            assert json.loads(await silent.recv())["type"] == "session.created"
+            event = json.loads(await asyncio.wait_for(silent.recv(), 10))  # then it sends nothing
+            assert event["error"]["code"] == "session_idle_timeout"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await silent.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
+        async with websockets.connect(path) as after:  # its place is free again
+            assert json.loads(await after.recv())["type"] == "session.created"
+
+
 HALF_OPEN = 300
 PARTIAL_HEADER = b"GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
 

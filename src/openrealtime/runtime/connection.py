@@ -85,9 +85,10 @@ INBOX_LIMIT_BYTES = 64 * 1024 * 1024
 # speaker, stay on the loop: a thread hop each would cost more than it saves.
 BIG_FRAME_CHARS = 64 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
-_CONTROL_INPUTS = 3  # at most one each: client gone, send failed, session expired
+_CONTROL_INPUTS = 4  # at most one each: client gone, send failed, session expired, session idle
 # RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
 CLOSE_TOO_SLOW = 1008
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 section 5.5: a control frame's payload, less the 2-byte code
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_NORMAL = 1000
 # Decodes a connection may have started and not yet answered, of which partials only the first four. A
@@ -136,7 +137,24 @@ class _Closed:
 
 @dataclass
 class _Expired:
-    """The session reached its maximum duration (``expires_at``)."""
+    """The session reached its maximum duration (``expires_at``), or went idle: ``code`` says which."""
+
+    code: str
+    message: str
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a WebSocket close frame may carry (123 bytes of UTF-8); a longer reason
+    makes the close fail and the client sees the connection drop without one."""
+    data = text.encode()
+    if len(data) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    return data[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def session_idle_message(idle_s: float) -> str:
+    """The error that ends a session in which neither side sent anything for ``idle_s``."""
+    return f"Session closed after {idle_s:g} seconds in which nothing was sent either way."
 
 
 def session_expired_message(lifetime_s: float) -> str:
@@ -174,6 +192,7 @@ class Connection:
         lifetime_s: float | None = None,
         on_append: Callable[[float], None] | None = None,
         speech_lead_s: float = 0.0,
+        idle_timeout_s: float | None = None,
     ) -> None:
         self.session = session
         self.transport = transport
@@ -203,6 +222,8 @@ class Connection:
         self._lifetime_s = lifetime_s
         self._on_append = on_append
         self._pacer = SpeechPacer(speech_lead_s)
+        self._idle_timeout_s = idle_timeout_s
+        self._active_at = 0.0  # the event loop's time of the last frame either way
 
     @property
     def outbox_chars(self) -> int:
@@ -234,15 +255,21 @@ class Connection:
             self._tg = tg
             reader = tg.create_task(self._reader())
             writer = tg.create_task(self._writer())
-            expiry = None
+            loop = asyncio.get_running_loop()
+            self._active_at = loop.time()
+            expiry = idle = None
             if self._lifetime_s is not None:
-                loop = asyncio.get_running_loop()
-                expiry = loop.call_later(self._lifetime_s, self._inbox.put_nowait, _Expired())
+                lifetime = _Expired("session_expired", session_expired_message(self._lifetime_s))
+                expiry = loop.call_later(self._lifetime_s, self._inbox.put_nowait, lifetime)
+            if self._idle_timeout_s:
+                idle = tg.create_task(self._idle_watch(self._idle_timeout_s))
             try:
                 await self._session_loop()
             finally:
                 if expiry is not None:
                     expiry.cancel()
+                if idle is not None:
+                    idle.cancel()
             reader.cancel()
             for task in list(self._jobs.values()):
                 task.cancel()
@@ -269,9 +296,21 @@ class Connection:
             async with asyncio.timeout(DRAIN_TIMEOUT_S):
                 await self.transport.close(code, reason)
 
+    async def _idle_watch(self, idle_s: float) -> None:
+        """Close a session in which neither side has sent anything for ``idle_s`` (a client that
+        connected and went silent holds a session place, which are few: docs/security.md)."""
+        loop = asyncio.get_running_loop()
+        while True:  # the deadline moves with each frame: sleep to it, then look again
+            wait = self._active_at + idle_s - loop.time()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        self._inbox.put_nowait(_Expired("session_idle_timeout", session_idle_message(idle_s)))
+
     async def _reader(self) -> None:
         while True:
             frame = await self.transport.receive()
+            self._active_at = asyncio.get_running_loop().time()
             if frame is None:
                 self._inbox.put_nowait(_Closed("client disconnected"))
                 return
@@ -290,7 +329,7 @@ class Connection:
             item = await self._outbox.get()
             if isinstance(item, CloseConnection):
                 with contextlib.suppress(Exception):
-                    await self.transport.close(item.code, item.reason)
+                    await self.transport.close(item.code, close_reason(item.reason))
                 return
             try:
                 await self.transport.send(item)
@@ -302,6 +341,7 @@ class Connection:
                 return
             self._outbox_events -= 1
             self._outbox_chars -= len(item)
+            self._active_at = asyncio.get_running_loop().time()
             self._sent.set()
 
     async def _session_loop(self) -> None:
@@ -320,10 +360,9 @@ class Connection:
                 return
             if isinstance(item, _Expired):
                 # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
-                message = session_expired_message(self._lifetime_s or 0)
-                session.error(ProtocolError(message, code="session_expired"))
+                session.error(ProtocolError(item.message, code=item.code))
                 if await self._flush():
-                    self._close = CloseConnection(CLOSE_GOING_AWAY, message)
+                    self._close = CloseConnection(CLOSE_GOING_AWAY, item.message)
                 return
             if isinstance(item, bytes):
                 session.error(

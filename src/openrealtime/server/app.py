@@ -303,6 +303,7 @@ class _Server:
                 cancel_job=engines.cancel_job,
                 lifetime_s=self.settings.session_lifetime_s,
                 speech_lead_s=self.settings.speech_lead_s,
+                idle_timeout_s=self.settings.idle_timeout_s or None,
                 on_event=self.metrics.observer(),
                 on_append=self.metrics.append.observe,
             ).run()

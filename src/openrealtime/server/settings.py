@@ -70,6 +70,9 @@ class Settings:
             ``speech_lead_s`` as fast as the voice can, the rest at the pace of speech, so one
             session's long answers leave the engines to others (``0``: all as fast as it can; see
             runtime/pacing.py).
+        idle_timeout_s: A session in which neither the client nor the server sent anything for this
+            long is closed (an ``error``, ``session_idle_timeout``, then 1001), so a client that
+            went silent does not hold one of the few session places (``0``: never).
         allowed_origins: Web origins, besides the server's own, whose pages may use it
             (comma-separated, ``*`` for any, ``null`` for sandboxed pages); requests without an
             ``Origin`` header (the SDKs, curl) are always allowed. See docs/security.md.
@@ -111,6 +114,7 @@ class Settings:
     instructions: str | None = None
     session_lifetime_s: int = 3600
     speech_lead_s: float = 5.0
+    idle_timeout_s: int = 600
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
