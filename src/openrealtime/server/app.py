@@ -41,6 +41,7 @@ from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
+from openrealtime.server.audio_api import AudioApi
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import (
@@ -351,6 +352,8 @@ def create_app(
         Route("/v1/realtime/translations/client_secrets", server.translation_client_secrets, methods=["POST"]),
         Route("/realtime/translations/client_secrets", server.translation_client_secrets, methods=["POST"]),
     ]
+    # OpenAI's audio REST endpoints and /v1/models, on the same engines (server/audio_api.py).
+    routes += AudioApi(server.settings, server._loaded, server._server_key_refusal, server.metrics).routes()
     guard = Middleware(
         OriginGuard,
         policy=OriginPolicy.parse(server.settings.allowed_origins),

@@ -111,6 +111,9 @@ class Metrics:
         self.refusals = Counter(
             "openrealtime_refusals_total", "Requests refused at the door, by reason (origin, capacity, ...)."
         )
+        self.audio_requests = Counter(
+            "openrealtime_audio_requests_total", "REST audio and model requests answered, by endpoint and status."
+        )
         self.client_secrets = Counter(
             "openrealtime_client_secrets_minted_total", "Client secrets (ek_) minted, by the kind of session."
         )
@@ -137,6 +140,7 @@ class Metrics:
             self.active,
             self.sessions,
             self.refusals,
+            self.audio_requests,
             self.unready,
             self.auth_failures,
             self.client_secrets,

@@ -83,6 +83,14 @@ class Settings:
         max_translation_sessions: Translation sessions open at once (``0``: unlimited); one costs
             about 0.19 of a core (CPU real-time factor), twice a transcription session, so 8 is the
             transcription figure halved.
+        max_audio_requests: REST audio requests (``/v1/audio/*``) served at once (``0``: unlimited);
+            past it a request gets a 429. Each holds its decoded upload in memory (up to
+            ``max_upload_audio_s`` at 16 kHz: 96 MB for 25 minutes).
+        max_upload_bytes: Largest request body of ``/v1/audio/transcriptions`` and
+            ``/translations``: OpenAI's 25 MB.
+        max_upload_audio_s: Longest audio an upload may decode to (a small compressed file can hold
+            hours); decoding stops there with a 400.
+        max_speech_input_chars: Longest ``input`` of ``/v1/audio/speech``: OpenAI's 4096 characters.
         handshake_timeout_s: Seconds a connection may take to send a whole request header (an
             HTTP request or a WebSocket upgrade) before it is closed (slowloris).
         max_auth_failures_per_minute: Failed keys a client address may send in a minute; past it
@@ -119,6 +127,10 @@ class Settings:
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
     max_translation_sessions: int = 8
+    max_audio_requests: int = 8
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_upload_audio_s: int = 1500
+    max_speech_input_chars: int = 4096
     handshake_timeout_s: int = 10
     max_auth_failures_per_minute: int = 10
     max_client_secrets: int = 1000
