@@ -213,3 +213,27 @@ async def test_a_second_turn_reuses_the_cached_conversation_and_metrics_show_it(
             text = (await http.get(url.replace("ws://", "http://") + "/metrics")).text
     assert "openrealtime_llm_cached_prompt_tokens_total" in text
     assert "openrealtime_llm_running_completions 0" in text
+
+
+async def test_the_output_speed_changes_how_long_the_answer_lasts(conn: Any) -> None:
+    """The same (greedy) answer at ``audio.output.speed`` 0.5 and 1.5: it was accepted and ignored
+    (2.66 / 2.74 s), now the slow one lasts about three times as long (piper's length scale)."""
+    durations = {}
+    for speed in (0.5, 1.5):
+        await conn.session.update(session={"type": "realtime", "audio": {"output": {"speed": speed}}})
+        await conn.response.create(
+            response={
+                "conversation": "none",
+                "input": [
+                    {
+                        "type": "message",
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": "What is the capital of France?"}],
+                    }
+                ],
+            }
+        )
+        events = await until(conn, lambda e: e.type == "response.done")
+        audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
+        durations[speed] = len(audio) / 2 / 24_000
+    assert durations[0.5] > 2.2 * durations[1.5], durations

@@ -155,6 +155,15 @@ def test_each_clause_says_where_it_starts_in_its_answers_speech() -> None:
     assert second.at_ms == heard * 1000 // 24_000 > 0  # the first clause's audio, in ms
 
 
+def test_the_sessions_output_speed_reaches_the_voice() -> None:
+    """``audio.output.speed`` was accepted and echoed, and every answer spoke at 1.0 (issue 12)."""
+    _, driver = make(hold_tts=True)
+    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"speed": 1.5}}}})
+    say(driver)
+    driver.send({"type": "response.create"})
+    assert [c.speed for c in driver.held_tts] == [1.5]
+
+
 def test_vad_turn_creates_a_response_after_the_user_item() -> None:
     _, driver = make()
     driver.send(

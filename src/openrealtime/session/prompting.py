@@ -56,6 +56,7 @@ def new_response(
         in_conversation=p.conversation in (None, "auto"),
         modalities=list(p.output_modalities or c.output_modalities),
         voice=voice if isinstance(voice, str) else str(voice.get("id", DEFAULT_VOICE)),
+        speed=c.audio.output.speed,
         output_format=fmt,
         instructions=p.instructions if p.instructions is not None else c.instructions,
         tools=list(p.tools if p.tools is not None else c.tools),

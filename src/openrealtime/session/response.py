@@ -65,6 +65,7 @@ class Response:
     in_conversation: bool
     modalities: list[str]
     voice: str
+    speed: float  # the session's audio.output.speed when the response began (OpenAI has no per-response one)
     output_format: AudioFormat
     instructions: str
     tools: list[FunctionTool]

@@ -229,6 +229,7 @@ class ResponseWriter:
                 text=clause,
                 voice=response.voice,
                 language="en",
+                speed=response.speed,
                 stream=response.id,
                 at_ms=response.audio_ms,
             )
