@@ -84,7 +84,6 @@ def test_update_echoes_full_effective_session() -> None:
     assert audio_in["transcription"] == {
         "model": "gpt-4o-transcribe",
         "language": "en",
-        "languages": None,
         "prompt": None,
     }
     assert audio_in["turn_detection"]["silence_duration_ms"] == 500
@@ -578,11 +577,26 @@ def test_transcription_delay_and_keywords_are_echoed_once_set() -> None:
     assert updated["session"]["audio"]["input"]["transcription"] == {
         "model": "gpt-realtime-whisper",
         "language": None,
-        "languages": None,
         "prompt": None,
         "keywords": ["Ada"],
         "delay": "low",
     }
+
+
+def test_languages_is_echoed_when_set_and_left_out_when_not() -> None:
+    """OpenAI's live service echoes ``languages`` only when set; pipecat's parser of the echoed
+    transcription settings refused the ``"languages": null`` we sent (issue 12)."""
+    _, driver = make()
+    driver.pump()
+    transcription = {"model": "gpt-transcribe", "languages": ["en", "fr"]}
+    [updated] = driver.send(
+        {
+            "type": "session.update",
+            "session": {"type": "transcription", "audio": {"input": {"transcription": transcription}}},
+        }
+    )
+    echoed = updated["session"]["audio"]["input"]["transcription"]
+    assert echoed == {"model": "gpt-transcribe", "language": None, "languages": ["en", "fr"], "prompt": None}
 
 
 class RecordingNoise:

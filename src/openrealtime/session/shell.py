@@ -27,7 +27,7 @@ from openrealtime.session.signals import Output, Signal
 
 C = TypeVar("C", bound=BaseModel)
 # What OpenAI's live service leaves out of an echoed transcription config when it is unset.
-_DROPPED_WHEN_NULL = ("delay", "keywords")
+_DROPPED_WHEN_NULL = ("delay", "keywords", "languages")  # pipecat refuses an unknown "languages"
 
 
 class SessionEngines(TypedDict, total=False):
