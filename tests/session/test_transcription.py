@@ -588,7 +588,7 @@ def test_languages_is_echoed_when_set_and_left_out_when_not() -> None:
     transcription settings refused the ``"languages": null`` we sent (issue 12)."""
     _, driver = make()
     driver.pump()
-    transcription = {"model": "gpt-transcribe", "languages": ["en", "fr"]}
+    transcription = {"model": "gpt-4o-transcribe", "languages": ["en", "fr"]}
     [updated] = driver.send(
         {
             "type": "session.update",
@@ -596,7 +596,7 @@ def test_languages_is_echoed_when_set_and_left_out_when_not() -> None:
         }
     )
     echoed = updated["session"]["audio"]["input"]["transcription"]
-    assert echoed == {"model": "gpt-transcribe", "language": None, "languages": ["en", "fr"], "prompt": None}
+    assert echoed == {"model": "gpt-4o-transcribe", "language": None, "languages": ["en", "fr"], "prompt": None}
 
 
 class RecordingNoise:
