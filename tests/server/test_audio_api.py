@@ -526,3 +526,45 @@ async def test_requests_past_the_limit_get_a_429_while_a_stream_is_served() -> N
     finally:
         voice.gate.set()
         await asyncio.to_thread(engines.close)
+
+
+class GatedTranscriber(FakeTranscriber):
+    """Holds every decode until ``gate`` is set, counting them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def transcribe(self, audio: Samples, options: TranscribeOptions) -> Transcript:
+        self.gate.wait(TIMEOUT_S)
+        return super().transcribe(audio, options)
+
+
+async def test_a_client_that_goes_away_stops_its_transcription() -> None:
+    """A long upload is decoded window by window: once its client has gone, no next window runs."""
+    transcriber = GatedTranscriber()
+    engines = engines_with(transcriber)
+    cancelled = asyncio.Event()
+    cancel_job = engines.cancel_job
+
+    def cancel_and_tell(job_id: str) -> None:  # called on the event loop when a request's job ends
+        cancelled.set()
+        cancel_job(job_id)
+
+    engines.cancel_job = cancel_and_tell  # type: ignore[method-assign]
+    audio = wav(np.concatenate([tone(20_000), np.zeros(24_000, dtype=np.float32)] * 3))  # three windows
+    files, data = {"file": ("long.wav", audio)}, {"model": "whisper-1"}
+    try:
+        async with running_server(Settings(port=0), engines=engines) as url:
+            async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=TIMEOUT_S) as http:
+                with pytest.raises(httpx.ReadTimeout):  # the client gives up while the first window decodes
+                    await http.post("/v1/audio/transcriptions", files=files, data=data, timeout=0.5)
+                await asyncio.wait_for(cancelled.wait(), TIMEOUT_S)
+                transcriber.gate.set()
+                assert (await http.post("/v1/audio/transcriptions", files=files, data=data)).status_code == 200
+                text = (await http.get("/metrics")).text
+            assert transcriber.calls == 1 + 3  # one window of the abandoned upload, three of the next
+            assert 'openrealtime_audio_requests_total{endpoint="transcriptions",status="499"} 1' in text
+    finally:
+        transcriber.gate.set()
+        await asyncio.to_thread(engines.close)

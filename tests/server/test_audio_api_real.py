@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,10 @@ import pytest
 from openai import AsyncOpenAI
 
 import openrealtime
-from openrealtime.bench.speech import word_error_rate
+from openrealtime.bench.speech import normalize, word_error_rate
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
-from openrealtime.server.media import OUTPUT_RATE_HZ, decode_upload
+from openrealtime.server.media import OUTPUT_RATE_HZ, SpeechEncoder, SpeechFormat, decode_upload
 from openrealtime.server.settings import Settings
 from tests.engines.transcribe_back import transcribe
 
@@ -42,6 +43,11 @@ async def client(real_engines: EngineSet) -> AsyncIterator[AsyncOpenAI]:
         base = url.replace("ws://", "http://") + "/v1"
         async with AsyncOpenAI(api_key="sk-audio-test", base_url=base, max_retries=0) as sdk:
             yield sdk
+
+
+def encode_wav(samples: np.ndarray, rate_hz: int) -> bytes:
+    encoder = SpeechEncoder(SpeechFormat.WAV, rate_hz)  # 24 kHz, with a streaming header
+    return encoder.encode(samples) + encoder.finish()
 
 
 def cue_texts(subtitles: str) -> tuple[list[str], list[tuple[float, float]]]:
@@ -191,3 +197,43 @@ async def test_models_are_listed(client: AsyncOpenAI) -> None:
     assert (await client.models.retrieve("whisper-1")).owned_by == "openrealtime"
     with pytest.raises(openai.NotFoundError):
         await client.models.retrieve("dall-e-3")
+
+
+SPANISH = "Buenos días. Me gustaría reservar una mesa para dos personas esta noche."
+
+
+@pytest.fixture(scope="module")
+def multilingual_engines() -> Iterator[EngineSet]:
+    """Whisper base (bundled, multilingual) and espeak-ng, which speaks Spanish for it to hear."""
+    from openrealtime.engines.espeak_tts import EspeakSynthesizer
+    from openrealtime.engines.fake import EnergyVad
+    from openrealtime.server.registry import load_transcriber
+
+    transcriber = load_transcriber(Settings(asr_model="base", asr_threads=2))
+    engines = EngineSet(
+        vad=EnergyVad(), transcriber=transcriber, transcriber_name="base", synthesizers={"*": EspeakSynthesizer()}
+    )
+    yield engines
+    engines.close()
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks translations deprecated
+async def test_a_multilingual_model_translates_into_english(multilingual_engines: EngineSet) -> None:
+    async with (
+        running_server(Settings(port=0), engines=multilingual_engines) as url,
+        AsyncOpenAI(api_key="sk-local", base_url=url.replace("ws://", "http://") + "/v1") as client,
+    ):
+        voice = multilingual_engines.synthesizers["*"]
+        chunks = voice.synthesize(SPANISH, voice="es", stop=threading.Event())
+        spanish = encode_wav(np.concatenate(list(chunks)), voice.sample_rate_hz)
+
+        heard = await client.audio.transcriptions.create(
+            file=("es.wav", spanish), model="whisper-1", response_format="verbose_json"
+        )
+        assert heard.language == "spanish"  # detected
+        assert {"mesa", "noche"} <= set(normalize(heard.text).split())
+
+        english = await client.audio.translations.create(file=("es.wav", spanish), model="whisper-1")
+        words = set(normalize(english.text).split())  # "Good days, I like to reserve a table for ..."
+        assert {"reserve", "table"} <= words, english.text
+        assert "mesa" not in words

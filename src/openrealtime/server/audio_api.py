@@ -25,9 +25,9 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -67,8 +67,10 @@ from openrealtime.session.ids import Ids
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 HTTP_NOT_FOUND = 404
+HTTP_CLIENT_CLOSED = 499  # nginx's status for a request its client abandoned (never seen by the client)
 HTTP_TOO_LARGE = 413
 HTTP_UNSUPPORTED_MEDIA = 415
 HTTP_TOO_MANY_REQUESTS = 429
@@ -145,6 +147,33 @@ async def synthesize(engines: EngineSet, job_id: str, request: SpeechRequest) ->
                     yield result
                 elif isinstance(result, SynthesisDone):
                     break
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (its body already read, ``receive`` waits for that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """The result of ``work``, unless the client goes away first: then ``work`` is cancelled (a
+    transcription stops at its next decode window; queued windows never run) and a 499 is raised.
+
+    A client whose HTTP timeout expires (the SDK's is 600 s) and who retries would otherwise have
+    the recognizer decode the same long upload twice.
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done():  # the client went away first: let the work clean up (its queued windows)
+        await asyncio.wait({task})
+        raise ApiError(HTTP_CLIENT_CLOSED, "The client closed the request.", code="client_closed_request")
+    return task.result()
 
 
 # --- the endpoints ---------------------------------------------------------------------------------
@@ -241,14 +270,18 @@ class AudioApi:
     async def transcriptions(self, request: Request) -> Response:
         engines = self.engines()
         form = await self._form(request)
-        return await self._transcription(engines, transcription_request(form, engines), task="transcribe")
+        checked = transcription_request(form, engines)
+        return await self._transcription(request, engines, checked, task="transcribe")
 
     async def translations(self, request: Request) -> Response:
         engines = self.engines()
         form = await self._form(request)
-        return await self._transcription(engines, translation_request(form, engines), task="translate")
+        checked = translation_request(form, engines)
+        return await self._transcription(request, engines, checked, task="translate")
 
-    async def _transcription(self, engines: EngineSet, checked: TranscriptionRequest, *, task: str) -> Response:
+    async def _transcription(
+        self, request: Request, engines: EngineSet, checked: TranscriptionRequest, *, task: str
+    ) -> Response:
         audio = await self._decode(engines, checked.audio_file)
         duration_s = audio.size / engines.transcriber.sample_rate_hz
         job_id = self.ids.new("rest")
@@ -258,7 +291,7 @@ class AudioApi:
                 media_type=SSE_MEDIA_TYPE,
                 headers=SSE_HEADERS,
             )
-        transcript = await transcribe(engines, job_id, audio, checked.options)
+        transcript = await unless_disconnected(request, transcribe(engines, job_id, audio, checked.options))
         language = "en" if task == "translate" else checked.options.language
         body = render(transcript, checked.response_format, duration_s=duration_s, task=task, language=language)
         if isinstance(body, str):
