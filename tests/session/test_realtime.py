@@ -164,6 +164,16 @@ def test_the_sessions_output_speed_reaches_the_voice() -> None:
     assert [c.speed for c in driver.held_tts] == [1.5]
 
 
+def test_max_output_tokens_is_reported_as_asked_and_the_servers_cap_applies_to_inf() -> None:
+    _, driver = make()
+    say(driver)
+    for asked, llm_limit in (("inf", 256), (40, 40)):
+        driver.send({"type": "response.create", "response": {"max_output_tokens": asked}})
+        done = [e for e in driver.events if e["type"] == "response.done"][-1]
+        assert done["response"]["max_output_tokens"] == asked  # "inf" came back as 256
+        assert driver.chat.requests[-1].max_tokens == llm_limit
+
+
 def test_vad_turn_creates_a_response_after_the_user_item() -> None:
     _, driver = make()
     driver.send(

@@ -21,7 +21,11 @@ from openrealtime.session.ids import Ids
 from openrealtime.session.response import Response
 from openrealtime.session.states import ResponseState
 
-DEFAULT_MAX_TOKENS = 256  # "inf" still needs a cap for a voice answer from a local model
+# The server's own cap on an answer the client left unbounded ("inf", OpenAI's default): a local model
+# must stop somewhere, and 256 tokens are about a minute and a half of speech. The client is told what
+# it asked for (max_output_tokens "inf" in response.created / .done); an answer cut here ends
+# "incomplete" with reason "max_output_tokens", as one cut at the client's own limit does.
+DEFAULT_MAX_TOKENS = 256
 OUTPUT_RESERVE_TOKENS = 256
 DEFAULT_VOICE = "alloy"
 
@@ -62,6 +66,7 @@ def new_response(
         tools=list(p.tools if p.tools is not None else c.tools),
         tool_choice=tool_choice.name if isinstance(tool_choice, NamedToolChoice) else str(tool_choice),
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens == "inf" else int(max_tokens),
+        max_output_tokens="inf" if max_tokens == "inf" else int(max_tokens),
         metadata=p.metadata,
         custom_input=custom_input,
         state=ResponseState.SPECULATIVE if speculative else ResponseState.IN_PROGRESS,

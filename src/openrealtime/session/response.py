@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from openrealtime.audio.codec import AudioFormat
 from openrealtime.audio.resample import StreamResampler
@@ -70,7 +70,8 @@ class Response:
     instructions: str
     tools: list[FunctionTool]
     tool_choice: str
-    max_tokens: int
+    max_tokens: int  # the LLM's limit: the client's, or the server's cap where it asked for "inf"
+    max_output_tokens: int | Literal["inf"]  # what the client asked for, as reported back
     metadata: dict[str, str] | None
     custom_input: list[Entry] | None
     state: ResponseState = ResponseState.IN_PROGRESS
@@ -100,14 +101,21 @@ class Response:
     held: list[EngineResult] = field(default_factory=list)
     lookahead: ClauseSplitter = field(default_factory=ClauseSplitter)
     prespoken: str | None = None
+    # The rate its audio is made at when that is not the output format's (a call's track: 24 kHz).
+    playback_rate_hz: int | None = None
 
     @property
     def audio(self) -> bool:
         return self.modalities == ["audio"]
 
     @property
+    def rate_hz(self) -> int:
+        """The rate its audio is made at."""
+        return self.playback_rate_hz or self.output_format.rate_hz
+
+    @property
     def audio_ms(self) -> int:
-        return self.audio_samples * MS_PER_S // self.output_format.rate_hz
+        return self.audio_samples * MS_PER_S // self.rate_hz
 
     def to(self, state: ResponseState) -> None:
         self.state = advance(self.state, state)
@@ -138,7 +146,7 @@ def response_body(response: Response, conversation_id: str, *, usage: bool = Fal
         "output": [e.item for e in response.output],
         "conversation_id": conversation_id if response.in_conversation else None,
         "output_modalities": response.modalities,
-        "max_output_tokens": response.max_tokens,
+        "max_output_tokens": response.max_output_tokens,
         "audio": {
             "output": {
                 "format": {"type": fmt.value, **({"rate": PCM_RATE_HZ} if fmt is AudioFormat.PCM else {})},
