@@ -411,6 +411,7 @@ def test_speech_as_server_sent_events(client: TestClient) -> None:
         ({"input": "x" * 4097}, "input", "string_above_max_length"),
         ({"voice": {"id": "voice_123"}}, "voice", "unsupported_value"),
         ({"voice": 7}, "voice", "invalid_value"),
+        ({"voice": "darth"}, "voice", "invalid_value"),
         ({"response_format": "ogg"}, "response_format", "invalid_value"),
         ({"speed": 5}, "speed", "invalid_value"),
         ({"speed": True}, "speed", "invalid_value"),
@@ -440,6 +441,11 @@ def test_speech_bodies_that_are_not_json(client: TestClient) -> None:
 
 def test_instructions_are_accepted(client: TestClient) -> None:
     assert speak(client, {"input": "Hi.", "instructions": "Whisper it.", "response_format": "flac"}).status_code == 200
+
+
+def test_voices_are_openais_names_and_the_engines_own(client: TestClient) -> None:
+    for voice in ("alloy", "nova", "onyx", "cedar", "tone"):  # "tone": the fake voice's own name
+        assert speak(client, {"input": "Hi.", "voice": voice, "response_format": "pcm"}).status_code == 200
 
 
 # --- models, auth, origins, metrics ----------------------------------------------------------------

@@ -328,7 +328,8 @@ class AudioApi:
             body = json.loads(raw)
         except (ValueError, RecursionError) as exc:
             raise bad_request(f"The body is not valid JSON: {exc}", param=None, code="invalid_json") from None
-        checked = speech_request(body, max_chars=max_chars, formats=self._formats)
+        voices = engines.synthesizer_for(SPEECH_LANGUAGE).voices()
+        checked = speech_request(body, max_chars=max_chars, formats=self._formats, voices=voices)
         chunks = synthesize(engines, self.ids.new("rest"), checked)
         # The status waits for the first audio, so a voice that fails at once is a plain 500.
         first = await anext(chunks, None)

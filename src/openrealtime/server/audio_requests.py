@@ -13,6 +13,7 @@ prompt). Speech ``speed`` is OpenAI's 0.25-4.0, spoken at most at the voices' fa
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,10 @@ TRANSLATION_FIELDS = frozenset({"model", "prompt", "response_format", "temperatu
 UNSUPPORTED_FIELDS = frozenset({"keywords", "known_speaker_names", "known_speaker_references", "languages"})
 SPEECH_FIELDS = frozenset({"model", "input", "voice", "instructions", "response_format", "speed", "stream_format"})
 STREAM_FORMATS = ("audio", "sse")
+# OpenAI's built-in speech voices; each maps onto an installed voice (engines/piper_tts.py).
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar"
+)  # fmt: skip
 
 
 class ApiError(Exception):
@@ -245,8 +250,13 @@ class SpeechRequest:
     sse: bool
 
 
-def speech_request(body: object, *, max_chars: int, formats: frozenset[SpeechFormat]) -> SpeechRequest:
-    """The request of ``POST /v1/audio/speech``; raises :class:`ApiError` (400) on any bad field."""
+def speech_request(
+    body: object, *, max_chars: int, formats: frozenset[SpeechFormat], voices: Collection[str]
+) -> SpeechRequest:
+    """The request of ``POST /v1/audio/speech``; raises :class:`ApiError` (400) on any bad field.
+
+    ``voices`` are the names the English voice answers to besides OpenAI's (a piper model's own).
+    """
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.", param=None, code="invalid_json")
     for key in body:
@@ -275,6 +285,9 @@ def speech_request(body: object, *, max_chars: int, formats: frozenset[SpeechFor
         )
     if not isinstance(voice, str) or not voice:
         raise bad_request("'voice' must be a voice name such as 'alloy'.", param="voice")
+    if voice not in OPENAI_VOICES and voice not in voices:
+        supported = ", ".join(repr(v) for v in (*OPENAI_VOICES, *(v for v in voices if v not in OPENAI_VOICES)))
+        raise bad_request(f"Invalid value: '{voice}'. Supported values are: {supported}.", param="voice")
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise bad_request("'instructions' must be text.", param="instructions")
