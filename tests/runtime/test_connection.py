@@ -36,6 +36,36 @@ from openrealtime.session.commands import CloseConnection, TextTranslated
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import TIMEOUT_S, pcm, tone
 
+async def test_a_burst_of_inputs_lets_every_other_task_run_between_slices(
+    fake_engines: EngineSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue with items never suspends its getter: the session loop took a whole burst without
+    letting another connection or /healthz run (692 ms of /healthz under bursts of 2,000 items). With
+    a slice of 0 it yields after every input, so a task that counts its turns gets one per item."""
+    monkeypatch.setattr(connection_module, "LOOP_SLICE_S", 0.0)
+    transport = MemoryTransport()
+    items = 300
+    for frame in item_burst(items):
+        transport.incoming.put_nowait(frame)
+    transport.incoming.put_nowait(None)
+    turns = 0
+    done = asyncio.Event()
+
+    async def other_task() -> None:
+        nonlocal turns
+        while not done.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_task())
+    async with asyncio.timeout(TIMEOUT_S):
+        await start_realtime(fake_engines, transport)
+    done.set()
+    await other
+    assert sum(e["type"] == "conversation.item.done" for e in transport.sent) == items
+    assert turns >= items  # before: a handful, one each time the inbox ran dry
+
+
 CLEAR = json.dumps({"type": "input_audio_buffer.clear"})
 
 
