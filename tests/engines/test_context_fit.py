@@ -23,7 +23,7 @@ from openrealtime.engines.chat_prompts import fit_messages, normalize_messages
 from openrealtime.engines.llama_chat import LlamaChatModel
 from openrealtime.engines.openai_chat import OpenAIChatOptions, OpenAICompatibleChatModel
 from openrealtime.exceptions import EngineError
-from openrealtime.session.conversation import Entry, fit_context
+from openrealtime.session.conversation import Entry, _message_tokens, entry_messages, fit_context, fit_retained
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 # Ordinary English turns of 47-77 characters, as in the issue.
@@ -200,6 +200,44 @@ def test_the_session_estimate_keeps_a_margin_on_english_turns() -> None:
     assert len(kept) // 2 * 62 <= 1792
 
 
+def tokens(entries: list[Entry]) -> int:
+    return sum(_message_tokens(m) for e in entries for m in entry_messages(e))
+
+
+@pytest.mark.parametrize(("ratio", "limit"), [(0.8, None), (0.5, 600), (0.0, 600)])
+def test_retention_ratio_cuts_down_to_the_ratio_in_one_cut_and_keeps_it(ratio: float, limit: int | None) -> None:
+    """``truncation: retention_ratio``: nothing is cut under the limit; over it, the oldest items go
+    down to ``ratio`` of it, and that cut stays until the kept part is over the limit again."""
+    system = [SYSTEM]
+    budget = 1792
+    room = budget - _message_tokens(SYSTEM)
+    cap = min(limit, room) if limit is not None else room
+    kept = [fit_retained(system, conversation(n), budget, ratio, limit) for n in range(1, 150)]
+    for n, entries in enumerate(kept, 1):
+        assert entries[-1].id == f"a{n - 1}"  # the newest items always stay
+        assert tokens(entries) <= cap
+        if tokens(conversation(n)) <= cap:
+            assert len(entries) == 2 * n  # under the limit: nothing cut
+    firsts = [entries[0].id for entries in kept]
+    cuts = [i for i, (a, b) in enumerate(itertools.pairwise(firsts), 2) if a != b]
+    assert cuts  # 150 pairs are over any of these limits
+    for n in cuts:  # right after a cut, what is kept is within the ratio (plus the pair just added)
+        assert tokens(kept[n - 1][:-2]) <= max(ratio * cap, 0) + 1
+    if ratio >= 0.5:
+        assert len(cuts) <= len(kept) // 5  # one cut lasts several turns: the prompt cache stays warm
+
+
+def test_retention_ratio_keeps_the_last_user_message_and_no_orphan_tool_result() -> None:
+    entries = [*conversation(2), text("big", "user", "word " * 5000)]
+    assert [e.id for e in fit_retained([SYSTEM], entries, 500, 0.8, None)] == ["big"]
+    call_entry = Entry(item={"id": "c", "type": "function_call", "call_id": "x", "name": "f", "arguments": "{}"})
+    result = Entry(item={"id": "r", "type": "function_call_output", "call_id": "x", "output": "ok " * 200})
+    entries = [*conversation(3), call_entry, result, text("last", "user", "and now?")]
+    kept = fit_retained([SYSTEM], entries, 300, 0.0, None)
+    assert kept[0].item["type"] != "function_call_output"
+    assert kept[-1].id == "last"
+
+
 def test_the_session_never_drops_the_last_user_message() -> None:
     entries = [*conversation(2), text("big", "user", "word " * 5000)]
     assert [e.id for e in fit_context([SYSTEM], entries, 500)] == ["big"]
@@ -211,8 +249,13 @@ def test_the_session_never_drops_the_last_user_message() -> None:
 
 
 @pytest.mark.real
-def test_a_150_pair_conversation_with_smollm2_is_answered_at_every_point() -> None:
-    """Through the realtime session (truncation auto) with the bundled SmolLM2 at its default context."""
+@pytest.mark.parametrize(
+    "truncation",
+    ["auto", {"type": "retention_ratio", "retention_ratio": 0.7, "token_limits": {"post_instructions": 1200}}],
+    ids=["auto", "retention_ratio"],
+)
+def test_a_150_pair_conversation_with_smollm2_is_answered_at_every_point(truncation: Any) -> None:
+    """Through the realtime session with the bundled SmolLM2 at its default context."""
     from openrealtime.engines.fake import EnergyVad
     from openrealtime.session.ids import Ids
     from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
@@ -228,7 +271,8 @@ def test_a_150_pair_conversation_with_smollm2_is_answered_at_every_point() -> No
         session = RealtimeSession(info, vad=EnergyVad(), ids=Ids(deterministic=True))
         driver = RealtimeDriver(session, chat=llm)
         driver.pump()
-        driver.send({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["text"]}})
+        update = {"type": "realtime", "output_modalities": ["text"], "truncation": truncation}
+        driver.send({"type": "session.update", "session": update})
         answered: list[int] = []
         for turn in range(1, 151):
             user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": f"{turn} {USER}"}]}

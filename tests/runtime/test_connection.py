@@ -36,6 +36,7 @@ from openrealtime.session.commands import CloseConnection, TextTranslated
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import TIMEOUT_S, pcm, tone
 
+
 async def test_a_burst_of_inputs_lets_every_other_task_run_between_slices(
     fake_engines: EngineSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:

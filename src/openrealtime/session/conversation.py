@@ -234,16 +234,46 @@ def fit_context(system: list[dict[str, Any]], entries: list[Entry], budget_token
         return entries
     step = max(1, budget_tokens // CUTS_PER_BUDGET)
     target = -(-excess // step) * step
-    users = [i for i, e in enumerate(entries) if e.item.get("type") == "message" and e.item.get("role") == "user"]
-    last = users[-1] if users else len(entries)
     start = dropped = 0
-    while start < last and dropped < target:
+    while start < len(entries) and dropped < target:
         dropped += costs[start]
         start += 1
-    # Never start with a tool result whose call was dropped.
+    return entries[_safe_start(entries, start) :]
+
+
+def fit_retained(
+    system: list[dict[str, Any]], entries: list[Entry], budget_tokens: int, ratio: float, limit_tokens: int | None
+) -> list[Entry]:
+    """``truncation: {"type": "retention_ratio"}``: when the conversation after the instructions is
+    over its limit (``token_limits.post_instructions``, at most what the budget leaves), drop the
+    oldest items in one cut down to ``ratio`` of the limit, and keep that cut until the kept part is
+    over the limit again: the conversation is replayed item by item from its start (linear), so the
+    cut is the one a server cutting as each item arrived would have made, and between two cuts the
+    kept prefix, and so the prompt cache, stay the same. The same two guards as :func:`fit_context`.
+    """
+    room = budget_tokens - sum(_message_tokens(m) for m in system)
+    limit = min(limit_tokens, room) if limit_tokens is not None else room
+    costs = [sum(_message_tokens(m) for m in entry_messages(e)) for e in entries]
+    start = kept = 0
+    for cost in costs:
+        kept += cost
+        if kept > limit:
+            while kept > ratio * limit and start < len(costs):
+                kept -= costs[start]
+                start += 1
+    return entries[_safe_start(entries, start) :]
+
+
+def _safe_start(entries: list[Entry], start: int) -> int:
+    """``start``, moved so the kept items never lose the last user message (one larger than the
+    whole context reaches the engine, which fails the response saying so) and never begin with a
+    tool result whose call was dropped."""
+    users = [i for i, e in enumerate(entries) if e.item.get("type") == "message" and e.item.get("role") == "user"]
+    last = users[-1] if users else len(entries)
+    start = min(start, last)
     while start < last and entries[start].item.get("type") == "function_call_output":
         start += 1
-    return entries[start:]
+    return start
 
 
 def _message_tokens(message: dict[str, Any]) -> int:

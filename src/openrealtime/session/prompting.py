@@ -8,15 +8,15 @@ the context (``truncation``), the tools, and the session id as the prompt-cache 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from openrealtime.audio.codec import AudioFormat
 from openrealtime.contracts import ChatRequest, ToolSpec
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
-from openrealtime.protocol.config import NamedToolChoice, RealtimeSessionConfig
+from openrealtime.protocol.config import NamedToolChoice, RealtimeSessionConfig, RetentionRatioTruncation
 from openrealtime.protocol.items import ItemReference
-from openrealtime.session.conversation import Conversation, Entry, fit_context
+from openrealtime.session.conversation import Conversation, Entry, fit_context, fit_retained
 from openrealtime.session.ids import Ids
 from openrealtime.session.response import Response
 from openrealtime.session.states import ResponseState
@@ -27,6 +27,7 @@ from openrealtime.session.states import ResponseState
 # "incomplete" with reason "max_output_tokens", as one cut at the client's own limit does.
 DEFAULT_MAX_TOKENS = 256
 OUTPUT_RESERVE_TOKENS = 256
+Truncation = Literal["auto", "disabled"] | RetentionRatioTruncation  # a session's ``truncation``
 DEFAULT_VOICE = "alloy"
 
 
@@ -100,13 +101,17 @@ def chat_request(
     conversation: Conversation,
     *,
     context_tokens: int,
-    truncation: bool,
+    truncation: Truncation,
     cache_key: str,
 ) -> ChatRequest:
-    """What the LLM gets: the instructions, the items that fit the context, the tools."""
+    """What the LLM gets: the instructions, the items that fit the context (as ``truncation`` says:
+    ``disabled`` sends them all, and a conversation too long fails the response), the tools."""
     system = [{"role": "system", "content": response.instructions}] if response.instructions else []
     budget = context_tokens - min(response.max_tokens, OUTPUT_RESERVE_TOKENS)
-    if truncation:
+    if isinstance(truncation, RetentionRatioTruncation):
+        limit = (truncation.token_limits or {}).get("post_instructions")
+        entries = fit_retained(system, entries, budget, truncation.retention_ratio, limit)
+    elif truncation == "auto":
         entries = fit_context(system, entries, budget)
     tools = [ToolSpec(t.name, t.description or "", t.parameters) for t in response.tools]
     return ChatRequest(

@@ -370,6 +370,6 @@ class RealtimeSession(SessionShell):
             entries,
             self.conversation,
             context_tokens=self.rt.context_tokens,
-            truncation=self.config.truncation != "disabled",
+            truncation=self.config.truncation,
             cache_key=self.info.session_id,
         )
