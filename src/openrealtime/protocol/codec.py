@@ -67,6 +67,17 @@ _TRANSLATION_EVENTS: dict[str, type[ce.ClientEvent]] = {
     "session.input_audio_buffer.append": ce.TranslationAppend,
     "session.close": ce.SessionClose,
 }
+# A WebRTC call's input audio arrives on its media track and the server plays its output (reference
+# 1.3): an append has no place there (as the peers refuse it), and ``output_audio_buffer.clear`` has
+# one only there (OpenAI refuses it on WebSockets, as the WebSocket tables above do).
+_CALL_EVENTS: dict[SessionKind, dict[str, type[ce.ClientEvent]]] = {
+    SessionKind.REALTIME: {
+        **{k: v for k, v in _REALTIME_EVENTS.items() if k != "input_audio_buffer.append"},
+        "output_audio_buffer.clear": ce.OutputAudioBufferClear,
+    },
+    SessionKind.TRANSCRIPTION: {k: v for k, v in _TRANSCRIPTION_EVENTS.items() if k != "input_audio_buffer.append"},
+    SessionKind.TRANSLATION: {k: v for k, v in _TRANSLATION_EVENTS.items() if k != "session.input_audio_buffer.append"},
+}
 _EVENTS_BY_KIND = {
     SessionKind.REALTIME: _REALTIME_EVENTS,
     SessionKind.TRANSCRIPTION: _TRANSCRIPTION_EVENTS,
@@ -201,8 +212,9 @@ def validation_error(exc: ValidationError, event_id: str | None) -> ProtocolErro
     )
 
 
-def parse_client_event(frame: str, kind: SessionKind) -> ce.ClientEvent:
-    """Parse one TEXT frame into the client event model for a session of ``kind``.
+def parse_client_event(frame: str, kind: SessionKind, *, call: bool = False) -> ce.ClientEvent:
+    """Parse one TEXT frame into the client event model for a session of ``kind``; ``call``: the
+    session is a WebRTC call's (its audio on the media track, its playback the server's).
 
     Raises:
         ProtocolError: with OpenAI's code, param and the frame's ``event_id`` when it can be read.
@@ -238,7 +250,7 @@ def parse_client_event(frame: str, kind: SessionKind) -> ce.ClientEvent:
             event_id=event_id,
         )
     event_type = raw.get("type")
-    events = _EVENTS_BY_KIND[kind]
+    events = _CALL_EVENTS[kind] if call else _EVENTS_BY_KIND[kind]
     if event_type is None:
         raise ProtocolError(
             "Missing required parameter: 'type'.",

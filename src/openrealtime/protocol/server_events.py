@@ -280,6 +280,30 @@ class RateLimitsUpdated(ServerEvent):
     rate_limits: list[dict[str, Any]]
 
 
+# --- the server's playback buffer (WebRTC calls only) ---------------------------------------------
+
+
+class OutputAudioBufferStarted(ServerEvent):
+    """The server began playing a response's audio to the caller (WebRTC/SIP only, as OpenAI)."""
+
+    type: Literal["output_audio_buffer.started"] = "output_audio_buffer.started"
+    response_id: str
+
+
+class OutputAudioBufferStopped(ServerEvent):
+    """A response's audio was played to its end and no more is coming (WebRTC/SIP only)."""
+
+    type: Literal["output_audio_buffer.stopped"] = "output_audio_buffer.stopped"
+    response_id: str
+
+
+class OutputAudioBufferCleared(ServerEvent):
+    """Unplayed audio was dropped: the caller spoke over it, or sent ``output_audio_buffer.clear``."""
+
+    type: Literal["output_audio_buffer.cleared"] = "output_audio_buffer.cleared"
+    response_id: str
+
+
 # --- translation sessions --------------------------------------------------------------------------
 
 

@@ -21,8 +21,9 @@ APPEND_EVENTS = (ce.InputAudioBufferAppend, ce.TranslationAppend)
 class ClientFrames:
     """Parses one connection's client frames into session inputs."""
 
-    def __init__(self, kind: SessionKind) -> None:
+    def __init__(self, kind: SessionKind, *, call: bool = False) -> None:
         self.kind = kind
+        self.call = call  # a WebRTC call's data channel: its audio comes on the media track
         self._stream = StreamDecoder()
 
     def parse(self, frame: str, audio_format: AudioFormat) -> SessionInput:
@@ -31,7 +32,7 @@ class ClientFrames:
         Raises:
             ProtocolError: The frame is not a valid client event, or its audio is not valid.
         """
-        return self.decode(parse_client_event(frame, self.kind), audio_format)
+        return self.decode(parse_client_event(frame, self.kind, call=self.call), audio_format)
 
     def decode(self, event: ce.ClientEvent, audio_format: AudioFormat) -> SessionInput:
         """``event`` with the audio it carries decoded from ``audio_format``."""

@@ -136,6 +136,69 @@ class SynthesisDone:
     job_id: str
 
 
+# --- the server's own playback (WebRTC calls, issue 11) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlayAudio:
+    """Play ``samples`` (mono float32, 24 kHz) of ``item_id``, the answer of ``response_id``, after what
+    is queued: a session whose audio the server plays (a WebRTC call) sends this instead of
+    ``response.output_audio.delta``."""
+
+    response_id: str
+    item_id: str
+    samples: Samples
+
+
+@dataclass(frozen=True)
+class EndOfAudio:
+    """``response_id`` will send no more audio: once what is queued of it has played, playback of it
+    has stopped (``output_audio_buffer.stopped``)."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
+class ClearPlayback:
+    """Drop every queued, unplayed sample; the runtime answers at once with :class:`PlaybackCleared`."""
+
+
+@dataclass(frozen=True)
+class PlaybackStarted:
+    """Media clock: the first sample of ``response_id`` left for the listener."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
+class PlaybackStopped:
+    """Media clock: the last sample of ``response_id`` left, and no more is coming."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
+class PlayedItem:
+    """How much of one item's queued audio was played before a clear: ``played_ms`` of it."""
+
+    response_id: str
+    item_id: str
+    played_ms: int
+
+
+@dataclass(frozen=True)
+class PlaybackCleared:
+    """Media clock: the queue was dropped; ``played`` has each item that had audio in it, in order
+    (the first is the one that was playing), with the milliseconds of it that were played."""
+
+    played: tuple[PlayedItem, ...]
+
+
+PlaybackResult = PlaybackStarted | PlaybackStopped | PlaybackCleared
+"""What the media clock of a call tells its session (``on_playback``)."""
+PLAYBACK_TYPES = (PlaybackStarted, PlaybackStopped, PlaybackCleared)
+
+
 # --- what the runtime hands a session besides results ---------------------------------------------
 
 
@@ -156,9 +219,29 @@ class AudioIn:
 SessionInput = ce.ClientEvent | AudioIn
 """What a session's ``receive`` takes: client events, with their audio already decoded."""
 
-Command = Transcribe | CancelJob | CloseConnection | Generate | TranslateText | Synthesize
+Command = (
+    Transcribe
+    | CancelJob
+    | CloseConnection
+    | Generate
+    | TranslateText
+    | Synthesize
+    | PlayAudio
+    | EndOfAudio
+    | ClearPlayback
+)
 """Everything a session may ask of its runtime."""
-COMMAND_TYPES = (Transcribe, CancelJob, CloseConnection, Generate, TranslateText, Synthesize)
+COMMAND_TYPES = (
+    Transcribe,
+    CancelJob,
+    CloseConnection,
+    Generate,
+    TranslateText,
+    Synthesize,
+    PlayAudio,
+    EndOfAudio,
+    ClearPlayback,
+)
 
 EngineResult = TranscriptReady | JobFailed | LlmChunk | TextTranslated | AudioChunk | SynthesisDone
 """Everything a runtime hands back to a session (``on_result``)."""

@@ -8,6 +8,11 @@ audio leaves long before the answer is finished (the events are written by
 speculative transcript, as a ``SPECULATIVE`` response that goes on the wire only if the turn really
 ends there. Barge-in cancels the response in the same step as ``speech_started``; results of
 cancelled jobs are dropped by id.
+
+On a WebRTC call (``server_playback``) the server plays the answers itself: speech leaves as
+``PlayAudio`` commands, and :mod:`~openrealtime.session.playback` keeps the playback buffer's events,
+its clears (barge-in, even after ``response.done`` while audio still plays; the client's
+``output_audio_buffer.clear``) and the truncation of what was not heard.
 """
 
 from __future__ import annotations
@@ -22,10 +27,20 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import RealtimeSessionConfig, SemanticVad, ServerVad
-from openrealtime.session.commands import AudioIn, EngineResult, JobFailed, SessionInput, TranscriptReady
+from openrealtime.session.commands import (
+    AudioIn,
+    EngineResult,
+    JobFailed,
+    PlayAudio,
+    PlaybackResult,
+    PlaybackStopped,
+    SessionInput,
+    TranscriptReady,
+)
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.items import created_item, item_transcription, user_audio_item
+from openrealtime.session.playback import ServerPlayback
 from openrealtime.session.prompting import chat_request, new_response
 from openrealtime.session.response import Response
 from openrealtime.session.responses import ResponseWriter
@@ -75,6 +90,8 @@ class RealtimeInfo:
     model: str
     context_tokens: int = 8192
     instructions: str = DEFAULT_INSTRUCTIONS
+    # The server plays the output audio (a WebRTC call): PlayAudio commands instead of audio deltas.
+    server_playback: bool = False
 
 
 class RealtimeSession(SessionShell):
@@ -87,7 +104,10 @@ class RealtimeSession(SessionShell):
         self.config = RealtimeSessionConfig(model=info.model, instructions=info.instructions)
         self.conversation = Conversation()
         self.conversation_id = self._ids.new("conv")
-        self.writer = ResponseWriter(self._ids, self.conversation, self.conversation_id)
+        self.writer = ResponseWriter(
+            self._ids, self.conversation, self.conversation_id, server_playback=info.server_playback
+        )
+        self.playback = ServerPlayback()
         self._responses: dict[str, Response] = {}  # on the wire, not yet done
         self._speculative: Response | None = None  # the answer begun in the pause, if any
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
@@ -135,6 +155,12 @@ class RealtimeSession(SessionShell):
                 return
         self._respond(self.writer.on_result(result))
 
+    def on_playback(self, result: PlaybackResult) -> None:
+        """What the call's media clock saw (:mod:`~openrealtime.session.playback`)."""
+        self._take(self.playback.on_result(result, self.conversation))
+        if isinstance(result, PlaybackStopped) and self.active_response is None:
+            self._idle_from = self.buffer.buffer.end  # silence counts from the real end of playback
+
     @property
     def input_format(self) -> AudioFormat:
         return self.buffer.input_format
@@ -170,6 +196,12 @@ class RealtimeSession(SessionShell):
                 self._create_response(event)
             case ce.ResponseCancel():
                 self._cancel_request(event)
+            case ce.OutputAudioBufferClear() if self.rt.server_playback:
+                # Cut the audio off (reference 1.3). A response still speaking stops too, or its next
+                # clause would play after the clear; OpenAI asks for a response.cancel first anyway.
+                if (response := self.active_response) is not None:
+                    self._respond(self.writer.cancel(response, "client_cancelled"))
+                self._take(self.playback.clear())
             case _:
                 raise ProtocolError(
                     f"Invalid value: '{getattr(event, 'type', '?')}'. Not supported on a WebSocket realtime session.",
@@ -237,9 +269,13 @@ class RealtimeSession(SessionShell):
                 self._idle_from = None
                 td = self.config.audio.input.turn_detection
                 response = self.active_response
-                if response is not None and isinstance(td, ServerVad | SemanticVad) and td.interrupt_response:
-                    # Barge-in: one joint step, right after speech_started (reference 6.3).
-                    self._respond(self.writer.cancel(response, "turn_detected"))
+                if isinstance(td, ServerVad | SemanticVad) and td.interrupt_response:
+                    if response is not None:
+                        # Barge-in: one joint step, right after speech_started (reference 6.3).
+                        self._respond(self.writer.cancel(response, "turn_detected"))
+                    # The server plays the audio: stop it, even after response.done (it is usually
+                    # still playing then); what was heard comes back as PlaybackCleared.
+                    self._take(self.playback.clear())
             case TurnCommitted():
                 self._on_committed(signal)
             case TranscriptFinal():
@@ -315,12 +351,17 @@ class RealtimeSession(SessionShell):
     def _respond(self, outputs: list[Output]) -> None:
         """Take a writer's outputs; a response they finished leaves (a completed one starts the idle
         countdown), and so does an early answer they dropped."""
+        for output in outputs:
+            if isinstance(output, PlayAudio):
+                self.playback.queued(output.response_id)
         self._take(outputs)
         if self._speculative is not None and self._speculative.state.finished:
             self._speculative = None  # its LLM failed: the commit makes the response afresh
         for response in [r for r in self._responses.values() if r.state.finished]:
             del self._responses[response.id]
             if response.in_conversation and response.state.wire_status == "completed":
+                if self.rt.server_playback and response.audio_samples:
+                    continue  # the idle countdown starts when its playback stops (on_playback)
                 # The listener hears the answer for as long as its audio lasts; silence counts after.
                 played = response.audio_ms if response.audio else 0
                 self._idle_from = self.buffer.buffer.end + ms_to_samples(played)

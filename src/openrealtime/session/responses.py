@@ -11,6 +11,11 @@ A response begun in the end-of-turn pause runs the same pipeline in the ``SPECUL
 results are held, and only its first clause's synthesis starts (so the first audio is ready when the
 turn does end there). :meth:`ResponseWriter.promote` puts it on the wire at the commit and replays
 what was held, exactly as if it had arrived then; :meth:`~ResponseWriter.drop` ends it unseen.
+
+Where the server plays the audio itself (a WebRTC call, ``server_playback``), each piece of speech is a
+:class:`~openrealtime.session.commands.PlayAudio` command at 24 kHz instead of a
+``response.output_audio.delta`` (OpenAI sends none on a call), whatever output format the session
+names, and a response that spoke ends with :class:`~openrealtime.session.commands.EndOfAudio`.
 """
 
 from __future__ import annotations
@@ -26,16 +31,18 @@ from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import (
     AudioChunk,
     CancelJob,
+    EndOfAudio,
     EngineResult,
     Generate,
     JobFailed,
     LlmChunk,
+    PlayAudio,
     SynthesisDone,
     Synthesize,
 )
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause
 from openrealtime.session.ids import Ids
-from openrealtime.session.response import Call, Response, part_ids, response_body, spoken_clauses
+from openrealtime.session.response import PCM_RATE_HZ, Call, Response, part_ids, response_body, spoken_clauses
 from openrealtime.session.signals import Output
 from openrealtime.session.states import ResponseState
 
@@ -55,9 +62,13 @@ class ResponseWriter:
         ids: The session's id source.
         conversation: The default conversation (output items of in-conversation responses join it).
         conversation_id: Its id.
+        server_playback: The server plays the audio (``PlayAudio`` commands, not audio deltas).
     """
 
-    def __init__(self, ids: Ids, conversation: Conversation, conversation_id: str) -> None:
+    def __init__(
+        self, ids: Ids, conversation: Conversation, conversation_id: str, *, server_playback: bool = False
+    ) -> None:
+        self.server_playback = server_playback
         self._ids = ids
         self._conversation = conversation
         self.conversation_id = conversation_id
@@ -67,6 +78,8 @@ class ResponseWriter:
     # --- start, promote, drop ----------------------------------------------------------------------
 
     def created(self, response: Response) -> se.ResponseCreated:
+        if self.server_playback:
+            response.playback_rate_hz = PCM_RATE_HZ  # the call's track takes 24 kHz, whatever the format
         return se.ResponseCreated(response=response_body(response, self.conversation_id))
 
     def generate(self, response: Response, request: ChatRequest) -> list[Output]:
@@ -254,7 +267,7 @@ class ResponseWriter:
     def _on_audio(self, response: Response, chunk: AudioChunk) -> list[Output]:
         out: list[Output] = [] if response.tts_started else self._begin_clause(response)
         if response.resampler is None or response.resampler_rate_hz != chunk.sample_rate_hz:
-            response.resampler = StreamResampler(chunk.sample_rate_hz, response.output_format.rate_hz)
+            response.resampler = StreamResampler(chunk.sample_rate_hz, response.rate_hz)
             response.resampler_rate_hz = chunk.sample_rate_hz
         return out + self._send_audio(response, response.resampler.process(chunk.audio))
 
@@ -267,6 +280,8 @@ class ResponseWriter:
         assert message is not None, "audio follows its clause's words"
         message.audio_ms = response.audio_ms
         message.clauses[-1].end_ms = response.audio_ms
+        if self.server_playback:
+            return [PlayAudio(response.id, message.id, samples)]
         return [se.OutputAudioDelta(**part_ids(response), audio=AudioOut(samples, response.output_format))]
 
     def _on_clause_spoken(self, response: Response) -> list[Output]:
@@ -303,6 +318,8 @@ class ResponseWriter:
             out += self._close_message(response, response.message, item_status)
         for call in response.calls.values():
             out += _close_call(response, call, item_status, self._conversation)
+        if self.server_playback and response.audio_samples:
+            out.append(EndOfAudio(response.id))
         out.append(se.ResponseDone(response=response_body(response, self.conversation_id, usage=True)))
         used = response.input_tokens + response.output_tokens
         limits = {"name": "tokens", "limit": RATE_LIMIT_TOKENS, "remaining": RATE_LIMIT_TOKENS - used}

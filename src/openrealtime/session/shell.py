@@ -21,7 +21,7 @@ from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import validation_error
 from openrealtime.protocol.config import merge_update
-from openrealtime.session.commands import COMMAND_TYPES, Command, EngineResult, SessionInput
+from openrealtime.session.commands import COMMAND_TYPES, Command, EngineResult, PlaybackResult, SessionInput
 from openrealtime.session.ids import Ids
 from openrealtime.session.signals import Output, Signal
 
@@ -67,6 +67,9 @@ class SessionShell:
     def on_result(self, result: EngineResult) -> None:
         """Take an engine result; one of an unknown (cancelled, superseded) job is dropped."""
         raise NotImplementedError
+
+    def on_playback(self, result: PlaybackResult) -> None:
+        """What a call's media clock saw; only a session whose audio the server plays has any."""
 
     def drain(self) -> tuple[list[se.ServerEvent], list[Command]]:
         """What was produced since the last drain: server events to send, commands to run."""
