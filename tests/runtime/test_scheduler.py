@@ -181,3 +181,23 @@ def test_the_fair_executor_serves_the_session_of_the_caller() -> None:
         assert ran.index("v") <= 1
     finally:
         pool.shutdown()
+
+
+def test_stats_show_the_queue_and_the_busiest_sessions_share(worker: ModelWorker[str]) -> None:
+    """For /metrics: one session running three jobs for every one of another's has 3/4 of the time."""
+    release, gate = hold(worker)
+    waiting = [worker.submit(f"j{i}", PRIORITY_FINAL, lambda: "x", key="hog" if i % 4 else "fair") for i in range(8)]
+    assert worker.stats().queued == 8
+    release.set()
+    for future in [gate, *waiting]:
+        future.result(TIMEOUT_S)
+    with worker._cv:  # the job times, made exact: the gate 1 s, each job 0.5 s
+        worker._recent.clear()
+        worker._busy_s = 0.0
+        for i in range(8):
+            worker._ran("hog" if i % 4 else "fair", 0.5, now=100.0)
+        worker._ran("", 1.0, now=100.0)
+    stats = worker.stats(now=100.0)
+    assert (stats.queued, stats.busy_s) == (0, 5.0)
+    assert stats.top_session_share == pytest.approx(3 / 5)  # hog 3.0 s of 5.0
+    assert worker.stats(now=100.0 + 61).top_session_share == 0.0  # a minute later: nothing recent

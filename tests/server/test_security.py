@@ -427,3 +427,15 @@ def test_metrics_need_the_key_and_healthz_shows_counts_only_with_it(fake_engines
     with TestClient(create_app(Settings(), engines=fake_engines)) as client:  # no key set: all open
         assert client.get("/metrics").status_code == 200
         assert client.get("/healthz").json() == {"status": "ok", "active_sessions": 0}
+
+
+def test_metrics_show_each_engine_workers_queue_busy_time_and_busiest_session(fake_engines: EngineSet) -> None:
+    with TestClient(create_app(Settings(), engines=fake_engines)) as client:
+        text = client.get("/metrics").text
+    for name in (
+        "openrealtime_engine_queued_jobs",
+        "openrealtime_engine_busy_seconds_total",
+        "openrealtime_engine_top_session_share",
+    ):
+        for engine in ("asr", "streams"):
+            assert f'{name}{{engine="{engine}"}} ' in text

@@ -38,6 +38,8 @@ import heapq
 import itertools
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -57,6 +59,18 @@ current_session: contextvars.ContextVar[str] = contextvars.ContextVar("current_s
 PRIORITY_FINAL = 0
 PRIORITY_FIRST_CAPTION = 1
 PRIORITY_PARTIAL = 2
+SHARE_WINDOW_S = 60.0  # the window over which a worker reports its busiest session's share
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """A worker's figures for ``/metrics``: jobs waiting now, thread-seconds spent on jobs since it
+    started, and, of the time its jobs took in the last ``SHARE_WINDOW_S``, the largest share one
+    session had (with N sessions busy a fair share is 1/N; 1.0 with several means one took it all)."""
+
+    queued: int
+    busy_s: float
+    top_session_share: float
 
 
 @dataclass(order=True)
@@ -83,6 +97,8 @@ class ModelWorker(Generic[T]):
         self._last_round: dict[str, int] = {}  # per session with jobs queued: the round of its last one
         self._per_key: dict[str, int] = {}  # per session: its jobs queued
         self._cv = threading.Condition()
+        self._busy_s = 0.0
+        self._recent: deque[tuple[float, str, float]] = deque()  # (finished at, session, seconds)
         self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
@@ -122,6 +138,28 @@ class ModelWorker(Generic[T]):
         """Jobs waiting for a thread (not counting cancelled ones)."""
         return len(self._queued)
 
+    def stats(self, now: float | None = None) -> WorkerStats:
+        """What ``/metrics`` shows of this worker (see :class:`WorkerStats`)."""
+        now = time.monotonic() if now is None else now
+        with self._cv:
+            self._forget_before(now - SHARE_WINDOW_S)
+            by_key: dict[str, float] = {}
+            for _, key, seconds in self._recent:
+                by_key[key] = by_key.get(key, 0.0) + seconds
+            busy_s, queued = self._busy_s, len(self._queued)
+        total = sum(by_key.values())
+        return WorkerStats(queued, busy_s, max(by_key.values()) / total if total > 0 else 0.0)
+
+    def _ran(self, key: str, seconds: float, now: float) -> None:
+        """A job of ``key`` took ``seconds`` (called with the lock held)."""
+        self._busy_s += seconds
+        self._recent.append((now, key, seconds))
+        self._forget_before(now - SHARE_WINDOW_S)
+
+    def _forget_before(self, cutoff: float) -> None:
+        while self._recent and self._recent[0][0] < cutoff:
+            self._recent.popleft()
+
     def close(self) -> None:
         """Stop the threads after the calls they are running; queued calls are cancelled."""
         with self._cv:
@@ -155,13 +193,22 @@ class ModelWorker(Generic[T]):
                 return
             if not entry.future.set_running_or_notify_cancel():
                 continue
+            started = time.monotonic()
             try:
-                entry.future.set_result(entry.call())
-            except EngineError as exc:
-                entry.future.set_exception(exc)
-            except Exception as exc:  # an engine crash must not kill the worker shared by all sessions
-                log.exception("engine call %s crashed", entry.job_id)
-                entry.future.set_exception(EngineError(f"engine crashed: {exc}", code="engine_error"))
+                self._run_entry(entry)
+            finally:
+                finished = time.monotonic()
+                with self._cv:
+                    self._ran(entry.key, finished - started, finished)
+
+    def _run_entry(self, entry: _Entry[T]) -> None:
+        try:
+            entry.future.set_result(entry.call())
+        except EngineError as exc:
+            entry.future.set_exception(exc)
+        except Exception as exc:  # an engine crash must not kill the worker shared by all sessions
+            log.exception("engine call %s crashed", entry.job_id)
+            entry.future.set_exception(EngineError(f"engine crashed: {exc}", code="engine_error"))
 
 
 class FairExecutor(Executor):
@@ -178,6 +225,9 @@ class FairExecutor(Executor):
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         call = functools.partial(fn, *args, **kwargs)
         return self._worker.submit(f"call_{next(self._calls)}", 0, call, key=current_session.get())
+
+    def stats(self) -> WorkerStats:
+        return self._worker.stats()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Queued calls are cancelled whatever ``cancel_futures`` says; running ones finish unwaited."""

@@ -40,6 +40,7 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.runtime.scheduler import FairExecutor, WorkerStats
 from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
 from openrealtime.server.audio_api import AudioApi
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
@@ -229,8 +230,18 @@ class _Server:
             loop_lag_s=lag_s,
             ready=self.readiness().ready,
             live_client_secrets=self.secrets.live(),
+            workers=self._worker_stats(),
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    def _worker_stats(self) -> dict[str, WorkerStats]:
+        """The engine workers' queues and shares: the ASR's, and the streaming calls' (LLM, TTS, MT)."""
+        if self.engines is None:
+            return {}
+        workers = {"asr": self.engines.asr_worker.stats()}
+        if isinstance(self.engines.stream_pool, FairExecutor):
+            workers["streams"] = self.engines.stream_pool.stats()
+        return workers
 
     def readiness(self) -> Readiness:
         """Whether a new session would be served now (:mod:`~openrealtime.server.readiness`)."""

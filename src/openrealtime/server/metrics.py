@@ -11,7 +11,10 @@ import bisect
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
+
+from openrealtime.runtime.scheduler import WorkerStats
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 FAST_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
@@ -125,11 +128,13 @@ class Metrics:
         loop_lag_s: float | None = None,
         ready: bool | None = None,
         live_client_secrets: int | None = None,
+        workers: Mapping[str, WorkerStats] | None = None,
     ) -> str:
         """The text exposition; ``llm`` is the in-process LLM's decoder counters
         (:class:`~openrealtime.engines.llama_batch.DecoderStats`), when there is one; ``loop_lag_s`` and
-        ``ready`` are read at scrape time (:mod:`~openrealtime.server.readiness`), and so is
-        ``live_client_secrets`` (:mod:`~openrealtime.server.secrets`)."""
+        ``ready`` are read at scrape time (:mod:`~openrealtime.server.readiness`), and so are
+        ``live_client_secrets`` (:mod:`~openrealtime.server.secrets`) and the engine ``workers``'
+        queues and shares by name (:class:`~openrealtime.runtime.scheduler.WorkerStats`)."""
         parts: list[Any] = [
             self.first_audio,
             self.response_first_audio,
@@ -160,6 +165,8 @@ class Metrics:
             )
         if llm is not None:
             lines += llm_lines(llm)
+        if workers:
+            lines += worker_lines(workers)
         return "\n".join(lines) + "\n"
 
     def observer(self) -> ConnectionObserver:
@@ -187,6 +194,25 @@ def llm_lines(stats: Any) -> list[str]:
     lines: list[str] = []
     for name, kind, help_text, value in figures:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
+    return lines
+
+
+def worker_lines(workers: Mapping[str, WorkerStats]) -> list[str]:
+    """Each engine worker's queue, busy time and busiest session's share, labelled by engine."""
+    figures = [
+        ("openrealtime_engine_queued_jobs", "gauge", "Engine jobs waiting for a thread.", "queued"),
+        ("openrealtime_engine_busy_seconds_total", "counter", "Thread-seconds engine jobs ran.", "busy_s"),
+        (
+            "openrealtime_engine_top_session_share",
+            "gauge",
+            "Of the engine's job time in the last minute, the largest share one session had.",
+            "top_session_share",
+        ),
+    ]
+    lines: list[str] = []
+    for name, kind, help_text, field in figures:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{engine="{engine}"}} {getattr(stats, field):g}' for engine, stats in workers.items()]
     return lines
 
 
