@@ -34,6 +34,14 @@ final becomes ``...input_audio_transcription.failed`` with code ``transcription_
 the turn's audio is dropped), and the first final refused after one was accepted also sends an
 ``error`` telling the client that it sends audio faster than it can be transcribed. The connection
 stays open: a client that slows down to real time gets its transcripts again.
+
+A WebRTC call (:mod:`openrealtime.webrtc`) drives its session through the same connection, with its
+data channel as the transport and a :class:`MediaPort` for the audio: the call's input audio comes in
+through :meth:`Connection.post_audio` (its own bounded share of the inbox: audio that arrives while
+the session is ``MEDIA_AUDIO_LIMIT`` chunks behind is dropped, as a live stream cannot wait), its
+session's ``PlayAudio``, ``EndOfAudio`` and ``ClearPlayback`` commands go to the port's track, and
+what the track's media clock sees comes back through :meth:`Connection.post_playback`, in order with
+everything else.
 """
 
 from __future__ import annotations
@@ -49,20 +57,29 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from openrealtime.audio.codec import AudioFormat
+from openrealtime.audio.types import Samples
 from openrealtime.exceptions import EngineError, ProtocolError
+from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.pacing import SpeechPacer
 from openrealtime.runtime.scheduler import current_session
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
+    PLAYBACK_TYPES,
     RESULT_TYPES,
     AudioIn,
     CancelJob,
+    ClearPlayback,
     CloseConnection,
     Command,
+    EndOfAudio,
     EngineResult,
     JobFailed,
+    PlayAudio,
+    PlaybackCleared,
+    PlaybackResult,
+    PlaybackStarted,
     SessionInput,
     Synthesize,
     Transcribe,
@@ -86,6 +103,13 @@ INBOX_LIMIT_BYTES = 64 * 1024 * 1024
 BIG_FRAME_CHARS = 64 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
 _CONTROL_INPUTS = 4  # at most one each: client gone, send failed, session expired, session idle
+# A call's input audio waiting for the session (100 ms chunks: 5 s); past it new audio is dropped.
+MEDIA_AUDIO_LIMIT = 50
+# What a call's media clock posts: two per response and one per clear, so this is never reached
+# unless the session loop is stuck; past it they are dropped (and logged).
+PLAYBACK_LIMIT = 64
+# A call's audio reaches the session as an append without base64 (its samples decoded by the port).
+MEDIA_APPEND = ce.InputAudioBufferAppend(type="input_audio_buffer.append", audio="")
 # RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
 # The session loop hands the event loop back after this long at a stretch, so one connection's burst
 # of inputs never holds up other connections or /healthz for longer (issue 10: 692 ms under bursts).
@@ -116,6 +140,23 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+class MediaPort(Protocol):
+    """A call's media: its track plays the session's audio (paced); its clock's results come back
+    through the :class:`Connection` it is attached to."""
+
+    def attach(self, connection: Connection) -> None:
+        """Start posting input audio and playback results to ``connection``."""
+        ...
+
+    def play(self, command: PlayAudio) -> None: ...
+
+    def end(self, response_id: str) -> None: ...
+
+    def clear(self) -> PlaybackCleared:
+        """Drop what is queued; what was played of each item it held."""
+        ...
+
+
 class Session(Protocol):
     """What every sans-I/O session offers the runtime."""
 
@@ -130,12 +171,20 @@ class Session(Protocol):
 
     def on_result(self, result: EngineResult) -> None: ...
 
+    def on_playback(self, result: PlaybackResult) -> None: ...
+
     def drain(self) -> tuple[list[se.ServerEvent], Sequence[Command]]: ...
 
 
 @dataclass
 class _Closed:
     reason: str
+
+
+@dataclass
+class _MediaAudio:
+    samples: Samples
+    rate_hz: int
 
 
 @dataclass
@@ -196,17 +245,23 @@ class Connection:
         on_append: Callable[[float], None] | None = None,
         speech_lead_s: float = 0.0,
         idle_timeout_s: float | None = None,
+        media: MediaPort | None = None,
     ) -> None:
         self.session = session
         self.transport = transport
         self.kind = kind
-        self._frames = ClientFrames(kind)
+        self._frames = ClientFrames(kind, call=media is not None)
         self._run_job = run_job
         self._cancel_job = cancel_job
         self._on_event = on_event
         # The queue's own bound is the sum of the producers' shares, so a slip in the accounting below
         # fails loudly (QueueFull, a bug: 1011) instead of letting the inbox grow.
-        self._inbox: asyncio.Queue[object] = asyncio.Queue(maxsize=INBOX_LIMIT + RESULTS_LIMIT + _CONTROL_INPUTS)
+        self._inbox: asyncio.Queue[object] = asyncio.Queue(
+            maxsize=INBOX_LIMIT + RESULTS_LIMIT + _CONTROL_INPUTS + MEDIA_AUDIO_LIMIT + PLAYBACK_LIMIT
+        )
+        self._media_queued = 0
+        self._playback_queued = 0
+        self.media_dropped_s = 0.0  # seconds of a call's input audio dropped because the session lagged
         self._frames_queued = 0
         self._frame_chars_queued = 0
         self._result_slots = asyncio.Semaphore(RESULTS_LIMIT)
@@ -227,6 +282,28 @@ class Connection:
         self._pacer = SpeechPacer(speech_lead_s)
         self._idle_timeout_s = idle_timeout_s
         self._active_at = 0.0  # the event loop's time of the last frame either way
+        self._media = media
+        if media is not None:
+            media.attach(self)
+
+    def post_audio(self, samples: Samples, rate_hz: int) -> bool:
+        """A call's input audio (mono float32) for the session; ``False`` when dropped (the session is
+        ``MEDIA_AUDIO_LIMIT`` chunks behind: a live stream cannot wait)."""
+        if self._media_queued >= MEDIA_AUDIO_LIMIT:
+            self.media_dropped_s += samples.size / rate_hz
+            return False
+        self._media_queued += 1
+        self._active_at = asyncio.get_running_loop().time()
+        self._inbox.put_nowait(_MediaAudio(samples, rate_hz))
+        return True
+
+    def post_playback(self, result: PlaybackResult) -> None:
+        """What a call's media clock saw, for the session, in order with everything else."""
+        if self._playback_queued >= PLAYBACK_LIMIT:
+            log.warning("playback result %r dropped: the session loop is %d behind", result, PLAYBACK_LIMIT)
+            return
+        self._playback_queued += 1
+        self._inbox.put_nowait(result)
 
     @property
     def outbox_chars(self) -> int:
@@ -369,6 +446,10 @@ class Connection:
                 self._frames_queued -= 1
                 self._frame_chars_queued -= len(item)
                 self._inbox_room.set()
+            elif isinstance(item, _MediaAudio):
+                self._media_queued -= 1
+            elif isinstance(item, PLAYBACK_TYPES):
+                self._playback_queued -= 1
             elif not isinstance(item, _Closed | _Expired):
                 self._result_slots.release()
             if isinstance(item, _Closed):
@@ -393,6 +474,15 @@ class Connection:
                     await asyncio.to_thread(self._take_frame, item)
                 else:
                     self._take_frame(item)
+            elif isinstance(item, _MediaAudio):
+                started = time.thread_time()
+                session.receive(AudioIn(MEDIA_APPEND, item.samples, item.rate_hz))
+                if self._on_append is not None:
+                    self._on_append(time.thread_time() - started)
+            elif isinstance(item, PLAYBACK_TYPES):
+                if isinstance(item, PlaybackStarted):  # the listener's real start: pace the rest from it
+                    self._pacer.heard(item.response_id)
+                session.on_playback(item)
             elif isinstance(item, RESULT_TYPES):
                 session.on_result(item)
             else:
@@ -424,6 +514,9 @@ class Connection:
             if isinstance(command, CloseConnection):
                 self._close = command  # sent by ``run`` once the outbox has room: never dropped
                 return False
+            if isinstance(command, PlayAudio | EndOfAudio | ClearPlayback):
+                self._play(command)
+                continue
             if isinstance(command, CancelJob):
                 self._cancel_job(command.job_id)
                 self._transcribing.discard(command.job_id)
@@ -443,6 +536,17 @@ class Connection:
                 delay_s = self._pacer.delay_s(command.stream, command.at_ms) if isinstance(command, Synthesize) else 0
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s))
         return True
+
+    def _play(self, command: PlayAudio | EndOfAudio | ClearPlayback) -> None:
+        """Hand a playback command to the call's track; a clear answers at once, through the inbox."""
+        if self._media is None:  # a bug: only a call's session plays its own audio
+            raise TypeError(f"{type(command).__name__} on a connection without media")
+        if isinstance(command, PlayAudio):
+            self._media.play(command)
+        elif isinstance(command, EndOfAudio):
+            self._media.end(command.response_id)
+        else:
+            self.post_playback(self._media.clear())
 
     def _admit(self, command: Transcribe) -> AsyncIterator[object] | None:
         """``None`` if ``command`` may start; else its refusal, a job that fails at once."""

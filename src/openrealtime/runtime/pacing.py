@@ -12,8 +12,9 @@ file) gets long answers at about the pace of speech.
 
 The pace is measured from when the speech's first clause was started (the listener's first audio
 comes a little later), so the held clauses are, if anything, early. Where the server plays the audio
-itself (WebRTC) the playback position is known exactly; over a WebSocket, real-time playback from the
-first audio is what the client does.
+itself (a WebRTC call) its track says when the listener started hearing a speech (:meth:`SpeechPacer.heard`),
+and the rest of it is paced from then; over a WebSocket, real-time playback from the first audio is what
+the client does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class SpeechPacer:
         self.lead_s = lead_s
         self._clock = clock
         self._started: OrderedDict[str, float] = OrderedDict()  # stream -> when its first clause began
+
+    def heard(self, stream: str) -> None:
+        """The listener started hearing ``stream`` now (a call's track knows; later than the first
+        clause's start when other audio played before it): later clauses are paced from now."""
+        if stream in self._started:
+            self._started[stream] = max(self._started[stream], self._clock())
 
     def delay_s(self, stream: str, at_ms: float) -> float:
         """Seconds to wait before synthesizing the clause at ``at_ms`` of ``stream`` (0: now)."""

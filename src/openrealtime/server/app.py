@@ -13,6 +13,9 @@ as one ``error`` event followed by a close: 3000 for authentication, 4000 for th
 kind is full or the event loop lags (:mod:`~openrealtime.server.readiness`). Which session a connect opens is decided in
 :mod:`~openrealtime.server.sessions`.
 
+WebRTC calls (``POST /v1/realtime/calls``, :mod:`~openrealtime.server.calls`) are sessions too: the
+same keys open them and the same admission counts them.
+
 A client secret (``ek_...``, :mod:`~openrealtime.server.secrets`) opens sessions wherever the
 server's key does, and nothing else: minting and ``/metrics`` take the server's key only. Pages of
 the origins the Origin check lets in may call the HTTP routes cross-origin (CORS, ``Location``
@@ -44,6 +47,7 @@ from openrealtime.runtime.scheduler import FairExecutor, WorkerStats
 from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
 from openrealtime.server.audio_api import AudioApi
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
+from openrealtime.server.calls import CallsApi
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import (
     HTTP_PAYLOAD_TOO_LARGE,
@@ -135,6 +139,15 @@ class _Server:
             }
         )
         self.loop_lag = LoopLag()
+        # WebRTC calls (server/calls.py): sessions too, under the same admission, keys and metrics.
+        self.calls = CallsApi(
+            settings,
+            self._loaded,
+            lambda request: self._authenticate(request, []),
+            self._server_key_refusal,
+            self.admission,
+            self.metrics,
+        )
 
     async def _accept(self, websocket: WebSocket) -> AuthResult:
         """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
@@ -347,6 +360,7 @@ def create_app(
         try:
             yield
         finally:
+            await server.calls.close()
             server.loop_lag.stop()
             if engines is None:  # engines passed in (tests, embedding) are the caller's to close
                 server.engines.close()
@@ -363,6 +377,7 @@ def create_app(
         Route("/v1/realtime/translations/client_secrets", server.translation_client_secrets, methods=["POST"]),
         Route("/realtime/translations/client_secrets", server.translation_client_secrets, methods=["POST"]),
     ]
+    routes += server.calls.routes()  # WebRTC calls: POST /v1/realtime/calls, .../{id}/hangup
     # OpenAI's audio REST endpoints and /v1/models, on the same engines (server/audio_api.py).
     routes += AudioApi(server.settings, server._loaded, server._server_key_refusal, server.metrics).routes()
     guard = Middleware(

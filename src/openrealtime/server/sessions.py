@@ -14,6 +14,7 @@ over ``?model=``. The same path resolves the session object a minted secret is a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.server.secrets import ClientSecret
 from openrealtime.server.settings import Settings
-from openrealtime.session.commands import Command, EngineResult, SessionInput
+from openrealtime.session.commands import Command, EngineResult, PlaybackResult, SessionInput
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SESSION_LIFETIME_S, SessionInfo, TranscriptionSession
@@ -75,6 +76,9 @@ class Primed:
 
     def on_result(self, result: EngineResult) -> None:
         self.inner.on_result(result)
+
+    def on_playback(self, result: PlaybackResult) -> None:
+        self.inner.on_playback(result)
 
     def drain(self) -> tuple[list[se.ServerEvent], list[Command]]:
         events, commands = self.inner.drain()
@@ -174,6 +178,66 @@ def open_translation(
     return Opened(_translation(model, engines, lifetime_s), SessionKind.TRANSLATION)
 
 
+DEFAULT_CALL_MODEL = "gpt-realtime"  # a call's model when neither its config, its secret nor ?model= names one
+_CONFIG_KINDS = {"realtime": SessionKind.REALTIME, "transcription": SessionKind.TRANSCRIPTION}
+
+
+def open_call(
+    session_json: str | None,
+    settings: Settings,
+    engines: EngineSet,
+    *,
+    model: str | None = None,
+    secret: ClientSecret | None = None,
+) -> Opened | Refusal:
+    """A WebRTC call's session (``POST /v1/realtime/calls``): realtime, or transcription when its
+    config (or its secret) says ``type: "transcription"``. The secret's config applies first, then the
+    request's ``session`` (``session_json``), then ``model`` (``?model=``), as OpenAI's "these can also
+    be overridden by the client connection"; all before ``session.created``. A realtime call's session
+    plays its own audio (``server_playback``)."""
+    asked: SessionKind | None = None
+    if session_json is not None:
+        kind_name = _config_type(session_json)
+        asked = _CONFIG_KINDS.get(kind_name or "realtime")
+        if asked is None:
+            return Refusal(
+                f"Invalid value: '{kind_name}'. Supported values are: 'realtime' and 'transcription'.",
+                "invalid_value",
+                param="session.type",
+            )
+    kind = secret.kind if secret is not None else asked or SessionKind.REALTIME
+    if secret is not None and (secret.kind is SessionKind.TRANSLATION or (asked is not None and asked is not kind)):
+        return _mismatch(secret, asked or kind)
+    updates: list[SessionUpdate] = []
+    try:
+        if secret is not None:
+            updates.append(secret_update(secret))
+        if session_json is not None:
+            updates.append(parse_session_config(session_json, kind))
+    except ProtocolError as exc:
+        return Refusal(exc.message, exc.code, error_type=exc.error_type, param=exc.param)
+    if kind is SessionKind.TRANSCRIPTION:
+        opened: Opened | Refusal = Opened(_transcription(settings, engines), kind)
+    else:
+        named = [m for u in reversed(updates) if (m := getattr(u.session, "model", None))]
+        chosen = named[0] if named else model or DEFAULT_CALL_MODEL
+        opened = Opened(_realtime(chosen, settings, engines, server_playback=True), kind)
+    for update in updates:
+        if isinstance(opened, Refusal):
+            break
+        opened = configured(opened, update)
+    return opened
+
+
+def _config_type(session_json: str) -> str | None:
+    try:
+        raw = json.loads(session_json)
+    except ValueError:
+        return None  # parse_session_config says what is wrong with it
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def secret_update(secret: ClientSecret) -> SessionUpdate:
     """The ``session.update`` that applies a secret's attached config."""
     return parse_session_config(secret.session_json, secret.kind)
@@ -260,13 +324,14 @@ def _transcription(settings: Settings, engines: EngineSet) -> TranscriptionSessi
     return TranscriptionSession(_info(settings, engines), vad=engines.vad, noise=engines.noise)
 
 
-def _realtime(model: str, settings: Settings, engines: EngineSet) -> RealtimeSession:
+def _realtime(model: str, settings: Settings, engines: EngineSet, *, server_playback: bool = False) -> RealtimeSession:
     context = engines.chat.context_tokens if engines.chat is not None else settings.llm_context_tokens
     realtime = RealtimeInfo(
         base=_info(settings, engines),
         model=model,
         context_tokens=context,
         instructions=settings.instructions or DEFAULT_INSTRUCTIONS,
+        server_playback=server_playback,
     )
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
 

@@ -97,6 +97,13 @@ class Settings:
             every attempt from that address is refused (``0``: no throttle).
         max_client_secrets: Ephemeral client secrets (``ek_...``) alive at once; past it minting
             answers 429 until one expires (server/secrets.py).
+        ice_servers: WebRTC calls' ICE servers, a JSON list of ``RTCIceServer``
+            (``[{"urls": "stun:stun.example.org:3478"}]``); none by default, so a call never reaches
+            out to a STUN server (aiortc would ask Google's): host candidates serve loopback and a LAN.
+        webrtc_hosts: The local addresses a call's ICE gathers candidates on (comma-separated); by
+            default ``127.0.0.1`` when ``host`` is loopback, else every address but loopback.
+        call_connect_timeout_s: A WebRTC call whose ICE has not connected this long after its
+            answer is ended, freeing its place.
         log_level: Python logging level name.
     """
 
@@ -134,6 +141,9 @@ class Settings:
     handshake_timeout_s: int = 10
     max_auth_failures_per_minute: int = 10
     max_client_secrets: int = 1000
+    ice_servers: str | None = None
+    webrtc_hosts: str | None = None
+    call_connect_timeout_s: int = 30
     log_level: str = "info"
 
     @classmethod
