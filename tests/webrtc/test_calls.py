@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from aiortc import RTCSessionDescription
+from openai import AsyncOpenAI
 
 from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber, ToneSynthesizer
 from openrealtime.runtime.engines import EngineSet
@@ -224,3 +226,19 @@ async def test_barge_in_truncates_the_answer_to_what_was_played(engines: EngineS
         heard_ms = (loud[-1] - loud[0]) * 1000 / RATE_HZ
         assert 300 < truncated["audio_end_ms"] < 2000
         assert abs(truncated["audio_end_ms"] - heard_ms) < 60  # what the caller got is what was counted
+
+
+async def test_the_official_sdk_creates_and_hangs_up_a_call(engines: EngineSet) -> None:
+    async with server(engines) as http, peer() as client:
+        sdk = AsyncOpenAI(api_key=KEY, base_url=str(http.base_url).rstrip("/") + "/v1")
+        try:
+            offer = await client.offer()
+            session: Any = {"type": "realtime", "model": "gpt-realtime", "instructions": "Via the SDK."}
+            raw = await sdk.realtime.calls.with_raw_response.create(sdp=offer, session=session)
+            call_id = raw.headers["location"].split("/")[-1]
+            await client.pc.setRemoteDescription(RTCSessionDescription(sdp=raw.text, type="answer"))
+            created = await client.next("session.created", timeout_s=TIMEOUT_S)
+            assert created["session"]["instructions"] == "Via the SDK."
+            await sdk.realtime.calls.hangup(call_id)
+        finally:
+            await sdk.close()
