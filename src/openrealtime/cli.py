@@ -403,6 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-client-secrets", type=int, default=None, help="ephemeral ek_ keys alive at once (default 1000)"
     )
+    serve.add_argument(
+        "--ice-servers",
+        default=None,
+        help='WebRTC calls\' ICE servers, a JSON list ([{"urls": "stun:host:3478"}]); default none: no STUN',
+    )
+    serve.add_argument(
+        "--webrtc-hosts",
+        default=None,
+        help="local addresses WebRTC calls gather candidates on (default 127.0.0.1 when --host is loopback)",
+    )
+    serve.add_argument(
+        "--call-connect-timeout-s", type=int, default=None, help="end a call not connected by then (default 30)"
+    )
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)
 

@@ -64,6 +64,18 @@ NO_WEBRTC = (
 )
 
 
+def parse_ice_servers(ice_servers_json: str | None) -> list[dict[str, Any]]:
+    """The ``ice_servers`` setting read (``[]`` if unset), when the server starts, not at its first call.
+
+    Raises:
+        ValueError: The JSON is not a list of ``{"urls", "username"?, "credential"?}`` objects.
+    """
+    raw: Any = json.loads(ice_servers_json) if ice_servers_json else []
+    if not isinstance(raw, list) or not all(isinstance(s, dict) and "urls" in s for s in raw):
+        raise ValueError('ice_servers must be a JSON list of {"urls": ..., "username"?, "credential"?} objects')
+    return raw
+
+
 def _error(status: int, message: str, code: str | None, param: str | None = None, error_type: str = "") -> Response:
     kind = error_type or ("server_error" if status >= 500 else "invalid_request_error")
     return JSONResponse(error_body(message, code, param, kind), status_code=status)
@@ -92,6 +104,7 @@ class CallsApi:
         self._server_key_refusal = server_key_refusal
         self._admission = admission
         self._metrics = metrics
+        self._ice_servers = parse_ice_servers(settings.ice_servers)
         self._registry: CallRegistry | None = None
 
     def routes(self) -> list[Route]:
@@ -127,7 +140,7 @@ class CallsApi:
             settings = self._settings
             use_host_addresses(default_hosts(settings.host, settings.webrtc_hosts))
             self._registry = CallRegistry(
-                ice_configuration(settings.ice_servers),
+                ice_configuration(self._ice_servers),
                 connect_timeout_s=settings.call_connect_timeout_s or CONNECT_TIMEOUT_S,
             )
         return self._registry

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +29,7 @@ import aioice.ice
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the connection's outbox holds at most this much (runtime/connection.py)
-_MAX_MESSAGE_SIZE = re.compile(r"^a=max-message-size:\d+\r?$", re.MULTILINE)
+_MAX_MESSAGE_SIZE = re.compile(r"^a=max-message-size:\d+", re.MULTILINE)
 _original_host_addresses = aioice.ice.get_host_addresses
 
 
@@ -38,17 +37,11 @@ class BadOffer(ValueError):
     """The offer is not an SDP offer this server can answer (the client's fault: a 400)."""
 
 
-def ice_configuration(ice_servers_json: str | None) -> RTCConfiguration:
-    """The calls' ICE configuration: the servers of the JSON list ``ice_servers_json`` (none if unset).
-
-    Raises:
-        ValueError: The JSON is not a list of ``{"urls", "username"?, "credential"?}`` objects.
-    """
-    raw: Any = json.loads(ice_servers_json) if ice_servers_json else []
-    if not isinstance(raw, list) or not all(isinstance(s, dict) and "urls" in s for s in raw):
-        raise ValueError('ice_servers must be a JSON list of {"urls": ..., "username"?, "credential"?} objects')
-    servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in raw]
-    return RTCConfiguration(iceServers=servers)
+def ice_configuration(servers: list[dict[str, Any]]) -> RTCConfiguration:
+    """The calls' ICE configuration with ``servers`` (the ``ice_servers`` setting, read by
+    :func:`openrealtime.server.calls.parse_ice_servers`); none: host candidates only."""
+    ice = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential")) for s in servers]
+    return RTCConfiguration(iceServers=ice)
 
 
 def use_host_addresses(addresses: Sequence[str] | None) -> None:
