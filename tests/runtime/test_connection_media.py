@@ -146,3 +146,32 @@ def test_the_pacer_paces_a_speech_from_when_the_call_started_playing_it() -> Non
     assert pacer.delay_s("resp_1", 9_000) == pytest.approx(4.0)  # 3 + 9 - 5 - 3, not 0 + 9 - 5 - 3
     pacer.heard("resp_unknown")  # a speech it never paced: nothing to move
     assert pacer.delay_s("resp_unknown", 0) == 0
+
+
+async def test_a_full_buffer_is_told_once_and_takes_audio_again_after_a_commit(
+    engines: EngineSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openrealtime.session import input_buffer
+
+    monkeypatch.setattr(input_buffer, "MAX_BUFFER_S", 1)
+    transport, port = MemoryTransport(), RecordingPort()
+    conn = connection(engines, transport, port)
+    task = asyncio.get_running_loop().create_task(conn.run())
+    update = {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}}
+    transport.incoming.put_nowait(json.dumps(update))
+    await transport.wait_for("session.updated")
+    for _ in range(25):  # 2.5 s of a microphone that never stops, into a 1 s buffer
+        conn.post_audio(tone(100, rate_hz=RATE_HZ), RATE_HZ)
+    error = await transport.wait_for("error")
+    assert error["error"]["code"] == "input_audio_buffer_full"
+    transport.incoming.put_nowait(json.dumps({"type": "input_audio_buffer.clear"}))
+    await transport.wait_for("input_audio_buffer.cleared")
+    assert sum(e["type"] == "error" for e in transport.sent) == 1  # once, not every 100 ms
+    assert conn.media_dropped_s > 1
+    for _ in range(25):  # taken again after the clear, and told again once when full again
+        conn.post_audio(tone(100, rate_hz=RATE_HZ), RATE_HZ)
+    await transport.wait_count("error", 2)
+    transport.incoming.put_nowait(None)
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    assert sum(e["type"] == "error" for e in transport.sent) == 2

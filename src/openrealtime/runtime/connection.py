@@ -110,6 +110,9 @@ MEDIA_AUDIO_LIMIT = 50
 PLAYBACK_LIMIT = 64
 # A call's audio reaches the session as an append without base64 (its samples decoded by the port).
 MEDIA_APPEND = ce.InputAudioBufferAppend(type="input_audio_buffer.append", audio="")
+BUFFER_FULL_CODE = "input_audio_buffer_full"
+# Client events after which a full input buffer may take a call's audio again.
+RESUMES_MEDIA = (ce.InputAudioBufferCommit, ce.InputAudioBufferClear, ce.SessionUpdate)
 # RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
 # The session loop hands the event loop back after this long at a stretch, so one connection's burst
 # of inputs never holds up other connections or /healthz for longer (issue 10: 692 ms under bursts).
@@ -261,6 +264,8 @@ class Connection:
         )
         self._media_queued = 0
         self._playback_queued = 0
+        self._after_media = False  # the session's last input was the call's audio
+        self._media_full = False  # the call's audio filled the input buffer: dropped until it is emptied
         self.media_dropped_s = 0.0  # seconds of a call's input audio dropped because the session lagged
         self._frames_queued = 0
         self._frame_chars_queued = 0
@@ -475,10 +480,7 @@ class Connection:
                 else:
                     self._take_frame(item)
             elif isinstance(item, _MediaAudio):
-                started = time.thread_time()
-                session.receive(AudioIn(MEDIA_APPEND, item.samples, item.rate_hz))
-                if self._on_append is not None:
-                    self._on_append(time.thread_time() - started)
+                self._take_media(item)
             elif isinstance(item, PLAYBACK_TYPES):
                 if isinstance(item, PlaybackStarted):  # the listener's real start: pace the rest from it
                     self._pacer.heard(item.response_id)
@@ -490,6 +492,19 @@ class Connection:
             if not await self._flush():
                 return
 
+    def _take_media(self, audio: _MediaAudio) -> None:
+        """A call's input audio to the session; dropped while its buffer is full (reference 5.9: a
+        microphone that never stops, with no turn detection, fills the buffer's 600 s; one error is
+        sent, not one every 100 ms, until the client commits, clears or updates the session)."""
+        if self._media_full:
+            self.media_dropped_s += audio.samples.size / audio.rate_hz
+            return
+        started = time.thread_time()
+        self.session.receive(AudioIn(MEDIA_APPEND, audio.samples, audio.rate_hz))
+        self._after_media = True
+        if self._on_append is not None:
+            self._on_append(time.thread_time() - started)
+
     def _take_frame(self, frame: str) -> None:
         """Parse one text frame (base64, PCM) and hand it to the session (its VAD, resampling)."""
         started = time.thread_time()
@@ -498,6 +513,8 @@ class Connection:
         except ProtocolError as exc:
             self.session.error(exc)
             return
+        if isinstance(event, RESUMES_MEDIA):
+            self._media_full = False
         self.session.receive(event)
         if self._on_append is not None and isinstance(event, AudioIn):
             self._on_append(time.thread_time() - started)
@@ -505,7 +522,10 @@ class Connection:
     async def _flush(self) -> bool:
         """Send what the session produced and start its commands; False once the connection closes."""
         events, commands = self.session.drain()
+        after_media, self._after_media = self._after_media, False
         for event in events:
+            if after_media and isinstance(event, se.Error) and event.error.code == BUFFER_FULL_CODE:
+                self._media_full = True
             if self._on_event is not None:
                 self._on_event(event)
             if not await self._put(dump_server_event(event)):
