@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber,
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
 from openrealtime.server.settings import Settings
+from openrealtime.session.realtime import RealtimeSession
 from tests.conftest import TIMEOUT_S, quiet, tone
 from tests.webrtc.peer import RATE_HZ, CallPeer
 
@@ -242,3 +244,27 @@ async def test_the_official_sdk_creates_and_hangs_up_a_call(engines: EngineSet) 
             await sdk.realtime.calls.hangup(call_id)
         finally:
             await sdk.close()
+
+
+async def test_a_hung_up_call_leaves_nothing_behind(engines: EngineSet) -> None:
+    """Its session is freed by reference counting (issue 10's rule), and no aiortc task is left."""
+    gc.collect()
+    gc.disable()
+    try:
+        async with server(engines) as http:
+            async with peer() as client:
+                reply = await client.call(http, key=KEY)
+                session_id = (await client.next("session.created", timeout_s=TIMEOUT_S))["session"]["id"]
+                client.mic.say(np.concatenate([tone(1000, rate_hz=RATE_HZ), quiet(1000, rate_hz=RATE_HZ)]))
+                await client.next("output_audio_buffer.started", timeout_s=TIMEOUT_S)
+                hangup = await http.post(
+                    reply.headers["location"] + "/hangup", headers={"Authorization": f"Bearer {KEY}"}
+                )
+                assert hangup.status_code == 200
+            alive = [o for o in gc.get_objects() if isinstance(o, RealtimeSession) and o.info.session_id == session_id]
+            assert alive == []
+            async with asyncio.timeout(TIMEOUT_S):
+                while left := [t for t in asyncio.all_tasks() if "aio" in repr(t.get_coro()) and "rtc" in repr(t)]:
+                    await asyncio.wait(left, timeout=0.1)
+    finally:
+        gc.enable()

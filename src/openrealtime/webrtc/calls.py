@@ -124,10 +124,12 @@ class CallRegistry:
             watchdog.cancel()
             call.transport.end()
             self._calls.pop(call.id, None)
+            call.media.detach()
             try:
                 await call.media.stop()
                 await call.peer.close()
             finally:
+                call.peer.remove_all_listeners()  # its handlers hold the call: no cycle left behind
                 on_end()
 
     async def _watchdog(self, call: Call) -> None:

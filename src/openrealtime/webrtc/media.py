@@ -67,7 +67,7 @@ class PlaybackTrack(MediaStreamTrack):
         self._start: float | None = None
         self._pts = 0
 
-    def attach(self, connection: Connection) -> None:
+    def attach(self, connection: Connection | None) -> None:
         self._connection = connection
 
     async def recv(self) -> av.AudioFrame:
@@ -110,6 +110,12 @@ class CallMedia:
     def attach(self, connection: Connection) -> None:
         self._connection = connection
         self.track.attach(connection)
+
+    def detach(self) -> None:
+        """Forget the connection (the call ended): it and its session are then freed by reference
+        counting, not left in a cycle for the garbage collector (issue 10)."""
+        self._connection = None
+        self.track.attach(None)
 
     def play(self, command: PlayAudio) -> None:
         self.queue.play(command.response_id, command.item_id, command.samples)
