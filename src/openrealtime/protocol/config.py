@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 PCM_RATE_HZ = 24_000
 DEFAULT_VAD_THRESHOLD = 0.5
@@ -18,6 +26,7 @@ DEFAULT_PREFIX_PADDING_MS = 300
 # The live service reports 200 ms in session.created (the SDK docstring says 500): we follow the wire.
 DEFAULT_SILENCE_DURATION_MS = 200
 MAX_OUTPUT_TOKENS_CAP = 4096
+_RESPONSE_ONLY_VAD_KEYS = ("create_response", "interrupt_response", "idle_timeout_ms")
 
 
 def _tokens_in_range(value: int | str) -> int | str:
@@ -65,6 +74,14 @@ AudioFormatConfig = Annotated[PcmFormat | PcmuFormat | PcmaFormat, Field(discrim
 class NoiseReduction(WireModel):
     type: Literal["near_field", "far_field"]
     strength: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_serializer(mode="wrap")
+    def _unset_strength_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # OpenAI's schema has no null strength: unset, it is left out of the echo (full strength applies).
+        data: dict[str, Any] = handler(self)
+        if data.get("strength", 0.0) is None:
+            del data["strength"]
+        return data
 
 
 class InputTranscription(WireModel):
@@ -176,6 +193,18 @@ class TranscriptionSessionConfig(WireModel):
     expires_at: int | None = None
     audio: TranscriptionAudio = Field(default_factory=TranscriptionAudio)
     include: list[Literal["item.input_audio_transcription.logprobs"]] | None = None
+
+    @model_serializer(mode="wrap")
+    def _no_response_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A transcription session has no responses: OpenAI's echo of its turn detection
+        # (``RealtimeTranscriptionSessionTurnDetection``; the live session.created of reference
+        # section 7) has no create_response, interrupt_response or idle_timeout_ms, so neither has ours.
+        data: dict[str, Any] = handler(self)
+        turn_detection = data.get("audio", {}).get("input", {}).get("turn_detection")
+        if isinstance(turn_detection, dict):
+            for key in _RESPONSE_ONLY_VAD_KEYS:
+                turn_detection.pop(key, None)
+        return data
 
 
 SessionConfig = Annotated[RealtimeSessionConfig | TranscriptionSessionConfig, Field(discriminator="type")]
