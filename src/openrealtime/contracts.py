@@ -50,21 +50,85 @@ class VadModel(Protocol):
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One decoded text token and its natural-log probability (OpenAI's ``logprobs`` entries).
+
+    Attributes:
+        text: The token's text as the tokenizer spells it, a leading space included (``" Hello"``).
+            A token that ends inside a multi-byte character has only the characters it completes.
+        logprob: ``log p`` of the token given the audio and the tokens before it (``<= 0``).
+        utf8: The token's own bytes (a piece of a multi-byte character where it splits one).
+        token_id: The tokenizer's id of the token.
+    """
+
+    text: str
+    logprob: float
+    utf8: bytes
+    token_id: int
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """A word of a segment, its punctuation attached, with its times in seconds from the start of
+    the decoded audio and the mean probability of its tokens (Whisper's cross-attention alignment)."""
+
+    word: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True)
 class TranscriptSegment:
-    """A piece of a transcript with its times in seconds from the start of the decoded audio."""
+    """A piece of a transcript with its times in seconds from the start of the decoded audio.
+
+    Attributes:
+        text: The segment's text, stripped.
+        start_s: Where it begins.
+        end_s: Where it ends.
+        tokens: Its text tokens with their log-probabilities, in order (only when
+            :attr:`TranscribeOptions.logprobs` asked for them); their texts add up to ``text``
+            after the first token's leading space is stripped.
+        words: Its words with their times, stripped, in order (only when
+            :attr:`TranscribeOptions.word_timestamps` asked for them). They are Whisper's words,
+            split where its tokens begin a word: "real-time" can be "real" and "-time".
+        token_ids: The ids of its text tokens, as Whisper's ``verbose_json`` lists them.
+        avg_logprob: The mean log-probability of the tokens of the decode it came from (Whisper's
+            measure, its end-of-text token counted), or ``None`` when the engine gives none.
+        no_speech_prob: The decoder's probability that the decoded audio held no speech.
+    """
 
     text: str
     start_s: float
     end_s: float
+    tokens: tuple[TokenLogprob, ...] = ()
+    words: tuple[WordTiming, ...] = ()
+    token_ids: tuple[int, ...] = ()
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
 
 
 @dataclass(frozen=True)
 class Transcript:
-    """One decode of one piece of audio."""
+    """One decode of one piece of audio.
+
+    A decode asked for ``logprobs`` or ``word_timestamps`` without ``timestamps`` has its text as
+    one segment over the whole audio, so the tokens and words always live in :attr:`segments`.
+    """
 
     text: str
     segments: tuple[TranscriptSegment, ...] = ()
     language: str | None = None
+
+    @property
+    def tokens(self) -> tuple[TokenLogprob, ...]:
+        """The tokens of every segment, in order (empty unless ``logprobs`` were asked for)."""
+        return tuple(token for segment in self.segments for token in segment.tokens)
+
+    @property
+    def words(self) -> tuple[WordTiming, ...]:
+        """The timed words of every segment, in order (empty unless ``word_timestamps`` were asked for)."""
+        return tuple(word for segment in self.segments for word in segment.words)
 
 
 @dataclass(frozen=True)
@@ -76,12 +140,17 @@ class TranscribeOptions:
         prompt: Text that conditions the decoder (previous context, vocabulary).
         task: ``"transcribe"``, or ``"translate"`` for Whisper's speech-to-English translation.
         timestamps: Whether to return segments with times (needed to cut long audio at a pause).
+        logprobs: Whether to return each text token's log-probability (``TranscriptSegment.tokens``).
+        word_timestamps: Whether to return each word's times (``TranscriptSegment.words``): an
+            alignment pass after the decode, so it costs more than ``logprobs``.
     """
 
     language: str | None = None
     prompt: str | None = None
     task: Literal["transcribe", "translate"] = "transcribe"
     timestamps: bool = False
+    logprobs: bool = False
+    word_timestamps: bool = False
 
 
 class Transcriber(Protocol):

@@ -169,6 +169,59 @@ def test_long_uploads_stream_one_window_at_a_time(engines: EngineSet, client: Te
     assert sent[-1]["text"] == "".join(e.get("delta", "") for e in sent)
 
 
+def test_word_timestamps_give_words_and_segments_only_when_asked(engines: EngineSet, client: TestClient) -> None:
+    asked: list[TranscribeOptions] = []
+    original = engines.transcriber.transcribe
+
+    def transcribe_and_record(audio: Samples, options: TranscribeOptions) -> Transcript:
+        asked.append(options)
+        return original(audio, options)
+
+    engines.transcriber.transcribe = transcribe_and_record  # type: ignore[method-assign]
+    verbose = {"model": "whisper-1", "response_format": "verbose_json"}
+    plain = transcribe(client, verbose).json()
+    assert "words" not in plain
+    assert not asked[-1].word_timestamps  # the default decode costs nothing more
+    assert not asked[-1].logprobs
+    [first, _] = plain["segments"]
+    assert first["tokens"] == [1000, 1000, 1001, 1001, 1002, 1003]  # the fake's ids: one per word (two tokens)
+    assert first["avg_logprob"] < 0
+    assert first["no_speech_prob"] == 0.0
+
+    words_only = transcribe(client, {**verbose, "timestamp_granularities[]": "word"}).json()
+    assert asked[-1].word_timestamps
+    assert "segments" not in words_only  # as OpenAI answers ["word"] alone
+    assert words_only["words"] == [
+        {"word": word, "start": i * 0.5, "end": (i + 1) * 0.5} for i, word in enumerate(WORDS.split())
+    ]
+    both = transcribe(client, {**verbose, "timestamp_granularities[]": ["word", "segment"]}).json()
+    assert list(both) == ["task", "language", "duration", "text", "words", "segments", "usage"]
+    assert both["words"] == words_only["words"]
+    assert both["segments"] == plain["segments"]
+
+
+def test_include_logprobs_gives_the_texts_logprobs(engines: EngineSet, client: TestClient) -> None:
+    body = transcribe(client, {"model": "gpt-4o-transcribe", "include[]": "logprobs"}).json()
+    assert list(body) == ["text", "logprobs", "usage"]
+    assert "".join(e["token"] for e in body["logprobs"]) == body["text"] == WORDS
+    assert body["logprobs"][:2] == [
+        {"token": "hell", "logprob": -0.125, "bytes": list(b"hell")},
+        {"token": "o", "logprob": -0.25, "bytes": list(b"o")},
+    ]
+    assert all(e["logprob"] <= 0 and bytes(e["bytes"]) == e["token"].encode() for e in body["logprobs"])
+
+
+def test_a_streamed_transcription_with_logprobs_sends_them_on_each_delta_and_done(client: TestClient) -> None:
+    sent = events(transcribe(client, {"model": "gpt-4o-mini-transcribe", "stream": "true", "include[]": "logprobs"}))
+    *deltas, done = sent
+    assert [d["delta"] for d in deltas] == ["hello world this is", " a test"]
+    for delta in deltas:
+        assert "".join(e["token"] for e in delta["logprobs"]) == delta["delta"]
+    assert done["type"] == "transcript.text.done"
+    assert done["text"] == WORDS
+    assert done["logprobs"] == [e for d in deltas for e in d["logprobs"]]
+
+
 def test_a_translation_uses_whispers_translate_task(engines: EngineSet, client: TestClient) -> None:
     seen: list[str] = []
     original = engines.transcriber.transcribe
@@ -199,7 +252,8 @@ def test_a_translation_uses_whispers_translate_task(engines: EngineSet, client: 
         ({"model": "dall-e-3"}, "model", "model_not_found"),
         ({"model": "whisper-1", "foo": "1"}, "foo", "unknown_parameter"),
         ({"model": "whisper-1", "keywords[]": "openrealtime"}, "keywords", "unsupported_parameter"),
-        ({"model": "whisper-1", "include[]": "logprobs"}, "include", "unsupported_value"),
+        ({"model": "whisper-1", "include[]": "logprobs", "response_format": "text"}, "include", "invalid_value"),
+        ({"model": "whisper-1", "include[]": "tokens"}, "include", "invalid_value"),
         ({"model": "whisper-1", "chunking_strategy[type]": "server_vad"}, "chunking_strategy", "unsupported_value"),
         ({"model": "whisper-1", "response_format": "diarized_json"}, "response_format", "invalid_value"),
         ({"model": "whisper-1", "language": "de"}, "language", "unsupported_value"),
@@ -209,12 +263,7 @@ def test_a_translation_uses_whispers_translate_task(engines: EngineSet, client: 
         ({"model": "whisper-1", "stream": "maybe"}, "stream", "invalid_value"),
         ({"model": "whisper-1", "stream": "true", "response_format": "srt"}, "stream", "invalid_value"),
         ({"model": ["whisper-1", "whisper-1"]}, "model", "invalid_value"),
-        (
-            {"model": "whisper-1", "response_format": "verbose_json", "timestamp_granularities[]": "word"},
-            "timestamp_granularities",
-            "unsupported_value",
-        ),
-        ({"model": "whisper-1", "timestamp_granularities[]": "segment"}, "timestamp_granularities", "invalid_value"),
+        ({"model": "whisper-1", "timestamp_granularities[]": "word"}, "timestamp_granularities", "invalid_value"),
         (
             {"model": "whisper-1", "response_format": "verbose_json", "timestamp_granularities[]": "sentence"},
             "timestamp_granularities",

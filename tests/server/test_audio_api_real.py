@@ -175,15 +175,12 @@ async def test_bad_uploads_get_openai_errors(client: AsyncOpenAI) -> None:
         )
     assert bad_format.value.param == "response_format"
 
-    with pytest.raises(openai.BadRequestError) as words:
+    with pytest.raises(openai.BadRequestError) as logprobs:  # OpenAI gives logprobs in json only
         await client.audio.transcriptions.create(
-            file=("demo.wav", DEMO_WAV),
-            model="whisper-1",
-            response_format="verbose_json",
-            timestamp_granularities=["word"],
+            file=("demo.wav", DEMO_WAV), model="whisper-1", response_format="verbose_json", include=["logprobs"]
         )
-    assert words.value.code == "unsupported_value"
-    assert words.value.param == "timestamp_granularities"
+    assert logprobs.value.code == "invalid_value"
+    assert logprobs.value.param == "include"
 
     with pytest.raises(openai.AuthenticationError):
         await client.with_options(api_key="sk-wrong").audio.transcriptions.create(

@@ -6,6 +6,7 @@ models, so runtime and server tests exercise every code path without loading wei
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Collection, Iterator, Sequence
@@ -18,14 +19,20 @@ from openrealtime.contracts import (
     ChatDone,
     ChatRequest,
     TextDelta,
+    TokenLogprob,
     ToolCallDelta,
     TranscribeOptions,
     Transcript,
     TranscriptSegment,
+    WordTiming,
 )
 from openrealtime.exceptions import EngineError
 
 _ENERGY_FULL_SCALE_RMS = 0.02  # RMS at which the fake VAD reports probability 1
+# The fake transcriber's tokens: a word longer than this is two tokens; log-probabilities in steps of this.
+SPLIT_WORD_CHARS = 4
+FAKE_LOGPROB_STEP = 0.125
+FAKE_TOKEN_ID = 1000  # the id of the script's first word (its n-th word is FAKE_TOKEN_ID + n)
 
 
 class EnergyVadStream:
@@ -58,7 +65,8 @@ class FakeTranscriber:
 
     Growing audio yields a growing prefix of the script, as a real streaming decode would, so tests
     can check that deltas are append-only. ``fail_on`` makes it raise :class:`EngineError` when the
-    audio is at least that many seconds long, to test failure paths.
+    audio is at least that many seconds long, to test failure paths. Asked for them, it gives each
+    word's tokens with log-probabilities and its times (see :meth:`_segment`).
     """
 
     sample_rate_hz = 16_000
@@ -84,16 +92,35 @@ class FakeTranscriber:
         count = min(len(self.script), int(voiced_s * self.words_per_second))
         words = self.script[:count]
         # Segments of four words, timed as if each word took 1 / words_per_second seconds.
-        seconds_per_word = 1.0 / self.words_per_second
-        segments = tuple(
-            TranscriptSegment(
-                text=" ".join(words[i : i + 4]),
-                start_s=i * seconds_per_word,
-                end_s=min(len(words), i + 4) * seconds_per_word,
-            )
-            for i in range(0, len(words), 4)
-        )
+        segments = tuple(self._segment(words, i, min(len(words), i + 4), options) for i in range(0, len(words), 4))
         return Transcript(text=" ".join(words), segments=segments, language=options.language or "en")
+
+    def _segment(self, words: Sequence[str], start: int, end: int, options: TranscribeOptions) -> TranscriptSegment:
+        """Words ``[start, end)`` as a segment; a word of over ``SPLIT_WORD_CHARS`` is two tokens, and
+        the ``n``-th token of the script has log-probability ``-FAKE_LOGPROB_STEP * (n % 3 + 1)``."""
+        seconds_per_word = 1.0 / self.words_per_second
+        tokens: list[TokenLogprob] = []
+        timings: list[WordTiming] = []
+        for index in range(start, end):
+            word = words[index]
+            pieces = [word[:SPLIT_WORD_CHARS], word[SPLIT_WORD_CHARS:]] if len(word) > SPLIT_WORD_CHARS else [word]
+            word_tokens = [
+                TokenLogprob(text, -FAKE_LOGPROB_STEP * ((2 * index + k) % 3 + 1), text.encode(), FAKE_TOKEN_ID + index)
+                for k, text in enumerate([" " + pieces[0], *pieces[1:]])
+            ]
+            tokens += word_tokens
+            probability = math.exp(sum(t.logprob for t in word_tokens) / len(word_tokens))
+            timings.append(WordTiming(word, index * seconds_per_word, (index + 1) * seconds_per_word, probability))
+        return TranscriptSegment(
+            text=" ".join(words[start:end]),
+            start_s=start * seconds_per_word,
+            end_s=end * seconds_per_word,
+            tokens=tuple(tokens) if options.logprobs else (),
+            words=tuple(timings) if options.word_timestamps else (),
+            token_ids=tuple(t.token_id for t in tokens),
+            avg_logprob=sum(t.logprob for t in tokens) / len(tokens),
+            no_speech_prob=0.0,
+        )
 
 
 class FakeChatModel:

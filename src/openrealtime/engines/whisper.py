@@ -6,12 +6,23 @@ engine pads only to the next 5 s bucket above the audio plus a margin (at least 
 a third as much, and the silence margin keeps the decoder from looping, which it does when the
 features end right after the speech. Longer audio (over 30 s) goes through faster-whisper's own
 chunked ``transcribe``.
+
+Every segment carries its token ids, the decode's ``avg_logprob`` and ``no_speech_prob`` (free: the
+decoder computes them anyway). Two things cost more and are only done when asked for: the
+log-probability of each token (``TranscribeOptions.logprobs``: CTranslate2 returns the logits of
+each step, and a log-softmax picks the chosen token's) and word timings
+(``TranscribeOptions.word_timestamps``: the audio is encoded once for the decode and for one
+alignment pass of the decoder over the text, faster-whisper's ``find_alignment``).
 """
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
+import functools
 import math
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from openrealtime.audio.types import Samples
-from openrealtime.contracts import TranscribeOptions, Transcript, TranscriptSegment
+from openrealtime.contracts import TokenLogprob, TranscribeOptions, Transcript, TranscriptSegment, WordTiming
 from openrealtime.engines import model_files
 from openrealtime.exceptions import EngineError
 
@@ -33,6 +44,9 @@ MAX_DECODE_TOKENS = 440
 TOKENS_PER_SECOND_CAP = 12  # fast speech is about 4 tokens/s: anything beyond this is a loop
 NO_SPEECH_THRESHOLD = 0.8
 MAX_PROMPT_TOKENS = 223  # Whisper's limit for previous-text conditioning
+# Punctuation that word timings attach to the word after / before it (faster-whisper's defaults).
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,8 @@ class WhisperTranscriber:
         padded[: audio.size] = audio
         features = self._model.feature_extractor(padded, padding=0)
         storage = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[None], dtype=np.float32))
+        if options.word_timestamps:  # encoded once, for the decode and the alignment after it
+            storage = self._model.model.encode(storage, to_cpu=False)
 
         language = options.language if self.multilingual else "en"
         if self.multilingual and language is None:
@@ -144,43 +160,96 @@ class WhisperTranscriber:
             max_length=max_tokens,
             suppress_blank=True,
             suppress_tokens=[-1],
+            return_scores=True,
+            return_logits_vocab=options.logprobs,
             return_no_speech_prob=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH_THRESHOLD:
             return Transcript(text="", segments=(), language=language)
         ids = [t for t in result.sequences_ids[0] if t != tokenizer.eot]
-        segments = self._segments(ids, tokenizer, duration_s) if options.timestamps else ()
+        decode = _Decode(
+            tokenizer=tokenizer,
+            ids=ids,
+            logprobs=_chosen_logprobs(result.logits[0], [*ids, tokenizer.eot]) if options.logprobs else None,
+            # CTranslate2's score is the sum of the log-probabilities over the length; Whisper's
+            # avg_logprob counts the end-of-text token too (faster-whisper's own formula).
+            avg_logprob=result.scores[0] * len(ids) / (len(ids) + 1),
+            no_speech_prob=result.no_speech_prob,
+        )
+        if options.timestamps:
+            segments = self._segments(decode, duration_s)
+        else:
+            text_ids = [t for t in ids if t < tokenizer.eot]
+            text = tokenizer.decode(text_ids).strip()
+            wanted = options.logprobs or options.word_timestamps
+            segments = (decode.segment(text, 0.0, duration_s, range(len(ids))),) if text and wanted else ()
+        if options.word_timestamps and segments:
+            segments = self._with_words(segments, tokenizer, storage, audio.size, duration_s)
         if options.timestamps:
             text = " ".join(s.text for s in segments)
-        else:
-            text = tokenizer.decode([t for t in ids if t < tokenizer.eot]).strip()
         return Transcript(text=text, segments=segments, language=language)
 
     @staticmethod
-    def _segments(ids: list[int], tokenizer: Any, duration_s: float) -> tuple[TranscriptSegment, ...]:
+    def _segments(decode: _Decode, duration_s: float) -> tuple[TranscriptSegment, ...]:
         """Split timestamped output; drop segments that start where the real audio has ended."""
+        tokenizer = decode.tokenizer
         begin = tokenizer.timestamp_begin
         segments: list[TranscriptSegment] = []
         start_s = 0.0
-        text_ids: list[int] = []
-        for token in ids:
+        positions: list[int] = []  # where this segment's text tokens are in the decode
+        for position, token in enumerate(decode.ids):
             if token >= begin:
                 time_s = (token - begin) * SECONDS_PER_TIMESTAMP
-                if text_ids:
-                    text = tokenizer.decode(text_ids).strip()
+                if positions:
+                    text = tokenizer.decode([decode.ids[i] for i in positions]).strip()
                     if text and start_s < duration_s:
-                        segments.append(TranscriptSegment(text, start_s, min(time_s, duration_s)))
-                    text_ids = []
+                        segments.append(decode.segment(text, start_s, min(time_s, duration_s), positions))
+                    positions = []
                 start_s = time_s
             elif token < tokenizer.eot:
-                text_ids.append(token)
-        if text_ids and start_s < duration_s:
-            text = tokenizer.decode(text_ids).strip()
+                positions.append(position)
+        if positions and start_s < duration_s:
+            text = tokenizer.decode([decode.ids[i] for i in positions]).strip()
             if text:
-                segments.append(TranscriptSegment(text, start_s, duration_s))
+                segments.append(decode.segment(text, start_s, duration_s, positions))
         return tuple(segments)
 
+    def _with_words(
+        self,
+        segments: tuple[TranscriptSegment, ...],
+        tokenizer: Any,
+        encoded: Any,
+        samples: int,
+        duration_s: float,
+    ) -> tuple[TranscriptSegment, ...]:
+        """The segments with their words timed by Whisper's cross-attention alignment (faster-whisper's
+        ``find_alignment``, one pass of the decoder over the text), punctuation merged into words."""
+        from faster_whisper.transcribe import merge_punctuations
+
+        text_tokens = [t for s in segments for t in s.token_ids]
+        num_frames = math.ceil(samples / self._model.feature_extractor.hop_length)
+        alignment = self._model.find_alignment(tokenizer, [text_tokens], encoded, num_frames)[0]
+        merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+        timed: list[TranscriptSegment] = []
+        index = 0
+        for segment in segments:
+            words: list[WordTiming] = []
+            taken = 0
+            while index < len(alignment) and taken < len(segment.token_ids):
+                word = alignment[index]
+                taken += len(word["tokens"])
+                index += 1
+                if word["word"].strip():
+                    start_s = min(float(word["start"]), duration_s)
+                    end_s = min(max(float(word["end"]), start_s), duration_s)
+                    words.append(WordTiming(word["word"].strip(), start_s, end_s, float(word["probability"])))
+            timed.append(dataclasses.replace(segment, words=tuple(words)))
+        return tuple(timed)
+
     def _transcribe_long(self, audio: Samples, options: TranscribeOptions) -> Transcript:
+        """Audio over one window, through faster-whisper's own loop: words when asked, Whisper's
+        segment measures, but no token log-probabilities (its loop does not expose them; the
+        runtime never sends this engine audio this long, it decodes long audio in windows)."""
         segments, info = self._model.transcribe(
             audio,
             language=options.language if self.multilingual else "en",
@@ -189,9 +258,93 @@ class WhisperTranscriber:
             initial_prompt=options.prompt,
             condition_on_previous_text=False,
             vad_filter=False,
+            word_timestamps=options.word_timestamps,
         )
-        parts = tuple(TranscriptSegment(s.text.strip(), s.start, s.end) for s in segments if s.text.strip())
+        eot = self._model.hf_tokenizer.token_to_id("<|endoftext|>")
+        parts = tuple(
+            TranscriptSegment(
+                s.text.strip(),
+                s.start,
+                s.end,
+                words=tuple(WordTiming(w.word.strip(), w.start, w.end, w.probability) for w in s.words or ()),
+                token_ids=tuple(t for t in s.tokens if t < eot),
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+            )
+            for s in segments
+            if s.text.strip()
+        )
         return Transcript(text=" ".join(p.text for p in parts), segments=parts, language=info.language)
+
+
+@dataclass(frozen=True)
+class _Decode:
+    """One window's decoded ids and what the decoder measured, cut into segments on demand."""
+
+    tokenizer: Any
+    ids: list[int]
+    logprobs: list[float] | None  # of each id, when asked for
+    avg_logprob: float
+    no_speech_prob: float
+
+    def segment(self, text: str, start_s: float, end_s: float, positions: Iterable[int]) -> TranscriptSegment:
+        """The segment of the text tokens at ``positions`` (timestamp tokens excluded)."""
+        eot = self.tokenizer.eot
+        kept = [i for i in positions if self.ids[i] < eot]
+        token_ids = tuple(self.ids[i] for i in kept)
+        tokens: tuple[TokenLogprob, ...] = ()
+        if self.logprobs is not None:
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            pieces = [(i, token_bytes(self.tokenizer, self.ids[i])) for i in kept]
+            tokens = tuple(
+                TokenLogprob(decoder.decode(data), self.logprobs[i], data, self.ids[i]) for i, data in pieces
+            )
+        return TranscriptSegment(
+            text,
+            start_s,
+            end_s,
+            tokens=tokens,
+            token_ids=token_ids,
+            avg_logprob=self.avg_logprob,
+            no_speech_prob=self.no_speech_prob,
+        )
+
+
+def _chosen_logprobs(steps: Sequence[Any], chosen: Sequence[int]) -> list[float]:
+    """The log-probability of each chosen token under the decoder's distribution at its step.
+
+    ``steps`` are CTranslate2's ``logits_vocab``: one vector over the vocabulary per generated
+    token (suppressed tokens already at the float minimum), so a log-softmax of each gives what
+    greedy decoding chose from.
+    """
+    if not steps:
+        return []
+    logits = np.stack([np.asarray(step, dtype=np.float32).reshape(-1) for step in steps[: len(chosen)]])
+    peak = logits.max(axis=1, keepdims=True)
+    log_total = peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1))
+    picked = logits[np.arange(logits.shape[0]), np.asarray(chosen[: logits.shape[0]])]
+    return [min(0.0, float(v)) for v in picked - log_total]
+
+
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level BPE alphabet (Whisper's tokenizer): each printable stand-in -> its byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    stand_ins = list(printable)
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            stand_ins.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, stand_ins, strict=True)}
+
+
+def token_bytes(tokenizer: Any, token_id: int) -> bytes:
+    """The UTF-8 bytes that token ``token_id`` stands for (a piece of a character, possibly)."""
+    piece = tokenizer.tokenizer.id_to_token(token_id) or ""
+    table = _byte_decoder()
+    return bytes(table[c] for c in piece if c in table)
 
 
 def model_path(options: WhisperOptions) -> Path:

@@ -245,12 +245,21 @@ def audio_windows(audio: Samples, rate_hz: int) -> list[tuple[int, int]]:
 
 
 def stitch(pieces: Sequence[tuple[float, Transcript]]) -> Transcript:
-    """The transcripts of consecutive windows, each with its start in seconds, as one."""
+    """The transcripts of consecutive windows, each with its start in seconds, as one: segments and
+    their words moved by the window's start, tokens kept as they are."""
     if len(pieces) == 1:
         return pieces[0][1]
     text = " ".join(t.text.strip() for _, t in pieces if t.text.strip())
     segments = tuple(
-        dataclasses.replace(segment, start_s=segment.start_s + offset, end_s=segment.end_s + offset)
+        dataclasses.replace(
+            segment,
+            start_s=segment.start_s + offset,
+            end_s=segment.end_s + offset,
+            words=tuple(
+                dataclasses.replace(word, start_s=word.start_s + offset, end_s=word.end_s + offset)
+                for word in segment.words
+            ),
+        )
         for offset, transcript in pieces
         for segment in transcript.segments
     )

@@ -59,7 +59,7 @@ from openrealtime.server.metrics import Metrics
 from openrealtime.server.model_catalog import ModelCatalog
 from openrealtime.server.multipart import BodyTooLargeError, FormData, UploadedFile, parse_form, read_body
 from openrealtime.server.settings import Settings
-from openrealtime.server.transcript_formats import render, text_deltas
+from openrealtime.server.transcript_formats import delta_events, render
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.commands import AudioChunk, SynthesisDone, Synthesize, Transcribe, TranscriptReady
 from openrealtime.session.ids import Ids
@@ -293,7 +293,15 @@ class AudioApi:
             )
         transcript = await unless_disconnected(request, transcribe(engines, job_id, audio, checked.options))
         language = "en" if task == "translate" else checked.options.language
-        body = render(transcript, checked.response_format, duration_s=duration_s, task=task, language=language)
+        body = render(
+            transcript,
+            checked.response_format,
+            duration_s=duration_s,
+            task=task,
+            language=language,
+            granularities=checked.granularities,
+            logprobs=checked.options.logprobs,
+        )
         if isinstance(body, str):
             return PlainTextResponse(body, media_type=checked.response_format.media_type)
         return JSONResponse(body)
@@ -302,16 +310,21 @@ class AudioApi:
         self, engines: EngineSet, job_id: str, audio: Samples, options: TranscribeOptions
     ) -> AsyncIterator[bytes]:
         pieces: list[str] = []
+        logprobs: list[dict[str, Any]] = []
         try:
             async for transcript in transcribe_windows(engines, job_id, audio, options):
-                for delta in text_deltas(transcript, first=not pieces):
-                    pieces.append(delta)
-                    yield sse({"type": "transcript.text.delta", "delta": delta})
+                for event in delta_events(transcript, first=not pieces, logprobs=options.logprobs):
+                    pieces.append(event["delta"])
+                    logprobs += event.get("logprobs", [])
+                    yield sse(event)
         except EngineError as exc:
             log.warning("streamed transcription %s failed: %s", job_id, exc.message)
             yield sse({"type": "error", **engine_failure(exc).body()})
             return
-        yield sse({"type": "transcript.text.done", "text": "".join(pieces)})
+        done: dict[str, Any] = {"type": "transcript.text.done", "text": "".join(pieces)}
+        if options.logprobs:
+            done["logprobs"] = logprobs  # the deltas' own, so they cover the text exactly
+        yield sse(done)
 
     async def speech(self, request: Request) -> Response:
         engines = self.engines()

@@ -2,8 +2,8 @@
 honoured, or refused by name with OpenAI's error shape, before any engine work starts.
 
 A form field this server does not know is ``unknown_parameter``; one OpenAI defines for models or
-features this server lacks (``keywords``, ``include: ["logprobs"]``, word timestamps, custom voices)
-is ``unsupported_parameter`` / ``unsupported_value``; a bad value is ``invalid_value``, each with
+features this server lacks (``keywords``, diarization, custom voices) is ``unsupported_parameter`` /
+``unsupported_value``; a bad value is ``invalid_value``, each with
 the ``param`` at fault. Two fields are checked and then change nothing, as docs/architecture.md
 says: ``temperature`` (decoding is greedy) and speech ``instructions`` (the voices take no style
 prompt). Speech ``speed`` is OpenAI's 0.25-4.0, spoken at most at the voices' fastest
@@ -24,12 +24,14 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.media import SpeechFormat
 from openrealtime.server.model_catalog import SPEECH_MODELS
 from openrealtime.server.multipart import FormData, UploadedFile
-from openrealtime.server.transcript_formats import LANGUAGE_NAMES, TranscriptFormat
+from openrealtime.server.transcript_formats import LANGUAGE_NAMES, SEGMENT, WORD, TranscriptFormat
 
 HTTP_BAD_REQUEST = 400
 MIN_REQUEST_SPEED, MAX_REQUEST_SPEED = 0.25, 4.0  # OpenAI's range; the voices clamp to MAX_SPEED
 MAX_TEMPERATURE = 1.0
 ENGLISH = "en"
+LOGPROBS = "logprobs"  # the one value of a transcription's include
+DEFAULT_GRANULARITIES = frozenset({SEGMENT})
 
 # The form fields of each endpoint (the SDK sends lists as "name[]").
 TRANSCRIPTION_FIELDS = frozenset(
@@ -148,6 +150,7 @@ class TranscriptionRequest:
     options: TranscribeOptions
     response_format: TranscriptFormat
     stream: bool
+    granularities: frozenset[str] = frozenset({SEGMENT})  # of a verbose_json body: segments, words
 
 
 def _the_file(form: FormData) -> UploadedFile:
@@ -195,35 +198,33 @@ def transcription_request(form: FormData, engines: EngineSet) -> TranscriptionRe
                 code="unsupported_value",
             )
     fmt = _format(fields)
-    granularities = fields.many("timestamp_granularities")
-    for granularity in granularities:
-        if granularity == "word":
-            raise bad_request(
-                "Word timestamps are not available from this server's speech recognizer; "
-                "ask for timestamp_granularities ['segment'].",
-                param="timestamp_granularities",
-                code="unsupported_value",
-            )
-        if granularity != "segment":
-            raise bad_request(f"Invalid timestamp granularity '{granularity}'.", param="timestamp_granularities")
+    granularities = frozenset(fields.many("timestamp_granularities"))
+    if unknown := sorted(granularities - {SEGMENT, WORD}):
+        raise bad_request(f"Invalid timestamp granularity '{unknown[0]}'.", param="timestamp_granularities")
     if granularities and fmt is not TranscriptFormat.VERBOSE_JSON:
         raise bad_request(
             "timestamp_granularities needs response_format 'verbose_json'.", param="timestamp_granularities"
         )
-    if fields.many("include"):
-        raise bad_request(
-            "include ['logprobs'] is not available from this server's speech recognizer.",
-            param="include",
-            code="unsupported_value",
-        )
+    include = frozenset(fields.many("include"))
+    if unknown := sorted(include - {LOGPROBS}):
+        raise bad_request(f"Invalid value: '{unknown[0]}'. Supported values are: 'logprobs'.", param="include")
+    if include and fmt is not TranscriptFormat.JSON:
+        # OpenAI's rule: logprobs come only in the json body (and its stream's events).
+        raise bad_request("include ['logprobs'] needs response_format 'json'.", param="include")
     fields.choice("chunking_strategy", ("auto",), "auto")
     fields.number("temperature", 0.0, 0.0, MAX_TEMPERATURE)
     stream = fields.boolean("stream")
     if stream and fmt not in (TranscriptFormat.JSON, TranscriptFormat.TEXT):
         message = "stream=true answers with transcript.text events; use response_format 'json' or 'text'."
         raise bad_request(message, param="stream")
-    options = TranscribeOptions(language=language, prompt=fields.one("prompt") or None, timestamps=fmt.timed or stream)
-    return TranscriptionRequest(_the_file(form), model, options, fmt, stream)
+    options = TranscribeOptions(
+        language=language,
+        prompt=fields.one("prompt") or None,
+        timestamps=fmt.timed or stream,
+        logprobs=LOGPROBS in include,
+        word_timestamps=WORD in granularities,
+    )
+    return TranscriptionRequest(_the_file(form), model, options, fmt, stream, granularities or DEFAULT_GRANULARITIES)
 
 
 def translation_request(form: FormData, engines: EngineSet) -> TranscriptionRequest:

@@ -91,7 +91,9 @@ class InputAudioBuffer:
         self.config = config
         self.configure(config)
 
-    def configure(self, config: AudioInput) -> None:
+    def configure(self, config: AudioInput, *, logprobs: bool = False) -> None:
+        """Take the session's ``audio.input`` settings, and whether its ``include`` asks for the
+        transcription's token log-probabilities."""
         td = config.turn_detection
         self._semantic = None
         if isinstance(td, ServerVad):
@@ -105,7 +107,7 @@ class InputAudioBuffer:
         threshold = td.threshold if isinstance(td, ServerVad) else DEFAULT_VAD_THRESHOLD
         self._vad.detector.configure(threshold=threshold, silence_duration_ms=silence_ms)
         self._frontend.configure(config.noise_reduction)
-        self._words.configure(config)
+        self._words.configure(config, logprobs=logprobs)
         self.config = config
 
     @property

@@ -40,6 +40,7 @@ from openrealtime.session.commands import (
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.items import created_item, item_transcription, user_audio_item
+from openrealtime.session.logprobs import wants_logprobs
 from openrealtime.session.playback import ServerPlayback
 from openrealtime.session.prompting import chat_request, new_response
 from openrealtime.session.response import Response
@@ -220,7 +221,7 @@ class RealtimeSession(SessionShell):
                 event_id=event.event_id,
             )
         self.config = config
-        self.buffer.configure(config.audio.input)
+        self.buffer.configure(config.audio.input, logprobs=wants_logprobs(config.include))
         self._events.append(se.SessionUpdated(session=self.effective_session()))
 
     # --- conversation items ------------------------------------------------------------------------

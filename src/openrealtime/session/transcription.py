@@ -20,6 +20,7 @@ from openrealtime.session.commands import EngineResult, JobFailed, SessionInput,
 from openrealtime.session.conversation import no_such_item
 from openrealtime.session.input_buffer import InputAudioBuffer
 from openrealtime.session.items import user_audio_item
+from openrealtime.session.logprobs import wants_logprobs
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Signal, TranscriptFinal, TurnCommitted
 
@@ -102,7 +103,7 @@ class TranscriptionSession(SessionShell):
         self.config = session_update(
             self.config, event, accepts_model=self.info.accepts_model, exclude={"object", "id", "expires_at"}
         )
-        self.buffer.configure(self.config.audio.input)
+        self.buffer.configure(self.config.audio.input, logprobs=wants_logprobs(self.config.include))
         self._events.append(se.SessionUpdated(session=self.effective_session()))
 
     # --- signals from the buffer -------------------------------------------------------------------

@@ -7,12 +7,18 @@ the words two successive decodes agree on are sent (:mod:`~openrealtime.session.
 are append-only; at the first pause the final decode starts speculatively, and it is kept as the
 final if the turn ends at that pause. Long turns stay cheap: once the window passes
 ``WINDOW_LIMIT_S``, its start is frozen at a segment end that every decode agrees on.
+
+When the session's ``include`` asks for ``item.input_audio_transcription.logprobs``, its decodes
+return token log-probabilities, and each delta carries those of exactly its words, the completed
+event those of the whole transcript (:mod:`~openrealtime.session.logprobs`); otherwise the decodes
+skip them and nothing changes on the wire.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.contracts import TranscribeOptions
@@ -22,6 +28,7 @@ from openrealtime.session.captions import CaptionTracker
 from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
 from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.ids import Ids
+from openrealtime.session.logprobs import WordLogprobs, wire_logprobs, word_logprobs
 from openrealtime.session.signals import Output, TranscriptFinal, TurnGoesOn, TurnMayEnd
 from openrealtime.session.states import TurnState, advance
 
@@ -67,6 +74,7 @@ class Turn:
     speculative_end: int = 0
     final_job: str | None = None
     final_result: str | None = None  # a speculative final's text, waiting for the commit
+    final_logprobs: list[WordLogprobs] | None = None  # and its words' tokens
     duration_samples: int = 0
 
     @property
@@ -108,9 +116,12 @@ class TurnTranscriber:
         self._partial_step_ms = partial_step_ms
         self._jobs: dict[str, _Job] = {}
         self._config = AudioInput()
+        self._logprobs = False
 
-    def configure(self, config: AudioInput) -> None:
+    def configure(self, config: AudioInput, *, logprobs: bool = False) -> None:
+        """Take the session's ``audio.input``, and whether its ``include`` asks for logprobs."""
         self._config = config
+        self._logprobs = logprobs
 
     @property
     def enabled(self) -> bool:
@@ -124,11 +135,30 @@ class TurnTranscriber:
     def owns(self, job_id: str) -> bool:
         return job_id in self._jobs
 
+    @property
+    def sends_logprobs(self) -> bool:
+        """Whether transcription events carry ``logprobs`` (so decodes must return them)."""
+        return self.emits and self._logprobs
+
     def _options(self, *, timestamps: bool) -> TranscribeOptions:
         t = self._config.transcription
         return TranscribeOptions(
-            language=t.language if t else None, prompt=t.prompt if t else None, timestamps=timestamps
+            language=t.language if t else None,
+            prompt=t.prompt if t else None,
+            timestamps=timestamps,
+            logprobs=self.sends_logprobs,
         )
+
+    def _wire(self, turn: Turn, first_word: int) -> list[dict[str, Any]] | None:
+        """The ``logprobs`` of the turn's sent words from ``first_word`` on (``None``: not asked
+        for, or some word's tokens unknown, as when ``include`` changed during the turn)."""
+        if not self.sends_logprobs:
+            return None
+        words = turn.captions.sent_logprobs[first_word:]
+        known = [w for w in words if w is not None]
+        if len(known) < len(words):
+            return None
+        return wire_logprobs(known, space_before=first_word > 0)
 
     def _request(self, turn: Turn, kind: str, start: int, end: int, *, timestamps: bool = False) -> Transcribe:
         job_id = self._ids.new("job")
@@ -196,6 +226,7 @@ class TurnTranscriber:
         if turn.final_result is not None:
             out.append(TurnGoesOn(turn.item_id))
         turn.final_result = None
+        turn.final_logprobs = None
         return out
 
     def cancel_partial(self, turn: Turn) -> list[Output]:
@@ -223,7 +254,7 @@ class TurnTranscriber:
         if not turn.saw_speech:
             out += self._complete(turn, "")  # silence: nothing to decode (and Whisper would invent words)
         elif turn.final_result is not None:
-            out += self._complete(turn, turn.final_result)
+            out += self._complete(turn, turn.final_result, turn.final_logprobs)
         return out
 
     # --- results -----------------------------------------------------------------------------------
@@ -236,19 +267,22 @@ class TurnTranscriber:
         if isinstance(result, JobFailed):
             return self._on_failure(job, result)
         text = result.transcript.text
+        logprobs = word_logprobs(result.transcript) if self.sends_logprobs else None
         if job.kind == "partial":
             turn.partial_job = None
             out: list[Output] = []
-            delta = turn.captions.partial(text)
+            sent = len(turn.captions.sent)
+            delta = turn.captions.partial(text, logprobs)
             if delta and self.emits:
-                out.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+                out.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta, logprobs=self._wire(turn, sent)))
             if job.timestamps:
                 self._slide_window(turn, job, result)
             return out + self.schedule_partial(turn)
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
+            turn.final_logprobs = logprobs
             return [TurnMayEnd(turn.item_id, text)]
-        return self._complete(turn, text)
+        return self._complete(turn, text, logprobs)
 
     def _on_failure(self, job: _Job, result: JobFailed) -> list[Output]:
         turn = job.turn
@@ -276,19 +310,21 @@ class TurnTranscriber:
         if turn.captions.freeze(words):
             turn.window_start = job.audio_start + int(done[-1].end_s * ENGINE_RATE_HZ)
 
-    def _complete(self, turn: Turn, final_text: str) -> list[Output]:
+    def _complete(self, turn: Turn, final_text: str, logprobs: list[WordLogprobs] | None = None) -> list[Output]:
         turn.to(TurnState.TRANSCRIBED)
         out: list[Output] = []
-        delta = turn.captions.final(final_text)
+        sent = len(turn.captions.sent)
+        delta = turn.captions.final(final_text, logprobs)
         if self.emits:
             if delta:
-                out.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta))
+                out.append(se.TranscriptionDelta(item_id=turn.item_id, delta=delta, logprobs=self._wire(turn, sent)))
             seconds = max(1, math.ceil(turn.duration_samples / ENGINE_RATE_HZ))
             out.append(
                 se.TranscriptionCompleted(
                     item_id=turn.item_id,
                     transcript=turn.captions.text,
                     usage={"type": "duration", "seconds": seconds},
+                    logprobs=self._wire(turn, 0),
                 )
             )
         out.append(TranscriptFinal(turn.item_id, turn.captions.text))
