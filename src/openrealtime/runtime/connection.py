@@ -103,8 +103,8 @@ INBOX_LIMIT_BYTES = 64 * 1024 * 1024
 BIG_FRAME_CHARS = 64 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
 _CONTROL_INPUTS = 4  # at most one each: client gone, send failed, session expired, session idle
-# A call's input audio waiting for the session (100 ms chunks: 5 s); past it new audio is dropped.
-MEDIA_AUDIO_LIMIT = 50
+# A call's input audio waiting for the session (40 ms chunks: 5 s); past it new audio is dropped.
+MEDIA_AUDIO_LIMIT = 125
 # What a call's media clock posts: two per response and one per clear, so this is never reached
 # unless the session loop is stuck; past it they are dropped (and logged).
 PLAYBACK_LIMIT = 64
@@ -495,7 +495,7 @@ class Connection:
     def _take_media(self, audio: _MediaAudio) -> None:
         """A call's input audio to the session; dropped while its buffer is full (reference 5.9: a
         microphone that never stops, with no turn detection, fills the buffer's 600 s; one error is
-        sent, not one every 100 ms, until the client commits, clears or updates the session)."""
+        sent, not one per chunk, until the client commits, clears or updates the session)."""
         if self._media_full:
             self.media_dropped_s += audio.samples.size / audio.rate_hz
             return

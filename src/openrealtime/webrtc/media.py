@@ -1,8 +1,9 @@
 """A call's audio, both ways: the :class:`~openrealtime.runtime.connection.MediaPort` of its connection.
 
 **In:** aiortc decodes the caller's Opus in its own thread into 20 ms frames of 48 kHz signed 16-bit
-stereo (``rtcrtpreceiver.py``). Each frame is mixed down to mono float32 and five of them (100 ms,
-the size of a live client's appends) go to the session as one input chunk
+stereo (``rtcrtpreceiver.py``). Each frame is mixed down to mono float32 and two of them (40 ms:
+the end of a turn is noticed sooner than with 100 ms chunks, at 25 inputs a second) go to the session
+as one input chunk
 (:meth:`~openrealtime.runtime.connection.Connection.post_audio`); the session's own front end
 resamples them to 16 kHz with one stateful resampler, as it does a WebSocket's 24 kHz.
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FRAME_S = FRAME_SAMPLES / TRACK_RATE_HZ
-FRAMES_PER_CHUNK = 5  # 100 ms of input per chunk handed to the session
+FRAMES_PER_CHUNK = 2  # 40 ms of input per chunk handed to the session
 # A loop that stalled longer than this does not send the frames it owes in a burst: the clock is moved
 # on instead (the caller hears a gap, as it would have anyway, not a rush of audio).
 MAX_LATE_S = 0.2
