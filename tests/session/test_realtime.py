@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import numpy as np
 import pytest
 
 from openrealtime.engines.fake import EnergyVad, FakeChatModel
@@ -172,6 +173,26 @@ def test_max_output_tokens_is_reported_as_asked_and_the_servers_cap_applies_to_i
         done = [e for e in driver.events if e["type"] == "response.done"][-1]
         assert done["response"]["max_output_tokens"] == asked  # "inf" came back as 256
         assert driver.chat.requests[-1].max_tokens == llm_limit
+
+
+def test_a_clause_spoken_in_one_piece_goes_out_in_deltas_of_at_most_200_ms() -> None:
+    """piper yields a whole sentence at once; OpenAI streams deltas of a few hundred milliseconds."""
+    from openrealtime.engines.fake import ToneSynthesizer
+
+    class WholeSentences(ToneSynthesizer):
+        def synthesize(self, text: str, *, voice: str, stop: Any, speed: float = 1.0) -> Any:
+            yield np.concatenate(list(super().synthesize(text, voice=voice, stop=stop, speed=speed)))
+
+    _, driver = make(tts=WholeSentences())
+    say(driver)
+    events = driver.send({"type": "response.create"})
+    deltas = [len(base64.b64decode(e["delta"])) // 2 for e in events if e["type"] == "response.output_audio.delta"]
+    assert len(deltas) > 2
+    assert max(deltas) <= 24_000 // 5
+    done = next(e for e in events if e["type"] == "response.done")
+    heard_ms = sum(deltas) * 1000 // 24_000
+    assert heard_ms > 1000  # all of it, in pieces
+    assert done["response"]["status"] == "completed"
 
 
 def test_vad_turn_creates_a_response_after_the_user_item() -> None:

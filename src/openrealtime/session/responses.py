@@ -42,11 +42,20 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause
 from openrealtime.session.ids import Ids
-from openrealtime.session.response import PCM_RATE_HZ, Call, Response, part_ids, response_body, spoken_clauses
+from openrealtime.session.response import (
+    MS_PER_S,
+    PCM_RATE_HZ,
+    Call,
+    Response,
+    part_ids,
+    response_body,
+    spoken_clauses,
+)
 from openrealtime.session.signals import Output
 from openrealtime.session.states import ResponseState
 
 RATE_LIMIT_TOKENS = 1_000_000
+DELTA_MS = 200  # the longest response.output_audio.delta: a clause's audio goes out in pieces this long
 _CLOSING = {
     ResponseState.COMPLETED: None,
     ResponseState.INCOMPLETE: "incomplete",
@@ -274,15 +283,28 @@ class ResponseWriter:
     def _send_audio(self, response: Response, samples: Samples) -> list[Output]:
         if samples.size == 0:
             return []
-        response.audio_samples += samples.size
         self.produced_audio = True
         message = response.message
         assert message is not None, "audio follows its clause's words"
-        message.audio_ms = response.audio_ms
-        message.clauses[-1].end_ms = response.audio_ms
         if self.server_playback:
+            self._heard(response, samples.size)
             return [PlayAudio(response.id, message.id, samples)]
-        return [se.OutputAudioDelta(**part_ids(response), audio=AudioOut(samples, response.output_format))]
+        # A clause's audio in deltas of DELTA_MS, as OpenAI streams it (a whole 1-3 s clause before).
+        step = max(1, response.rate_hz * DELTA_MS // MS_PER_S)
+        out: list[Output] = []
+        for start in range(0, samples.size, step):
+            piece = samples[start : start + step]
+            self._heard(response, piece.size)
+            out.append(se.OutputAudioDelta(**part_ids(response), audio=AudioOut(piece, response.output_format)))
+        return out
+
+    @staticmethod
+    def _heard(response: Response, samples: int) -> None:
+        """Count ``samples`` more of the response's audio, and where its current clause ends."""
+        response.audio_samples += samples
+        assert response.message is not None
+        response.message.audio_ms = response.audio_ms
+        response.message.clauses[-1].end_ms = response.audio_ms
 
     def _on_clause_spoken(self, response: Response) -> list[Output]:
         out: list[Output] = []
