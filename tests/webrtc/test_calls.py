@@ -268,3 +268,38 @@ async def test_a_hung_up_call_leaves_nothing_behind(engines: EngineSet) -> None:
                     await asyncio.wait(left, timeout=0.1)
     finally:
         gc.enable()
+
+
+async def test_a_page_of_an_allowed_origin_reads_the_call_id(engines: EngineSet) -> None:
+    origin = "http://app.example"
+    async with server(engines, allowed_origins=origin) as http, peer() as client:
+        preflight = await http.options(
+            "/v1/realtime/calls",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+        offer = await client.offer()
+        headers = {"Origin": origin, "Authorization": f"Bearer {KEY}", "Content-Type": "application/sdp"}
+        reply = await http.post("/v1/realtime/calls", content=offer, headers=headers)
+        assert reply.status_code == 201
+        assert "location" in reply.headers["access-control-expose-headers"].lower()
+        foreign = await http.post(
+            "/v1/realtime/calls", content=offer, headers={**headers, "Origin": "http://evil.example"}
+        )
+        assert foreign.status_code == 403
+
+
+async def test_a_server_that_shuts_down_ends_its_calls(engines: EngineSet) -> None:
+    async with peer() as client:
+        closed = asyncio.Event()
+        client.channel.on("close", closed.set)
+        async with server(engines) as http:
+            assert (await client.call(http, key=KEY)).status_code == 201
+            await client.next("session.created", timeout_s=TIMEOUT_S)
+        async with asyncio.timeout(TIMEOUT_S):
+            await closed.wait()  # the lifespan ended every call: the caller's channel closed
