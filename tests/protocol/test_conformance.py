@@ -11,6 +11,7 @@ event the SDK's types can express, with every field it declares, is accepted by 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -39,7 +40,7 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
 from openrealtime.session.commands import JobFailed, PlaybackCleared, PlaybackStarted, PlaybackStopped, PlayedItem
 from openrealtime.session.realtime import MAX_RESPONSES_IN_FLIGHT
-from tests.conftest import quiet, tone
+from tests.conftest import TIMEOUT_S, quiet, tone
 from tests.protocol import oracle
 from tests.session import (
     test_golden,
@@ -995,3 +996,71 @@ def test_a_minted_client_secret_fits_openais_schema_strictly(mint_app: Any, kind
     answer = mint_app.post(path, json=body)
     assert answer.status_code == 200, answer.text
     assert oracle.body_problems(answer.json(), model) == []
+
+
+# --- through the server: the frames as they leave the socket ---------------------------------------
+
+
+def _fake_engines() -> Any:
+    from openrealtime.engines.fake import EnergyVad, ToneSynthesizer, UppercaseTranslator
+    from openrealtime.runtime.engines import EngineSet
+
+    return EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        chat=FakeChatModel(),
+        synthesizers={"*": ToneSynthesizer()},
+        translators=[UppercaseTranslator()],
+    )
+
+
+async def _frames_until(ws: Any, done: Callable[[Json], bool]) -> list[Json]:
+    frames: list[Json] = []
+    async with asyncio.timeout(TIMEOUT_S):
+        while not frames or not done(frames[-1]):
+            frame = await ws.recv()
+            assert isinstance(frame, str)  # every server frame is TEXT
+            frames.append(json.loads(frame))
+    return frames
+
+
+async def test_the_frames_a_live_server_sends_fit_openais_schema_strictly() -> None:
+    """What the runtime writes on the socket (event ids, pacing, its own errors) is held to the same bar."""
+    import websockets
+
+    from openrealtime.server.embedded import running_server
+    from openrealtime.server.settings import Settings
+
+    engines = _fake_engines()
+    frames: list[Json] = []
+    try:
+        async with running_server(Settings(port=0), engines=engines) as base:
+            async with websockets.connect(f"{base}/v1/realtime?model=gpt-realtime") as ws:
+                frames += await _frames_until(ws, lambda f: f["type"] == "session.created")
+                transcription = {"model": "whisper-1"}
+                turns = {"type": "server_vad", "silence_duration_ms": 300}
+                await ws.send(
+                    json.dumps(_update(audio={"input": {"transcription": transcription, "turn_detection": turns}}))
+                )
+                frames += await _frames_until(ws, lambda f: f["type"] == "session.updated")
+                for chunk in (quiet(300), tone(2200), quiet(700)):
+                    for start in range(0, chunk.size, 2400):
+                        append = {"type": "input_audio_buffer.append", "audio": _pcm_b64(chunk[start : start + 2400])}
+                        await ws.send(json.dumps(append))
+                frames += await _frames_until(ws, lambda f: f["type"] == "rate_limits.updated")
+                await ws.send(b"\x00binary")
+                await ws.send("{not json")
+                frames += await _frames_until(
+                    ws, lambda f: f["type"] == "error" and f["error"]["code"] == "invalid_json"
+                )
+            async with websockets.connect(f"{base}/v1/realtime?intent=transcription") as ws:
+                frames += await _frames_until(ws, lambda f: f["type"] == "session.created")
+                await ws.send(json.dumps({"type": "input_audio_buffer.commit", "event_id": "c1"}))
+                frames += await _frames_until(ws, lambda f: f["type"] == "error")
+    finally:
+        engines.close()
+    kinds = {f["type"] for f in frames}
+    assert {"input_audio_buffer.committed", "response.output_audio.delta", "response.done"} <= kinds
+    assert {f["error"]["code"] for f in frames if f["type"] == "error"} >= {"invalid_event", "invalid_json"}
+    assert [f"{f['type']}: {p}" for f in frames for p in oracle.problems(f)] == []
