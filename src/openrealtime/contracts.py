@@ -46,6 +46,24 @@ class VadModel(Protocol):
     def new_stream(self) -> VadStream: ...
 
 
+# --- End of turn -----------------------------------------------------------------------------------
+
+
+class EndOfTurnModel(Protocol):
+    """Whether a speaker has finished their turn, from the turn's audio (``semantic_vad``).
+
+    The session asks at a pause (through a command: a decision costs tens of milliseconds, too long
+    for the event loop); the eagerness thresholds live in ``session.endpointing``.
+    """
+
+    sample_rate_hz: int
+
+    def completion_probability(self, audio: Samples) -> float:
+        """The probability in [0, 1] that the turn whose audio is ``audio`` (the pause so far at its
+        end, mono float32 at ``sample_rate_hz``) is complete."""
+        ...
+
+
 # --- ASR -------------------------------------------------------------------------------------------
 
 

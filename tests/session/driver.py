@@ -12,7 +12,15 @@ from openrealtime.engines.fake import FakeTranscriber
 from openrealtime.exceptions import EngineError
 from openrealtime.protocol.codec import SessionKind, server_event_dict
 from openrealtime.runtime.wire import ClientFrames
-from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.commands import (
+    END_OF_TURN_UNAVAILABLE,
+    CancelJob,
+    JobFailed,
+    PredictTurnEnd,
+    Transcribe,
+    TranscriptReady,
+    TurnEndPredicted,
+)
 from openrealtime.session.transcription import TranscriptionSession
 
 CHUNK_SAMPLES = 2400  # 100 ms at 24 kHz
@@ -40,10 +48,26 @@ def error_event(code: str, message: str, param: str | None = None, event_id: str
 
 
 class Driver:
-    """Feeds a session; by default answers every Transcribe at once (``hold=True`` keeps them)."""
+    """Feeds a session; by default answers every Transcribe at once (``hold=True`` keeps them).
 
-    def __init__(self, session: TranscriptionSession, asr: FakeTranscriber | None = None, *, hold: bool = False):
+    End-of-turn questions are answered by ``end_of_turn`` (a fake model) at once, or kept in
+    ``questions`` when ``hold_questions`` is set; without a model they fail as on a server that has
+    none (the session then uses its word rule).
+    """
+
+    def __init__(
+        self,
+        session: TranscriptionSession,
+        asr: FakeTranscriber | None = None,
+        *,
+        hold: bool = False,
+        end_of_turn: Any = None,
+        hold_questions: bool = False,
+    ):
         self.session = session
+        self.end_of_turn = end_of_turn
+        self.hold_questions = hold_questions
+        self.questions: list[PredictTurnEnd] = []
         self.frames = ClientFrames(SessionKind.TRANSCRIPTION)
         self.asr = asr or FakeTranscriber()
         self.hold = hold
@@ -75,6 +99,19 @@ class Driver:
             self.session.on_result(TranscriptReady(command.job_id, self.asr.transcribe(command.audio, command.options)))
         return self.pump()
 
+    def answer_questions(self, probability: float | None = None) -> None:
+        """Answer the end-of-turn questions kept so far (``probability`` overrides the model)."""
+        questions, self.questions = self.questions, []
+        for question in questions:
+            if question.job_id in self.cancelled:
+                continue
+            if probability is None and self.end_of_turn is None:
+                message = "no end-of-turn model"
+                self.session.on_result(JobFailed(question.job_id, END_OF_TURN_UNAVAILABLE, message))
+                continue
+            p = probability if probability is not None else self.end_of_turn.completion_probability(question.audio)
+            self.session.on_result(TurnEndPredicted(question.job_id, p))
+
     def pump(self) -> list[dict[str, Any]]:
         produced: list[dict[str, Any]] = []
         while True:
@@ -87,10 +124,17 @@ class Driver:
                     self.held = [h for h in self.held if h.job_id != command.job_id]
                 elif isinstance(command, Transcribe):
                     jobs.append(command)
+                elif isinstance(command, PredictTurnEnd):
+                    self.questions.append(command)
+            asked = bool(self.questions) and not self.hold_questions
+            if asked:
+                self.answer_questions()
             if self.hold:
                 self.held += jobs
+                if asked:
+                    continue
                 break
-            if not jobs:
+            if not jobs and not asked:
                 break
             for job in jobs:
                 try:
@@ -115,10 +159,12 @@ class RealtimeDriver(Driver):
         tts: Any = None,
         hold_tts: bool = False,
         hold_llm: bool = False,
+        end_of_turn: Any = None,
+        hold_questions: bool = False,
     ) -> None:
         from openrealtime.engines.fake import FakeChatModel, ToneSynthesizer
 
-        super().__init__(session)
+        super().__init__(session, end_of_turn=end_of_turn, hold_questions=hold_questions)
         self.frames = ClientFrames(SessionKind.REALTIME)
         self.chat = chat or FakeChatModel()
         self.tts = tts or ToneSynthesizer()
@@ -182,6 +228,11 @@ class RealtimeDriver(Driver):
                     else:
                         work = True
                         self.run_tts(command)
+                elif isinstance(command, PredictTurnEnd):
+                    self.questions.append(command)
+            if self.questions and not self.hold_questions:
+                work = True
+                self.answer_questions()
             if not work:
                 break
         self.events += produced

@@ -60,6 +60,23 @@ class EnergyVad:
         return EnergyVadStream()
 
 
+class FixedEndOfTurn:
+    """An :class:`~openrealtime.contracts.EndOfTurnModel` that always answers ``probability``.
+
+    It records the length of every audio it was asked about, so tests can check what it heard.
+    """
+
+    sample_rate_hz = 16_000
+
+    def __init__(self, probability: float = 1.0) -> None:
+        self.probability = probability
+        self.heard_samples: list[int] = []
+
+    def completion_probability(self, audio: Samples) -> float:
+        self.heard_samples.append(int(audio.size))
+        return self.probability
+
+
 class FakeTranscriber:
     """Hears ``words_per_second`` words of a script per second of non-silent audio.
 

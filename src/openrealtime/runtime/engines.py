@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from openrealtime.contracts import (
     MIN_SPEED,
     ChatChunk,
     ChatModel,
+    EndOfTurnModel,
     NoiseSuppressor,
     Synthesizer,
     TranscribeOptions,
@@ -41,20 +42,26 @@ from openrealtime.runtime.scheduler import (
 )
 from openrealtime.runtime.threads import iterate_in_thread
 from openrealtime.session.commands import (
+    END_OF_TURN_UNAVAILABLE,
     AudioChunk,
     Generate,
     LlmChunk,
+    PredictTurnEnd,
     SynthesisDone,
     Synthesize,
     TextTranslated,
     Transcribe,
     TranscriptReady,
     TranslateText,
+    TurnEndPredicted,
 )
 
 log = logging.getLogger(__name__)
 
 STREAM_THREADS = 8
+# End-of-turn decisions (40-60 ms each, one core) get threads of their own: queued behind an LLM or TTS
+# stream, a decision would wait for it, and every millisecond of it is a millisecond of the user's wait.
+END_OF_TURN_THREADS = 2
 # Audio longer than this is decoded as windows of about WINDOW_S, each a job of its own, so one long turn
 # never holds the recogniser for more than one window at a time. 26 s is what Whisper decodes in one pass
 # (engines/whisper.py: 30 s less a silence margin); past it faster-whisper's own long-form loop is 8 times
@@ -93,6 +100,8 @@ class EngineSet:
     transcriber: Transcriber
     transcriber_name: str
     noise: NoiseSuppressor | None = None
+    # semantic_vad's end-of-turn model; without one, its sessions fall back to their word rule.
+    end_of_turn: EndOfTurnModel | None = None
     chat: ChatModel | None = None
     # Called with (stage, seconds) for asr, llm_first_token and tts_first_audio (``/metrics``).
     on_stage: Callable[[str, float], None] | None = None
@@ -104,6 +113,9 @@ class EngineSet:
     # Streaming engine calls (LLM, TTS, MT) run here, sessions served in turn (runtime/scheduler.py);
     # each engine serialises its own model access.
     stream_pool: Executor = field(default_factory=lambda: FairExecutor("engine", threads=STREAM_THREADS))
+    turn_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(END_OF_TURN_THREADS, thread_name_prefix="end-of-turn")
+    )
 
     def accepts_transcription_model(self, name: str) -> bool:
         return name in OPENAI_TRANSCRIPTION_MODELS or name == self.transcriber_name
@@ -122,7 +134,21 @@ class EngineSet:
             Synthesize: self._synthesize,
             Generate: self._generate,
             TranslateText: self._translate,
+            PredictTurnEnd: self._predict_turn_end,
         }
+
+    async def _predict_turn_end(self, command: PredictTurnEnd) -> AsyncIterator[object]:
+        model = self.end_of_turn
+        if model is None:
+            raise EngineError("no end-of-turn model is loaded on this server", code=END_OF_TURN_UNAVAILABLE)
+
+        def call() -> TurnEndPredicted:
+            started = time.perf_counter()
+            probability = model.completion_probability(command.audio)
+            self._stage("end_of_turn", time.perf_counter() - started)
+            return TurnEndPredicted(command.job_id, probability)
+
+        yield await asyncio.get_running_loop().run_in_executor(self.turn_pool, call)
 
     def translator_for(self, source: str, target: str) -> Translator | None:
         """The first configured text translator that covers ``source`` -> ``target``."""
@@ -223,6 +249,7 @@ class EngineSet:
     def close(self) -> None:
         self.asr_worker.close()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
+        self.turn_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def audio_windows(audio: Samples, rate_hz: int) -> list[tuple[int, int]]:

@@ -20,6 +20,7 @@ import numpy as np
 from openrealtime.contracts import (
     ChatModel,
     ChatRequest,
+    EndOfTurnModel,
     NoiseSuppressor,
     Synthesizer,
     TranscribeOptions,
@@ -51,6 +52,7 @@ def load_engines(settings: Settings) -> EngineSet:
     return EngineSet(
         asr_worker=ModelWorker("asr", threads=settings.asr_workers, nice=ASR_NICE),
         vad=load_vad(),
+        end_of_turn=load_end_of_turn(),
         transcriber=transcriber,
         transcriber_name=settings.asr_model,
         chat=(chat := load_chat_model(settings)),
@@ -77,6 +79,20 @@ def load_vad() -> VadModel:
     from openrealtime.engines.silero import SileroVad
 
     return SileroVad()
+
+
+def load_end_of_turn() -> EndOfTurnModel | None:
+    """Smart Turn v3.2 for ``semantic_vad``, warmed with one decision; ``None`` (and a warning) when
+    its file is missing or broken: ``semantic_vad`` then ends turns by its English word rule."""
+    from openrealtime.engines.smart_turn import SmartTurn
+
+    try:
+        model = SmartTurn()
+        model.completion_probability(np.zeros(WARMUP_AUDIO_S * model.sample_rate_hz, dtype=np.float32))
+    except EngineError as exc:
+        log.warning("semantic_vad: no end-of-turn model (%s); turns end by the English word rule instead", exc.message)
+        return None
+    return model
 
 
 def load_transcriber(settings: Settings) -> Transcriber:

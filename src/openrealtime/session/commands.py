@@ -79,6 +79,36 @@ class LlmChunk:
     chunk: ChatChunk
 
 
+# --- end of turn (semantic_vad, issue 13) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PredictTurnEnd:
+    """Ask the end-of-turn model whether the turn of ``item_id`` is complete, from ``audio`` (16 kHz):
+    the turn so far, the pause that prompted the question at its end.
+
+    A command, not a model call inside the session: a decision costs 40-60 ms of CPU, which would
+    stall the event loop (every connection) if the session made it inline, as it does the 0.1 ms
+    VAD frames. The answer is :class:`TurnEndPredicted`, or :class:`JobFailed` with
+    ``END_OF_TURN_UNAVAILABLE`` when the server has no model (the session then uses its word rule).
+    """
+
+    job_id: str
+    item_id: str
+    audio: Samples
+
+
+END_OF_TURN_UNAVAILABLE = "end_of_turn_unavailable"
+
+
+@dataclass(frozen=True)
+class TurnEndPredicted:
+    """Engine result: the probability that the turn of job ``job_id`` is complete."""
+
+    job_id: str
+    probability: float
+
+
 # --- translation sessions (issue 4) ----------------------------------------------------------------
 
 
@@ -229,6 +259,7 @@ Command = (
     | PlayAudio
     | EndOfAudio
     | ClearPlayback
+    | PredictTurnEnd
 )
 """Everything a session may ask of its runtime."""
 COMMAND_TYPES = (
@@ -241,8 +272,9 @@ COMMAND_TYPES = (
     PlayAudio,
     EndOfAudio,
     ClearPlayback,
+    PredictTurnEnd,
 )
 
-EngineResult = TranscriptReady | JobFailed | LlmChunk | TextTranslated | AudioChunk | SynthesisDone
+EngineResult = TranscriptReady | JobFailed | LlmChunk | TextTranslated | AudioChunk | SynthesisDone | TurnEndPredicted
 """Everything a runtime hands back to a session (``on_result``)."""
-RESULT_TYPES = (TranscriptReady, JobFailed, LlmChunk, TextTranslated, AudioChunk, SynthesisDone)
+RESULT_TYPES = (TranscriptReady, JobFailed, LlmChunk, TextTranslated, AudioChunk, SynthesisDone, TurnEndPredicted)

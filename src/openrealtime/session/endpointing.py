@@ -1,9 +1,18 @@
-"""Semantic end-of-turn: decide from *what was said* whether a pause ends the speaker's turn.
+"""Semantic end-of-turn: decide from *how and what was said* whether a pause ends the speaker's turn.
 
-``semantic_vad`` must not be a renamed ``server_vad``. At each pause the session reads the latest
-decode of the turn: a finished sentence ends the turn after a short pause; a sentence that stops on
-a conjunction, a preposition, an article or a filler ("and", "to", "the", "um") waits longer, up to
-the eagerness cap (reference 9.1: low 8 s, medium 4 s, high 2 s).
+``semantic_vad`` must not be a renamed ``server_vad``. Its decision comes from an end-of-turn model
+(Smart Turn v3.2, :mod:`openrealtime.engines.smart_turn`) that hears the turn's audio: when a pause
+reaches :attr:`EndOfTurnPolicy.check_pause_ms`, the session asks the model (a
+:class:`~openrealtime.session.commands.PredictTurnEnd` command) and ends the turn when the
+probability that it is complete reaches the eagerness's threshold; otherwise it asks again every
+:attr:`~EndOfTurnPolicy.recheck_ms` of the same pause, and ends the turn anyway once the pause
+lasts :attr:`~EndOfTurnPolicy.max_wait_ms` (OpenAI's eagerness caps, reference 9.1: low 8 s,
+medium 4 s, high 2 s).
+
+Without the model (not installed, or failing), the session falls back to a word rule on the latest
+decode (:func:`looks_complete`): a finished sentence ends the turn after a short pause; one that
+stops on a conjunction, a preposition, an article or a filler ("and", "to", "the", "um") waits, up to
+the same cap. The rule is English only; the model is not.
 """
 
 from __future__ import annotations
@@ -94,7 +103,7 @@ class Eagerness:
     cap_ms: int
 
 
-EAGERNESS = {
+EAGERNESS = {  # the word rule (fallback)
     "high": Eagerness(complete_pause_ms=250, cap_ms=2_000),
     "medium": Eagerness(complete_pause_ms=500, cap_ms=4_000),
     "auto": Eagerness(complete_pause_ms=500, cap_ms=4_000),
@@ -110,3 +119,36 @@ def looks_complete(text: str) -> bool:
     if words[-1] in _INCOMPLETE_ENDINGS:
         return False
     return bool(_TRAILING_PUNCTUATION.search(text)) or len(words) >= 3
+
+
+@dataclass(frozen=True)
+class EndOfTurnPolicy:
+    """How an eagerness uses the end-of-turn model.
+
+    Attributes:
+        threshold: Probability of "complete" at or above which the pause ends the turn.
+        check_pause_ms: Pause after which the model is first asked (it hears this silence too).
+        recheck_ms: Further pause after which an "incomplete" answer is asked again, with the longer
+            silence at the end of the audio.
+        max_wait_ms: Pause that ends the turn whatever the model says (the eagerness cap).
+    """
+
+    threshold: float
+    check_pause_ms: int
+    recheck_ms: int
+    max_wait_ms: int
+
+
+# Why these numbers (measured with ``openrealtime bench turns``, docs/benchmarks.md): Smart Turn gives
+# finished sentences 0.95-0.99 once ~100 ms of silence follow them, so a 0.5 threshold asked at a 160 ms
+# pause ends them about 200 ms after the last word (the decision takes 40-60 ms on one core). A phrase
+# cut off inside a sentence mostly scores under 0.3 when the prosody goes on, but its score creeps up
+# as the silence grows, which is what rechecks act on: ``high`` answers a stalled speaker sooner and
+# accepts more cut-offs; ``low`` asks later, wants more certainty and never rechecks before a full
+# second. ``auto`` is ``medium``, as for OpenAI.
+END_OF_TURN = {
+    "high": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=500, max_wait_ms=2_000),
+    "medium": EndOfTurnPolicy(threshold=0.5, check_pause_ms=160, recheck_ms=1_000, max_wait_ms=4_000),
+    "auto": EndOfTurnPolicy(threshold=0.5, check_pause_ms=160, recheck_ms=1_000, max_wait_ms=4_000),
+    "low": EndOfTurnPolicy(threshold=0.7, check_pause_ms=256, recheck_ms=2_000, max_wait_ms=8_000),
+}

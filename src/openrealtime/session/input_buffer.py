@@ -11,6 +11,11 @@ Every public method returns its outputs in order: server events, commands, and t
 session reacts to (:mod:`~openrealtime.session.signals`): speech started (barge-in), turn committed
 (the session writes ``input_audio_buffer.committed`` and adds the item), transcript final, and the
 pause that may end the turn.
+
+``semantic_vad`` ends a turn on the end-of-turn model's word (:mod:`~openrealtime.session.endpointing`):
+at a pause it emits a :class:`~openrealtime.session.commands.PredictTurnEnd` and commits when the
+answer says "complete" while the same pause still goes on; the VAD's own silence rule only enforces
+the eagerness's maximum wait.
 """
 
 from __future__ import annotations
@@ -25,8 +30,17 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import DEFAULT_VAD_THRESHOLD, AudioInput, SemanticVad, ServerVad
-from openrealtime.session.commands import AudioIn, JobFailed, SessionInput, TranscriptReady
-from openrealtime.session.endpointing import EAGERNESS, Eagerness, looks_complete
+from openrealtime.session.commands import (
+    END_OF_TURN_UNAVAILABLE,
+    AudioIn,
+    CancelJob,
+    JobFailed,
+    PredictTurnEnd,
+    SessionInput,
+    TranscriptReady,
+    TurnEndPredicted,
+)
+from openrealtime.session.endpointing import EAGERNESS, END_OF_TURN, Eagerness, EndOfTurnPolicy, looks_complete
 from openrealtime.session.frontend import ENGINE_RATE_HZ, AudioFrontEnd
 from openrealtime.session.ids import Ids
 from openrealtime.session.signals import Output, SpeechStarted, TurnCommitted, TurnMayEnd
@@ -40,6 +54,15 @@ MS_PER_S = 1000
 DEFAULT_PREFIX_PADDING_MS = 300
 DEFAULT_SILENCE_MS = 500  # manual mode: pauses only matter for speculation and live captions
 INITIAL_SILENCE_MS = 200  # the detector's pause before the first configure sets the session's
+END_OF_TURN_WINDOW_MS = 8_000  # what the end-of-turn model hears of a turn (Smart Turn: its last 8 s)
+
+
+@dataclass(frozen=True)
+class _Question:
+    """An end-of-turn question in flight: its job, and the pause it was asked in."""
+
+    job_id: str
+    pause_start: int
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,12 @@ class InputAudioBuffer:
             self.buffer, ids, always=options.always_transcribe, partial_step_ms=options.partial_step_ms
         )
         self.turn: Turn | None = None
-        self._semantic: Eagerness | None = None
+        self._semantic: Eagerness | None = None  # the word rule's pauses (semantic_vad without a model)
+        self._end_of_turn: EndOfTurnPolicy | None = None  # semantic_vad's use of the model
+        self._model_missing = False  # the runtime said it has no end-of-turn model: use the word rule
+        self._question: _Question | None = None
+        self._asked_at = 0  # pause length (samples) at the last question of the current pause
+        self._probability: float | None = None  # the model's latest answer in the current pause
         self._input_ms_since_commit = 0.0  # the 100 ms rule counts what was sent, at its own rate
         self.config = config
         self.configure(config)
@@ -96,12 +124,15 @@ class InputAudioBuffer:
         transcription's token log-probabilities."""
         td = config.turn_detection
         self._semantic = None
+        self._end_of_turn = None
         if isinstance(td, ServerVad):
             silence_ms = td.silence_duration_ms
         elif isinstance(td, SemanticVad):
-            # The detector only enforces the cap; shorter pauses end the turn when the words are done.
+            # The detector only enforces the cap; shorter pauses end the turn when the model (or, without
+            # one, the words) says it is done.
             self._semantic = EAGERNESS[td.eagerness]
-            silence_ms = self._semantic.cap_ms
+            self._end_of_turn = END_OF_TURN[td.eagerness]
+            silence_ms = self._end_of_turn.max_wait_ms
         else:
             silence_ms = DEFAULT_SILENCE_MS
         threshold = td.threshold if isinstance(td, ServerVad) else DEFAULT_VAD_THRESHOLD
@@ -131,7 +162,7 @@ class InputAudioBuffer:
         return self.config.turn_detection is not None
 
     def owns(self, job_id: str) -> bool:
-        return self._words.owns(job_id)
+        return self._words.owns(job_id) or (self._question is not None and self._question.job_id == job_id)
 
     # --- append ------------------------------------------------------------------------------------
 
@@ -192,25 +223,95 @@ class InputAudioBuffer:
         if isinstance(event, SpeechResumed) and turn.state is TurnState.PAUSED:
             turn.to(TurnState.SPEAKING)
             turn.pause_start = None
-            return self._words.drop_speculation(turn)
+            return self._drop_question() + self._words.drop_speculation(turn)
         if isinstance(event, SpeechEnd) and self.vad_enabled:
             stopped = se.SpeechStopped(audio_end_ms=samples_to_ms(event.sample), item_id=turn.item_id)
             return [stopped, *self._commit_turn(turn, end=event.sample, speech_end=event.speech_end)]
         return []
 
     def _maybe_end_semantic_turn(self) -> list[Output]:
-        """semantic_vad: end the turn at a pause long enough for words that read as finished."""
+        """semantic_vad at a pause: ask the end-of-turn model when a question is due, then decide."""
+        if self._end_of_turn is None or self._model_missing:
+            return self._maybe_end_by_words()
         turn = self.turn
-        if self._semantic is None or turn is None or turn.pause_start is None or turn.final_result is None:
+        if turn is None or turn.pause_start is None:
             return []
-        position = self._vad.position
-        if samples_to_ms(position - turn.pause_start) < self._semantic.complete_pause_ms:
+        if self._question is not None:
+            return self._maybe_end_by_words()  # the words alone may already be due
+        policy = self._end_of_turn
+        pause = self._vad.position - turn.pause_start
+        due_ms = policy.check_pause_ms if not self._asked_at else samples_to_ms(self._asked_at) + policy.recheck_ms
+        if samples_to_ms(pause) < due_ms:
+            return self._decide(turn)
+        self._asked_at = pause
+        end = self._vad.position
+        start = max(turn.start, self.buffer.start, end - ms_to_samples(END_OF_TURN_WINDOW_MS))
+        question = PredictTurnEnd(job_id=self._ids.new("job"), item_id=turn.item_id, audio=self.buffer.copy(start, end))
+        self._question = _Question(question.job_id, turn.pause_start)
+        return [question, *self._maybe_end_by_words()]
+
+    def _on_answer(self, result: TurnEndPredicted | JobFailed) -> list[Output]:
+        """The end-of-turn model's answer for the pause that still goes on (a void one was cancelled)."""
+        self._question = None
+        turn = self.turn
+        if turn is None or self._end_of_turn is None:
             return []
-        if not looks_complete(" ".join([*turn.captions.frozen, turn.final_result])):
+        if isinstance(result, JobFailed):
+            # The word rule decides this pause; from now on too if the server has no model at all.
+            self._model_missing = result.code == END_OF_TURN_UNAVAILABLE
+            return self._maybe_end_by_words()
+        self._probability = result.probability
+        return self._maybe_end_semantic_turn()  # audio that came in meanwhile may make a recheck due
+
+    def _decide(self, turn: Turn) -> list[Output]:
+        """The model and the words together: the model's "complete" ends the turn unless the pause's
+        transcript trails off on a function word ("to", "the", "and"); a finished-looking transcript
+        also ends it after the word rule's longer pause, as without the model. The model alone, on
+        audio that comes through TTS, calls about half of the mid-sentence pauses complete, and
+        misses many finished sentences that follow a pause (``bench turns``); the words catch the
+        first and the word rule's pause the second."""
+        assert self._end_of_turn is not None
+        words = self._transcript(turn)
+        model_says = self._probability is not None and self._probability >= self._end_of_turn.threshold
+        if model_says and words is None and not self._words.enabled:
+            return self._end_turn_in_pause(turn)  # no words will come: the model decides alone
+        if model_says and words is not None and looks_complete(words):
+            return self._end_turn_in_pause(turn)
+        return self._maybe_end_by_words()
+
+    def _transcript(self, turn: Turn) -> str | None:
+        """The turn's words up to this pause (the speculative final decode), once known."""
+        if turn.final_result is None:
+            return None
+        return " ".join([*turn.captions.frozen, turn.final_result])
+
+    def _maybe_end_by_words(self) -> list[Output]:
+        """The word rule: end the turn at a pause long enough for words that read as finished."""
+        turn = self.turn
+        if self._semantic is None or turn is None or turn.pause_start is None:
+            return []
+        words = self._transcript(turn)
+        if words is None or samples_to_ms(self._vad.position - turn.pause_start) < self._semantic.complete_pause_ms:
+            return []
+        if not looks_complete(words):
             return []  # trailing off mid-sentence: keep listening, up to the eagerness cap
+        return self._end_turn_in_pause(turn)
+
+    def _end_turn_in_pause(self, turn: Turn) -> list[Output]:
+        assert turn.pause_start is not None
+        position = self._vad.position
         self._vad.detector.reset()
         stopped = se.SpeechStopped(audio_end_ms=samples_to_ms(position), item_id=turn.item_id)
         return [stopped, *self._commit_turn(turn, end=position, speech_end=turn.pause_start)]
+
+    def _drop_question(self) -> list[Output]:
+        """The pause is over (speech, a commit, a clear): its question, if in flight, is void."""
+        self._asked_at = 0
+        self._probability = None
+        if self._question is None:
+            return []
+        job_id, self._question = self._question.job_id, None
+        return [CancelJob(job_id)]
 
     def _padding_samples(self) -> int:
         td = self.config.turn_detection
@@ -251,10 +352,11 @@ class InputAudioBuffer:
 
     def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> list[Output]:
         self._input_ms_since_commit = 0.0
+        out = self._drop_question()
         turn.to(TurnState.COMMITTED)
         turn.duration_samples = end - turn.start
         self.turn = None
-        out = self._words.cancel_partial(turn)
+        out += self._words.cancel_partial(turn)
         out.append(TurnCommitted(turn.item_id, turn.start, end))
         out += self._words.finalize(turn, speech_end=speech_end)
         self.buffer.drop_before(end)
@@ -263,7 +365,7 @@ class InputAudioBuffer:
 
     def clear(self) -> list[Output]:
         """Client ``input_audio_buffer.clear``: forget uncommitted audio and its turn."""
-        out: list[Output] = []
+        out: list[Output] = self._drop_question()
         if self.turn is not None:
             out += self._words.cancel_partial(self.turn)
             out += self._words.drop_speculation(self.turn)
@@ -277,7 +379,12 @@ class InputAudioBuffer:
 
     # --- engine results ----------------------------------------------------------------------------
 
-    def on_result(self, result: TranscriptReady | JobFailed) -> list[Output]:
+    def on_result(self, result: TranscriptReady | JobFailed | TurnEndPredicted) -> list[Output]:
+        if self._question is not None and result.job_id == self._question.job_id:
+            assert not isinstance(result, TranscriptReady)
+            return self._on_answer(result)
+        if isinstance(result, TurnEndPredicted):
+            return []  # the answer to a question dropped since: void by id
         out = self._words.on_result(result)
         if any(isinstance(output, TurnMayEnd) for output in out):
             out += self._maybe_end_semantic_turn()  # the words of the pause are known now

@@ -36,6 +36,7 @@ from openrealtime.session.commands import (
     PlaybackStopped,
     SessionInput,
     TranscriptReady,
+    TurnEndPredicted,
 )
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
@@ -145,6 +146,9 @@ class RealtimeSession(SessionShell):
     # --- inputs ------------------------------------------------------------------------------------
 
     def on_result(self, result: EngineResult) -> None:
+        if isinstance(result, TurnEndPredicted):
+            self._take(self.buffer.on_result(result))
+            return
         if isinstance(result, TranscriptReady | JobFailed):
             item_id = self._item_jobs.pop(result.job_id, None)
             if item_id is not None:

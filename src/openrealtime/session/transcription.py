@@ -16,7 +16,7 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import TranscriptionSessionConfig
-from openrealtime.session.commands import EngineResult, JobFailed, SessionInput, TranscriptReady
+from openrealtime.session.commands import EngineResult, JobFailed, SessionInput, TranscriptReady, TurnEndPredicted
 from openrealtime.session.conversation import no_such_item
 from openrealtime.session.input_buffer import InputAudioBuffer
 from openrealtime.session.items import user_audio_item
@@ -60,7 +60,7 @@ class TranscriptionSession(SessionShell):
         }
 
     def on_result(self, result: EngineResult) -> None:
-        if isinstance(result, TranscriptReady | JobFailed):
+        if isinstance(result, TranscriptReady | JobFailed | TurnEndPredicted):
             self._take(self.buffer.on_result(result))
 
     # --- client events -----------------------------------------------------------------------------

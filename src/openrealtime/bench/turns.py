@@ -1,0 +1,564 @@
+"""``openrealtime bench turns``: end of turn, measured as eot-bench does, over the public protocol.
+
+**The pause set.** Sentences with realistic mid-sentence pauses ("I'd like to book a table for …
+two people, at … seven") and sentences spoken in one go, each in the installed voices (piper
+``en_US-joe-medium``; espeak-ng for variety) at several speeds. A pause is made where a speaker would
+make it: the *whole* sentence is synthesized, so the words before a pause keep the prosody of a
+sentence that goes on (synthesizing the fragment alone would end it with a final fall, which no
+hesitating speaker does). Each ``|`` is spoken as a comma, which makes the voice leave a short gap
+with the level or rising pitch of a phrase that continues; the gaps are found in the audio (the
+longest quiet runs, one per comma, in order), the gap of each ``|`` is stretched to 400-900 ms, and
+Whisper checks that the words before it end with the word before the ``|`` (clips where it does not
+are left out: Whisper's own word timestamps were too loose to cut at, often a word late). Clips are
+cached on disk.
+
+**A trial.** One fresh realtime session per clip and mode, the clip streamed at real time in 20 ms
+chunks (lead silence, the clip, then silence until the answer's first audio). Reported per mode:
+
+* **false cut-off rate**: the share of clips with pauses in which the server ended a turn inside a
+  pause (an ``input_audio_buffer.speech_stopped`` whose ``audio_end_ms`` lies before the end of the
+  clip's last word: positions in the audio, not times, so load cannot blur them);
+* **end of speech → first answer audio**, p50 / p90: from the moment the chunk holding the clip's last
+  speech sample was sent to the first ``response.output_audio.delta`` of a response created after the
+  clip's last turn was committed.
+
+Modes: ``server_vad`` with 200 and 500 ms of silence, ``semantic_vad`` at each eagerness (``auto``
+is ``medium``, so it is not run twice). Several sessions run at once (``--sessions``) to save time;
+on two cores that raises latency, so a published run uses the default of 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openrealtime.audio.codec import float_to_pcm16, pcm16_to_float
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.types import Samples
+from openrealtime.bench.report import Plots, Series, distribution, progress, write_results
+from openrealtime.bench.speech import WIRE_RATE_HZ
+from openrealtime.bench.target import server_target
+from openrealtime.client.connection import RealtimeConnection
+from openrealtime.engines.model_files import cache_dir
+
+REALTIME_PATH = "/v1/realtime?model=gpt-realtime"
+MS_PER_S = 1000
+ASR_RATE_HZ = 16_000
+MIC_CHUNK_MS = 20
+LEAD_MS = 400  # silence before the clip
+PAUSES_MS = (400, 600, 900)  # mid-sentence pauses, cycled over the set (the issue's 400-900 ms)
+GAP_FRAME_MS = 10  # the frames gaps are found in
+GAP_FLOOR_RMS = 0.01  # a frame under this RMS is quiet
+MIN_GAP_MS = 60  # a quiet run shorter than this is a stop consonant, not a gap
+GAP_KEEP_MS = 30  # of a gap, what stays before the inserted silence (the voice's own decay)
+SPEECH_FLOOR = 0.01  # |sample| above this counts as speech when finding where the last word ends
+CUT_OFF_SLACK_MS = 20  # a speech_stopped this close to the last word's end is the real end (Silero's offset)
+ANSWER_WAIT_S = 10.0  # after the end of speech: a mode that has not answered by then has failed the clip
+INSTRUCTIONS = "Answer in one short sentence."
+DEFAULT_SESSIONS = 2
+DECISIONS_TIMED = 30
+TARGET_P50_S = 0.35
+TARGET_CUT_OFF_RATE = 0.05
+
+# "|" marks a pause a hesitating speaker makes; sentences without one are spoken in one go.
+PAUSED = (
+    "I'd like to book a table for | two people, at | seven tonight.",
+    "Can you tell me how to get to the | train station from here?",
+    "My phone number is | five five five, | one two three four.",
+    "I was wondering if you could | help me with my | homework.",
+    "Please remind me to call | my mother tomorrow | morning.",
+    "The meeting has been moved to | Thursday afternoon.",
+    "I need a flight from | Boston to | Chicago on Friday.",
+    "What is the weather going to be like in | Paris this weekend?",
+    "Could you send the report to | the whole team before | noon?",
+    "My name is | John and I live in | Seattle.",
+)
+COMPLETE = (
+    "What is the capital of France?",
+    "How many days are in a week?",
+    "Thank you very much for your help.",
+    "Please turn off the lights.",
+    "Which ocean is the largest?",
+)
+# (engine, speed): the installed voices, at several rates of speech.
+VOICES = (("piper", 0.9), ("piper", 1.15), ("espeak", 1.0))
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A turn-detection setting under test."""
+
+    name: str
+    turn_detection: dict[str, Any]
+
+
+MODES = (
+    Mode("server_vad 200 ms", {"type": "server_vad", "silence_duration_ms": 200}),
+    Mode("server_vad 500 ms", {"type": "server_vad", "silence_duration_ms": 500}),
+    Mode("semantic_vad high", {"type": "semantic_vad", "eagerness": "high"}),
+    Mode("semantic_vad medium (= auto)", {"type": "semantic_vad", "eagerness": "medium"}),
+    Mode("semantic_vad low", {"type": "semantic_vad", "eagerness": "low"}),
+)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One utterance as it is streamed: audio at 24 kHz, where its pauses are, where its speech ends.
+
+    Attributes:
+        text: The sentence, ``|`` where it pauses.
+        voice: ``engine@speed``.
+        audio: float32 at ``WIRE_RATE_HZ``, without lead silence.
+        pauses_ms: Each pause as ``(start, end)`` in ms from the clip's start.
+        speech_end_ms: Where the last word ends.
+    """
+
+    text: str
+    voice: str
+    audio: Samples
+    pauses_ms: tuple[tuple[int, int], ...]
+    speech_end_ms: int
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses_ms)
+
+
+# --- the pause set ----------------------------------------------------------------------------------
+
+
+_lock = threading.Lock()
+_engines: dict[str, Any] = {}
+
+
+def _engine(name: str) -> Any:
+    with _lock:
+        if name not in _engines:
+            if name == "piper":
+                from openrealtime.engines.piper_tts import PiperSynthesizer
+
+                _engines[name] = PiperSynthesizer()
+            elif name == "espeak":
+                from openrealtime.engines.espeak_tts import EspeakSynthesizer
+
+                _engines[name] = EspeakSynthesizer()
+            else:
+                from faster_whisper import WhisperModel
+
+                from openrealtime.engines.model_files import whisper_tiny_en_dir
+
+                _engines[name] = WhisperModel(str(whisper_tiny_en_dir()), device="cpu", compute_type="int8")
+        return _engines[name]
+
+
+def synthesize(text: str, engine: str, speed: float) -> Samples:
+    """``text`` spoken by ``engine`` ("piper" or "espeak") at ``speed``, float32 at 24 kHz."""
+    synthesizer = _engine(engine)
+    chunks = list(synthesizer.synthesize(text, voice="alloy", stop=threading.Event(), speed=speed))
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    resampler = StreamResampler(synthesizer.sample_rate_hz, WIRE_RATE_HZ)
+    return np.concatenate([resampler.process(audio), resampler.flush()]).astype(np.float32)
+
+
+def transcribe(audio: Samples) -> str:
+    """What Whisper ``tiny.en`` hears in ``audio`` (24 kHz)."""
+    model = _engine("whisper")
+    audio_16k = StreamResampler(WIRE_RATE_HZ, ASR_RATE_HZ).process(audio, last=True)
+    segments, _ = model.transcribe(audio_16k, language="en", beam_size=1, condition_on_previous_text=False)
+    return " ".join(segment.text.strip() for segment in segments)
+
+
+def _letters(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalpha())
+
+
+def quiet_runs(audio: Samples) -> list[tuple[int, int]]:
+    """The quiet runs (start, end) in samples of at least ``MIN_GAP_MS`` inside the speech of ``audio``."""
+    frame = WIRE_RATE_HZ * GAP_FRAME_MS // MS_PER_S
+    count = audio.size // frame
+    rms = np.sqrt(np.mean(np.square(audio[: count * frame].reshape(count, frame), dtype=np.float64), axis=1))
+    loud = np.flatnonzero(rms > GAP_FLOOR_RMS)
+    runs: list[tuple[int, int]] = []
+    if not loud.size:
+        return runs
+    run_start: int | None = None
+    for index in range(int(loud[0]), int(loud[-1]) + 1):
+        if rms[index] <= GAP_FLOOR_RMS:
+            run_start = index if run_start is None else run_start
+            continue
+        if run_start is not None and (index - run_start) * GAP_FRAME_MS >= MIN_GAP_MS:
+            runs.append((run_start * frame, index * frame))
+        run_start = None
+    return runs
+
+
+def find_gaps(text: str, audio: Samples) -> list[tuple[int, int]] | None:
+    """The gap of each ``|`` of ``text`` in ``audio`` (the sentence spoken with commas for them).
+
+    The longest quiet runs, as many as the spoken text has commas, are the commas' gaps, in order;
+    ``None`` when there are too few.
+    """
+    spoken = text.replace(" |", ",").replace(",,", ",")
+    marks = [part.rstrip().endswith("|") for part in re_split_commas(text)]
+    runs = quiet_runs(audio)
+    if len(runs) < len(marks):
+        return None
+    longest = sorted(sorted(runs, key=lambda r: r[1] - r[0], reverse=True)[: len(marks)])
+    assert spoken.count(",") == len(marks)
+    return [gap for gap, marked in zip(longest, marks, strict=True) if marked]
+
+
+def re_split_commas(text: str) -> list[str]:
+    """``text`` cut after each ``|`` or comma (the pieces a comma-spoken sentence pauses after)."""
+    pieces: list[str] = []
+    current = ""
+    for char in text:
+        current += char
+        if char in ",|":
+            pieces.append(current)
+            current = ""
+    # "two people, at |": a comma right before a "|" is one pause, the "|"'s.
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and piece.strip() == "|" and merged[-1].rstrip().endswith(","):
+            merged[-1] = merged[-1].rstrip()[:-1] + " |"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def words_match(text: str, audio: Samples, gaps: list[tuple[int, int]]) -> bool:
+    """Whisper hears the word before each ``|`` just before its gap."""
+    for part, (gap_start, _) in zip(text.split("|")[:-1], gaps, strict=True):
+        heard = transcribe(audio[:gap_start]).split()
+        if not heard or _letters(heard[-1]) != _letters(part.split()[-1]):
+            return False
+    return True
+
+
+def insert_pauses(
+    audio: Samples, gaps: list[tuple[int, int]], pauses_ms: list[int]
+) -> tuple[Samples, list[tuple[int, int]]]:
+    """``audio`` with each gap (start, end) in samples replaced by ``pauses_ms[i]`` of silence after
+    its first ``GAP_KEEP_MS``; returns it and each pause's (start, end) in ms."""
+    keep = WIRE_RATE_HZ * GAP_KEEP_MS // MS_PER_S
+    parts: list[Samples] = []
+    spans: list[tuple[int, int]] = []
+    previous, length = 0, 0
+    for (gap_start, gap_end), pause_ms in zip(gaps, pauses_ms, strict=True):
+        cut = min(gap_start + keep, gap_end)
+        parts.append(audio[previous:cut])
+        length += cut - previous
+        silence = np.zeros(WIRE_RATE_HZ * pause_ms // MS_PER_S, np.float32)
+        parts.append(silence)
+        start_ms = (length - (cut - gap_start)) * MS_PER_S // WIRE_RATE_HZ  # where the voice went quiet
+        spans.append((start_ms, start_ms + pause_ms))
+        length += silence.size
+        previous = gap_end
+    parts.append(audio[previous:])
+    return np.concatenate(parts), spans
+
+
+def speech_end_ms(audio: Samples) -> int:
+    loud = np.flatnonzero(np.abs(audio) > SPEECH_FLOOR)
+    return int(loud[-1]) * MS_PER_S // WIRE_RATE_HZ if loud.size else 0
+
+
+def make_clip(text: str, engine: str, speed: float, pauses_ms: list[int]) -> Clip | None:
+    """The clip of ``text`` (cached on disk); ``None`` when a pause's word could not be placed."""
+    voice = f"{engine}@{speed:g}"
+    key = hashlib.sha256(json.dumps([text, voice, pauses_ms]).encode()).hexdigest()[:16]
+    folder = cache_dir() / "turns"
+    audio_path, meta_path = folder / f"{key}.pcm", folder / f"{key}.json"
+    if audio_path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("missing"):
+            return None
+        audio = pcm16_to_float(audio_path.read_bytes())
+        spans = tuple((int(a), int(b)) for a, b in meta["pauses_ms"])
+        return Clip(text, voice, audio, spans, int(meta["speech_end_ms"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    whole = synthesize(text.replace(" |", ",").replace(",,", ","), engine, speed)
+    spans_list: list[tuple[int, int]] = []
+    if "|" in text:
+        gaps = find_gaps(text, whole)
+        if gaps is None or not words_match(text, whole, gaps):
+            meta_path.write_text(json.dumps({"missing": True}))
+            return None
+        whole, spans_list = insert_pauses(whole, gaps, pauses_ms[: len(gaps)])
+    end_ms = speech_end_ms(whole)
+    audio_path.write_bytes(float_to_pcm16(whole))
+    meta_path.write_text(json.dumps({"pauses_ms": spans_list, "speech_end_ms": end_ms}))
+    return Clip(text, voice, pcm16_to_float(float_to_pcm16(whole)), tuple(spans_list), end_ms)
+
+
+def pause_set(limit: int | None = None) -> list[Clip]:
+    """Every sentence in every voice (``limit`` sentences of each kind at most), pauses cycled."""
+    paused = PAUSED[:limit] if limit else PAUSED
+    complete = COMPLETE[:limit] if limit else COMPLETE
+    clips: list[Clip] = []
+    cycle = 0
+    for engine, speed in VOICES:
+        for text in (*paused, *complete):
+            count = text.count("|")
+            pauses = [PAUSES_MS[(cycle + i) % len(PAUSES_MS)] for i in range(count)]
+            cycle += count
+            clip = make_clip(text, engine, speed, pauses)
+            if clip is not None:
+                clips.append(clip)
+    return clips
+
+
+# --- a trial ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Trial:
+    """One clip under one mode: whether a pause was cut off, and how soon the answer came."""
+
+    mode: str
+    text: str
+    voice: str
+    paused: bool
+    cut_off: bool
+    cut_at_ms: list[int]
+    speech_end_to_first_audio_s: float | None
+    speech_end_to_turn_end_s: float | None = None  # to the final turn's speech_stopped (turn detection alone)
+
+
+def cut_offs(stopped_ms: list[int], clip: Clip) -> list[int]:
+    """The ``speech_stopped`` positions (ms from the clip's start) that fell before its last word ended."""
+    return [at for at in stopped_ms if at < clip.speech_end_ms - CUT_OFF_SLACK_MS]
+
+
+async def run_trial(
+    url: str, mode: Mode, clip: Clip, *, api_key: str | None = None, answer_wait_s: float = ANSWER_WAIT_S
+) -> Trial:
+    """Stream ``clip`` at real time to a fresh session in ``mode``; watch for cut-offs and the answer."""
+    loop = asyncio.get_running_loop()
+    chunk = WIRE_RATE_HZ * MIC_CHUNK_MS // MS_PER_S
+    lead = np.zeros(WIRE_RATE_HZ * LEAD_MS // MS_PER_S, np.float32)
+    audio = np.concatenate([lead, clip.audio])
+    end_sample = (LEAD_MS + clip.speech_end_ms) * WIRE_RATE_HZ // MS_PER_S
+    stopped_ms: list[int] = []
+    committed: list[str] = []
+    answer_of: dict[str, str | None] = {}
+    speech_end_at: float | None = None
+    answered = asyncio.Event()
+    first_audio_at: float | None = None
+    turn_end_at: float | None = None
+
+    async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
+        update = {
+            "type": "realtime",
+            "instructions": INSTRUCTIONS,
+            "audio": {"input": {"turn_detection": mode.turn_detection}},
+        }
+        await conn.send({"type": "session.update", "session": update})
+
+        async def read() -> None:
+            nonlocal first_audio_at, turn_end_at
+            async for event in conn:
+                kind = event.get("type")
+                if kind == "input_audio_buffer.speech_stopped":
+                    stopped_ms.append(int(event["audio_end_ms"]) - LEAD_MS)
+                    if turn_end_at is None and not cut_offs(stopped_ms[-1:], clip):
+                        turn_end_at = loop.time()
+                elif kind == "input_audio_buffer.committed":
+                    committed.append(event["item_id"])
+                elif kind == "response.created":
+                    answer_of[event["response"]["id"]] = committed[-1] if committed else None
+                elif kind == "response.output_audio.delta" and speech_end_at is not None:
+                    # The answer to the last turn: created after the turn that holds the last word.
+                    item = answer_of.get(event["response_id"])
+                    final_turn = bool(stopped_ms) and not cut_offs(stopped_ms[-1:], clip)
+                    if first_audio_at is None and item is not None and item == committed[-1] and final_turn:
+                        first_audio_at = loop.time()
+                        answered.set()
+
+        reader = asyncio.create_task(read())
+        try:
+            started = loop.time()
+            position, index = 0, 0
+            deadline: float | None = None
+            while not answered.is_set():
+                index += 1
+                await asyncio.sleep(max(0.0, started + index * MIC_CHUNK_MS / MS_PER_S - loop.time()))
+                part = audio[position : position + chunk]
+                if part.size < chunk:
+                    part = np.concatenate([part, np.zeros(chunk - part.size, np.float32)])
+                await conn.append_audio(float_to_pcm16(part))
+                if position <= end_sample < position + chunk:
+                    speech_end_at = loop.time()
+                    deadline = speech_end_at + answer_wait_s
+                position += chunk
+                if deadline is not None and loop.time() > deadline:
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+    cuts = cut_offs(stopped_ms, clip)
+    latency = first_audio_at - speech_end_at if first_audio_at is not None and speech_end_at is not None else None
+    turn_end = turn_end_at - speech_end_at if turn_end_at is not None and speech_end_at is not None else None
+    return Trial(mode.name, clip.text, clip.voice, clip.paused, bool(cuts), cuts, latency, turn_end)
+
+
+async def run_mode(url: str, mode: Mode, clips: list[Clip], sessions: int, *, api_key: str | None) -> list[Trial]:
+    """Every clip under ``mode``, ``sessions`` at a time."""
+    gate = asyncio.Semaphore(sessions)
+    done = 0
+
+    async def one(clip: Clip) -> Trial:
+        nonlocal done
+        async with gate:
+            trial = await run_trial(url, mode, clip, api_key=api_key)
+        done += 1
+        latency = trial.speech_end_to_first_audio_s
+        shown = f"{latency:.3f} s" if latency is not None else "no answer"
+        flag = "  CUT OFF" if trial.cut_off else ""
+        progress(mode.name, done, len(clips), f"{shown:>9}{flag}  [{clip.voice}] {clip.text!r}")
+        return trial
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(one(clip)) for clip in clips]
+    return [t.result() for t in tasks]
+
+
+def decision_cost(decisions: int = DECISIONS_TIMED) -> dict[str, Any]:
+    """The end-of-turn model's cost per decision in this process: wall and CPU (thread) time, in ms,
+    of ``decisions`` calls on 8 s of audio (the model always hears 8 s, so every decision costs alike),
+    and the feature computation's share of it."""
+    import time
+
+    from openrealtime.engines.smart_turn import WINDOW_SAMPLES, SmartTurn, log_mel_features
+
+    model = SmartTurn()
+    audio = (0.05 * np.random.default_rng(0).standard_normal(WINDOW_SAMPLES)).astype(np.float32)
+    model.completion_probability(audio)  # warm
+    wall, cpu, features = [], [], []
+    for _ in range(decisions):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        model.completion_probability(audio)
+        wall.append((time.perf_counter() - started) * MS_PER_S)
+        cpu.append((time.thread_time() - started_cpu) * MS_PER_S)
+        started = time.perf_counter()
+        log_mel_features(audio)
+        features.append((time.perf_counter() - started) * MS_PER_S)
+    return {
+        "decisions": decisions,
+        "wall_ms": distribution(wall, (50, 90)),
+        "cpu_ms": distribution(cpu, (50, 90)),
+        "features_wall_ms": distribution(features, (50, 90)),
+    }
+
+
+# --- the report -------------------------------------------------------------------------------------
+
+
+def summarize(trials: list[Trial]) -> dict[str, Any]:
+    """Per mode: clips, cut-off rate over the clips with pauses, latency p50/p90 over those answered."""
+    modes: dict[str, Any] = {}
+    for name in dict.fromkeys(t.mode for t in trials):
+        mine = [t for t in trials if t.mode == name]
+        paused = [t for t in mine if t.paused]
+        latencies = [t.speech_end_to_first_audio_s for t in mine if t.speech_end_to_first_audio_s is not None]
+        turn_ends = [t.speech_end_to_turn_end_s for t in mine if t.speech_end_to_turn_end_s is not None]
+        modes[name] = {
+            "clips": len(mine),
+            "paused_clips": len(paused),
+            "false_cut_offs": sum(t.cut_off for t in paused),
+            "false_cut_off_rate": sum(t.cut_off for t in paused) / len(paused) if paused else None,
+            "answered": len(latencies),
+            "speech_end_to_first_audio_s": distribution(latencies, (50, 90)),
+            "speech_end_to_turn_end_s": distribution(turn_ends, (50, 90)),
+        }
+    return modes
+
+
+def table(modes: dict[str, Any]) -> str:
+    lines = [
+        "| mode | false cut-offs (pause set) | end of speech → first audio p50 / p90 "
+        "| end of speech → speech_stopped p50 / p90 | answered |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in modes.items():
+        rate = m["false_cut_off_rate"]
+        cut = f"{m['false_cut_offs']} / {m['paused_clips']} ({rate:.0%})" if rate is not None else "-"
+        lat = m["speech_end_to_first_audio_s"]
+        shown = f"{lat['p50']:.3f} / {lat['p90']:.3f} s" if lat else "-"
+        end = m["speech_end_to_turn_end_s"]
+        ended = f"{end['p50']:.3f} / {end['p90']:.3f} s" if end else "-"
+        lines.append(f"| {name} | {cut} | {shown} | {ended} | {m['answered']} / {m['clips']} |")
+    return "\n".join(lines)
+
+
+def plots(trials: list[Trial], modes: dict[str, Any]) -> Plots:
+    """One latency curve (empirical CDF) per mode in one panel, its cut-off rate in the legend."""
+    series = []
+    for name, m in modes.items():
+        rate = m["false_cut_off_rate"]
+        label = f"{name}: {rate:.0%} cut off" if rate is not None else name
+        values = [t.speech_end_to_first_audio_s for t in trials if t.mode == name]
+        series.append(Series(label, [v for v in values if v is not None], panel="end of speech → first answer audio"))
+        ends = [t.speech_end_to_turn_end_s for t in trials if t.mode == name]
+        series.append(Series(label, [v for v in ends if v is not None], panel="end of speech → speech_stopped"))
+    return Plots(latencies=tuple(series))
+
+
+async def run_turns_bench(
+    *,
+    url: str | None,
+    out_dir: Path | None,
+    sessions: int = DEFAULT_SESSIONS,
+    limit: int | None = None,
+    api_key: str | None = None,
+) -> int:
+    """The ``bench turns`` command."""
+    cost = await asyncio.to_thread(decision_cost)
+    print(
+        f"bench turns: one end-of-turn decision costs {cost['wall_ms']['p50']:.1f} ms "
+        f"(p50 wall; CPU {cost['cpu_ms']['p50']:.1f} ms, features {cost['features_wall_ms']['p50']:.1f} ms)",
+        flush=True,
+    )
+    clips = await asyncio.to_thread(pause_set, limit)
+    paused = sum(c.paused for c in clips)
+    print(
+        f"bench turns: {len(clips)} clips ({paused} with pauses) x {len(MODES)} modes, "
+        f"{sessions} sessions at a time, streamed at real time",
+        flush=True,
+    )
+    trials: list[Trial] = []
+    async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
+        for mode in MODES:
+            trials += await run_mode(target.url, mode, clips, sessions, api_key=target.api_key)
+        info = target.machine()
+    modes = summarize(trials)
+    text = table(modes) + (
+        f"\n\nEnd-of-turn decision (Smart Turn v3.2, one thread, in the bench's process): "
+        f"{cost['wall_ms']['p50']:.1f} ms p50 wall, {cost['cpu_ms']['p50']:.1f} ms CPU"
+    )
+    print(text)
+    summary = {
+        "machine": info,
+        "sessions_at_a_time": sessions,
+        "end_of_turn_decision": cost,
+        "targets": {"speech_end_to_first_audio_p50_s": TARGET_P50_S, "false_cut_off_rate": TARGET_CUT_OFF_RATE},
+        "modes": modes,
+        "clips": [
+            {"text": c.text, "voice": c.voice, "pauses_ms": c.pauses_ms, "speech_end_ms": c.speech_end_ms}
+            for c in clips
+        ],
+        "trials": [asdict(t) for t in trials],
+    }
+    if out_dir is not None:
+        write_results(out_dir, "turns", summary, text, plots=plots(trials, modes))
+    return 0

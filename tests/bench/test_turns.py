@@ -1,0 +1,112 @@
+"""``bench turns``: building the pause set, scoring trials, and one real trial per kind of clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openrealtime.bench import turns
+from openrealtime.bench.speech import WIRE_RATE_HZ
+from openrealtime.bench.turns import (
+    Clip,
+    Trial,
+    cut_offs,
+    find_gaps,
+    insert_pauses,
+    quiet_runs,
+    re_split_commas,
+    summarize,
+    table,
+)
+from openrealtime.session.endpointing import END_OF_TURN
+from tests.conftest import TIMEOUT_S
+
+MS = WIRE_RATE_HZ // 1000
+
+
+def voice(ms: int) -> np.ndarray:
+    return np.full(ms * MS, 0.1, np.float32)
+
+
+def gap(ms: int) -> np.ndarray:
+    return np.zeros(ms * MS, np.float32)
+
+
+def test_quiet_runs_skip_short_closures_and_the_edges() -> None:
+    audio = np.concatenate([gap(300), voice(200), gap(40), voice(200), gap(150), voice(200), gap(500)])
+    assert quiet_runs(audio) == [(740 * MS, 890 * MS)]
+
+
+def test_the_commas_of_a_sentence_are_its_longest_gaps_in_order() -> None:
+    # "five five, | one": a comma right before a "|" is that one pause.
+    assert [p.strip()[-1] for p in re_split_commas("a table for | two people, at | seven.")] == ["|", ",", "|"]
+    assert [p.strip()[-1] for p in re_split_commas("is | five five, | one.")] == ["|", "|"]
+    assert [p.strip()[-1] for p in re_split_commas("one, two | three")] == [",", "|"]
+    audio = np.concatenate([voice(300), gap(80), voice(300), gap(250), voice(300), gap(200), voice(300)])
+    # Two commas: the two longest gaps; only the "|"'s is kept.
+    assert find_gaps("one two, three | four", audio) == [(1230 * MS, 1430 * MS)]
+    assert find_gaps("one | two | three | four | five", audio) is None  # too few gaps
+
+
+def test_insert_pauses_stretches_each_gap_and_reports_where_the_voice_went_quiet() -> None:
+    audio = np.concatenate([voice(500), gap(200), voice(500)])
+    out, spans = insert_pauses(audio, [(500 * MS, 700 * MS)], [600])
+    assert spans == [(500, 1100)]
+    assert out.size == (500 + 30 + 600 + 500) * MS  # the gap's first 30 ms stay, then the pause
+    assert not out[530 * MS : 1130 * MS].any()
+
+
+def clip(paused: bool = True) -> Clip:
+    return Clip("a | b", "piper@1", np.zeros(10, np.float32), ((1000, 1600),) if paused else (), 2500)
+
+
+def test_a_turn_ended_before_the_last_word_is_a_cut_off() -> None:
+    assert cut_offs([1200, 2600], clip()) == [1200]
+    assert cut_offs([2490], clip()) == []  # within Silero's offset of the last word's end
+
+
+def test_summary_rates_cut_offs_over_the_paused_clips_only() -> None:
+    trials = [
+        Trial("m", "a", "v", True, True, [1200], 0.4, 0.2),
+        Trial("m", "b", "v", True, False, [], 0.3, 0.2),
+        Trial("m", "c", "v", False, False, [], 0.2, 0.1),
+        Trial("m", "d", "v", False, False, [], None, None),
+    ]
+    [m] = summarize(trials).values()
+    assert m["paused_clips"] == 2
+    assert m["false_cut_offs"] == 1
+    assert m["false_cut_off_rate"] == 0.5
+    assert m["answered"] == 3
+    assert m["speech_end_to_first_audio_s"]["p50"] == pytest.approx(0.3)
+    assert "| m | 1 / 2 (50%) | 0.300" in table(summarize(trials))
+
+
+def test_every_mode_is_a_valid_turn_detection() -> None:
+    from openrealtime.protocol.config import AudioInput
+
+    names = [mode.name for mode in turns.MODES]
+    assert len(set(names)) == len(names)
+    for mode in turns.MODES:
+        AudioInput.model_validate({"turn_detection": mode.turn_detection})
+
+
+@pytest.mark.real
+async def test_semantic_vad_answers_a_question_quickly_and_waits_through_a_pause() -> None:
+    """Over the real server: a finished question ends its turn well before the eagerness's cap (the
+    model and the words decided, not the silence) and is answered; a sentence with a 600 ms pause
+    after "could" is not cut off. Times are the machine's (no wall-clock bound but the cap: a loaded
+    machine is slower, ``bench turns`` measures how fast)."""
+    from openrealtime.bench.target import server_target
+
+    mode = next(m for m in turns.MODES if m.turn_detection.get("eagerness") == "medium")
+    question = turns.make_clip("What is the capital of France?", "piper", 1.0, [])
+    paused = turns.make_clip("I was wondering if you could | help me with my | homework.", "piper", 1.0, [600, 600])
+    assert question is not None
+    assert paused is not None
+    async with server_target(None, turns.REALTIME_PATH, api_key=None) as target:
+        asked = await turns.run_trial(target.url, mode, question, api_key=target.api_key, answer_wait_s=TIMEOUT_S)
+        held = await turns.run_trial(target.url, mode, paused, api_key=target.api_key, answer_wait_s=TIMEOUT_S)
+    assert asked.speech_end_to_turn_end_s is not None
+    assert asked.speech_end_to_turn_end_s < END_OF_TURN["medium"].max_wait_ms / 1000
+    assert asked.speech_end_to_first_audio_s is not None
+    assert not held.cut_off
