@@ -304,3 +304,18 @@ def test_idle_counts_from_the_end_of_playback() -> None:
     clock(driver, PlaybackStarted(response_id))
     clock(driver, PlaybackStopped(response_id))
     assert session._idle_from == session.buffer.buffer.end
+
+
+def test_a_translation_call_plays_its_speech_instead_of_sending_it() -> None:
+    import numpy as np
+
+    from openrealtime.session.commands import AudioChunk, Synthesize
+    from openrealtime.session.speech_out import PLAYBACK_STREAM, SpeechOut
+
+    speech = SpeechOut(Ids(deterministic=True), server_playback=True)
+    speech.add("hola", target="es", voice_language="es", job_id=None)
+    [synthesize] = [o for o in speech.advance(0) if isinstance(o, Synthesize)]
+    out = speech.on_result(AudioChunk(synthesize.job_id, np.full(2400, 0.1, dtype=np.float32), 24_000), 0)
+    assert len(out) == 1
+    assert isinstance(out[0], PlayAudio)
+    assert (out[0].response_id, out[0].item_id, out[0].samples.size) == (PLAYBACK_STREAM, PLAYBACK_STREAM, 2400)

@@ -110,21 +110,20 @@ class CallPeer:
         key: str | None = None,
         shape: str = "sdp",
         session: dict[str, Any] | None = None,
+        path: str = "/v1/realtime/calls",
     ) -> httpx.Response:
-        """Post the offer (``sdp``, ``json`` or ``multipart``); on 201 take the answer."""
+        """Post the offer (``sdp``, ``json`` or ``multipart``) to ``path``; on 201 take the answer."""
         sdp = await self.offer()
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         if shape == "sdp":
-            reply = await http.post(
-                "/v1/realtime/calls", content=sdp, headers={**headers, "Content-Type": "application/sdp"}
-            )
+            reply = await http.post(path, content=sdp, headers={**headers, "Content-Type": "application/sdp"})
         elif shape == "json":
-            reply = await http.post("/v1/realtime/calls", json={"sdp": sdp, "session": session}, headers=headers)
+            reply = await http.post(path, json={"sdp": sdp, "session": session}, headers=headers)
         else:
             files: dict[str, Any] = {"sdp": ("blob", sdp.encode(), "application/sdp")}
             if session is not None:
                 files["session"] = ("blob", json.dumps(session).encode(), "application/json")
-            reply = await http.post("/v1/realtime/calls", files=files, headers=headers)
+            reply = await http.post(path, files=files, headers=headers)
         if reply.status_code == 201:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply.text, type="answer"))
         return reply

@@ -303,3 +303,37 @@ async def test_a_server_that_shuts_down_ends_its_calls(engines: EngineSet) -> No
             await client.next("session.created", timeout_s=TIMEOUT_S)
         async with asyncio.timeout(TIMEOUT_S):
             await closed.wait()  # the lifespan ended every call: the caller's channel closed
+
+
+async def test_a_translation_call_plays_the_translated_speech() -> None:
+    from openrealtime.engines.fake import UppercaseTranslator
+
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(("Good", "morning."), words_per_second=4.0),
+        transcriber_name="fake",
+        synthesizers={"*": ToneSynthesizer()},
+        translators=[UppercaseTranslator()],
+    )
+    session = {"type": "translation", "audio": {"output": {"language": "es"}}}
+    try:
+        async with server(engines) as http, peer() as client:
+            reply = await client.call(
+                http, key=KEY, shape="json", session=session, path="/v1/realtime/translations/calls"
+            )
+            assert reply.status_code == 201, reply.text
+            created = await client.next("session.created", timeout_s=TIMEOUT_S)
+            assert created["session"]["type"] == "translation"
+            assert created["session"]["audio"]["output"]["language"] == "es"
+            client.mic.say(np.concatenate([tone(1400, rate_hz=RATE_HZ), quiet(1000, rate_hz=RATE_HZ)]))
+            words = ""
+            async with asyncio.timeout(TIMEOUT_S):
+                while "MORNING" not in words:
+                    words += (await client.next("session.output_transcript.delta", timeout_s=TIMEOUT_S))["delta"]
+            async with asyncio.timeout(TIMEOUT_S):
+                while np.count_nonzero(np.abs(client.audio()) > 0.05) < RATE_HZ // 2:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)  # the speech plays at its own pace on the track
+            assert "session.output_audio.delta" not in [e["type"] for e in client.seen]
+        assert words.startswith("[es] GOOD")
+    finally:
+        engines.close()

@@ -110,6 +110,7 @@ MEDIA_AUDIO_LIMIT = 125
 PLAYBACK_LIMIT = 64
 # A call's audio reaches the session as an append without base64 (its samples decoded by the port).
 MEDIA_APPEND = ce.InputAudioBufferAppend(type="input_audio_buffer.append", audio="")
+MEDIA_TRANSLATION_APPEND = ce.TranslationAppend(type="session.input_audio_buffer.append", audio="")
 BUFFER_FULL_CODE = "input_audio_buffer_full"
 # Client events after which a full input buffer may take a call's audio again.
 RESUMES_MEDIA = (ce.InputAudioBufferCommit, ce.InputAudioBufferClear, ce.SessionUpdate)
@@ -500,7 +501,8 @@ class Connection:
             self.media_dropped_s += audio.samples.size / audio.rate_hz
             return
         started = time.thread_time()
-        self.session.receive(AudioIn(MEDIA_APPEND, audio.samples, audio.rate_hz))
+        append = MEDIA_TRANSLATION_APPEND if self.kind is SessionKind.TRANSLATION else MEDIA_APPEND
+        self.session.receive(AudioIn(append, audio.samples, audio.rate_hz))
         self._after_media = True
         if self._on_append is not None:
             self._on_append(time.thread_time() - started)

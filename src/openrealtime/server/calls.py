@@ -1,4 +1,5 @@
-"""OpenAI's WebRTC call routes: ``POST /v1/realtime/calls`` (an SDP offer in, the answer out) and
+"""OpenAI's WebRTC call routes: ``POST /v1/realtime/calls`` (an SDP offer in, the answer out; and
+``POST /v1/realtime/translations/calls`` for a translation session) and
 ``POST /v1/realtime/calls/{call_id}/hangup`` (reference 1.2, issue 11).
 
 The offer comes in the three shapes OpenAI's clients post:
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,7 +38,8 @@ from openrealtime.server.auth import AuthResult
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import BodyTooLarge, error_body, read_body
 from openrealtime.server.multipart import FORM_DATA, parse_form
-from openrealtime.server.sessions import Opened, Refusal, open_call
+from openrealtime.server.secrets import ClientSecret
+from openrealtime.server.sessions import Opened, Refusal, open_call, open_translation_call
 from openrealtime.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -62,6 +64,20 @@ NO_WEBRTC = (
     "WebRTC calls need aiortc, which is not installed on this server: pip install 'openrealtime[webrtc]'. "
     "WebSocket sessions (/v1/realtime) work without it."
 )
+
+
+class Opener(Protocol):
+    """How a route makes its call's session (:func:`~openrealtime.server.sessions.open_call`)."""
+
+    def __call__(
+        self,
+        session_json: str | None,
+        settings: Settings,
+        engines: EngineSet,
+        *,
+        model: str | None = None,
+        secret: ClientSecret | None = None,
+    ) -> Opened | Refusal: ...
 
 
 def parse_ice_servers(ice_servers_json: str | None) -> list[dict[str, Any]]:
@@ -109,6 +125,8 @@ class CallsApi:
 
     def routes(self) -> list[Route]:
         routes = []
+        for prefix in ("/v1/realtime/translations/calls", "/realtime/translations/calls"):
+            routes.append(Route(prefix, self.create_translation, methods=["POST"]))
         for prefix in ("/v1/realtime/calls", "/realtime/calls"):
             routes += [
                 Route(prefix, self.create, methods=["POST"]),
@@ -147,6 +165,14 @@ class CallsApi:
 
     async def create(self, request: Request) -> Response:
         """``POST /v1/realtime/calls``: a new call, answered with its SDP and ``Location``."""
+        return await self._create(request, open_call)
+
+    async def create_translation(self, request: Request) -> Response:
+        """``POST /v1/realtime/translations/calls``: a translation call (the translated speech played
+        on the call's track, the transcripts on its data channel)."""
+        return await self._create(request, open_translation_call)
+
+    async def _create(self, request: Request, opener: Opener) -> Response:
         auth = self._authenticate(request)
         if auth.reason == THROTTLED:
             return _error(HTTP_TOO_MANY_REQUESTS, auth.message, "rate_limit_exceeded")
@@ -159,7 +185,7 @@ class CallsApi:
             offer, session_json = await self._offer(request)
         except _BadRequest as bad:
             return bad.response
-        opening = open_call(
+        opening = opener(
             session_json,
             self._settings,
             self._engines(),

@@ -179,6 +179,7 @@ def open_translation(
 
 
 DEFAULT_CALL_MODEL = "gpt-realtime"  # a call's model when neither its config, its secret nor ?model= names one
+DEFAULT_TRANSLATION_CALL_MODEL = "gpt-realtime-translate"
 _CONFIG_KINDS = {"realtime": SessionKind.REALTIME, "transcription": SessionKind.TRANSCRIPTION}
 
 
@@ -222,6 +223,37 @@ def open_call(
         named = [m for u in reversed(updates) if (m := getattr(u.session, "model", None))]
         chosen = named[0] if named else model or DEFAULT_CALL_MODEL
         opened = Opened(_realtime(chosen, settings, engines, server_playback=True), kind)
+    for update in updates:
+        if isinstance(opened, Refusal):
+            break
+        opened = configured(opened, update)
+    return opened
+
+
+def open_translation_call(
+    session_json: str | None,
+    settings: Settings,
+    engines: EngineSet,
+    *,
+    model: str | None = None,
+    secret: ClientSecret | None = None,
+) -> Opened | Refusal:
+    """A WebRTC translation call's session (``POST /v1/realtime/translations/calls``): the secret's
+    config, then the request's ``session``, then ``model``; the server plays the translated speech."""
+    if secret is not None and secret.kind is not SessionKind.TRANSLATION:
+        return _mismatch(secret, SessionKind.TRANSLATION)
+    updates: list[SessionUpdate] = []
+    try:
+        if secret is not None:
+            updates.append(secret_update(secret))
+        if session_json is not None:
+            updates.append(parse_session_config(session_json, SessionKind.TRANSLATION))
+    except ProtocolError as exc:
+        return Refusal(exc.message, exc.code, error_type=exc.error_type, param=exc.param)
+    named = [m for u in reversed(updates) if (m := getattr(u.session, "model", None))]
+    chosen = named[0] if named else model or DEFAULT_TRANSLATION_CALL_MODEL
+    session = _translation(chosen, engines, settings.session_lifetime_s, server_playback=True)
+    opened: Opened | Refusal = Opened(session, SessionKind.TRANSLATION)
     for update in updates:
         if isinstance(opened, Refusal):
             break
@@ -336,7 +368,9 @@ def _realtime(model: str, settings: Settings, engines: EngineSet, *, server_play
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
 
 
-def _translation(model: str, engines: EngineSet, lifetime_s: int) -> TranslationSession:
+def _translation(
+    model: str, engines: EngineSet, lifetime_s: int, *, server_playback: bool = False
+) -> TranslationSession:
     info = LanguageSupport(engines).info(session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model)
-    info = replace(info, lifetime_s=lifetime_s)
+    info = replace(info, lifetime_s=lifetime_s, server_playback=server_playback)
     return TranslationSession(info, vad=engines.vad, noise=engines.noise)

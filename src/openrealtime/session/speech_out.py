@@ -24,6 +24,7 @@ from openrealtime.session.commands import (
     Command,
     EngineResult,
     JobFailed,
+    PlayAudio,
     SynthesisDone,
     Synthesize,
     TextTranslated,
@@ -42,6 +43,8 @@ MAX_SPEED = 1.35
 EAGER_AFTER_MS = 1000
 
 SpeechOutput = se.ServerEvent | Command
+# A translation call's speech is one endless stream: no responses, no items, nothing to truncate.
+PLAYBACK_STREAM = "translation"
 
 
 @dataclass
@@ -76,10 +79,13 @@ class SpeechOut:
 
     Args:
         ids: Id source for synthesis jobs (the session's, so ids follow one sequence).
+        server_playback: The server plays the speech (a WebRTC call): ``PlayAudio`` commands of the
+            stream ``PLAYBACK_STREAM`` instead of ``session.output_audio.delta`` events.
     """
 
-    def __init__(self, ids: Ids) -> None:
+    def __init__(self, ids: Ids, *, server_playback: bool = False) -> None:
         self._ids = ids
+        self._server_playback = server_playback
         self._pieces: deque[_Piece] = deque()
         self._jobs: dict[str, _Piece] = {}
         self._synth_job: str | None = None
@@ -190,5 +196,7 @@ class SpeechOut:
             return []
         duration_ms = audio.size * MS_PER_S // OUTPUT_RATE_HZ
         self._play_end_ms = max(self._play_end_ms, elapsed_ms) + duration_ms
+        if self._server_playback:
+            return [PlayAudio(PLAYBACK_STREAM, PLAYBACK_STREAM, audio)]
         delta = AudioOut(audio, AudioFormat.PCM)
         return [se.TranslationAudioDelta(audio=delta, elapsed_ms=elapsed_ms, sample_rate=OUTPUT_RATE_HZ, channels=1)]

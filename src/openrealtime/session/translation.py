@@ -100,6 +100,7 @@ class TranslationInfo:
     multilingual: bool
     accepts_model: Callable[[str], bool]
     lifetime_s: int = SESSION_LIFETIME_S
+    server_playback: bool = False  # a WebRTC call: the server plays the translated speech
 
 
 class TranslationSession(SessionShell):
@@ -124,7 +125,7 @@ class TranslationSession(SessionShell):
             whole_utterances=lambda source: self._route(source) is Route.SPEECH,
             eager=lambda: self._speech.listener_idle(self.elapsed_ms),
         )
-        self._speech = SpeechOut(self._ids)
+        self._speech = SpeechOut(self._ids, server_playback=info.server_playback)
         self._input_started = False
         self._refused: set[tuple[str, str]] = set()
         self.closing = False
