@@ -337,3 +337,42 @@ async def test_a_translation_call_plays_the_translated_speech() -> None:
         assert words.startswith("[es] GOOD")
     finally:
         engines.close()
+
+
+async def test_an_audio_only_call_is_answered_without_a_data_channel(engines: EngineSet) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from tests.webrtc.peer import Microphone
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    mic = Microphone()
+    pc.addTrack(mic)
+    received = asyncio.Event()
+
+    async def record(track: Any) -> None:
+        while True:
+            frame = await track.recv()
+            if np.abs(frame.to_ndarray()).max() > 1000:
+                received.set()
+                return
+
+    readers: list[asyncio.Task[None]] = []
+    pc.on("track", lambda track: readers.append(asyncio.get_running_loop().create_task(record(track))))
+    try:
+        async with server(engines) as http:
+            await pc.setLocalDescription(await pc.createOffer())
+            headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/sdp"}
+            reply = await http.post("/v1/realtime/calls", content=pc.localDescription.sdp, headers=headers)
+            assert reply.status_code == 201
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=reply.text, type="answer"))
+            mic.say(np.concatenate([tone(1000, rate_hz=RATE_HZ), quiet(1000, rate_hz=RATE_HZ)]))
+            async with asyncio.timeout(TIMEOUT_S):
+                await received.wait()  # the answer was spoken, though no one gets its events
+            hangup = await http.post(reply.headers["location"] + "/hangup", headers={"Authorization": f"Bearer {KEY}"})
+            assert hangup.status_code == 200
+    finally:
+        await pc.close()
+        for reader in readers:
+            reader.cancel()
+        if readers:
+            await asyncio.wait(readers)

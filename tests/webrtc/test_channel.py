@@ -120,3 +120,12 @@ async def test_close_ends_the_call_and_sends_no_more() -> None:
     assert ended == [True]
     with pytest.raises(ConnectionError):
         await t.send("{}")
+
+
+async def test_a_call_without_a_channel_discards_its_events() -> None:
+    t, _ = transport()
+    t.discard()
+    await t.send('{"type":"session.created"}')  # does not wait for a channel that cannot open
+    t.end()
+    with pytest.raises(ConnectionError):
+        await t.send("{}")

@@ -111,6 +111,8 @@ class CallRegistry:
             await media.stop()
             await peer.close()
             raise
+        if peer.sctp is None:  # an audio-only offer: the session runs, its events go nowhere
+            call.transport.discard()
         connection = start(call.transport, media)
         self._calls[call_id] = call
         call.task = asyncio.get_running_loop().create_task(self._run(call, connection, on_end))

@@ -55,12 +55,19 @@ class DataChannelTransport:
         self._received_bytes = 0
         self._arrived = asyncio.Event()
         self._ended = False
+        self._discarding = False
         self._room = asyncio.Event()
         self._room.set()
 
     @property
     def ended(self) -> bool:
         return self._ended
+
+    def discard(self) -> None:
+        """The call has no data channel (an audio-only offer): its events go nowhere, and nothing
+        waits for a channel that can never open."""
+        self._discarding = True
+        self._open.set()
 
     def attach(self, channel: RTCDataChannel) -> None:
         """The client's ``oai-events`` channel (opened, as aiortc hands it over)."""
@@ -105,6 +112,8 @@ class DataChannelTransport:
 
     async def send(self, text: str) -> None:
         await self._open.wait()
+        if self._discarding and not self._ended:
+            return
         channel = self._channel
         if self._ended or channel is None or channel.readyState != "open":
             raise ConnectionError("the call's data channel is closed")
