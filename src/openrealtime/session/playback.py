@@ -18,7 +18,6 @@ played, so an answer is usually done long before its audio ends.
 
 from __future__ import annotations
 
-from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import (
     ClearPlayback,
@@ -70,10 +69,7 @@ class ServerPlayback:
                 for item in played:
                     entry = conversation.get(item.item_id)
                     if entry is None or item.played_ms >= entry.audio_ms:
-                        continue  # deleted meanwhile, or played to its end: nothing was cut
-                    try:
-                        conversation.truncate(item.item_id, 0, item.played_ms, event_id=None)
-                    except ProtocolError:
-                        continue  # not an audio message any more (a client truncated it to nothing)
+                        continue  # deleted meanwhile, played to its end, or truncated already
+                    conversation.truncate(item.item_id, 0, item.played_ms, event_id=None)
                     out.append(se.ItemTruncated(item_id=item.item_id, content_index=0, audio_end_ms=item.played_ms))
                 return out
