@@ -376,3 +376,14 @@ async def test_an_audio_only_call_is_answered_without_a_data_channel(engines: En
             reader.cancel()
         if readers:
             await asyncio.wait(readers)
+
+
+async def test_a_session_that_expires_says_why_then_ends_the_call(engines: EngineSet) -> None:
+    async with server(engines, session_lifetime_s=1) as http, peer() as client:
+        closed = asyncio.Event()
+        client.channel.on("close", closed.set)
+        assert (await client.call(http, key=KEY)).status_code == 201
+        error = await client.next("error", timeout_s=TIMEOUT_S)
+        assert error["error"]["code"] == "session_expired"
+        async with asyncio.timeout(TIMEOUT_S):
+            await closed.wait()
