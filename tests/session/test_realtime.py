@@ -195,6 +195,30 @@ def test_a_clause_spoken_in_one_piece_goes_out_in_deltas_of_at_most_200_ms() -> 
     assert done["response"]["status"] == "completed"
 
 
+def test_a_spoken_turn_is_retrieved_with_its_audio_and_only_recent_turns_keep_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``conversation.item.retrieve`` returns the turn's audio, as OpenAI does (in the input format),
+    for the last ``RETRIEVABLE_AUDIO_S`` of spoken turns; the added/done events never carry it."""
+    from openrealtime.session import items
+
+    monkeypatch.setattr(items, "RETRIEVABLE_AUDIO_S", 4)
+    _, driver = make()
+    _server_vad(driver)
+    turns = []
+    for _ in range(2):
+        events = driver.append(tone(2200)) + driver.append(quiet(800))
+        committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+        added = next(e for e in events if e["type"] == "conversation.item.added" and e["item"]["role"] == "user")
+        assert "audio" not in added["item"]["content"][0]
+        turns.append(committed["item_id"])
+    retrieved = [driver.send({"type": "conversation.item.retrieve", "item_id": item_id})[0] for item_id in turns]
+    assert "audio" not in retrieved[0]["item"]["content"][0]  # past the last 4 s of spoken turns
+    audio = base64.b64decode(retrieved[1]["item"]["content"][0]["audio"])
+    seconds = len(audio) / 2 / 24_000  # PCM16 at the session's input rate
+    assert 2.2 <= seconds <= 4.0  # the turn: its speech and the silence around it
+
+
 def test_vad_turn_creates_a_response_after_the_user_item() -> None:
     _, driver = make()
     driver.send(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -473,6 +475,8 @@ invalid = error_event
 def test_a_committed_item_is_retrieved_with_its_transcript_then_deleted() -> None:
     _, driver = committed_turn()
     retrieved = driver.send({"type": "conversation.item.retrieve", "event_id": "r1", "item_id": "item_1"})
+    audio = base64.b64decode(retrieved[0]["item"]["content"][0].pop("audio"))  # the turn's, as OpenAI sends it
+    assert len(audio) > 24_000  # over half a second of PCM16 at the input rate
     assert retrieved == [
         {
             "type": "conversation.item.retrieved",
@@ -515,6 +519,7 @@ def test_an_item_whose_transcription_failed_is_retrieved_without_a_transcript() 
     driver.append(tone(1000))
     driver.send({"type": "input_audio_buffer.commit"})
     [retrieved] = driver.send({"type": "conversation.item.retrieve", "item_id": "item_1"})
+    assert retrieved["item"]["content"][0].pop("audio")  # its audio is kept all the same
     assert retrieved["item"]["content"] == [{"type": "input_audio", "transcript": None}]
 
 

@@ -334,7 +334,13 @@ def server_event_dict(event: ServerEvent, event_id: str) -> dict[str, Any]:
         del body["logprobs"]
     audio = getattr(event, "audio", None)
     if isinstance(audio, AudioOut):  # samples inside, the wire encoding and base64 only here
-        body["delta"] = base64.b64encode(audio.wire_bytes()).decode("ascii")
+        encoded = base64.b64encode(audio.wire_bytes()).decode("ascii")
+        if isinstance(event, se.ItemRetrieved):
+            for part in body["item"].get("content", []):
+                if part.get("type") == "input_audio":
+                    part["audio"] = encoded
+        else:
+            body["delta"] = encoded
     return {"type": event.type, "event_id": event_id, **body}
 
 

@@ -128,6 +128,8 @@ class ItemDone(ServerEvent):
 class ItemRetrieved(ServerEvent):
     type: Literal["conversation.item.retrieved"] = "conversation.item.retrieved"
     item: dict[str, Any]
+    # A spoken turn's audio: the codec writes it, base64 in the input format, as its input_audio part's "audio".
+    audio: SkipValidation[AudioOut | None] = Field(default=None, exclude=True)
 
 
 class ItemTruncated(ServerEvent):

@@ -357,7 +357,7 @@ class InputAudioBuffer:
         turn.duration_samples = end - turn.start
         self.turn = None
         out += self._words.cancel_partial(turn)
-        out.append(TurnCommitted(turn.item_id, turn.start, end))
+        out.append(TurnCommitted(turn.item_id, turn.start, end, self.buffer.copy(turn.start, end)))
         out += self._words.finalize(turn, speech_end=speech_end)
         self.buffer.drop_before(end)
         self._vad.position = max(self._vad.position, end)

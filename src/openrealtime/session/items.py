@@ -9,9 +9,12 @@ hears it like a spoken turn.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
+from openrealtime.audio.codec import AudioFormat, AudioOut
 from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.types import Samples
 from openrealtime.contracts import TranscribeOptions
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
@@ -19,6 +22,39 @@ from openrealtime.session.commands import AudioIn, Transcribe
 from openrealtime.session.conversation import Entry
 from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.ids import Ids
+
+# conversation.item.retrieve returns a spoken turn's audio for a session's last this-many seconds of
+# spoken turns (16 kHz float32: 3.8 MB a session); older turns come back with their transcript only.
+RETRIEVABLE_AUDIO_S = 60
+
+
+class RecentAudio:
+    """The audio of a session's last spoken turns, for ``conversation.item.retrieve`` (OpenAI returns
+    it): at most ``RETRIEVABLE_AUDIO_S`` in all, the oldest turns' audio forgotten first (they keep
+    their transcript)."""
+
+    def __init__(self) -> None:
+        self._audio: OrderedDict[str, Samples] = OrderedDict()
+        self._samples = 0
+
+    def keep(self, item_id: str, audio: Samples) -> None:
+        self._audio[item_id] = audio
+        self._samples += audio.size
+        while self._samples > RETRIEVABLE_AUDIO_S * ENGINE_RATE_HZ:
+            _, dropped = self._audio.popitem(last=False)
+            self._samples -= dropped.size
+
+    def forget(self, item_id: str) -> None:
+        audio = self._audio.pop(item_id, None)
+        if audio is not None:
+            self._samples -= audio.size
+
+    def retrieved(self, item_id: str, fmt: AudioFormat) -> AudioOut | None:
+        """The turn's audio in the session's input format, if it is still kept."""
+        audio = self._audio.get(item_id)
+        if audio is None:
+            return None
+        return AudioOut(StreamResampler(ENGINE_RATE_HZ, fmt.rate_hz).process(audio, last=True), fmt)
 
 
 def user_audio_item(item_id: str) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
-from openrealtime.session.items import created_item, item_transcription, user_audio_item
+from openrealtime.session.items import RecentAudio, created_item, item_transcription, user_audio_item
 from openrealtime.session.logprobs import wants_logprobs
 from openrealtime.session.playback import ServerPlayback
 from openrealtime.session.prompting import chat_request, new_response
@@ -105,6 +105,7 @@ class RealtimeSession(SessionShell):
         self.rt = info
         self.config = RealtimeSessionConfig(model=info.model, instructions=info.instructions)
         self.conversation = Conversation()
+        self._recent_audio = RecentAudio()  # spoken turns' audio, for conversation.item.retrieve
         self.conversation_id = self._ids.new("conv")
         self.writer = ResponseWriter(
             self._ids, self.conversation, self.conversation_id, server_playback=info.server_playback
@@ -190,9 +191,11 @@ class RealtimeSession(SessionShell):
                 entry = self.conversation.find(
                     event.item_id, "retrieving", "item_retrieve_invalid_item_id", event.event_id
                 )
-                self._events.append(se.ItemRetrieved(item=entry.item))
+                audio = self._recent_audio.retrieved(entry.id, self.buffer.input_format)
+                self._events.append(se.ItemRetrieved(item=entry.item, audio=audio))
             case ce.ConversationItemDelete():
                 self.conversation.delete(event.item_id, event_id=event.event_id)
+                self._recent_audio.forget(event.item_id)
                 self._created_chars_total -= self._created_chars.pop(event.item_id, 0)
                 self._events.append(se.ItemDeleted(item_id=event.item_id))
             case ce.ConversationItemTruncate():
@@ -302,6 +305,7 @@ class RealtimeSession(SessionShell):
         entry = Entry(item=user_audio_item(committed.item_id), transcript_pending=True)
         self._events.append(se.Committed(previous_item_id=self.conversation.last_id, item_id=committed.item_id))
         self._events.append(self.conversation.added(entry))
+        self._recent_audio.keep(entry.id, committed.audio)
         self._events.append(self.conversation.done(entry))
         td = self.config.audio.input.turn_detection
         speculative, self._speculative = self._speculative, None

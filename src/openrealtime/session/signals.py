@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openrealtime.audio.types import Samples
 from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import Command
 
@@ -24,7 +25,8 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class TurnCommitted:
-    """A turn became a user item; its audio spans ``[start, end)`` in 16 kHz samples.
+    """A turn became a user item; its audio spans ``[start, end)`` in 16 kHz samples, and is ``audio``
+    (a copy: the buffer forgets it at the commit).
 
     The session writes ``input_audio_buffer.committed`` itself: only it knows the item's predecessor.
     """
@@ -32,6 +34,7 @@ class TurnCommitted:
     item_id: str
     start: int
     end: int
+    audio: Samples
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from openrealtime.protocol.config import TranscriptionSessionConfig
 from openrealtime.session.commands import EngineResult, JobFailed, SessionInput, TranscriptReady, TurnEndPredicted
 from openrealtime.session.conversation import no_such_item
 from openrealtime.session.input_buffer import InputAudioBuffer
-from openrealtime.session.items import user_audio_item
+from openrealtime.session.items import RecentAudio, user_audio_item
 from openrealtime.session.logprobs import wants_logprobs
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Signal, TranscriptFinal, TurnCommitted
@@ -45,6 +45,7 @@ class TranscriptionSession(SessionShell):
         self.info = info
         self.config = TranscriptionSessionConfig()
         self._items: dict[str, dict[str, Any]] = {}
+        self._recent_audio = RecentAudio()  # committed turns' audio, for conversation.item.retrieve
         self._transcripts: dict[str, str] = {}
         self._last_item: str | None = None
         self.buffer = InputAudioBuffer(self.config.audio.input, vad=self._vad, ids=self._ids, noise=self._noise)
@@ -79,10 +80,12 @@ class TranscriptionSession(SessionShell):
                 self._update(event)
             case ce.ConversationItemRetrieve():
                 self._item(event.item_id, "retrieving", "item_retrieve_invalid_item_id", event.event_id)
-                self._events.append(se.ItemRetrieved(item=self._item_with_transcript(event.item_id)))
+                audio = self._recent_audio.retrieved(event.item_id, self.buffer.input_format)
+                self._events.append(se.ItemRetrieved(item=self._item_with_transcript(event.item_id), audio=audio))
             case ce.ConversationItemDelete():
                 self._item(event.item_id, "deleting", "item_delete_invalid_item_id", event.event_id)
                 del self._items[event.item_id]
+                self._recent_audio.forget(event.item_id)
                 self._events.append(se.ItemDeleted(item_id=event.item_id))
             case _:
                 raise ProtocolError(
@@ -113,6 +116,7 @@ class TranscriptionSession(SessionShell):
             item = user_audio_item(signal.item_id)
             previous, self._last_item = self._last_item, signal.item_id
             self._items[signal.item_id] = item
+            self._recent_audio.keep(signal.item_id, signal.audio)
             self._events.append(se.Committed(previous_item_id=previous, item_id=signal.item_id))
             self._events.append(se.ItemAdded(previous_item_id=previous, item=item))
             self._events.append(se.ItemDone(previous_item_id=previous, item=item))
