@@ -104,7 +104,7 @@ async def test_the_track_paces_frames_on_the_loop_clock() -> None:
     for _ in range(5):
         frame = await track.recv()
     elapsed = loop.time() - started
-    assert 0.09 <= elapsed < 0.2  # five more 20 ms frames
+    assert 0.095 <= elapsed < 1.0  # five more 20 ms frames: never faster than real time
     assert frame.pts == 5 * FRAME_SAMPLES
     assert first.sample_rate == 48_000
     track.stop()
