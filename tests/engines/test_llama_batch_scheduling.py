@@ -7,11 +7,13 @@ until ``EOG``; it records every decode call, and can be told to fail.
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from openrealtime.engines import llama_batch
 from openrealtime.engines.llama_batch import URGENT_TOKENS, BatchedDecoder
 from openrealtime.exceptions import EngineError
 from tests.conftest import TIMEOUT_S
@@ -208,6 +210,33 @@ def test_a_freed_slot_goes_to_the_session_with_the_fewest_answers_running() -> N
     assert not any(token == 700 for call in fake.calls for _, token, _ in call)
     for tokens in (second, third, victim):
         tokens.close()
+    finish(fake, decoder)
+
+
+def test_answers_past_their_first_clause_hold_back_while_another_engine_does_urgent_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While another engine decodes someone's final transcript or speaks a first clause, an answer
+    already past its first clause pauses (first words first, across engines); new answers do not."""
+    monkeypatch.setattr(llama_batch, "HOLD_S", TIMEOUT_S)  # held for as long as the test looks
+    fake, decoder, steps = stepped()
+    urgent = threading.Event()
+    decoder.others_urgent = urgent.is_set
+    old = decoder.generate([1], max_tokens=500, stop=threading.Event())
+    steps.release(URGENT_TOKENS + 2)
+    for _ in range(URGENT_TOKENS + 2):  # its first clause goes whatever others do
+        next(old)
+    urgent.set()
+    steps.release(100)
+    time.sleep(0.1)  # a step built before the flag went up may still run
+    held_at = len(fake.calls)
+    time.sleep(0.2)
+    assert len(fake.calls) == held_at  # held
+    new = decoder.generate([500], max_tokens=3, stop=threading.Event())
+    assert len(list(new)) == 3  # a new answer's first words are urgent too: they go
+    urgent.clear()
+    next(old)  # and the old one goes on once the urgent work is done
+    old.close()
     finish(fake, decoder)
 
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,11 @@ DEFAULT_SLOTS = 4
 URGENT_TOKENS = 24  # a completion's first tokens (its first spoken clause) go before others' later ones
 PREFILL_CHUNK_TOKENS = 64  # prompt tokens per step while other completions stream (they wait for it)
 KEEP_SHARE = 0.5  # a slot goes to a prompt that keeps at least this share of its cache (see _pick)
+# While other engines do someone's urgent work (``others_urgent``: a final transcript, a first clause),
+# answers past their first clause pause, for at most HOLD_S at a time and then go on for at least
+# HOLD_S: they are seconds ahead of their speech, and keep well over its pace at half the steps.
+HOLD_S = 0.25
+HOLD_POLL_S = 0.005
 PENALTY_LAST_N = 64
 TOP_K = 40
 TOP_P = 0.95
@@ -131,6 +138,10 @@ class BatchedDecoder:
         self._closed = False
         self._clock = 0
         self.stats = DecoderStats()
+        # Set by the owner: whether other engines are doing someone's urgent work now.
+        self.others_urgent: Callable[[], bool] | None = None
+        self._held_since: float | None = None
+        self._free_until = 0.0
         self._thread = threading.Thread(target=self._loop, name="llm-decode", daemon=True)
         self._thread.start()
 
@@ -227,8 +238,11 @@ class BatchedDecoder:
                 self._admit()
                 running = list(self._running)
             if running:
+                batch = _urgent_first(running)
+                if self._hold_back(batch):
+                    continue
                 try:
-                    self._step(_urgent_first(running))
+                    self._step(batch)
                 except Exception as exc:  # the thread must survive: every reader waits on it
                     if not isinstance(exc, EngineError):
                         log.exception("llama.cpp decoding failed")
@@ -246,6 +260,25 @@ class BatchedDecoder:
             self._running.clear()
         self._l.llama_batch_free(self._batch)
         self._l.llama_free(self._ctx)
+
+    def _hold_back(self, batch: list[_Completion]) -> bool:
+        """Whether to skip this step for others' urgent work (see ``HOLD_S``); sleeps a poll if so."""
+        now = time.monotonic()
+        if (
+            self.others_urgent is None
+            or now < self._free_until
+            or any(c.produced < URGENT_TOKENS for c in batch)
+            or not self.others_urgent()
+        ):
+            self._held_since = None
+            return False
+        if self._held_since is None:
+            self._held_since = now
+        elif now - self._held_since >= HOLD_S:
+            self._held_since, self._free_until = None, now + HOLD_S
+            return False
+        time.sleep(HOLD_POLL_S)
+        return True
 
     def _retire_abandoned(self) -> None:
         for completion in [c for c in self._running if c.abandoned or c.stop.is_set()]:

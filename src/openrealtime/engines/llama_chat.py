@@ -248,6 +248,11 @@ class LlamaChatModel:
             seed=seed,
         )
 
+    def yield_to(self, others_urgent: Callable[[], bool]) -> None:
+        """Pause answers past their first clause while ``others_urgent()`` (another engine doing
+        someone's final transcript or first clause), a bounded time each (``llama_batch.HOLD_S``)."""
+        self._decoder.others_urgent = others_urgent
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in the model's own tokenizer (no BOS, special tokens as plain text)."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

@@ -8,7 +8,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,7 @@ from openrealtime.runtime.scheduler import (
     PRIORITY_FIRST_CAPTION,
     PRIORITY_PARTIAL,
     FairExecutor,
+    FirstWords,
     ModelWorker,
     current_session,
     wait_future,
@@ -74,6 +75,9 @@ PROMPT_WORDS = 12
 CUT_SEARCH_S = 2.0  # a window ends at the quietest CUT_FRAME_S of its last CUT_SEARCH_S
 CUT_FRAME_S = 0.1
 DEFAULT_VOICE = "alloy"  # OpenAI's default voice name; each TTS engine maps it to one of its own
+# A later clause of a speech (made ahead of its listener: runtime/pacing.py) waits at most this long
+# for someone's first words or final transcript to be done before it takes a voice and a core.
+HOLD_BACK_S = 0.3
 
 # OpenAI transcription model names that clients send; all map to the configured ASR engine.
 OPENAI_TRANSCRIPTION_MODELS = frozenset(
@@ -113,6 +117,8 @@ class EngineSet:
     # Streaming engine calls (LLM, TTS, MT) run here, sessions served in turn (runtime/scheduler.py);
     # each engine serialises its own model access.
     stream_pool: Executor = field(default_factory=lambda: FairExecutor("engine", threads=STREAM_THREADS))
+    # What a listener waits for now (final decodes, first clauses): later work holds back for it.
+    first_words: FirstWords = field(default_factory=FirstWords)
     turn_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(END_OF_TURN_THREADS, thread_name_prefix="end-of-turn")
     )
@@ -172,7 +178,11 @@ class EngineSet:
 
         def chunks(stop: threading.Event) -> Iterator[Samples]:
             voice = command.voice or DEFAULT_VOICE
-            return iter(synthesizer.synthesize(command.text, voice=voice, stop=stop, speed=speed))
+            speech = synthesizer.synthesize(command.text, voice=voice, stop=stop, speed=speed)
+            if command.at_ms > 0:  # a later clause, seconds ahead of its listener
+                self.first_words.hold_back(HOLD_BACK_S)
+                return iter(speech)
+            return self._urgently(speech)  # the first clause: someone is waiting for it
 
         started = time.perf_counter()
         first = True
@@ -182,6 +192,10 @@ class EngineSet:
                 first = False
             yield AudioChunk(command.job_id, samples, rate)
         yield SynthesisDone(command.job_id)
+
+    def _urgently(self, items: Iterable[Samples]) -> Iterator[Samples]:
+        with self.first_words.urgent():
+            yield from items
 
     def _stage(self, stage: str, seconds: float) -> None:
         if self.on_stage is not None:
@@ -226,7 +240,11 @@ class EngineSet:
 
         def decode(audio: Samples, options: TranscribeOptions) -> Transcript:
             started = time.perf_counter()
-            transcript = transcriber.transcribe(audio, options)
+            if command.final:  # someone waits for this turn's text (and its answer)
+                with self.first_words.urgent():
+                    transcript = transcriber.transcribe(audio, options)
+            else:
+                transcript = transcriber.transcribe(audio, options)
             self._stage(stage, time.perf_counter() - started)
             return transcript
 

@@ -32,6 +32,7 @@ captions of other speakers wait a little instead (with nothing else to run, nice
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import heapq
@@ -40,7 +41,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -83,6 +84,44 @@ class _Entry(Generic[T]):
     call: Callable[[], T] = field(compare=False)
     future: Future[T] = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
+
+
+class FirstWords:
+    """Work someone is waiting for right now, across engines: a turn's final transcript, an answer's
+    first clause. Engines doing later work (an answer's later tokens and clauses, which are far
+    ahead of their listener: runtime/pacing.py) let it have the cores: they look at :meth:`waiting`
+    between steps and hold back, for a bounded time, while it is true (issue 10 defect 3: on two
+    cores, a flooding session's long answers slowed another session's first words several times).
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+        self._quiet = threading.Condition(self._lock)
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        """Mark the enclosed work as someone's first words or final transcript."""
+        with self._lock:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+                if not self._count:
+                    self._quiet.notify_all()
+
+    def waiting(self) -> bool:
+        """Whether urgent work is running now."""
+        return self._count > 0
+
+    def hold_back(self, most_s: float) -> None:
+        """Wait while urgent work runs, at most ``most_s`` (later work never waits longer than that)."""
+        deadline = time.monotonic() + most_s
+        with self._lock:
+            while self._count and (left := deadline - time.monotonic()) > 0:
+                self._quiet.wait(left)
 
 
 class ModelWorker(Generic[T]):

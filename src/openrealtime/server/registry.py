@@ -49,7 +49,7 @@ def load_engines(settings: Settings) -> EngineSet:
     limit_blas_threads()
     # Loaded in a lowered-priority thread: CTranslate2's compute threads, started there, inherit it.
     transcriber = call_at_priority(ASR_NICE, lambda: load_transcriber(settings))
-    return EngineSet(
+    engines = EngineSet(
         asr_worker=ModelWorker("asr", threads=settings.asr_workers, nice=ASR_NICE),
         vad=load_vad(),
         end_of_turn=load_end_of_turn(),
@@ -60,6 +60,10 @@ def load_engines(settings: Settings) -> EngineSet:
         translators=load_translators(chat),
         noise=load_noise_suppressor(),
     )
+    yield_to = getattr(chat, "yield_to", None)  # the in-process LLM holds later tokens back for first words
+    if yield_to is not None:
+        yield_to(engines.first_words.waiting)
+    return engines
 
 
 def limit_blas_threads() -> None:
