@@ -20,6 +20,7 @@ TRANSLATION_CHUNK_MS = 200  # the engine frame of translation sessions
 CHUNK_MS = 100
 DEMO_SILENCE_MS = 500  # captions by sentence rather than by comma
 DEFAULT_BENCH_TURNS = 10  # --turns of every bench but abuse
+WEB_APP_URL = "http://127.0.0.1:8000/"  # where serve's defaults put the browser app
 
 
 def _sample_path() -> Path:
@@ -104,6 +105,11 @@ async def _demo(args: argparse.Namespace) -> int:
         print(f"\nreference: {expected}")
         answer = await _demo_question(base, fast=args.fast)
         translated = await _demo_translation(base, fast=args.fast)
+    print(
+        "\nto talk with it yourself in a browser (assistant, live captions, translation):\n"
+        "  openrealtime serve\n"
+        f"  then open {WEB_APP_URL} (the microphone needs http://127.0.0.1, http://localhost or https)"
+    )
     return 0 if result.transcripts and answer and translated else 1
 
 
@@ -419,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--call-connect-timeout-s", type=int, default=None, help="end a call not connected by then (default 30)"
+    )
+    serve.add_argument(
+        "--no-web-app",
+        dest="web_app",
+        action="store_false",
+        default=None,
+        help="do not serve the browser app at / (served by default)",
     )
     serve.add_argument("--log-level", default=None)
     serve.set_defaults(func=_serve)

@@ -20,6 +20,8 @@ A client secret (``ek_...``, :mod:`~openrealtime.server.secrets`) opens sessions
 server's key does, and nothing else: minting and ``/metrics`` take the server's key only. Pages of
 the origins the Origin check lets in may call the HTTP routes cross-origin (CORS, ``Location``
 exposed); the check runs first, so a refused origin gets its 403 and no CORS headers.
+
+Unless ``web_app`` is off, ``/`` serves the browser app (:mod:`~openrealtime.server.web_app`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ from openrealtime.server.registry import load_engines
 from openrealtime.server.secrets import MemorySecretStore, SecretStore
 from openrealtime.server.sessions import CLOSE_AUTH, Opened, Refusal, open_realtime, open_translation
 from openrealtime.server.settings import Settings
+from openrealtime.server.web_app import WebApp
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +383,8 @@ def create_app(
     routes += server.calls.routes()  # WebRTC calls: POST /v1/realtime/calls, .../{id}/hangup
     # OpenAI's audio REST endpoints and /v1/models, on the same engines (server/audio_api.py).
     routes += AudioApi(server.settings, server._loaded, server._server_key_refusal, server.metrics).routes()
+    if server.settings.web_app:  # the browser app at / (server/web_app.py)
+        routes += WebApp(server.settings, server._loaded).routes()
     guard = Middleware(
         OriginGuard,
         policy=OriginPolicy.parse(server.settings.allowed_origins),
@@ -405,4 +410,8 @@ def serve(settings: Settings) -> None:
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("starting with %s", settings.redacted())
+    if settings.web_app:
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        host = f"[{host}]" if ":" in host else host
+        log.info("browser app: open http://%s:%d/ (off with --no-web-app)", host, settings.port)
     uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level=settings.log_level)).run()

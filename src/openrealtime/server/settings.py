@@ -22,8 +22,17 @@ def _cores_up_to_max() -> int:
     return min(machine_cores(), MAX_DEFAULT_THREADS)
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
 def _typed(kind: object, raw: str) -> Any:
     """An environment variable's text as its field's type (annotations are strings here)."""
+    if kind in ("bool", bool):
+        word = raw.strip().lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise ValueError(f"expected one of {sorted(TRUE_WORDS | FALSE_WORDS)} for a yes/no setting, got {raw!r}")
+        return word in TRUE_WORDS
     if kind in ("int", int):
         return int(raw)
     if kind in ("float", float):
@@ -104,6 +113,8 @@ class Settings:
             default ``127.0.0.1`` when ``host`` is loopback, else every address but loopback.
         call_connect_timeout_s: A WebRTC call whose ICE has not connected this long after its
             answer is ended, freeing its place.
+        web_app: Serve the browser app at ``/`` (assistant, live transcription, translation; its
+            files under ``/app/``). It mints ephemeral keys from its own origin; see docs/security.md.
         log_level: Python logging level name.
     """
 
@@ -144,6 +155,7 @@ class Settings:
     ice_servers: str | None = None
     webrtc_hosts: str | None = None
     call_connect_timeout_s: int = 30
+    web_app: bool = True
     log_level: str = "info"
 
     @classmethod

@@ -1,0 +1,119 @@
+"""The browser app in headless Chromium, on the real server over loopback with fake engines: each of
+its three modes (three kinds of WebRTC call), driven as a user would (a tab, Start), with the bundled
+question on a fake microphone. The page must load with no console error (a Content-Security-Policy violation is one),
+and show what the fake engines said."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openrealtime.client.audio_io import read_wav
+from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
+from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.embedded import running_server
+from openrealtime.server.settings import Settings
+from tests.conftest import TIMEOUT_S
+from tests.web.browser import browser_page, microphone_wav, until
+
+SAMPLES = Path(__file__).parents[2] / "src" / "openrealtime" / "samples"
+ANSWER = "Hello there. How can I help you today?"
+
+
+@pytest.fixture
+def engines() -> Iterator[EngineSet]:
+    voice = ToneSynthesizer()
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        chat=FakeChatModel(ANSWER),
+        synthesizers={"en": voice, "*": voice},
+        translators=[UppercaseTranslator()],
+    )
+    yield engines
+    engines.close()
+
+
+@pytest.fixture(scope="module")
+def question(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    audio = read_wav(SAMPLES / "question.wav")
+    return microphone_wav(tmp_path_factory.mktemp("mic") / "question.wav", audio, 24_000)
+
+
+@pytest.fixture
+async def base(engines: EngineSet) -> AsyncIterator[str]:
+    async with running_server(Settings(port=0), engines=engines) as url:
+        yield url.replace("ws://", "http://")
+
+
+async def events(page: Any) -> dict[str, int]:
+    counts: dict[str, int] = await page.evaluate("window.openrealtime.stats.events")
+    return counts
+
+
+async def test_the_assistant_answers_aloud_with_captions_and_the_latency(base: str, question: Path) -> None:
+    async with browser_page(question) as (page, errors):
+        await page.goto(base + "/")
+        await page.click("#start")
+        await until(
+            page, "(window.openrealtime.stats.events['output_audio_buffer.stopped'] ?? 0) >= 1", timeout_s=TIMEOUT_S
+        )
+        assistant = await page.inner_text("#captions .assistant .text")
+        user = await page.inner_text("#captions .user .text")
+        latency = await page.inner_text("#latency")
+        stats = await page.evaluate("window.openrealtime.stats")
+        assert await page.inner_text("#start") == "Stop"
+        await page.click("#start")
+        await until(page, "document.body.dataset.state === 'idle'", timeout_s=TIMEOUT_S)
+    assert assistant == ANSWER
+    assert user.startswith("hello world")  # the fake transcriber's script
+    assert latency.endswith(" ms")
+    assert stats["latencyMs"], stats
+    assert stats["outputPeak"] > 0.05  # the tone was heard through Web Audio, not only announced
+    assert stats["heardMs"], stats
+    assert "response.output_audio.delta" not in stats["events"]
+    assert errors == []
+
+
+async def test_live_captions_come_from_a_transcription_call(base: str, question: Path) -> None:
+    async with browser_page(question) as (page, errors):
+        await page.goto(base + "/")
+        await page.click("#tab-transcription")
+        await page.click("#start")
+        await until(
+            page,
+            "(window.openrealtime.stats.events['conversation.item.input_audio_transcription.completed'] ?? 0) >= 1",
+            timeout_s=TIMEOUT_S,
+        )
+        caption = await page.inner_text("#captions .caption .text")
+        partial = await page.locator("#captions .caption.partial").count()
+        seen = await events(page)
+        await page.click("#start")
+    assert caption.startswith("hello world")
+    assert partial == 0
+    assert seen["session.created"] == 1
+    assert "response.created" not in seen
+    assert errors == []
+
+
+async def test_translation_speaks_and_captions_the_chosen_language(base: str, question: Path) -> None:
+    async with browser_page(question) as (page, errors):
+        await page.goto(base + "/")
+        await page.click("#tab-translation")
+        await page.select_option("#language", "fr")
+        await page.click("#start")
+        await until(page, "window.openrealtime.stats.outputPeak > 0.05", timeout_s=TIMEOUT_S)
+        await page.click("#start")  # Stop: the session is closed and its last words still come
+        await until(page, "document.body.dataset.state === 'idle'", timeout_s=TIMEOUT_S)
+        heard = await page.inner_text("#captions .source .text")
+        translated = await page.inner_text("#captions .target .text")
+        stats = await page.evaluate("window.openrealtime.stats")
+    assert heard.lower().startswith("hello world")
+    assert translated.startswith("[fr] HELLO WORLD")
+    assert stats["events"]["session.closed"] == 1
+    assert "session.output_audio.delta" not in stats["events"]  # the speech came on the call's track
+    assert errors == []
