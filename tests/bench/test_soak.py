@@ -62,6 +62,8 @@ async def test_a_short_soak_answers_every_turn_and_reports_it(engines: EngineSet
     assert results["turns_answered"] == spoken
     assert results["turns_with_error"] == 0
     assert results["errors_by_code"] == {}
+    assert results["turns_with_several_user_items"] == 0
+    assert all(t["user_items"] == 1 for t in results["turn_details"])
     details = results["turn_details"]
     assert details[0]["question"] == NAME_STATEMENT
     assert [t["question"] for t in details].count(RECALL_QUESTION) == 1

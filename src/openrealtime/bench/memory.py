@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import sys
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -83,6 +84,8 @@ class SessionMemory:
     live_sessions_closed: int  # RealtimeSession objects alive after the close, no collection
     live_sessions_collected: int  # after gc.collect()
     live_connections_collected: int
+    python_blocks: int  # sys.getallocatedblocks() after gc.collect(): Python's own allocations
+    gc_objects: int  # objects the collector tracks after gc.collect()
     items_added: int
     items_refused: int
     buffered_audio_s: float
@@ -304,6 +307,7 @@ async def measure_sessions(
         gc.collect()
         rss_collected = rss_mb()
         live_collected, connections = live(RealtimeSession), live(Connection)
+        python_blocks, gc_objects = sys.getallocatedblocks(), len(gc.get_objects())
         held = holders(RealtimeSession) if live_collected else []
         rss_trimmed = rss_mb() if _malloc_trim() else None
         result = SessionMemory(
@@ -315,6 +319,8 @@ async def measure_sessions(
             live_sessions_closed=live_closed,
             live_sessions_collected=live_collected,
             live_connections_collected=connections,
+            python_blocks=python_blocks,
+            gc_objects=gc_objects,
             holders=held,
             **filled,
         )
@@ -325,7 +331,8 @@ async def measure_sessions(
             index,
             sessions,
             f"RSS {rss_before:.0f} -> open {result.rss_open_mb:.0f} -> closed {rss_closed:.0f}, "
-            f"gc {rss_collected:.0f}, trimmed {trimmed} MB; live sessions {live_closed} / {live_collected}",
+            f"gc {rss_collected:.0f}, trimmed {trimmed} MB; live sessions {live_closed} / {live_collected}; "
+            f"Python blocks {python_blocks}, gc objects {gc_objects}",
         )
         for line in held:
             print(f"    held by: {line}", flush=True)
@@ -348,6 +355,8 @@ def summarize(results: list[SessionMemory]) -> dict[str, Any]:
         "growth_per_session_collected_mb": per_session("rss_collected_mb"),
         "growth_per_session_trimmed_mb": per_session("rss_trimmed_mb"),
         "growth_total_collected_mb": last.rss_collected_mb - first.rss_before_mb,
+        "python_blocks_per_session": (last.python_blocks - first.python_blocks) / steps,
+        "gc_objects_per_session": (last.gc_objects - first.gc_objects) / steps,
         "live_sessions_after_close_max": max(r.live_sessions_closed for r in results),
         "caps": {
             "input_buffer_s": MAX_BUFFER_S,
@@ -386,6 +395,8 @@ def table(summary: dict[str, Any]) -> str:
         f"| after close, no gc | {growth('growth_per_session_closed_mb')} |",
         f"| after gc.collect() | {growth('growth_per_session_collected_mb')} |",
         f"| after malloc_trim(0) | {growth('growth_per_session_trimmed_mb')} |",
+        f"| Python's allocated blocks (after gc) | {summary['python_blocks_per_session']:+.0f} |",
+        f"| objects tracked by the GC (after gc) | {summary['gc_objects_per_session']:+.0f} |",
     ]
     return "\n".join(lines)
 

@@ -118,6 +118,7 @@ class SoakTurn:
     answer_audio_s: float
     errors: list[str]
     rss_mb: float | None = None  # after the turn, when the server runs in this process
+    user_items: int = 1  # the user items the turn made (more: the question was split, or heard twice)
 
     @property
     def answered(self) -> bool:
@@ -155,7 +156,8 @@ async def _turn(
     # The last response with audio answers the whole question (a pause may have split it).
     answered = [r for r in log.responses_between(window_start, loop.time()) if r in log.first_audio_at]
     new = [i for i in assistant.history.items() if i.id not in items_before]
-    heard = " ".join(i.text for i in new if i.role == "user")
+    users = [i for i in new if i.role == "user"]
+    heard = " ".join(i.text for i in users)
     answer = " ".join(i.text for i in new if i.role == "assistant")
     codes = [code for _, code in log.errors[errors_before:]] + [code for _, code in log.failed[failed_before:]]
     latency = None
@@ -165,7 +167,7 @@ async def _turn(
         stopped = log.stopped_at.get(item) if item is not None else None
         latency = log.first_audio_at[rid] - stopped if stopped is not None else None
     audio_s = sum(log.audio_bytes[r] for r in answered) / PCM16_BYTES / WIRE_RATE_HZ
-    return SoakTurn(0, window_start - started, question, heard, answer, latency, audio_s, codes)
+    return SoakTurn(0, window_start - started, question, heard, answer, latency, audio_s, codes, user_items=len(users))
 
 
 async def soak(
@@ -262,6 +264,7 @@ def summarize(run: SoakRun, *, block_s: float = BLOCK_S, lifetime_s: int | None 
         "turns_answered": len(latencies),
         "turns_with_error": sum(bool(t.errors) for t in turns),
         "errors_by_code": dict(codes),
+        "turns_with_several_user_items": sum(t.user_items > 1 for t in turns),
         "answer_audio_s": sum(t.answer_audio_s for t in turns),
         "stopped_to_first_audio_s": distribution(latencies, REPORTED_QUANTILES),
         "blocks": blocks(turns, block_s),
@@ -300,6 +303,7 @@ def table(summary: dict[str, Any]) -> str:
         f"| turns with an error | {summary['turns_with_error']} ({errors}) |",
         f"| speech_stopped → first audio, p50 / p90 / max | {_ms(summary['stopped_to_first_audio_s'])} |",
         f"| answer audio heard | {summary['answer_audio_s'] / 60:.1f} min |",
+        f"| turns whose question made more than one user item | {summary['turns_with_several_user_items']} |",
     ]
     lifetime = summary["session_lifetime_s"]
     moved = f"{summary['reconnects']} (client reconnects before expires_at, history replayed)"
