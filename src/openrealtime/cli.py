@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--llm-url", default=None, help="an OpenAI-compatible endpoint ending in /v1 (vLLM, Ollama)")
     serve.add_argument("--llm-model", default=None, help="model name to request from --llm-url")
     serve.add_argument("--llm-api-key", default=None, help="key for --llm-url (or OPENREALTIME_LLM_API_KEY)")
+    serve.add_argument(
+        "--llm-vision", action="store_true", default=None, help="the model at --llm-url sees images (input_image)"
+    )
     serve.add_argument("--tts-voice", default=None, help="a piper .onnx voice for English")
     serve.add_argument("--instructions", default=None, help="default system prompt of voice sessions")
     serve.add_argument("--session-lifetime-s", type=int, default=None, help="longest session, seconds (default 3600)")

@@ -247,9 +247,14 @@ ChatChunk = TextDelta | ToolCallDelta | ChatDone
 
 
 class ChatModel(Protocol):
-    """A streaming chat LLM: llama.cpp in process, or any OpenAI-compatible endpoint."""
+    """A streaming chat LLM: llama.cpp in process, or any OpenAI-compatible endpoint.
+
+    ``sees_images``: whether messages may carry ``image_url`` content parts (a vision model); a
+    session refuses image inputs with a clear error when it is false.
+    """
 
     context_tokens: int
+    sees_images: bool
 
     def count_tokens(self, text: str) -> int: ...
 

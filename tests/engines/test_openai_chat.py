@@ -271,3 +271,46 @@ def test_realtime_content_parts_become_chat_parts() -> None:
         "content": None,
         "tool_calls": [],
     }
+
+
+async def test_an_image_item_reaches_a_vision_endpoint_through_the_server(endpoint: Endpoint) -> None:
+    """Issue 12: an ``input_image`` the official SDK sends reaches a ``--llm-vision`` endpoint as an
+    ``image_url`` part (it used to become the text "[image]")."""
+    from openai import AsyncOpenAI
+
+    from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer
+    from openrealtime.runtime.engines import EngineSet
+    from openrealtime.server.embedded import running_server
+    from openrealtime.server.settings import Settings
+
+    endpoint.events = sse(chunk({"content": "A red square."}), chunk({}, finish="stop"), "[DONE]")
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="x",
+        chat=model_for(endpoint, vision=True),
+        synthesizers={"*": ToneSynthesizer()},
+    )
+    image = (  # one red pixel
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    try:
+        async with running_server(Settings(port=0), engines=engines) as url:
+            client = AsyncOpenAI(api_key="sk-local", websocket_base_url=f"{url}/v1")
+            async with client.realtime.connect(model="gpt-realtime") as conn:
+                await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+                content = [{"type": "input_text", "text": "What is this?"}, {"type": "input_image", "image_url": image}]
+                await conn.conversation.item.create(item={"type": "message", "role": "user", "content": content})
+                await conn.response.create()
+                async for event in conn:
+                    if event.type == "response.done":
+                        assert event.response.status == "completed"
+                        break
+    finally:
+        engines.close()
+    _, _, body = endpoint.requests[-1]
+    [user] = [m for m in body["messages"] if m["role"] == "user"]
+    assert user["content"] == [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": image, "detail": "auto"}},
+    ]

@@ -173,7 +173,13 @@ def test_chat_messages_of_every_item_kind() -> None:
         conversation.add(entry)
     assert conversation.chat_messages() == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Look: [image] what is it"},
+        {
+            "role": "user",  # an image (only a session whose model sees images lets one in) as OpenAI's part
+            "content": [
+                {"type": "text", "text": "Look: what is it"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "auto"}},
+            ],
+        },
         {"role": "assistant", "content": ""},
         {"role": "user", "content": "A cat."},
         {

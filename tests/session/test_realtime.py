@@ -219,6 +219,33 @@ def test_a_spoken_turn_is_retrieved_with_its_audio_and_only_recent_turns_keep_it
     assert 2.2 <= seconds <= 4.0  # the turn: its speech and the silence around it
 
 
+IMAGE = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+
+
+def test_an_image_is_refused_unless_the_model_sees_images() -> None:
+    """It used to reach the model as the text "[image]"; now a clear error, or the image itself."""
+    _, driver = make()
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "What is this?"}, IMAGE]}
+    [error] = driver.send({"type": "conversation.item.create", "item": item})
+    assert error["error"]["code"] == "image_input_not_supported"
+    assert "--llm-vision" in error["error"]["message"]
+    [error] = driver.send({"type": "response.create", "response": {"conversation": "none", "input": [item]}})
+    assert (error["error"]["code"], error["error"]["param"]) == ("image_input_not_supported", "response.input")
+    assert not driver.chat.requests
+
+    base = SessionInfo(session_id="sess_2", created_at_s=1_000, accepts_model=lambda m: True)
+    info = RealtimeInfo(base=base, model="gpt-realtime", sees_images=True)
+    driver = RealtimeDriver(RealtimeSession(info, vad=EnergyVad(), ids=Ids(deterministic=True)))
+    driver.pump()
+    driver.send({"type": "conversation.item.create", "item": item})
+    driver.send({"type": "response.create"})
+    [message] = [m for m in driver.chat.requests[-1].messages if m["role"] == "user"]
+    assert message["content"] == [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": IMAGE["image_url"], "detail": "auto"}},
+    ]
+
+
 def test_vad_turn_creates_a_response_after_the_user_item() -> None:
     _, driver = make()
     driver.send(

@@ -21,6 +21,18 @@ _SYSTEM_ROLES = ("system", "developer")
 Rendered = TypeVar("Rendered", bound=Sized)
 
 
+# What an image costs in a vision model's context, estimated high (OpenAI's high-detail tiles: 85 +
+# 170 a tile, about 1,100 tokens for a 1024x1024 image; local vision models are in the same range).
+IMAGE_TOKENS = 1100
+
+
+def image_tokens(content: Any) -> int:
+    """The estimated context tokens of the ``image_url`` parts of ``content``."""
+    if not isinstance(content, list):
+        return 0
+    return IMAGE_TOKENS * sum(1 for part in content if isinstance(part, Mapping) and part.get("type") == "image_url")
+
+
 def text_of(content: Any) -> str:
     """Flatten OpenAI content (a string, or a list of ``text``/``input_text``/``output_text`` parts)."""
     if content is None:

@@ -145,8 +145,9 @@ class FakeChatModel:
 
     context_tokens = 4096
 
-    def __init__(self, reply: str = "Hello there. How can I help you today?") -> None:
+    def __init__(self, reply: str = "Hello there. How can I help you today?", *, sees_images: bool = False) -> None:
         self.reply = reply
+        self.sees_images = sees_images
         self.requests: list[ChatRequest] = []
 
     def count_tokens(self, text: str) -> int:

@@ -237,6 +237,7 @@ class LlamaChatModel:
         self._grammars: dict[str, tuple[str, str]] = {}
         self.model_path = path
         self.context_tokens: int = self.options.n_ctx
+        self.sees_images = False  # text models: a session refuses image inputs
         seed = self.options.seed if self.options.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED
         self._decoder = BatchedDecoder(
             llama_cpp.llama_cpp,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from openrealtime.contracts import ChatChunk, ChatDone, ChatRequest, TextDelta, ToolCallDelta
-from openrealtime.engines.chat_prompts import fit_messages, text_of
+from openrealtime.engines.chat_prompts import fit_messages, image_tokens, text_of
 from openrealtime.exceptions import EngineError
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -59,6 +59,8 @@ class OpenAIChatOptions:
             or ``max_completion_tokens`` (OpenAI's newer models).
         include_usage: Ask for token usage in the last chunk (``stream_options.include_usage``).
         extra_body: More fields merged into every request body (``top_p``, ``seed``, ...).
+        vision: The model sees images: a conversation's ``input_image`` parts are sent to it as
+            ``image_url`` content parts (an endpoint does not say whether its model can).
     """
 
     base_url: str
@@ -70,6 +72,7 @@ class OpenAIChatOptions:
     max_tokens_field: str = "max_tokens"
     include_usage: bool = True
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    vision: bool = False
 
 
 class OpenAICompatibleChatModel:
@@ -88,6 +91,7 @@ class OpenAICompatibleChatModel:
     def __init__(self, options: OpenAIChatOptions, *, transport: httpx.BaseTransport | None = None) -> None:
         self.options = options
         self.context_tokens: int = options.context_tokens
+        self.sees_images = options.vision
         self._url = options.base_url.rstrip("/") + "/chat/completions"
         headers = {"Accept": "text/event-stream"}
         if options.api_key:
@@ -187,7 +191,7 @@ def _estimate(messages: list[Mapping[str, Any]]) -> range:
     tokens = 0
     for message in messages:
         text = text_of(message.get("content")) + json.dumps(message.get("tool_calls") or "")
-        tokens += -(-len(text) // FIT_CHARS_PER_TOKEN) + FIT_MESSAGE_TOKENS
+        tokens += -(-len(text) // FIT_CHARS_PER_TOKEN) + FIT_MESSAGE_TOKENS + image_tokens(message.get("content"))
     return range(tokens)
 
 

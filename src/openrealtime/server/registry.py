@@ -128,6 +128,7 @@ def load_chat_model(settings: Settings) -> ChatModel:
                 model=settings.llm_model,
                 api_key=settings.llm_api_key,
                 context_tokens=settings.llm_context_tokens,
+                vision=settings.llm_vision,
             )
         )
     from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions

@@ -364,6 +364,7 @@ def _realtime(model: str, settings: Settings, engines: EngineSet, *, server_play
         context_tokens=context,
         instructions=settings.instructions or DEFAULT_INSTRUCTIONS,
         server_playback=server_playback,
+        sees_images=bool(getattr(engines.chat, "sees_images", False)),
     )
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
 

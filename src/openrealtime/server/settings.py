@@ -37,6 +37,8 @@ def _typed(kind: object, raw: str) -> Any:
         return int(raw)
     if kind in ("float", float):
         return float(raw)
+    if kind in ("bool", bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw
 
 
@@ -65,6 +67,8 @@ class Settings:
             a llama.cpp server, OpenAI.
         llm_model: The model name to request from ``llm_url``.
         llm_api_key: Bearer key for ``llm_url``.
+        llm_vision: The model at ``llm_url`` sees images: ``input_image`` items reach it (without
+            this, and with the bundled text model, they are refused with an error).
         llm_context_tokens: Context window of the LLM (prompts are trimmed to fit).
         llm_gpu_layers: Layers of the GGUF model offloaded to a GPU (``-1``: all); needs a CUDA build.
         llm_parallel: Answers the llama.cpp LLM decodes at once, in one context, each keeping its
@@ -131,6 +135,7 @@ class Settings:
     llm_url: str | None = None
     llm_model: str = "default"
     llm_api_key: str | None = None
+    llm_vision: bool = False
     llm_context_tokens: int = 2048
     llm_gpu_layers: int = 0
     llm_parallel: int = 4

@@ -23,6 +23,7 @@ from openrealtime.protocol import server_events as se
 CHARS_PER_TOKEN = 3
 MESSAGE_TOKENS = 8
 CUTS_PER_BUDGET = 4  # truncation cuts on boundaries a quarter of the budget apart
+IMAGE_TOKENS = 1100  # an image in a vision model's context, estimated high (engines/chat_prompts.py)
 
 
 @dataclass
@@ -193,8 +194,6 @@ def _text_of(content: list[dict[str, Any]]) -> str:
             parts.append(part.get("text") or "")
         elif kind in ("input_audio", "output_audio"):
             parts.append(part.get("transcript") or "")
-        elif kind == "input_image":
-            parts.append("[image]")
     return " ".join(p for p in parts if p)
 
 
@@ -203,7 +202,15 @@ def entry_messages(entry: Entry) -> list[dict[str, Any]]:
     kind = item.get("type")
     if kind == "message":
         role = item.get("role", "user")
-        text = entry.heard_text if entry.heard_text is not None else _text_of(item.get("content") or [])
+        content = item.get("content") or []
+        text = entry.heard_text if entry.heard_text is not None else _text_of(content)
+        images = [
+            {"type": "image_url", "image_url": {"url": part["image_url"], "detail": part.get("detail", "auto")}}
+            for part in content
+            if part.get("type") == "input_image"
+        ]
+        if images:  # only a session whose model sees images lets them in (session/items.py)
+            return [{"role": role, "content": [{"type": "text", "text": text}, *images] if text else images}]
         return [{"role": role, "content": text}] if text or role == "assistant" else []
     if kind == "function_call":
         call = {
@@ -277,5 +284,10 @@ def _safe_start(entries: list[Entry], start: int) -> int:
 
 
 def _message_tokens(message: dict[str, Any]) -> int:
-    text = str(message.get("content") or "") + str(message.get("tool_calls") or "")
-    return estimate_tokens(text) + MESSAGE_TOKENS
+    content = message.get("content")
+    images = 0
+    if isinstance(content, list):  # text and images (a vision model's message)
+        images = sum(1 for part in content if part.get("type") == "image_url")
+        content = " ".join(str(part.get("text") or "") for part in content)
+    text = str(content or "") + str(message.get("tool_calls") or "")
+    return estimate_tokens(text) + MESSAGE_TOKENS + images * IMAGE_TOKENS

@@ -69,11 +69,12 @@ def user_audio_item(item_id: str) -> dict[str, Any]:
     }
 
 
-def created_item(event: ce.ConversationItemCreate, ids: Ids) -> tuple[Entry, bool]:
+def created_item(event: ce.ConversationItemCreate, ids: Ids, *, sees_images: bool = False) -> tuple[Entry, bool]:
     """The entry ``event`` adds, and whether it carries audio to transcribe.
 
     Raises:
-        ProtocolError: Assistant audio, or an assistant message with other than ``output_text``.
+        ProtocolError: Assistant audio, an assistant message with other than ``output_text``, or an
+            image for a model that cannot see (``sees_images``).
     """
     item = event.item.model_dump(mode="json", exclude_none=True)
     item["id"] = item.get("id") or ids.new("item")
@@ -85,10 +86,23 @@ def created_item(event: ce.ConversationItemCreate, ids: Ids) -> tuple[Entry, boo
             raise _invalid_content("Assistant audio messages cannot be created; use 'output_text'.", event)
         if item["role"] == "assistant" and part["type"] != "output_text":
             raise _invalid_content("Assistant messages take 'output_text' content.", event)
+        if part["type"] == "input_image" and not sees_images:
+            raise no_images(event.event_id, "item.content")
         if part["type"] == "input_audio":
             part.setdefault("transcript", None)
             untranscribed_audio = untranscribed_audio or (bool(part.get("audio")) and part["transcript"] is None)
     return Entry(item=item), untranscribed_audio
+
+
+def no_images(event_id: str | None, param: str) -> ProtocolError:
+    """The error for an image sent to a session whose model cannot see (it used to become "[image]")."""
+    return ProtocolError(
+        "This server's language model cannot see images. Start the server with --llm-url pointing at a "
+        "vision model and --llm-vision to send images to it.",
+        code="image_input_not_supported",
+        param=param,
+        event_id=event_id,
+    )
 
 
 def _invalid_content(message: str, event: ce.ConversationItemCreate) -> ProtocolError:

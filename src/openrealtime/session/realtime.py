@@ -40,7 +40,7 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
-from openrealtime.session.items import RecentAudio, created_item, item_transcription, user_audio_item
+from openrealtime.session.items import RecentAudio, created_item, item_transcription, no_images, user_audio_item
 from openrealtime.session.logprobs import wants_logprobs
 from openrealtime.session.playback import ServerPlayback
 from openrealtime.session.prompting import chat_request, new_response
@@ -94,6 +94,8 @@ class RealtimeInfo:
     instructions: str = DEFAULT_INSTRUCTIONS
     # The server plays the output audio (a WebRTC call): PlayAudio commands instead of audio deltas.
     server_playback: bool = False
+    # The LLM sees images (ChatModel.sees_images): input_image parts reach it, else they are refused.
+    sees_images: bool = False
 
 
 class RealtimeSession(SessionShell):
@@ -234,7 +236,7 @@ class RealtimeSession(SessionShell):
     # --- conversation items ------------------------------------------------------------------------
 
     def _create_item(self, event: ce.ConversationItemCreate, audio: AudioIn | None) -> None:
-        entry, untranscribed = created_item(event, self._ids)
+        entry, untranscribed = created_item(event, self._ids, sees_images=self.rt.sees_images)
         chars = len(json.dumps(entry.item))
         if (
             len(self.conversation) >= MAX_CONVERSATION_ITEMS
@@ -376,6 +378,13 @@ class RealtimeSession(SessionShell):
                 self._idle_from = self.buffer.buffer.end + ms_to_samples(played)
 
     def _create_response(self, event: ce.ResponseCreate) -> None:
+        inline = event.response.input if event.response is not None and event.response.input else []
+        if not self.rt.sees_images and any(
+            getattr(part, "type", None) == "input_image"
+            for element in inline
+            for part in getattr(element, "content", None) or []
+        ):
+            raise no_images(event.event_id, "response.input")
         response = new_response(self.config, event.response, self.conversation, ids=self._ids, event_id=event.event_id)
         if response.in_conversation and (active := self.active_response) is not None:
             raise ProtocolError(
