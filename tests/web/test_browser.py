@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from openrealtime.client.audio_io import read_wav
@@ -21,6 +22,8 @@ from tests.web.browser import browser_page, microphone_wav, until
 
 SAMPLES = Path(__file__).parents[2] / "src" / "openrealtime" / "samples"
 ANSWER = "Hello there. How can I help you today?"
+KEY = "sk-browser-test"
+BARGE_IN_AFTER_MS = 1500  # the turn ends 500 ms into this pause; the answer plays for 2.3 s
 
 
 @pytest.fixture
@@ -117,3 +120,53 @@ async def test_translation_speaks_and_captions_the_chosen_language(base: str, qu
     assert stats["events"]["session.closed"] == 1
     assert "session.output_audio.delta" not in stats["events"]  # the speech came on the call's track
     assert errors == []
+
+
+async def test_speaking_over_the_answer_interrupts_it(base: str, tmp_path: Path) -> None:
+    # The question, a pause that ends the turn, then more speech while the answer (2.3 s of tone) plays.
+    question = read_wav(SAMPLES / "question.wav")
+    pause = np.zeros(24_000 * BARGE_IN_AFTER_MS // 1000, np.float32)
+    mic = microphone_wav(tmp_path / "barge-in.wav", np.concatenate([question, pause, question]), 24_000)
+    async with browser_page(mic) as (page, errors):
+        await page.goto(base + "/")
+        await page.click("#start")
+        await until(
+            page, "(window.openrealtime.stats.events['conversation.item.truncated'] ?? 0) >= 1", timeout_s=TIMEOUT_S
+        )
+        interrupted = await page.get_attribute("#captions .assistant", "data-state")
+        stats = await page.evaluate("window.openrealtime.stats")
+        await page.click("#start")
+    assert interrupted == "interrupted"
+    assert stats["events"]["output_audio_buffer.cleared"] == 1
+    assert stats["events"]["input_audio_buffer.speech_started"] == 2
+    assert errors == []
+
+
+async def test_with_a_key_the_page_asks_for_it_once(engines: EngineSet, question: Path) -> None:
+    async with (
+        running_server(Settings(port=0, api_key=KEY), engines=engines) as url,
+        browser_page(question) as (page, errors),
+    ):
+        await page.goto(url.replace("ws://", "http://") + "/")
+        await page.click("#tab-transcription")
+        await page.click("#start")
+        await page.fill("#key-input", "sk-wrong")
+        await page.click("#key-form button[type=submit]")
+        await until(page, "!document.getElementById('toast').hidden", timeout_s=TIMEOUT_S)
+        refused = await page.inner_text("#toast")
+        await page.click("#start")  # asked again after a refusal
+        await page.fill("#key-input", KEY)
+        await page.click("#key-form button[type=submit]")
+        completed = "conversation.item.input_audio_transcription.completed"
+        await until(page, f"(window.openrealtime.stats.events['{completed}'] ?? 0) >= 1", timeout_s=TIMEOUT_S)
+        await page.click("#start")
+        await until(page, "document.body.dataset.state === 'idle'", timeout_s=TIMEOUT_S)
+        await page.click("#start")  # the key is remembered for the tab's life: no dialog this time
+        await until(page, "document.body.dataset.state === 'live'", timeout_s=TIMEOUT_S)
+        asked_again = await page.is_visible("#key-dialog")
+        stored = await page.evaluate("JSON.stringify(localStorage) + document.cookie")
+        await page.click("#start")
+    assert "key" in refused.lower()
+    assert not asked_again
+    assert KEY not in stored
+    assert [e for e in errors if "401" not in e] == []  # the refused mint is a console error in Chromium

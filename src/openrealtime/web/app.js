@@ -356,7 +356,8 @@ async function startAssistant() {
           captions.append(event.item_id, "user", event.delta);
           break;
         case "conversation.item.input_audio_transcription.completed":
-          captions.finish(event.item_id, "user", event.transcript);
+          if (event.transcript.trim()) captions.finish(event.item_id, "user", event.transcript);
+          else captions.remove(event.item_id);
           break;
         case "conversation.item.input_audio_transcription.failed":
           captions.finish(event.item_id, "user", "(not understood)");
@@ -482,7 +483,8 @@ async function startTranscription() {
           captions.append(event.item_id, "caption", event.delta);
           break;
         case "conversation.item.input_audio_transcription.completed":
-          captions.finish(event.item_id, "caption", event.transcript);
+          if (event.transcript.trim()) captions.finish(event.item_id, "caption", event.transcript);
+          else captions.remove(event.item_id);
           break;
         case "conversation.item.input_audio_transcription.failed":
           captions.finish(event.item_id, "caption", "(not understood)");

@@ -63,6 +63,15 @@ export class Captions {
     this.render(line, false);
   }
 
+  // Drop an item's line (a turn that turned out to hold no words).
+  remove(itemId) {
+    const line = this.lines.get(itemId);
+    if (line === undefined) return;
+    line.element.remove();
+    this.lines.delete(itemId);
+    this.empty.hidden = this.lines.size > 0;
+  }
+
   // Mark a line: "listening" while a turn is being spoken, "interrupted" when the answer was cut off.
   mark(itemId, role, state) {
     const line = this.line(itemId, role);
