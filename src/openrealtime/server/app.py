@@ -14,7 +14,9 @@ kind is full or the event loop lags (:mod:`~openrealtime.server.readiness`). Whi
 :mod:`~openrealtime.server.sessions`.
 
 WebRTC calls (``POST /v1/realtime/calls``, :mod:`~openrealtime.server.calls`) are sessions too: the
-same keys open them and the same admission counts them.
+same keys open them and the same admission counts them. ``/v1/realtime?call_id=rtc_...`` is a call's
+sideband (:mod:`~openrealtime.runtime.fanout`): it opens no session but attaches to the call's, with
+the server's key only (an ``ek_`` gets an ``error`` and 3000, an unknown call an ``error`` and 4000).
 
 A client secret (``ek_...``, :mod:`~openrealtime.server.secrets`) opens sessions wherever the
 server's key does, and nothing else: minting and ``/metrics`` take the server's key only. Pages of
@@ -63,7 +65,14 @@ from openrealtime.server.origins import OriginGuard, OriginPolicy
 from openrealtime.server.readiness import LoopLag, Readiness, readiness
 from openrealtime.server.registry import load_engines
 from openrealtime.server.secrets import MemorySecretStore, SecretStore
-from openrealtime.server.sessions import CLOSE_AUTH, Opened, Refusal, open_realtime, open_translation
+from openrealtime.server.sessions import (
+    CLOSE_AUTH,
+    CLOSE_BAD_REQUEST,
+    Opened,
+    Refusal,
+    open_realtime,
+    open_translation,
+)
 from openrealtime.server.settings import Settings
 from openrealtime.server.web_app import WebApp
 
@@ -76,6 +85,7 @@ HTTP_UNAUTHORIZED = 401
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVICE_UNAVAILABLE = 503
 SERVER_KEY_ONLY = "Client secrets (ek_) open sessions only; this endpoint needs the server's API key."
+SIDEBAND_KEY_ONLY = "A sideband (call_id) needs the server's API key; client secrets (ek_) cannot attach to a call."
 # CORS for the pages the Origin check lets in: what the SDKs send (Authorization, JSON, their own
 # headers: allowed as asked) and Location, which a cross-origin page otherwise reads as null.
 CORS_METHODS = ("GET", "POST", "DELETE")
@@ -287,11 +297,25 @@ class _Server:
 
     async def realtime(self, websocket: WebSocket) -> None:
         auth = await self._accept(websocket)
-        if auth.ok:
+        call_id = websocket.query_params.get("call_id")
+        if auth.ok and call_id is not None:
+            await self._sideband(websocket, auth, call_id)
+        elif auth.ok:
             engines = self._loaded()
             query, headers = websocket.query_params, websocket.headers
             opening = open_realtime(query, headers, self.settings, engines, secret=auth.secret)
             await self._serve(websocket, opening, engines)
+
+    async def _sideband(self, websocket: WebSocket, auth: AuthResult, call_id: str) -> None:
+        """``/v1/realtime?call_id=rtc_...``: attach to the live call (reference 1.4), server key only."""
+        if auth.secret is not None:
+            self.metrics.auth_failures.add(reason="client_secret")
+            log.warning("client secret refused from %s on a sideband: server key only", _address(websocket))
+            await _refuse(websocket, Refusal(SIDEBAND_KEY_ONLY, "invalid_api_key", CLOSE_AUTH))
+            return
+        if not await self.calls.attach(call_id, _StarletteTransport(websocket)):
+            message = f"Call '{call_id}' not found: it has ended, or never existed."
+            await _refuse(websocket, Refusal(message, "call_not_found", CLOSE_BAD_REQUEST, param="call_id"))
 
     async def translations(self, websocket: WebSocket) -> None:
         auth = await self._accept(websocket)

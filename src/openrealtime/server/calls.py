@@ -16,7 +16,7 @@ what the SDKs show): 400 for a bad offer or session config, 401 for a key, 404 f
 is taken (a call takes one, as a WebSocket session does, until it ends), and 501 when aiortc is not
 installed. The server's key or a live client secret opens a call (the secret's config first, then the
 request's ``session``: :func:`~openrealtime.server.sessions.open_call`); only the server's key hangs
-one up.
+one up, or attaches a sideband to it (:meth:`CallsApi.attach`, ``GET /v1/realtime?call_id=``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from openrealtime.exceptions import ProtocolError
-from openrealtime.runtime.connection import Connection
+from openrealtime.runtime.connection import Connection, Transport
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import CAPACITY_CODE, Admission
 from openrealtime.server.auth import AuthResult
@@ -263,6 +263,18 @@ class CallsApi:
             "multipart/form-data (sdp, session) or application/json ({sdp, session})."
         )
         raise _BadRequest(_error(HTTP_UNSUPPORTED_MEDIA_TYPE, message, "unsupported_content_type"))
+
+    async def attach(self, call_id: str, sideband: Transport) -> bool:
+        """Serve ``sideband`` as a sideband of call ``call_id`` until it leaves or the call ends;
+        ``False`` (nothing sent) if there is no such live call. The caller has checked the key."""
+        call = self._registry.get(call_id) if self._registry is not None else None
+        if call is None:
+            return False
+        log.info("call %s: sideband attached", call_id)
+        if not await call.attach(sideband):
+            return False
+        log.info("call %s: sideband detached", call_id)
+        return True
 
     async def hangup(self, request: Request) -> Response:
         """``POST /v1/realtime/calls/{call_id}/hangup``: end the call and free its place (200, no body)."""

@@ -11,6 +11,10 @@ at once, when:
 - ICE never connects: the watchdog ends a call not connected ``connect_timeout_s`` after its answer
   (an offer posted and never followed, or a peer that cannot reach any of our candidates);
 - the server shuts down (:meth:`CallRegistry.close_all`).
+
+Its connection's transport is a :class:`~openrealtime.runtime.fanout.FanoutTransport` in front of
+the data channel, so sidebands (``GET /v1/realtime?call_id=``) can attach to the call while it lives
+(:meth:`Call.attach`); the call's end closes them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from dataclasses import dataclass, field
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
-from openrealtime.runtime.connection import Connection
+from openrealtime.runtime.connection import Connection, Transport
+from openrealtime.runtime.fanout import FanoutTransport
 from openrealtime.webrtc.channel import CHANNEL_LABEL, DataChannelTransport
 from openrealtime.webrtc.media import CallMedia
 from openrealtime.webrtc.peer import answer
@@ -35,7 +40,7 @@ CALL_ID_PREFIX = "rtc_"
 CONNECT_TIMEOUT_S = 30.0  # as Hugging Face's speech-to-speech: ICE must connect within this of the answer
 CLOSE_TIMEOUT_S = 5.0  # at shutdown, how long calls get to end before they are cancelled
 
-StartConnection = Callable[[DataChannelTransport, CallMedia], Connection]
+StartConnection = Callable[[Transport, CallMedia], Connection]
 
 
 @dataclass
@@ -46,8 +51,14 @@ class Call:
     peer: RTCPeerConnection
     transport: DataChannelTransport
     media: CallMedia
+    fanout: FanoutTransport
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+
+    async def attach(self, sideband: Transport) -> bool:
+        """Serve ``sideband`` the call's events, and the session what it sends, until it leaves or
+        the call ends (:meth:`FanoutTransport.serve`); ``False`` if the call has ended already."""
+        return await self.fanout.serve(sideband)
 
 
 class CallRegistry:
@@ -69,6 +80,10 @@ class CallRegistry:
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._calls
 
+    def get(self, call_id: str) -> Call | None:
+        """The live call ``call_id``, if there is one."""
+        return self._calls.get(call_id)
+
     async def open(self, offer_sdp: str, start: StartConnection, on_end: Callable[[], None]) -> tuple[str, str]:
         """Answer ``offer_sdp`` and start the call: ``start`` builds the connection that drives its
         session over the call's transport and media; ``on_end`` runs once the call has ended.
@@ -82,7 +97,8 @@ class CallRegistry:
         call_id = CALL_ID_PREFIX + secrets.token_hex(16)
         peer = RTCPeerConnection(self._ice)
         media = CallMedia()
-        call = Call(call_id, peer, DataChannelTransport(lambda: peer.close()), media)
+        transport = DataChannelTransport(lambda: peer.close())
+        call = Call(call_id, peer, transport, media, FanoutTransport(transport))
 
         @peer.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -113,7 +129,7 @@ class CallRegistry:
             raise
         if peer.sctp is None:  # an audio-only offer: the session runs, its events go nowhere
             call.transport.discard()
-        connection = start(call.transport, media)
+        connection = start(call.fanout, media)
         self._calls[call_id] = call
         call.task = asyncio.get_running_loop().create_task(self._run(call, connection, on_end))
         return call_id, sdp
@@ -125,6 +141,7 @@ class CallRegistry:
         finally:
             watchdog.cancel()
             call.transport.end()
+            call.fanout.end()  # its sidebands close (1000) once what was queued for them is sent
             self._calls.pop(call.id, None)
             call.media.detach()
             try:
