@@ -103,6 +103,7 @@ async function boot() {
 
 function selectMode(mode) {
   if (state.session) return;
+  if (mode !== state.mode) captions.clear(); // each mode's captions are its own
   state.mode = mode;
   document.body.dataset.mode = mode;
   for (const tab of document.querySelectorAll("[role=tab]")) {
@@ -277,6 +278,7 @@ async function stop(reason) {
     ui.mute.setAttribute("aria-pressed", "false");
     ui.mute.textContent = "Mute";
     document.body.classList.remove("speaking");
+    captions.settle();
     setStatus("idle", "Ready");
     if (reason) toast(reason);
   }

@@ -63,6 +63,17 @@ export class Captions {
     this.render(line, false);
   }
 
+  // Every line as final (the session ended: nothing more will revise them).
+  settle() {
+    for (const line of this.lines.values()) {
+      if (!line.final) {
+        line.final = true;
+        line.element.dataset.state = "";
+        this.render(line, false);
+      }
+    }
+  }
+
   // Drop an item's line (a turn that turned out to hold no words).
   remove(itemId) {
     const line = this.lines.get(itemId);
