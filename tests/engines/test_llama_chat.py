@@ -128,10 +128,18 @@ def test_normalize_messages_for_any_template() -> None:
     ]
     assert normalize_messages(messages) == [
         {"role": "system", "content": "Be brief.\n\nSpeak English."},
-        {"role": "user", "content": "Weather in Rome?"},
-        {"role": "assistant", "content": "[called get_weather({})]"},
-        {"role": "user", "content": '[result of get_weather: {"temp": 21}]'},
+        # The call is not shown; its result is data the user's turn carries (SmolLM2 read brackets aloud).
+        {"role": "user", "content": 'Weather in Rome?\n\n(Result of get_weather, for your answer: {"temp": 21})'},
         {"role": "assistant", "content": "It is 21 degrees."},
+    ]
+    after_words = [
+        {"role": "user", "content": "Lights off"},
+        {"role": "assistant", "content": "Sure.", "tool_calls": [{"id": "c2", "function": {"name": "set_lights"}}]},
+        {"role": "tool", "tool_call_id": "c2", "content": "ok"},
+    ]
+    assert normalize_messages(after_words)[1:] == [  # words before the call stay; the result follows them
+        {"role": "assistant", "content": "Sure."},
+        {"role": "user", "content": "(Result of set_lights, for your answer: ok)"},
     ]
 
 
@@ -224,6 +232,32 @@ def test_text_streams_with_usage(llm: LlamaChatModel) -> None:
     assert done.input_tokens > llm.count_tokens("What is the capital of France?")
     assert llm.context_tokens == 2048
     assert llm.count_tokens("Hello world") == 2
+
+
+@real
+@pytest.mark.parametrize(
+    ("question", "name", "result"),
+    [
+        ("What time is it in Tokyo?", "get_time", "14:05"),
+        ("Is my order shipped?", "order_status", '{"status": "shipped", "carrier": "DHL", "eta": "Friday"}'),
+    ],
+)
+def test_a_tool_result_is_answered_from_not_read_out(
+    llm: LlamaChatModel, question: str, name: str, result: str
+) -> None:
+    """Issue 12: a plain result was read aloud as "[result of get_weather: ...]"."""
+    call = {"id": "c1", "type": "function", "function": {"name": name, "arguments": "{}"}}
+    messages = [
+        {"role": "system", "content": "You are a helpful voice assistant. Be brief."},
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": result},
+    ]
+    chunks = run(llm, ChatRequest(messages=messages, max_tokens=40))
+    text = "".join(c.text for c in chunks if isinstance(c, TextDelta))
+    assert text.strip(), chunks
+    assert "[" not in text, text
+    assert "result of" not in text.lower(), text
 
 
 @real

@@ -53,9 +53,11 @@ def text_of(content: Any) -> str:
 def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """OpenAI chat messages as plain ``{"role", "content"}`` strings that any chat template renders.
 
-    Assistant ``tool_calls`` are written out as text and ``tool`` results become ``user`` turns that
-    name their function, because most small models' templates know neither. Consecutive system
-    messages are merged into the first one, since many templates accept a single system turn.
+    Most small models' templates know neither tool calls nor tool results, so a call is left out
+    (its assistant turn keeps only its words, if any) and its result is given as data the user
+    supplied: appended to the user's turn, "(Result of get_weather, for your answer: ...)". Written
+    out as "[called ...]" / "[result of ...]" turns, SmolLM2 read the brackets aloud. Consecutive
+    system messages are merged into the first one, since many templates accept a single system turn.
     """
     call_names: dict[str, str] = {}
     out: list[dict[str, str]] = []
@@ -65,16 +67,18 @@ def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
         if role == "developer":
             role = "system"
         if role == "assistant":
-            calls = []
-            for call in message.get("tool_calls") or ():
-                function = call.get("function", {})
-                name = str(function.get("name", ""))
-                call_names[str(call.get("id", ""))] = name
-                calls.append(f"[called {name}({function.get('arguments', '{}')})]")
-            text = " ".join([text, *calls]).strip() if calls else text
+            calls = message.get("tool_calls") or ()
+            for call in calls:
+                call_names[str(call.get("id", ""))] = str(call.get("function", {}).get("name", ""))
+            if calls and not text.strip():
+                continue  # the call itself is not shown: its result follows as data
         elif role == "tool":
             name = call_names.get(str(message.get("tool_call_id", "")), "the tool")
-            role, text = "user", f"[result of {name}: {text}]"
+            data = f"(Result of {name}, for your answer: {text})"
+            if out and out[-1]["role"] == "user":
+                out[-1]["content"] += "\n\n" + data
+                continue
+            role, text = "user", data
         elif role != "system":
             role = "user"
         if role == "system" and out and out[-1]["role"] == "system":
