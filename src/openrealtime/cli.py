@@ -373,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
     serve.add_argument("--api-key", default=None, help="require this key (or OPENREALTIME_API_KEY)")
+    serve.add_argument("--ssl-certfile", default=None, help="serve HTTPS and wss:// with this PEM certificate")
+    serve.add_argument("--ssl-keyfile", default=None, help="the PEM private key of --ssl-certfile")
     serve.add_argument("--asr-model", default=None, help="tiny.en (default), base, or a CTranslate2 path")
     serve.add_argument("--asr-device", default=None, help="cpu (default), cuda or auto")
     serve.add_argument("--threads", type=int, default=None, help="CPU threads per LLM call")

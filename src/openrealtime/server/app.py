@@ -437,5 +437,6 @@ def serve(settings: Settings) -> None:
     if settings.web_app:
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         host = f"[{host}]" if ":" in host else host
-        log.info("browser app: open http://%s:%d/ (off with --no-web-app)", host, settings.port)
+        scheme = "https" if settings.ssl_certfile else "http"
+        log.info("browser app: open %s://%s:%d/ (off with --no-web-app)", scheme, host, settings.port)
     uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level=settings.log_level)).run()

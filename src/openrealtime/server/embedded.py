@@ -21,7 +21,8 @@ STARTUP_TIMEOUT_S = 120.0
 async def running_server(
     settings: Settings | None = None, *, engines: EngineSet | None = None, secrets: SecretStore | None = None
 ) -> AsyncIterator[str]:
-    """Start the server on ``127.0.0.1`` (port 0 unless ``settings.port`` is set); yields its ws base URL."""
+    """Start the server on ``127.0.0.1`` (port 0 unless ``settings.port`` is set); yields its ws base URL
+    (``wss://`` when ``settings`` has a certificate)."""
     settings = settings or Settings.load(port=0)
     app = create_app(settings, engines=engines, secrets=secrets)
     config = uvicorn_config(app, settings, log_level="warning", lifespan="on")
@@ -35,7 +36,8 @@ async def running_server(
                     raise RuntimeError("server stopped during start-up")
                 await asyncio.sleep(0.05)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"ws://{settings.host}:{port}"
+        scheme = "wss" if settings.ssl_certfile else "ws"
+        yield f"{scheme}://{settings.host}:{port}"
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

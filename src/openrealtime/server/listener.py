@@ -16,6 +16,9 @@ What it adds to uvicorn's defaults, each against one way of holding a server wit
   hard one, and uvicorn answers 503 past that limit less :data:`FD_RESERVE`, kept for model files,
   logs and the sessions' own sockets, so ``accept()`` never fails for want of a descriptor.
 - Log lines scrubbed and folded (:mod:`~openrealtime.server.logs`).
+
+With ``ssl_certfile`` and ``ssl_keyfile`` it serves TLS (uvicorn's own ``ssl_*`` options): HTTPS
+and ``wss://`` on the same port, and nothing in the clear there.
 """
 
 from __future__ import annotations
@@ -100,7 +103,13 @@ def header_deadline_protocol(timeout_s: float) -> type[H11Protocol]:
 
 
 def uvicorn_config(app: Any, settings: Settings, *, log_level: str, lifespan: str = "auto") -> uvicorn.Config:
-    """The configuration both ``serve`` and the embedded server run with."""
+    """The configuration both ``serve`` and the embedded server run with.
+
+    Raises:
+        ValueError: Only one of ``ssl_certfile`` and ``ssl_keyfile`` is set.
+    """
+    if (settings.ssl_certfile is None) != (settings.ssl_keyfile is None):
+        raise ValueError("TLS needs both ssl_certfile and ssl_keyfile (--ssl-certfile, --ssl-keyfile)")
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -114,6 +123,8 @@ def uvicorn_config(app: Any, settings: Settings, *, log_level: str, lifespan: st
         ws_per_message_deflate=False,
         timeout_keep_alive=KEEP_ALIVE_S,
         limit_concurrency=connection_cap(raise_descriptor_limit()),
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
     )
     install_log_filters()  # after the Config, which (re)configures uvicorn's loggers
     return config

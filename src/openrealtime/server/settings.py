@@ -51,6 +51,10 @@ class Settings:
         port: TCP port (0 picks a free one).
         api_key: If set, every WebSocket must carry it, or a live client secret (``ek_...``) minted
             with it (Bearer header or browser subprotocol); only it mints client secrets.
+        ssl_certfile: A PEM certificate (chain) to serve HTTPS and ``wss://`` with; needs
+            ``ssl_keyfile``. Browsers give a page the microphone only in a secure context (HTTPS, or
+            ``localhost``), and the npm SDK always speaks ``wss://``.
+        ssl_keyfile: The PEM private key of ``ssl_certfile``.
         asr_model: ``tiny.en`` (bundled), ``base`` (bundled multilingual), a CTranslate2 path or name.
         asr_device: ``cpu``, ``cuda`` or ``auto``.
         asr_compute_type: CTranslate2 compute type.
@@ -125,6 +129,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     asr_model: str = "tiny.en"
     asr_device: str = "cpu"
     asr_compute_type: str = "int8"
