@@ -251,6 +251,7 @@ async def _assistant(args: argparse.Namespace) -> int:
         tool_choice=args.tool_choice,
         mute_mic=args.mute_mic,
         keep_audio=out is not None,
+        transport=args.transport,
     )
     try:
         tools = ToolRegistry.from_module(Path(args.tools)) if args.tools else None
@@ -482,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--out", default=None, help="file turn: save the answer here (default answer.wav)")
     va.add_argument("--play", action="store_true", help="file turn: also play the answer on the speaker")
     va.add_argument("--fast", action="store_true", help="send the file as fast as possible")
+    va.add_argument(
+        "--transport",
+        choices=["websocket", "webrtc"],
+        default="websocket",
+        help="webrtc: hold the conversation over a WebRTC call to the URL's server (needs aiortc)",
+    )
     va.set_defaults(func=lambda a: asyncio.run(_assistant(a)))
 
     demo = sub.add_parser("demo", help="start the offline server and run the bundled sample through it")

@@ -17,19 +17,24 @@ turn bookkeeping, when to move to a new session) is made by the pure
 
 One reader task handles server events strictly in order; the caller's task sends audio; tool calls run
 in their own tasks. All of them live in one :class:`asyncio.TaskGroup` held by the ``async with``.
+
+With ``transport="webrtc"`` each session is a WebRTC call (:mod:`~openrealtime.client.call`): the
+audio goes on the call's track, and the server plays the answer on its own: what it says it plays
+(``output_audio_buffer.started`` to ``.stopped`` / ``.cleared``) goes to the player
+(:class:`CallAudio`), and a barge-in only stops the player, as the server truncates the answer to
+what was heard itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import numpy as np
 import websockets
@@ -57,6 +62,9 @@ from openrealtime.exceptions import ConnectionClosedError, ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import UnknownServerEvent, server_event_from_dict
 
+if TYPE_CHECKING:
+    from openrealtime.client.call import CallConnection
+
 __all__ = ["Assistant", "EventHook", "Truncation", "TurnResult", "scripted_turn"]
 
 log = logging.getLogger(__name__)
@@ -68,6 +76,10 @@ REQUEST_TIMEOUT_S = 30.0  # a client event's reply (e.g. conversation.item.retri
 CHUNK_MS = 100
 SCRIPTED_TAIL_SILENCE_MS = 1500  # after a file, so server VAD sees the end of the turn
 SCRIPTED_TURN_TIMEOUT_S = 120.0
+# A call's answer frames arrive a little after the server's events about them (the caller's jitter
+# buffer): its audio is taken this long past output_audio_buffer.stopped or .cleared.
+CALL_AUDIO_TAIL_S = 0.3
+TRANSPORTS = ("websocket", "webrtc")
 
 # Observers get each server event as it came on the wire, and its arrival time (loop clock, seconds).
 EventHook = Callable[[dict[str, Any], float], None]
@@ -75,13 +87,67 @@ ServerEvent = se.ServerEvent | UnknownServerEvent
 T = TypeVar("T")
 
 
-async def open_session(options: AssistantOptions, update: dict[str, Any], turns: TurnTaking) -> RealtimeConnection:
+class CallAudio:
+    """A call's answer audio (PCM16, 24 kHz, from the server's track) to the player, and kept when
+    ``keep``: only what the server says it plays, so the silence between answers neither plays nor
+    keeps the player busy (the ``mute_mic`` guard reads it)."""
+
+    def __init__(self, player: Player, *, keep: bool) -> None:
+        self.player = player
+        self.keep = keep
+        self.heard: list[bytes] = []
+        self._playing = False
+        self._until = 0.0  # loop time: frames in flight after the server stopped still count
+        self._spoken: set[str] = set()  # responses with audio (response.output_audio.done)
+        self._ended: set[str] = set()  # responses whose playback ended (stopped or cleared)
+
+    def on_event(self, event: dict[str, Any], at_s: float) -> None:
+        kind, response_id = event.get("type"), event.get("response_id")
+        if kind == "response.output_audio.done" and isinstance(response_id, str):
+            self._spoken.add(response_id)
+        elif kind == "output_audio_buffer.started":
+            self._playing = True
+        elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
+            self._playing = False
+            self._until = at_s + CALL_AUDIO_TAIL_S
+            if isinstance(response_id, str):
+                self._ended.add(response_id)
+            if kind == "output_audio_buffer.cleared":
+                self.player.stop()
+
+    def played_out(self) -> bool:
+        """Every response that had audio has been played to its end (or cut) by the server."""
+        return self._spoken <= self._ended
+
+    def on_audio(self, pcm16: bytes) -> None:
+        if not self._playing and asyncio.get_running_loop().time() > self._until:
+            return
+        self.player.play("call", pcm16)
+        if self.keep:
+            self.heard.append(pcm16)
+
+
+async def connect(
+    options: AssistantOptions, call_audio: CallAudio | None = None
+) -> RealtimeConnection | CallConnection:
+    """A new connection to ``options.url``: a WebSocket, or a WebRTC call (``transport="webrtc"``)."""
+    if options.transport == "webrtc":
+        from openrealtime.client.call import CallConnection
+
+        on_audio = call_audio.on_audio if call_audio is not None else None
+        return await CallConnection.connect(options.url, api_key=options.api_key, on_audio=on_audio)
+    return await RealtimeConnection.connect(options.url, api_key=options.api_key)
+
+
+async def open_session(
+    options: AssistantOptions, update: dict[str, Any], turns: TurnTaking, call_audio: CallAudio | None = None
+) -> RealtimeConnection | CallConnection:
     """Connect, configure with ``update`` (``session.update``), and replay the conversation into it.
 
     Raises:
         ProtocolError: If the server refuses the configuration.
     """
-    conn = await RealtimeConnection.connect(options.url, api_key=options.api_key)
+    conn = await connect(options, call_audio)
     try:
         async with asyncio.timeout(CONFIGURE_TIMEOUT_S):
             await conn.send(update)
@@ -148,7 +214,11 @@ class Assistant:
         self.reconnects = 0
         self._on_event = on_event
         self._update = session_update(self.options, tools)
-        self._conn: RealtimeConnection | None = None
+        self._conn: RealtimeConnection | CallConnection | None = None
+        if self.options.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, not {self.options.transport!r}")
+        webrtc = self.options.transport == "webrtc"
+        self.call_audio = CallAudio(self.player, keep=self.options.keep_audio) if webrtc else None
         self._ready = asyncio.Event()  # connected and configured: sending is allowed
         self._rearm = asyncio.Event()  # a new session (or closing): recompute the expiry deadline
         self._changed = asyncio.Condition()
@@ -172,7 +242,8 @@ class Assistant:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        self._conn = await open_session(self.options, self._update, self.turns)  # a refusal raises here
+        # a refusal raises here
+        self._conn = await open_session(self.options, self._update, self.turns, self.call_audio)
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         self._tg = await stack.enter_async_context(asyncio.TaskGroup())
@@ -217,7 +288,10 @@ class Assistant:
 
     def answer_audio(self, item_ids: list[str] | None = None) -> bytes:
         """PCM16 audio of assistant items (all, in conversation order, by default), cut to what was
-        heard where a barge-in truncated them. Needs ``keep_audio``."""
+        heard where a barge-in truncated them. Needs ``keep_audio``. On a call: everything the server
+        played, whatever ``item_ids``."""
+        if self.call_audio is not None:
+            return b"".join(self.call_audio.heard)
         return self.turns.answer_audio(item_ids)
 
     async def wait_until(self, predicate: Callable[[], bool], *, timeout_s: float) -> None:
@@ -256,9 +330,14 @@ class Assistant:
         if self.muted:
             return False
         await self._ready.wait()
-        return await self._send_now(
-            {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm16).decode("ascii")}
-        )
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            await conn.append_audio(pcm16)  # an append event, or onto the call's track
+        except ConnectionClosedError:
+            return False
+        return True
 
     async def stream(self, chunks: AsyncIterator[bytes]) -> None:
         """Send every chunk as it comes (the source sets the pace)."""
@@ -299,7 +378,7 @@ class Assistant:
 
     # --- connecting --------------------------------------------------------------------------------
 
-    async def reconnect(self, *, lost: RealtimeConnection | None = None) -> None:
+    async def reconnect(self, *, lost: RealtimeConnection | CallConnection | None = None) -> None:
         """Move the conversation to a new session now: same ``session.update``, items replayed.
 
         Args:
@@ -318,7 +397,7 @@ class Assistant:
             delay_s = RECONNECT_BACKOFF_S
             for attempt in range(1, RECONNECT_ATTEMPTS + 1):
                 try:
-                    self._conn = await open_session(self.options, self._update, self.turns)
+                    self._conn = await open_session(self.options, self._update, self.turns, self.call_audio)
                     break
                 except (OSError, TimeoutError, ConnectionClosedError, websockets.WebSocketException) as exc:
                     log.warning("reconnect attempt %d failed: %s", attempt, exc)
@@ -369,6 +448,8 @@ class Assistant:
 
     async def _handle(self, raw: dict[str, Any], at_s: float) -> None:
         event = server_event_from_dict(raw)
+        if self.call_audio is not None:
+            self.call_audio.on_event(raw, at_s)
         await self._execute(self.turns.receive(event))
         self._requests.settle(event)
         if self._on_event is not None:
@@ -385,6 +466,8 @@ class Assistant:
                     self.player.play(item_id, pcm16)
                 case StopPlayback():
                     self.player.stop()
+                case InterruptPlayback() if self.call_audio is not None:
+                    self.player.stop()  # the server cuts its own playback and truncates (reference 1.3)
                 case InterruptPlayback(measure=measure):
                     await self._execute(self.turns.playback_interrupted(interrupt(self.player, measure)))
                 case RunTools(calls=calls):
@@ -446,9 +529,17 @@ async def scripted_turn(
     if assistant.options.turn_detection is None:
         await assistant.send({"type": "input_audio_buffer.commit"})
         await assistant.create_response()
+    call_audio = assistant.call_audio
     await assistant.wait_until(
-        lambda: len(assistant.responses) > responses_before and assistant.idle(), timeout_s=timeout_s
+        lambda: (
+            len(assistant.responses) > responses_before
+            and assistant.idle()
+            and (call_audio is None or call_audio.played_out())
+        ),
+        timeout_s=timeout_s,
     )
+    if call_audio is not None:
+        await asyncio.sleep(CALL_AUDIO_TAIL_S)  # the last frames, still in flight when the server stopped
     new = [item for item in assistant.history.items() if item.id not in known]
     answers = [i for i in new if i.type == "message" and i.role == "assistant"]
     return TurnResult(

@@ -43,6 +43,8 @@ class AssistantOptions:
         mute_cooldown_ms: Echo-guard cooldown after the last played sample.
         reconnect_margin_s: Reconnect this long before the session's ``expires_at``.
         keep_audio: Keep each assistant item's audio (for :meth:`Assistant.answer_audio`).
+        transport: ``websocket``, or ``webrtc``: each session a WebRTC call to the URL's server
+            (its calls endpoint), the audio on the call's tracks (needs aiortc).
     """
 
     url: str = DEFAULT_ASSISTANT_URL
@@ -58,6 +60,7 @@ class AssistantOptions:
     mute_cooldown_ms: int = DEFAULT_MUTE_COOLDOWN_MS
     reconnect_margin_s: float = DEFAULT_RECONNECT_MARGIN_S
     keep_audio: bool = False
+    transport: str = "websocket"
 
 
 def session_update(options: AssistantOptions, tools: ToolRegistry | None = None) -> dict[str, Any]:
