@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,6 +158,17 @@ async def test_sidebands_come_and_go_and_the_call_ending_closes_them(engines: En
         assert (await next_event(late, "error"))["error"]["code"] == "call_not_found"
 
 
+ITEM_BYTES = 256 * 1024
+
+
+def send_buffer_max_bytes() -> int:
+    """How large the kernel lets a TCP send buffer grow (Linux; 4 MiB, its default, elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 4 * 1024 * 1024
+
+
 def _stuck_client(host: str, port: int, path: str) -> socket.socket:
     """A WebSocket client that upgrades and then reads nothing, with a small receive buffer."""
     sock = socket.socket()
@@ -175,7 +187,9 @@ async def test_a_sideband_that_does_not_read_is_dropped_and_the_call_goes_on(
     engines: EngineSet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(fanout, "OUTBOX_LIMIT", 8)
-    items = 16  # 32 events of 256 KiB: past the stuck socket's TCP buffers, then its outbox of 8
+    # Each item comes back twice (added, done): enough to fill the server's send buffer for the stuck
+    # socket (it grows up to tcp_wmem's maximum), then its outbox of 8 events.
+    items = (send_buffer_max_bytes() + 4 * ITEM_BYTES * 8) // (2 * ITEM_BYTES) + 1
     async with server(engines) as http, peer() as client:
         reply = await client.call(http, key=KEY)
         await client.next("session.created", timeout_s=TIMEOUT_S)
@@ -184,7 +198,7 @@ async def test_a_sideband_that_does_not_read_is_dropped_and_the_call_goes_on(
         try:
             reader = await sideband(http, call_id_of(reply), max_size=None)
             await attached(reader, "Attached.")
-            text = "x" * (256 * 1024)
+            text = "x" * ITEM_BYTES
             for index in range(items):
                 item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
                 await reader.send(
