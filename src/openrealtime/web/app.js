@@ -99,6 +99,7 @@ async function boot() {
   }
   selectMode("assistant");
   setStatus("idle", window.isSecureContext ? "Ready" : "Needs https");
+  ui.start.disabled = false; // only now: the first mint must know whether a key is needed
 }
 
 function selectMode(mode) {
