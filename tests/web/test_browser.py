@@ -5,6 +5,8 @@ and show what the fake engines said."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 
 from openrealtime.client.audio_io import read_wav
+from openrealtime.contracts import ChatChunk, ChatDone, ChatRequest, TextDelta, ToolCallDelta
 from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
@@ -170,3 +173,54 @@ async def test_with_a_key_the_page_asks_for_it_once(engines: EngineSet, question
     assert not asked_again
     assert KEY not in stored
     assert [e for e in errors if "401" not in e] == []  # the refused mint is a console error in Chromium
+
+
+class ClockModel:
+    """Asks for the page's clock when it is offered and not yet answered, then says it has the time."""
+
+    context_tokens = 4096
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text.split()))
+
+    def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
+        answered = [m for m in request.messages if m.get("role") == "tool"]
+        if answered:
+            zone = json.loads(answered[-1]["content"]).get("zone", "?")
+            yield TextDelta(f"Your clock says the zone is {zone}.")
+            yield ChatDone(finish_reason="stop")
+        elif any(spec.name == "get_current_time" for spec in request.tools):
+            yield ToolCallDelta(index=0, name="get_current_time", arguments="{}")
+            yield ChatDone(finish_reason="tool_calls")
+        else:
+            yield TextDelta("I cannot see a clock.")
+            yield ChatDone(finish_reason="stop")
+
+
+async def test_the_page_runs_the_clock_tool_and_shows_the_call(question: Path) -> None:
+    voice = ToneSynthesizer()
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        chat=ClockModel(),
+        synthesizers={"en": voice, "*": voice},
+    )
+    try:
+        async with running_server(Settings(port=0), engines=engines) as url, browser_page(question) as (page, errors):
+            await page.goto(url.replace("ws://", "http://") + "/")
+            await page.click("#settings summary")
+            await page.check("#tools")
+            await page.click("#start")
+            stopped = "(window.openrealtime.stats.events['output_audio_buffer.stopped'] ?? 0) >= 1"
+            await until(page, stopped, timeout_s=TIMEOUT_S)
+            tool = await page.inner_text("#captions .tool .text")
+            answer = await page.inner_text("#captions .assistant .text")
+            zone = await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+            await page.click("#start")
+    finally:
+        engines.close()
+    assert tool.startswith("get_current_time({})")
+    assert '"zone"' in tool  # the result the page sent back, shown after the call
+    assert answer == f"Your clock says the zone is {zone}."
+    assert errors == []
