@@ -48,9 +48,12 @@ def microphone_wav(path: Path, speech: np.ndarray, rate_hz: int) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def browser_page(microphone: Path) -> AsyncIterator[tuple[Any, list[str]]]:
+async def browser_page(
+    microphone: Path, *, trust_any_certificate: bool = False
+) -> AsyncIterator[tuple[Any, list[str]]]:
     """A page in a fresh headless Chromium whose microphone plays ``microphone``; also the list the
-    page's console errors and uncaught exceptions are collected in (a CSP violation is one)."""
+    page's console errors and uncaught exceptions are collected in (a CSP violation is one).
+    ``trust_any_certificate`` for a server with a self-signed certificate."""
     assert microphone.is_absolute(), "Chromium reads the fake microphone's file from its own directory"
     executable = chromium()
     if executable is None:
@@ -72,7 +75,7 @@ async def browser_page(microphone: Path) -> AsyncIterator[tuple[Any, list[str]]]
     async with async_api.async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=args)
         try:
-            page = await browser.new_page()
+            page = await browser.new_page(ignore_https_errors=trust_any_certificate)
             errors: list[str] = []
             page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: errors.append(str(error)))

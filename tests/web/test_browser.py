@@ -21,6 +21,7 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
 from openrealtime.server.settings import Settings
 from tests.conftest import TIMEOUT_S
+from tests.server.test_tls import self_signed
 from tests.web.browser import browser_page, microphone_wav, until
 
 SAMPLES = Path(__file__).parents[2] / "src" / "openrealtime" / "samples"
@@ -223,4 +224,26 @@ async def test_the_page_runs_the_clock_tool_and_shows_the_call(question: Path) -
     assert tool.startswith("get_current_time({})")
     assert '"zone"' in tool  # the result the page sent back, shown after the call
     assert answer == f"Your clock says the zone is {zone}."
+    assert errors == []
+
+
+async def test_the_page_works_over_https(engines: EngineSet, question: Path, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    settings = Settings(port=0, ssl_certfile=str(cert), ssl_keyfile=str(key))
+    async with (
+        running_server(settings, engines=engines) as url,
+        browser_page(question, trust_any_certificate=True) as (page, errors),
+    ):
+        base = url.replace("wss://", "https://")
+        await page.goto(base + "/")
+        secure = await page.evaluate("window.isSecureContext && location.protocol === 'https:'")
+        await page.click("#tab-transcription")
+        await page.click("#start")
+        completed = "conversation.item.input_audio_transcription.completed"
+        await until(page, f"(window.openrealtime.stats.events['{completed}'] ?? 0) >= 1", timeout_s=TIMEOUT_S)
+        caption = await page.inner_text("#captions .caption .text")
+        await page.click("#start")
+    assert url.startswith("wss://")
+    assert secure
+    assert caption.lower().startswith("hello world")
     assert errors == []
