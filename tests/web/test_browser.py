@@ -140,7 +140,10 @@ async def test_speaking_over_the_answer_interrupts_it(base: str, tmp_path: Path)
         interrupted = await page.get_attribute("#captions .assistant", "data-state")
         stats = await page.evaluate("window.openrealtime.stats")
         await page.click("#start")
+        await until(page, "document.body.dataset.state === 'idle'", timeout_s=TIMEOUT_S)
+        still = await page.get_attribute("#captions .assistant", "data-state")
     assert interrupted == "interrupted"
+    assert still == "interrupted"  # Stop settles the captions but keeps what happened to them
     assert stats["events"]["output_audio_buffer.cleared"] == 1
     assert stats["events"]["input_audio_buffer.speech_started"] == 2
     assert errors == []

@@ -66,9 +66,9 @@ export class Captions {
   // Every line as final (the session ended: nothing more will revise them).
   settle() {
     for (const line of this.lines.values()) {
+      if (line.element.dataset.state === "listening") line.element.dataset.state = "";
       if (!line.final) {
         line.final = true;
-        line.element.dataset.state = "";
         this.render(line, false);
       }
     }
