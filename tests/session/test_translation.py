@@ -14,10 +14,12 @@ from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.contracts import TranscribeOptions, Transcript
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
 from openrealtime.exceptions import EngineError, ProtocolError
+from openrealtime.protocol import client_events as ce
 from openrealtime.protocol.codec import SessionKind, server_event_dict
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
     AudioChunk,
+    AudioIn,
     CancelJob,
     CloseConnection,
     JobFailed,
@@ -354,6 +356,18 @@ def test_appends_of_any_size_are_consumed_in_200_ms_frames() -> None:
     # One append of many frames is consumed whole.
     driver.append(quiet(3000), chunk_bytes=len(float_to_pcm16(quiet(3000))))
     assert session.elapsed_ms == 4000
+
+
+def test_audio_at_a_calls_48_khz_lasts_as_long_as_it_did() -> None:
+    # A WebRTC call's track delivers 48 kHz; counted as 24 kHz it lasted twice as long and sounded an
+    # octave low (Whisper heard "You are a sh..." for "What is the capital of France?").
+    session, driver = make()
+    append = ce.TranslationAppend(type="session.input_audio_buffer.append", audio="")
+    for _ in range(11):
+        session.receive(AudioIn(append, quiet(100, rate_hz=48_000), 48_000))
+    assert session.elapsed_ms == 1000  # five whole 200 ms frames, the rest pending
+    driver.send({"type": "session.close"})
+    assert session.elapsed_ms == 1200  # the rest, the resampler's tail with it, padded to a frame
 
 
 def test_silence_and_gaps_cost_nothing() -> None:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.audio.codec import AudioFormat
+from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import TranscribeOptions
 from openrealtime.exceptions import InvalidStateError, ProtocolError
@@ -116,6 +117,7 @@ class TranslationSession(SessionShell):
         self.info = info
         self.config = TranslationSessionConfig()
         self._pending = SampleBuffer(max_samples=MAX_PENDING_SAMPLES)  # less than a frame, between appends
+        self._to_wire: StreamResampler | None = None  # input at another rate than the wire's (calls)
         self._frames = 0
         self._frontend = AudioFrontEnd(self._noise)
         self._segmenter = SpeechSegmenter(
@@ -192,7 +194,7 @@ class TranslationSession(SessionShell):
             )
         match event:
             case AudioIn(event=ce.TranslationAppend()):
-                self._append(event.samples)
+                self._append(self._at_wire_rate(event.samples, event.rate_hz))
             case ce.TranslationSessionUpdate():
                 self._update(event)
             case ce.SessionClose():
@@ -279,6 +281,15 @@ class TranslationSession(SessionShell):
 
     # --- audio in ----------------------------------------------------------------------------------
 
+    def _at_wire_rate(self, samples: Samples, rate_hz: int) -> Samples:
+        """Audio at the wire rate the frames are counted in: a call's track comes at 48 kHz (one
+        stateful resampler per input rate, so chunk edges do not click)."""
+        if rate_hz == WIRE_RATE_HZ:
+            return samples
+        if self._to_wire is None or self._to_wire.in_rate_hz != rate_hz:
+            self._to_wire = StreamResampler(rate_hz, WIRE_RATE_HZ)
+        return self._to_wire.process(samples)
+
     def _append(self, samples: Samples) -> None:
         pending = self._pending
         pending.append(samples)
@@ -292,6 +303,8 @@ class TranslationSession(SessionShell):
 
     def _close(self) -> None:
         self.closing = True
+        if self._to_wire is not None:
+            self._pending.append(self._to_wire.flush())
         pending = self._pending
         rest = pending.copy(pending.start, pending.end)
         pending.clear()
