@@ -57,3 +57,37 @@ async def test_the_page_asks_the_spoken_question_and_hears_paris(base: str, tmp_
     assert stats["latencyMs"]
     assert stats["heardMs"]
     assert errors == []
+
+
+async def test_live_captions_of_the_spoken_question(base: str, tmp_path: Path) -> None:
+    mic = microphone_wav(tmp_path / "question.wav", read_wav(SAMPLES / "question.wav"), 24_000)
+    async with browser_page(mic) as (page, errors):
+        await page.goto(base + "/")
+        await page.click("#tab-transcription")
+        await page.click("#start")
+        completed = "conversation.item.input_audio_transcription.completed"
+        await until(page, f"(window.openrealtime.stats.events['{completed}'] ?? 0) >= 1", timeout_s=TIMEOUT_S)
+        caption = await page.inner_text("#captions .caption .text")
+        await page.click("#start")
+    assert "capital of france" in caption.lower()
+    assert errors == []
+
+
+async def test_the_spoken_question_translated_into_spanish(base: str, tmp_path: Path) -> None:
+    mic = microphone_wav(tmp_path / "question.wav", read_wav(SAMPLES / "question.wav"), 24_000)
+    async with browser_page(mic) as (page, errors):
+        await page.goto(base + "/")
+        await page.click("#tab-translation")
+        await page.select_option("#language", "es")
+        await page.click("#start")
+        await until(page, "document.querySelector('#captions .target') !== null", timeout_s=TIMEOUT_S * 2)
+        await until(page, "window.openrealtime.stats.outputPeak > 0.02", timeout_s=TIMEOUT_S)
+        await page.click("#start")  # the session closes; the last words still come
+        await until(page, "document.body.dataset.state === 'idle'", timeout_s=TIMEOUT_S)
+        heard = " ".join(await page.locator("#captions .source .text").all_inner_texts())
+        translated = " ".join(await page.locator("#captions .target .text").all_inner_texts())
+        events = await page.evaluate("[window.openrealtime.stats.events, window.openrealtime.stats.errors]")
+    assert "capital of france" in heard.lower(), (heard, translated, events)
+    assert "francia" in translated.lower()
+    assert events[1] == []  # no error event: the page stops sending before it closes the session
+    assert errors == []

@@ -69,7 +69,7 @@ const ui = {
 const captions = new Captions($("captions"), $("empty"));
 
 // What the page saw, for the curious (and for the browser tests): event counts and timings.
-const stats = { events: {}, latencyMs: [], heardMs: [], outputPeak: 0 };
+const stats = { events: {}, errors: [], latencyMs: [], heardMs: [], outputPeak: 0 };
 window.openrealtime = { stats };
 
 const state = {
@@ -124,6 +124,7 @@ function setStatus(kind, text) {
 
 let toastTimer = 0;
 function toast(message) {
+  stats.errors.push(message);
   ui.toast.textContent = message;
   ui.toast.hidden = false;
   clearTimeout(toastTimer);
@@ -573,7 +574,7 @@ async function startTranslation() {
       mute: (on) => audio.mute(on),
       stop: async () => {
         // The last words are still being translated: close the session and let them come.
-        audio.mute(true);
+        await call.stopSending();
         call.send({ type: "session.close" });
         setStatus("stopping", "Finishing the translation…");
         await Promise.race([finished, new Promise((resolve) => setTimeout(resolve, CLOSE_DRAIN_MS))]);

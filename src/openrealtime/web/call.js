@@ -17,6 +17,11 @@ export class Call {
     if (this.channel.readyState === "open") this.channel.send(JSON.stringify(event));
   }
 
+  // Stop sending the microphone (after session.close, audio is no longer accepted).
+  async stopSending() {
+    await Promise.all(this.pc.getSenders().map((sender) => sender.replaceTrack(null)));
+  }
+
   // Hanging up is closing the connection: the server notices at once and frees the call's place
   // (its hang-up route takes the server's key, which this page never holds).
   close() {
