@@ -42,6 +42,11 @@ SILENCE_MARGIN_S = 4.0
 SECONDS_PER_TIMESTAMP = 0.02
 MAX_DECODE_TOKENS = 440
 TOKENS_PER_SECOND_CAP = 12  # fast speech is about 4 tokens/s: anything beyond this is a loop
+# Fast speech is under 5 words a second. A short window's decode that reads faster has looped (tiny.en
+# heard a 2.4 s question as "What is the longest river in Africa? What is the longest river in
+# Africa? What is the", 7 words a second, in a 10 s window); it is decoded again in a 30 s one.
+MAX_WORDS_PER_S = 6.0
+MIN_LOOP_WORDS = 8  # fewer words than this are never called a loop (a quick "yes, I do")
 NO_SPEECH_THRESHOLD = 0.8
 MAX_PROMPT_TOKENS = 223  # Whisper's limit for previous-text conditioning
 # Punctuation that word timings attach to the word after / before it (faster-whisper's defaults).
@@ -112,7 +117,12 @@ class WhisperTranscriber:
                 duration_s = audio.size / SAMPLE_RATE_HZ
                 if duration_s > MAX_WINDOW_S - SILENCE_MARGIN_S:
                     return self._transcribe_long(audio, options)
-                return self._decode_window(audio, options)
+                transcript = self._decode_window(audio, options)
+                if _looped(transcript.text, duration_s):
+                    again = self._decode_window(audio, options, window_s=MAX_WINDOW_S)
+                    if len(again.text.split()) < len(transcript.text.split()):
+                        return again
+                return transcript
         except EngineError:
             raise
         except Exception as exc:  # the one place where CTranslate2 errors become ours
@@ -123,14 +133,17 @@ class WhisperTranscriber:
 
         return Tokenizer(self._model.hf_tokenizer, self.multilingual, task=task, language=language)
 
-    def _decode_window(self, audio: Samples, options: TranscribeOptions) -> Transcript:
+    def _decode_window(
+        self, audio: Samples, options: TranscribeOptions, *, window_s: float | None = None
+    ) -> Transcript:
         import ctranslate2
 
         duration_s = audio.size / SAMPLE_RATE_HZ
-        window_s = min(
-            MAX_WINDOW_S,
-            max(MIN_WINDOW_S, math.ceil((duration_s + SILENCE_MARGIN_S) / WINDOW_BUCKET_S) * WINDOW_BUCKET_S),
-        )
+        if window_s is None:
+            window_s = min(
+                MAX_WINDOW_S,
+                max(MIN_WINDOW_S, math.ceil((duration_s + SILENCE_MARGIN_S) / WINDOW_BUCKET_S) * WINDOW_BUCKET_S),
+            )
         padded = np.zeros(int(window_s * SAMPLE_RATE_HZ), dtype=np.float32)
         padded[: audio.size] = audio
         features = self._model.feature_extractor(padded, padding=0)
@@ -350,3 +363,9 @@ def token_bytes(tokenizer: Any, token_id: int) -> bytes:
 def model_path(options: WhisperOptions) -> Path:
     """Where the model of ``options`` lives on disk (for diagnostics)."""
     return Path(_resolve_model(options.model))
+
+
+def _looped(text: str, duration_s: float) -> bool:
+    """Whether ``text`` reads faster than anyone speaks ``duration_s`` of audio (a decode loop)."""
+    words = len(text.split())
+    return words >= MIN_LOOP_WORDS and words > MAX_WORDS_PER_S * max(duration_s, 0.1)
