@@ -81,6 +81,21 @@ def test_summary_rates_cut_offs_over_the_paused_clips_only() -> None:
     assert "| m | 1 / 2 (50%) | 0.300" in table(summarize(trials))
 
 
+def test_verdict_rates_compare_the_model_alone_with_the_model_and_the_words() -> None:
+    points = [
+        turns.Verdict("v", "a", False, 400, 0.9, "I was moved to", False),  # the words veto the model
+        turns.Verdict("v", "a", False, 600, 0.9, "Remind me to call.", True),
+        turns.Verdict("v", "a", False, 900, 0.1, "I wonder if", False),
+        turns.Verdict("v", "a", True, None, 0.6, "It is done.", True),
+    ]
+    rates = turns.verdict_rates(points)
+    assert rates["medium"]["pauses_ended_model_alone"] == pytest.approx(2 / 3)
+    assert rates["medium"]["pauses_ended_model_and_words"] == pytest.approx(1 / 3)
+    assert rates["medium"]["ends_ended_model_and_words"] == 1.0
+    assert rates["low"]["ends_ended_model_alone"] == 0.0  # 0.6 is under low's 0.7
+    assert "| medium (0.5) | 67% | 33% | 100% | 100% |" in turns.verdict_table(rates)
+
+
 def test_every_mode_is_a_valid_turn_detection() -> None:
     from openrealtime.protocol.config import AudioInput
 

@@ -123,10 +123,18 @@ def test_the_model_cannot_end_a_turn_whose_words_trail_off() -> None:
     assert pause_before_stop(events, 1600) >= END_OF_TURN["medium"].max_wait_ms
 
 
-def test_finished_words_end_the_turn_after_the_word_rules_pause_when_the_model_says_incomplete() -> None:
-    model = FixedEndOfTurn(0.01)
+def test_an_incomplete_answer_makes_finished_words_wait_longer() -> None:
+    model = FixedEndOfTurn(0.3)  # under medium's 0.5
     driver = semantic("medium", end_of_turn=model)
     events = driver.append(tone(3200)) + driver.append(quiet(1000))  # "hello world this is a test"
+    assert "input_audio_buffer.speech_stopped" not in [e["type"] for e in events]  # a 1 s pause goes on
+    events = driver.append(quiet(600))
+    assert 1250 <= pause_before_stop(events, 3200) < 1350  # 2.5 x the word rule's 500 ms
+
+
+def test_without_an_answer_yet_finished_words_end_the_turn_at_the_word_rules_pause() -> None:
+    driver = semantic("medium", hold_questions=True)  # the model has not answered
+    events = driver.append(tone(3200)) + driver.append(quiet(1000))
     assert 500 <= pause_before_stop(events, 3200) < 600
 
 

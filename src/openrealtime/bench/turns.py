@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ ANSWER_WAIT_S = 10.0  # after the end of speech: a mode that has not answered by
 INSTRUCTIONS = "Answer in one short sentence."
 DEFAULT_SESSIONS = 2
 DECISIONS_TIMED = 30
+PREFIX_MS = 300  # the turn's prefix padding, as the server hands the model (server_vad's default)
 TARGET_P50_S = 0.35
 TARGET_CUT_OFF_RATE = 0.05
 
@@ -339,98 +341,281 @@ def cut_offs(stopped_ms: list[int], clip: Clip) -> list[int]:
     return [at for at in stopped_ms if at < clip.speech_end_ms - CUT_OFF_SLACK_MS]
 
 
-async def run_trial(
-    url: str, mode: Mode, clip: Clip, *, api_key: str | None = None, answer_wait_s: float = ANSWER_WAIT_S
-) -> Trial:
-    """Stream ``clip`` at real time to a fresh session in ``mode``; watch for cut-offs and the answer."""
-    loop = asyncio.get_running_loop()
-    chunk = WIRE_RATE_HZ * MIC_CHUNK_MS // MS_PER_S
-    lead = np.zeros(WIRE_RATE_HZ * LEAD_MS // MS_PER_S, np.float32)
-    audio = np.concatenate([lead, clip.audio])
-    end_sample = (LEAD_MS + clip.speech_end_ms) * WIRE_RATE_HZ // MS_PER_S
-    stopped_ms: list[int] = []
-    committed: list[str] = []
-    answer_of: dict[str, str | None] = {}
-    speech_end_at: float | None = None
-    answered = asyncio.Event()
-    first_audio_at: float | None = None
-    turn_end_at: float | None = None
+class TrialSession:
+    """One realtime session that runs clips one after another, as a user would speak turns.
 
-    async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
-        update = {
-            "type": "realtime",
-            "instructions": INSTRUCTIONS,
-            "audio": {"input": {"turn_detection": mode.turn_detection}},
-        }
-        await conn.send({"type": "session.update", "session": update})
+    A session is reused so that the LLM's prompt cache is warm, as in a conversation (a fresh session
+    per clip measured the prompt's first processing, not the turn): before the first clip it answers a
+    warm-up text turn, and after each clip the answer is cancelled and every item of the clip is
+    deleted, so each clip is answered from the same short prompt. Audio positions are absolute in a
+    session, so each clip's are taken from where it started.
+    """
 
-        async def read() -> None:
+    def __init__(self, conn: RealtimeConnection, mode: Mode) -> None:
+        self._conn = conn
+        self._mode = mode
+        self._sent_ms = 0
+        self._items: list[str] = []
+        self._deleted: set[str] = set()
+        self._done: set[str] = set()
+        self._changed = asyncio.Event()
+        self._on_event: Any = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, url: str, mode: Mode, *, api_key: str | None = None) -> AsyncIterator[TrialSession]:
+        async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
+            session = cls(conn, mode)
+            update = {
+                "type": "realtime",
+                "instructions": INSTRUCTIONS,
+                "audio": {"input": {"turn_detection": mode.turn_detection}},
+            }
+            await conn.send({"type": "session.update", "session": update})
+            reader = asyncio.create_task(session._read())
+            try:
+                await session._warm_up()
+                yield session
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    async def _read(self) -> None:
+        async for event in self._conn:
+            kind = event.get("type")
+            if kind == "conversation.item.added":
+                self._items.append(event["item"]["id"])
+            elif kind == "conversation.item.deleted":
+                self._deleted.add(event["item_id"])
+            elif kind == "response.done":
+                self._done.add(event["response"]["id"])
+            if self._on_event is not None:
+                self._on_event(event)
+            self._changed.set()
+
+    async def _until(self, condition: Any, timeout_s: float = ANSWER_WAIT_S) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def _warm_up(self) -> None:
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello."}]}
+        await self._conn.send({"type": "conversation.item.create", "item": item})
+        done = len(self._done)
+        await self._conn.send({"type": "response.create"})
+        await self._until(lambda: len(self._done) > done)
+        await self._forget()
+
+    async def _forget(self) -> None:
+        """Delete every item so far, and clear the input buffer: the next clip starts afresh."""
+        items = [i for i in self._items if i not in self._deleted]
+        for item_id in items:
+            await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
+        await self._until(lambda: all(i in self._deleted for i in items))
+        await self._conn.send({"type": "input_audio_buffer.clear"})
+
+    async def run(self, clip: Clip, *, answer_wait_s: float = ANSWER_WAIT_S) -> Trial:
+        """Stream ``clip`` at real time; watch for cut-offs and the answer to its last turn."""
+        loop = asyncio.get_running_loop()
+        chunk = WIRE_RATE_HZ * MIC_CHUNK_MS // MS_PER_S
+        lead = np.zeros(WIRE_RATE_HZ * LEAD_MS // MS_PER_S, np.float32)
+        audio = np.concatenate([lead, clip.audio])
+        end_sample = (LEAD_MS + clip.speech_end_ms) * WIRE_RATE_HZ // MS_PER_S
+        origin_ms = self._sent_ms + LEAD_MS  # where the clip starts in the session's audio
+        stopped_ms: list[int] = []
+        committed: list[str] = []
+        answer_of: dict[str, str | None] = {}
+        answers: list[str] = []
+        speech_end_at: float | None = None
+        first_audio_at: float | None = None
+        turn_end_at: float | None = None
+
+        def on_event(event: dict[str, Any]) -> None:
             nonlocal first_audio_at, turn_end_at
-            async for event in conn:
-                kind = event.get("type")
-                if kind == "input_audio_buffer.speech_stopped":
-                    stopped_ms.append(int(event["audio_end_ms"]) - LEAD_MS)
-                    if turn_end_at is None and not cut_offs(stopped_ms[-1:], clip):
-                        turn_end_at = loop.time()
-                elif kind == "input_audio_buffer.committed":
-                    committed.append(event["item_id"])
-                elif kind == "response.created":
-                    answer_of[event["response"]["id"]] = committed[-1] if committed else None
-                elif kind == "response.output_audio.delta" and speech_end_at is not None:
-                    # The answer to the last turn: created after the turn that holds the last word.
-                    item = answer_of.get(event["response_id"])
-                    final_turn = bool(stopped_ms) and not cut_offs(stopped_ms[-1:], clip)
-                    if first_audio_at is None and item is not None and item == committed[-1] and final_turn:
-                        first_audio_at = loop.time()
-                        answered.set()
+            kind = event.get("type")
+            if kind == "input_audio_buffer.speech_stopped":
+                stopped_ms.append(int(event["audio_end_ms"]) - origin_ms)
+                if turn_end_at is None and not cut_offs(stopped_ms[-1:], clip):
+                    turn_end_at = loop.time()
+            elif kind == "input_audio_buffer.committed":
+                committed.append(event["item_id"])
+            elif kind == "response.created":
+                answer_of[event["response"]["id"]] = committed[-1] if committed else None
+            elif kind == "response.output_audio.delta" and speech_end_at is not None and first_audio_at is None:
+                # The answer to the last turn: created after the turn that holds the last word.
+                item = answer_of.get(event["response_id"])
+                final_turn = bool(stopped_ms) and not cut_offs(stopped_ms[-1:], clip)
+                if item is not None and item == committed[-1] and final_turn:
+                    first_audio_at = loop.time()
+                    answers.append(event["response_id"])
 
-        reader = asyncio.create_task(read())
+        self._on_event = on_event
         try:
             started = loop.time()
             position, index = 0, 0
             deadline: float | None = None
-            while not answered.is_set():
+            while first_audio_at is None:
                 index += 1
                 await asyncio.sleep(max(0.0, started + index * MIC_CHUNK_MS / MS_PER_S - loop.time()))
                 part = audio[position : position + chunk]
                 if part.size < chunk:
                     part = np.concatenate([part, np.zeros(chunk - part.size, np.float32)])
-                await conn.append_audio(float_to_pcm16(part))
+                await self._conn.append_audio(float_to_pcm16(part))
+                self._sent_ms += MIC_CHUNK_MS
                 if position <= end_sample < position + chunk:
                     speech_end_at = loop.time()
                     deadline = speech_end_at + answer_wait_s
                 position += chunk
                 if deadline is not None and loop.time() > deadline:
                     break
+            # Stop the answers (each cancel of a finished one is a harmless error event), then forget.
+            for response_id in answer_of:
+                if response_id not in self._done:
+                    await self._conn.send({"type": "response.cancel", "response_id": response_id})
+            await self._until(lambda: all(r in self._done for r in answer_of))
+            await self._forget()
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-    cuts = cut_offs(stopped_ms, clip)
-    latency = first_audio_at - speech_end_at if first_audio_at is not None and speech_end_at is not None else None
-    turn_end = turn_end_at - speech_end_at if turn_end_at is not None and speech_end_at is not None else None
-    return Trial(mode.name, clip.text, clip.voice, clip.paused, bool(cuts), cuts, latency, turn_end)
+            self._on_event = None
+        cuts = cut_offs(stopped_ms, clip)
+        latency = first_audio_at - speech_end_at if first_audio_at is not None and speech_end_at is not None else None
+        turn_end = turn_end_at - speech_end_at if turn_end_at is not None and speech_end_at is not None else None
+        return Trial(self._mode.name, clip.text, clip.voice, clip.paused, bool(cuts), cuts, latency, turn_end)
+
+
+async def run_trial(
+    url: str, mode: Mode, clip: Clip, *, api_key: str | None = None, answer_wait_s: float = ANSWER_WAIT_S
+) -> Trial:
+    """``clip`` on a session of its own (warmed up first)."""
+    async with TrialSession.open(url, mode, api_key=api_key) as session:
+        return await session.run(clip, answer_wait_s=answer_wait_s)
 
 
 async def run_mode(url: str, mode: Mode, clips: list[Clip], sessions: int, *, api_key: str | None) -> list[Trial]:
-    """Every clip under ``mode``, ``sessions`` at a time."""
-    gate = asyncio.Semaphore(sessions)
+    """Every clip under ``mode``: ``sessions`` sessions at once, each speaking its share in turn."""
     done = 0
+    trials: list[Trial | None] = [None] * len(clips)
 
-    async def one(clip: Clip) -> Trial:
+    async def worker(first: int) -> None:
         nonlocal done
-        async with gate:
-            trial = await run_trial(url, mode, clip, api_key=api_key)
-        done += 1
-        latency = trial.speech_end_to_first_audio_s
-        shown = f"{latency:.3f} s" if latency is not None else "no answer"
-        flag = "  CUT OFF" if trial.cut_off else ""
-        progress(mode.name, done, len(clips), f"{shown:>9}{flag}  [{clip.voice}] {clip.text!r}")
-        return trial
+        async with TrialSession.open(url, mode, api_key=api_key) as session:
+            for index in range(first, len(clips), sessions):
+                clip = clips[index]
+                trial = trials[index] = await session.run(clip)
+                done += 1
+                latency = trial.speech_end_to_first_audio_s
+                shown = f"{latency:.3f} s" if latency is not None else "no answer"
+                flag = "  CUT OFF" if trial.cut_off else ""
+                progress(mode.name, done, len(clips), f"{shown:>9}{flag}  [{clip.voice}] {clip.text!r}")
 
     async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(one(clip)) for clip in clips]
-    return [t.result() for t in tasks]
+        for first in range(min(sessions, len(clips))):
+            tg.create_task(worker(first))
+    return [t for t in trials if t is not None]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The model's and the words' verdict at one pause point of a clip, heard offline.
+
+    Attributes:
+        final: The point is the end of the clip (a complete turn), not a mid-sentence pause.
+        pause_ms: How long the pause lasts (``None`` at the end).
+        probability: Smart Turn's "complete" with ``CHECK_PAUSE_MS`` of the pause heard.
+        words: What Whisper ``tiny.en`` hears up to the pause (the speculative final's words).
+        words_complete: Whether they read as finished (the word rule).
+    """
+
+    voice: str
+    text: str
+    final: bool
+    pause_ms: int | None
+    probability: float
+    words: str
+    words_complete: bool
+
+
+def verdicts(clips: list[Clip]) -> list[Verdict]:
+    """Every pause point of every clip, judged offline at the first question (no server, no clock):
+    what the model and the words would decide, so the two can be compared on their own."""
+    from openrealtime.engines.smart_turn import SmartTurn
+    from openrealtime.session.endpointing import END_OF_TURN, looks_complete
+
+    model = SmartTurn()
+    check_ms = END_OF_TURN["medium"].check_pause_ms
+    padding = np.zeros(ASR_RATE_HZ * PREFIX_MS // MS_PER_S, np.float32)
+    out: list[Verdict] = []
+    for clip in clips:
+        points = [(start, end - start, False) for start, end in clip.pauses_ms]
+        points.append((clip.speech_end_ms, 0, True))
+        for at_ms, length_ms, final in points:
+            spoken = clip.audio[: at_ms * WIRE_RATE_HZ // MS_PER_S]
+            audio_16k = StreamResampler(WIRE_RATE_HZ, ASR_RATE_HZ).process(spoken, last=True)
+            pause = np.zeros(ASR_RATE_HZ * check_ms // MS_PER_S, np.float32)
+            probability = model.completion_probability(np.concatenate([padding, audio_16k, pause]))
+            words = transcribe(spoken)
+            out.append(
+                Verdict(
+                    clip.voice,
+                    clip.text,
+                    final,
+                    None if final else length_ms,
+                    probability,
+                    words,
+                    looks_complete(words),
+                )
+            )
+    return out
+
+
+def verdict_rates(points: list[Verdict]) -> dict[str, Any]:
+    """Per eagerness: the share of mid-sentence pauses and of clip ends that the first question
+    would end, by the model alone and by the model with the words (as ``semantic_vad`` decides)."""
+    from openrealtime.session.endpointing import END_OF_TURN
+
+    pauses = [v for v in points if not v.final]
+    ends = [v for v in points if v.final]
+    rates: dict[str, Any] = {}
+    for eagerness in ("high", "medium", "low"):
+        threshold = END_OF_TURN[eagerness].threshold
+
+        def share(group: list[Verdict], *, words: bool, threshold: float = threshold) -> float | None:
+            if not group:
+                return None
+            ended = [v for v in group if v.probability >= threshold and (v.words_complete or not words)]
+            return len(ended) / len(group)
+
+        rates[eagerness] = {
+            "threshold": threshold,
+            "pauses_ended_model_alone": share(pauses, words=False),
+            "pauses_ended_model_and_words": share(pauses, words=True),
+            "ends_ended_model_alone": share(ends, words=False),
+            "ends_ended_model_and_words": share(ends, words=True),
+        }
+    rates["pause_points"] = len(pauses)
+    rates["end_points"] = len(ends)
+    rates["pauses_whose_words_look_finished"] = sum(v.words_complete for v in pauses)
+    return rates
+
+
+def verdict_table(rates: dict[str, Any]) -> str:
+    lines = [
+        f"First question ({rates['pause_points']} mid-sentence pauses, {rates['end_points']} clip ends; "
+        "offline, no clock, the model hearing medium's first 160 ms of pause):",
+        "",
+        "| eagerness (threshold) | pauses ended: model alone | model + words | ends ended: model alone "
+        "| model + words |",
+        "|---|---|---|---|---|",
+    ]
+    for eagerness in ("high", "medium", "low"):
+        r = rates[eagerness]
+        lines.append(
+            f"| {eagerness} ({r['threshold']}) | {r['pauses_ended_model_alone']:.0%} "
+            f"| {r['pauses_ended_model_and_words']:.0%} | {r['ends_ended_model_alone']:.0%} "
+            f"| {r['ends_ended_model_and_words']:.0%} |"
+        )
+    return "\n".join(lines)
 
 
 def decision_cost(decisions: int = DECISIONS_TIMED) -> dict[str, Any]:
@@ -530,6 +715,10 @@ async def run_turns_bench(
         flush=True,
     )
     clips = await asyncio.to_thread(pause_set, limit)
+    points = await asyncio.to_thread(verdicts, clips)
+    rates = verdict_rates(points)
+    offline = verdict_table(rates)
+    print(offline, flush=True)
     paused = sum(c.paused for c in clips)
     print(
         f"bench turns: {len(clips)} clips ({paused} with pauses) x {len(MODES)} modes, "
@@ -542,15 +731,22 @@ async def run_turns_bench(
             trials += await run_mode(target.url, mode, clips, sessions, api_key=target.api_key)
         info = target.machine()
     modes = summarize(trials)
-    text = table(modes) + (
-        f"\n\nEnd-of-turn decision (Smart Turn v3.2, one thread, in the bench's process): "
-        f"{cost['wall_ms']['p50']:.1f} ms p50 wall, {cost['cpu_ms']['p50']:.1f} ms CPU"
+    text = (
+        table(modes)
+        + "\n\n"
+        + offline
+        + (
+            f"\n\nEnd-of-turn decision (Smart Turn v3.2, one thread, in the bench's process): "
+            f"{cost['wall_ms']['p50']:.1f} ms p50 wall, {cost['cpu_ms']['p50']:.1f} ms CPU"
+        )
     )
     print(text)
     summary = {
         "machine": info,
         "sessions_at_a_time": sessions,
         "end_of_turn_decision": cost,
+        "first_question_offline": rates,
+        "pause_points": [asdict(v) for v in points],
         "targets": {"speech_end_to_first_audio_p50_s": TARGET_P50_S, "false_cut_off_rate": TARGET_CUT_OFF_RATE},
         "modes": modes,
         "clips": [

@@ -139,13 +139,16 @@ class EndOfTurnPolicy:
     max_wait_ms: int
 
 
-# Why these numbers (measured with ``openrealtime bench turns``, docs/benchmarks.md): Smart Turn gives
-# finished sentences 0.95-0.99 once ~100 ms of silence follow them, so a 0.5 threshold asked at a 160 ms
-# pause ends them about 200 ms after the last word (the decision takes 40-60 ms on one core). A phrase
-# cut off inside a sentence mostly scores under 0.3 when the prosody goes on, but its score creeps up
-# as the silence grows, which is what rechecks act on: ``high`` answers a stalled speaker sooner and
-# accepts more cut-offs; ``low`` asks later, wants more certainty and never rechecks before a full
-# second. ``auto`` is ``medium``, as for OpenAI.
+# Why these numbers (``openrealtime bench turns``, docs/benchmarks.md): Smart Turn gives most finished
+# sentences 0.9-0.99 once 100-200 ms of silence follow them, so a question asked at a 128-256 ms pause
+# and answered in ~50 ms ends them about 200-300 ms after the last word. Alone it is not enough: on the
+# bench's synthesized pause set it also called 48 % of the mid-sentence pauses complete at 0.5 (the
+# prosody of TTS fragments is not a hesitating human's), and the words that trail off ("moved to",
+# "a flight from") veto most of those (15 % left), at no cost to finished turns. So the model ends a
+# turn only together with the words (see ``input_buffer``), and the word rule's longer pause (2.5 times
+# longer when the model said "goes on") still ends a finished-looking turn the model doubts. ``high``
+# asks sooner and again every 500 ms; ``low`` asks later, wants 0.7 and waits up to 8 s. ``auto`` is
+# ``medium``, as for OpenAI.
 END_OF_TURN = {
     "high": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=500, max_wait_ms=2_000),
     "medium": EndOfTurnPolicy(threshold=0.5, check_pause_ms=160, recheck_ms=1_000, max_wait_ms=4_000),
