@@ -647,6 +647,8 @@ def test_close_waits_for_pending_output_and_refuses_more_input() -> None:
             "late",
         )
     ]
+    # A microphone that streams on (a call's page) is told once, not once per chunk.
+    assert driver.send({"type": "session.input_audio_buffer.append", "event_id": "later", "audio": "AAAA"}) == []
     assert driver.send({"type": "session.close"}) == []  # a second close changes nothing
     (synth,) = driver.held
     out = driver.release(synth)

@@ -132,6 +132,7 @@ class TranslationSession(SessionShell):
         self._refused: set[tuple[str, str]] = set()
         self.closing = False
         self.closed = False
+        self._told_closing_audio = False  # audio after session.close: one error, then dropped
         self._events.append(se.SessionCreated(session=self.effective_session()))
 
     # --- state -------------------------------------------------------------------------------------
@@ -187,6 +188,11 @@ class TranslationSession(SessionShell):
 
     def _dispatch(self, event: SessionInput) -> None:
         if self.closing and not isinstance(event, ce.SessionClose):
+            if isinstance(event, AudioIn):
+                # A call's microphone goes on streaming after its page closes the session: say so once.
+                if self._told_closing_audio:
+                    return
+                self._told_closing_audio = True
             raise InvalidStateError(
                 "The session is closing: no input is accepted after 'session.close'.",
                 code="session_closing",
