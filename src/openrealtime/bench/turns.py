@@ -65,6 +65,7 @@ CUT_OFF_SLACK_MS = 20  # a speech_stopped this close to the last word's end is t
 ANSWER_WAIT_S = 10.0  # after the end of speech: a mode that has not answered by then has failed the clip
 INSTRUCTIONS = "Answer in one short sentence."
 DEFAULT_SESSIONS = 2
+SETTLE_WAIT_S = 60.0  # the warm-up's answer, a cancel or a delete taking longer than this is a failure
 DECISIONS_TIMED = 30
 PREFIX_MS = 300  # the turn's prefix padding, as the server hands the model (server_vad's default)
 TARGET_P50_S = 0.35
@@ -358,6 +359,8 @@ class TrialSession:
         self._items: list[str] = []
         self._deleted: set[str] = set()
         self._done: set[str] = set()
+        self._created: list[str] = []
+        self._speaking: set[str] = set()
         self._changed = asyncio.Event()
         self._on_event: Any = None
 
@@ -390,11 +393,15 @@ class TrialSession:
                 self._deleted.add(event["item_id"])
             elif kind == "response.done":
                 self._done.add(event["response"]["id"])
+            elif kind == "response.created":
+                self._created.append(event["response"]["id"])
+            elif kind == "response.output_audio.delta":
+                self._speaking.add(event["response_id"])
             if self._on_event is not None:
                 self._on_event(event)
             self._changed.set()
 
-    async def _until(self, condition: Any, timeout_s: float = ANSWER_WAIT_S) -> None:
+    async def _until(self, condition: Any, timeout_s: float = SETTLE_WAIT_S) -> None:
         async with asyncio.timeout(timeout_s):
             while not condition():
                 self._changed.clear()
@@ -403,9 +410,15 @@ class TrialSession:
     async def _warm_up(self) -> None:
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello."}]}
         await self._conn.send({"type": "conversation.item.create", "item": item})
-        done = len(self._done)
+        created = len(self._created)
         await self._conn.send({"type": "response.create"})
-        await self._until(lambda: len(self._done) > done)
+        await self._until(lambda: len(self._created) > created)
+        response_id = self._created[created]
+        # Its first audio means the prompt was read (and cached): the rest need not be spoken.
+        await self._until(lambda: response_id in self._speaking or response_id in self._done)
+        if response_id not in self._done:
+            await self._conn.send({"type": "response.cancel", "response_id": response_id})
+        await self._until(lambda: response_id in self._done)
         await self._forget()
 
     async def _forget(self) -> None:
