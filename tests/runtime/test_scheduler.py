@@ -7,6 +7,7 @@ scheduler alone; nothing waits on time.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
 
@@ -201,3 +202,26 @@ def test_stats_show_the_queue_and_the_busiest_sessions_share(worker: ModelWorker
     assert (stats.queued, stats.busy_s) == (0, 5.0)
     assert stats.top_session_share == pytest.approx(3 / 5)  # hog 3.0 s of 5.0
     assert worker.stats(now=100.0 + 61).top_session_share == 0.0  # a minute later: nothing recent
+
+
+def test_within_a_tier_the_session_that_used_the_worker_least_goes_first(worker: ModelWorker[str]) -> None:
+    """Four sessions' finals keep the worker busy; a fifth session's one final, queued last, runs
+    next, since it used the worker least of late (it waited a round of their finals before)."""
+    ran: list[str] = []
+    release, gate = hold(worker)
+    with worker._cv:  # the floods' recent use of the worker: seconds of decoding each
+        for flooder in ("f1", "f2", "f3", "f4"):
+            worker._ran(flooder, 2.0, time.monotonic())
+    futures = [
+        worker.submit(f"{f}-{i}", PRIORITY_FINAL, recorder(ran, f), key=f)
+        for i in range(2)
+        for f in ("f1", "f2", "f3", "f4")
+    ]
+    futures.append(worker.submit("victim", PRIORITY_FINAL, recorder(ran, "victim"), key="victim"))
+    partial = worker.submit("caption", PRIORITY_PARTIAL, recorder(ran, "caption"), key="victim")
+    release.set()
+    for future in [gate, *futures, partial]:
+        future.result(TIMEOUT_S)
+    assert ran[0] == "victim"
+    assert ran[-1] == "caption"  # tiers still come first: a partial waits for every final
+    assert sorted(ran[1:5]) == ["f1", "f2", "f3", "f4"]  # the floods in turn

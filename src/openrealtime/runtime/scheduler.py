@@ -1,11 +1,14 @@
 """Worker threads per blocking model, shared by every session of the process, served in turn.
 
-Within a priority tier, sessions take turns (issue 10 defect 3: with one FIFO, 40 out-of-band
-responses of one session made another's question wait 422 s). Each job is given a *round* when it is
-queued: one more than the round of its session's previous queued job, and never less than the round
-being served. Jobs run by (priority, round, arrival), so a session that queues forty jobs has them in
-forty successive rounds, and a session that queues one now has it in the next round: it waits for at
-most one job of every other session, not for all of them (start-time fair queuing with unit costs).
+Within a priority tier, the session that used the worker least of late goes first, and sessions
+otherwise take turns (issue 10 defect 3: with one FIFO, 40 out-of-band responses of one session made
+another's question wait 422 s). Each session's job seconds are remembered, each second weighing half
+as much ``USAGE_HALF_LIFE_S`` later, so a session that has been flooding the worker yields to one that
+just arrived, which waits only for the jobs already running. Each job is also given a *round* when it
+is queued: one more than the round of its session's previous queued job, and never less than the
+round being served. Jobs run by (priority, recent use, round, arrival): among sessions of equal use, a
+session that queues forty jobs has them in forty successive rounds, and one that queues one now has it
+in the next round (start-time fair queuing with unit costs).
 The session is the ``key`` of a submission; for calls that go through :class:`FairExecutor` it is
 :data:`current_session`, which the runtime sets once per connection (asyncio copies it into every task
 the connection starts, so each engine call knows whose it is without a parameter in every signature).
@@ -35,9 +38,9 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -61,6 +64,13 @@ PRIORITY_FINAL = 0
 PRIORITY_FIRST_CAPTION = 1
 PRIORITY_PARTIAL = 2
 SHARE_WINDOW_S = 60.0  # the window over which a worker reports its busiest session's share
+# Within a tier, the session that used the worker least of late goes first: its job seconds, each
+# weighing half as much USAGE_HALF_LIFE_S later (issue 10: four sessions sending speech at ten times
+# real time kept the Whisper worker busy, and a fifth session's one turn waited a round of their
+# finals at each step; now it goes next, since it used almost none).
+USAGE_HALF_LIFE_S = 10.0
+FADED_S = 0.001
+MAX_USERS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ class ModelWorker(Generic[T]):
 
     def __init__(self, name: str, *, threads: int = 1, nice: int = 0) -> None:
         self.nice = nice
-        self._heap: list[_Entry[T]] = []
+        self._used: dict[str, tuple[float, float]] = {}  # per session: (job seconds, decayed at when)
         self._queued: dict[str, _Entry[T]] = {}
         self._counter = itertools.count()
         self._round = 0  # the round of the job served last
@@ -151,7 +161,6 @@ class ModelWorker(Generic[T]):
             self._last_round[key] = round_
             self._per_key[key] = self._per_key.get(key, 0) + 1
             entry = _Entry(priority, round_, next(self._counter), key, job_id, call, future)
-            heapq.heappush(self._heap, entry)
             self._queued[job_id] = entry
             self._cv.notify()
         return future
@@ -162,7 +171,7 @@ class ModelWorker(Generic[T]):
             entry = self._queued.pop(job_id, None)
             if entry is None:
                 return
-            entry.cancelled = True  # removed from the heap lazily, when it reaches the top
+            entry.cancelled = True
             self._dequeued(entry.key)
         entry.future.cancel()
 
@@ -194,6 +203,14 @@ class ModelWorker(Generic[T]):
         self._busy_s += seconds
         self._recent.append((now, key, seconds))
         self._forget_before(now - SHARE_WINDOW_S)
+        self._used[key] = (self._usage(key, now) + seconds, now)
+        if len(self._used) > MAX_USERS_KEPT:  # forget the sessions whose use has faded
+            self._used = {k: v for k, v in self._used.items() if self._usage(k, now) > FADED_S}
+
+    def _usage(self, key: str, now: float) -> float:
+        """``key``'s job time, each second weighing half as much ``USAGE_HALF_LIFE_S`` later."""
+        used, at = self._used.get(key, (0.0, now))
+        return used * math.pow(0.5, max(0.0, now - at) / USAGE_HALF_LIFE_S)
 
     def _forget_before(self, cutoff: float) -> None:
         while self._recent and self._recent[0][0] < cutoff:
@@ -203,25 +220,26 @@ class ModelWorker(Generic[T]):
         """Stop the threads after the calls they are running; queued calls are cancelled."""
         with self._cv:
             self._closed = True
-            queued, self._heap = self._heap, []
+            queued = list(self._queued.values())
             self._queued.clear()
             self._cv.notify_all()
         for entry in queued:
             entry.future.cancel()
 
     def _next(self) -> _Entry[T] | None:
-        """The best queued job, or ``None`` once closed (called with the lock held)."""
-        while True:
-            while not self._heap and not self._closed:
-                self._cv.wait()
-            if self._closed:
-                return None
-            entry = heapq.heappop(self._heap)
-            if not entry.cancelled:
-                del self._queued[entry.job_id]
-                self._dequeued(entry.key)
-                self._round = max(self._round, entry.round)
-                return entry
+        """The best queued job, or ``None`` once closed (called with the lock held): the highest
+        priority tier first; within it the job of the session that used the worker least of late
+        (see the module's docstring), then by round and arrival."""
+        while not self._queued and not self._closed:
+            self._cv.wait()
+        if self._closed:
+            return None
+        now = time.monotonic()
+        entry = min(self._queued.values(), key=lambda e: (e.priority, self._usage(e.key, now), e.round, e.sequence))
+        del self._queued[entry.job_id]
+        self._dequeued(entry.key)
+        self._round = max(self._round, entry.round)
+        return entry
 
     def _run(self) -> None:
         lower_priority(self.nice)
