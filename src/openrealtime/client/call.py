@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import json
 import secrets
 import ssl
@@ -46,16 +45,12 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
 from openrealtime.client.audio_io import WIRE_RATE_HZ
 from openrealtime.exceptions import ConnectionClosedError
-from openrealtime.webrtc.media import mono
+from openrealtime.webrtc.media import FrameClock, audio_frame, mono
+from openrealtime.webrtc.playback import FRAME_SAMPLES, TRACK_RATE_HZ
 
-TRACK_RATE_HZ = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 OPEN_TIMEOUT_S = 30.0  # POST, ICE and the data channel's open
 DEFAULT_MODEL = "gpt-realtime"
 CHANNEL_LABEL = "oai-events"
-MAX_LATE_S = 0.2  # a stalled loop: the track goes on from now instead of sending a burst
-PCM16_SCALE = 32767
-_TIME_BASE = fractions.Fraction(1, TRACK_RATE_HZ)
 
 AudioSink = Callable[[bytes], None]
 
@@ -117,8 +112,7 @@ class MicrophoneTrack(MediaStreamTrack):
         self._queue: deque[Samples] = deque()
         self._pending: Samples = np.zeros(0, dtype=np.float32)
         self._resampler = StreamResampler(WIRE_RATE_HZ, TRACK_RATE_HZ)
-        self._start: float | None = None
-        self._pts = 0
+        self._clock = FrameClock()
 
     def say(self, pcm16: bytes) -> None:
         """Queue PCM16 at 24 kHz."""
@@ -127,28 +121,14 @@ class MicrophoneTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        else:
-            self._pts += FRAME_SAMPLES
-            wait = self._start + self._pts / TRACK_RATE_HZ - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)  # the media clock: one frame every 20 ms
-            elif wait < -MAX_LATE_S:
-                self._start -= wait
+        pts = await self._clock.tick()
         while self._pending.size < FRAME_SAMPLES and self._queue:
             self._pending = np.concatenate([self._pending, self._queue.popleft()])
         frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         take = min(FRAME_SAMPLES, self._pending.size)
         frame[:take] = self._pending[:take]
         self._pending = self._pending[take:]
-        pcm = np.clip(np.rint(frame * PCM16_SCALE), -32768, 32767).astype(np.int16).reshape(1, -1)
-        out = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        out.sample_rate = TRACK_RATE_HZ
-        out.pts = self._pts
-        out.time_base = _TIME_BASE
-        return out
+        return audio_frame(frame, pts)
 
 
 class CallConnection:

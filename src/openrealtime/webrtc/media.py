@@ -56,6 +56,39 @@ def mono(frame: av.AudioFrame) -> Samples:
     return np.asarray(mixed, dtype=np.float32)
 
 
+class FrameClock:
+    """The media clock of an outgoing track: :meth:`tick` returns when the next 20 ms frame is due,
+    with its ``pts``. A loop that stalled longer than ``MAX_LATE_S`` moves the clock on instead of
+    owing a burst of frames."""
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self.pts = 0
+
+    async def tick(self) -> int:
+        loop = asyncio.get_running_loop()
+        if self._start is None:
+            self._start = loop.time()
+            return self.pts
+        self.pts += FRAME_SAMPLES
+        wait = self._start + self.pts / TRACK_RATE_HZ - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elif wait < -MAX_LATE_S:
+            self._start -= wait  # a stalled loop: go on from now, not with a burst
+        return self.pts
+
+
+def audio_frame(samples: Samples, pts: int) -> av.AudioFrame:
+    """One mono float32 frame at the track's rate as the s16 ``AudioFrame`` aiortc encodes."""
+    pcm = np.clip(np.rint(samples * PCM16_SCALE), -32768, 32767).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+    frame.sample_rate = TRACK_RATE_HZ
+    frame.pts = pts
+    frame.time_base = _TIME_BASE
+    return frame
+
+
 class PlaybackTrack(MediaStreamTrack):
     """The call's outgoing audio: the session's speech, paced in 20 ms frames (silence between)."""
 
@@ -65,8 +98,7 @@ class PlaybackTrack(MediaStreamTrack):
         super().__init__()
         self.queue = queue
         self._connection: Connection | None = None
-        self._start: float | None = None
-        self._pts = 0
+        self._clock = FrameClock()
 
     def attach(self, connection: Connection | None) -> None:
         self._connection = connection
@@ -74,27 +106,12 @@ class PlaybackTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        else:
-            self._pts += FRAME_SAMPLES
-            due = self._start + self._pts / TRACK_RATE_HZ
-            wait = due - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif wait < -MAX_LATE_S:
-                self._start -= wait  # a stalled loop: go on from now, not with a burst
+        pts = await self._clock.tick()
         samples, notices = self.queue.next_frame()
         if self._connection is not None:
             for notice in notices:
                 self._connection.post_playback(notice)
-        pcm = np.clip(np.rint(samples * PCM16_SCALE), -32768, 32767).astype(np.int16).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = TRACK_RATE_HZ
-        frame.pts = self._pts
-        frame.time_base = _TIME_BASE
-        return frame
+        return audio_frame(samples, pts)
 
 
 class CallMedia:
