@@ -430,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="local addresses WebRTC calls gather candidates on (default 127.0.0.1 when --host is loopback)",
     )
     serve.add_argument(
+        "--webrtc-udp-ports",
+        default=None,
+        help="UDP ports WebRTC calls bind, FIRST-LAST (e.g. 40000-40100; one per address per call); default any",
+    )
+    serve.add_argument(
         "--call-connect-timeout-s", type=int, default=None, help="end a call not connected by then (default 30)"
     )
     serve.add_argument(

@@ -13,7 +13,8 @@ A call is answered ``201`` with the SDP answer and ``Location: /v1/realtime/call
 take the call id from it); every failure is one of OpenAI's JSON error bodies (``error.message`` is
 what the SDKs show): 400 for a bad offer or session config, 401 for a key, 404 for an unknown call,
 413, 415 for another content type, 429 when throttled, 503 when every place for that kind of session
-is taken (a call takes one, as a WebSocket session does, until it ends), and 501 when aiortc is not
+is taken (a call takes one, as a WebSocket session does, until it ends) or every UDP port of
+``webrtc_udp_ports`` is, and 501 when aiortc is not
 installed. The server's key or a live client secret opens a call (the secret's config first, then the
 request's ``session``: :func:`~openrealtime.server.sessions.open_call`); only the server's key hangs
 one up, or attaches a sideband to it (:meth:`CallsApi.attach`, ``GET /v1/realtime?call_id=``).
@@ -92,6 +93,25 @@ def parse_ice_servers(ice_servers_json: str | None) -> list[dict[str, Any]]:
     return raw
 
 
+def parse_udp_ports(ports: str | None) -> tuple[int, int] | None:
+    """The ``webrtc_udp_ports`` setting read (``"40000-40100"``, or one port; ``None`` if unset), when
+    the server starts.
+
+    Raises:
+        ValueError: It is not ``FIRST-LAST`` with 1 <= FIRST <= LAST <= 65535.
+    """
+    if not ports or not ports.strip():
+        return None
+    first, dash, last = ports.strip().partition("-")
+    try:
+        low, high = int(first), int(last if dash else first)
+    except ValueError:
+        low = high = 0
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"webrtc_udp_ports must be FIRST-LAST with 1 <= FIRST <= LAST <= 65535, not {ports!r}")
+    return low, high
+
+
 def _error(status: int, message: str, code: str | None, param: str | None = None, error_type: str = "") -> Response:
     kind = error_type or ("server_error" if status >= 500 else "invalid_request_error")
     return JSONResponse(error_body(message, code, param, kind), status_code=status)
@@ -121,6 +141,7 @@ class CallsApi:
         self._admission = admission
         self._metrics = metrics
         self._ice_servers = parse_ice_servers(settings.ice_servers)
+        self._udp_ports = parse_udp_ports(settings.webrtc_udp_ports)
         self._registry: CallRegistry | None = None
 
     def routes(self) -> list[Route]:
@@ -154,12 +175,14 @@ class CallsApi:
                 return None
             from openrealtime.webrtc.calls import CONNECT_TIMEOUT_S, CallRegistry
             from openrealtime.webrtc.peer import default_hosts, ice_configuration, use_host_addresses
+            from openrealtime.webrtc.ports import UdpPorts
 
             settings = self._settings
             use_host_addresses(default_hosts(settings.host, settings.webrtc_hosts))
             self._registry = CallRegistry(
                 ice_configuration(self._ice_servers),
                 connect_timeout_s=settings.call_connect_timeout_s or CONNECT_TIMEOUT_S,
+                udp_ports=UdpPorts(*self._udp_ports) if self._udp_ports else None,
             )
         return self._registry
 
@@ -198,6 +221,7 @@ class CallsApi:
 
     async def _start(self, registry: CallRegistry, offer: str, opening: Opened) -> Response:
         from openrealtime.webrtc.peer import BadOffer
+        from openrealtime.webrtc.ports import PortRangeExhausted
 
         kind, session = opening.kind, opening.session
         if not self._admission.admit(kind):
@@ -230,6 +254,11 @@ class CallsApi:
         except BadOffer as exc:
             self._admission.release(kind)
             return _error(HTTP_BAD_REQUEST, str(exc), "invalid_offer", "sdp")
+        except PortRangeExhausted as exc:
+            self._admission.release(kind)
+            self._metrics.refusals.add(reason="udp_ports", request=kind.value)
+            log.warning("call refused: %s", exc)
+            return _error(HTTP_SERVICE_UNAVAILABLE, str(exc), "udp_ports_exhausted")
         self._metrics.active.add(1, kind=kind.value)
         self._metrics.sessions.add(1, kind=kind.value)
         log.info("call %s: session %s (%s) opened", call_id, session.info.session_id, kind.value)

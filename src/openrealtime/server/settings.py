@@ -119,6 +119,9 @@ class Settings:
             out to a STUN server (aiortc would ask Google's): host candidates serve loopback and a LAN.
         webrtc_hosts: The local addresses a call's ICE gathers candidates on (comma-separated); by
             default ``127.0.0.1`` when ``host`` is loopback, else every address but loopback.
+        webrtc_udp_ports: The UDP ports a call's ICE binds, ``FIRST-LAST`` (``"40000-40100"``): one
+            per gathered address per call; a call past the range's free ports gets a 503. Unset: any
+            port the kernel picks.
         call_connect_timeout_s: A WebRTC call whose ICE has not connected this long after its
             answer is ended, freeing its place.
         web_app: Serve the browser app at ``/`` (assistant, live transcription, translation; its
@@ -165,6 +168,7 @@ class Settings:
     max_client_secrets: int = 1000
     ice_servers: str | None = None
     webrtc_hosts: str | None = None
+    webrtc_udp_ports: str | None = None
     call_connect_timeout_s: int = 30
     web_app: bool = True
     log_level: str = "info"

@@ -33,6 +33,7 @@ from openrealtime.runtime.fanout import FanoutTransport
 from openrealtime.webrtc.channel import CHANNEL_LABEL, DataChannelTransport
 from openrealtime.webrtc.media import CallMedia
 from openrealtime.webrtc.peer import answer
+from openrealtime.webrtc.ports import UdpPorts
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,14 @@ class CallRegistry:
     Args:
         ice: The peer connections' ICE configuration (:func:`~openrealtime.webrtc.peer.ice_configuration`).
         connect_timeout_s: How long after its answer a call may take to connect.
+        udp_ports: The UDP ports the calls' ICE binds (``None``: any, as the kernel picks).
     """
 
-    def __init__(self, ice: RTCConfiguration, *, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    def __init__(
+        self, ice: RTCConfiguration, *, connect_timeout_s: float = CONNECT_TIMEOUT_S, udp_ports: UdpPorts | None = None
+    ) -> None:
         self._ice = ice
+        self._udp_ports = udp_ports
         self._connect_timeout_s = connect_timeout_s
         self._calls: dict[str, Call] = {}
 
@@ -93,6 +98,7 @@ class CallRegistry:
 
         Raises:
             BadOffer: The offer cannot be read or answered (nothing was started; ``on_end`` is not run).
+            PortRangeExhausted: No UDP port of the range is free (likewise).
         """
         call_id = CALL_ID_PREFIX + secrets.token_hex(16)
         peer = RTCPeerConnection(self._ice)
@@ -122,7 +128,7 @@ class CallRegistry:
                 call.transport.end()
 
         try:
-            sdp = await answer(peer, offer_sdp, media.track)
+            sdp = await answer(peer, offer_sdp, media.track, self._udp_ports)
         except Exception:
             await media.stop()
             await peer.close()

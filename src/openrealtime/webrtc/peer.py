@@ -13,6 +13,9 @@
   description, which gathers the host candidates before it returns, so the answer needs no trickle;
   a browser's offer, posted right after ``setLocalDescription``, usually has no candidates, and aiortc
   learns the browser's from its connectivity checks (peer-reflexive).
+- **Which ports.** With the ``webrtc_udp_ports`` setting, the answer's host candidates are bound
+  in that range (:mod:`~openrealtime.webrtc.ports`: aioice has no range of its own); a range with
+  no free port left fails the answer with :class:`~openrealtime.webrtc.ports.PortRangeExhausted`.
 - **Events larger than 256 KiB.** Browsers offer ``a=max-message-size:262144`` and aiortc refuses to
   send more to them; Chromium takes larger messages all the same (the prototype got 1 MB through,
   reference 5.6), so the offer's limit is raised to ``MAX_MESSAGE_BYTES`` before it is read
@@ -27,6 +30,8 @@ from typing import Any
 
 import aioice.ice
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from openrealtime.webrtc.ports import PortRangeExhausted, UdpPorts, ports_for
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the connection's outbox holds at most this much (runtime/connection.py)
 _MAX_MESSAGE_SIZE = re.compile(r"^a=max-message-size:\d+", re.MULTILINE)
@@ -86,22 +91,28 @@ def check_offer(sdp: str) -> None:
         raise BadOffer("The SDP offer has no media section (m=audio or m=application).")
 
 
-async def answer(peer: RTCPeerConnection, offer_sdp: str, track: MediaStreamTrack) -> str:
+async def answer(
+    peer: RTCPeerConnection, offer_sdp: str, track: MediaStreamTrack, udp_ports: UdpPorts | None = None
+) -> str:
     """Set ``offer_sdp`` as the remote description, send ``track`` on its audio (if it has audio), and
-    return the answer (with its candidates).
+    return the answer (with its candidates, on ports of ``udp_ports`` if given).
 
     Raises:
         BadOffer: aiortc cannot read the offer or answer it.
+        PortRangeExhausted: ``udp_ports`` has no free port left.
     """
     check_offer(offer_sdp)
-    try:
-        await peer.setRemoteDescription(RTCSessionDescription(sdp=widened_offer(offer_sdp), type="offer"))
-    except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError... on malformed SDP
-        raise BadOffer(f"The SDP offer could not be read: {exc or type(exc).__name__}.") from exc
+    with ports_for(udp_ports):  # aiortc makes the call's ICE connection in setRemoteDescription
+        try:
+            await peer.setRemoteDescription(RTCSessionDescription(sdp=widened_offer(offer_sdp), type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError... on malformed SDP
+            raise BadOffer(f"The SDP offer could not be read: {exc or type(exc).__name__}.") from exc
     if any(t.kind == "audio" for t in peer.getTransceivers()):
         peer.addTrack(track)  # on the offer's audio transceiver: sendrecv, with a=msid for the browser
     try:
-        await peer.setLocalDescription(await peer.createAnswer())
+        await peer.setLocalDescription(await peer.createAnswer())  # gathers: binds the ports
+    except PortRangeExhausted:
+        raise
     except Exception as exc:  # e.g. no codec in common
         raise BadOffer(f"The SDP offer could not be answered: {exc or type(exc).__name__}.") from exc
     local = peer.localDescription
