@@ -75,6 +75,7 @@ from openrealtime.session.commands import (
     Command,
     EndOfAudio,
     EngineResult,
+    HoldPlayback,
     JobFailed,
     PlayAudio,
     PlaybackCleared,
@@ -102,7 +103,7 @@ INBOX_LIMIT_BYTES = 64 * 1024 * 1024
 # speaker, stay on the loop: a thread hop each would cost more than it saves.
 BIG_FRAME_CHARS = 64 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
-_CONTROL_INPUTS = 4  # at most one each: client gone, send failed, session expired, session idle
+_CONTROL_INPUTS = 5  # at most one each: client gone, send failed, session expired, session idle, ended
 # A call's input audio waiting for the session (40 ms chunks: 5 s); past it new audio is dropped.
 MEDIA_AUDIO_LIMIT = 125
 # What a call's media clock posts: two per response and one per clear, so this is never reached
@@ -158,6 +159,10 @@ class MediaPort(Protocol):
 
     def clear(self) -> PlaybackCleared:
         """Drop what is queued; what was played of each item it held."""
+        ...
+
+    def hold(self, held: bool) -> None:
+        """Hold the playback where it is (silence goes out), or let it go on from there."""
         ...
 
 
@@ -289,6 +294,7 @@ class Connection:
         self._idle_timeout_s = idle_timeout_s
         self._active_at = 0.0  # the event loop's time of the last frame either way
         self._media = media
+        self._ended = False  # end() was called
         if media is not None:
             media.attach(self)
 
@@ -310,6 +316,13 @@ class Connection:
             return
         self._playback_queued += 1
         self._inbox.put_nowait(result)
+
+    def end(self, code: str, message: str) -> None:
+        """End the session from outside (another connection resumed it): an ``error`` with ``code``
+        and ``message``, then close 1001 with the message, as at the lifetime cap. Once only."""
+        if not self._ended:
+            self._ended = True
+            self._inbox.put_nowait(_Expired(code, message))
 
     @property
     def outbox_chars(self) -> int:
@@ -536,7 +549,7 @@ class Connection:
             if isinstance(command, CloseConnection):
                 self._close = command  # sent by ``run`` once the outbox has room: never dropped
                 return False
-            if isinstance(command, PlayAudio | EndOfAudio | ClearPlayback):
+            if isinstance(command, PlayAudio | EndOfAudio | ClearPlayback | HoldPlayback):
                 self._play(command)
                 continue
             if isinstance(command, CancelJob):
@@ -559,7 +572,7 @@ class Connection:
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s))
         return True
 
-    def _play(self, command: PlayAudio | EndOfAudio | ClearPlayback) -> None:
+    def _play(self, command: PlayAudio | EndOfAudio | ClearPlayback | HoldPlayback) -> None:
         """Hand a playback command to the call's track; a clear answers at once, through the inbox."""
         if self._media is None:  # a bug: only a call's session plays its own audio
             raise TypeError(f"{type(command).__name__} on a connection without media")
@@ -567,6 +580,8 @@ class Connection:
             self._media.play(command)
         elif isinstance(command, EndOfAudio):
             self._media.end(command.response_id)
+        elif isinstance(command, HoldPlayback):
+            self._media.hold(command.held)
         else:
             self.post_playback(self._media.clear())
 

@@ -64,17 +64,21 @@ from openrealtime.server.minting import (
 from openrealtime.server.origins import OriginGuard, OriginPolicy
 from openrealtime.server.readiness import LoopLag, Readiness, readiness
 from openrealtime.server.registry import load_engines
+from openrealtime.server.resume import LiveSessions, Resumed, resume, resume_param
 from openrealtime.server.secrets import MemorySecretStore, SecretStore
 from openrealtime.server.sessions import (
     CLOSE_AUTH,
     CLOSE_BAD_REQUEST,
     Opened,
+    Primed,
     Refusal,
     open_realtime,
     open_translation,
 )
 from openrealtime.server.settings import Settings
 from openrealtime.server.web_app import WebApp
+from openrealtime.state.recorder import Recorder
+from openrealtime.state.store import StateStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +142,17 @@ def _openai_error(status: int, message: str, code: str, error_type: str = "inval
 class _Server:
     """What the routes share: settings, the engines once loaded, metrics and the open sessions."""
 
-    def __init__(self, settings: Settings, engines: EngineSet | None, secrets: SecretStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engines: EngineSet | None,
+        secrets: SecretStore | None = None,
+        state: StateStore | None = None,
+    ) -> None:
         self.settings = settings
+        # Resumable sessions (server/resume.py): their state, and which this process holds now.
+        self.state = state or open_store(settings.state_url)
+        self.live = LiveSessions()
         self.engines = engines
         self.metrics = Metrics()
         self.secrets = secrets or MemorySecretStore(max_live=settings.max_client_secrets)
@@ -303,8 +316,26 @@ class _Server:
         elif auth.ok:
             engines = self._loaded()
             query, headers = websocket.query_params, websocket.headers
+            session_id = resume_param(query)
+            if session_id is not None:
+                kinds = (SessionKind.REALTIME, SessionKind.TRANSCRIPTION)
+                await self._serve(websocket, await self._resume(session_id, kinds, auth), engines)
+                return
             opening = open_realtime(query, headers, self.settings, engines, secret=auth.secret)
             await self._serve(websocket, opening, engines)
+
+    async def _resume(self, session_id: str, kinds: tuple[SessionKind, ...], auth: AuthResult) -> Resumed | Refusal:
+        resumed = await resume(
+            session_id,
+            kinds,
+            store=self.state,
+            live=self.live,
+            settings=self.settings,
+            engines=self._loaded(),
+            secret=auth.secret,
+        )
+        self.metrics.resumes.add(outcome="resumed" if isinstance(resumed, Resumed) else "refused")
+        return resumed
 
     async def _sideband(self, websocket: WebSocket, auth: AuthResult, call_id: str) -> None:
         """``/v1/realtime?call_id=rtc_...``: attach to the live call (reference 1.4), server key only."""
@@ -319,7 +350,11 @@ class _Server:
 
     async def translations(self, websocket: WebSocket) -> None:
         auth = await self._accept(websocket)
-        if auth.ok:
+        session_id = resume_param(websocket.query_params)
+        if auth.ok and session_id is not None:
+            resumed = await self._resume(session_id, (SessionKind.TRANSLATION,), auth)
+            await self._serve(websocket, resumed, self._loaded())
+        elif auth.ok:
             engines = self._loaded()
             lifetime_s = self.settings.session_lifetime_s
             await self._serve(
@@ -333,10 +368,13 @@ class _Server:
         assert self.engines is not None, "a connection before the engines were loaded"
         return self.engines
 
-    async def _serve(self, websocket: WebSocket, opening: Opened | Refusal, engines: EngineSet) -> None:
+    async def _serve(self, websocket: WebSocket, opening: Opened | Resumed | Refusal, engines: EngineSet) -> None:
         if isinstance(opening, Refusal):
             await _refuse(websocket, opening)
             return
+        restored = opening.state if isinstance(opening, Resumed) else None
+        if isinstance(opening, Resumed):
+            opening = opening.opened
         session, kind = opening.session, opening.kind
         if not self.admission.admit(kind):
             self.metrics.refusals.add(reason="capacity", request=kind.value)
@@ -345,21 +383,36 @@ class _Server:
             return
         self.metrics.active.add(1, kind=kind.value)
         self.metrics.sessions.add(1, kind=kind.value)
-        log.info("session %s (%s) opened", session.info.session_id, kind.value)
+        session_id = session.info.session_id
+        log.info("session %s (%s) opened", session_id, kind.value)
+        inner = session.inner if isinstance(session, Primed) else session
+        saved_audio = set(restored.audio) if restored is not None else None
+        recorder = Recorder(inner, kind.value, self.state, self.settings.resume_grace_s, saved_audio=saved_audio)
+        observe = self.metrics.observer()
+
+        def on_event(event: se.ServerEvent) -> None:
+            observe(event)
+            recorder.observe(event)
+
+        connection = Connection(
+            session,
+            _StarletteTransport(websocket),
+            kind,
+            run_job=engines.run_job,
+            cancel_job=engines.cancel_job,
+            lifetime_s=self.settings.session_lifetime_s,
+            speech_lead_s=self.settings.speech_lead_s,
+            idle_timeout_s=self.settings.idle_timeout_s or None,
+            on_event=on_event,
+            on_append=self.metrics.append.observe,
+        )
+        self.live.hold(session_id, connection)
+        recorder.start()
         try:
-            await Connection(
-                session,
-                _StarletteTransport(websocket),
-                kind,
-                run_job=engines.run_job,
-                cancel_job=engines.cancel_job,
-                lifetime_s=self.settings.session_lifetime_s,
-                speech_lead_s=self.settings.speech_lead_s,
-                idle_timeout_s=self.settings.idle_timeout_s or None,
-                on_event=self.metrics.observer(),
-                on_append=self.metrics.append.observe,
-            ).run()
+            await connection.run()
         finally:
+            await recorder.close()  # the last write, which a resume of this session waits for
+            self.live.release(session_id, connection)
             self.admission.release(kind)
             self.metrics.active.add(-1, kind=kind.value)
             log.info("session %s closed", session.info.session_id)
@@ -371,10 +424,12 @@ def create_app(
     engines: EngineSet | None = None,
     engine_loader: Callable[[Settings], EngineSet] = load_engines,
     secrets: SecretStore | None = None,
+    state: StateStore | None = None,
 ) -> Starlette:
     """Build the app; pass ``engines`` (e.g. fakes) to skip loading models, ``secrets`` for another
-    client-secret store (a shared one, or one on a test clock)."""
-    server = _Server(settings or Settings.load(), engines, secrets)
+    client-secret store (a shared one, or one on a test clock), ``state`` for another session state
+    store (else the one ``settings.state_url`` names)."""
+    server = _Server(settings or Settings.load(), engines, secrets, state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -388,6 +443,7 @@ def create_app(
             yield
         finally:
             await server.calls.close()
+            await server.state.close()
             server.loop_lag.stop()
             if engines is None:  # engines passed in (tests, embedding) are the caller's to close
                 server.engines.close()

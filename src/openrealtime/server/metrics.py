@@ -120,6 +120,9 @@ class Metrics:
         self.client_secrets = Counter(
             "openrealtime_client_secrets_minted_total", "Client secrets (ek_) minted, by the kind of session."
         )
+        self.resumes = Counter(
+            "openrealtime_session_resumes_total", "Connects with ?session_id=, by outcome (resumed, refused)."
+        )
 
     def render(
         self,
@@ -144,6 +147,7 @@ class Metrics:
             self.append,
             self.active,
             self.sessions,
+            self.resumes,
             self.refusals,
             self.audio_requests,
             self.unready,

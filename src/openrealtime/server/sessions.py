@@ -29,6 +29,7 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.server.secrets import ClientSecret
 from openrealtime.server.settings import Settings
+from openrealtime.session.bargein import barge_in_mode
 from openrealtime.session.commands import Command, EngineResult, PlaybackResult, SessionInput
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeInfo, RealtimeSession
@@ -343,35 +344,56 @@ def _missing_model() -> Refusal:
     )
 
 
-def _info(settings: Settings, engines: EngineSet) -> SessionInfo:
+def fresh_session(
+    kind: SessionKind, model: str, settings: Settings, engines: EngineSet, *, session_id: str
+) -> BareSession:
+    """A new session of ``kind`` with the id ``session_id``, unconfigured (a resumed session, whose
+    config and conversation are put back by :mod:`~openrealtime.server.resume`)."""
+    if kind is SessionKind.TRANSCRIPTION:
+        return _transcription(settings, engines, session_id=session_id)
+    if kind is SessionKind.TRANSLATION:
+        return _translation(model, engines, settings.session_lifetime_s, session_id=session_id)
+    return _realtime(model, settings, engines, session_id=session_id)
+
+
+def _info(settings: Settings, engines: EngineSet, session_id: str | None = None) -> SessionInfo:
     return SessionInfo(
-        session_id=Ids().new("sess"),
+        session_id=session_id or Ids().new("sess"),
         created_at_s=int(time.time()),
         accepts_model=engines.accepts_transcription_model,
         lifetime_s=settings.session_lifetime_s,
     )
 
 
-def _transcription(settings: Settings, engines: EngineSet) -> TranscriptionSession:
-    return TranscriptionSession(_info(settings, engines), vad=engines.vad, noise=engines.noise)
+def _transcription(settings: Settings, engines: EngineSet, *, session_id: str | None = None) -> TranscriptionSession:
+    return TranscriptionSession(_info(settings, engines, session_id), vad=engines.vad, noise=engines.noise)
 
 
-def _realtime(model: str, settings: Settings, engines: EngineSet, *, server_playback: bool = False) -> RealtimeSession:
+def _realtime(
+    model: str,
+    settings: Settings,
+    engines: EngineSet,
+    *,
+    server_playback: bool = False,
+    session_id: str | None = None,
+) -> RealtimeSession:
     context = engines.chat.context_tokens if engines.chat is not None else settings.llm_context_tokens
     realtime = RealtimeInfo(
-        base=_info(settings, engines),
+        base=_info(settings, engines, session_id),
         model=model,
         context_tokens=context,
         instructions=settings.instructions or DEFAULT_INSTRUCTIONS,
         server_playback=server_playback,
         sees_images=bool(getattr(engines.chat, "sees_images", False)),
+        barge_in=barge_in_mode(settings.barge_in),
     )
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
 
 
 def _translation(
-    model: str, engines: EngineSet, lifetime_s: int, *, server_playback: bool = False
+    model: str, engines: EngineSet, lifetime_s: int, *, server_playback: bool = False, session_id: str | None = None
 ) -> TranslationSession:
-    info = LanguageSupport(engines).info(session_id=Ids().new("sess"), created_at_s=int(time.time()), model=model)
+    session_id = session_id or Ids().new("sess")
+    info = LanguageSupport(engines).info(session_id=session_id, created_at_s=int(time.time()), model=model)
     info = replace(info, lifetime_s=lifetime_s, server_playback=server_playback)
     return TranslationSession(info, vad=engines.vad, noise=engines.noise)

@@ -87,6 +87,10 @@ class Settings:
             ``speech_lead_s`` as fast as the voice can, the rest at the pace of speech, so one
             session's long answers leave the engines to others (``0``: all as fast as it can; see
             runtime/pacing.py).
+        barge_in: How speech over the assistant interrupts it in realtime sessions: ``immediate``
+            (OpenAI's: ``interrupt_response`` cancels at ``speech_started``) or ``adaptive``
+            (backchannels, coughs and noise do not; session/bargein.py). A session's
+            ``turn_detection.barge_in`` overrides it.
         idle_timeout_s: A session in which neither the client nor the server sent anything for this
             long is closed (an ``error``, ``session_idle_timeout``, then 1001), so a client that
             went silent does not hold one of the few session places (``0``: never).
@@ -124,6 +128,10 @@ class Settings:
             port the kernel picks.
         call_connect_timeout_s: A WebRTC call whose ICE has not connected this long after its
             answer is ended, freeing its place.
+        state_url: Where sessions' durable state is kept for resuming (``?session_id=``):
+            ``memory://`` (default: this process) or ``redis://host:port/db`` (shared by every
+            server that uses the same Redis). See docs/compatibility.md, Resumable sessions.
+        resume_grace_s: How long after its connection ends a session can be resumed.
         web_app: Serve the browser app at ``/`` (assistant, live transcription, translation; its
             files under ``/app/``). It mints ephemeral keys from its own origin; see docs/security.md.
         log_level: Python logging level name.
@@ -155,6 +163,7 @@ class Settings:
     session_lifetime_s: int = 3600
     speech_lead_s: float = 5.0
     idle_timeout_s: int = 600
+    barge_in: str = "immediate"
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
@@ -170,8 +179,14 @@ class Settings:
     webrtc_hosts: str | None = None
     webrtc_udp_ports: str | None = None
     call_connect_timeout_s: int = 30
+    state_url: str | None = None
+    resume_grace_s: int = 900
     web_app: bool = True
     log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.barge_in not in ("immediate", "adaptive"):  # stop at start, not at a session (session/bargein.py)
+            raise ValueError(f"barge_in must be 'immediate' or 'adaptive', got {self.barge_in!r}")
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -44,6 +44,10 @@ class RecentAudio:
             _, dropped = self._audio.popitem(last=False)
             self._samples -= dropped.size
 
+    def samples(self, item_id: str) -> Samples | None:
+        """The turn's audio at 16 kHz, if it is still kept."""
+        return self._audio.get(item_id)
+
     def forget(self, item_id: str) -> None:
         audio = self._audio.pop(item_id, None)
         if audio is not None:
