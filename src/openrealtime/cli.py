@@ -398,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how far ahead of its listener an answer is spoken; the rest at the pace of speech (default 5, 0: off)",
     )
     serve.add_argument(
+        "--barge-in",
+        choices=["immediate", "adaptive"],
+        default=None,
+        help="speech over an answer: cancel it at once, as OpenAI (immediate, the default), or only a real "
+        "interruption, not a backchannel or a cough (adaptive)",
+    )
+    serve.add_argument(
         "--idle-timeout-s",
         type=int,
         default=None,

@@ -26,7 +26,9 @@ DEFAULT_PREFIX_PADDING_MS = 300
 # The live service reports 200 ms in session.created (the SDK docstring says 500): we follow the wire.
 DEFAULT_SILENCE_DURATION_MS = 200
 MAX_OUTPUT_TOKENS_CAP = 4096
-_RESPONSE_ONLY_VAD_KEYS = ("create_response", "interrupt_response", "idle_timeout_ms")
+_RESPONSE_ONLY_VAD_KEYS = ("create_response", "interrupt_response", "idle_timeout_ms", "barge_in")
+#: Our extension (issue 13, session/bargein.py): how speech over the assistant interrupts it.
+BargeInField = Literal["immediate", "adaptive"] | None
 
 
 def _tokens_in_range(value: int | str) -> int | str:
@@ -93,7 +95,19 @@ class InputTranscription(WireModel):
     delay: Literal["minimal", "low", "medium", "high", "xhigh"] | None = None
 
 
-class ServerVad(WireModel):
+class _Vad(WireModel):
+    """What both turn detections share: our ``barge_in`` extension, in the echo only when set, so a
+    strict client that never sets it never sees it."""
+
+    @model_serializer(mode="wrap")
+    def _unset_barge_in_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("barge_in", "") is None:
+            del data["barge_in"]
+        return data
+
+
+class ServerVad(_Vad):
     type: Literal["server_vad"] = "server_vad"
     threshold: float = Field(default=DEFAULT_VAD_THRESHOLD, ge=0.0, le=1.0)
     prefix_padding_ms: int = Field(default=DEFAULT_PREFIX_PADDING_MS, ge=0, le=10_000)
@@ -101,13 +115,15 @@ class ServerVad(WireModel):
     idle_timeout_ms: int | None = Field(default=None, ge=5_000, le=30_000)
     create_response: bool = True
     interrupt_response: bool = True
+    barge_in: BargeInField = None
 
 
-class SemanticVad(WireModel):
+class SemanticVad(_Vad):
     type: Literal["semantic_vad"] = "semantic_vad"
     eagerness: Literal["low", "medium", "high", "auto"] = "auto"
     create_response: bool = True
     interrupt_response: bool = True
+    barge_in: BargeInField = None
 
 
 TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]

@@ -194,6 +194,14 @@ class ClearPlayback:
 
 
 @dataclass(frozen=True)
+class HoldPlayback:
+    """Hold the playback where it is (``held``: silence goes out, nothing queued is lost) or let it go
+    on from that very sample: speech over the assistant that may be only a backchannel (issue 13)."""
+
+    held: bool
+
+
+@dataclass(frozen=True)
 class PlaybackStarted:
     """Media clock: the first sample of ``response_id`` left for the listener."""
 
@@ -259,6 +267,7 @@ Command = (
     | PlayAudio
     | EndOfAudio
     | ClearPlayback
+    | HoldPlayback
     | PredictTurnEnd
 )
 """Everything a session may ask of its runtime."""
@@ -272,6 +281,7 @@ COMMAND_TYPES = (
     PlayAudio,
     EndOfAudio,
     ClearPlayback,
+    HoldPlayback,
     PredictTurnEnd,
 )
 

@@ -7,7 +7,8 @@ audio leaves long before the answer is finished (the events are written by
 :mod:`~openrealtime.session.responses`). The answer starts during the end-of-turn pause, on the
 speculative transcript, as a ``SPECULATIVE`` response that goes on the wire only if the turn really
 ends there. Barge-in cancels the response in the same step as ``speech_started``; results of
-cancelled jobs are dropped by id.
+cancelled jobs are dropped by id. The ``adaptive`` barge-in (:mod:`~openrealtime.session.bargein`)
+cancels only speech judged an interruption, holding a call's playback meanwhile.
 
 On a WebRTC call (``server_playback``) the server plays the answers itself: speech leaves as
 ``PlayAudio`` commands, and :mod:`~openrealtime.session.playback` keeps the playback buffer's events,
@@ -27,6 +28,7 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import RealtimeSessionConfig, SemanticVad, ServerVad
+from openrealtime.session.bargein import BargeIn, BargeInMode, Verdict, judge, speech_ms
 from openrealtime.session.commands import (
     AudioIn,
     EngineResult,
@@ -39,6 +41,7 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.conversation import Conversation, Entry
+from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.items import RecentAudio, created_item, item_transcription, no_images, user_audio_item
 from openrealtime.session.logprobs import wants_logprobs
@@ -96,6 +99,8 @@ class RealtimeInfo:
     server_playback: bool = False
     # The LLM sees images (ChatModel.sees_images): input_image parts reach it, else they are refused.
     sees_images: bool = False
+    # How speech over the assistant interrupts it (--barge-in); a session's turn_detection.barge_in wins.
+    barge_in: BargeInMode = "immediate"
 
 
 class RealtimeSession(SessionShell):
@@ -121,6 +126,9 @@ class RealtimeSession(SessionShell):
         # server_vad idle timeout: the input position after which silence counts (set when a response
         # finishes, plus the time its audio takes to play), or None when no countdown runs.
         self._idle_from: int | None = None
+        self._barge = BargeIn()  # adaptive barge-in: the speech over the assistant being judged
+        # WebSocket: the input position by which the client has played the last answer (an upper bound).
+        self._speaking_until = 0
         options = BufferOptions(always_transcribe=True, partial_step_ms=VOICE_PARTIAL_STEP_MS)
         self.buffer = InputAudioBuffer(
             self.config.audio.input, vad=self._vad, ids=self._ids, noise=self._noise, options=options
@@ -160,6 +168,7 @@ class RealtimeSession(SessionShell):
                 return
             if self.buffer.owns(result.job_id):
                 self._take(self.buffer.on_result(result))
+                self._judge_barge_in()
                 return
         self._respond(self.writer.on_result(result))
 
@@ -181,6 +190,7 @@ class RealtimeSession(SessionShell):
             self._take(buffered)
             if isinstance(event, AudioIn):
                 self._check_idle()  # the input moved on: has the silence after an answer lasted?
+            self._judge_barge_in()
             return
         match event:
             case ce.SessionUpdate():
@@ -277,15 +287,7 @@ class RealtimeSession(SessionShell):
         match signal:
             case SpeechStarted():
                 self._idle_from = None
-                td = self.config.audio.input.turn_detection
-                response = self.active_response
-                if isinstance(td, ServerVad | SemanticVad) and td.interrupt_response:
-                    if response is not None:
-                        # Barge-in: one joint step, right after speech_started (reference 6.3).
-                        self._respond(self.writer.cancel(response, "turn_detected"))
-                    # The server plays the audio: stop it, even after response.done (it is usually
-                    # still playing then); what was heard comes back as PlaybackCleared.
-                    self._take(self.playback.clear())
+                self._barge_in(signal.item_id)
             case TurnCommitted():
                 self._on_committed(signal)
             case TranscriptFinal():
@@ -298,10 +300,69 @@ class RealtimeSession(SessionShell):
                 for response in list(self._responses.values()):
                     if response.llm_job is None and not response.state.finished:
                         self._maybe_generate(response)
+                pending = self._barge.pending
+                if pending is not None and pending.committed and pending.item_id == signal.item_id:
+                    self._settle_barge_in(judge(pending.speech_ms, signal.text or "", final=True))
             case TurnMayEnd():
                 self._speculate(signal)
             case _:  # TurnGoesOn
                 self._drop_speculation()
+                if self._barge.dismissed == signal.item_id:
+                    self._barge_in(signal.item_id)  # judged a backchannel, but the speaker goes on
+
+    # --- barge-in ----------------------------------------------------------------------------------
+
+    def _barge_in(self, item_id: str) -> None:
+        """Speech began: OpenAI's barge-in cancels at once; the adaptive one holds and judges."""
+        td = self.config.audio.input.turn_detection
+        if not isinstance(td, ServerVad | SemanticVad) or not td.interrupt_response:
+            return
+        if (td.barge_in or self.rt.barge_in) == "adaptive":
+            client_playing = not self.rt.server_playback and self.buffer.buffer.end < self._speaking_until
+            if self.active_response is not None or self.playback.pending or client_playing:
+                self._take(self._barge.begin(item_id, hold=self.playback.pending))
+                if self.buffer.turn is not None:
+                    self.buffer.turn.urgent = True  # its words decide: decode them first
+            return
+        if (response := self.active_response) is not None:
+            # Barge-in: one joint step, right after speech_started (reference 6.3).
+            self._respond(self.writer.cancel(response, "turn_detected"))
+        # The server plays the audio: stop it, even after response.done (it is usually still playing
+        # then); what was heard comes back as PlaybackCleared.
+        self._take(self.playback.clear())
+
+    def _judge_barge_in(self) -> None:
+        """Judge the speech over the assistant again: it grew, or new words of it came."""
+        pending = self._barge.pending
+        if pending is None or pending.committed:
+            return  # nothing to judge, or only the committed turn's final transcript decides now
+        turn = self.buffer.turn
+        if turn is None or turn.item_id != pending.item_id:
+            self._take(self._barge.dismiss())  # the turn was cleared: nothing was said
+            return
+        pending.speech_ms = speech_ms(turn.onset, turn.pause_start, self.buffer.buffer.end, ENGINE_RATE_HZ)
+        paused = turn.pause_start is not None and turn.final_result is not None
+        text = turn.final_result if paused and turn.final_result is not None else turn.heard
+        self._settle_barge_in(judge(pending.speech_ms, text, final=paused))
+
+    def _settle_barge_in(self, verdict: Verdict) -> None:
+        if verdict is Verdict.UNDECIDED:
+            return
+        if verdict is Verdict.NOT_AN_INTERRUPTION:
+            self._take(self._barge.dismiss())  # the answer goes on from where it was held
+            return
+        pending = self._barge.interrupted()
+        if (response := self.active_response) is not None:
+            self._respond(self.writer.cancel(response, "turn_detected"))
+        self._take(self.playback.clear())
+        td = self.config.audio.input.turn_detection
+        if pending is None or td is None or not td.create_response:
+            return
+        turn = self.buffer.turn
+        if pending.committed:  # the turn ended before it was judged: answer it now
+            self._start_response(new_response(self.config, None, self.conversation, ids=self._ids))
+        elif turn is not None and turn.item_id == pending.item_id and turn.final_result is not None:
+            self._speculate(TurnMayEnd(turn.item_id, turn.final_result))  # judged in its pause
 
     def _on_committed(self, committed: TurnCommitted) -> None:
         entry = Entry(item=user_audio_item(committed.item_id), transcript_pending=True)
@@ -311,7 +372,15 @@ class RealtimeSession(SessionShell):
         self._events.append(self.conversation.done(entry))
         td = self.config.audio.input.turn_detection
         speculative, self._speculative = self._speculative, None
-        if td is None or not td.create_response or self.active_response is not None:
+        if self._barge.judging(committed.item_id) and self._barge.pending is not None:
+            self._barge.pending.committed = True  # its final transcript will decide
+        if (
+            td is None
+            or not td.create_response
+            or self.active_response is not None
+            or self._barge.judging(committed.item_id)
+            or self._barge.dismissed == committed.item_id  # a backchannel gets no answer
+        ):
             if speculative is not None:
                 self._take(self.writer.drop(speculative))
             return
@@ -332,6 +401,8 @@ class RealtimeSession(SessionShell):
             return
         if self.active_response is not None or any(e.transcript_pending for e in self.conversation):
             return
+        if self._barge.pending is not None:
+            return  # speech over the assistant, not yet judged an interruption
         response = new_response(self.config, None, self.conversation, ids=self._ids, speculative=True)
         pending = Entry(
             item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": may_end.text}]}
@@ -376,6 +447,7 @@ class RealtimeSession(SessionShell):
                 # The listener hears the answer for as long as its audio lasts; silence counts after.
                 played = response.audio_ms if response.audio else 0
                 self._idle_from = self.buffer.buffer.end + ms_to_samples(played)
+                self._speaking_until = self._idle_from
 
     def _create_response(self, event: ce.ResponseCreate) -> None:
         inline = event.response.input if event.response is not None and event.response.input else []

@@ -76,6 +76,9 @@ class Turn:
     final_result: str | None = None  # a speculative final's text, waiting for the commit
     final_logprobs: list[WordLogprobs] | None = None  # and its words' tokens
     duration_samples: int = 0
+    heard: str = ""  # the newest live decode, whole (the captions send only its agreed words)
+    # Speech over the assistant is being judged (session/bargein.py): its decodes go first, 200 ms apart.
+    urgent: bool = False
 
     @property
     def saw_speech(self) -> bool:
@@ -180,9 +183,10 @@ class TurnTranscriber:
         """The client is shown this turn's captions and has seen none of its words yet.
 
         Only then is a partial urgent: a realtime session that sends no transcription events
-        decodes partials for its own use, at the normal step and priority.
+        decodes partials for its own use, at the normal step and priority, unless the turn is speech
+        over the assistant that a barge-in waits to judge.
         """
-        return self.emits and not turn.captions.sent
+        return turn.urgent or (self.emits and not turn.captions.sent)
 
     # --- while the turn is spoken ------------------------------------------------------------------
 
@@ -197,6 +201,8 @@ class TurnTranscriber:
             due = (turn.onset if turn.onset is not None else turn.start) + ms_to_samples(FIRST_PARTIAL_MS)
         else:
             step_ms = FIRST_CAPTION_STEP_MS if self._awaits_first_words(turn) else self._partial_step_ms
+            if turn.urgent:
+                step_ms = min(PARTIAL_STEP_MS, self._partial_step_ms)
             due = turn.partial_end + ms_to_samples(step_ms)
         if end + ms_to_samples(RESAMPLER_SLACK_MS) < due:
             return []
@@ -270,6 +276,7 @@ class TurnTranscriber:
         logprobs = word_logprobs(result.transcript) if self.sends_logprobs else None
         if job.kind == "partial":
             turn.partial_job = None
+            turn.heard = text
             out: list[Output] = []
             sent = len(turn.captions.sent)
             delta = turn.captions.partial(text, logprobs)

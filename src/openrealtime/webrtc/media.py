@@ -144,6 +144,9 @@ class CallMedia:
     def clear(self) -> PlaybackCleared:
         return self.queue.clear()
 
+    def hold(self, held: bool) -> None:
+        self.queue.hold(held)
+
     # --- the caller's audio ------------------------------------------------------------------------
 
     def listen(self, track: MediaStreamTrack) -> None:

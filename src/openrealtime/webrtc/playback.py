@@ -13,6 +13,10 @@ What the clock sees goes back to the session as results, each when its frame lea
 left and it has said it will send no more (a response still being spoken that runs dry, a voice slower
 than real time, plays silence without stopping), and :meth:`PlaybackQueue.clear` answers with what
 was played of each item it held.
+
+:meth:`PlaybackQueue.hold` stops the clock of what is queued (silence goes out, nothing is dropped or
+counted) while speech over the assistant is judged; released, playback goes on from the very sample
+it stopped at (issue 13's barge-in that resumes after a backchannel).
 """
 
 from __future__ import annotations
@@ -62,6 +66,16 @@ class PlaybackQueue:
         self._resampling: tuple[str, str] | None = None  # the response and item the resampler holds a tail of
         self._started: set[str] = set()
         self._ended: set[str] = set()
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        """Playback is held: frames are silence and nothing queued moves."""
+        return self._held
+
+    def hold(self, held: bool) -> None:
+        """Hold the playback where it is, or let it go on from there."""
+        self._held = held
 
     @property
     def idle(self) -> bool:
@@ -88,7 +102,7 @@ class PlaybackQueue:
         frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
         notices: list[PlaybackResult] = []
         filled = 0
-        while filled < FRAME_SAMPLES and self._segments:
+        while filled < FRAME_SAMPLES and self._segments and not self._held:
             segment = self._segments[0]
             if segment.response_id not in self._started:
                 self._started.add(segment.response_id)
@@ -100,7 +114,7 @@ class PlaybackQueue:
             self._items[segment.item_id].played += take
             if segment.position == segment.samples.size:
                 self._segments.popleft()
-        for response_id in sorted(self._ended):
+        for response_id in sorted(self._ended) if not self._held else ():
             if not any(s.response_id == response_id for s in self._segments):
                 notices += self._stopped(response_id)
         return frame, notices
@@ -115,6 +129,7 @@ class PlaybackQueue:
         self._items.clear()
         self._started.clear()
         self._ended.clear()
+        self._held = False  # nothing is left to hold
         self._resampler = StreamResampler(SPEECH_RATE_HZ, TRACK_RATE_HZ)  # its tail is unplayed audio too
         self._resampling = None
         return PlaybackCleared(played)

@@ -1,0 +1,205 @@
+"""Barge-in that knows a backchannel from an interruption (issue 13), sans-I/O.
+
+OpenAI's ``interrupt_response: true`` cancels the answer the moment ``speech_started`` is sent: an
+"mm-hm", a cough or a door slam cuts the assistant off as surely as "wait, stop". That is the
+``immediate`` mode, the default, kept exactly as documented for strict clients.
+
+The ``adaptive`` mode (the server's ``--barge-in adaptive``, or a session's extension field
+``audio.input.turn_detection.barge_in``) decides from how long the speech lasts and what the live
+transcript says. Where the server plays the audio (a WebRTC call) it holds the playback at once, so a
+real interruption is silenced as fast as before, and lets it go on from the very sample it stopped
+at when the speech turns out to be a backchannel or a noise (LiveKit's "false interruption" resume);
+only an interruption cancels the answer and clears what was queued. Over a WebSocket the client
+plays the audio, so the server can only wait: the cancel comes when the speech is judged an
+interruption, and a backchannel cancels nothing and gets no answer of its own.
+
+:func:`judge` is the rule; :class:`BargeIn` holds the one judgement in progress.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from openrealtime.session.commands import HoldPlayback
+
+BargeInMode = Literal["immediate", "adaptive"]
+BARGE_IN_MODES: tuple[BargeInMode, ...] = ("immediate", "adaptive")
+
+# What a listener says to show they follow, not to take the turn (English; a word outside these in a
+# transcript makes the speech a candidate interruption). Phrases go first, as whole phrases.
+BACKCHANNEL_PHRASES = (
+    "i see",
+    "got it",
+    "i know",
+    "that's right",
+    "thats right",
+    "of course",
+    "makes sense",
+    "sounds good",
+    "all right",
+    "go on",
+    "thank you",
+    "uh huh",
+    "mm hm",
+    "mm hmm",
+)
+BACKCHANNEL_WORDS = frozenset(
+    [
+        "mm",
+        "mhm",
+        "mmhm",
+        "mmhmm",
+        "hm",
+        "hmm",
+        "hmmm",
+        "uh",
+        "um",
+        "uhm",
+        "ah",
+        "aha",
+        "oh",
+        "ooh",
+        "ha",
+        "haha",
+        "huh",
+        "yeah",
+        "yea",
+        "yes",
+        "yep",
+        "yup",
+        "ya",
+        "right",
+        "okay",
+        "ok",
+        "k",
+        "alright",
+        "sure",
+        "cool",
+        "nice",
+        "great",
+        "good",
+        "wow",
+        "really",
+        "true",
+        "exactly",
+        "totally",
+        "indeed",
+        "absolutely",
+        "definitely",
+        "interesting",
+        "fine",
+        "thanks",
+        "oops",
+        "whoa",
+    ]
+)
+# Words Whisper writes for a cough, a breath or a noise it cannot read (besides bracketed notes such
+# as "(coughs)" or "[NOISE]", which are dropped whole).
+NOISE_WORDS = frozenset({"you", "cough", "coughs", "coughing", "sigh", "sighs", "laughs", "laughing", "bye"})
+# Words that take the turn whatever else is said: the listener wants the assistant to stop now.
+STOP_WORDS = frozenset({"stop", "wait", "hold", "hang", "pause", "sorry", "excuse", "actually", "no", "nope"})
+
+_BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|<[^>]*>|♪[^♪]*♪?")
+_NOT_WORD = re.compile(r"[^\w' ]+")
+_DASH = re.compile(r"[-‐‑–—]")
+
+CONTENT_WORDS_TO_INTERRUPT = 2  # live: two words that are not backchannels take the turn
+ONE_WORD_MS = 500  # live: one such word does once the speech has lasted this long
+WORDLESS_MAX_MS = 2000  # speech this long interrupts even when no word could be read (ASR behind)
+BACKCHANNEL_MAX_MS = 2500  # a run of backchannels this long is taking the turn
+
+
+class Verdict(enum.Enum):
+    INTERRUPTION = "interruption"  # cancel the answer, clear what is queued
+    NOT_AN_INTERRUPTION = "not_an_interruption"  # resume the answer where it was held
+    UNDECIDED = "undecided"  # hear more
+
+
+def barge_in_mode(value: str) -> BargeInMode:
+    """The server setting ``--barge-in``, checked."""
+    for mode in BARGE_IN_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(f"barge_in must be one of {', '.join(BARGE_IN_MODES)}, got {value!r}")
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a transcript, lower case, bracketed notes and punctuation gone; "mm-hm" is "mm hm"."""
+    text = _BRACKETED.sub(" ", text.lower())
+    text = _DASH.sub(" ", text)
+    return [w.strip("'") for w in _NOT_WORD.sub(" ", text).split() if w.strip("'")]
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that are neither backchannels nor Whisper's words for a noise."""
+    joined = f" {' '.join(words_of(text))} "
+    for phrase in BACKCHANNEL_PHRASES:
+        joined = joined.replace(f" {phrase} ", " ")
+    return [w for w in joined.split() if w not in BACKCHANNEL_WORDS and w not in NOISE_WORDS]
+
+
+def judge(speech_ms: int, text: str, *, final: bool) -> Verdict:
+    """Is speech over the assistant, ``speech_ms`` long so far, that reads ``text``, an interruption?
+
+    ``final``: the speech is over (its pause or its commit) and ``text`` is its final transcript, so
+    anything short of an interruption is not one.
+    """
+    content = content_words(text)
+    if any(word in STOP_WORDS for word in content):
+        return Verdict.INTERRUPTION
+    if len(content) >= CONTENT_WORDS_TO_INTERRUPT or (content and (final or speech_ms >= ONE_WORD_MS)):
+        return Verdict.INTERRUPTION
+    if speech_ms >= (BACKCHANNEL_MAX_MS if words_of(text) else WORDLESS_MAX_MS):
+        return Verdict.INTERRUPTION
+    return Verdict.NOT_AN_INTERRUPTION if final else Verdict.UNDECIDED
+
+
+@dataclass
+class Judgement:
+    """Speech over the assistant, not yet judged."""
+
+    item_id: str  # the user turn it belongs to
+    held: bool  # the server's playback was held for it
+    speech_ms: int = 0
+    committed: bool = False  # its turn was committed: only its final transcript decides now
+
+
+class BargeIn:
+    """The judgement in progress of one session (at most one: one user turn at a time)."""
+
+    def __init__(self) -> None:
+        self.pending: Judgement | None = None
+        self.dismissed: str | None = None  # the turn last judged not an interruption
+
+    def judging(self, item_id: str) -> bool:
+        return self.pending is not None and self.pending.item_id == item_id
+
+    def begin(self, item_id: str, *, hold: bool) -> list[HoldPlayback]:
+        """Speech began over the assistant: hold its playback if the server plays it."""
+        self.pending = Judgement(item_id, held=hold)
+        self.dismissed = None
+        return [HoldPlayback(True)] if hold else []
+
+    def interrupted(self) -> Judgement | None:
+        """The speech was judged an interruption: the judgement ends (the caller cancels and clears)."""
+        pending, self.pending = self.pending, None
+        return pending
+
+    def dismiss(self) -> list[HoldPlayback]:
+        """Not an interruption: the held playback goes on from where it stopped."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return []
+        self.dismissed = pending.item_id
+        return [HoldPlayback(False)] if pending.held else []
+
+
+def speech_ms(onset: int | None, pause_start: int | None, position: int, rate_hz: int) -> int:
+    """How long a turn's speech has lasted: from its onset to its pause, or to ``position`` (samples)."""
+    if onset is None:
+        return 0
+    end = pause_start if pause_start is not None else position
+    return max(0, end - onset) * 1000 // rate_hz
