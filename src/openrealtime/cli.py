@@ -341,6 +341,18 @@ def _bench(args: argparse.Namespace) -> int:
             )
         else:
             job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
+    elif args.kind == "calls":
+        from openrealtime.bench.calls import run_calls_bench
+
+        job = run_calls_bench(
+            url=args.url,
+            out_dir=out,
+            max_calls=args.max_sessions,
+            turns=turns,
+            compare=args.compare,
+            api_key=key,
+            server_pid=args.server_pid,
+        )
     elif args.kind == "translation":
         from openrealtime.bench.translation import run_translation_bench
 
@@ -509,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure latency and accuracy")
     bench.add_argument(
-        "kind", choices=["transcription", "assistant", "turns", "translation", "load", "overhead", "abuse", "soak"]
+        "kind",
+        choices=["transcription", "assistant", "turns", "translation", "load", "overhead", "abuse", "soak", "calls"],
     )
     bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
     bench.add_argument(
@@ -534,7 +547,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument("--to", default="es", help="translation: the target language")
-    bench.add_argument("--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried")
+    bench.add_argument(
+        "--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried; calls: the most calls"
+    )
+    bench.add_argument(
+        "--compare", action="store_true", help="calls: the same questions over WebSocket and WebRTC, side by side"
+    )
+    bench.add_argument("--server-pid", type=int, default=None, help="calls with --url: the server's pid, for its CPU")
     bench.add_argument("--appends", type=int, default=None, help="overhead: timed 100 ms appends per run")
     bench.add_argument("--responses", type=int, default=40, help="abuse: out-of-band response.create in flood A")
     bench.add_argument(
