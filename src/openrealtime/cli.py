@@ -360,7 +360,10 @@ def _bench(args: argparse.Namespace) -> int:
     elif args.kind == "turns":
         from openrealtime.bench.turns import run_turns_bench
 
-        job = run_turns_bench(url=args.url, out_dir=out, sessions=args.turn_sessions, api_key=key)
+        parts = tuple(int(p) for p in args.turn_parts.split(","))
+        job = run_turns_bench(
+            url=args.url, out_dir=out, sessions=args.turn_sessions, api_key=key, parts=parts, limit=args.turn_limit
+        )
     elif args.kind == "assistant":
         from openrealtime.bench.assistant import MIN_TURNS, run_assistant_bench
 
@@ -566,6 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--sessions", type=int, default=7, help="soak --memory: the sessions opened in turn")
     bench.add_argument("--turn-sessions", type=int, default=2, help="turns: trials run at once")
+    bench.add_argument(
+        "--turn-parts", default="1,2", help="turns: 1 end of turn, 2 interruptions over an answer (default 1,2)"
+    )
+    bench.add_argument("--turn-limit", type=int, default=None, help="turns: at most this many clips of each kind")
     bench.set_defaults(func=_bench)
     return parser
 

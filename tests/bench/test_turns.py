@@ -5,19 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openrealtime.bench import turns
+from openrealtime.bench import turn_clips, turns
 from openrealtime.bench.speech import WIRE_RATE_HZ
-from openrealtime.bench.turns import (
-    Clip,
-    Trial,
-    cut_offs,
-    find_gaps,
-    insert_pauses,
-    quiet_runs,
-    re_split_commas,
-    summarize,
-    table,
-)
+from openrealtime.bench.turn_clips import Clip, find_gaps, insert_pauses, quiet_runs, re_split_commas
+from openrealtime.bench.turns import Trial, cut_offs, summarize, table
 from openrealtime.session.endpointing import END_OF_TURN
 from tests.conftest import TIMEOUT_S
 
@@ -114,8 +105,10 @@ async def test_semantic_vad_answers_a_question_quickly_and_waits_through_a_pause
     from openrealtime.bench.target import server_target
 
     mode = next(m for m in turns.MODES if m.turn_detection.get("eagerness") == "medium")
-    question = turns.make_clip("What is the capital of France?", "piper", 1.0, [])
-    paused = turns.make_clip("I was wondering if you could | help me with my | homework.", "piper", 1.0, [600, 600])
+    question = turn_clips.make_clip("What is the capital of France?", "piper", 1.0, [])
+    paused = turn_clips.make_clip(
+        "I was wondering if you could | help me with my | homework.", "piper", 1.0, [600, 600]
+    )
     assert question is not None
     assert paused is not None
     async with server_target(None, turns.REALTIME_PATH, api_key=None) as target:

@@ -46,6 +46,8 @@ from tests.webrtc.test_playback import frames, speech
         ("you", 200),
         ("", 400),
         ("Oh, wow.", 600),
+        ("in my mom.", 480),  # a hum Whisper heard as words: too short to be an interruption
+        ("Tuesday", 400),
     ],
 )
 def test_backchannels_coughs_and_noise_are_not_interruptions(text: str, ms: int) -> None:
@@ -61,8 +63,9 @@ def test_backchannels_coughs_and_noise_are_not_interruptions(text: str, ms: int)
         ("No, no", 300, False),
         ("What about", 300, False),  # two content words
         ("Yeah but what", 400, False),
-        ("What", 600, False),  # one content word, long enough
-        ("What?", 300, True),  # one content word at the end
+        ("What?", 300, True),
+        ("Tuesday", 800, False),  # a content word, and speech too long for a backchannel
+        ("Tuesday next week", 900, True),
         ("", 2100, False),  # long speech the ASR has not read yet
         ("yeah yeah okay right", 2600, False),  # a long run of backchannels
     ],
@@ -72,7 +75,7 @@ def test_real_interruptions(text: str, ms: int, final: bool) -> None:
 
 
 def test_one_short_word_or_short_speech_waits_for_more() -> None:
-    assert judge(300, "What", final=False) is Verdict.UNDECIDED
+    assert judge(300, "Tuesday", final=False) is Verdict.UNDECIDED
     assert judge(1900, "", final=False) is Verdict.UNDECIDED
     assert judge(2400, "yeah yeah", final=False) is Verdict.UNDECIDED
 
@@ -213,16 +216,19 @@ def test_a_real_interruption_cancels_as_soon_as_its_words_say_so() -> None:
     assert driver.chat.requests[-1].messages[-1]["content"].startswith("wait what")
 
 
-def test_one_short_word_is_judged_on_its_pause_transcript_then_answered() -> None:
-    _session, _, driver = make(("What?",), hold_tts=True)
+def test_a_short_word_that_is_not_a_stop_word_is_no_interruption_but_a_longer_one_is() -> None:
+    session, _, driver = make(("Tuesday",), hold_tts=True)
     adaptive(driver)
-    speaking(driver)
-    events = driver.append(tone(250))
-    assert "response.done" not in types(events)  # "What" alone, live: wait for more
-    events = driver.append(quiet(600))
-    kinds = types(events)  # its pause's transcript decides
+    response_id = speaking(driver)
+    events = driver.append(tone(400)) + driver.append(quiet(600))
+    assert "response.done" not in types(events)  # 400 ms: a backchannel's length
+    active = session.active_response
+    assert active is not None
+    assert active.id == response_id
+    events = driver.append(tone(900))
+    kinds = types(events)
     assert events[kinds.index("response.done")]["response"]["status"] == "cancelled"
-    assert "response.created" in kinds[kinds.index("response.done") :]
+    assert "response.created" in types(driver.append(quiet(600)))
 
 
 def test_the_server_default_applies_and_a_session_may_ask_for_openais() -> None:
@@ -314,6 +320,7 @@ def test_a_turn_committed_before_it_was_judged_waits_for_its_final_transcript(
     script: tuple[str, ...], interrupts: bool
 ) -> None:
     session, _, driver = make(script, hold_tts=True)
+    driver.asr = HeardLate(script[0])
     td = {"type": "server_vad", "silence_duration_ms": 50, "barge_in": "adaptive"}  # no speculative final
     driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": td}}}})
     response_id = speaking(driver)
@@ -325,3 +332,15 @@ def test_a_turn_committed_before_it_was_judged_waits_for_its_final_transcript(
     active = session.active_response
     assert active is not None
     assert (active.id != response_id) is interrupts
+
+
+class HeardLate:
+    """A transcriber that hears ``text`` only in the final decode (at least 230 ms of audio)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def transcribe(self, audio: Any, options: Any) -> Any:
+        from openrealtime.contracts import Transcript
+
+        return Transcript(text=self.text if audio.size >= 16_000 * 0.23 else "", segments=(), language="en")

@@ -31,9 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,26 +38,19 @@ from typing import Any
 
 import numpy as np
 
-from openrealtime.audio.codec import float_to_pcm16, pcm16_to_float
+from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.resample import StreamResampler
-from openrealtime.audio.types import Samples
 from openrealtime.bench.report import Plots, Series, distribution, progress, write_results
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.bench.target import server_target
+from openrealtime.bench.turn_clips import Clip, pause_set, transcribe
 from openrealtime.client.connection import RealtimeConnection
-from openrealtime.engines.model_files import cache_dir
 
 REALTIME_PATH = "/v1/realtime?model=gpt-realtime"
 MS_PER_S = 1000
 ASR_RATE_HZ = 16_000
 MIC_CHUNK_MS = 20
 LEAD_MS = 400  # silence before the clip
-PAUSES_MS = (400, 600, 900)  # mid-sentence pauses, cycled over the set (the issue's 400-900 ms)
-GAP_FRAME_MS = 10  # the frames gaps are found in
-GAP_FLOOR_RMS = 0.01  # a frame under this RMS is quiet
-MIN_GAP_MS = 60  # a quiet run shorter than this is a stop consonant, not a gap
-GAP_KEEP_MS = 30  # of a gap, what stays before the inserted silence (the voice's own decay)
-SPEECH_FLOOR = 0.01  # |sample| above this counts as speech when finding where the last word ends
 CUT_OFF_SLACK_MS = 20  # a speech_stopped this close to the last word's end is the real end (Silero's offset)
 ANSWER_WAIT_S = 10.0  # after the end of speech: a mode that has not answered by then has failed the clip
 INSTRUCTIONS = "Answer in one short sentence."
@@ -70,29 +60,6 @@ DECISIONS_TIMED = 30
 PREFIX_MS = 300  # the turn's prefix padding, as the server hands the model (server_vad's default)
 TARGET_P50_S = 0.35
 TARGET_CUT_OFF_RATE = 0.05
-
-# "|" marks a pause a hesitating speaker makes; sentences without one are spoken in one go.
-PAUSED = (
-    "I'd like to book a table for | two people, at | seven tonight.",
-    "Can you tell me how to get to the | train station from here?",
-    "My phone number is | five five five, | one two three four.",
-    "I was wondering if you could | help me with my | homework.",
-    "Please remind me to call | my mother tomorrow | morning.",
-    "The meeting has been moved to | Thursday afternoon.",
-    "I need a flight from | Boston to | Chicago on Friday.",
-    "What is the weather going to be like in | Paris this weekend?",
-    "Could you send the report to | the whole team before | noon?",
-    "My name is | John and I live in | Seattle.",
-)
-COMPLETE = (
-    "What is the capital of France?",
-    "How many days are in a week?",
-    "Thank you very much for your help.",
-    "Please turn off the lights.",
-    "Which ocean is the largest?",
-)
-# (engine, speed): the installed voices, at several rates of speech.
-VOICES = (("piper", 0.9), ("piper", 1.15), ("espeak", 1.0))
 
 
 @dataclass(frozen=True)
@@ -110,214 +77,6 @@ MODES = (
     Mode("semantic_vad medium (= auto)", {"type": "semantic_vad", "eagerness": "medium"}),
     Mode("semantic_vad low", {"type": "semantic_vad", "eagerness": "low"}),
 )
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One utterance as it is streamed: audio at 24 kHz, where its pauses are, where its speech ends.
-
-    Attributes:
-        text: The sentence, ``|`` where it pauses.
-        voice: ``engine@speed``.
-        audio: float32 at ``WIRE_RATE_HZ``, without lead silence.
-        pauses_ms: Each pause as ``(start, end)`` in ms from the clip's start.
-        speech_end_ms: Where the last word ends.
-    """
-
-    text: str
-    voice: str
-    audio: Samples
-    pauses_ms: tuple[tuple[int, int], ...]
-    speech_end_ms: int
-
-    @property
-    def paused(self) -> bool:
-        return bool(self.pauses_ms)
-
-
-# --- the pause set ----------------------------------------------------------------------------------
-
-
-_lock = threading.Lock()
-_engines: dict[str, Any] = {}
-
-
-def _engine(name: str) -> Any:
-    with _lock:
-        if name not in _engines:
-            if name == "piper":
-                from openrealtime.engines.piper_tts import PiperSynthesizer
-
-                _engines[name] = PiperSynthesizer()
-            elif name == "espeak":
-                from openrealtime.engines.espeak_tts import EspeakSynthesizer
-
-                _engines[name] = EspeakSynthesizer()
-            else:
-                from faster_whisper import WhisperModel
-
-                from openrealtime.engines.model_files import whisper_tiny_en_dir
-
-                _engines[name] = WhisperModel(str(whisper_tiny_en_dir()), device="cpu", compute_type="int8")
-        return _engines[name]
-
-
-def synthesize(text: str, engine: str, speed: float) -> Samples:
-    """``text`` spoken by ``engine`` ("piper" or "espeak") at ``speed``, float32 at 24 kHz."""
-    synthesizer = _engine(engine)
-    chunks = list(synthesizer.synthesize(text, voice="alloy", stop=threading.Event(), speed=speed))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    resampler = StreamResampler(synthesizer.sample_rate_hz, WIRE_RATE_HZ)
-    return np.concatenate([resampler.process(audio), resampler.flush()]).astype(np.float32)
-
-
-def transcribe(audio: Samples) -> str:
-    """What Whisper ``tiny.en`` hears in ``audio`` (24 kHz)."""
-    model = _engine("whisper")
-    audio_16k = StreamResampler(WIRE_RATE_HZ, ASR_RATE_HZ).process(audio, last=True)
-    segments, _ = model.transcribe(audio_16k, language="en", beam_size=1, condition_on_previous_text=False)
-    return " ".join(segment.text.strip() for segment in segments)
-
-
-def _letters(word: str) -> str:
-    return "".join(c for c in word.lower() if c.isalpha())
-
-
-def quiet_runs(audio: Samples) -> list[tuple[int, int]]:
-    """The quiet runs (start, end) in samples of at least ``MIN_GAP_MS`` inside the speech of ``audio``."""
-    frame = WIRE_RATE_HZ * GAP_FRAME_MS // MS_PER_S
-    count = audio.size // frame
-    rms = np.sqrt(np.mean(np.square(audio[: count * frame].reshape(count, frame), dtype=np.float64), axis=1))
-    loud = np.flatnonzero(rms > GAP_FLOOR_RMS)
-    runs: list[tuple[int, int]] = []
-    if not loud.size:
-        return runs
-    run_start: int | None = None
-    for index in range(int(loud[0]), int(loud[-1]) + 1):
-        if rms[index] <= GAP_FLOOR_RMS:
-            run_start = index if run_start is None else run_start
-            continue
-        if run_start is not None and (index - run_start) * GAP_FRAME_MS >= MIN_GAP_MS:
-            runs.append((run_start * frame, index * frame))
-        run_start = None
-    return runs
-
-
-def find_gaps(text: str, audio: Samples) -> list[tuple[int, int]] | None:
-    """The gap of each ``|`` of ``text`` in ``audio`` (the sentence spoken with commas for them).
-
-    The longest quiet runs, as many as the spoken text has commas, are the commas' gaps, in order;
-    ``None`` when there are too few.
-    """
-    spoken = text.replace(" |", ",").replace(",,", ",")
-    marks = [part.rstrip().endswith("|") for part in re_split_commas(text)]
-    runs = quiet_runs(audio)
-    if len(runs) < len(marks):
-        return None
-    longest = sorted(sorted(runs, key=lambda r: r[1] - r[0], reverse=True)[: len(marks)])
-    assert spoken.count(",") == len(marks)
-    return [gap for gap, marked in zip(longest, marks, strict=True) if marked]
-
-
-def re_split_commas(text: str) -> list[str]:
-    """``text`` cut after each ``|`` or comma (the pieces a comma-spoken sentence pauses after)."""
-    pieces: list[str] = []
-    current = ""
-    for char in text:
-        current += char
-        if char in ",|":
-            pieces.append(current)
-            current = ""
-    # "two people, at |": a comma right before a "|" is one pause, the "|"'s.
-    merged: list[str] = []
-    for piece in pieces:
-        if merged and piece.strip() == "|" and merged[-1].rstrip().endswith(","):
-            merged[-1] = merged[-1].rstrip()[:-1] + " |"
-        else:
-            merged.append(piece)
-    return merged
-
-
-def words_match(text: str, audio: Samples, gaps: list[tuple[int, int]]) -> bool:
-    """Whisper hears the word before each ``|`` just before its gap."""
-    for part, (gap_start, _) in zip(text.split("|")[:-1], gaps, strict=True):
-        heard = transcribe(audio[:gap_start]).split()
-        if not heard or _letters(heard[-1]) != _letters(part.split()[-1]):
-            return False
-    return True
-
-
-def insert_pauses(
-    audio: Samples, gaps: list[tuple[int, int]], pauses_ms: list[int]
-) -> tuple[Samples, list[tuple[int, int]]]:
-    """``audio`` with each gap (start, end) in samples replaced by ``pauses_ms[i]`` of silence after
-    its first ``GAP_KEEP_MS``; returns it and each pause's (start, end) in ms."""
-    keep = WIRE_RATE_HZ * GAP_KEEP_MS // MS_PER_S
-    parts: list[Samples] = []
-    spans: list[tuple[int, int]] = []
-    previous, length = 0, 0
-    for (gap_start, gap_end), pause_ms in zip(gaps, pauses_ms, strict=True):
-        cut = min(gap_start + keep, gap_end)
-        parts.append(audio[previous:cut])
-        length += cut - previous
-        silence = np.zeros(WIRE_RATE_HZ * pause_ms // MS_PER_S, np.float32)
-        parts.append(silence)
-        start_ms = (length - (cut - gap_start)) * MS_PER_S // WIRE_RATE_HZ  # where the voice went quiet
-        spans.append((start_ms, start_ms + pause_ms))
-        length += silence.size
-        previous = gap_end
-    parts.append(audio[previous:])
-    return np.concatenate(parts), spans
-
-
-def speech_end_ms(audio: Samples) -> int:
-    loud = np.flatnonzero(np.abs(audio) > SPEECH_FLOOR)
-    return int(loud[-1]) * MS_PER_S // WIRE_RATE_HZ if loud.size else 0
-
-
-def make_clip(text: str, engine: str, speed: float, pauses_ms: list[int]) -> Clip | None:
-    """The clip of ``text`` (cached on disk); ``None`` when a pause's word could not be placed."""
-    voice = f"{engine}@{speed:g}"
-    key = hashlib.sha256(json.dumps([text, voice, pauses_ms]).encode()).hexdigest()[:16]
-    folder = cache_dir() / "turns"
-    audio_path, meta_path = folder / f"{key}.pcm", folder / f"{key}.json"
-    if audio_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("missing"):
-            return None
-        audio = pcm16_to_float(audio_path.read_bytes())
-        spans = tuple((int(a), int(b)) for a, b in meta["pauses_ms"])
-        return Clip(text, voice, audio, spans, int(meta["speech_end_ms"]))
-    folder.mkdir(parents=True, exist_ok=True)
-    whole = synthesize(text.replace(" |", ",").replace(",,", ","), engine, speed)
-    spans_list: list[tuple[int, int]] = []
-    if "|" in text:
-        gaps = find_gaps(text, whole)
-        if gaps is None or not words_match(text, whole, gaps):
-            meta_path.write_text(json.dumps({"missing": True}))
-            return None
-        whole, spans_list = insert_pauses(whole, gaps, pauses_ms[: len(gaps)])
-    end_ms = speech_end_ms(whole)
-    audio_path.write_bytes(float_to_pcm16(whole))
-    meta_path.write_text(json.dumps({"pauses_ms": spans_list, "speech_end_ms": end_ms}))
-    return Clip(text, voice, pcm16_to_float(float_to_pcm16(whole)), tuple(spans_list), end_ms)
-
-
-def pause_set(limit: int | None = None) -> list[Clip]:
-    """Every sentence in every voice (``limit`` sentences of each kind at most), pauses cycled."""
-    paused = PAUSED[:limit] if limit else PAUSED
-    complete = COMPLETE[:limit] if limit else COMPLETE
-    clips: list[Clip] = []
-    cycle = 0
-    for engine, speed in VOICES:
-        for text in (*paused, *complete):
-            count = text.count("|")
-            pauses = [PAUSES_MS[(cycle + i) % len(PAUSES_MS)] for i in range(count)]
-            cycle += count
-            clip = make_clip(text, engine, speed, pauses)
-            if clip is not None:
-                clips.append(clip)
-    return clips
 
 
 # --- a trial ----------------------------------------------------------------------------------------
@@ -719,8 +478,34 @@ async def run_turns_bench(
     sessions: int = DEFAULT_SESSIONS,
     limit: int | None = None,
     api_key: str | None = None,
+    parts: tuple[int, ...] = (1, 2),
 ) -> int:
-    """The ``bench turns`` command."""
+    """The ``bench turns`` command: part 1 (end of turn) and part 2 (interruptions), as asked."""
+    summary: dict[str, Any] = {"sessions_at_a_time": sessions, "parts": list(parts)}
+    texts: list[str] = []
+    trials: list[Trial] = []
+    modes: dict[str, Any] = {}
+    async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
+        summary["machine"] = target.machine()
+        if 1 in parts:
+            text, part, trials, modes = await _end_of_turn(target.url, target.api_key, sessions, limit)
+            texts.append(text)
+            summary.update(part)
+        if 2 in parts:
+            text, part = await _interruptions(target.url, target.api_key, limit)
+            texts.append(text)
+            summary["interruptions"] = part
+    text = "\n\n".join(texts)
+    print(text)
+    if out_dir is not None:
+        write_results(out_dir, "turns", summary, text, plots=plots(trials, modes) if trials else None)
+    return 0
+
+
+async def _end_of_turn(
+    url: str, api_key: str | None, sessions: int, limit: int | None
+) -> tuple[str, dict[str, Any], list[Trial], dict[str, Any]]:
+    """Part 1: the pause set under every turn detection."""
     cost = await asyncio.to_thread(decision_cost)
     print(
         f"bench turns: one end-of-turn decision costs {cost['wall_ms']['p50']:.1f} ms "
@@ -739,10 +524,8 @@ async def run_turns_bench(
         flush=True,
     )
     trials: list[Trial] = []
-    async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
-        for mode in MODES:
-            trials += await run_mode(target.url, mode, clips, sessions, api_key=target.api_key)
-        info = target.machine()
+    for mode in MODES:
+        trials += await run_mode(url, mode, clips, sessions, api_key=api_key)
     modes = summarize(trials)
     text = (
         table(modes)
@@ -753,10 +536,7 @@ async def run_turns_bench(
             f"{cost['wall_ms']['p50']:.1f} ms p50 wall, {cost['cpu_ms']['p50']:.1f} ms CPU"
         )
     )
-    print(text)
-    summary = {
-        "machine": info,
-        "sessions_at_a_time": sessions,
+    part = {
         "end_of_turn_decision": cost,
         "first_question_offline": rates,
         "pause_points": [asdict(v) for v in points],
@@ -768,6 +548,26 @@ async def run_turns_bench(
         ],
         "trials": [asdict(t) for t in trials],
     }
-    if out_dir is not None:
-        write_results(out_dir, "turns", summary, text, plots=plots(trials, modes))
-    return 0
+    return text, part, trials, modes
+
+
+async def _interruptions(url: str, api_key: str | None, limit: int | None) -> tuple[str, dict[str, Any]]:
+    """Part 2: backchannels, coughs and real interruptions over an answer (bench/interruptions.py)."""
+    from openrealtime.bench import interruptions
+
+    probes = await asyncio.to_thread(interruptions.probe_set, limit)
+    print(f"bench turns: {len(probes)} probes over answers x {len(interruptions.MODES)} barge-in modes", flush=True)
+    trials: list[interruptions.Trial] = []
+    for mode in interruptions.MODES:
+        trials += await interruptions.run_probes(url, mode, probes, api_key=api_key)
+    modes = interruptions.summarize(trials)
+    part = {
+        "targets": {
+            "backchannel_under_ms": interruptions.TARGET_BACKCHANNEL_MS,
+            "onset_to_silence_s": interruptions.TARGET_SILENCE_S,
+        },
+        "modes": modes,
+        "probes": [{"kind": p.kind, "text": p.text, "voice": p.voice, "voiced_ms": p.voiced_ms} for p in probes],
+        "trials": [asdict(t) for t in trials],
+    }
+    return interruptions.table(modes), part

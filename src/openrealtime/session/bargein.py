@@ -100,14 +100,19 @@ BACKCHANNEL_WORDS = frozenset(
 # as "(coughs)" or "[NOISE]", which are dropped whole).
 NOISE_WORDS = frozenset({"you", "cough", "coughs", "coughing", "sigh", "sighs", "laughs", "laughing", "bye"})
 # Words that take the turn whatever else is said: the listener wants the assistant to stop now.
-STOP_WORDS = frozenset({"stop", "wait", "hold", "hang", "pause", "sorry", "excuse", "actually", "no", "nope"})
+STOP_WORDS = frozenset(
+    {"stop", "wait", "hold", "hang", "pause", "sorry", "excuse", "actually", "no", "nope", "what", "pardon"}
+)
 
 _BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]|\*[^*]*\*|<[^>]*>|♪[^♪]*♪?")
 _NOT_WORD = re.compile(r"[^\w' ]+")
 _DASH = re.compile(r"[-‐‑–—]")
 
-CONTENT_WORDS_TO_INTERRUPT = 2  # live: two words that are not backchannels take the turn
-ONE_WORD_MS = 500  # live: one such word does once the speech has lasted this long
+# Speech shorter than this interrupts only with a stop word. A backchannel is short, and Whisper tiny.en
+# hears words in a hum: piper's 0.48 s "Mm-hmm" comes back as "in my mom", its 0.43 s one as "in a
+# moment" (bench turns part 2's probes). The VAD's onset-to-pause span of a 0.6 s backchannel is about
+# this long.
+SHORT_SPEECH_MS = 700
 WORDLESS_MAX_MS = 2000  # speech this long interrupts even when no word could be read (ASR behind)
 BACKCHANNEL_MAX_MS = 2500  # a run of backchannels this long is taking the turn
 
@@ -150,7 +155,7 @@ def judge(speech_ms: int, text: str, *, final: bool) -> Verdict:
     content = content_words(text)
     if any(word in STOP_WORDS for word in content):
         return Verdict.INTERRUPTION
-    if len(content) >= CONTENT_WORDS_TO_INTERRUPT or (content and (final or speech_ms >= ONE_WORD_MS)):
+    if content and speech_ms >= SHORT_SPEECH_MS:
         return Verdict.INTERRUPTION
     if speech_ms >= (BACKCHANNEL_MAX_MS if words_of(text) else WORDLESS_MAX_MS):
         return Verdict.INTERRUPTION
