@@ -19,6 +19,7 @@ from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime import connection as connection_module
+from openrealtime.runtime import loop_share
 from openrealtime.runtime.connection import (
     BACKLOG_CODE,
     INBOX_LIMIT,
@@ -32,6 +33,8 @@ from openrealtime.runtime.connection import (
     session_idle_message,
 )
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.runtime.loop_share import SHARE
+from openrealtime.runtime.scheduler import bulk_work
 from openrealtime.session.commands import CloseConnection, TextTranslated
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import TIMEOUT_S, pcm, tone
@@ -43,7 +46,8 @@ async def test_a_burst_of_inputs_lets_every_other_task_run_between_slices(
     """A queue with items never suspends its getter: the session loop took a whole burst without
     letting another connection or /healthz run (692 ms of /healthz under bursts of 2,000 items). With
     a slice of 0 it yields after every input, so a task that counts its turns gets one per item."""
-    monkeypatch.setattr(connection_module, "LOOP_SLICE_S", 0.0)
+    monkeypatch.setattr(SHARE, "round_s", 0.0)
+    monkeypatch.setattr(loop_share, "MIN_SLICE_S", 0.0)
     transport = MemoryTransport()
     items = 300
     for frame in item_burst(items):
@@ -65,6 +69,44 @@ async def test_a_burst_of_inputs_lets_every_other_task_run_between_slices(
     await other
     assert sum(e["type"] == "conversation.item.done" for e in transport.sent) == items
     assert turns >= items  # before: a handful, one each time the inbox ran dry
+
+
+async def test_sessions_behind_share_one_slice_of_the_loop_and_leave_it_when_caught_up(
+    fake_engines: EngineSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two connections bursting at once each work half a slice before yielding (one slice each made
+    every turn of the loop two slices long: /healthz 55-65 ms p99 under bursts); once their inboxes
+    are empty they no longer count, and a session alone gets the whole slice again."""
+    monkeypatch.setattr(SHARE, "round_s", 0.0002)
+    monkeypatch.setattr(loop_share, "MIN_SLICE_S", 0.0)
+    seen: set[int] = set()
+
+    async def watch() -> None:
+        while True:
+            seen.add(SHARE.behind)
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    transports = [MemoryTransport(), MemoryTransport()]
+    for transport in transports:
+        for frame in item_burst(400):
+            transport.incoming.put_nowait(frame)
+        transport.incoming.put_nowait(None)
+    async with asyncio.timeout(TIMEOUT_S):
+        await asyncio.gather(*(start_realtime(fake_engines, t) for t in transports))
+    watcher.cancel()
+    assert 2 in seen  # both were behind at once, so each worked half the round
+    assert SHARE.behind == 0
+    assert SHARE.slice_s() == SHARE.round_s
+
+
+def test_the_slice_is_the_round_shared_by_the_sessions_behind() -> None:
+    share = loop_share.LoopShare(round_s=0.004)
+    assert share.slice_s() == 0.004
+    share.behind = 4
+    assert share.slice_s() == 0.001
+    share.behind = 1000
+    assert share.slice_s() == loop_share.MIN_SLICE_S
 
 
 CLEAR = json.dumps({"type": "input_audio_buffer.clear"})
@@ -689,3 +731,36 @@ async def test_a_flooding_session_does_not_hold_up_another_sessions_answer() -> 
     finally:
         gate.set()
         engines.close()
+
+
+@pytest.mark.parametrize(("turn_ms", "bulk"), [(2000, False), (9000, True)])
+async def test_decodes_of_audio_sent_faster_than_real_time_are_bulk_work(
+    fake_engines: EngineSet, turn_ms: int, bulk: bool
+) -> None:
+    """A question sent in one append is live work; nine seconds sent at once (faster than anyone
+    speaks) are decoded as bulk work, which never takes the ASR's last free thread."""
+    seen: list[bool] = []
+
+    def run_job(command: object) -> AsyncIterator[object] | None:
+        results = fake_engines.run_job(command)
+
+        async def watched() -> AsyncIterator[object]:
+            seen.append(bulk_work.get())
+            assert results is not None
+            async for result in results:
+                yield result
+
+        return watched() if results is not None else None
+
+    transport = MemoryTransport()
+    connection = Connection(
+        session_for(fake_engines), transport, SessionKind.TRANSCRIPTION, run_job=run_job, cancel_job=lambda _: None
+    )
+    task = asyncio.create_task(connection.run())
+    for frame in manual_turn(turn_ms):
+        transport.incoming.put_nowait(frame)
+    await transport.wait_for("conversation.item.input_audio_transcription.completed")
+    transport.incoming.put_nowait(None)
+    async with asyncio.timeout(TIMEOUT_S):
+        await task
+    assert seen and set(seen) == {bulk}  # every decode of the turn

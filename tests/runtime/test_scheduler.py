@@ -17,7 +17,13 @@ import pytest
 from openrealtime.contracts import TranscribeOptions
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.engines import transcribe_priority
-from openrealtime.runtime.scheduler import PRIORITY_FINAL, PRIORITY_FIRST_CAPTION, PRIORITY_PARTIAL, ModelWorker
+from openrealtime.runtime.scheduler import (
+    PRIORITY_FINAL,
+    PRIORITY_FIRST_CAPTION,
+    PRIORITY_PARTIAL,
+    ModelWorker,
+    bulk_work,
+)
 from openrealtime.session.commands import Transcribe
 from tests.conftest import TIMEOUT_S
 
@@ -225,3 +231,56 @@ def test_within_a_tier_the_session_that_used_the_worker_least_goes_first(worker:
     assert ran[0] == "victim"
     assert ran[-1] == "caption"  # tiers still come first: a partial waits for every final
     assert sorted(ran[1:5]) == ["f1", "f2", "f3", "f4"]  # the floods in turn
+
+
+def test_bulk_work_never_takes_the_last_free_thread_and_comes_after_the_rest() -> None:
+    """Decodes of audio sent faster than real time are bulk work: of two threads, they hold at most
+    one, so a live speaker's final starts at once, without waiting for a flooder's decode to end
+    (issue 10, flood B: 2.1-2.4x its idle latency while both threads ran the floods' finals)."""
+    worker: ModelWorker[str] = ModelWorker("pair", threads=2)
+    ran: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def flood() -> str:
+        started.set()
+        release.wait(TIMEOUT_S)
+        return "flood"
+
+    token = bulk_work.set(True)
+    try:
+        first = worker.submit("flood-0", PRIORITY_FINAL, flood, key="flooder")
+        assert started.wait(TIMEOUT_S)
+        queued_bulk = worker.submit("flood-1", PRIORITY_FINAL, recorder(ran, "flood-1"), key="flooder")
+    finally:
+        bulk_work.reset(token)
+    try:
+        victim = worker.submit("victim", PRIORITY_PARTIAL, recorder(ran, "victim"), key="victim")
+        assert victim.result(TIMEOUT_S) == "victim"  # the second thread, while the flood holds the first
+        assert ran == ["victim"]  # the second bulk job waited although a thread was free
+        assert not queued_bulk.done()
+        release.set()
+        assert queued_bulk.result(TIMEOUT_S) == "flood-1"
+        assert first.result(TIMEOUT_S) == "flood"
+    finally:
+        release.set()
+        worker.close()
+
+
+def test_a_bulk_job_cancelled_before_it_runs_frees_its_lane() -> None:
+    worker: ModelWorker[str] = ModelWorker("pair", threads=2)
+    try:
+        token = bulk_work.set(True)
+        try:
+            release, gate = hold(worker)  # a bulk job holds one thread
+            cancelled = worker.submit("bulk-1", PRIORITY_FINAL, lambda: "never")
+            worker.cancel("bulk-1")
+            later = worker.submit("bulk-2", PRIORITY_FINAL, lambda: "later")
+        finally:
+            bulk_work.reset(token)
+        assert cancelled.cancelled()
+        release.set()
+        assert gate.result(TIMEOUT_S) == "gate"
+        assert later.result(TIMEOUT_S) == "later"
+        assert worker._bulk_running == 0
+    finally:
+        worker.close()

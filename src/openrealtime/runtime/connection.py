@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import time
@@ -62,8 +63,10 @@ from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
+from openrealtime.runtime.input_pace import InputPace
+from openrealtime.runtime.loop_share import SHARE
 from openrealtime.runtime.pacing import SpeechPacer
-from openrealtime.runtime.scheduler import current_session
+from openrealtime.runtime.scheduler import bulk_work, current_session
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
     PLAYBACK_TYPES,
@@ -116,9 +119,6 @@ BUFFER_FULL_CODE = "input_audio_buffer_full"
 # Client events after which a full input buffer may take a call's audio again.
 RESUMES_MEDIA = (ce.InputAudioBufferCommit, ce.InputAudioBufferClear, ce.SessionUpdate)
 # RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
-# The session loop hands the event loop back after this long at a stretch, so one connection's burst
-# of inputs never holds up other connections or /healthz for longer (issue 10: 692 ms under bursts).
-LOOP_SLICE_S = 0.005
 CLOSE_TOO_SLOW = 1008
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 section 5.5: a control frame's payload, less the 2-byte code
 CLOSE_INTERNAL_ERROR = 1011
@@ -291,6 +291,7 @@ class Connection:
         self._lifetime_s = lifetime_s
         self._on_append = on_append
         self._pacer = SpeechPacer(speech_lead_s)
+        self._input_pace = InputPace()
         self._idle_timeout_s = idle_timeout_s
         self._active_at = 0.0  # the event loop's time of the last frame either way
         self._media = media
@@ -448,63 +449,79 @@ class Connection:
         if not await self._flush():
             return
         loop = asyncio.get_running_loop()
-        slice_end = loop.time() + LOOP_SLICE_S
-        while True:
-            if self._inbox.empty():  # the get below waits, and every other task runs meanwhile
-                item = await self._inbox.get()
-                slice_end = loop.time() + LOOP_SLICE_S
-            elif loop.time() >= slice_end:
-                # A queue with items never suspends its getter: without this, a burst of 2,000 items
-                # held the event loop (every other session, /healthz) until it was all handled.
-                await asyncio.sleep(0)
-                slice_end = loop.time() + LOOP_SLICE_S
-                item = self._inbox.get_nowait()
-            else:
-                item = self._inbox.get_nowait()
-            if isinstance(item, str | bytes):
-                self._frames_queued -= 1
-                self._frame_chars_queued -= len(item)
-                self._inbox_room.set()
-            elif isinstance(item, _MediaAudio):
-                self._media_queued -= 1
-            elif isinstance(item, PLAYBACK_TYPES):
-                self._playback_queued -= 1
-            elif not isinstance(item, _Closed | _Expired):
-                self._result_slots.release()
-            if isinstance(item, _Closed):
-                return
-            if isinstance(item, _Expired):
-                # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
-                session.error(ProtocolError(item.message, code=item.code))
-                if await self._flush():
-                    self._close = CloseConnection(CLOSE_GOING_AWAY, item.message)
-                return
-            if isinstance(item, bytes):
-                session.error(
-                    ProtocolError(
-                        "Expected a text WebSocket message; binary frames are not supported.",
-                        code="invalid_event",
-                    )
-                )
-            elif isinstance(item, str):
-                if len(item) > BIG_FRAME_CHARS:
-                    # Off the loop: the session loop awaits it, so the session is still touched by one
-                    # task at a time (no lock), while every other connection and /healthz go on.
-                    await asyncio.to_thread(self._take_frame, item)
+        slice_end = loop.time() + SHARE.slice_s()
+        behind = False  # counted in SHARE.behind: this loop has yielded with inputs still waiting
+        try:
+            while True:
+                if self._inbox.empty():  # the get below waits, and every other task runs meanwhile
+                    if behind:
+                        SHARE.behind -= 1
+                        behind = False
+                    item = await self._inbox.get()
+                    slice_end = loop.time() + SHARE.slice_s()
+                elif loop.time() >= slice_end:
+                    # A queue with items never suspends its getter: without this, a burst of 2,000
+                    # items held the event loop (every other session, /healthz) until it was all
+                    # handled. The slice is shared by the sessions behind (runtime/loop_share.py).
+                    if not behind:
+                        SHARE.behind += 1
+                        behind = True
+                    await asyncio.sleep(0)
+                    slice_end = loop.time() + SHARE.slice_s()
+                    item = self._inbox.get_nowait()
                 else:
-                    self._take_frame(item)
-            elif isinstance(item, _MediaAudio):
-                self._take_media(item)
-            elif isinstance(item, PLAYBACK_TYPES):
-                if isinstance(item, PlaybackStarted):  # the listener's real start: pace the rest from it
-                    self._pacer.heard(item.response_id)
-                session.on_playback(item)
-            elif isinstance(item, RESULT_TYPES):
-                session.on_result(item)
+                    item = self._inbox.get_nowait()
+                if not await self._handle(session, item):
+                    return
+        finally:
+            if behind:
+                SHARE.behind -= 1
+
+    async def _handle(self, session: Session, item: object) -> bool:
+        """Take one inbox item; False once the loop is to end."""
+        if isinstance(item, str | bytes):
+            self._frames_queued -= 1
+            self._frame_chars_queued -= len(item)
+            self._inbox_room.set()
+        elif isinstance(item, _MediaAudio):
+            self._media_queued -= 1
+        elif isinstance(item, PLAYBACK_TYPES):
+            self._playback_queued -= 1
+        elif not isinstance(item, _Closed | _Expired):
+            self._result_slots.release()
+        if isinstance(item, _Closed):
+            return False
+        if isinstance(item, _Expired):
+            # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
+            session.error(ProtocolError(item.message, code=item.code))
+            if await self._flush():
+                self._close = CloseConnection(CLOSE_GOING_AWAY, item.message)
+            return False
+        if isinstance(item, bytes):
+            session.error(
+                ProtocolError(
+                    "Expected a text WebSocket message; binary frames are not supported.",
+                    code="invalid_event",
+                )
+            )
+        elif isinstance(item, str):
+            if len(item) > BIG_FRAME_CHARS:
+                # Off the loop: the session loop awaits it, so the session is still touched by one
+                # task at a time (no lock), while every other connection and /healthz go on.
+                await asyncio.to_thread(self._take_frame, item)
             else:
-                raise TypeError(f"unexpected inbox item {item!r}")  # a bug: closes with 1011
-            if not await self._flush():
-                return
+                self._take_frame(item)
+        elif isinstance(item, _MediaAudio):
+            self._take_media(item)
+        elif isinstance(item, PLAYBACK_TYPES):
+            if isinstance(item, PlaybackStarted):  # the listener's real start: pace the rest from it
+                self._pacer.heard(item.response_id)
+            session.on_playback(item)
+        elif isinstance(item, RESULT_TYPES):
+            session.on_result(item)
+        else:
+            raise TypeError(f"unexpected inbox item {item!r}")  # a bug: closes with 1011
+        return await self._flush()
 
     def _take_media(self, audio: _MediaAudio) -> None:
         """A call's input audio to the session; dropped while its buffer is full (reference 5.9: a
@@ -516,6 +533,7 @@ class Connection:
         started = time.thread_time()
         append = MEDIA_TRANSLATION_APPEND if self.kind is SessionKind.TRANSLATION else MEDIA_APPEND
         self.session.receive(AudioIn(append, audio.samples, audio.rate_hz))
+        self._input_pace.received(audio.samples.size / audio.rate_hz, time.monotonic())
         self._after_media = True
         if self._on_append is not None:
             self._on_append(time.thread_time() - started)
@@ -531,6 +549,8 @@ class Connection:
         if isinstance(event, RESUMES_MEDIA):
             self._media_full = False
         self.session.receive(event)
+        if isinstance(event, AudioIn) and isinstance(event.event, ce.InputAudioBufferAppend | ce.TranslationAppend):
+            self._input_pace.received(event.samples.size / event.rate_hz, time.monotonic())
         if self._on_append is not None and isinstance(event, AudioIn):
             self._on_append(time.thread_time() - started)
 
@@ -569,7 +589,10 @@ class Connection:
             job_id = getattr(command, "job_id", None)
             if results is not None and job_id is not None:
                 delay_s = self._pacer.delay_s(command.stream, command.at_ms) if isinstance(command, Synthesize) else 0
-                self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s))
+                context = contextvars.copy_context()
+                if isinstance(command, Transcribe) and self._input_pace.bulk(time.monotonic()):
+                    context.run(bulk_work.set, True)  # audio faster than real time: decoded as bulk work
+                self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s), context=context)
         return True
 
     def _play(self, command: PlayAudio | EndOfAudio | ClearPlayback | HoldPlayback) -> None:

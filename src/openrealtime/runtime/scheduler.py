@@ -27,6 +27,11 @@ session falls with the load by itself, while finals and first deltas stay fast. 
 before it starts is never run; one already running finishes and its result is dropped by the
 session, which knows it by id.
 
+Bulk work (:data:`bulk_work`: the decodes of a session that sends audio faster than anyone speaks)
+comes after every other job, and never takes a worker's last free thread: a live speaker's final
+then waits for no decode but its own (issue 10, flood B: behind four sessions at ten times real
+time it waited for the two decodes running, 2.1-2.4x its idle latency).
+
 A worker's threads may run at a lower OS priority (``nice``): the ASR's do, so that when a voice
 session's answer is being generated and spoken, the LLM and TTS threads get the cores first and live
 captions of other speakers wait a little instead (with nothing else to run, niceness costs nothing).
@@ -59,6 +64,9 @@ P = ParamSpec("P")
 
 current_session: contextvars.ContextVar[str] = contextvars.ContextVar("current_session", default="")
 """Whose engine calls these are: set by the runtime for each connection, read when a job is queued."""
+bulk_work: contextvars.ContextVar[bool] = contextvars.ContextVar("bulk_work", default=False)
+"""Whether the calls are bulk work (audio sent faster than real time, see
+:mod:`~openrealtime.runtime.input_pace`): set by the runtime on a job's task, read when it is queued."""
 
 PRIORITY_FINAL = 0
 PRIORITY_FIRST_CAPTION = 1
@@ -91,6 +99,7 @@ class _Entry(Generic[T]):
     sequence: int
     key: str = field(compare=False)
     job_id: str = field(compare=False)
+    bulk: bool = field(compare=False)
     call: Callable[[], T] = field(compare=False)
     future: Future[T] = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
@@ -149,6 +158,7 @@ class ModelWorker(Generic[T]):
         self._busy_s = 0.0
         self._recent: deque[tuple[float, str, float]] = deque()  # (finished at, session, seconds)
         self._closed = False
+        self._bulk_running = 0
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
@@ -160,7 +170,7 @@ class ModelWorker(Generic[T]):
             round_ = max(self._round, self._last_round.get(key, -1) + 1)
             self._last_round[key] = round_
             self._per_key[key] = self._per_key.get(key, 0) + 1
-            entry = _Entry(priority, round_, next(self._counter), key, job_id, call, future)
+            entry = _Entry(priority, round_, next(self._counter), key, job_id, bulk_work.get(), call, future)
             self._queued[job_id] = entry
             self._cv.notify()
         return future
@@ -229,17 +239,25 @@ class ModelWorker(Generic[T]):
     def _next(self) -> _Entry[T] | None:
         """The best queued job, or ``None`` once closed (called with the lock held): the highest
         priority tier first; within it the job of the session that used the worker least of late
-        (see the module's docstring), then by round and arrival."""
-        while not self._queued and not self._closed:
+        (see the module's docstring), then by round and arrival. Bulk work comes last, and waits
+        while it would take the last free thread."""
+        while not (candidates := self._startable()) and not self._closed:
             self._cv.wait()
         if self._closed:
             return None
         now = time.monotonic()
-        entry = min(self._queued.values(), key=lambda e: (e.priority, self._usage(e.key, now), e.round, e.sequence))
+        entry = min(candidates, key=lambda e: (e.bulk, e.priority, self._usage(e.key, now), e.round, e.sequence))
+        self._bulk_running += entry.bulk
         del self._queued[entry.job_id]
         self._dequeued(entry.key)
         self._round = max(self._round, entry.round)
         return entry
+
+    def _startable(self) -> list[_Entry[T]]:
+        """The queued jobs a free thread may start (called with the lock held)."""
+        if len(self._threads) > 1 and self._bulk_running >= len(self._threads) - 1:
+            return [entry for entry in self._queued.values() if not entry.bulk]
+        return list(self._queued.values())
 
     def _run(self) -> None:
         lower_priority(self.nice)
@@ -249,6 +267,8 @@ class ModelWorker(Generic[T]):
             if entry is None:
                 return
             if not entry.future.set_running_or_notify_cancel():
+                with self._cv:
+                    self._finished_bulk(entry)
                 continue
             started = time.monotonic()
             try:
@@ -257,6 +277,13 @@ class ModelWorker(Generic[T]):
                 finished = time.monotonic()
                 with self._cv:
                     self._ran(entry.key, finished - started, finished)
+                    self._finished_bulk(entry)
+
+    def _finished_bulk(self, entry: _Entry[T]) -> None:
+        """``entry`` no longer holds a thread (called with the lock held): a bulk job frees a lane."""
+        if entry.bulk:
+            self._bulk_running -= 1
+            self._cv.notify_all()
 
     def _run_entry(self, entry: _Entry[T]) -> None:
         try:
