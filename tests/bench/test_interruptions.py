@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from openrealtime.bench.interruptions import (
     MODES,
@@ -58,3 +59,31 @@ def test_both_modes_are_valid_turn_detection() -> None:
     from openrealtime.protocol.config import AudioInput
 
     assert [AudioInput.model_validate({"turn_detection": m.turn_detection}).turn_detection for m in MODES]
+
+
+@pytest.mark.real
+async def test_over_the_real_models_a_backchannel_goes_on_and_an_interruption_stops_the_answer() -> None:
+    """The real server (Silero, Whisper, the LLM, piper) and synthesized speech over a long answer:
+    OpenAI's immediate barge-in cancels at "Yeah."; the adaptive one lets the answer go on, and still
+    cancels at "Wait, can you say that again?"."""
+    from openrealtime.bench.interruptions import ProbeSession
+    from openrealtime.bench.target import server_target
+    from openrealtime.bench.turn_clips import synthesize
+    from openrealtime.bench.turns import REALTIME_PATH
+
+    yeah = Probe("backchannel", "Yeah.", "piper@1.0", synthesize("Yeah.", "piper", 1.0))
+    wait = Probe("interruption", "Wait", "piper@1.0", synthesize("Wait, can you say that again?", "piper", 1.0))
+    immediate, adaptive = MODES
+    async with server_target(None, REALTIME_PATH, api_key=None) as target:
+        async with ProbeSession.open(target.url, immediate, api_key=target.api_key) as session:
+            strict = await session.run(yeah)
+        async with ProbeSession.open(target.url, adaptive, api_key=target.api_key) as session:
+            went_on = await session.run(yeah)
+            stopped = await session.run(wait)
+    assert strict.answer_in_progress
+    assert strict.cancelled
+    assert went_on.answer_in_progress
+    assert not went_on.barged_in
+    assert stopped.answer_in_progress
+    assert stopped.cancelled
+    assert stopped.onset_to_silence_s is not None
