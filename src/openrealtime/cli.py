@@ -350,6 +350,7 @@ def _bench(args: argparse.Namespace) -> int:
             max_calls=args.max_sessions,
             turns=turns,
             compare=args.compare,
+            browser=args.browser,
             api_key=key,
             server_pid=args.server_pid,
         )
@@ -555,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--compare", action="store_true", help="calls: the same questions over WebSocket and WebRTC, side by side"
+    )
+    bench.add_argument(
+        "--browser", action="store_true", help="calls --compare: also in the browser app, in headless Chromium"
     )
     bench.add_argument("--server-pid", type=int, default=None, help="calls with --url: the server's pid, for its CPU")
     bench.add_argument("--appends", type=int, default=None, help="overhead: timed 100 ms appends per run")

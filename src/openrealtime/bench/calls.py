@@ -21,7 +21,9 @@ transport costs, N sessions of each transport held open with the microphone send
 server's cores per idle session over WebSocket and over WebRTC (the difference is Opus, SRTP and the
 20 ms media clocks). ``--compare``: one WebSocket session and one call on the same server ask the
 same questions, alternating (each question over both, the first transport swapped every question,
-so a noisy moment hits both), side by side.
+so a noisy moment hits both), side by side; with ``--browser`` also in the server's browser app in
+headless Chromium (:mod:`~openrealtime.bench.browser`: a fresh page per question, after the other
+two, timed in the page by a Web Audio analyser on the remote track).
 
 The server's CPU is its own only when it runs in its own process: without ``--url`` the bench starts
 ``openrealtime serve`` as a child (:mod:`~openrealtime.bench.server_process`); with ``--url``, give
@@ -51,6 +53,7 @@ from openrealtime.bench.assistant import (
     SimulatedMicrophone,
 )
 from openrealtime.bench.assistant_load import P50_TARGET_S, P90_TARGET_S, STAGGER_S
+from openrealtime.bench.browser import ask_in_browser, check_browser
 from openrealtime.bench.report import Plots, Series, percentile, progress, write_results
 from openrealtime.bench.server_process import CpuMeter, spawned_server
 from openrealtime.bench.speech import silence, speak
@@ -63,8 +66,9 @@ AUDIBLE = 1e-3  # -60 dBFS: a frame or delta with a louder sample is heard (the 
 CALL_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16)
 IDLE_SETTLE_S = 3.0  # after the idle sessions are open, before their CPU is measured
 IDLE_S = 10.0
-WARM_UP = "Hello, can you hear me?"  # asked before the timed questions (once per compared session), not timed
-WEBSOCKET, WEBRTC = "websocket", "webrtc"
+WARM_UP = "What is the capital of Spain?"  # asked before the timed questions (once per compared session), not timed
+WEBSOCKET, WEBRTC, BROWSER = "websocket", "webrtc", "browser"
+_LABELS = {WEBSOCKET: "websocket", WEBRTC: "webrtc (aiortc)", BROWSER: "webrtc (Chromium, browser app)"}
 
 
 class Ear:
@@ -117,6 +121,7 @@ class Turn:
     heard: str
     answer: str
     first_audio_s: float | None
+    page_stopped_to_heard_s: float | None = None  # the browser app's own figure (browser turns only)
 
 
 @dataclass
@@ -257,19 +262,34 @@ async def measure_levels(url: str, max_calls: int, turns: int, api_key: str | No
     return run
 
 
-async def measure_compare(url: str, questions: list[str], api_key: str | None) -> list[tuple[Turn, Turn]]:
+async def measure_compare(
+    url: str, questions: list[str], api_key: str | None, *, browser: bool = False
+) -> list[dict[str, Turn]]:
     """Each question over a WebSocket session and over a call on the same server, alternating which
-    goes first; (websocket turn, webrtc turn) per question."""
-    pairs: list[tuple[Turn, Turn]] = []
+    goes first, and with ``browser`` in the browser app too (last, a fresh page each question); the
+    turns by transport, per question."""
+    rounds: list[dict[str, Turn]] = []
     async with talker(url, WEBSOCKET, api_key) as ws, talker(url, WEBRTC, api_key) as rtc:
         for warm in (ws, rtc):
             await warm.ask(WARM_UP)
+        if browser:
+            await ask_in_browser(url, speak(WARM_UP))
         for index, question in enumerate(questions, 1):
             order = (ws, rtc) if index % 2 else (rtc, ws)
             turns = {t.transport: await t.ask(question) for t in order}
-            pairs.append((turns[WEBSOCKET], turns[WEBRTC]))
-            progress("question", index, len(questions), f"{_shown(turns[WEBSOCKET])} / {_shown(turns[WEBRTC])}")
-    return pairs
+            if browser:
+                page = await ask_in_browser(url, speak(question))
+                turns[BROWSER] = Turn(
+                    BROWSER, question, page.heard, page.answer, page.first_audio_s, page.page_stopped_to_heard_s
+                )
+            rounds.append({t: turns[t] for t in _transports(browser)})
+            shown = " / ".join(_shown(turn) for turn in rounds[-1].values())
+            progress("question", index, len(questions), shown)
+    return rounds
+
+
+def _transports(browser: bool) -> tuple[str, ...]:
+    return (WEBSOCKET, WEBRTC, BROWSER) if browser else (WEBSOCKET, WEBRTC)
 
 
 def _shown(turn: Turn) -> str:
@@ -307,23 +327,25 @@ def levels_table(run: Run) -> str:
     return "\n".join(lines)
 
 
-def compare_table(pairs: list[tuple[Turn, Turn]]) -> str:
-    ws = _latencies([p[0] for p in pairs])
-    rtc = _latencies([p[1] for p in pairs])
+def compare_table(rounds: list[dict[str, Turn]]) -> str:
+    transports = list(rounds[0]) if rounds else [WEBSOCKET, WEBRTC]
+    series = {t: _latencies([r[t] for r in rounds]) for t in transports}
     lines = [
-        "| end of speech → first audio heard | websocket | webrtc |",
-        "|---|---|---|",
-        f"| answered | {len(ws)}/{len(pairs)} | {len(rtc)}/{len(pairs)} |",
-        f"| p50 | {_s(_p(ws, 50))} s | {_s(_p(rtc, 50))} s |",
-        f"| p90 | {_s(_p(ws, 90))} s | {_s(_p(rtc, 90))} s |",
+        "| end of speech → first audio heard | " + " | ".join(_LABELS[t] for t in transports) + " |",
+        "|---|" + "---|" * len(transports),
+        "| answered | " + " | ".join(f"{len(series[t])}/{len(rounds)}" for t in transports) + " |",
+        "| p50 | " + " | ".join(f"{_s(_p(series[t], 50))} s" for t in transports) + " |",
+        "| p90 | " + " | ".join(f"{_s(_p(series[t], 90))} s" for t in transports) + " |",
     ]
-    both = [
-        p[1].first_audio_s - p[0].first_audio_s
-        for p in pairs
-        if p[0].first_audio_s is not None and p[1].first_audio_s is not None
-    ]
-    if both:
-        lines.append(f"| webrtc − websocket, median of the same questions | | {statistics.median(both):+.3f} s |")
+    differences = []
+    for t in transports:
+        both = [
+            first - ws
+            for r in rounds
+            if (first := r[t].first_audio_s) is not None and (ws := r[WEBSOCKET].first_audio_s) is not None
+        ]
+        differences.append(f"{statistics.median(both):+.3f} s" if both and t != WEBSOCKET else "")
+    lines.append("| − websocket, median over the same questions | " + " | ".join(differences) + " |")
     return "\n".join(lines)
 
 
@@ -349,11 +371,15 @@ async def run_calls_bench(
     max_calls: int,
     turns: int,
     compare: bool = False,
+    browser: bool = False,
     api_key: str | None = None,
     server_pid: int | None = None,
 ) -> int:
     """The ``bench calls`` command: levels of concurrent calls (``turns`` questions each), or with
-    ``compare`` the same ``turns`` questions over a WebSocket session and a call."""
+    ``compare`` the same ``turns`` questions over a WebSocket session and a call (and ``browser``:
+    the browser app in Chromium)."""
+    if browser:
+        check_browser()  # before the server is started
     for question in (*QUESTIONS, WARM_UP):  # synthesize before any timing
         speak(question)
     mode = "compare" if compare else "levels"
@@ -361,6 +387,7 @@ async def run_calls_bench(
         f"bench calls ({mode}): {turns} spoken questions "
         + (
             "over a WebSocket session and a WebRTC call, alternating"
+            + (", then in the browser app in Chromium" if browser else "")
             if compare
             else f"per call, up to {max_calls} calls"
         ),
@@ -370,20 +397,20 @@ async def run_calls_bench(
         info = target.machine()
         if compare:
             questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(turns)]
-            pairs = await measure_compare(target.url, questions, target.api_key)
+            rounds = await measure_compare(target.url, questions, target.api_key, browser=browser)
         else:
             run = await measure_levels(target.url, max_calls, turns, target.api_key, meter)
     if compare:
-        table = compare_table(pairs)
+        table = compare_table(rounds)
         summary: dict[str, Any] = {
             "machine": info,
             "mode": mode,
-            "turn_details": [asdict(t) for pair in pairs for t in pair],
+            "turn_details": [asdict(t) for r in rounds for t in r.values()],
         }
         plots = Plots(
             latencies=tuple(
-                Series(f"{name}: end of speech → first audio heard", _latencies([p[k] for p in pairs]))
-                for k, name in enumerate((WEBSOCKET, WEBRTC))
+                Series(f"{_LABELS[name]}: end of speech → first audio heard", _latencies([r[name] for r in rounds]))
+                for name in _transports(browser)
             )
         )
     else:
