@@ -61,6 +61,18 @@ async def test_the_ear_times_the_first_audible_audio_after_a_moment() -> None:
     [heard] = ear.times
     assert ear.first_after(heard - 1) == heard
     assert ear.first_after(heard + 1) is None
+    # Audio that starts playing at 100 s with 240 samples (10 ms at 24 kHz) of silence first.
+    ear.hear(float_to_pcm16(np.concatenate([np.zeros(240, np.float32), np.full(240, 0.1, np.float32)])), 100.0)
+    assert ear.first_after(99.0) == pytest.approx(100.01)
+
+
+async def test_a_websockets_delta_is_heard_after_what_was_queued_before_it() -> None:
+    ear = calls.Ear()
+    now = [50.0]
+    player = calls._HeardPlayer(ear, lambda: now[0])
+    player.play("item", float_to_pcm16(np.zeros(2400, np.float32)))  # 100 ms of a voice's leading silence
+    player.play("item", float_to_pcm16(np.full(240, 0.1, np.float32)))
+    assert ear.times == [pytest.approx(50.1)]
 
 
 @pytest.mark.usefixtures("question")

@@ -9,10 +9,12 @@ the call's track and the server plays the answer on its own; over WebSocket it g
 
 The latency is the same on both: **end of speech → first audio heard**, from the moment the
 microphone chunk holding the question's last speech sample was handed to the client (as
-``bench assistant``), to the arrival at the client of the first answer audio louder than -60 dBFS:
-the first audible decoded frame of the call's track, or the first audible
-``response.output_audio.delta``. It includes the VAD's silence wait, the models, and on a call the
-Opus round trip and the server's 20 ms frame clock.
+``bench assistant``), to when the first answer sample louder than -60 dBFS is played at the client:
+on a call, its place in the first audible decoded frame of the call's track, played as it arrives;
+over a WebSocket, its place in the deltas as the client's real-time player plays them (a delta
+plays when it arrives or when what was queued before it has played, so a voice's leading silence
+counts on both). It includes the VAD's silence wait, the models, and on a call the Opus round trip,
+the client's jitter buffer and the server's 20 ms frame clock.
 
 Default mode, for N = 1, 2, 3, 4, 6, 8, ... concurrent calls (staggered starts; up to
 ``--max-sessions``): p50 and p90 of that latency, the server's CPU per call, and the largest N within
@@ -36,7 +38,7 @@ import asyncio
 import bisect
 import contextlib
 import statistics
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,13 +58,13 @@ from openrealtime.bench.assistant_load import P50_TARGET_S, P90_TARGET_S, STAGGE
 from openrealtime.bench.browser import ask_in_browser, check_browser
 from openrealtime.bench.report import Plots, Series, percentile, progress, write_results
 from openrealtime.bench.server_process import CpuMeter, spawned_server
-from openrealtime.bench.speech import silence, speak
+from openrealtime.bench.speech import WIRE_RATE_HZ, silence, speak
 from openrealtime.bench.target import Target, with_default_path
 from openrealtime.client.assistant import Assistant, CallAudio
 from openrealtime.client.assistant_config import AssistantOptions
 from openrealtime.client.playback import ClockPlayer, Player
 
-AUDIBLE = 1e-3  # -60 dBFS: a frame or delta with a louder sample is heard (the track's idle frames are 0)
+AUDIBLE = 1e-3  # -60 dBFS: a louder sample is heard (the track's idle frames are 0)
 CALL_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16)
 IDLE_SETTLE_S = 3.0  # after the idle sessions are open, before their CPU is measured
 IDLE_S = 10.0
@@ -72,14 +74,20 @@ _LABELS = {WEBSOCKET: "websocket", WEBRTC: "webrtc (aiortc)", BROWSER: "webrtc (
 
 
 class Ear:
-    """When audible answer audio reached the client (loop clock, seconds), in order."""
+    """When audible answer audio reached the listener (loop clock, seconds), in order."""
 
     def __init__(self) -> None:
         self.times: list[float] = []
 
-    def hear(self, pcm16: bytes) -> None:
-        if pcm16 and float(np.abs(pcm16_to_float(pcm16)).max()) > AUDIBLE:
-            self.times.append(asyncio.get_running_loop().time())
+    def hear(self, pcm16: bytes, starts_at_s: float | None = None) -> None:
+        """Audio (PCM16, 24 kHz) that starts playing at ``starts_at_s`` (default: now); its first
+        audible sample is heard that many samples later."""
+        if not pcm16:
+            return
+        loud = np.flatnonzero(np.abs(pcm16_to_float(pcm16)) > AUDIBLE)
+        if loud.size:
+            start = asyncio.get_running_loop().time() if starts_at_s is None else starts_at_s
+            bisect.insort(self.times, start + int(loud[0]) / WIRE_RATE_HZ)
 
     def first_after(self, at_s: float) -> float | None:
         index = bisect.bisect_left(self.times, at_s)
@@ -87,20 +95,24 @@ class Ear:
 
 
 class _HeardPlayer(ClockPlayer):
-    """A WebSocket session's player: each delta is heard as it arrives."""
+    """A WebSocket session's player: a delta plays when it arrives, or when what is queued before it
+    has played (a voice's leading silence included, as on a call's track)."""
 
-    def __init__(self, ear: Ear) -> None:
-        super().__init__()
+    def __init__(self, ear: Ear, clock: Callable[[], float]) -> None:
+        super().__init__(clock=clock)
         self.ear = ear
+        self._now = clock
 
     def play(self, item_id: str, pcm16: bytes) -> None:
-        self.ear.hear(pcm16)
+        ledger = self.ledger  # synced to now
+        self.ear.hear(pcm16, self._now() + ledger.queued_samples / ledger.rate_hz)
         super().play(item_id, pcm16)
 
 
 class _HeardCallAudio(CallAudio):
-    """A call's track: every decoded frame is heard as it arrives, before the assistant's own gate
-    (it plays only between ``output_audio_buffer.started`` and ``.stopped``)."""
+    """A call's track: every decoded frame plays as it arrives (after the client's jitter buffer),
+    heard before the assistant's own gate (it plays only between ``output_audio_buffer.started`` and
+    ``.stopped``)."""
 
     def __init__(self, player: Player, ear: Ear) -> None:
         super().__init__(player, keep=False)
@@ -156,7 +168,8 @@ async def talker(url: str, transport: str, api_key: str | None) -> AsyncIterator
     """A session over ``transport`` (``websocket`` or ``webrtc``) at ``url``, its microphone on."""
     ear, mic = Ear(), SimulatedMicrophone()
     options = AssistantOptions(url=url, api_key=api_key, transcription_model=TRANSCRIPTION_MODEL, transport=transport)
-    player = _HeardPlayer(ear) if transport == WEBSOCKET else ClockPlayer()
+    clock = asyncio.get_running_loop().time  # the microphone's clock
+    player = _HeardPlayer(ear, clock) if transport == WEBSOCKET else ClockPlayer()
     assistant = Assistant(options, player=player)
     if transport == WEBRTC:
         assistant.call_audio = _HeardCallAudio(player, ear)
