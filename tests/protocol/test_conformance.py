@@ -43,6 +43,7 @@ from openrealtime.session.realtime import MAX_RESPONSES_IN_FLIGHT
 from tests.conftest import TIMEOUT_S, quiet, tone
 from tests.protocol import oracle
 from tests.session import (
+    mcp_fakes,
     test_golden,
     test_realtime,
     test_server_playback,
@@ -446,6 +447,28 @@ def webrtc_call_playback() -> list[Json]:
     return driver.events
 
 
+def mcp_tools() -> list[Json]:
+    """MCP servers listed (and one unreachable), a call made and one failing, an approval asked."""
+    mcp = mcp_fakes.FakeMcp()
+    _, driver = mcp_fakes.make(mcp)
+    never = mcp_fakes.mcp_tool(require_approval="never")
+    driver.send(_update(tools=[never], tool_choice="required", output_modalities=["text"]))
+    driver.send(_user_text("Weather in Paris?"))
+    driver.send({"type": "response.create"})
+    mcp.outputs = {}
+    driver.send({"type": "response.create"})
+    driver.send(_update(tools=[mcp_fakes.mcp_tool(server_label="other")]))
+    request = next(
+        e["item"] for e in driver.send({"type": "response.create"}) if e["type"] == "response.output_item.done"
+    )
+    approval = {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True}
+    driver.send({"type": "conversation.item.create", "item": approval})
+    driver.send({"type": "response.create"})
+    mcp.reachable = False
+    driver.send(_update(tools=[mcp_fakes.mcp_tool(server_label="down")]))
+    return driver.events
+
+
 SCENARIOS: dict[str, Callable[[], list[Json]]] = {
     **{f"golden_{name}": scenario for name, scenario in test_golden.SCENARIOS.items()},
     "text_response": text_response,
@@ -463,11 +486,22 @@ SCENARIOS: dict[str, Callable[[], list[Json]]] = {
     "input_buffer_and_idle_timeout": input_buffer_and_idle_timeout,
     "webrtc_call_playback": webrtc_call_playback,
     "translation_session": translation_session,
+    "mcp_tools": mcp_tools,
 }
 TRANSLATION_SCENARIOS = {"translation_session"}
 
 #: What each scenario must emit at least once, so a scenario cannot quietly stop covering its events.
 EXPECTED: dict[str, set[str]] = {
+    "mcp_tools": {
+        "mcp_list_tools.in_progress",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+    },
     "text_response": {"response.output_text.delta", "response.output_text.done", "rate_limits.updated"},
     "spoken_turn_server_vad": {
         "input_audio_buffer.speech_started",
@@ -764,27 +798,67 @@ TRANSLATION_CLIENT_EVENTS: dict[str, Json] = {
     },
     "session.close": {"type": "session.close", "event_id": "t3"},
 }
+REALTIME_CLIENT_EVENTS["session.update mcp tool"] = _update(
+    tools=[
+        {
+            "type": "mcp",
+            "server_label": "docs",
+            "server_url": "https://mcp.example/mcp",
+            "server_description": "Our documentation.",
+            "authorization": "token",
+            "headers": {"X-Team": "voice"},
+            "allowed_tools": {"tool_names": ["search"], "read_only": True},
+            "require_approval": {
+                "always": {"tool_names": ["delete"], "read_only": False},
+                "never": {"tool_names": ["search"], "read_only": True},
+            },
+            "allowed_callers": ["direct"],
+            "defer_loading": False,
+        },
+        {
+            "type": "mcp",
+            "server_label": "w",
+            "server_url": "http://w/mcp",
+            "allowed_tools": ["a"],
+            "require_approval": "never",
+        },
+    ]
+)
+REALTIME_CLIENT_EVENTS["response.create mcp"] = {
+    "type": "response.create",
+    "response": {
+        "tools": REALTIME_CLIENT_EVENTS["session.update mcp tool"]["session"]["tools"],
+        "tool_choice": {"type": "mcp", "server_label": "docs"},
+        "input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True, "reason": "ok"}],
+    },
+}
+REALTIME_CLIENT_EVENTS["session.update mcp tool_choice"] = _update(
+    tool_choice={"type": "mcp", "server_label": "docs", "name": "search"}
+)
+REALTIME_CLIENT_EVENTS["conversation.item.create mcp_approval_response"] = {
+    "type": "conversation.item.create",
+    "item": {
+        "type": "mcp_approval_response",
+        "id": "mcpa_1",
+        "approval_request_id": "mcpr_1",
+        "approve": False,
+        "reason": "Not now.",
+    },
+}
+#: MCP fields only OpenAI's own cloud can honour (session/mcp.py): refused by name, not ignored.
+REFUSED_MCP_FIELDS = ("connector_id", "tunnel_id")
+#: Conversation items the SDK types but a client cannot create here: the server makes them.
+SERVER_MADE_ITEMS = ("RealtimeMcpToolCall", "RealtimeMcpListTools", "RealtimeMcpApprovalRequest")
+
 #: What the SDK can send that we refuse, and why (each one an ``xfail(strict=True)`` below).
 NOT_SUPPORTED: dict[str, tuple[Json, str]] = {
-    "session.update mcp tool": (
-        _update(tools=[{"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/mcp"}]),
-        "MCP tools (issue 12, MCP section) are not implemented: session.tools[0].type 'mcp' is refused",
+    "session.update mcp connector": (
+        _update(tools=[{"type": "mcp", "server_label": "mail", "connector_id": "connector_gmail"}]),
+        "OpenAI's hosted connectors (connector_id) live in OpenAI's cloud: a self-hosted server cannot reach them",
     ),
-    "session.update mcp tool_choice": (
-        _update(tool_choice={"type": "mcp", "server_label": "docs", "name": "search"}),
-        "MCP tools are not implemented: session.tool_choice {'type': 'mcp'} is refused",
-    ),
-    "conversation.item.create mcp_approval_response": (
-        {
-            "type": "conversation.item.create",
-            "item": {
-                "type": "mcp_approval_response",
-                "id": "mcpa_1",
-                "approval_request_id": "mcpr_1",
-                "approve": True,
-            },
-        },
-        "MCP tools are not implemented: item.type 'mcp_approval_response' is refused",
+    "session.update mcp tunnel": (
+        _update(tools=[{"type": "mcp", "server_label": "t", "tunnel_id": "tun_1"}]),
+        "OpenAI's Secure MCP Tunnels (tunnel_id) end in OpenAI's cloud: a self-hosted server cannot reach them",
     ),
 }
 
@@ -841,9 +915,11 @@ def _declared_paths(annotation: Any, prefix: str, out: set[str], seen: set[tuple
     for member in oracle._members(annotation):
         if typing.get_origin(member) is list:
             _declared_paths(typing.get_args(member)[0], f"{prefix}[]", out, seen)
-        elif oracle._is_model(member) and "Mcp" not in member.__name__ and (member, prefix) not in seen:
-            seen.add((member, prefix))  # MCP is not implemented (NOT_SUPPORTED below)
+        elif oracle._is_model(member) and member.__name__ not in SERVER_MADE_ITEMS and (member, prefix) not in seen:
+            seen.add((member, prefix))
             for name, declared in member.model_fields.items():
+                if "Mcp" in member.__name__ and name in REFUSED_MCP_FIELDS:
+                    continue  # NOT_SUPPORTED below
                 path = f"{prefix}.{name}" if prefix else name
                 out.add(path)
                 _declared_paths(declared.annotation, path, out, seen)

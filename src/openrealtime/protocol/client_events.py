@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from openrealtime.protocol.config import (
-    FunctionTool,
     MaxOutputTokens,
-    NamedToolChoice,
     SessionConfig,
+    Tool,
+    ToolChoice,
     TranslationSessionConfig,
     WireModel,
 )
@@ -84,8 +84,8 @@ class ResponseCreateParams(WireModel):
     parallel_tool_calls: bool | None = None
     prompt: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
-    tools: list[FunctionTool] | None = None
+    tool_choice: ToolChoice | None = None
+    tools: list[Tool] | None = None
 
 
 class ResponseCreate(ClientEvent):

@@ -86,7 +86,7 @@ _EVENTS_BY_KIND = {
 
 # Fields whose value is a union discriminated on ``type``: pydantic puts the tag into error paths,
 # right after the field name (or list index), and OpenAI's ``param`` has no such element.
-_ITEM_TAGS = frozenset({"message", "function_call", "function_call_output", "item_reference"})
+_ITEM_TAGS = frozenset({"message", "function_call", "function_call_output", "item_reference", "mcp_approval_response"})
 _PART_TAGS = frozenset({"input_text", "input_audio", "input_image", "output_text", "output_audio"})
 _UNION_TAGS: dict[str, frozenset[str]] = {
     "session": frozenset({"realtime", "transcription"}),
@@ -95,6 +95,7 @@ _UNION_TAGS: dict[str, frozenset[str]] = {
     "item": _ITEM_TAGS,
     "input": _ITEM_TAGS,
     "content": _PART_TAGS,
+    "tools": frozenset({"function", "mcp"}),
 }
 _PYDANTIC_TYPE_NAMES = frozenset({"int", "str", "float", "bool", "dict", "list", "none"})
 

@@ -14,10 +14,13 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
+    Tag,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 PCM_RATE_HZ = 24_000
@@ -163,6 +166,77 @@ class NamedToolChoice(WireModel):
     name: str
 
 
+class McpToolFilter(WireModel):
+    """Which of an MCP server's tools a rule covers: by name, and/or by its ``readOnlyHint``."""
+
+    read_only: bool | None = None
+    tool_names: list[str] | None = None
+
+
+class McpApprovalFilter(WireModel):
+    always: McpToolFilter | None = None
+    never: McpToolFilter | None = None
+
+
+class McpTool(WireModel):
+    """A remote MCP server whose tools the server lists and calls itself (``session.tools[].type: "mcp"``).
+
+    The rest is in :mod:`openrealtime.session.mcp`. What a server of our own cannot reach is refused
+    by name: OpenAI's hosted connectors (``connector_id``), its Secure MCP Tunnel (``tunnel_id``),
+    deferred loading by tool search, and programmatic callers.
+    """
+
+    type: Literal["mcp"]
+    server_label: str = Field(min_length=1)
+    server_url: str | None = None
+    server_description: str | None = None
+    authorization: str | None = None
+    headers: dict[str, str] | None = None
+    allowed_tools: list[str] | McpToolFilter | None = None
+    require_approval: Literal["always", "never"] | McpApprovalFilter | None = None
+    allowed_callers: list[Literal["direct", "programmatic"]] | None = None
+    defer_loading: bool | None = None
+    connector_id: str | None = None
+    tunnel_id: str | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> McpTool:
+        if self.connector_id is not None:
+            raise ValueError("mcp:OpenAI's hosted connectors are not available on this server; give a server_url.")
+        if self.tunnel_id is not None:
+            raise ValueError("mcp:Secure MCP Tunnels are not available on this server; give a server_url.")
+        if self.server_url is None:
+            raise ValueError("mcp:an MCP tool needs a server_url.")
+        if not self.server_url.startswith(("http://", "https://")):
+            raise ValueError("mcp:server_url must be an http:// or https:// URL of a streamable-HTTP MCP server.")
+        if self.defer_loading:
+            raise ValueError("mcp:defer_loading (tool search) is not supported; leave it out or false.")
+        if self.allowed_callers is not None and "programmatic" in self.allowed_callers:
+            raise ValueError("mcp:only 'direct' callers are supported.")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _set_fields_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Echoed as the client set it: OpenAI's schema has no nulls for the fields left out.
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class McpToolChoice(WireModel):
+    type: Literal["mcp"]
+    server_label: str
+    name: str | None = None
+
+
+def _tool_kind(value: Any) -> str:
+    # A function tool may leave its ``type`` out, as before MCP tools came.
+    kind = value.get("type", "function") if isinstance(value, dict) else getattr(value, "type", "function")
+    return str(kind)
+
+
+Tool = Annotated[Annotated[FunctionTool, Tag("function")] | Annotated[McpTool, Tag("mcp")], Discriminator(_tool_kind)]
+ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice | McpToolChoice
+
+
 class RetentionRatioTruncation(WireModel):
     type: Literal["retention_ratio"]
     retention_ratio: float = Field(ge=0.0, le=1.0)
@@ -181,8 +255,8 @@ class RealtimeSessionConfig(WireModel):
         default_factory=lambda: list[Literal["audio", "text"]](["audio"])
     )
     instructions: str = ""
-    tools: list[FunctionTool] = Field(default_factory=list)
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice = "auto"
+    tools: list[Tool] = Field(default_factory=list)
+    tool_choice: ToolChoice = "auto"
     max_output_tokens: MaxOutputTokens = "inf"
     tracing: Literal["auto"] | dict[str, Any] | None = None
     truncation: Literal["auto", "disabled"] | RetentionRatioTruncation = "auto"

@@ -70,7 +70,19 @@ class FunctionCallOutputItem(WireModel):
     output: str
 
 
-ConversationItem = Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(discriminator="type")]
+class McpApprovalResponseItem(WireModel):
+    """The client's answer to an ``mcp_approval_request`` item (:mod:`openrealtime.session.mcp`)."""
+
+    type: Literal["mcp_approval_response"] = "mcp_approval_response"
+    id: str | None = None
+    approval_request_id: str
+    approve: bool
+    reason: str | None = None
+
+
+ConversationItem = Annotated[
+    MessageItem | FunctionCallItem | FunctionCallOutputItem | McpApprovalResponseItem, Field(discriminator="type")
+]
 
 
 class ItemReference(WireModel):
@@ -79,5 +91,6 @@ class ItemReference(WireModel):
 
 
 ResponseInputItem = Annotated[
-    MessageItem | FunctionCallItem | FunctionCallOutputItem | ItemReference, Field(discriminator="type")
+    MessageItem | FunctionCallItem | FunctionCallOutputItem | McpApprovalResponseItem | ItemReference,
+    Field(discriminator="type"),
 ]

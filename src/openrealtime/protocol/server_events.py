@@ -277,6 +277,58 @@ class FunctionCallArgumentsDone(ServerEvent):
     arguments: str
 
 
+# --- MCP tools (session/mcp.py) ---------------------------------------------------------------------
+
+
+class McpListToolsInProgress(ServerEvent):
+    type: Literal["mcp_list_tools.in_progress"] = "mcp_list_tools.in_progress"
+    item_id: str
+
+
+class McpListToolsCompleted(ServerEvent):
+    type: Literal["mcp_list_tools.completed"] = "mcp_list_tools.completed"
+    item_id: str
+
+
+class McpListToolsFailed(ServerEvent):
+    type: Literal["mcp_list_tools.failed"] = "mcp_list_tools.failed"
+    item_id: str
+
+
+class McpCallArgumentsDelta(ServerEvent):
+    type: Literal["response.mcp_call_arguments.delta"] = "response.mcp_call_arguments.delta"
+    response_id: str
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class McpCallArgumentsDone(ServerEvent):
+    type: Literal["response.mcp_call_arguments.done"] = "response.mcp_call_arguments.done"
+    response_id: str
+    item_id: str
+    output_index: int
+    arguments: str
+
+
+class McpCallInProgress(ServerEvent):
+    type: Literal["response.mcp_call.in_progress"] = "response.mcp_call.in_progress"
+    item_id: str
+    output_index: int
+
+
+class McpCallCompleted(ServerEvent):
+    type: Literal["response.mcp_call.completed"] = "response.mcp_call.completed"
+    item_id: str
+    output_index: int
+
+
+class McpCallFailed(ServerEvent):
+    type: Literal["response.mcp_call.failed"] = "response.mcp_call.failed"
+    item_id: str
+    output_index: int
+
+
 class RateLimitsUpdated(ServerEvent):
     type: Literal["rate_limits.updated"] = "rate_limits.updated"
     rate_limits: list[dict[str, Any]]

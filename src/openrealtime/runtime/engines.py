@@ -31,6 +31,7 @@ from openrealtime.contracts import (
     VadModel,
 )
 from openrealtime.exceptions import EngineError
+from openrealtime.runtime.mcp_client import McpClient
 from openrealtime.runtime.scheduler import (
     PRIORITY_FINAL,
     PRIORITY_FIRST_CAPTION,
@@ -56,6 +57,7 @@ from openrealtime.session.commands import (
     TranslateText,
     TurnEndPredicted,
 )
+from openrealtime.session.mcp_commands import CallMcpTool, ListMcpTools
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,8 @@ class EngineSet:
     turn_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(END_OF_TURN_THREADS, thread_name_prefix="end-of-turn")
     )
+    # Remote MCP servers' tools (network I/O on the event loop, under its timeout).
+    mcp: McpClient = field(default_factory=McpClient)
 
     def accepts_transcription_model(self, name: str) -> bool:
         return name in OPENAI_TRANSCRIPTION_MODELS or name == self.transcriber_name
@@ -141,6 +145,8 @@ class EngineSet:
             Generate: self._generate,
             TranslateText: self._translate,
             PredictTurnEnd: self._predict_turn_end,
+            ListMcpTools: self.mcp.list_tools,
+            CallMcpTool: self.mcp.call_tool,
         }
 
     async def _predict_turn_end(self, command: PredictTurnEnd) -> AsyncIterator[object]:

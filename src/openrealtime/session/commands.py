@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from openrealtime.audio.types import Samples
 from openrealtime.contracts import ChatChunk, ChatRequest, TranscribeOptions, Transcript
 from openrealtime.protocol import client_events as ce
+from openrealtime.session.mcp_commands import CallMcpTool, ListMcpTools, McpToolCalled, McpToolsListed
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,8 @@ Command = (
     | ClearPlayback
     | HoldPlayback
     | PredictTurnEnd
+    | ListMcpTools
+    | CallMcpTool
 )
 """Everything a session may ask of its runtime."""
 COMMAND_TYPES = (
@@ -283,8 +286,30 @@ COMMAND_TYPES = (
     ClearPlayback,
     HoldPlayback,
     PredictTurnEnd,
+    ListMcpTools,
+    CallMcpTool,
 )
 
-EngineResult = TranscriptReady | JobFailed | LlmChunk | TextTranslated | AudioChunk | SynthesisDone | TurnEndPredicted
+EngineResult = (
+    TranscriptReady
+    | JobFailed
+    | LlmChunk
+    | TextTranslated
+    | AudioChunk
+    | SynthesisDone
+    | TurnEndPredicted
+    | McpToolsListed
+    | McpToolCalled
+)
 """Everything a runtime hands back to a session (``on_result``)."""
-RESULT_TYPES = (TranscriptReady, JobFailed, LlmChunk, TextTranslated, AudioChunk, SynthesisDone, TurnEndPredicted)
+RESULT_TYPES = (
+    TranscriptReady,
+    JobFailed,
+    LlmChunk,
+    TextTranslated,
+    AudioChunk,
+    SynthesisDone,
+    TurnEndPredicted,
+    McpToolsListed,
+    McpToolCalled,
+)

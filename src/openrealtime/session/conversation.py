@@ -221,6 +221,21 @@ def entry_messages(entry: Entry) -> list[dict[str, Any]]:
         return [{"role": "assistant", "content": None, "tool_calls": [call]}]
     if kind == "function_call_output":
         return [{"role": "tool", "tool_call_id": item.get("call_id"), "content": item.get("output", "")}]
+    if kind == "mcp_call" and ("output" in item or "error" in item):  # a call the server made (session/mcp.py)
+        function = {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}
+        error = item.get("error")
+        result = f"Error: {error.get('message', '')}" if isinstance(error, dict) else str(item.get("output", ""))
+        return [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": item["id"], "type": "function", "function": function}],
+            },
+            {"role": "tool", "tool_call_id": item["id"], "content": result},
+        ]
+    if kind == "mcp_approval_response" and item.get("approve") is False:
+        reason = f" ({item['reason']})" if item.get("reason") else ""
+        return [{"role": "user", "content": f"I declined that tool call{reason}; do not make it."}]
     return []
 
 

@@ -82,8 +82,9 @@ def created_item(event: ce.ConversationItemCreate, ids: Ids, *, sees_images: boo
     """
     item = event.item.model_dump(mode="json", exclude_none=True)
     item["id"] = item.get("id") or ids.new("item")
-    item["object"] = "realtime.item"
-    item["status"] = "completed"
+    if item["type"] != "mcp_approval_response":  # OpenAI's MCP items have neither
+        item["object"] = "realtime.item"
+        item["status"] = "completed"
     untranscribed_audio = False
     for part in item["content"] if item["type"] == "message" else []:
         if part["type"] == "output_audio":

@@ -14,10 +14,17 @@ from openrealtime.audio.codec import AudioFormat
 from openrealtime.contracts import ChatRequest, ToolSpec
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
-from openrealtime.protocol.config import NamedToolChoice, RealtimeSessionConfig, RetentionRatioTruncation
+from openrealtime.protocol.config import (
+    FunctionTool,
+    McpToolChoice,
+    NamedToolChoice,
+    RealtimeSessionConfig,
+    RetentionRatioTruncation,
+)
 from openrealtime.protocol.items import ItemReference
 from openrealtime.session.conversation import Conversation, Entry, fit_context, fit_retained
 from openrealtime.session.ids import Ids
+from openrealtime.session.mcp import tool_specs
 from openrealtime.session.response import Response
 from openrealtime.session.states import ResponseState
 
@@ -65,13 +72,23 @@ def new_response(
         output_format=fmt,
         instructions=p.instructions if p.instructions is not None else c.instructions,
         tools=list(p.tools if p.tools is not None else c.tools),
-        tool_choice=tool_choice.name if isinstance(tool_choice, NamedToolChoice) else str(tool_choice),
+        tool_choice=_tool_choice(tool_choice),
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens == "inf" else int(max_tokens),
         max_output_tokens="inf" if max_tokens == "inf" else int(max_tokens),
         metadata=p.metadata,
         custom_input=custom_input,
         state=ResponseState.SPECULATIVE if speculative else ResponseState.IN_PROGRESS,
     )
+
+
+def _tool_choice(choice: Any) -> str:
+    """The LLM's ``tool_choice``: a named function or MCP tool by its name; an MCP server without a
+    tool name, any tool (``required``)."""
+    if isinstance(choice, NamedToolChoice):
+        return choice.name
+    if isinstance(choice, McpToolChoice):
+        return choice.name or "required"
+    return str(choice)
 
 
 def _custom_input(p: ce.ResponseCreateParams, conversation: Conversation, event_id: str | None) -> list[Entry] | None:
@@ -113,7 +130,8 @@ def chat_request(
         entries = fit_retained(system, entries, budget, truncation.retention_ratio, limit)
     elif truncation == "auto":
         entries = fit_context(system, entries, budget)
-    tools = [ToolSpec(t.name, t.description or "", t.parameters) for t in response.tools]
+    tools = [ToolSpec(t.name, t.description or "", t.parameters) for t in response.tools if isinstance(t, FunctionTool)]
+    tools += tool_specs(response.mcp_tools)
     return ChatRequest(
         messages=system + conversation.chat_messages(entries),
         tools=tools if response.tool_choice != "none" else (),

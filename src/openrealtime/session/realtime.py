@@ -19,6 +19,7 @@ its clears (barge-in, even after ``response.done`` while audio still plays; the 
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -45,6 +46,9 @@ from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.items import RecentAudio, created_item, item_transcription, no_images, user_audio_item
 from openrealtime.session.logprobs import wants_logprobs
+from openrealtime.session.mcp import McpServers
+from openrealtime.session.mcp_calls import MAX_ROUNDS
+from openrealtime.session.mcp_commands import McpToolsListed
 from openrealtime.session.playback import ServerPlayback
 from openrealtime.session.prompting import chat_request, new_response
 from openrealtime.session.response import Response
@@ -118,6 +122,8 @@ class RealtimeSession(SessionShell):
             self._ids, self.conversation, self.conversation_id, server_playback=info.server_playback
         )
         self.playback = ServerPlayback()
+        self.mcp = McpServers(self._ids, self.conversation)
+        self.writer.continuation = weakref.WeakMethod(self._continue)
         self._responses: dict[str, Response] = {}  # on the wire, not yet done
         self._speculative: Response | None = None  # the answer begun in the pause, if any
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
@@ -157,6 +163,11 @@ class RealtimeSession(SessionShell):
     # --- inputs ------------------------------------------------------------------------------------
 
     def on_result(self, result: EngineResult) -> None:
+        if isinstance(result, McpToolsListed):
+            self._take(self.mcp.on_listed(result))
+            for response in list(self._responses.values()):
+                self._maybe_generate(response)  # those that waited for the list
+            return
         if isinstance(result, TurnEndPredicted):
             self._take(self.buffer.on_result(result))
             return
@@ -242,6 +253,7 @@ class RealtimeSession(SessionShell):
         self.config = config
         self.buffer.configure(config.audio.input, logprobs=wants_logprobs(config.include))
         self._events.append(se.SessionUpdated(session=self.effective_session()))
+        self._take(self.mcp.configure(config.tools))
 
     # --- conversation items ------------------------------------------------------------------------
 
@@ -487,13 +499,29 @@ class RealtimeSession(SessionShell):
     def _start_response(self, response: Response) -> None:
         self._responses[response.id] = response
         self._events.append(self.writer.created(response))
+        self._take(self.mcp.configure(response.tools))  # a response's own MCP servers
         self._maybe_generate(response)
 
     def _maybe_generate(self, response: Response) -> None:
+        if response.llm_job is not None or response.calls or response.state.finished:
+            return  # generating already, or making the MCP calls the client approved
         entries = response.custom_input if response.custom_input is not None else list(self.conversation)
-        if any(e.transcript_pending for e in entries):
-            return  # the user's words are still being transcribed: generate when they arrive
+        if any(e.transcript_pending for e in entries) or self.mcp.listing(response.tools):
+            return  # the user's words or an MCP server's tools are still coming: generate when they arrive
+        response.mcp_tools = self.mcp.bindings(response.tools)
+        approved = self.mcp.approved(entries)
+        if approved:
+            self._respond(self.writer.call_approved(response, approved))
+            return
         self._take(self.writer.generate(response, self._chat_request(response, entries)))
+
+    def _continue(self, response: Response) -> list[Output]:
+        """The next LLM round of a response whose MCP calls are answered: their results in context."""
+        entries = response.custom_input if response.custom_input is not None else list(self.conversation)
+        if not response.in_conversation:
+            entries = [*entries, *response.output]
+        response.tool_choice = "none" if response.rounds >= MAX_ROUNDS else "auto"
+        return self.writer.generate(response, self._chat_request(response, entries))
 
     def _chat_request(self, response: Response, entries: list[Entry]) -> ChatRequest:
         return chat_request(

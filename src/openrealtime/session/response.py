@@ -11,16 +11,19 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from openrealtime.audio.codec import AudioFormat
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.contracts import ChatDone, TextDelta
-from openrealtime.protocol.config import FunctionTool
+from openrealtime.protocol.config import Tool
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.commands import EngineResult
 from openrealtime.session.conversation import Entry
 from openrealtime.session.states import ResponseState, advance
+
+if TYPE_CHECKING:
+    from openrealtime.session.mcp import McpBinding
 
 MS_PER_S = 1000
 PCM_RATE_HZ = 24_000
@@ -44,11 +47,14 @@ def spoken_clauses(splitter: ClauseSplitter, chunk: object) -> list[str]:
 
 @dataclass
 class Call:
-    """A function call the response is writing."""
+    """A function call the response is writing, or an MCP tool's call or approval request (``mcp``)."""
 
     entry: Entry
     output_index: int
     arguments: str = ""
+    mcp: McpBinding | None = None
+    job_id: str | None = None  # an MCP call the server is making
+    closed: bool = False  # an MCP item already done
 
 
 @dataclass
@@ -68,7 +74,7 @@ class Response:
     speed: float  # the session's audio.output.speed when the response began (OpenAI has no per-response one)
     output_format: AudioFormat
     instructions: str
-    tools: list[FunctionTool]
+    tools: list[Tool]
     tool_choice: str
     max_tokens: int  # the LLM's limit: the client's, or the server's cap where it asked for "inf"
     max_output_tokens: int | Literal["inf"]  # what the client asked for, as reported back
@@ -103,6 +109,11 @@ class Response:
     prespoken: str | None = None
     # The rate its audio is made at when that is not the output format's (a call's track: 24 kHz).
     playback_rate_hz: int | None = None
+    # MCP tools the model may call (session/mcp.py), and the first call key of the LLM round under way
+    # (each round of a response that called MCP tools numbers its calls from 0 again).
+    mcp_tools: dict[str, McpBinding] = field(default_factory=dict)
+    call_base: int = 0
+    rounds: int = 0
 
     @property
     def audio(self) -> bool:
@@ -121,7 +132,8 @@ class Response:
         self.state = advance(self.state, state)
 
     def jobs(self) -> list[str]:
-        return [job for job in (self.llm_job, self.tts_job) if job is not None]
+        calls = [c.job_id for c in self.calls.values() if c.job_id is not None]
+        return [job for job in (self.llm_job, self.tts_job, *calls) if job is not None]
 
 
 def part_ids(response: Response) -> dict[str, Any]:

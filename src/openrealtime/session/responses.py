@@ -20,7 +20,9 @@ names, and a response that spoke ends with :class:`~openrealtime.session.command
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from openrealtime.audio.codec import AudioOut
@@ -42,6 +44,9 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause
 from openrealtime.session.ids import Ids
+from openrealtime.session.mcp import McpBinding
+from openrealtime.session.mcp_calls import McpCalls, goes_on, pending, running
+from openrealtime.session.mcp_commands import McpToolCalled
 from openrealtime.session.response import (
     MS_PER_S,
     PCM_RATE_HZ,
@@ -83,6 +88,10 @@ class ResponseWriter:
         self.conversation_id = conversation_id
         self.jobs: dict[str, Response] = {}  # job id -> the response it works for
         self.produced_audio = False
+        self.mcp = McpCalls(ids, conversation)
+        # The session's next LLM round of a response whose MCP calls are answered (its chat request).
+        # Weak: the session owns the writer, and must be freed by reference counting alone.
+        self.continuation: weakref.WeakMethod[Callable[[Response], list[Output]]] | None = None
 
     # --- start, promote, drop ----------------------------------------------------------------------
 
@@ -138,10 +147,36 @@ class ResponseWriter:
                 return self._on_audio(response, result)
             case SynthesisDone() if result.job_id == response.tts_job:
                 return self._on_clause_spoken(response)
+            case McpToolCalled():
+                self.jobs.pop(result.job_id, None)
+                return self.mcp.on_called(response, result) + self._after_calls(response)
             case JobFailed(code=code, message=message):
                 error = {"type": "server_error", "code": code, "message": message}
                 return self.finish(response, ResponseState.FAILED, {"type": "failed", "error": error})
         return []
+
+    def call_approved(self, response: Response, approved: list[tuple[Entry, McpBinding]]) -> list[Output]:
+        """Make the MCP calls the client approved (``mcp_approval_response``) before the model's round."""
+        out: list[Output] = []
+        for request, binding in approved:
+            call = self.mcp.open(response, len(response.calls), binding, approval_for=request.id)
+            call.arguments = str(request.item.get("arguments") or "{}")
+            out += self.mcp.added(response, call)
+        response.call_base = len(response.calls) - len(approved)
+        response.llm_done = True  # as after a round that made these calls: the model goes on after them
+        return out + self.mcp.start(response, self.jobs)
+
+    def _after_calls(self, response: Response) -> list[Output]:
+        """The round's MCP calls answered: the model goes on with their results, or the response ends."""
+        if running(response) or response.state is not ResponseState.IN_PROGRESS or not response.llm_done:
+            return []
+        next_round = self.continuation() if self.continuation is not None else None
+        if goes_on(response) and next_round is not None:
+            response.rounds += 1
+            response.call_base = max(response.calls) + 1
+            response.llm_done = False
+            return next_round(response)
+        return self._maybe_complete(response)
 
     def _hold(self, response: Response, result: EngineResult) -> list[Output]:
         """Speculative: keep the result for the commit; start the first clause's speech as it completes."""
@@ -179,13 +214,16 @@ class ResponseWriter:
         # ChatDone, the last kind of chunk there is: the answer is all here.
         response.llm_done = True
         response.finish_reason = chunk.finish_reason
-        response.input_tokens, response.output_tokens = chunk.input_tokens, chunk.output_tokens
+        response.input_tokens += chunk.input_tokens
+        response.output_tokens += chunk.output_tokens
         self.jobs.pop(result.job_id, None)
         spoken: list[Output] = []
         if response.audio:
             self._queue(response, spoken_clauses(response.splitter, chunk))
             response.clauses = deque(c for c in response.clauses if c)
             spoken = self._speak_next(response)
+        if pending(response):
+            return spoken + self.mcp.start(response, self.jobs) + self._after_calls(response)
         return spoken + self._maybe_complete(response)
 
     def _queue(self, response: Response, clauses: list[str]) -> None:
@@ -217,11 +255,18 @@ class ResponseWriter:
 
     def _on_tool_delta(self, response: Response, delta: ToolCallDelta) -> list[Output]:
         out: list[Output] = []
-        call = response.calls.get(delta.index)
+        key = response.call_base + delta.index
+        call = response.calls.get(key)
+        binding = response.mcp_tools.get(delta.name or "") if call is None else call.mcp
+        if binding is not None:
+            if call is None:
+                call = self.mcp.open(response, key, binding)
+                out += self.mcp.added(response, call)
+            return out + self.mcp.delta(response, call, delta.arguments)
         if call is None:
             item = self._item("function_call", name=delta.name or "", call_id=self._ids.new("call"), arguments="")
             call = Call(entry=Entry(item=item), output_index=len(response.output))
-            response.calls[delta.index] = call
+            response.calls[key] = call
             response.output.append(call.entry)
             out.append(se.OutputItemAdded(response_id=response.id, output_index=call.output_index, item=item))
             if response.in_conversation:
@@ -317,7 +362,7 @@ class ResponseWriter:
     def _maybe_complete(self, response: Response) -> list[Output]:
         if response.state is not ResponseState.IN_PROGRESS:
             return []
-        if not response.llm_done or response.tts_job is not None or response.clauses:
+        if not response.llm_done or response.tts_job is not None or response.clauses or running(response):
             return []
         if response.finish_reason == "length":
             return self.finish(
@@ -339,7 +384,10 @@ class ResponseWriter:
         if response.message is not None:
             out += self._close_message(response, response.message, item_status)
         for call in response.calls.values():
-            out += _close_call(response, call, item_status, self._conversation)
+            if call.mcp is not None:
+                out += self.mcp.close(response, call)  # one cut short (cancelled) ends without output
+            else:
+                out += _close_call(response, call, item_status, self._conversation)
         if self.server_playback and response.audio_samples:
             out.append(EndOfAudio(response.id))
         out.append(se.ResponseDone(response=response_body(response, self.conversation_id, usage=True)))
