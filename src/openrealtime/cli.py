@@ -421,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
         "interruption, not a backchannel or a cough (adaptive)",
     )
     serve.add_argument(
+        "--no-echo-cancellation",
+        dest="echo_cancellation",
+        action="store_false",
+        default=None,
+        help="do not remove the server's own voice from the input (on when pywebrtc-audio is installed)",
+    )
+    serve.add_argument(
         "--idle-timeout-s",
         type=int,
         default=None,
@@ -428,6 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--allowed-origins", default=None, help="web origins allowed besides the server's own (comma-separated, *)"
+    )
+    serve.add_argument(
+        "--mcp-hosts",
+        default=None,
+        help="hosts (host or host:port, comma-separated) of the MCP servers sessions may use (default *: any; none)",
+    )
+    serve.add_argument(
+        "--mcp-timeout-s", type=float, default=None, help="the longest one MCP listing or tool call may take (30)"
     )
     for kind in ("transcription", "realtime", "translation"):
         default = Settings.__dataclass_fields__[f"max_{kind}_sessions"].default
@@ -574,7 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sessions", type=int, default=7, help="soak --memory: the sessions opened in turn")
     bench.add_argument("--turn-sessions", type=int, default=2, help="turns: trials run at once")
     bench.add_argument(
-        "--turn-parts", default="1,2", help="turns: 1 end of turn, 2 interruptions over an answer (default 1,2)"
+        "--turn-parts",
+        default="1,2,3",
+        help="turns: 1 end of turn, 2 interruptions over an answer, 3 its echo (default 1,2,3)",
     )
     bench.add_argument("--turn-limit", type=int, default=None, help="turns: at most this many clips of each kind")
     bench.set_defaults(func=_bench)

@@ -165,6 +165,7 @@ class ProbeSession:
         self._done_at: dict[str, float] = {}
         self._changed = asyncio.Event()
         self._questions = 0
+        self.on_audio: Any = None  # called with each audio delta (bench/echo.py's speaker)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -202,6 +203,8 @@ class ProbeSession:
                 self._done_at[event["response"]["id"]] = now
             elif kind == "response.output_audio.delta":
                 self._audio.add(event["response_id"])
+                if self.on_audio is not None:
+                    self.on_audio(event)
             elif kind == "input_audio_buffer.committed":
                 self._committed.append(event["item_id"])
             elif kind == "input_audio_buffer.speech_started":

@@ -478,9 +478,9 @@ async def run_turns_bench(
     sessions: int = DEFAULT_SESSIONS,
     limit: int | None = None,
     api_key: str | None = None,
-    parts: tuple[int, ...] = (1, 2),
+    parts: tuple[int, ...] = (1, 2, 3),
 ) -> int:
-    """The ``bench turns`` command: part 1 (end of turn) and part 2 (interruptions), as asked."""
+    """The ``bench turns`` command: part 1 (end of turn), 2 (interruptions), 3 (echo), as asked."""
     summary: dict[str, Any] = {"sessions_at_a_time": sessions, "parts": list(parts)}
     texts: list[str] = []
     trials: list[Trial] = []
@@ -495,6 +495,10 @@ async def run_turns_bench(
             text, part = await _interruptions(target.url, target.api_key, limit)
             texts.append(text)
             summary["interruptions"] = part
+        if 3 in parts:
+            text, part = await _echo(target.url, target.api_key, limit)
+            texts.append(text)
+            summary["echo"] = part
     text = "\n\n".join(texts)
     print(text)
     if out_dir is not None:
@@ -571,3 +575,21 @@ async def _interruptions(url: str, api_key: str | None, limit: int | None) -> tu
         "trials": [asdict(t) for t in trials],
     }
     return interruptions.table(modes), part
+
+
+async def _echo(url: str, api_key: str | None, limit: int | None) -> tuple[str, dict[str, Any]]:
+    """Part 3: the answer heard back through the microphone, with and without the user (bench/echo.py)."""
+    from openrealtime.bench import echo
+
+    users = await asyncio.to_thread(echo.interruption_voices, limit)
+    print(f"bench turns: {2 * len(users)} answers into a speakerphone x {len(echo.MODES)} barge-in modes", flush=True)
+    trials: list[echo.EchoTrial] = []
+    for mode in echo.MODES:
+        trials += await echo.run_echo(url, mode, users, api_key=api_key)
+    modes = echo.summarize(trials)
+    part = {
+        "room": {"gain": echo.ECHO_GAIN, "delay_ms": echo.ROOM_DELAY_MS, "reflections": echo.REFLECTIONS},
+        "modes": modes,
+        "trials": [asdict(t) for t in trials],
+    }
+    return echo.table(modes), part

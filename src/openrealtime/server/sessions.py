@@ -29,6 +29,7 @@ from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.languages import LanguageSupport
 from openrealtime.server.secrets import ClientSecret
 from openrealtime.server.settings import Settings
+from openrealtime.session import echo
 from openrealtime.session.bargein import barge_in_mode
 from openrealtime.session.commands import Command, EngineResult, PlaybackResult, SessionInput
 from openrealtime.session.ids import Ids
@@ -386,6 +387,7 @@ def _realtime(
         server_playback=server_playback,
         sees_images=bool(getattr(engines.chat, "sees_images", False)),
         barge_in=barge_in_mode(settings.barge_in),
+        echo_cancellation=settings.echo_cancellation and echo.available(),
     )
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
 

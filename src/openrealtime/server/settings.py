@@ -91,6 +91,9 @@ class Settings:
             (OpenAI's: ``interrupt_response`` cancels at ``speech_started``) or ``adaptive``
             (backchannels, coughs and noise do not; session/bargein.py). A session's
             ``turn_detection.barge_in`` overrides it.
+        echo_cancellation: Remove the server's own voice from realtime sessions' input (WebRTC's AEC3
+            with the output as its reference, session/echo.py), so a speakerphone user's echo does
+            not interrupt the answer; needs the optional ``pywebrtc-audio`` (without it, off).
         idle_timeout_s: A session in which neither the client nor the server sent anything for this
             long is closed (an ``error``, ``session_idle_timeout``, then 1001), so a client that
             went silent does not hold one of the few session places (``0``: never).
@@ -134,6 +137,10 @@ class Settings:
         resume_grace_s: How long after its connection ends a session can be resumed.
         web_app: Serve the browser app at ``/`` (assistant, live transcription, translation; its
             files under ``/app/``). It mints ephemeral keys from its own origin; see docs/security.md.
+        mcp_hosts: The hosts (``host`` or ``host:port``, comma-separated) whose MCP servers sessions
+            may name in ``tools`` (``type: "mcp"``): the server itself connects to them. ``*`` (the
+            default) any host, as OpenAI; ``none`` no MCP server at all. See docs/security.md.
+        mcp_timeout_s: The longest one MCP listing or tool call may take, connection included.
         log_level: Python logging level name.
     """
 
@@ -164,6 +171,7 @@ class Settings:
     speech_lead_s: float = 5.0
     idle_timeout_s: int = 600
     barge_in: str = "immediate"
+    echo_cancellation: bool = True
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
@@ -182,6 +190,8 @@ class Settings:
     state_url: str | None = None
     resume_grace_s: int = 900
     web_app: bool = True
+    mcp_hosts: str = "*"
+    mcp_timeout_s: float = 30.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:

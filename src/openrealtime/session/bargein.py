@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from openrealtime.session.commands import HoldPlayback
+from openrealtime.session.signals import Output
 
 BargeInMode = Literal["immediate", "adaptive"]
 BARGE_IN_MODES: tuple[BargeInMode, ...] = ("immediate", "adaptive")
@@ -182,7 +183,7 @@ class BargeIn:
     def judging(self, item_id: str) -> bool:
         return self.pending is not None and self.pending.item_id == item_id
 
-    def begin(self, item_id: str, *, hold: bool) -> list[HoldPlayback]:
+    def begin(self, item_id: str, *, hold: bool) -> list[Output]:
         """Speech began over the assistant: hold its playback if the server plays it."""
         self.pending = Judgement(item_id, held=hold)
         self.dismissed = None
@@ -193,7 +194,7 @@ class BargeIn:
         pending, self.pending = self.pending, None
         return pending
 
-    def dismiss(self) -> list[HoldPlayback]:
+    def dismiss(self) -> list[Output]:
         """Not an interruption: the held playback goes on from where it stopped."""
         pending, self.pending = self.pending, None
         if pending is None:

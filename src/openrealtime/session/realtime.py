@@ -23,7 +23,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-from openrealtime.audio.codec import AudioFormat
+from openrealtime.audio.codec import AudioFormat, AudioOut
 from openrealtime.contracts import ChatRequest
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
@@ -33,6 +33,7 @@ from openrealtime.session.bargein import BargeIn, BargeInMode, Verdict, judge, s
 from openrealtime.session.commands import (
     AudioIn,
     EngineResult,
+    HoldPlayback,
     JobFailed,
     PlayAudio,
     PlaybackResult,
@@ -42,6 +43,8 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.conversation import Conversation, Entry
+from openrealtime.session.echo import RATE_HZ as ECHO_RATE_HZ
+from openrealtime.session.echo import EchoCanceller
 from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.items import RecentAudio, created_item, item_transcription, no_images, user_audio_item
@@ -55,6 +58,7 @@ from openrealtime.session.response import Response
 from openrealtime.session.responses import ResponseWriter
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Output, Signal, SpeechStarted, TranscriptFinal, TurnCommitted, TurnMayEnd
+from openrealtime.session.speech_out import OUTPUT_RATE_HZ as PLAYBACK_RATE_HZ
 from openrealtime.session.transcription import SessionInfo
 from openrealtime.session.turns import ms_to_samples
 
@@ -105,6 +109,8 @@ class RealtimeInfo:
     sees_images: bool = False
     # How speech over the assistant interrupts it (--barge-in); a session's turn_detection.barge_in wins.
     barge_in: BargeInMode = "immediate"
+    # Remove the server's own voice from the input (session/echo.py; needs pywebrtc-audio).
+    echo_cancellation: bool = False
 
 
 class RealtimeSession(SessionShell):
@@ -139,6 +145,7 @@ class RealtimeSession(SessionShell):
         self.buffer = InputAudioBuffer(
             self.config.audio.input, vad=self._vad, ids=self._ids, noise=self._noise, options=options
         )
+        self._echo = EchoCanceller(self.buffer.buffer.end) if info.echo_cancellation else None
         self._events.append(se.SessionCreated(session=self.effective_session()))
 
     def effective_session(self) -> dict[str, Any]:
@@ -196,6 +203,8 @@ class RealtimeSession(SessionShell):
     def _dispatch(self, event: SessionInput) -> None:
         if isinstance(event.event if isinstance(event, AudioIn) else event, CHANGES_THE_ANSWER):
             self._drop_speculation()  # an answer started in the pause was built on what this changes
+        if self._echo is not None:
+            event = self._without_echo(event)
         buffered = self.buffer.receive(event)
         if buffered is not None:
             self._take(buffered)
@@ -233,6 +242,7 @@ class RealtimeSession(SessionShell):
                 if (response := self.active_response) is not None:
                     self._respond(self.writer.cancel(response, "client_cancelled"))
                 self._take(self.playback.clear())
+                self._silenced()
             case _:
                 raise ProtocolError(
                     f"Invalid value: '{getattr(event, 'type', '?')}'. Not supported on a WebSocket realtime session.",
@@ -289,6 +299,7 @@ class RealtimeSession(SessionShell):
                 # Truncating what is still being generated: stop generating it first.
                 self._respond(self.writer.cancel(response, "client_cancelled"))
         self.conversation.truncate(event.item_id, event.content_index, event.audio_end_ms, event_id=event.event_id)
+        self._silenced()  # the client stopped playing it
         self._events.append(
             se.ItemTruncated(item_id=event.item_id, content_index=event.content_index, audio_end_ms=event.audio_end_ms)
         )
@@ -332,7 +343,7 @@ class RealtimeSession(SessionShell):
         if (td.barge_in or self.rt.barge_in) == "adaptive":
             client_playing = not self.rt.server_playback and self.buffer.buffer.end < self._speaking_until
             if self.active_response is not None or self.playback.pending or client_playing:
-                self._take(self._barge.begin(item_id, hold=self.playback.pending))
+                self._take(self._heard(self._barge.begin(item_id, hold=self.playback.pending)))
                 if self.buffer.turn is not None:
                     self.buffer.turn.urgent = True  # its words decide: decode them first
             return
@@ -342,6 +353,34 @@ class RealtimeSession(SessionShell):
         # The server plays the audio: stop it, even after response.done (it is usually still playing
         # then); what was heard comes back as PlaybackCleared.
         self._take(self.playback.clear())
+        self._silenced()
+
+    def _without_echo(self, event: SessionInput) -> SessionInput:
+        """The input with the server's own voice removed (session/echo.py); a commit takes the tail."""
+        assert self._echo is not None
+        if isinstance(event, AudioIn) and isinstance(event.event, ce.InputAudioBufferAppend):
+            return AudioIn(event.event, self._echo.process(event.samples, event.rate_hz), ECHO_RATE_HZ)
+        if isinstance(event, ce.InputAudioBufferCommit) and self.buffer.turn is not None:
+            self._take(self.buffer.append(self._echo.flush(), ECHO_RATE_HZ, event_id=event.event_id))
+        return event
+
+    def _heard(self, outputs: list[Output]) -> list[Output]:
+        """Tell the echo reference what the listener hears of ``outputs`` (speech sent, a hold)."""
+        if self._echo is not None:
+            now = self._echo.position
+            for output in outputs:
+                if isinstance(output, PlayAudio):
+                    self._echo.reference.play(output.samples, PLAYBACK_RATE_HZ, now=now)
+                elif isinstance(output, se.OutputAudioDelta) and isinstance(output.audio, AudioOut):
+                    self._echo.reference.play(output.audio.samples, output.audio.rate_hz, now=now)
+                elif isinstance(output, HoldPlayback):
+                    (self._echo.reference.hold if output.held else self._echo.reference.release)(now=now)
+        return outputs
+
+    def _silenced(self) -> None:
+        """The listener stopped hearing the answer now (barge-in, a clear, a truncate)."""
+        if self._echo is not None:
+            self._echo.reference.cut(now=self._echo.position)
 
     def _judge_barge_in(self) -> None:
         """Judge the speech over the assistant again: it grew, or new words of it came."""
@@ -350,7 +389,7 @@ class RealtimeSession(SessionShell):
             return  # nothing to judge, or only the committed turn's final transcript decides now
         turn = self.buffer.turn
         if turn is None or turn.item_id != pending.item_id:
-            self._take(self._barge.dismiss())  # the turn was cleared: nothing was said
+            self._take(self._heard(self._barge.dismiss()))  # the turn was cleared: nothing was said
             return
         pending.speech_ms = speech_ms(turn.onset, turn.pause_start, self.buffer.buffer.end, ENGINE_RATE_HZ)
         paused = turn.pause_start is not None and turn.final_result is not None
@@ -361,12 +400,13 @@ class RealtimeSession(SessionShell):
         if verdict is Verdict.UNDECIDED:
             return
         if verdict is Verdict.NOT_AN_INTERRUPTION:
-            self._take(self._barge.dismiss())  # the answer goes on from where it was held
+            self._take(self._heard(self._barge.dismiss()))  # the answer goes on from where it was held
             return
         pending = self._barge.interrupted()
         if (response := self.active_response) is not None:
             self._respond(self.writer.cancel(response, "turn_detected"))
         self._take(self.playback.clear())
+        self._silenced()
         td = self.config.audio.input.turn_detection
         if pending is None or td is None or not td.create_response:
             return
@@ -448,7 +488,7 @@ class RealtimeSession(SessionShell):
         for output in outputs:
             if isinstance(output, PlayAudio):
                 self.playback.queued(output.response_id)
-        self._take(outputs)
+        self._take(self._heard(outputs))
         if self._speculative is not None and self._speculative.state.finished:
             self._speculative = None  # its LLM failed: the commit makes the response afresh
         for response in [r for r in self._responses.values() if r.state.finished]:
@@ -495,6 +535,8 @@ class RealtimeSession(SessionShell):
                 event_id=event.event_id,
             )
         self._respond(self.writer.cancel(response, "client_cancelled"))
+        if not self.rt.server_playback:
+            self._silenced()  # a client that cancels an answer stops playing it (a call's plays out)
 
     def _start_response(self, response: Response) -> None:
         self._responses[response.id] = response

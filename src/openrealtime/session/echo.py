@@ -1,0 +1,159 @@
+"""The server's own voice removed from what comes back (issue 13: "the server never interrupts itself").
+
+A speakerphone user's microphone hears the assistant: without help, its own answer is speech over the
+answer, and barge-in cancels it (a self-interruption). The server knows every sample it sent, so it
+removes them from the input before the VAD hears it: WebRTC's AEC3 echo canceller (the one browsers
+run, through the ``pywebrtc-audio`` binding, an optional dependency: without it nothing changes) with
+the server's output as its reference.
+
+The reference is placed on the input's timeline (16 kHz samples of input, :class:`EchoReference`): a
+listener's player starts each piece of speech when it arrives, after what it is still playing, and
+plays it at the pace of speech; the session places it there when it sends it (an audio delta over a
+WebSocket, a ``PlayAudio`` on a call), takes it back at a cancel or a clear, and moves it on a call's
+hold. The placement is an estimate (network, the player's buffer and the room add their delay); AEC3
+finds the remaining delay itself (it searches a few hundred milliseconds).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.types import EMPTY, Samples
+
+RATE_HZ = 16_000  # the input timeline's rate (the VAD's and ASR's)
+FRAME = RATE_HZ // 100  # AEC3 works in 10 ms frames
+KEEP_BEHIND_S = 1  # reference audio kept behind the input's position (the AEC looks back itself)
+# After the reference falls silent its echo still comes back (the room's delay and reverberation, the
+# network): the canceller runs this much longer.
+ECHO_TAIL_S = 1
+
+
+def available() -> bool:
+    """Whether the echo canceller's binding (``pywebrtc-audio``) is installed."""
+    return importlib.util.find_spec("pywebrtc_audio") is not None
+
+
+@dataclass
+class _Piece:
+    start: int  # input position (16 kHz samples) where the listener hears its first sample
+    samples: Samples
+
+
+class EchoReference:
+    """What the listener hears of the server's voice, placed on the input's timeline."""
+
+    def __init__(self) -> None:
+        self._pieces: deque[_Piece] = deque()
+        self.end = 0  # where the last placed sample ends
+        self._resampler: StreamResampler | None = None
+        self._held: list[Samples] = []  # what a hold took off the timeline, to put back at release
+
+    def play(self, samples: Samples, rate_hz: int, *, now: int) -> None:
+        """Speech sent to the listener at input position ``now``: it plays after what is queued."""
+        if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
+            self._resampler = StreamResampler(rate_hz, RATE_HZ)
+        out = self._resampler.process(samples)
+        if out.size:
+            start = max(now, self.end)
+            self._pieces.append(_Piece(start, out))
+            self.end = start + out.size
+
+    def cut(self, *, now: int) -> list[Samples]:
+        """The listener stopped at ``now`` (a cancel, a clear): what was still to play is gone; returned."""
+        cut: list[Samples] = []
+        kept: deque[_Piece] = deque()
+        for piece in self._pieces:
+            if piece.start >= now:
+                cut.append(piece.samples)
+            elif piece.start + piece.samples.size > now:
+                cut.append(piece.samples[now - piece.start :])
+                kept.append(_Piece(piece.start, piece.samples[: now - piece.start]))
+            else:
+                kept.append(piece)
+        self._pieces = kept
+        self.end = min(self.end, now) if cut else self.end
+        self._resampler = None
+        return cut
+
+    def hold(self, *, now: int) -> None:
+        """A call's playback is held at ``now``: what was to play waits for :meth:`release`."""
+        self._held += self.cut(now=now)
+
+    def release(self, *, now: int) -> None:
+        """The held playback goes on from ``now``."""
+        held, self._held = self._held, []
+        for samples in held:
+            start = max(now, self.end)
+            self._pieces.append(_Piece(start, samples))
+            self.end = start + samples.size
+
+    def take(self, start: int, count: int) -> Samples:
+        """The reference for input positions ``[start, start + count)`` (silence where nothing plays);
+        what lies before ``start - KEEP_BEHIND_S`` is forgotten."""
+        out = np.zeros(count, np.float32)
+        for piece in self._pieces:
+            lo, hi = max(start, piece.start), min(start + count, piece.start + piece.samples.size)
+            if lo < hi:
+                out[lo - start : hi - start] = piece.samples[lo - piece.start : hi - piece.start]
+        horizon = start - KEEP_BEHIND_S * RATE_HZ
+        while self._pieces and self._pieces[0].start + self._pieces[0].samples.size < horizon:
+            self._pieces.popleft()
+        return out
+
+
+class EchoCanceller:
+    """The input of one session, at 16 kHz, with the server's voice removed.
+
+    Args:
+        start: The input position of the first sample it will pass (the buffer's end).
+        aec: The canceller (``pywebrtc_audio.EchoCanceller(sample_rate=16000)`` unless a test gives one):
+            ``process(near, far)`` on float32 arrays of whole 10 ms frames.
+    """
+
+    def __init__(self, start: int, aec: Any = None) -> None:
+        if aec is None:  # an optional dependency: imported by name, so the checks pass without it
+            aec = importlib.import_module("pywebrtc_audio").EchoCanceller(sample_rate=RATE_HZ)
+        self._aec = aec
+        self.reference = EchoReference()
+        self.position = start  # input position of the next sample out
+        self._resampler: StreamResampler | None = None
+        self._pending = EMPTY  # 16 kHz input short of a whole frame
+        self._audible_until = start  # input position until which an echo may still come back
+
+    def process(self, samples: Samples, rate_hz: int) -> Samples:
+        """Input at ``rate_hz`` in; 16 kHz out, whole frames, the server's voice removed."""
+        if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
+            self._resampler = StreamResampler(rate_hz, RATE_HZ)
+        near = np.concatenate([self._pending, self._resampler.process(samples)])
+        whole = near.size - near.size % FRAME
+        self._pending = near[whole:]
+        return self._cancel(near[:whole])
+
+    def flush(self) -> Samples:
+        """Everything still held (a commit must hold every sample sent), the last frame padded."""
+        tail = self._resampler.process(EMPTY, last=True) if self._resampler is not None else EMPTY
+        self._resampler = None
+        near = np.concatenate([self._pending, tail])
+        self._pending = EMPTY
+        if not near.size:
+            return EMPTY
+        padded = np.concatenate([near, np.zeros(-near.size % FRAME, np.float32)])
+        return self._cancel(padded)[: near.size]
+
+    def _cancel(self, near: Samples) -> Samples:
+        if not near.size:
+            return EMPTY
+        far = self.reference.take(self.position, near.size)
+        start, self.position = self.position, self.position + near.size
+        if far.any():
+            self._audible_until = self.position + ECHO_TAIL_S * RATE_HZ
+        elif start >= self._audible_until:
+            return near.astype(np.float32)  # nothing played of late: the input as it came
+        return np.asarray(self._aec.process(near.astype(np.float32), far), dtype=np.float32)

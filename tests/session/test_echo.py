@@ -1,0 +1,146 @@
+"""The server's own voice removed from the input (session/echo.py): the reference on the input's
+timeline, the canceller's framing, and a realtime session that no longer interrupts itself. The real
+AEC3 (pywebrtc-audio, optional) is exercised by ``bench turns`` part 3 and the real test below."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openrealtime.engines.fake import EnergyVad
+from openrealtime.session.echo import FRAME, RATE_HZ, EchoCanceller, EchoReference
+from openrealtime.session.ids import Ids
+from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
+from openrealtime.session.transcription import SessionInfo
+from tests.conftest import tone
+from tests.session.driver import RealtimeDriver
+from tests.session.test_realtime import types
+
+
+def ramp(n: int) -> np.ndarray:
+    return np.linspace(0.1, 0.9, n, dtype=np.float32)
+
+
+def test_speech_plays_after_what_is_queued_and_a_cut_takes_the_rest_back() -> None:
+    reference = EchoReference()
+    reference.play(np.full(1600, 0.5, np.float32), RATE_HZ, now=1000)
+    reference.play(np.full(1600, 0.25, np.float32), RATE_HZ, now=1100)  # queued after the first
+    assert reference.end == 1000 + 3200
+    got = reference.take(900, 3400)
+    assert not got[:100].any()
+    assert np.allclose(got[100:1700], 0.5)
+    assert np.allclose(got[1700:3300], 0.25)
+    assert not got[3300:].any()
+    cut = reference.cut(now=2000)
+    assert sum(c.size for c in cut) == 2200
+    assert reference.end == 2000
+    assert not reference.take(2000, 1000).any()
+
+
+def test_a_hold_moves_what_was_to_play_to_the_release() -> None:
+    reference = EchoReference()
+    audio = ramp(3200)
+    reference.play(audio, RATE_HZ, now=0)
+    reference.hold(now=1000)
+    assert not reference.take(1000, 500).any()
+    reference.release(now=5000)
+    np.testing.assert_array_equal(reference.take(5000, 2200), audio[1000:])
+
+
+class Suppress:
+    """A perfect canceller: silence wherever the reference plays."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        assert near.size % FRAME == 0
+        assert near.size == far.size
+        self.calls.append(near.size)
+        return np.where(np.abs(far) > 0, 0.0, near).astype(np.float32)
+
+
+def test_the_canceller_works_in_whole_frames_and_flushes_the_rest() -> None:
+    aec = Suppress()
+    canceller = EchoCanceller(0, aec=aec)
+    canceller.reference.play(np.full(RATE_HZ, 0.5, np.float32), RATE_HZ, now=0)
+    out = canceller.process(np.full(250, 0.3, np.float32), RATE_HZ)
+    assert out.size == 160
+    assert not out.any()
+    assert canceller.position == 160
+    tail = canceller.flush()
+    assert tail.size == 90
+    assert canceller.position == 160 + 160  # the padded frame
+    assert aec.calls == [160, 160]
+
+
+def test_without_a_voice_playing_the_input_passes_untouched() -> None:
+    aec = Suppress()
+    canceller = EchoCanceller(0, aec=aec)
+    near = np.full(1600, 0.3, np.float32)
+    np.testing.assert_array_equal(canceller.process(near, RATE_HZ), near)
+    assert aec.calls == []
+
+
+def make(*, echo: bool) -> tuple[RealtimeSession, RealtimeDriver]:
+    base = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: True)
+    info = RealtimeInfo(base=base, model="gpt-realtime", instructions="Be brief.")
+    session = RealtimeSession(info, vad=EnergyVad(), ids=Ids(deterministic=True))
+    if echo:
+        session._echo = EchoCanceller(session.buffer.buffer.end, aec=Suppress())
+    driver = RealtimeDriver(session)
+    driver.pump()
+    return session, driver
+
+
+@pytest.mark.parametrize("echo", [False, True])
+def test_the_answer_coming_back_through_the_microphone_interrupts_only_without_the_canceller(echo: bool) -> None:
+    _session, driver = make(echo=echo)
+    driver.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        }
+    )
+    answer = driver.send({"type": "response.create"})
+    assert answer[-2]["response"]["status"] == "completed"
+    # The speaker plays it and the microphone hears it: the same tone, 1 s of it.
+    events = driver.append(tone(1000, freq_hz=220.0))
+    assert ("input_audio_buffer.speech_started" in types(events)) is not echo
+
+
+def test_a_barge_in_cuts_the_reference_so_the_users_words_pass() -> None:
+    session, driver = make(echo=True)
+    assert session._echo is not None
+    driver.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        }
+    )
+    driver.send({"type": "response.create"})
+    playing_until = session._echo.reference.end
+    assert playing_until > session._echo.position
+    driver.send(
+        {
+            "type": "conversation.item.truncate",
+            "item_id": session.conversation.last_id,
+            "content_index": 0,
+            "audio_end_ms": 0,
+        }
+    )
+    assert session._echo.reference.end == session._echo.position
+    events = driver.append(tone(600))
+    assert "input_audio_buffer.speech_started" in types(events)
+
+
+def test_a_call_hold_keeps_the_reference_for_the_resumed_answer() -> None:
+    from openrealtime.session.commands import HoldPlayback
+
+    session, _ = make(echo=True)
+    assert session._echo is not None
+    session._echo.reference.play(np.full(3200, 0.5, np.float32), RATE_HZ, now=0)
+    session._heard([HoldPlayback(True)])
+    assert not session._echo.reference.take(0, 3200).any()
+    session._heard([HoldPlayback(False)])
+    assert session._echo.reference.take(0, 3200).any()
