@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.runtime.mcp_client import McpClient
+from openrealtime.runtime.mcp_client import McpClient, allowed_hosts
 from openrealtime.session.mcp_commands import CallMcpTool, ListMcpTools, McpServer, McpToolCalled, McpToolsListed
 from tests.mcp_server import closed_port_url, running_mcp_server
 
@@ -55,3 +55,30 @@ async def test_the_engine_set_runs_mcp_commands(fake_engines: EngineSet) -> None
     results = fake_engines.run_job(ListMcpTools("j", McpServer("w", closed_port_url())))
     assert results is not None
     assert (await _one(results)).error is not None
+
+
+def test_the_mcp_hosts_setting() -> None:
+    assert allowed_hosts("*") is None
+    assert allowed_hosts("none") == frozenset()
+    assert allowed_hosts("") == frozenset()
+    assert allowed_hosts("MCP.example.com, 127.0.0.1:8931") == {"mcp.example.com", "127.0.0.1:8931"}
+
+
+async def test_a_server_at_a_host_not_allowed_is_never_contacted() -> None:
+    async with running_mcp_server() as (url, guard):
+        port = url.split(":")[2].split("/")[0]
+        server = McpServer("w", url)
+        refused = await _one(
+            McpClient(allowed_hosts=frozenset({"mcp.example.com"})).list_tools(ListMcpTools("j", server))
+        )
+        assert refused.error == {
+            "type": "http_error",
+            "code": 403,
+            "message": "This server does not connect to MCP servers at '127.0.0.1' (--mcp-hosts).",
+        }
+        assert guard.headers == []
+        by_port = McpClient(allowed_hosts=frozenset({f"127.0.0.1:{port}"}))
+        assert (await _one(by_port.list_tools(ListMcpTools("j", server)))).error is None
+        assert (
+            await _one(McpClient(allowed_hosts=frozenset({"127.0.0.1"})).list_tools(ListMcpTools("j", server)))
+        ).tools

@@ -8,6 +8,9 @@ the result's ``error`` in the shape of OpenAI's ``mcp_call`` errors, so the sess
 ``mcp_list_tools.failed`` or ``response.mcp_call.failed`` and goes on: an HTTP status or an
 unreachable server is an ``http_error``, a JSON-RPC error a ``protocol_error``, a tool that reports
 failure a ``tool_execution_error``. The headers (the client's credentials) are never logged.
+
+The server connects to the URLs its clients give, so ``allowed_hosts`` (``--mcp-hosts``) bounds
+where: a server at any other host is not contacted, and its listing fails with ``http_error`` 403.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from openrealtime.session.mcp_commands import (
     CallMcpTool,
@@ -38,11 +42,40 @@ MAX_OUTPUT_CHARS = 64 * 1024  # a tool's output kept for the model and the item;
 UNREACHABLE = 0  # the http_error code of a server that never answered (no HTTP status to report)
 
 
+class _HttpStatus(Exception):
+    def __init__(self, status: int, message: str | None = None) -> None:
+        super().__init__(message or f"The MCP server answered HTTP {status}.")
+        self.status = status
+
+
+def allowed_hosts(setting: str) -> frozenset[str] | None:
+    """``--mcp-hosts``: ``*`` any host (``None``), ``none`` (or empty) none, else the listed ones."""
+    if setting.strip() == "*":
+        return None
+    hosts = {h.strip().lower() for h in setting.split(",") if h.strip()}
+    return frozenset(hosts - {"none"})
+
+
 @dataclass
 class McpClient:
-    """Runs the MCP commands of every session of one server process."""
+    """Runs the MCP commands of every session of one server process.
+
+    Args:
+        timeout_s: The longest one listing or call may take, connection and handshake included.
+        allowed_hosts: The hosts (``host`` or ``host:port``) it connects to; ``None``: any.
+    """
 
     timeout_s: float = DEFAULT_TIMEOUT_S
+    allowed_hosts: frozenset[str] | None = None
+
+    def _check(self, url: str) -> None:
+        if self.allowed_hosts is None:
+            return
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if host not in self.allowed_hosts and f"{host}:{port}" not in self.allowed_hosts:
+            raise _HttpStatus(403, f"This server does not connect to MCP servers at {host!r} (--mcp-hosts).")
 
     async def list_tools(self, command: ListMcpTools) -> AsyncIterator[object]:
         try:
@@ -88,6 +121,7 @@ class McpClient:
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
 
+        self._check(server.url)
         statuses: list[int] = []
 
         async def record(response: Any) -> None:
@@ -106,12 +140,6 @@ class McpClient:
             if statuses:
                 raise _HttpStatus(statuses[0]) from exc
             raise
-
-
-class _HttpStatus(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
 
 
 def _text(result: Any) -> str:
@@ -139,7 +167,7 @@ def _error(exc: BaseException, timeout_s: float, server: McpServer) -> dict[str,
     log.info("MCP server %r failed: %s", server.label, "; ".join(type(e).__name__ for e in leaves))
     for leaf in leaves:
         if isinstance(leaf, _HttpStatus):
-            return http_error(leaf.status, f"The MCP server answered HTTP {leaf.status}.")
+            return http_error(leaf.status, str(leaf))
         if isinstance(leaf, TimeoutError):
             return http_error(504, f"The MCP server did not answer within {timeout_s:g} s.")
         if isinstance(leaf, MCPError):

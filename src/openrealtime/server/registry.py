@@ -30,6 +30,7 @@ from openrealtime.contracts import (
 )
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.engines import DEFAULT_VOICE, EngineSet
+from openrealtime.runtime.mcp_client import McpClient, allowed_hosts
 from openrealtime.runtime.scheduler import ModelWorker
 from openrealtime.runtime.threads import call_at_priority
 from openrealtime.server.settings import Settings
@@ -59,6 +60,7 @@ def load_engines(settings: Settings) -> EngineSet:
         synthesizers=load_synthesizers(settings),
         translators=load_translators(chat),
         noise=load_noise_suppressor(),
+        mcp=McpClient(timeout_s=settings.mcp_timeout_s, allowed_hosts=allowed_hosts(settings.mcp_hosts)),
     )
     yield_to = getattr(chat, "yield_to", None)  # the in-process LLM holds later tokens back for first words
     if yield_to is not None:
