@@ -7,6 +7,7 @@ from typing import Any
 
 from openrealtime.engines.fake import FakeChatModel
 from openrealtime.session.mcp_commands import CallMcpTool
+from tests.conftest import quiet, tone
 from tests.session.mcp_fakes import FakeMcp, make, mcp_tool
 
 
@@ -187,3 +188,18 @@ def test_refused_mcp_fields_are_refused_by_name() -> None:
     assert error["error"]["param"] == "session.tools[0]"
     [error] = driver.send(_update(tools=[{"type": "mcp", "server_label": "x"}]))
     assert "server_url" in error["error"]["message"]
+
+
+def test_a_spoken_turn_answered_in_its_pause_calls_the_mcp_tool() -> None:
+    chat = FakeChatModel("Sunny.")
+    _, driver = make(chat=chat)
+    vad = {"type": "server_vad", "silence_duration_ms": 500}
+    tools = [mcp_tool(require_approval="never")]
+    driver.send(_update(tools=tools, tool_choice="required", audio={"input": {"turn_detection": vad}}))
+    driver.append(tone(2200))
+    assert driver.append(quiet(200)) is not None  # the pause: the answer starts, unseen
+    assert [t.name for t in chat.requests[-1].tools] == ["get_weather", "delete_all"]
+    events = driver.append(quiet(600))
+    assert "response.mcp_call.completed" in types(events)
+    done = next(e for e in events if e["type"] == "response.done")["response"]
+    assert [o["type"] for o in done["output"]] == ["mcp_call", "message"]

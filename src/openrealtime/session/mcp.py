@@ -155,6 +155,13 @@ class McpServers:
                     out[tool.name] = McpBinding(listing.server, tool, needs_approval(config, tool))
         return out
 
+    def unanswered(self, entries: list[Entry]) -> bool:
+        """Whether ``entries`` hold an answer to an approval request not acted on yet."""
+        return any(
+            e.item.get("type") == "mcp_approval_response" and e.item.get("approval_request_id") not in self.answered
+            for e in entries
+        )
+
     def approved(self, entries: list[Entry]) -> list[tuple[Entry, McpBinding]]:
         """The calls the client approved in ``entries`` and no response has made yet (each answer,
         approval or not, is acted on once)."""

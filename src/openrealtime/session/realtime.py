@@ -455,7 +455,10 @@ class RealtimeSession(SessionShell):
             return
         if self._barge.pending is not None:
             return  # speech over the assistant, not yet judged an interruption
+        if self.mcp.listing(self.config.tools) or self.mcp.unanswered(list(self.conversation)):
+            return  # the answer waits for an MCP server's tools, or makes the calls the client approved
         response = new_response(self.config, None, self.conversation, ids=self._ids, speculative=True)
+        response.mcp_tools = self.mcp.bindings(response.tools)
         pending = Entry(
             item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": may_end.text}]}
         )
