@@ -8,16 +8,19 @@ bundled SmolLM2 seldom calls a tool on its own, so no test relies on that.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
+from openrealtime.bench.speech import silence, speak
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
 from openrealtime.server.settings import Settings
-from tests.conftest import TIMEOUT_S
+from tests.conftest import TIMEOUT_S, pcm
 from tests.mcp_server import running_mcp_server
 
 pytestmark = pytest.mark.real
@@ -62,3 +65,28 @@ async def test_the_model_calls_the_mcp_tool_and_speaks_its_result(real_engines: 
     answer = message.content[0].transcript.lower()
     assert "sunny" in answer or "21" in answer, answer  # the answer is built on the tool's result
     assert any(e.type == "response.output_audio.delta" for e in events)
+
+
+async def test_a_spoken_question_is_answered_with_the_mcp_tools_result(real_engines: EngineSet) -> None:
+    """A voice turn: heard, answered in its pause (speculatively) with the MCP call made after the
+    commit, and the spoken answer built on the tool's result."""
+    async with running_mcp_server() as (mcp_url, _), running_server(Settings(port=0), engines=real_engines) as url:
+        client = AsyncOpenAI(api_key="sk-local", websocket_base_url=f"{url}/v1")
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            tool = {"type": "mcp", "server_label": "weather", "server_url": mcp_url, "require_approval": "never"}
+            vad = {"type": "server_vad", "silence_duration_ms": 400}
+            session = {"type": "realtime", "tools": [tool], "tool_choice": "required"}
+            await conn.session.update(session={**session, "audio": {"input": {"turn_detection": vad}}})
+            await until(conn, "mcp_list_tools.completed")
+            audio = np.concatenate([silence(300), speak("What is the weather in Paris?"), silence(1500)])
+            for i in range(0, audio.size, 2400):
+                chunk = base64.b64encode(pcm(audio[i : i + 2400])).decode()
+                await conn.input_audio_buffer.append(audio=chunk)
+                await asyncio.sleep(0.01)
+            events = await until(conn, "response.done")
+    done = events[-1].response
+    assert done.status == "completed", done.status_details
+    assert [o.type for o in done.output] == ["mcp_call", "message"]
+    assert done.output[0].output.startswith("Sunny in ")
+    answer = done.output[1].content[0].transcript.lower()
+    assert "sunny" in answer or "21" in answer, answer
