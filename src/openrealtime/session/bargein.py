@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from openrealtime.session.commands import HoldPlayback
+from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.signals import Output
+from openrealtime.session.turns import Turn
 
 BargeInMode = Literal["immediate", "adaptive"]
 BARGE_IN_MODES: tuple[BargeInMode, ...] = ("immediate", "adaptive")
@@ -188,6 +190,15 @@ class BargeIn:
         self.pending = Judgement(item_id, held=hold)
         self.dismissed = None
         return [HoldPlayback(True)] if hold else []
+
+    def judge_turn(self, turn: Turn, position: int) -> Verdict:
+        """Judge the pending speech, ``turn``, at input position ``position``: its newest decode, or in a
+        pause its speculative final, as the last word."""
+        assert self.pending is not None
+        self.pending.speech_ms = speech_ms(turn.onset, turn.pause_start, position, ENGINE_RATE_HZ)
+        paused = turn.pause_start is not None and turn.final_result is not None
+        text = turn.final_result if paused and turn.final_result is not None else turn.heard
+        return judge(self.pending.speech_ms, text, final=paused)
 
     def interrupted(self) -> Judgement | None:
         """The speech was judged an interruption: the judgement ends (the caller cancels and clears)."""

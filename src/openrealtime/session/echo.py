@@ -24,10 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from openrealtime.audio.codec import AudioOut
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import EMPTY, Samples
+from openrealtime.protocol import server_events as se
+from openrealtime.session.commands import HoldPlayback, PlayAudio
 
 RATE_HZ = 16_000  # the input timeline's rate (the VAD's and ASR's)
+PLAYBACK_RATE_HZ = 24_000  # what PlayAudio carries
 FRAME = RATE_HZ // 100  # AEC3 works in 10 ms frames
 KEEP_BEHIND_S = 1  # reference audio kept behind the input's position (the AEC looks back itself)
 # After the reference falls silent its echo still comes back (the room's delay and reverberation, the
@@ -135,6 +139,22 @@ class EchoCanceller:
         whole = near.size - near.size % FRAME
         self._pending = near[whole:]
         return self._cancel(near[:whole])
+
+    def heard(self, outputs: list[Any]) -> None:
+        """Place what the listener hears of a session's ``outputs``: speech sent (a call's ``PlayAudio``,
+        a WebSocket's audio deltas) plays after what is queued; a call's hold moves the rest."""
+        now = self.position
+        for output in outputs:
+            if isinstance(output, PlayAudio):
+                self.reference.play(output.samples, PLAYBACK_RATE_HZ, now=now)
+            elif isinstance(output, se.OutputAudioDelta) and isinstance(output.audio, AudioOut):
+                self.reference.play(output.audio.samples, output.audio.rate_hz, now=now)
+            elif isinstance(output, HoldPlayback):
+                (self.reference.hold if output.held else self.reference.release)(now=now)
+
+    def silenced(self) -> None:
+        """The listener stopped hearing the answer now (barge-in, a clear, a truncate, a cancel)."""
+        self.reference.cut(now=self.position)
 
     def flush(self) -> Samples:
         """Everything still held (a commit must hold every sample sent), the last frame padded."""

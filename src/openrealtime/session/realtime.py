@@ -23,17 +23,16 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-from openrealtime.audio.codec import AudioFormat, AudioOut
+from openrealtime.audio.codec import AudioFormat
 from openrealtime.contracts import ChatRequest
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import RealtimeSessionConfig, SemanticVad, ServerVad
-from openrealtime.session.bargein import BargeIn, BargeInMode, Verdict, judge, speech_ms
+from openrealtime.session.bargein import BargeIn, BargeInMode, Verdict, judge
 from openrealtime.session.commands import (
     AudioIn,
     EngineResult,
-    HoldPlayback,
     JobFailed,
     PlayAudio,
     PlaybackResult,
@@ -45,7 +44,6 @@ from openrealtime.session.commands import (
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.echo import RATE_HZ as ECHO_RATE_HZ
 from openrealtime.session.echo import EchoCanceller
-from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.items import RecentAudio, created_item, item_transcription, no_images, user_audio_item
 from openrealtime.session.logprobs import wants_logprobs
@@ -58,7 +56,6 @@ from openrealtime.session.response import Response
 from openrealtime.session.responses import ResponseWriter
 from openrealtime.session.shell import SessionEngines, SessionShell, session_body, session_update
 from openrealtime.session.signals import Output, Signal, SpeechStarted, TranscriptFinal, TurnCommitted, TurnMayEnd
-from openrealtime.session.speech_out import OUTPUT_RATE_HZ as PLAYBACK_RATE_HZ
 from openrealtime.session.transcription import SessionInfo
 from openrealtime.session.turns import ms_to_samples
 
@@ -365,22 +362,13 @@ class RealtimeSession(SessionShell):
         return event
 
     def _heard(self, outputs: list[Output]) -> list[Output]:
-        """Tell the echo reference what the listener hears of ``outputs`` (speech sent, a hold)."""
         if self._echo is not None:
-            now = self._echo.position
-            for output in outputs:
-                if isinstance(output, PlayAudio):
-                    self._echo.reference.play(output.samples, PLAYBACK_RATE_HZ, now=now)
-                elif isinstance(output, se.OutputAudioDelta) and isinstance(output.audio, AudioOut):
-                    self._echo.reference.play(output.audio.samples, output.audio.rate_hz, now=now)
-                elif isinstance(output, HoldPlayback):
-                    (self._echo.reference.hold if output.held else self._echo.reference.release)(now=now)
+            self._echo.heard(outputs)  # where the listener hears them: the echo canceller's reference
         return outputs
 
     def _silenced(self) -> None:
-        """The listener stopped hearing the answer now (barge-in, a clear, a truncate)."""
         if self._echo is not None:
-            self._echo.reference.cut(now=self._echo.position)
+            self._echo.silenced()
 
     def _judge_barge_in(self) -> None:
         """Judge the speech over the assistant again: it grew, or new words of it came."""
@@ -391,10 +379,7 @@ class RealtimeSession(SessionShell):
         if turn is None or turn.item_id != pending.item_id:
             self._take(self._heard(self._barge.dismiss()))  # the turn was cleared: nothing was said
             return
-        pending.speech_ms = speech_ms(turn.onset, turn.pause_start, self.buffer.buffer.end, ENGINE_RATE_HZ)
-        paused = turn.pause_start is not None and turn.final_result is not None
-        text = turn.final_result if paused and turn.final_result is not None else turn.heard
-        self._settle_barge_in(judge(pending.speech_ms, text, final=paused))
+        self._settle_barge_in(self._barge.judge_turn(turn, self.buffer.buffer.end))
 
     def _settle_barge_in(self, verdict: Verdict) -> None:
         if verdict is Verdict.UNDECIDED:
