@@ -203,3 +203,11 @@ def test_a_spoken_turn_answered_in_its_pause_calls_the_mcp_tool() -> None:
     assert "response.mcp_call.completed" in types(events)
     done = next(e for e in events if e["type"] == "response.done")["response"]
     assert [o["type"] for o in done["output"]] == ["mcp_call", "message"]
+
+
+def test_two_servers_with_one_label_are_refused() -> None:
+    _, driver = make()
+    [error] = driver.send(_update(tools=[mcp_tool(), mcp_tool(server_url="http://other.test/mcp")]))
+    assert error["error"]["code"] == "invalid_value"
+    assert error["error"]["param"] == "session.tools"
+    assert "server_label of its own" in error["error"]["message"]

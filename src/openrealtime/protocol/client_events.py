@@ -9,8 +9,8 @@ from pydantic import Field
 from openrealtime.protocol.config import (
     MaxOutputTokens,
     SessionConfig,
-    Tool,
     ToolChoice,
+    Tools,
     TranslationSessionConfig,
     WireModel,
 )
@@ -85,7 +85,7 @@ class ResponseCreateParams(WireModel):
     prompt: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     tool_choice: ToolChoice | None = None
-    tools: list[Tool] | None = None
+    tools: Tools | None = None
 
 
 class ResponseCreate(ClientEvent):

@@ -234,6 +234,17 @@ def _tool_kind(value: Any) -> str:
 
 
 Tool = Annotated[Annotated[FunctionTool, Tag("function")] | Annotated[McpTool, Tag("mcp")], Discriminator(_tool_kind)]
+
+
+def _unique_labels(tools: list[Any]) -> list[Any]:
+    labels = [t.server_label for t in tools if isinstance(t, McpTool)]
+    if len(labels) != len(set(labels)):
+        raise ValueError("mcp:each MCP server in tools needs a server_label of its own.")
+    return tools
+
+
+#: ``tools`` of a session or a response: function tools and MCP servers, each server by its own label.
+Tools = Annotated[list[Tool], AfterValidator(_unique_labels)]
 ToolChoice = Literal["auto", "none", "required"] | NamedToolChoice | McpToolChoice
 
 
@@ -255,7 +266,7 @@ class RealtimeSessionConfig(WireModel):
         default_factory=lambda: list[Literal["audio", "text"]](["audio"])
     )
     instructions: str = ""
-    tools: list[Tool] = Field(default_factory=list)
+    tools: Tools = Field(default_factory=list)
     tool_choice: ToolChoice = "auto"
     max_output_tokens: MaxOutputTokens = "inf"
     tracing: Literal["auto"] | dict[str, Any] | None = None

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0  # one listing or one call, connection and handshake included
 MAX_OUTPUT_CHARS = 64 * 1024  # a tool's output kept for the model and the item; the rest is cut
+MAX_PAGES = 20  # pages of a server's tool list read at most (a server that pages without end)
 UNREACHABLE = 0  # the http_error code of a server that never answered (no HTTP status to report)
 
 
@@ -80,7 +81,7 @@ class McpClient:
     async def list_tools(self, command: ListMcpTools) -> AsyncIterator[object]:
         try:
             async with asyncio.timeout(self.timeout_s):
-                result = await self._exchange(command.server, lambda client: client.list_tools())
+                listed = await self._exchange(command.server, _all_tools)
         except BaseException as exc:
             yield McpToolsListed(command.job_id, error=_error(exc, self.timeout_s, command.server))
             return
@@ -91,7 +92,7 @@ class McpClient:
                 description=tool.description,
                 annotations=tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else None,
             )
-            for tool in result.tools
+            for tool in listed
         )
         yield McpToolsListed(command.job_id, tools=tools)
 
@@ -140,6 +141,19 @@ class McpClient:
             if statuses:
                 raise _HttpStatus(statuses[0]) from exc
             raise
+
+
+async def _all_tools(client: Any) -> list[Any]:
+    """Every page of the server's tools, up to ``MAX_PAGES``."""
+    tools: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        page = await client.list_tools(cursor=cursor)
+        tools += page.tools
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return tools
 
 
 def _text(result: Any) -> str:
