@@ -119,9 +119,6 @@ class McpServers:
             out.append(ListMcpTools(job_id=job_id, server=listing.server))
         return out
 
-    def owns(self, job_id: str) -> bool:
-        return job_id in self._jobs
-
     def on_listed(self, result: McpToolsListed) -> list[Output]:
         label = self._jobs.pop(result.job_id, None)
         listing = self._servers.get(label or "")
