@@ -56,6 +56,20 @@ class McpCalls:
             out.append(self._conversation.added(call.entry))
         return out
 
+    def call_approved(
+        self, response: Response, approved: list[tuple[Entry, McpBinding]], jobs: dict[str, Response]
+    ) -> list[Output]:
+        """Make the calls the client approved (``mcp_approval_response``) before the model's round;
+        once they are answered the model goes on, as after a round that made them."""
+        out: list[Output] = []
+        for request, binding in approved:
+            call = self.open(response, len(response.calls), binding, approval_for=request.id)
+            call.arguments = str(request.item.get("arguments") or "{}")
+            out += self.added(response, call)
+        response.call_base = len(response.calls) - len(approved)
+        response.llm_done = True
+        return out + self.start(response, jobs)
+
     def delta(self, response: Response, call: Call, text: str) -> list[Output]:
         call.arguments += text
         if call.entry.item["type"] != "mcp_call" or not text:

@@ -470,7 +470,7 @@ class RealtimeSession(SessionShell, Interruptions):
         response.mcp_tools = self.mcp.bindings(response.tools)
         approved = self.mcp.approved(entries)
         if approved:
-            self._respond(self.writer.call_approved(response, approved))
+            self._respond(self.writer.mcp.call_approved(response, approved, self.writer.jobs))
             return
         self._take(self.writer.generate(response, self._chat_request(response, entries)))
 

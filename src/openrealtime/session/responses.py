@@ -44,7 +44,6 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.conversation import Conversation, Entry, SpokenClause
 from openrealtime.session.ids import Ids
-from openrealtime.session.mcp import McpBinding
 from openrealtime.session.mcp_calls import McpCalls, goes_on, pending, running
 from openrealtime.session.mcp_commands import McpToolCalled
 from openrealtime.session.response import (
@@ -154,17 +153,6 @@ class ResponseWriter:
                 error = {"type": "server_error", "code": code, "message": message}
                 return self.finish(response, ResponseState.FAILED, {"type": "failed", "error": error})
         return []
-
-    def call_approved(self, response: Response, approved: list[tuple[Entry, McpBinding]]) -> list[Output]:
-        """Make the MCP calls the client approved (``mcp_approval_response``) before the model's round."""
-        out: list[Output] = []
-        for request, binding in approved:
-            call = self.mcp.open(response, len(response.calls), binding, approval_for=request.id)
-            call.arguments = str(request.item.get("arguments") or "{}")
-            out += self.mcp.added(response, call)
-        response.call_base = len(response.calls) - len(approved)
-        response.llm_done = True  # as after a round that made these calls: the model goes on after them
-        return out + self.mcp.start(response, self.jobs)
 
     def _after_calls(self, response: Response) -> list[Output]:
         """The round's MCP calls answered: the model goes on with their results, or the response ends."""
