@@ -36,6 +36,7 @@ _ITEM_CHANGES = (
     se.TranscriptionFailed,
     se.OutputItemDone,
 )
+WRITE_TIMEOUT_S = 5.0  # a store that does not answer in this long fails the write (logged); the session goes on
 _PARTIALS = (se.OutputAudioTranscriptDelta, se.OutputTextDelta)
 
 
@@ -73,6 +74,7 @@ class Recorder:
         self._saved_audio = set(saved_audio or ())
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.writes = 0
         self.failures = 0
 
@@ -160,7 +162,8 @@ class Recorder:
         and counted, and the session goes on."""
         change = self.change()
         try:
-            await self._store.save(self.session_id, change, self._ttl_s)
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                await self._store.save(self.session_id, change, self._ttl_s)
             self.writes += 1
         except Exception:
             self.failures += 1
@@ -171,20 +174,25 @@ class Recorder:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        """Stop, after the last write (the one that keeps the state for the grace window)."""
+        """Stop, after the last write (the one that keeps the state for the grace window).
+
+        The writer is told to stop, not cancelled: a write under way finishes (a cancelled one could
+        leave half a change in the store), and Python 3.11's ``wait_for`` could swallow the cancel."""
+        self._closing = True
+        self._dirty.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         await self.commit()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=self._ttl_s / 2)
+                async with asyncio.timeout(self._ttl_s / 2):
+                    await self._dirty.wait()
             self._dirty.clear()
-            await self.commit()
+            if not self._closing:
+                await self.commit()
 
 
 def _with_partial(item: dict[str, Any], text: str) -> dict[str, Any]:

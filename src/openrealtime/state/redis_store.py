@@ -14,6 +14,7 @@ from typing import Any
 from openrealtime.state.records import SessionState, StateChange
 
 KEY_PREFIX = "openrealtime:"
+SOCKET_TIMEOUT_S = 2.0  # a Redis that does not answer in this long fails the call
 _PARTS = ("meta", "order", "items", "audio")
 
 
@@ -31,7 +32,10 @@ class RedisStateStore:
     def from_url(cls, url: str) -> RedisStateStore:
         import redis.asyncio as redis
 
-        return cls(redis.Redis.from_url(url, decode_responses=False))
+        client = redis.Redis.from_url(
+            url, decode_responses=False, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
+        )
+        return cls(client)
 
     async def ping(self) -> bool:
         """Whether the Redis answers (the server checks it at start-up)."""
