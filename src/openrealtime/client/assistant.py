@@ -46,6 +46,7 @@ from openrealtime.client.connection import RealtimeConnection
 from openrealtime.client.history import ConversationHistory
 from openrealtime.client.playback import MS_PER_S, ClockPlayer, Player, interrupt
 from openrealtime.client.requests import PendingRequests
+from openrealtime.client.resume import NOT_RESUMABLE, resume_url, resumed, taken_over_error
 from openrealtime.client.tools import ToolRegistry
 from openrealtime.client.turns import (
     Action,
@@ -128,26 +129,49 @@ class CallAudio:
 
 
 async def connect(
-    options: AssistantOptions, call_audio: CallAudio | None = None
+    options: AssistantOptions, call_audio: CallAudio | None = None, *, resume: str | None = None
 ) -> RealtimeConnection | CallConnection:
-    """A new connection to ``options.url``: a WebSocket, or a WebRTC call (``transport="webrtc"``)."""
+    """A new connection to ``options.url``: a WebSocket, or a WebRTC call (``transport="webrtc"``);
+    ``resume``: the id of a session to ask back (WebSocket only, :mod:`~openrealtime.client.resume`)."""
     if options.transport == "webrtc":
         from openrealtime.client.call import CallConnection
 
         on_audio = call_audio.on_audio if call_audio is not None else None
         return await CallConnection.connect(options.url, api_key=options.api_key, on_audio=on_audio)
-    return await RealtimeConnection.connect(options.url, api_key=options.api_key)
+    url = resume_url(options.url, resume) if resume is not None else options.url
+    return await RealtimeConnection.connect(url, api_key=options.api_key)
 
 
 async def open_session(
     options: AssistantOptions, update: dict[str, Any], turns: TurnTaking, call_audio: CallAudio | None = None
 ) -> RealtimeConnection | CallConnection:
-    """Connect, configure with ``update`` (``session.update``), and replay the conversation into it.
+    """Connect, configure with ``update`` (``session.update``), and carry the conversation over: the
+    same session asked back when there was one (our server resumes it: nothing to replay), else its
+    items replayed into the new session (:mod:`~openrealtime.client.resume`).
 
     Raises:
         ProtocolError: If the server refuses the configuration.
     """
-    conn = await connect(options, call_audio)
+    previous = turns.session.get("id") if options.transport != "webrtc" else None
+    if isinstance(previous, str) and previous:
+        try:
+            return await _configured(options, update, turns, call_audio, resume=previous)
+        except ProtocolError as exc:
+            if exc.code not in NOT_RESUMABLE:
+                raise
+            log.info("session %s cannot be resumed (%s); opening a new one", previous, exc.code)
+    return await _configured(options, update, turns, call_audio)
+
+
+async def _configured(
+    options: AssistantOptions,
+    update: dict[str, Any],
+    turns: TurnTaking,
+    call_audio: CallAudio | None,
+    *,
+    resume: str | None = None,
+) -> RealtimeConnection | CallConnection:
+    conn = await connect(options, call_audio, resume=resume)
     try:
         async with asyncio.timeout(CONFIGURE_TIMEOUT_S):
             await conn.send(update)
@@ -161,8 +185,9 @@ async def open_session(
                 if isinstance(event, se.SessionCreated):
                     turns.on_session(event)
             turns.on_session(event)
-        for replay in turns.history.replay_events():
-            await conn.send(replay)
+        if not resumed(turns.session, resume):  # a new session: the conversation is replayed into it
+            for replay in turns.history.replay_events():
+                await conn.send(replay)
     except BaseException:
         await conn.close()
         raise
@@ -436,8 +461,17 @@ class Assistant:
         while True:
             conn = self._conn
             assert conn is not None
+            taken_over = False
             async for event in conn:  # ends quietly when the socket closes
+                if taken_over_error(event):
+                    # Our own move resumed the session on a new connection; else another client did
+                    # (then this one lets it go instead of taking it back).
+                    taken_over = not self._reconnect_lock.locked()
+                    continue
                 await self._handle(event, loop.time())
+            if taken_over:
+                log.warning("another connection resumed this session; this assistant stops")
+                return
             if self._closing:
                 return
             if conn is self._conn:
