@@ -303,6 +303,10 @@ def _bench(args: argparse.Namespace) -> int:
             )
             return 2
         return run_overhead_bench(out_dir=out, appends=args.appends)
+    if args.kind == "state":  # --url is the state store here (memory:// by default, or redis://)
+        from openrealtime.bench.state import run_state_bench
+
+        return run_state_bench(url=args.url, out_dir=out, turns=args.turns)
     from openrealtime.bench.target import SERVER_ERRORS
 
     key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
@@ -428,6 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not remove the server's own voice from the input (on when pywebrtc-audio is installed)",
     )
     serve.add_argument(
+        "--state-url",
+        default=None,
+        help="where resumable sessions' state lives: memory:// (default) or redis://host:port/db",
+    )
+    serve.add_argument(
+        "--resume-grace-s", type=int, default=None, help="how long a lost session can be resumed (default 900)"
+    )
+    serve.add_argument(
         "--idle-timeout-s",
         type=int,
         default=None,
@@ -541,7 +553,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure latency and accuracy")
     bench.add_argument(
         "kind",
-        choices=["transcription", "assistant", "turns", "translation", "load", "overhead", "abuse", "soak", "calls"],
+        choices=[
+            "transcription",
+            "assistant",
+            "turns",
+            "translation",
+            "load",
+            "overhead",
+            "abuse",
+            "soak",
+            "calls",
+            "state",
+        ],
     )
     bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
     bench.add_argument(

@@ -78,7 +78,7 @@ from openrealtime.server.sessions import (
 from openrealtime.server.settings import Settings
 from openrealtime.server.web_app import WebApp
 from openrealtime.state.recorder import Recorder
-from openrealtime.state.store import StateStore, open_store
+from openrealtime.state.store import StateStore, check_store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -438,6 +438,7 @@ def create_app(
             server.engines = await asyncio.to_thread(engine_loader, server.settings)
             log.info("engines loaded in %.2f s", time.perf_counter() - started)
         server.observe_stages(server.engines)
+        await check_store(server.state)  # a --state-url that does not answer stops the start-up
         server.loop_lag.start()
         try:
             yield

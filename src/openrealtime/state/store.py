@@ -108,6 +108,21 @@ class MemoryStateStore:
             del self._held[session_id]
 
 
+class StoreUnavailable(RuntimeError):
+    """The store named by ``--state-url`` does not answer."""
+
+
+async def check_store(store: StateStore) -> None:
+    """Raise :class:`StoreUnavailable` unless ``store`` answers (a store without ``ping`` always does)."""
+    ping = getattr(store, "ping", None)
+    if ping is None:
+        return
+    try:
+        await ping()
+    except Exception as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
 def open_store(url: str | None) -> StateStore:
     """The store a ``--state-url`` names: ``None`` or ``memory://`` for this process's memory,
     ``redis://host:port/db`` (or ``rediss://``, ``unix://``) for Redis.
