@@ -245,3 +245,35 @@ async def test_the_lifetime_cap_closes_as_openai_and_the_session_resumes_past_it
             assert again.session.id == created.session.id
             assert again.session.expires_at > created.session.expires_at
             assert (await retrieve(conn, before[0])).type == "conversation.item.retrieved"
+
+
+@pytest.mark.parametrize(
+    ("path", "config"),
+    [
+        (
+            "/v1/realtime?intent=transcription",
+            {"type": "transcription", "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}}},
+        ),
+        ("/v1/realtime/translations?model=gpt-realtime-translate", {"audio": {"output": {"language": "es"}}}),
+    ],
+)
+async def test_transcription_and_translation_sessions_resume_with_their_config(
+    engines: EngineSet, path: str, config: dict[str, Any]
+) -> None:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    kind = "session.update"
+    async with running_server(Settings(port=0, api_key=KEY), engines=engines) as url:
+        async with websockets.connect(url + path, additional_headers=headers) as ws:
+            created = json.loads(await ws.recv())["session"]
+            await ws.send(json.dumps({"type": kind, "session": config}))
+            updated = json.loads(await ws.recv())
+            assert updated["type"] == "session.updated", updated
+        await asyncio.sleep(0.05)
+        base = path.split("?")[0]
+        async with websockets.connect(f"{url}{base}?session_id={created['id']}", additional_headers=headers) as ws:
+            again = json.loads(await ws.recv())
+    assert again["type"] == "session.created"
+    assert again["session"]["id"] == created["id"]
+    assert {k: v for k, v in again["session"].items() if k != "expires_at"} == {
+        k: v for k, v in updated["session"].items() if k != "expires_at"
+    }
