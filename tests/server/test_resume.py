@@ -20,7 +20,7 @@ from openrealtime.contracts import ChatChunk, ChatRequest
 from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber, ToneSynthesizer, UppercaseTranslator
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.embedded import running_server
-from openrealtime.server.resume import NOT_FOUND_CODE, TAKEN_OVER_CODE
+from openrealtime.server.resume import CLOSE_TAKEN_OVER, NOT_FOUND_CODE, TAKEN_OVER_CODE
 from openrealtime.server.settings import Settings
 from tests.state.redis_server import redis_server
 
@@ -182,6 +182,12 @@ async def test_unknown_or_expired_ids_are_refused_clearly(engines: EngineSet) ->
         assert error["code"] == NOT_FOUND_CODE
 
 
+async def _until_closed(conn: Any, errors: list[Any]) -> None:
+    async for event in conn:
+        if event.type == "error":
+            errors.append(event)
+
+
 async def test_a_resume_takes_over_a_session_still_connected(engines: EngineSet) -> None:
     async with (
         running_server(Settings(port=0, api_key=KEY), engines=engines) as url,
@@ -194,8 +200,12 @@ async def test_a_resume_takes_over_a_session_still_connected(engines: EngineSet)
         resume = {"session_id": session_id}
         async with client.realtime.connect(model="gpt-realtime", extra_query=resume) as new:
             assert (await new.recv()).session.id == session_id
-            errors = [e async for e in old if e.type == "error"]  # until the old one closes
+            errors: list[Any] = []
+            with pytest.raises(websockets.ConnectionClosedError) as closed:
+                await _until_closed(old, errors)
             assert [e.error.code for e in errors] == [TAKEN_OVER_CODE]
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == CLOSE_TAKEN_OVER  # not 1001: the SDK does not come back
             assert (await retrieve(new, before[-1])).item.status == "completed"
 
 
@@ -277,3 +287,28 @@ async def test_transcription_and_translation_sessions_resume_with_their_config(
     assert {k: v for k, v in again["session"].items() if k != "expires_at"} == {
         k: v for k, v in updated["session"].items() if k != "expires_at"
     }
+
+
+async def test_the_sdks_own_reconnection_resumes_when_told_the_session_id(engines: EngineSet) -> None:
+    """The openai SDK reconnects by itself after 1001 (the lifetime cap); its ``on_reconnecting``
+    hook can ask for the session back, and the conversation goes on past the cap."""
+    chat = engines.chat
+    assert isinstance(chat, FakeChatModel)
+    session: dict[str, str] = {}
+
+    def on_reconnecting(event: Any) -> dict[str, Any]:
+        return {"extra_query": {"model": "gpt-realtime", "session_id": session["id"]}}
+
+    settings = Settings(port=0, api_key=KEY, session_lifetime_s=1)
+    async with running_server(settings, engines=engines) as url, sdk(url) as client:
+        manager = client.realtime.connect(model="gpt-realtime", on_reconnecting=on_reconnecting, initial_delay=0.05)
+        async with manager as conn:
+            session["id"] = (await conn.recv()).session.id
+            await conn.session.update(session=TEXT_ONLY)  # type: ignore[arg-type]
+            await ask(conn, "My name is Ada.")
+            async for event in conn:  # the cap's error, then the SDK is connected again
+                if event.type == "session.created":
+                    assert event.session.id == session["id"]
+                    break
+            await ask(conn, "What is my name?")
+    assert [m["role"] for m in chat.requests[-1].messages] == ["system", "user", "assistant", "user"]

@@ -198,10 +198,12 @@ class _MediaAudio:
 
 @dataclass
 class _Expired:
-    """The session reached its maximum duration (``expires_at``), or went idle: ``code`` says which."""
+    """The session reached its maximum duration (``expires_at``), went idle, or was ended from
+    outside (:meth:`Connection.end`): ``code`` says which, ``close_code`` how the socket closes."""
 
     code: str
     message: str
+    close_code: int = 1001
 
 
 def close_reason(text: str) -> str:
@@ -318,12 +320,12 @@ class Connection:
         self._playback_queued += 1
         self._inbox.put_nowait(result)
 
-    def end(self, code: str, message: str) -> None:
+    def end(self, code: str, message: str, close_code: int = 1001) -> None:
         """End the session from outside (another connection resumed it): an ``error`` with ``code``
-        and ``message``, then close 1001 with the message, as at the lifetime cap. Once only."""
+        and ``message``, then close ``close_code`` with the message, as at the lifetime cap. Once only."""
         if not self._ended:
             self._ended = True
-            self._inbox.put_nowait(_Expired(code, message))
+            self._inbox.put_nowait(_Expired(code, message, close_code))
 
     @property
     def outbox_chars(self) -> int:
@@ -495,7 +497,7 @@ class Connection:
             # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
             session.error(ProtocolError(item.message, code=item.code))
             if await self._flush():
-                self._close = CloseConnection(CLOSE_GOING_AWAY, item.message)
+                self._close = CloseConnection(item.close_code, item.message)
             return False
         if isinstance(item, bytes):
             session.error(

@@ -6,7 +6,7 @@ stored config the way a client's ``session.update`` would (:func:`~openrealtime.
 so ``session.created`` shows it, with a new ``expires_at``), and puts its conversation back without
 an event (:func:`~openrealtime.state.restore.restore_into`). No session is held by two live
 connections: a resume of a session still connected to this server ends the old connection first
-(an ``error`` with code ``session_resumed_elsewhere``, then close 1001), and waits for its last write.
+(an ``error`` with code ``session_resumed_elsewhere``, then close 4009), and waits for its last write.
 
 Refused with an ``error`` and close 4000: an id that is not known here (never was, or its grace
 window ran out) as ``session_not_found``; a session of another kind than the route's as
@@ -45,6 +45,9 @@ RESUME_PARAM = "session_id"
 NOT_FOUND_CODE = "session_not_found"
 TAKEN_OVER_CODE = "session_resumed_elsewhere"
 TAKEN_OVER_MESSAGE = "This session was resumed by another connection; this one is closed."
+# Not 1001: clients (the openai SDK among them) reconnect after 1001 on their own, and would take the
+# session back. 4009, in the application's range, is a conflict (as HTTP's 409).
+CLOSE_TAKEN_OVER = 4009
 TAKEOVER_TIMEOUT_S = 10.0  # how long a resume waits for the old connection to end and write its state
 # The stored session object's fields that are the session's, not its config.
 _NOT_CONFIG = ("object", "id", "expires_at")
@@ -53,7 +56,7 @@ _NOT_CONFIG = ("object", "id", "expires_at")
 class Endable(Protocol):
     """A live connection that can be ended from outside (:class:`~openrealtime.runtime.connection.Connection`)."""
 
-    def end(self, code: str, message: str) -> None: ...
+    def end(self, code: str, message: str, close_code: int = ...) -> None: ...
 
 
 @dataclass
@@ -87,7 +90,7 @@ class LiveSessions:
         if live is None:
             return
         log.info("session %s resumed while connected: ending the old connection", session_id)
-        live.connection.end(TAKEN_OVER_CODE, TAKEN_OVER_MESSAGE)
+        live.connection.end(TAKEN_OVER_CODE, TAKEN_OVER_MESSAGE, CLOSE_TAKEN_OVER)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
                 await live.ended.wait()
