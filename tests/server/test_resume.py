@@ -312,3 +312,30 @@ async def test_the_sdks_own_reconnection_resumes_when_told_the_session_id(engine
                     break
             await ask(conn, "What is my name?")
     assert [m["role"] for m in chat.requests[-1].messages] == ["system", "user", "assistant", "user"]
+
+
+async def test_a_resume_on_another_front_door_ends_the_connection_still_open_on_the_first(
+    engines: EngineSet, tmp_path: Path
+) -> None:
+    with redis_server(tmp_path) as redis_url:
+        settings = Settings(port=0, api_key=KEY, state_url=redis_url)
+        async with (
+            running_server(settings, engines=engines) as first,
+            running_server(settings, engines=engines) as second,
+            sdk(first) as client,
+            client.realtime.connect(model="gpt-realtime") as old,
+        ):
+            session_id = (await old.recv()).session.id
+            await old.session.update(session=TEXT_ONLY)  # type: ignore[arg-type]
+            before, _ = await ask(old, "My name is Ada.")
+            async with sdk(second) as other:
+                resume = {"session_id": session_id}
+                async with other.realtime.connect(model="gpt-realtime", extra_query=resume) as new:
+                    assert (await new.recv()).session.id == session_id
+                    errors: list[Any] = []
+                    with pytest.raises(websockets.ConnectionClosedError) as closed:
+                        await _until_closed(old, errors)
+                    assert [e.error.code for e in errors] == [TAKEN_OVER_CODE]
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == CLOSE_TAKEN_OVER
+                    assert (await retrieve(new, before[-1])).item.status == "completed"

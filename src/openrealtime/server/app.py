@@ -64,7 +64,7 @@ from openrealtime.server.minting import (
 from openrealtime.server.origins import OriginGuard, OriginPolicy
 from openrealtime.server.readiness import LoopLag, Readiness, readiness
 from openrealtime.server.registry import load_engines
-from openrealtime.server.resume import LiveSessions, Resumed, resume, resume_param
+from openrealtime.server.resume import LiveSessions, Resumed, SharedOwnership, resume, resume_param
 from openrealtime.server.secrets import MemorySecretStore, SecretStore
 from openrealtime.server.sessions import (
     CLOSE_AUTH,
@@ -152,7 +152,8 @@ class _Server:
         self.settings = settings
         # Resumable sessions (server/resume.py): their state, and which this process holds now.
         self.state = state or open_store(settings.state_url)
-        self.live = LiveSessions()
+        shared = self.state if isinstance(self.state, SharedOwnership) else None
+        self.live = LiveSessions(shared, settings.resume_grace_s)
         self.engines = engines
         self.metrics = Metrics()
         self.secrets = secrets or MemorySecretStore(max_live=settings.max_client_secrets)
@@ -406,13 +407,13 @@ class _Server:
             on_event=on_event,
             on_append=self.metrics.append.observe,
         )
-        self.live.hold(session_id, connection)
+        await self.live.hold(session_id, connection)
         recorder.start()
         try:
             await connection.run()
         finally:
             await recorder.close()  # the last write, which a resume of this session waits for
-            self.live.release(session_id, connection)
+            await self.live.release(session_id, connection)
             self.admission.release(kind)
             self.metrics.active.add(-1, kind=kind.value)
             log.info("session %s closed", session.info.session_id)
@@ -439,11 +440,13 @@ def create_app(
             log.info("engines loaded in %.2f s", time.perf_counter() - started)
         server.observe_stages(server.engines)
         await check_store(server.state)  # a --state-url that does not answer stops the start-up
+        server.live.start()
         server.loop_lag.start()
         try:
             yield
         finally:
             await server.calls.close()
+            await server.live.stop()
             await server.state.close()
             server.loop_lag.stop()
             if engines is None:  # engines passed in (tests, embedding) are the caller's to close

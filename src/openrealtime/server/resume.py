@@ -5,8 +5,9 @@ A resume opens a new sans-I/O session with the stored session's id, kind and mod
 stored config the way a client's ``session.update`` would (:func:`~openrealtime.server.sessions.configured`,
 so ``session.created`` shows it, with a new ``expires_at``), and puts its conversation back without
 an event (:func:`~openrealtime.state.restore.restore_into`). No session is held by two live
-connections: a resume of a session still connected to this server ends the old connection first
-(an ``error`` with code ``session_resumed_elsewhere``, then close 4009), and waits for its last write.
+connections: a resume of a session still connected ends the old connection first (an ``error`` with
+code ``session_resumed_elsewhere``, then close 4009), on this server or, with a shared store, on
+another, and waits for its last write.
 
 Refused with an ``error`` and close 4000: an id that is not known here (never was, or its grace
 window ran out) as ``session_not_found``; a session of another kind than the route's as
@@ -19,8 +20,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol.codec import SessionKind
@@ -35,6 +37,7 @@ from openrealtime.server.sessions import (
     parse_session_config,
 )
 from openrealtime.server.settings import Settings
+from openrealtime.session.ids import Ids
 from openrealtime.state.records import SessionState
 from openrealtime.state.restore import restore_into
 from openrealtime.state.store import StateStore
@@ -49,6 +52,7 @@ TAKEN_OVER_MESSAGE = "This session was resumed by another connection; this one i
 # session back. 4009, in the application's range, is a conflict (as HTTP's 409).
 CLOSE_TAKEN_OVER = 4009
 TAKEOVER_TIMEOUT_S = 10.0  # how long a resume waits for the old connection to end and write its state
+TAKEOVER_POLL_S = 0.05  # how often a resume looks whether another server has let the session go
 # The stored session object's fields that are the session's, not its config.
 _NOT_CONFIG = ("object", "id", "expires_at")
 
@@ -65,35 +69,105 @@ class _Live:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class LiveSessions:
-    """The sessions this process holds a connection for, by id: a resume takes one over."""
+@runtime_checkable
+class SharedOwnership(Protocol):
+    """Who holds each session, shared by the servers on one store (Redis: ``state/redis_store.py``)."""
 
-    def __init__(self) -> None:
+    async def claim(self, session_id: str, owner: str, ttl_s: float) -> None: ...
+
+    async def release(self, session_id: str, owner: str) -> None: ...
+
+    async def owner_of(self, session_id: str) -> str | None: ...
+
+    async def ask_release(self, owner: str, session_id: str) -> None: ...
+
+    async def listen(self, owner: str, on_request: Callable[[str], None]) -> None: ...
+
+
+class LiveSessions:
+    """The sessions this server holds a connection for, by id: a resume takes one over.
+
+    With a store that servers share (Redis), each held session is also claimed there under this
+    server's id, so a resume on another server asks this one to end its connection (and waits until
+    it has let go, or ``TAKEOVER_TIMEOUT_S``: a server that died holds nothing)."""
+
+    def __init__(self, shared: SharedOwnership | None = None, ttl_s: float = 900.0) -> None:
         self._live: dict[str, _Live] = {}
+        self._shared = shared
+        self._ttl_s = ttl_s
+        self.server_id = Ids().new("door")
+        self._listener: asyncio.Task[None] | None = None
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._live
 
-    def hold(self, session_id: str, connection: Endable) -> None:
-        self._live[session_id] = _Live(connection)
+    def start(self) -> None:
+        """Listen for other servers' takeovers (with a shared store)."""
+        if self._shared is not None:
+            self._listener = asyncio.get_running_loop().create_task(self._shared.listen(self.server_id, self._end))
 
-    def release(self, session_id: str, connection: Endable) -> None:
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def hold(self, session_id: str, connection: Endable) -> None:
+        self._live[session_id] = _Live(connection)
+        if self._shared is not None:
+            with _logged("claim", session_id):
+                await self._shared.claim(session_id, self.server_id, self._ttl_s)
+
+    async def release(self, session_id: str, connection: Endable) -> None:
         """The connection ended and its state is written: a resume waiting on it may go on."""
         live = self._live.get(session_id)
-        if live is not None and live.connection is connection:
-            del self._live[session_id]
-            live.ended.set()
+        if live is None or live.connection is not connection:
+            return
+        if self._shared is not None:
+            with _logged("release", session_id):
+                await self._shared.release(session_id, self.server_id)
+        del self._live[session_id]
+        live.ended.set()
+
+    def _end(self, session_id: str) -> None:
+        live = self._live.get(session_id)
+        if live is not None:
+            log.info("session %s resumed on another server: ending its connection here", session_id)
+            live.connection.end(TAKEN_OVER_CODE, TAKEN_OVER_MESSAGE, CLOSE_TAKEN_OVER)
 
     async def take_over(self, session_id: str) -> None:
-        """End the connection holding ``session_id``, if any, and wait until it has let go."""
+        """End the connection holding ``session_id``, here or on another server, and wait until it
+        has let go."""
         live = self._live.get(session_id)
-        if live is None:
+        if live is not None:
+            log.info("session %s resumed while connected: ending the old connection", session_id)
+            self._end(session_id)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
+                    await live.ended.wait()
+        if self._shared is not None:
+            with _logged("take over", session_id):
+                await self._take_over_elsewhere(self._shared, session_id)
+
+    async def _take_over_elsewhere(self, shared: SharedOwnership, session_id: str) -> None:
+        owner = await shared.owner_of(session_id)
+        if owner is None or owner == self.server_id:
             return
-        log.info("session %s resumed while connected: ending the old connection", session_id)
-        live.connection.end(TAKEN_OVER_CODE, TAKEN_OVER_MESSAGE, CLOSE_TAKEN_OVER)
+        await shared.ask_release(owner, session_id)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
-                await live.ended.wait()
+                while await shared.owner_of(session_id) == owner:  # noqa: ASYNC110 - it lets go in Redis
+                    await asyncio.sleep(TAKEOVER_POLL_S)
+
+
+@contextlib.contextmanager
+def _logged(what: str, session_id: str) -> Iterator[None]:
+    """A shared store's failure is logged; the session goes on (held here only)."""
+    try:
+        yield
+    except Exception:
+        log.exception("%s of session %s in the shared store failed", what, session_id)
 
 
 @dataclass(frozen=True)
