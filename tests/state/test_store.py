@@ -118,3 +118,20 @@ def test_open_store_refuses_other_schemes() -> None:
     assert isinstance(open_store("memory://"), MemoryStateStore)
     with pytest.raises(ValueError, match="state-url"):
         open_store("postgres://x")
+
+
+async def test_the_memory_store_is_bounded_in_bytes_too() -> None:
+    store = MemoryStateStore(max_bytes=5_000)
+    for name in ("sess_a", "sess_b"):
+        await store.save(name, _first_write(), ttl_s=60)
+    assert 0 < store.bytes < 5_000
+    big = StateChange(audio={"item_1": b"\0" * 4_000})
+    await store.save("sess_c", _first_write(), ttl_s=60)
+    await store.save("sess_c", big, ttl_s=60)
+    assert store.bytes <= 5_000
+    assert await store.load("sess_a") is None  # the oldest went first
+    assert await store.load("sess_c") is not None
+    await store.save("sess_c", StateChange(removed=["item_1"]), ttl_s=60)
+    await store.delete("sess_c")
+    await store.delete("sess_b")
+    assert store.bytes == 0

@@ -17,6 +17,9 @@ from typing import Protocol
 from openrealtime.state.records import SessionState, StateChange
 
 DEFAULT_MAX_SESSIONS = 10_000  # sessions a memory store keeps at once; the oldest written is dropped past it
+# Bytes a memory store keeps in all (text and audio); past it the sessions written longest ago go
+# first. A session keeps up to 60 s of turn audio, 1.9 MB of PCM16: 256 sessions' worth at most.
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 _SWEEP_EVERY = 256  # writes between two sweeps of expired sessions
 
 
@@ -44,6 +47,7 @@ class _Held:
     items: dict[str, str] = field(default_factory=dict)
     audio: dict[str, bytes] = field(default_factory=dict)
     deadline: float = 0.0
+    size: int = 0  # characters of text and bytes of audio held
 
 
 class MemoryStateStore:
@@ -51,12 +55,22 @@ class MemoryStateStore:
 
     Args:
         max_sessions: Sessions kept at once; past it the one written longest ago is dropped.
+        max_bytes: Text and audio kept in all; past it the sessions written longest ago are dropped
+            (never the one being written).
         clock: Monotonic seconds (a test clock in tests).
     """
 
-    def __init__(self, *, max_sessions: int = DEFAULT_MAX_SESSIONS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._held: dict[str, _Held] = {}  # insertion order = least recently written first
         self._max = max_sessions
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._clock = clock
         self._writes = 0
 
@@ -70,42 +84,60 @@ class MemoryStateStore:
         """:meth:`save`, without the coroutine (the memory store never waits)."""
         held = self._held.pop(session_id, None) or _Held()
         self._held[session_id] = held  # moved last: the most recently written
+        before = held.size
         if change.meta is not None:
+            held.size += len(change.meta) - len(held.meta or "")
             held.meta = change.meta
         if change.order is not None:
+            held.size += len(change.order) - len(held.order or "")
             held.order = change.order
-        held.items.update(change.items)
-        held.audio.update(change.audio)
+        for item_id, text in change.items.items():
+            held.size += len(text) - len(held.items.get(item_id, ""))
+            held.items[item_id] = text
+        for item_id, data in change.audio.items():
+            held.size += len(data) - len(held.audio.get(item_id, b""))
+            held.audio[item_id] = data
         for item_id in change.removed:
-            held.items.pop(item_id, None)
-            held.audio.pop(item_id, None)
+            held.size -= len(held.items.pop(item_id, "")) + len(held.audio.pop(item_id, b""))
+        self._bytes += held.size - before
         held.deadline = self._clock() + ttl_s
         self._writes += 1
         if self._writes % _SWEEP_EVERY == 0:
             self._sweep()
-        while len(self._held) > self._max:
-            del self._held[next(iter(self._held))]
+        while len(self._held) > 1 and (len(self._held) > self._max or self._bytes > self._max_bytes):
+            self._drop(next(iter(self._held)))
 
     async def load(self, session_id: str) -> SessionState | None:
         held = self._held.get(session_id)
         if held is None or held.meta is None:
             return None
         if held.deadline <= self._clock():
-            del self._held[session_id]
+            self._drop(session_id)
             return None
         items: dict[str, str | bytes] = dict(held.items)
         return SessionState.decode(session_id, held.meta, held.order, items, dict(held.audio))
 
     async def delete(self, session_id: str) -> None:
-        self._held.pop(session_id, None)
+        self._drop(session_id)
 
     async def close(self) -> None:
         self._held.clear()
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """Text and audio held now."""
+        return self._bytes
+
+    def _drop(self, session_id: str) -> None:
+        held = self._held.pop(session_id, None)
+        if held is not None:
+            self._bytes -= held.size
 
     def _sweep(self) -> None:
         now = self._clock()
         for session_id in [s for s, h in self._held.items() if h.deadline <= now]:
-            del self._held[session_id]
+            self._drop(session_id)
 
 
 class StoreUnavailable(RuntimeError):
