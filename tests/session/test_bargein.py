@@ -376,3 +376,17 @@ def test_nothing_is_judged_without_interrupt_response_and_a_cleared_turn_release
     driver.pump()
     assert [c for c in recording.commands if isinstance(c, HoldPlayback)] == [HoldPlayback(True), HoldPlayback(False)]
     assert session._barge.pending is None
+
+
+def test_under_semantic_vad_a_backchannel_is_let_go_in_its_pause_not_at_the_turns_end() -> None:
+    session, recording, driver = make(BACKCHANNEL, call=True)
+    td = {"type": "semantic_vad", "eagerness": "low", "barge_in": "adaptive"}  # the turn may wait 8 s to end
+    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": td}}}})
+    say(driver)
+    done = driver.send({"type": "response.create"})
+    clock(driver, PlaybackStarted(done[0]["response"]["id"]))
+    recording.commands = []
+    events = hear(driver, tone(400, rate_hz=CALL_RATE_HZ)) + hear(driver, quiet(300, rate_hz=CALL_RATE_HZ))
+    assert "input_audio_buffer.committed" not in types(events)  # the turn has not ended
+    assert [c for c in recording.commands if isinstance(c, HoldPlayback)] == [HoldPlayback(True), HoldPlayback(False)]
+    assert session.playback.pending
