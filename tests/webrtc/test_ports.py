@@ -136,3 +136,13 @@ async def test_a_call_past_the_last_free_port_is_a_503_until_one_ends(engines: E
             assert (await http.post(reply.headers["location"] + "/hangup", headers=auth)).status_code == 200
         async with peer() as three:
             assert (await three.call(http, key=KEY)).status_code == 201  # its port was freed at once
+
+
+def test_serve_takes_the_range_as_a_flag_and_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openrealtime.cli import build_parser
+    from openrealtime.server.settings import Settings
+
+    args = build_parser().parse_args(["serve", "--webrtc-udp-ports", "40000-40100"])
+    assert args.webrtc_udp_ports == "40000-40100"
+    monkeypatch.setenv("OPENREALTIME_WEBRTC_UDP_PORTS", "41000-41010")
+    assert parse_udp_ports(Settings.load().webrtc_udp_ports) == (41000, 41010)
