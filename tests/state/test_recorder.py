@@ -124,3 +124,5 @@ async def test_the_bench_command_measures_memory_and_redis(redis_url: str) -> No
         assert result.events == 3 * 23
         assert result.failures == 0
         assert result.write_us_mean > 0
+        assert result.resume_load_ms > 0
+        assert result.resume_restore_ms > 0

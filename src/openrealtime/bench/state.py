@@ -12,7 +12,9 @@ with no server, socket or engine in the way. Two costs, each timed with ``time.p
   (``memory://``, the default) or a Redis (``--url redis://host:port/db``, a round trip each).
 
 The conversation grows turn by turn (``--turns``), so the write of an added item, which rewrites the
-order of all items, is measured at the sizes a long session reaches.
+order of all items, is measured at the sizes a long session reaches. At the end, the time to resume
+it: reading the whole session back from the store, and putting its items into a new conversation
+(the server's part of a resume, without the socket and the connect).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from openrealtime.protocol import server_events as se
 from openrealtime.session.conversation import Conversation, Entry
 from openrealtime.session.ids import Ids
 from openrealtime.state.recorder import Recorder
-from openrealtime.state.store import StoreUnavailable, check_store, open_store
+from openrealtime.state.restore import restore_into
+from openrealtime.state.store import StateStore, StoreUnavailable, check_store, open_store
 
 DEFAULT_TURNS = 200
 ANSWER = "Paris is the capital of France, and it sits on the river Seine in the north of the country."
 QUESTION = "What is the capital of France?"
 GRACE_S = 900.0
+RESUME_RUNS = 20
 
 
 @dataclass
@@ -63,6 +67,8 @@ class StateBench:
     write_us_p50: float
     write_us_p99: float
     write_us_last_turn: float  # the mean write of the last turn, the conversation at its largest
+    resume_load_ms: float  # reading the whole session back from the store, at its largest
+    resume_restore_ms: float  # putting its items back into a new conversation
     writes: int
     failures: int
 
@@ -129,6 +135,7 @@ async def measure(*, turns: int = DEFAULT_TURNS, url: str | None = None) -> Stat
                 writes.append(time.perf_counter() - started)
                 if turn == turns - 1:
                     last_turn.append(writes[-1])
+        load_ms, restore_ms = await _resume_cost(store, session.info.session_id)
     finally:
         await store.delete(session.info.session_id)
         await store.close()
@@ -143,9 +150,26 @@ async def measure(*, turns: int = DEFAULT_TURNS, url: str | None = None) -> Stat
         write_us_p50=statistics.median(writes) * us,
         write_us_p99=_p99(writes) * us,
         write_us_last_turn=statistics.fmean(last_turn) * us,
+        resume_load_ms=load_ms,
+        resume_restore_ms=restore_ms,
         writes=recorder.writes,
         failures=recorder.failures,
     )
+
+
+async def _resume_cost(store: StateStore, session_id: str) -> tuple[float, float]:
+    """The median of ``RESUME_RUNS`` reads of the whole session and of its restores, in ms."""
+    loads: list[float] = []
+    restores: list[float] = []
+    for _ in range(RESUME_RUNS):
+        started = time.perf_counter()
+        state = await store.load(session_id)
+        loads.append(time.perf_counter() - started)
+        assert state is not None, "the session written was not read back"
+        started = time.perf_counter()
+        restore_into(_Session(), state)
+        restores.append(time.perf_counter() - started)
+    return statistics.median(loads) * 1000, statistics.median(restores) * 1000
 
 
 def _p99(values: list[float]) -> float:
@@ -165,6 +189,8 @@ def run_state_bench(*, url: str | None, out_dir: Path | None, turns: int | None 
         f"  observe per event: mean {result.observe_us_mean:.1f} us, p99 {result.observe_us_p99:.1f} us\n"
         f"  write per event:   mean {result.write_us_mean:.1f} us, p50 {result.write_us_p50:.1f} us, "
         f"p99 {result.write_us_p99:.1f} us; last turn ({2 * result.turns} items) {result.write_us_last_turn:.1f} us\n"
+        f"  resume: read {result.resume_load_ms:.2f} ms, restore {result.resume_restore_ms:.2f} ms "
+        f"(median of {RESUME_RUNS})\n"
         f"  writes {result.writes}, failed {result.failures}"
     )
     if out_dir is not None:
