@@ -146,3 +146,22 @@ def test_audio_up_to_the_limit_is_one_window_and_stitching_one_changes_nothing()
     assert audio_windows(speech(LONG_AUDIO_S, LOUD_A), RATE) == [(0, round(LONG_AUDIO_S * RATE))]
     only = Transcript(" Hello.", (TranscriptSegment(" Hello.", 0.0, 1.0),), "en")
     assert stitch([(0.0, only)]) is only
+
+
+async def test_a_long_turns_next_final_decodes_only_its_last_window() -> None:
+    """The final is always of the whole turn (issue 14); a long turn's earlier windows are the same
+    audio with the same options each time, so they are decoded once."""
+    transcriber = RecordingTranscriber()
+    engines = engines_over(transcriber)
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            [first] = await start(engines, "A", final("a1", speech(60, LOUD_A)))
+            assert len(transcriber.calls) == len(audio_windows(speech(60, LOUD_A), RATE)) == 3
+            [again] = await start(engines, "A", final("a2", speech(70, LOUD_A)))  # the turn went on
+    finally:
+        engines.close()
+    assert len(transcriber.calls) == 4  # only the last window, now longer, was decoded again
+    assert isinstance(first, TranscriptReady)
+    assert isinstance(again, TranscriptReady)
+    assert again.transcript.text.split()[:2] == first.transcript.text.split()[:2]
+    assert engines.decoded_windows.hits == 2

@@ -59,14 +59,26 @@ def test_disagreeing_hypotheses_send_nothing() -> None:
     assert c.partial("a cat sat") == "a cat"
 
 
-def test_a_partial_that_disagrees_with_sent_words_sends_nothing_more() -> None:
+def test_a_partial_that_rewrites_sent_words_still_sends_the_words_after_them() -> None:
+    """Whisper rewrites words it said before; captions go on after the sent words instead of
+    waiting for the end of the turn (issue 14: a 12 s sentence got no caption until it ended)."""
     c = Captions()
     c.partial("the cat sat")
     assert c.partial("the cat sat down") == "the cat sat"
-    assert c.partial("a cat sat down on") == ""
-    assert c.partial("a cat sat down on the") == ""  # stable, but it contradicts "the"
-    assert c.partial("the cat sat down on the") == ""  # agrees again, but not with the previous one
-    assert c.partial("the cat sat down on the mat") == " down on the"
+    assert c.partial("a cat sat down on") == " down"  # "a" for "the" is past: agreement goes on after it
+    assert c.partial("a cat sat down on the") == " on"
+    assert c.partial("the cat sat down on the mat") == " the"
+    assert c.tracker.text == "the cat sat down on the"
+
+
+def test_a_rewritten_word_lines_up_by_its_letters() -> None:
+    c = Captions()
+    c.partial("the fine and steam")
+    c.partial("the fine and steam meeting")
+    assert c.tracker.text == "the fine and steam"
+    assert c.partial("the finance team meeting is") == " meeting"  # both went on with "meeting"
+    assert c.partial("the finance team meeting is at") == " is"
+    assert c.final("The finance team meeting is at noon.") == " at noon."
 
 
 def test_words_are_compared_without_case_or_punctuation() -> None:
@@ -213,7 +225,7 @@ def test_freeze_fixes_sent_words_and_later_hypotheses_cover_only_the_window() ->
     assert c.tracker.frozen == ["a", "b"]
     assert c.partial("c d e") == ""  # a new window: nothing to agree with yet
     assert c.partial("c d e f") == " e"
-    assert c.final("c d e f g") == " f g"
+    assert c.final("a b c d e f g") == " f g"  # the final is the whole turn's decode
     assert c.tracker.text == "a b c d e f g"
 
 
@@ -245,13 +257,12 @@ def test_freeze_refuses_words_not_yet_sent() -> None:
     assert c.tracker.frozen == []
 
 
-def test_freeze_refuses_words_that_disagree_with_what_was_sent() -> None:
+def test_freeze_takes_the_sent_words_that_stand_for_rewritten_ones() -> None:
     c = Captions()
     c.partial("a b c")
     c.partial("a b c d")
-    assert not c.freeze("a x")
-    assert c.tracker.frozen == []
-    assert c.freeze("a b")
+    assert c.freeze("a x")  # its audio left the window: the sent words that stand for it are frozen
+    assert c.tracker.frozen == ["a", "b"]
 
 
 def test_freeze_before_anything_was_sent() -> None:
@@ -310,7 +321,7 @@ def test_concatenated_deltas_always_equal_the_transcript(seed: int) -> None:
             if c.freeze(" ".join(c.tracker.sent[frozen : frozen + count])):
                 frozen += count
     before = c.tracker.text
-    c.final(_hypothesis(truth[frozen:], len(truth) - frozen, rng))
+    c.final(_hypothesis(truth, len(truth), rng))  # the final decodes the whole turn
     assert c.tracker.text.startswith(before)
     assert "".join(c.deltas) == c.tracker.text
     # Every word sent is a word some hypothesis contained: nothing is invented.

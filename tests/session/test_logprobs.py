@@ -166,15 +166,16 @@ def test_without_include_nothing_changes_and_decodes_skip_logprobs() -> None:
 
 
 def test_include_set_mid_turn_leaves_out_logprobs_it_cannot_give() -> None:
-    # Words sent before the include have no tokens: the completed event cannot cover the whole
-    # transcript, so it leaves logprobs out rather than send some; a turn after that has them all.
+    # Words sent before the include have no tokens: the last delta of that turn cannot carry them
+    # all; the completed event comes from the final decode of the whole turn, asked for after the
+    # include, so it has them all; a turn after that has them everywhere.
     driver = transcription(None, turn_detection={"type": "server_vad", "silence_duration_ms": 300})
     early = driver.append(tone(2000))
     assert any(e["type"].endswith("transcription.delta") for e in early)
     driver.send({"type": "session.update", "session": {"type": "transcription", "include": INCLUDE}})
     first = driver.append(tone(1000)) + driver.append(quiet(800))
     [completed] = [e for e in first if e["type"].endswith("transcription.completed")]
-    assert "logprobs" not in completed
+    check_entries(completed["logprobs"], completed["transcript"])
     second = driver.append(tone(1000)) + driver.append(quiet(800))
     [completed] = [e for e in second if e["type"].endswith("transcription.completed")]
     check_entries(completed["logprobs"], completed["transcript"])

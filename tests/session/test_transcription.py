@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber
+from openrealtime.session.commands import TranscriptReady
 from openrealtime.session.ids import Ids
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import quiet, tone
@@ -385,6 +386,65 @@ def test_long_turns_slide_the_decode_window() -> None:
     [completed] = [e for e in events if e["type"].endswith("completed")]
     # Every word once, in order, across the window slides (the first block is partly prefix padding).
     assert completed["transcript"].split() == [f"w{k}" for k in range(120)]
+
+
+class RewritingTranscriber(PositionTranscriber):
+    """Like Whisper on a growing window: each decode rewrites one of the words well before its end
+    (a different one each time, as Whisper revises what it heard with more context)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def transcribe(self, audio, options):  # type: ignore[no-untyped-def]
+        from openrealtime.contracts import Transcript
+
+        exact = super().transcribe(audio, options)
+        words = exact.text.split()
+        self.calls += 1
+        if len(words) > 5:
+            at = (self.calls * 7) % (len(words) - 5)
+            words[at] = "v" + words[at][1:]  # "w12" heard as "v12"
+        return Transcript(" ".join(words), exact.segments, "en")
+
+
+def test_a_long_unbroken_passage_commits_words_at_a_bounded_lag_and_adds_up_to_the_final() -> None:
+    """Issue 14: 30 s of speech without a pause, decoded by an ASR that keeps rewriting words it
+    already said. Before, a partial that disagreed with any word already sent sent nothing more, so
+    captions stalled until the turn ended (word lag p95 8.8 s on a 12 s sentence). Now every word is
+    shown within 1.5 s of being spoken, the deltas are append-only, and they add up to the final
+    transcript (the whole turn's decode)."""
+    _, driver = make(hold=True)
+    partials, exact = RewritingTranscriber(), PositionTranscriber()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    blocks = 60  # 500 ms each: word k is spoken from 0.5 k to 0.5 k + 0.5 s
+    audio = np.concatenate([tone(500, amplitude=0.05 + 0.001 * k) for k in range(blocks)] + [quiet(1000)])
+    shown_at: dict[str, float] = {}
+    deltas: list[str] = []
+    completed: list[dict] = []
+    chunk = 2400
+    for index in range(0, audio.size, chunk):
+        events = driver.append(audio[index : index + chunk])
+        while driver.held:
+            job = driver.held.pop(0)
+            asr = exact if job.final else partials
+            driver.session.on_result(TranscriptReady(job.job_id, asr.transcribe(job.audio, job.options)))
+            events += driver.pump()
+        now_s = (index + chunk) / 24_000
+        for event in events:
+            if event["type"].endswith("transcription.delta"):
+                deltas.append(event["delta"])
+                for word in event["delta"].split():
+                    shown_at.setdefault(word, now_s)
+            elif event["type"].endswith("transcription.completed"):
+                completed.append(event)
+    [done] = completed
+    expected = [f"w{k}" for k in range(blocks)]
+    assert done["transcript"].split() == expected
+    assert "".join(deltas) == done["transcript"]  # append-only deltas that add up to it
+    lags = [shown_at[f"w{k}"] - (0.5 * k + 0.5) for k in range(blocks - 1)]  # the last waits for the end
+    assert max(lags) <= 1.5, f"word lag up to {max(lags):.2f} s"
+    assert partials.calls > 2 * blocks  # captions were decoded live all along (not only at the end)
 
 
 # --- live-caption cadence ------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from openrealtime.contracts import (
     VadModel,
 )
 from openrealtime.exceptions import EngineError
+from openrealtime.runtime.decoded_windows import DecodedWindows
 from openrealtime.runtime.mcp_client import McpClient
 from openrealtime.runtime.scheduler import (
     PRIORITY_FINAL,
@@ -121,6 +122,8 @@ class EngineSet:
     stream_pool: Executor = field(default_factory=lambda: FairExecutor("engine", threads=STREAM_THREADS))
     # What a listener waits for now (final decodes, first clauses): later work holds back for it.
     first_words: FirstWords = field(default_factory=FirstWords)
+    # Long turns' windows already decoded: a turn's next final decodes only its last window.
+    decoded_windows: DecodedWindows = field(default_factory=DecodedWindows)
     turn_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(END_OF_TURN_THREADS, thread_name_prefix="end-of-turn")
     )
@@ -256,9 +259,15 @@ class EngineSet:
 
         options = command.options
         pieces: list[tuple[float, Transcript]] = []
-        for start, end in audio_windows(command.audio, rate):
-            window = functools.partial(decode, command.audio[start:end], options)
-            transcript = await wait_future(self.asr_worker.submit(command.job_id, priority, window, key=key))
+        windows = audio_windows(command.audio, rate)
+        for start, end in windows:
+            kept = self.decoded_windows.key(command.audio[start:end], options) if len(windows) > 1 else None
+            transcript = self.decoded_windows.get(kept) if kept is not None else None
+            if transcript is None:
+                window = functools.partial(decode, command.audio[start:end], options)
+                transcript = await wait_future(self.asr_worker.submit(command.job_id, priority, window, key=key))
+                if kept is not None:
+                    self.decoded_windows.put(kept, transcript)
             pieces.append((start / rate, transcript))
             # The next window goes on from this one's words (after the client's own prompt), in its language.
             last_words = " ".join(transcript.text.split()[-PROMPT_WORDS:])

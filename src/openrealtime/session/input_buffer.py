@@ -45,7 +45,14 @@ from openrealtime.session.frontend import ENGINE_RATE_HZ, AudioFrontEnd
 from openrealtime.session.ids import Ids
 from openrealtime.session.signals import Output, SpeechStarted, TurnCommitted, TurnMayEnd
 from openrealtime.session.states import TurnState
-from openrealtime.session.turns import PARTIAL_STEP_MS, Turn, TurnTranscriber, ms_to_samples, samples_to_ms
+from openrealtime.session.turns import (
+    PARTIAL_STEP_MS,
+    Turn,
+    TurnTranscriber,
+    ms_to_samples,
+    samples_to_ms,
+    too_long_to_speculate,
+)
 from openrealtime.session.vad import SilenceStart, SpeechEnd, SpeechResumed, SpeechStart, VadEvent, VadTrack
 
 MIN_COMMIT_MS = 100
@@ -285,10 +292,11 @@ class InputAudioBuffer:
         return self._maybe_end_by_words()
 
     def _transcript(self, turn: Turn) -> str | None:
-        """The turn's words up to this pause (the speculative final decode), once known."""
-        if turn.final_result is None:
-            return None
-        return " ".join([*turn.captions.frozen, turn.final_result])
+        """The turn's words up to this pause, once known: the speculative final decode of the whole
+        turn, or for a turn too long to decode whole at each pause, its live captions' newest words."""
+        if turn.final_result is None and too_long_to_speculate(turn) and turn.heard:
+            return " ".join([*turn.captions.frozen, turn.heard])
+        return turn.final_result
 
     def _maybe_end_by_words(self) -> list[Output]:
         """The word rule: end the turn at a pause long enough for words that read as finished."""
