@@ -16,7 +16,8 @@ assistant`` (:func:`~openrealtime.bench.assistant.measure_turns`, a fresh sessio
 
 Reported per scenario: the victim's ``speech_stopped`` -> first audio p50/p90 and its p50 against
 idle (goal: within 2x); ``/healthz`` latency p99, polled every 100 ms for the whole scenario over a
-fresh HTTP/1.1 connection each time (goal: under 50 ms); the growth of this process's resident memory
+fresh HTTP/1.1 connection each time, from a process of its own so that the flooding clients' work in
+this one does not count (goal: under 50 ms); the growth of this process's resident memory
 from before the flood to its peak during it, and per flooding session (with a server started here:
 server, victim and flooding clients share this process, and its event loop); and the error codes the
 flooders got.
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import gc
 import itertools
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.bench.assistant import QUESTIONS, REALTIME_PATH, TRANSCRIPTION_MODEL, measure_turns
+from openrealtime.bench.healthz_probe import HEALTH_INTERVAL_S, HEALTH_TIMEOUT_S, NO_ANSWER
 from openrealtime.bench.load import rss_mb
 from openrealtime.bench.report import Plots, Series, distribution, progress, write_results
 from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation, speak
@@ -55,8 +58,6 @@ FLOOD_SENTENCES = 6  # flood B: the sentences of its looped conversation
 FLOOD_LEAD_S = 2.0  # a flood runs this long before the victim's first question
 BURST_PAUSE_S = 1.0  # flood C: between one burst's last acknowledgement and the next burst
 BURST_TIMEOUT_S = 60.0  # flood C: a burst whose items are not all acknowledged by then is reported short
-HEALTH_INTERVAL_S = 0.1
-HEALTH_TIMEOUT_S = 5.0  # a probe unanswered by then counts as failed, with this latency
 HTTP_OK = 200
 VICTIM_RATIO_GOAL = 2.0
 HEALTH_P99_GOAL_S = 0.05
@@ -94,44 +95,39 @@ FloodRun = Callable[[Target, asyncio.Event, Flood], Coroutine[Any, Any, None]]
 # --- probing ----------------------------------------------------------------------------------------
 
 
-async def _healthz_status(host: str, port: int, tls: bool, api_key: str | None) -> int:
-    """One ``GET /healthz`` over a fresh connection; the HTTP status."""
-    reader, writer = await asyncio.open_connection(host, port, ssl=tls or None)
-    try:
-        auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
-        writer.write(f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}Connection: close\r\n\r\n".encode())
-        await writer.drain()
-        status_line = await reader.readline()
-        await reader.read()  # the body, to the server's close
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return int(status_line.split()[1])
-
-
 async def _probe(target: Target, stop: asyncio.Event, probes: Probes) -> None:
-    """Poll ``/healthz`` every ``HEALTH_INTERVAL_S`` until ``stop``; sample memory as it goes."""
-    parts = urlsplit(target.url)
-    tls = parts.scheme == "wss"
-    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80)
-    loop = asyncio.get_running_loop()
-    due = loop.time()
-    while not stop.is_set():
-        started = loop.time()
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT_S):
-                status = await _healthz_status(host, port, tls, target.api_key)
-            probes.latencies_s.append(loop.time() - started)
-            probes.not_ok += status != HTTP_OK
-        except (OSError, TimeoutError, ValueError, IndexError):
-            probes.latencies_s.append(loop.time() - started)
-            probes.failed += 1
-        if target.in_process:
-            probes.peak_rss_mb = max(probes.peak_rss_mb, rss_mb())
-        due += HEALTH_INTERVAL_S
+    """Poll ``/healthz`` from a process of its own (:mod:`~openrealtime.bench.healthz_probe`) until
+    ``stop``; sample this process's memory as it goes."""
+    args = [sys.executable, "-m", "openrealtime.bench.healthz_probe", target.url]
+    if target.api_key:
+        args.append(target.api_key)
+    prober = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert prober.stdin is not None
+
+    async def read() -> None:
+        assert prober.stdout is not None
+        async for line in prober.stdout:
+            seconds, status = line.split()
+            probes.latencies_s.append(float(seconds))
+            probes.failed += int(status) == NO_ANSWER
+            probes.not_ok += int(status) not in (NO_ANSWER, HTTP_OK)
+
+    reader = asyncio.create_task(read())
+    try:
+        while not stop.is_set():
+            if target.in_process:
+                probes.peak_rss_mb = max(probes.peak_rss_mb, rss_mb())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), HEALTH_INTERVAL_S)
+    finally:
+        prober.stdin.close()  # the prober's signal to stop
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
+            async with asyncio.timeout(HEALTH_TIMEOUT_S * 2):
+                await reader
+                await prober.wait()
+        if prober.returncode is None:
+            prober.kill()
+            await prober.wait()
 
 
 # --- the floods -------------------------------------------------------------------------------------
