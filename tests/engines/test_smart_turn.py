@@ -76,7 +76,7 @@ def _at_16k(audio_24k: np.ndarray) -> np.ndarray:
 
 @pytest.mark.real
 def test_a_finished_question_is_complete(model: SmartTurn) -> None:
-    from openrealtime.bench.turns import synthesize
+    from openrealtime.bench.turn_clips import synthesize
 
     audio = np.concatenate([_at_16k(synthesize("What is the capital of France?", "piper", 1.0)), np.zeros(3200)])
     assert model.completion_probability(audio.astype(np.float32)) > 0.8
@@ -84,7 +84,7 @@ def test_a_finished_question_is_complete(model: SmartTurn) -> None:
 
 @pytest.mark.real
 def test_a_sentence_cut_mid_phrase_is_incomplete(model: SmartTurn) -> None:
-    from openrealtime.bench.turns import make_clip
+    from openrealtime.bench.turn_clips import make_clip
 
     # The whole sentence synthesized, then cut at the pause after "could" (its prosody goes on).
     clip = make_clip("I was wondering if you could | help me with my | homework.", "piper", 1.0, [600, 600])
