@@ -83,6 +83,11 @@ async def test_levels_of_calls_report_latency_and_the_servers_cpu(base_url: str)
     for level in run.levels:
         assert level["turns_answered"] == level["turns_asked"] == level["calls"]
         assert all(0 < s < 5 for s in level["first_audio_s"])
+        # From speech_stopped (which comes after the VAD's wait) the figure is shorter, and it is the
+        # one the targets are checked on.
+        stops = [t["stopped_to_heard_s"] for t in level["turn_details"]]
+        assert all(s is not None and s > 0 for s in stops)
+        assert level["stopped_to_heard_p50_s"] < level["first_audio_p50_s"]
         assert level["server_cores_per_call"] > 0
         assert level["errors"] == 0
         assert {t["transport"] for t in level["turn_details"]} == {"webrtc"}

@@ -17,8 +17,10 @@ counts on both). It includes the VAD's silence wait, the models, and on a call t
 the client's jitter buffer and the server's 20 ms frame clock.
 
 Default mode, for N = 1, 2, 3, 4, 6, 8, ... concurrent calls (staggered starts; up to
-``--max-sessions``): p50 and p90 of that latency, the server's CPU per call, and the largest N within
-the assistant targets (p50 < 0.5 s, p90 < 0.8 s, every question answered); then, to isolate what the
+``--max-sessions``): p50 and p90 of that latency and of speech_stopped → first audio heard (from the
+server's event as it arrived: the figure the assistant targets are set on, without the VAD's wait),
+the server's CPU per call, and the largest N within the assistant targets on the latter (p50 < 0.5 s,
+p90 < 0.8 s, every question answered); then, to isolate what the
 transport costs, N sessions of each transport held open with the microphone sending silence: the
 server's cores per idle session over WebSocket and over WebRTC (the difference is Opus, SRTP and the
 20 ms media clocks). ``--compare``: one WebSocket session and one call on the same server ask the
@@ -134,6 +136,9 @@ class Turn:
     answer: str
     first_audio_s: float | None
     page_stopped_to_heard_s: float | None = None  # the browser app's own figure (browser turns only)
+    # From the server's speech_stopped (as it arrived) to the first audio heard: the figure the
+    # assistant targets are set on (``bench assistant``), without the VAD's silence wait.
+    stopped_to_heard_s: float | None = None
 
 
 @dataclass
@@ -144,6 +149,7 @@ class Talker:
     assistant: Assistant
     mic: SimulatedMicrophone
     ear: Ear
+    stopped_at: list[float] = field(default_factory=list)  # each speech_stopped's arrival (loop clock)
 
     async def ask(self, question: str) -> Turn:
         assistant = self.assistant
@@ -160,7 +166,9 @@ class Talker:
         answer = " ".join(i.text for i in new if i.role == "assistant")
         first = self.ear.first_after(spoken.speech_end_at_s) if len(assistant.responses) > before else None
         latency = first - spoken.speech_end_at_s if first is not None else None
-        return Turn(self.transport, question, heard, answer, latency)
+        stops = [t for t in self.stopped_at if t >= spoken.speech_end_at_s and (first is None or t <= first)]
+        stopped = first - stops[0] if first is not None and stops else None
+        return Turn(self.transport, question, heard, answer, latency, stopped_to_heard_s=stopped)
 
 
 @contextlib.asynccontextmanager
@@ -170,13 +178,19 @@ async def talker(url: str, transport: str, api_key: str | None) -> AsyncIterator
     options = AssistantOptions(url=url, api_key=api_key, transcription_model=TRANSCRIPTION_MODEL, transport=transport)
     clock = asyncio.get_running_loop().time  # the microphone's clock
     player = _HeardPlayer(ear, clock) if transport == WEBSOCKET else ClockPlayer()
-    assistant = Assistant(options, player=player)
+    stopped_at: list[float] = []
+
+    def on_event(event: dict[str, Any], at_s: float) -> None:
+        if event.get("type") == "input_audio_buffer.speech_stopped":
+            stopped_at.append(at_s)
+
+    assistant = Assistant(options, player=player, on_event=on_event)
     if transport == WEBRTC:
         assistant.call_audio = _HeardCallAudio(player, ear)
     async with assistant, asyncio.TaskGroup() as tg:
         tg.create_task(assistant.stream(mic.chunks()))
         try:
-            yield Talker(transport, assistant, mic, ear)
+            yield Talker(transport, assistant, mic, ear, stopped_at)
         finally:
             mic.stop()
 
@@ -208,6 +222,8 @@ async def _level(url: str, calls: int, turns: int, api_key: str | None, meter: C
     asked = [t for task in tasks for t in task.result()[0]]
     latencies = _latencies(asked)
     p50, p90 = _p(latencies, 50), _p(latencies, 90)
+    stopped = [t.stopped_to_heard_s for t in asked if t.stopped_to_heard_s is not None]
+    stopped_p50, stopped_p90 = _p(stopped, 50), _p(stopped, 90)
     return {
         "calls": calls,
         "turns_answered": len(latencies),
@@ -217,7 +233,12 @@ async def _level(url: str, calls: int, turns: int, api_key: str | None, meter: C
         "server_cores_busy": cores,
         "server_cores_per_call": cores / calls if cores is not None else None,
         "errors": sum(task.result()[1] for task in tasks),
-        "within_targets": p50 < P50_TARGET_S and p90 < P90_TARGET_S and len(latencies) == len(asked),
+        "stopped_to_heard_p50_s": stopped_p50,
+        "stopped_to_heard_p90_s": stopped_p90,
+        # The assistant targets are set from speech_stopped, so they are checked on that figure.
+        "within_targets": stopped_p50 < P50_TARGET_S
+        and stopped_p90 < P90_TARGET_S
+        and len(stopped) == len(latencies) == len(asked),
         "first_audio_s": latencies,
         "turn_details": [asdict(t) for t in asked],
     }
@@ -263,7 +284,8 @@ async def measure_levels(url: str, max_calls: int, turns: int, api_key: str | No
             index,
             len(counts),
             f"{calls} call(s): end of speech → first audio heard p50 {level['first_audio_p50_s']:.2f} s, "
-            f"p90 {level['first_audio_p90_s']:.2f} s{shown}",
+            f"p90 {level['first_audio_p90_s']:.2f} s; speech_stopped → heard p50 "
+            f"{level['stopped_to_heard_p50_s']:.2f} s, p90 {level['stopped_to_heard_p90_s']:.2f} s{shown}",
         )
         if not level["within_targets"] and calls > 1:
             break
@@ -315,19 +337,20 @@ def _s(value: float | None, digits: int = 3) -> str:
 
 def levels_table(run: Run) -> str:
     lines = [
-        "| calls | answered | first audio heard p50 | p90 | server cores busy | server cores per call "
-        "| within targets |",
-        "|---|---|---|---|---|---|---|",
+        "| calls | answered | end of speech → heard p50 | p90 | speech_stopped → heard p50 | p90 "
+        "| server cores busy | server cores per call | within targets |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for lv in run.levels:
         lines.append(
             f"| {lv['calls']} | {lv['turns_answered']}/{lv['turns_asked']} | {_s(lv['first_audio_p50_s'])} s "
-            f"| {_s(lv['first_audio_p90_s'])} s | {_s(lv['server_cores_busy'], 2)} "
+            f"| {_s(lv['first_audio_p90_s'])} s | {_s(lv['stopped_to_heard_p50_s'])} s "
+            f"| {_s(lv['stopped_to_heard_p90_s'])} s | {_s(lv['server_cores_busy'], 2)} "
             f"| {_s(lv['server_cores_per_call'])} | {'yes' if lv['within_targets'] else 'no'} |"
         )
     lines.append(
-        f"\nlargest number of concurrent calls within the targets (p50 < {P50_TARGET_S} s, "
-        f"p90 < {P90_TARGET_S} s, all answered): **{run.best()}**"
+        f"\nlargest number of concurrent calls within the targets (speech_stopped → heard p50 < "
+        f"{P50_TARGET_S} s, p90 < {P90_TARGET_S} s, all answered): **{run.best()}**"
     )
     if run.idle:
         ws, rtc = run.idle.get(WEBSOCKET, 0.0), run.idle.get(WEBRTC, 0.0)
