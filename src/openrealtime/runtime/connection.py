@@ -591,8 +591,9 @@ class Connection:
             job_id = getattr(command, "job_id", None)
             if results is not None and job_id is not None:
                 delay_s = self._pacer.delay_s(command.stream, command.at_ms) if isinstance(command, Synthesize) else 0
-                context = contextvars.copy_context()
+                context = None  # the task copies the current one, as usual
                 if isinstance(command, Transcribe) and self._input_pace.bulk(time.monotonic()):
+                    context = contextvars.copy_context()
                     context.run(bulk_work.set, True)  # audio faster than real time: decoded as bulk work
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s), context=context)
         return True

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -62,7 +63,7 @@ def resume_at(sent: Sequence[str], words: Sequence[str]) -> int:
     skip = max(0, len(sent) - ALIGN_TAIL_WORDS)  # sent words taken to stand for as many of ``words``
     first = max(0, skip - ALIGN_SLACK_WORDS)
     region = [_norm(w) for w in words[first:]]
-    starts = [sum(len(w) for w in region[:i]) for i in range(len(region))]
+    starts = [0, *itertools.accumulate(len(w) for w in region)][: len(region)]
     a = _letters(sent[skip:])
     b = "".join(region)
     blocks = [block for block in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_matching_blocks() if block.size]
