@@ -90,7 +90,7 @@ def header(key: str) -> dict[str, str]:
 
 def test_minted_values_look_like_openais_and_the_store_keeps_only_their_digests() -> None:
     store = MemorySecretStore(clock=Clock())
-    values = {store.mint(SessionKind.REALTIME, "{}", 600)[0] for _ in range(200)}
+    values = {store.mint_now(SessionKind.REALTIME, "{}", 600)[0] for _ in range(200)}
     assert len(values) == 200
     assert all(SECRET_SHAPE.fullmatch(value) for value in values)
     held = repr(store.__dict__)
@@ -100,58 +100,58 @@ def test_minted_values_look_like_openais_and_the_store_keeps_only_their_digests(
 def test_a_secret_opens_until_its_expiry_then_is_purged() -> None:
     clock = Clock()
     store = MemorySecretStore(clock=clock)
-    value, secret = store.mint(SessionKind.TRANSCRIPTION, '{"type":"transcription"}', 10)
+    value, secret = store.mint_now(SessionKind.TRANSCRIPTION, '{"type":"transcription"}', 10)
     assert secret.expires_at_s == int(clock.now_s) + 10
-    assert store.lookup(value) == secret
-    assert store.lookup(value[:-1] + "0" if value[-1] != "0" else value[:-1] + "1") is None
-    assert store.lookup("sk-" + value[3:]) is None
+    assert store.lookup_now(value) == secret
+    assert store.lookup_now(value[:-1] + "0" if value[-1] != "0" else value[:-1] + "1") is None
+    assert store.lookup_now("sk-" + value[3:]) is None
     clock.now_s += 9.5
-    assert store.lookup(value) == secret  # reusable until it expires
-    assert store.live() == 1
+    assert store.lookup_now(value) == secret  # reusable until it expires
+    assert store.live_now() == 1
     clock.now_s += 0.5
-    assert store.lookup(value) is None
-    assert store.live() == 0
+    assert store.lookup_now(value) is None
+    assert store.live_now() == 0
 
 
 def test_a_full_store_refuses_and_says_when_a_place_frees() -> None:
     clock = Clock()
     store = MemorySecretStore(max_live=2, clock=clock)
-    store.mint(SessionKind.REALTIME, "{}", 30)
-    store.mint(SessionKind.REALTIME, "{}", 60)
+    store.mint_now(SessionKind.REALTIME, "{}", 30)
+    store.mint_now(SessionKind.REALTIME, "{}", 60)
     with pytest.raises(StoreFull) as full:
-        store.mint(SessionKind.REALTIME, "{}", 600)
+        store.mint_now(SessionKind.REALTIME, "{}", 600)
     assert full.value.retry_after_s == 30
     assert "2 secrets" in full.value.message
     clock.now_s += 30
-    store.mint(SessionKind.REALTIME, "{}", 600)  # the first expired: its place is free
+    store.mint_now(SessionKind.REALTIME, "{}", 600)  # the first expired: its place is free
     by_size = MemorySecretStore(max_chars=10, clock=clock)
-    by_size.mint(SessionKind.REALTIME, "x" * 8, 600)
+    by_size.mint_now(SessionKind.REALTIME, "x" * 8, 600)
     with pytest.raises(StoreFull):
-        by_size.mint(SessionKind.REALTIME, "x" * 3, 600)
+        by_size.mint_now(SessionKind.REALTIME, "x" * 3, 600)
 
 
 # --- authentication --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("api_key", [KEY, None])
-def test_a_live_secret_authenticates_by_bearer_or_subprotocol_and_a_stale_one_never(api_key: str | None) -> None:
+async def test_a_live_secret_authenticates_by_bearer_or_subprotocol_and_a_stale_one_never(api_key: str | None) -> None:
     clock = Clock()
     store = MemorySecretStore(clock=clock)
-    value, secret = store.mint(SessionKind.REALTIME, "{}", 60)
-    by_header = authenticate(header(value), [], api_key, store)
-    by_protocol = authenticate({}, ["realtime", KEY_PROTOCOL + value], api_key, store)
+    value, secret = store.mint_now(SessionKind.REALTIME, "{}", 60)
+    by_header = await authenticate(header(value), [], api_key, store)
+    by_protocol = await authenticate({}, ["realtime", KEY_PROTOCOL + value], api_key, store)
     assert (by_header.ok, by_header.secret) == (True, secret)
     assert (by_protocol.ok, by_protocol.secret, by_protocol.subprotocol) == (True, secret, "realtime")
-    assert authenticate(header(KEY), [], api_key, store).secret is None  # the server's key is no secret
-    guess = authenticate(header("ek_" + "0" * 32), [], api_key, store)
+    assert (await authenticate(header(KEY), [], api_key, store)).secret is None  # the server's key is no secret
+    guess = await authenticate(header("ek_" + "0" * 32), [], api_key, store)
     assert (guess.ok, guess.code, guess.reason) == (False, "invalid_api_key", "invalid")
     assert "0" * 32 not in guess.message
     clock.now_s += 60
-    expired = authenticate(header(value), [], api_key, store)
+    expired = await authenticate(header(value), [], api_key, store)
     assert (expired.ok, expired.reason) == (False, "invalid")
     assert value not in expired.message
     # With no server key, any other key still passes, as before.
-    assert authenticate(header("sk-anything"), [], None, store).ok
+    assert (await authenticate(header("sk-anything"), [], None, store)).ok
 
 
 # --- the mint request ------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_a_mint_body_may_be_empty_and_names_the_kind_of_its_session() -> None:
 
 
 def _secret(kind: SessionKind, session: dict[str, Any]) -> Any:
-    return MemorySecretStore().mint(kind, json.dumps(session), 60)[1]
+    return MemorySecretStore().mint_now(kind, json.dumps(session), 60)[1]
 
 
 def test_a_secrets_config_is_in_the_one_session_created_and_its_model_wins(engines: EngineSet) -> None:
@@ -516,7 +516,7 @@ async def test_a_secret_expires_for_new_sessions_not_for_the_one_it_opened(engin
     clock = Clock()
     settings = Settings(port=0, api_key=KEY, max_auth_failures_per_minute=0)
     app_secrets = MemorySecretStore(clock=clock)
-    value, _ = app_secrets.mint(SessionKind.REALTIME, json.dumps(ASSISTANT), 10)
+    value, _ = app_secrets.mint_now(SessionKind.REALTIME, json.dumps(ASSISTANT), 10)
     async with (
         running_server(settings, engines=engines, secrets=app_secrets) as url,
         contextlib.AsyncExitStack() as clients,

@@ -340,12 +340,12 @@ KEY = "sk-secret-key-123"
 KEY_PROTOCOL = "openai-insecure-api-key."
 
 
-def test_two_subprotocol_keys_are_refused_not_the_last_one_taken() -> None:
+async def test_two_subprotocol_keys_are_refused_not_the_last_one_taken() -> None:
     offered = ["realtime", f"{KEY_PROTOCOL}sk-wrong-guess", f"{KEY_PROTOCOL}{KEY}"]
-    result = authenticate({}, offered, KEY)
+    result = await authenticate({}, offered, KEY)
     assert not result.ok
     assert (result.code, result.reason, result.subprotocol) == ("invalid_api_key", "ambiguous", "realtime")
-    assert authenticate({}, ["realtime", f"{KEY_PROTOCOL}{KEY}"], KEY).ok
+    assert (await authenticate({}, ["realtime", f"{KEY_PROTOCOL}{KEY}"], KEY)).ok
 
 
 def test_the_throttle_refuses_an_address_past_its_failures_for_a_minute() -> None:

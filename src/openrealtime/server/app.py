@@ -48,9 +48,9 @@ from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.scheduler import FairExecutor, WorkerStats
-from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
+from openrealtime.server.admission import CLOSE_TRY_AGAIN_LATER, REFUSAL_TYPE, Admission
 from openrealtime.server.audio_api import AudioApi
-from openrealtime.server.auth import SUBPROTOCOL_REALTIME, AuthResult, AuthThrottle, authenticate
+from openrealtime.server.auth import SUBPROTOCOL_REALTIME, UNAVAILABLE, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.calls import CallsApi
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import (
@@ -62,10 +62,10 @@ from openrealtime.server.minting import (
     read_body,
 )
 from openrealtime.server.origins import OriginGuard, OriginPolicy
-from openrealtime.server.readiness import LoopLag, Readiness, readiness
+from openrealtime.server.readiness import LoopLag, Probes, Readiness, load_report, readiness
 from openrealtime.server.registry import load_engines
 from openrealtime.server.resume import LiveSessions, Resumed, SharedOwnership, resume, resume_param
-from openrealtime.server.secrets import MemorySecretStore, SecretStore
+from openrealtime.server.secrets import SecretStore, open_secret_store
 from openrealtime.server.sessions import (
     CLOSE_AUTH,
     CLOSE_BAD_REQUEST,
@@ -156,7 +156,8 @@ class _Server:
         self.live = LiveSessions(shared, settings.resume_grace_s)
         self.engines = engines
         self.metrics = Metrics()
-        self.secrets = secrets or MemorySecretStore(max_live=settings.max_client_secrets)
+        # Client secrets: in this process, or with --state-url redis:// shared by every front door.
+        self.secrets = secrets or open_secret_store(settings.state_url, settings.max_client_secrets)
         self.throttle = AuthThrottle(settings.max_auth_failures_per_minute)
         self.admission = Admission(
             {
@@ -178,15 +179,17 @@ class _Server:
 
     async def _accept(self, websocket: WebSocket) -> AuthResult:
         """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
-        auth = self._authenticate(websocket, websocket.scope.get("subprotocols", []))
+        auth = await self._authenticate(websocket, websocket.scope.get("subprotocols", []))
         await websocket.accept(subprotocol=auth.subprotocol)
         if auth.reason == THROTTLED:
             await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_THROTTLED))
+        elif auth.reason == UNAVAILABLE:
+            await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_TRY_AGAIN_LATER, error_type="server_error"))
         elif not auth.ok:
             await _refuse(websocket, Refusal(auth.message, auth.code, CLOSE_AUTH))
         return auth
 
-    def _authenticate(self, connection: HTTPConnection, subprotocols: list[str]) -> AuthResult:
+    async def _authenticate(self, connection: HTTPConnection, subprotocols: list[str]) -> AuthResult:
         """Check the key of a connect or request: throttled first, then failures logged and counted."""
         address, now = _address(connection), time.monotonic()
         if self.throttle.blocked(address, now):
@@ -199,8 +202,10 @@ class _Server:
                 subprotocol=subprotocol,
                 reason=THROTTLED,
             )
-        auth = authenticate(connection.headers, subprotocols, self.settings.api_key, self.secrets)
-        if not auth.ok:
+        auth = await authenticate(connection.headers, subprotocols, self.settings.api_key, self.secrets)
+        if auth.reason == UNAVAILABLE:  # the shared secret store did not answer: no guess to count
+            log.warning("client secret not checked on %s: %s", connection.url.path, auth.message)
+        elif not auth.ok:
             self.throttle.failed(address, now)
             self.metrics.auth_failures.add(reason=auth.reason)
             log.warning("authentication failed from %s on %s: %s key", address, connection.url.path, auth.reason)
@@ -208,19 +213,21 @@ class _Server:
                 log.warning("throttling %s for up to a minute after repeated failed authentications", address)
         return auth
 
-    def _http_key(self, request: Request) -> AuthResult | None:
+    async def _http_key(self, request: Request) -> AuthResult | None:
         """For HTTP routes: ``None`` when no key is set, else the result of checking the Bearer key."""
         if self.settings.api_key is None:
             return None
-        return self._authenticate(request, [])
+        return await self._authenticate(request, [])
 
-    def _server_key_refusal(self, request: Request) -> Response | None:
+    async def _server_key_refusal(self, request: Request) -> Response | None:
         """For routes only the server's key opens (minting, ``/metrics``): ``None`` to go on, else the
         refusal. With no server key set they are open, but a client secret is refused even then: a
         stale one fails as any wrong key, and a live one can never do what only the key may."""
-        auth = self._authenticate(request, [])
+        auth = await self._authenticate(request, [])
         if auth.reason == THROTTLED:
             return _openai_error(HTTP_TOO_MANY_REQUESTS, auth.message, "rate_limit_exceeded")
+        if auth.reason == UNAVAILABLE:
+            return _openai_error(HTTP_SERVICE_UNAVAILABLE, auth.message, auth.code or UNAVAILABLE, "server_error")
         if not auth.ok:
             return _openai_error(HTTP_UNAUTHORIZED, auth.message, auth.code or "missing_api_key")
         if auth.secret is not None:
@@ -239,7 +246,7 @@ class _Server:
         return await self._mint(request, SessionKind.TRANSLATION)
 
     async def _mint(self, request: Request, route: SessionKind) -> Response:
-        refusal = self._server_key_refusal(request)
+        refusal = await self._server_key_refusal(request)
         if refusal is not None:
             return refusal
         try:
@@ -247,7 +254,7 @@ class _Server:
         except BodyTooLarge:
             message = f"The request body is larger than this server's limit of {MAX_BODY_BYTES} bytes."
             return JSONResponse(error_body(message, "request_too_large"), status_code=HTTP_PAYLOAD_TOO_LARGE)
-        answer = mint(body, route, store=self.secrets, settings=self.settings, engines=self._loaded())
+        answer = await mint(body, route, store=self.secrets, settings=self.settings, engines=self._loaded())
         if answer.status == 200:
             kind = answer.body["session"].get("type", route.value)
             self.metrics.client_secrets.add(kind=kind)
@@ -260,7 +267,7 @@ class _Server:
             engines.on_stage = lambda stage, seconds: self.metrics.stage.observe(seconds, stage=stage)
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        refusal = self._server_key_refusal(request)
+        refusal = await self._server_key_refusal(request)
         if refusal is not None:
             return refusal
         chat = self.engines.chat if self.engines is not None else None
@@ -269,7 +276,7 @@ class _Server:
             getattr(chat, "stats", None),
             loop_lag_s=lag_s,
             ready=self.readiness().ready,
-            live_client_secrets=self.secrets.live(),
+            live_client_secrets=await self.secrets.live(),
             workers=self._worker_stats(),
         )
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -289,25 +296,21 @@ class _Server:
             loaded=self.engines is not None,
             all_full=self.admission.all_full(),
             lagging=self.loop_lag.is_lagging(),
+            draining=self.admission.draining,
         )
 
-    async def healthz(self, request: Request) -> JSONResponse:
-        """Readiness: 200 ``ok``, else 503 ``unready`` with a ``reason`` (``loading``, ``at_capacity``,
-        ``event_loop_lagging``)."""
-        verdict = self.readiness()
-        if verdict.reason is not None:
-            self.metrics.unready.add(reason=verdict.reason)
-        body: dict[str, object] = {"status": "ok"} if verdict.ready else {"status": "unready", "reason": verdict.reason}
-        status = 200 if verdict.ready else HTTP_SERVICE_UNAVAILABLE
-        if self.engines is None:
-            return JSONResponse(body, status_code=status)
-        # Open to probes; the counts only to whoever holds the key (when one is set). A wrong key
-        # sent here counts as a failure too, or /healthz would be an unthrottled oracle.
-        presented = "authorization" in request.headers
-        auth = self._http_key(request) if presented else None
-        if self.settings.api_key is None or (auth is not None and auth.ok and auth.secret is None):
-            body["active_sessions"] = self.admission.total()
-        return JSONResponse(body, status_code=status)
+    def may_see_load(self, request: Request) -> bool:
+        """Counts and load are open to probes only without a key; with one, to its holder. A wrong key
+        sent here counts as a failure too, or the probes would be an unthrottled oracle."""
+        if self.settings.api_key is None:
+            return True
+        auth = self._http_key(request) if "authorization" in request.headers else None
+        return auth is not None and auth.ok and auth.secret is None
+
+    def load(self) -> dict[str, object]:
+        """What ``/readyz`` reports (:func:`~openrealtime.server.readiness.load_report`)."""
+        lag_s = max(self.loop_lag.lag_s, self.loop_lag.overdue_s())
+        return load_report(self.admission, calls=self.calls.live, workers=self._worker_stats(), lag_s=lag_s)
 
     async def realtime(self, websocket: WebSocket) -> None:
         auth = await self._accept(websocket)
@@ -378,9 +381,9 @@ class _Server:
             opening = opening.opened
         session, kind = opening.session, opening.kind
         if not self.admission.admit(kind):
-            self.metrics.refusals.add(reason="capacity", request=kind.value)
-            message = self.admission.refusal_message(kind)
-            await _refuse(websocket, Refusal(message, CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, "server_error"))
+            refused = self.admission.refusal(kind)
+            self.metrics.refusals.add(reason=refused.reason, request=kind.value)
+            await _refuse(websocket, Refusal(refused.message, refused.code, CLOSE_TRY_AGAIN_LATER, REFUSAL_TYPE))
             return
         self.metrics.active.add(1, kind=kind.value)
         self.metrics.sessions.add(1, kind=kind.value)
@@ -448,12 +451,20 @@ def create_app(
             await server.calls.close()
             await server.live.stop()
             await server.state.close()
+            await server.secrets.close()
             server.loop_lag.stop()
             if engines is None:  # engines passed in (tests, embedding) are the caller's to close
                 server.engines.close()
 
+    probes = Probes(
+        server.readiness,
+        server.admission,
+        server.load,
+        server.may_see_load,
+        lambda reason: server.metrics.unready.add(reason=reason),
+    )
     routes = [
-        Route("/healthz", server.healthz),
+        *probes.routes(),  # /healthz, /readyz, /livez (server/readiness.py)
         Route("/metrics", server.metrics_endpoint),
         WebSocketRoute("/v1/realtime", server.realtime),
         WebSocketRoute("/realtime", server.realtime),

@@ -193,7 +193,7 @@ class AudioApi:
 
     settings: Settings
     engines: Callable[[], EngineSet]
-    refuse: Callable[[Request], Response | None]
+    refuse: Callable[[Request], Awaitable[Response | None]]
     metrics: Metrics
     started_at_s: int = dataclasses.field(default_factory=lambda: int(time.time()))
 
@@ -395,7 +395,7 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = self.api
         request = Request(scope, receive)
-        refusal = api.refuse(request)
+        refusal = await api.refuse(request)
         if refusal is not None:
             await self._send(refusal, scope, receive, send)
             return

@@ -20,10 +20,18 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from openrealtime.server.secrets import ClientSecret, SecretStore, is_client_secret, shown
+from openrealtime.server.secrets import (
+    STORE_UNAVAILABLE_CODE,
+    ClientSecret,
+    SecretStore,
+    SecretStoreUnavailable,
+    is_client_secret,
+    shown,
+)
 
 SUBPROTOCOL_REALTIME = "realtime"
 SUBPROTOCOL_KEY_PREFIX = "openai-insecure-api-key."
+UNAVAILABLE = "unavailable"  # AuthResult.reason when a shared secret store did not answer
 
 
 @dataclass(frozen=True)
@@ -32,11 +40,11 @@ class AuthResult:
     message: str = ""
     code: str | None = None
     subprotocol: str | None = None  # what the 101 response must select
-    reason: str = ""  # why it failed, for logs and metrics: missing, invalid, ambiguous (never the key)
+    reason: str = ""  # why it failed, for logs and metrics: missing, invalid, ambiguous, unavailable (never the key)
     secret: ClientSecret | None = None  # the live client secret presented, if it was one
 
 
-def authenticate(
+async def authenticate(
     headers: Mapping[str, str],
     subprotocols: Sequence[str],
     api_key: str | None,
@@ -75,13 +83,22 @@ def authenticate(
         )
     if api_key is not None and hmac.compare_digest(presented.encode(), api_key.encode()):
         return AuthResult(ok=True, subprotocol=subprotocol)
-    secret = secrets.lookup(presented) if secrets is not None and checks_secret else None
+    try:
+        secret = await secrets.lookup(presented) if secrets is not None and checks_secret else None
+    except SecretStoreUnavailable as exc:
+        # Not a wrong key: the caller must not count it as a guess (reason ``unavailable``).
+        return AuthResult(
+            ok=False, message=str(exc), code=STORE_UNAVAILABLE_CODE, subprotocol=subprotocol, reason=UNAVAILABLE
+        )
     if secret is not None:
         return AuthResult(ok=True, subprotocol=subprotocol, secret=secret)
     # Like OpenAI, show only the key's ends; never log it whole.
     message = f"Incorrect API key provided: {shown(presented)}."
     if is_client_secret(presented):
-        message += " A client secret (ek_) opens sessions until it expires, on the server that minted it."
+        message += (
+            " A client secret (ek_) opens sessions until it expires, on the server that minted it"
+            " (or on any server sharing its --state-url redis://)."
+        )
     return AuthResult(ok=False, message=message, code="invalid_api_key", subprotocol=subprotocol, reason="invalid")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
@@ -35,7 +35,7 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.runtime.connection import Connection, Transport
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import CAPACITY_CODE, Admission
-from openrealtime.server.auth import AuthResult
+from openrealtime.server.auth import UNAVAILABLE, AuthResult
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import BodyTooLarge, error_body, read_body
 from openrealtime.server.multipart import FORM_DATA, parse_form
@@ -129,8 +129,8 @@ class CallsApi:
         self,
         settings: Settings,
         engines: Callable[[], EngineSet],
-        authenticate: Callable[[Request], AuthResult],
-        server_key_refusal: Callable[[Request], Response | None],
+        authenticate: Callable[[Request], Awaitable[AuthResult]],
+        server_key_refusal: Callable[[Request], Awaitable[Response | None]],
         admission: Admission,
         metrics: Metrics,
     ) -> None:
@@ -196,9 +196,11 @@ class CallsApi:
         return await self._create(request, open_translation_call)
 
     async def _create(self, request: Request, opener: Opener) -> Response:
-        auth = self._authenticate(request)
+        auth = await self._authenticate(request)
         if auth.reason == THROTTLED:
             return _error(HTTP_TOO_MANY_REQUESTS, auth.message, "rate_limit_exceeded")
+        if auth.reason == UNAVAILABLE:
+            return _error(HTTP_SERVICE_UNAVAILABLE, auth.message, auth.code)
         if not auth.ok:
             return _error(HTTP_UNAUTHORIZED, auth.message, auth.code or "missing_api_key")
         registry = self._calls()
@@ -307,7 +309,7 @@ class CallsApi:
 
     async def hangup(self, request: Request) -> Response:
         """``POST /v1/realtime/calls/{call_id}/hangup``: end the call and free its place (200, no body)."""
-        refusal = self._server_key_refusal(request)
+        refusal = await self._server_key_refusal(request)
         if refusal is not None:
             return refusal
         call_id = request.path_params["call_id"]

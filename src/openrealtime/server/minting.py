@@ -24,7 +24,15 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol.codec import SessionKind, validation_error
 from openrealtime.protocol.config import WireModel
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.server.secrets import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S, SecretStore, StoreFull
+from openrealtime.server.secrets import (
+    DEFAULT_TTL_S,
+    MAX_TTL_S,
+    MIN_TTL_S,
+    STORE_UNAVAILABLE_CODE,
+    SecretStore,
+    SecretStoreUnavailable,
+    StoreFull,
+)
 from openrealtime.server.sessions import Refusal, SessionUpdate, parse_session_config, resolved_session
 from openrealtime.server.settings import Settings
 
@@ -34,6 +42,8 @@ MAX_BODY_BYTES = 1024 * 1024
 HTTP_BAD_REQUEST = 400
 HTTP_PAYLOAD_TOO_LARGE = 413
 HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVICE_UNAVAILABLE = 503
+STORE_RETRY_AFTER_S = 1  # a shared store that did not answer: worth trying again at once
 STORE_FULL_CODE = "client_secret_limit_reached"
 _DEFAULT_SESSION = {SessionKind.REALTIME: '{"type":"realtime"}'}
 
@@ -146,7 +156,9 @@ def parse_mint_request(body: bytes, route: SessionKind) -> MintRequest:
     return MintRequest(kind=kind, ttl_s=request.expires_after.seconds, session_json=session_json, update=update)
 
 
-def mint(body: bytes, route: SessionKind, *, store: SecretStore, settings: Settings, engines: EngineSet) -> Answer:
+async def mint(
+    body: bytes, route: SessionKind, *, store: SecretStore, settings: Settings, engines: EngineSet
+) -> Answer:
     """Answer one mint request on ``route`` (its key already checked)."""
     try:
         request = parse_mint_request(body, route)
@@ -158,10 +170,13 @@ def mint(body: bytes, route: SessionKind, *, store: SecretStore, settings: Setti
             HTTP_BAD_REQUEST, error_body(session.message, session.code, session.param, session.error_type), {}
         )
     try:
-        value, secret = store.mint(request.kind, request.session_json, request.ttl_s)
+        value, secret = await store.mint(request.kind, request.session_json, request.ttl_s)
     except StoreFull as exc:
         full = error_body(exc.message, STORE_FULL_CODE, error_type="server_error")
         return Answer(HTTP_TOO_MANY_REQUESTS, full, {"Retry-After": str(exc.retry_after_s)})
+    except SecretStoreUnavailable as exc:
+        down = error_body(str(exc), STORE_UNAVAILABLE_CODE, error_type="server_error")
+        return Answer(HTTP_SERVICE_UNAVAILABLE, down, {"Retry-After": str(STORE_RETRY_AFTER_S)})
     # The answer holds a key: no cache may keep it.
     answer = {"value": value, "expires_at": secret.expires_at_s, "session": session}
     return Answer(200, answer, {"Cache-Control": "no-store"})
