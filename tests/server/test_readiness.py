@@ -1,5 +1,6 @@
-"""``/healthz`` as a readiness answer (issue 10: it said "ok" through every overload): 503 with a reason
-while every session kind is full or the event loop lags, 200 again once it can take work."""
+"""``/healthz`` and ``/readyz`` as readiness answers (issue 10: it said "ok" through every overload;
+issue 15: the load and the drain): 503 with a reason while the door drains, every session kind is full
+or the event loop lags, 200 again once it can take work; ``/livez`` always 200."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from starlette.testclient import TestClient
 
 from openrealtime.protocol.codec import SessionKind
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.server.admission import UNLIMITED, Admission
+from openrealtime.runtime.scheduler import WorkerStats
+from openrealtime.server.admission import CAPACITY_CODE, DRAINING_CODE, UNLIMITED, Admission
 from openrealtime.server.app import create_app
 from openrealtime.server.embedded import running_server
 from openrealtime.server.readiness import (
     AT_CAPACITY,
+    DRAINING,
     LAG_UNREADY_S,
     LOADING,
     LOOP_LAGGING,
     LoopLag,
+    load_report,
     readiness,
 )
 from openrealtime.server.settings import Settings
@@ -34,6 +38,40 @@ def test_the_verdict_names_the_first_reason() -> None:
     assert readiness(loaded=False, all_full=True, lagging=True).reason == LOADING
     assert readiness(loaded=True, all_full=True, lagging=True).reason == AT_CAPACITY
     assert readiness(loaded=True, all_full=False, lagging=True).reason == LOOP_LAGGING
+    assert readiness(loaded=False, all_full=True, lagging=True, draining=True).reason == LOADING
+    assert readiness(loaded=True, all_full=True, lagging=True, draining=True).reason == DRAINING
+
+
+def test_a_draining_door_admits_nothing_and_says_why() -> None:
+    admission = Admission({SessionKind.REALTIME: 1, SessionKind.TRANSCRIPTION: UNLIMITED})
+    assert admission.admit(SessionKind.REALTIME)
+    assert not admission.admit(SessionKind.REALTIME)
+    assert admission.refusal(SessionKind.REALTIME).code == CAPACITY_CODE
+    admission.draining = True
+    assert not admission.admit(SessionKind.TRANSCRIPTION)  # unlimited, but the door is on its way out
+    refused = admission.refusal(SessionKind.TRANSCRIPTION)
+    assert (refused.code, refused.reason) == (DRAINING_CODE, "draining")
+    assert "shutting down" in refused.message
+    assert admission.total() == 1
+
+
+def test_the_load_report_names_each_kind_against_its_limit() -> None:
+    admission = Admission({SessionKind.REALTIME: 2, SessionKind.TRANSCRIPTION: UNLIMITED})
+    admission.admit(SessionKind.REALTIME)
+    admission.admit(SessionKind.REALTIME)
+    admission.admit(SessionKind.TRANSCRIPTION)
+    report = load_report(
+        admission, calls=1, workers={"asr": WorkerStats(queued=3, busy_s=1.0, top_session_share=0.5)}, lag_s=0.01234
+    )
+    assert report == {
+        "sessions": {
+            "realtime": {"open": 2, "limit": 2, "full": True},
+            "transcription": {"open": 1, "limit": None, "full": False},
+        },
+        "calls": 1,
+        "engines": {"asr": {"queued": 3}},
+        "event_loop_lag_ms": 12.3,
+    }
 
 
 def test_loop_lag_turns_unready_above_the_threshold_and_ready_only_well_below() -> None:
@@ -116,3 +154,36 @@ async def test_healthz_is_503_while_the_event_loop_lags_and_ready_again_after(fa
         )
         assert float(lag.split()[1]) < LAG_UNREADY_S
         assert "openrealtime_ready 1" in (await http.get(f"{base}/metrics")).text
+
+
+def test_readyz_reports_load_per_kind_to_the_key_and_readiness_to_anyone(fake_engines: EngineSet) -> None:
+    settings = Settings(api_key=KEY, max_realtime_sessions=1, max_transcription_sessions=2, max_translation_sessions=0)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with TestClient(create_app(settings, engines=fake_engines)) as client:
+        assert client.get("/readyz").json() == {"status": "ok", "reason": None}  # no load without the key
+        assert client.get("/livez").json() == {"status": "ok"}
+        with client.websocket_connect("/v1/realtime?model=gpt-realtime", headers=auth) as realtime:
+            assert realtime.receive_json()["type"] == "session.created"
+            ready = client.get("/readyz", headers=auth)
+            assert ready.status_code == 200
+            body = ready.json()
+            assert body["sessions"] == {
+                "transcription": {"open": 0, "limit": 2, "full": False},
+                "realtime": {"open": 1, "limit": 1, "full": True},
+                "translation": {"open": 0, "limit": None, "full": False},
+            }
+            assert body["calls"] == 0
+            assert set(body["engines"]) >= {"asr"}
+            assert isinstance(body["event_loop_lag_ms"], float)
+            # A balancer that routes one kind asks about that kind: realtime is full here.
+            full = client.get("/readyz?kind=realtime")
+            assert (full.status_code, full.json()) == (503, {"status": "unready", "reason": AT_CAPACITY})
+            assert client.get("/readyz?kind=transcription").status_code == 200
+            assert client.get("/healthz").json() == {"status": "ok"}  # unchanged: another kind has room
+            bad = client.get("/readyz?kind=music")
+            assert bad.status_code == 400
+            assert bad.json()["error"]["code"] == "invalid_value"
+            assert client.get("/readyz", headers={"Authorization": "Bearer sk-wrong"}).json() == {
+                "status": "ok",
+                "reason": None,
+            }

@@ -48,7 +48,7 @@ from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.scheduler import FairExecutor, WorkerStats
-from openrealtime.server.admission import CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, Admission
+from openrealtime.server.admission import CLOSE_TRY_AGAIN_LATER, REFUSAL_TYPE, Admission
 from openrealtime.server.audio_api import AudioApi
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, UNAVAILABLE, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.calls import CallsApi
@@ -62,7 +62,7 @@ from openrealtime.server.minting import (
     read_body,
 )
 from openrealtime.server.origins import OriginGuard, OriginPolicy
-from openrealtime.server.readiness import LoopLag, Readiness, readiness
+from openrealtime.server.readiness import LoopLag, Probes, Readiness, load_report, readiness
 from openrealtime.server.registry import load_engines
 from openrealtime.server.resume import LiveSessions, Resumed, SharedOwnership, resume, resume_param
 from openrealtime.server.secrets import SecretStore, open_secret_store
@@ -296,25 +296,21 @@ class _Server:
             loaded=self.engines is not None,
             all_full=self.admission.all_full(),
             lagging=self.loop_lag.is_lagging(),
+            draining=self.admission.draining,
         )
 
-    async def healthz(self, request: Request) -> JSONResponse:
-        """Readiness: 200 ``ok``, else 503 ``unready`` with a ``reason`` (``loading``, ``at_capacity``,
-        ``event_loop_lagging``)."""
-        verdict = self.readiness()
-        if verdict.reason is not None:
-            self.metrics.unready.add(reason=verdict.reason)
-        body: dict[str, object] = {"status": "ok"} if verdict.ready else {"status": "unready", "reason": verdict.reason}
-        status = 200 if verdict.ready else HTTP_SERVICE_UNAVAILABLE
-        if self.engines is None:
-            return JSONResponse(body, status_code=status)
-        # Open to probes; the counts only to whoever holds the key (when one is set). A wrong key
-        # sent here counts as a failure too, or /healthz would be an unthrottled oracle.
-        presented = "authorization" in request.headers
-        auth = await self._http_key(request) if presented else None
-        if self.settings.api_key is None or (auth is not None and auth.ok and auth.secret is None):
-            body["active_sessions"] = self.admission.total()
-        return JSONResponse(body, status_code=status)
+    async def may_see_load(self, request: Request) -> bool:
+        """Counts and load are open to probes only without a key; with one, to its holder. A wrong key
+        sent here counts as a failure too, or the probes would be an unthrottled oracle."""
+        if self.settings.api_key is None:
+            return True
+        auth = await self._http_key(request) if "authorization" in request.headers else None
+        return auth is not None and auth.ok and auth.secret is None
+
+    def load(self) -> dict[str, object]:
+        """What ``/readyz`` reports (:func:`~openrealtime.server.readiness.load_report`)."""
+        lag_s = max(self.loop_lag.lag_s, self.loop_lag.overdue_s())
+        return load_report(self.admission, calls=self.calls.live, workers=self._worker_stats(), lag_s=lag_s)
 
     async def realtime(self, websocket: WebSocket) -> None:
         auth = await self._accept(websocket)
@@ -385,9 +381,9 @@ class _Server:
             opening = opening.opened
         session, kind = opening.session, opening.kind
         if not self.admission.admit(kind):
-            self.metrics.refusals.add(reason="capacity", request=kind.value)
-            message = self.admission.refusal_message(kind)
-            await _refuse(websocket, Refusal(message, CAPACITY_CODE, CLOSE_TRY_AGAIN_LATER, "server_error"))
+            refused = self.admission.refusal(kind)
+            self.metrics.refusals.add(reason=refused.reason, request=kind.value)
+            await _refuse(websocket, Refusal(refused.message, refused.code, CLOSE_TRY_AGAIN_LATER, REFUSAL_TYPE))
             return
         self.metrics.active.add(1, kind=kind.value)
         self.metrics.sessions.add(1, kind=kind.value)
@@ -460,8 +456,15 @@ def create_app(
             if engines is None:  # engines passed in (tests, embedding) are the caller's to close
                 server.engines.close()
 
+    probes = Probes(
+        server.readiness,
+        server.admission,
+        server.load,
+        server.may_see_load,
+        lambda reason: server.metrics.unready.add(reason=reason),
+    )
     routes = [
-        Route("/healthz", server.healthz),
+        *probes.routes(),  # /healthz, /readyz, /livez (server/readiness.py)
         Route("/metrics", server.metrics_endpoint),
         WebSocketRoute("/v1/realtime", server.realtime),
         WebSocketRoute("/realtime", server.realtime),

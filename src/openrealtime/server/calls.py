@@ -34,7 +34,7 @@ from starlette.routing import Route
 from openrealtime.exceptions import ProtocolError
 from openrealtime.runtime.connection import Connection, Transport
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.server.admission import CAPACITY_CODE, Admission
+from openrealtime.server.admission import Admission
 from openrealtime.server.auth import UNAVAILABLE, AuthResult
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import BodyTooLarge, error_body, read_body
@@ -226,9 +226,10 @@ class CallsApi:
         from openrealtime.webrtc.ports import PortRangeExhausted
 
         kind, session = opening.kind, opening.session
-        if not self._admission.admit(kind):
-            self._metrics.refusals.add(reason="capacity", request=kind.value)
-            return _error(HTTP_SERVICE_UNAVAILABLE, self._admission.refusal_message(kind), CAPACITY_CODE)
+        if not self._admission.admit(kind):  # full, or draining (server/admission.py)
+            refused = self._admission.refusal(kind)
+            self._metrics.refusals.add(reason=refused.reason, request=kind.value)
+            return _error(HTTP_SERVICE_UNAVAILABLE, refused.message, refused.code)
         engines, settings = self._engines(), self._settings
 
         def start(transport: Any, media: Any) -> Connection:
