@@ -87,6 +87,21 @@ def test_verdict_rates_compare_the_model_alone_with_the_model_and_the_words() ->
     assert "| medium (0.5) | 67% | 33% | 100% | 100% |" in turns.verdict_table(rates)
 
 
+def test_the_pause_sweep_says_what_asking_sooner_or_later_would_end() -> None:
+    points = [
+        turns.Verdict("v", "a", False, 400, 0.9, "Remind me to call.", True, {64: 0.3, 160: 0.9}),
+        turns.Verdict("v", "a", False, 600, 0.9, "I was moved to", False, {64: 0.9, 160: 0.9}),  # words veto
+        turns.Verdict("v", "a", True, None, 0.8, "It is done.", True, {64: 0.6, 160: 0.8}),
+    ]
+    rows = {(r["pause_ms"], r["threshold"]): r for r in turns.pause_sweep(points)}
+    assert rows[64, 0.5]["pauses_ended"] == 0.0
+    assert rows[64, 0.5]["ends_ended"] == 1.0
+    assert rows[64, 0.7]["ends_ended"] == 0.0  # 0.6 heard after 64 ms is under low's 0.7
+    assert rows[160, 0.5]["pauses_ended"] == 0.5
+    rates = turns.verdict_rates(points)
+    assert "| 160 ms | 0.5 | 50% | 100% |" in turns.verdict_table(rates)
+
+
 def test_every_mode_is_a_valid_turn_detection() -> None:
     from openrealtime.protocol.config import AudioInput
 

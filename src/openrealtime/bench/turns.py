@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -294,9 +294,11 @@ class Verdict:
     Attributes:
         final: The point is the end of the clip (a complete turn), not a mid-sentence pause.
         pause_ms: How long the pause lasts (``None`` at the end).
-        probability: Smart Turn's "complete" with ``CHECK_PAUSE_MS`` of the pause heard.
+        probability: Smart Turn's "complete" with medium's ``check_pause_ms`` of the pause heard.
         words: What Whisper ``tiny.en`` hears up to the pause (the speculative final's words).
         words_complete: Whether they read as finished (the word rule).
+        by_pause_ms: Smart Turn's "complete" with each of ``CHECK_PAUSES_MS`` of the pause heard (what
+            an eagerness asking that soon would be told).
     """
 
     voice: str
@@ -306,11 +308,18 @@ class Verdict:
     probability: float
     words: str
     words_complete: bool
+    by_pause_ms: dict[int, float] = field(default_factory=dict)
 
 
-def verdicts(clips: list[Clip]) -> list[Verdict]:
+# The pauses after which the model could first be asked: medium asks at 160 ms, high at 128, low at 256;
+# the shorter ones say whether an eagerness could ask sooner without ending more mid-sentence pauses.
+CHECK_PAUSES_MS = (64, 96, 128, 160, 256)
+
+
+def verdicts(clips: list[Clip], check_pauses_ms: tuple[int, ...] = CHECK_PAUSES_MS) -> list[Verdict]:
     """Every pause point of every clip, judged offline at the first question (no server, no clock):
-    what the model and the words would decide, so the two can be compared on their own."""
+    what the model and the words would decide, so the two can be compared on their own. The model
+    is asked with each of ``check_pauses_ms`` of the pause heard; the words are the same for all."""
     from openrealtime.engines.smart_turn import SmartTurn
     from openrealtime.session.endpointing import END_OF_TURN, looks_complete
 
@@ -324,8 +333,10 @@ def verdicts(clips: list[Clip]) -> list[Verdict]:
         for at_ms, length_ms, final in points:
             spoken = clip.audio[: at_ms * WIRE_RATE_HZ // MS_PER_S]
             audio_16k = StreamResampler(WIRE_RATE_HZ, ASR_RATE_HZ).process(spoken, last=True)
-            pause = np.zeros(ASR_RATE_HZ * check_ms // MS_PER_S, np.float32)
-            probability = model.completion_probability(np.concatenate([padding, audio_16k, pause]))
+            heard: dict[int, float] = {}
+            for pause_ms in sorted({*check_pauses_ms, check_ms}):
+                pause = np.zeros(ASR_RATE_HZ * pause_ms // MS_PER_S, np.float32)
+                heard[pause_ms] = model.completion_probability(np.concatenate([padding, audio_16k, pause]))
             words = transcribe(spoken)
             out.append(
                 Verdict(
@@ -333,9 +344,10 @@ def verdicts(clips: list[Clip]) -> list[Verdict]:
                     clip.text,
                     final,
                     None if final else length_ms,
-                    probability,
+                    heard[check_ms],
                     words,
                     looks_complete(words),
+                    heard,
                 )
             )
     return out
@@ -343,7 +355,8 @@ def verdicts(clips: list[Clip]) -> list[Verdict]:
 
 def verdict_rates(points: list[Verdict]) -> dict[str, Any]:
     """Per eagerness: the share of mid-sentence pauses and of clip ends that the first question
-    would end, by the model alone and by the model with the words (as ``semantic_vad`` decides)."""
+    would end, by the model alone and by the model with the words (as ``semantic_vad`` decides);
+    and under ``by_pause_ms``, the same with the model asked sooner or later (:func:`pause_sweep`)."""
     from openrealtime.session.endpointing import END_OF_TURN
 
     pauses = [v for v in points if not v.final]
@@ -368,7 +381,35 @@ def verdict_rates(points: list[Verdict]) -> dict[str, Any]:
     rates["pause_points"] = len(pauses)
     rates["end_points"] = len(ends)
     rates["pauses_whose_words_look_finished"] = sum(v.words_complete for v in pauses)
+    rates["by_pause_ms"] = pause_sweep(points)
     return rates
+
+
+def pause_sweep(points: list[Verdict], thresholds: tuple[float, ...] = (0.5, 0.7)) -> list[dict[str, Any]]:
+    """For each pause the model could first be asked after, and each threshold: the share of
+    mid-sentence pauses and of clip ends that the model and the words together would end at that
+    first question. Whether an eagerness could decide sooner without more cut-offs, with no clock:
+    the same clips heard with less silence after them."""
+    pauses = [v for v in points if not v.final]
+    ends = [v for v in points if v.final]
+    heard = sorted({ms for v in points for ms in v.by_pause_ms})
+
+    def share(group: list[Verdict], pause_ms: int, threshold: float) -> float | None:
+        asked = [v for v in group if pause_ms in v.by_pause_ms]
+        if not asked:
+            return None
+        return sum(v.by_pause_ms[pause_ms] >= threshold and v.words_complete for v in asked) / len(asked)
+
+    return [
+        {
+            "pause_ms": ms,
+            "threshold": threshold,
+            "pauses_ended": share(pauses, ms, threshold),
+            "ends_ended": share(ends, ms, threshold),
+        }
+        for ms in heard
+        for threshold in thresholds
+    ]
 
 
 def verdict_table(rates: dict[str, Any]) -> str:
@@ -387,7 +428,25 @@ def verdict_table(rates: dict[str, Any]) -> str:
             f"| {r['pauses_ended_model_and_words']:.0%} | {r['ends_ended_model_alone']:.0%} "
             f"| {r['ends_ended_model_and_words']:.0%} |"
         )
+    sweep = rates.get("by_pause_ms") or []
+    if sweep:
+        lines += [
+            "",
+            "Asked sooner or later (model + words: the share each would end at its first question):",
+            "",
+            "| pause heard | threshold | mid-sentence pauses ended | clip ends ended |",
+            "|---|---|---|---|",
+        ]
+        for row in sweep:
+            lines.append(
+                f"| {row['pause_ms']} ms | {row['threshold']} | {_percent(row['pauses_ended'])} "
+                f"| {_percent(row['ends_ended'])} |"
+            )
     return "\n".join(lines)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
 
 
 def decision_cost(decisions: int = DECISIONS_TIMED) -> dict[str, Any]:
