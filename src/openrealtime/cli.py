@@ -396,7 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help="require this key (or OPENREALTIME_API_KEY)")
     serve.add_argument("--ssl-certfile", default=None, help="serve HTTPS and wss:// with this PEM certificate")
     serve.add_argument("--ssl-keyfile", default=None, help="the PEM private key of --ssl-certfile")
-    serve.add_argument("--asr-model", default=None, help="tiny.en (default), base, or a CTranslate2 path")
+    serve.add_argument(
+        "--asr-model", default=None, help="tiny.en (default), base, a CTranslate2 path; the model to ask --asr-url for"
+    )
     serve.add_argument("--asr-device", default=None, help="cpu (default), cuda or auto")
     serve.add_argument("--threads", type=int, default=None, help="CPU threads per LLM call")
     serve.add_argument("--asr-threads", type=int, default=None, help="CPU threads per Whisper decode")
@@ -407,6 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--llm-api-key", default=None, help="key for --llm-url (or OPENREALTIME_LLM_API_KEY)")
     serve.add_argument(
         "--llm-vision", action="store_true", default=None, help="the model at --llm-url sees images (input_image)"
+    )
+    serve.add_argument(
+        "--asr-url", default=None, help="an OpenAI-compatible /audio/transcriptions server ending in /v1 (no Whisper)"
+    )
+    serve.add_argument("--asr-api-key", default=None, help="key for --asr-url (or OPENREALTIME_ASR_API_KEY)")
+    serve.add_argument(
+        "--tts-url", default=None, help="an OpenAI-compatible /audio/speech server ending in /v1 (no voice here)"
+    )
+    serve.add_argument("--tts-model", default=None, help="model name to request from --tts-url (gpt-4o-mini-tts)")
+    serve.add_argument("--tts-api-key", default=None, help="key for --tts-url (or OPENREALTIME_TTS_API_KEY)")
+    serve.add_argument(
+        "--tts-voice-map", default=None, help="our voice names -> --tts-url's: alloy=af_bella,echo=am_adam"
     )
     serve.add_argument("--tts-voice", default=None, help="a piper .onnx voice for English")
     serve.add_argument("--instructions", default=None, help="default system prompt of voice sessions")
@@ -438,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--resume-grace-s", type=int, default=None, help="how long a lost session can be resumed (default 900)"
+    )
+    serve.add_argument(
+        "--advertise-url",
+        default=None,
+        help="the URL other front doors reach this one at, for calls' hang-ups and sidebands with "
+        "--state-url redis:// (default: --host and --port, or the address a call arrived on)",
     )
     serve.add_argument(
         "--idle-timeout-s",

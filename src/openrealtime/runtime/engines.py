@@ -129,6 +129,8 @@ class EngineSet:
     )
     # Remote MCP servers' tools (network I/O on the event loop, under its timeout).
     mcp: McpClient = field(default_factory=McpClient)
+    # Called by close: what the engines hold beyond their threads (remote engines' connection pools).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def accepts_transcription_model(self, name: str) -> bool:
         return name in OPENAI_TRANSCRIPTION_MODELS or name == self.transcriber_name
@@ -280,6 +282,8 @@ class EngineSet:
         self.asr_worker.cancel(job_id)
 
     def close(self) -> None:
+        for close in self.closers:
+            close()
         self.asr_worker.close()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
         self.turn_pool.shutdown(wait=False, cancel_futures=True)

@@ -33,6 +33,12 @@ from openrealtime.runtime.engines import DEFAULT_VOICE, EngineSet
 from openrealtime.runtime.mcp_client import McpClient, allowed_hosts
 from openrealtime.runtime.scheduler import ModelWorker
 from openrealtime.runtime.threads import call_at_priority
+from openrealtime.server.remote_engines import (
+    remote_asr_workers,
+    remote_closers,
+    remote_synthesizer,
+    remote_transcriber,
+)
 from openrealtime.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,7 @@ def load_engines(settings: Settings) -> EngineSet:
     # Loaded in a lowered-priority thread: CTranslate2's compute threads, started there, inherit it.
     transcriber = call_at_priority(ASR_NICE, lambda: load_transcriber(settings))
     engines = EngineSet(
-        asr_worker=ModelWorker("asr", threads=settings.asr_workers, nice=ASR_NICE),
+        asr_worker=ModelWorker("asr", threads=remote_asr_workers(settings), nice=ASR_NICE),
         vad=load_vad(),
         end_of_turn=load_end_of_turn(),
         transcriber=transcriber,
@@ -62,6 +68,7 @@ def load_engines(settings: Settings) -> EngineSet:
         noise=load_noise_suppressor(),
         mcp=McpClient(timeout_s=settings.mcp_timeout_s, allowed_hosts=allowed_hosts(settings.mcp_hosts)),
     )
+    engines.closers += remote_closers(transcriber, *engines.synthesizers.values())
     yield_to = getattr(chat, "yield_to", None)  # the in-process LLM holds later tokens back for first words
     if yield_to is not None:
         yield_to(engines.first_words.waiting)
@@ -102,7 +109,10 @@ def load_end_of_turn() -> EndOfTurnModel | None:
 
 
 def load_transcriber(settings: Settings) -> Transcriber:
-    """faster-whisper with the model, device and threads of ``settings``, warmed with one decode."""
+    """faster-whisper with the model, device and threads of ``settings``, warmed with one decode; the
+    server at ``asr_url`` instead when it is set (nothing loaded)."""
+    if settings.asr_url:
+        return remote_transcriber(settings)
     from openrealtime.engines.whisper import WhisperOptions, WhisperTranscriber
 
     transcriber = WhisperTranscriber(
@@ -162,11 +172,18 @@ def warm_tts(synthesizer: Synthesizer) -> Synthesizer:
 
 def load_synthesizers(settings: Settings) -> dict[str, Synthesizer]:
     """piper for English (a pool of ``tts_instances``) and for each language of ``tts_voices``;
-    espeak-ng (in process) for every other language."""
+    espeak-ng (in process) for every other language. With ``tts_url``, its server for every language
+    but those of ``tts_voices``."""
     from openrealtime.engines.espeak_tts import EspeakSynthesizer
     from openrealtime.engines.piper_tts import PiperOptions, PiperSynthesizer
     from openrealtime.engines.pool import SynthesizerPool
 
+    if settings.tts_url:
+        remote = remote_synthesizer(settings)
+        voices_by_language: dict[str, Synthesizer] = {ENGLISH: remote, FALLBACK_LANGUAGE: remote}
+        for language, path in parse_voice_paths(settings.tts_voices).items():
+            voices_by_language[language] = PiperSynthesizer(PiperOptions(model_paths=(Path(path),)))
+        return voices_by_language
     paths = (Path(settings.tts_voice),) if settings.tts_voice else ()
     voices = [
         warm_tts(PiperSynthesizer(PiperOptions(model_paths=paths))) for _ in range(max(1, settings.tts_instances))

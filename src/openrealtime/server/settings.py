@@ -74,6 +74,20 @@ class Settings:
         llm_vision: The model at ``llm_url`` sees images: ``input_image`` items reach it (without
             this, and with the bundled text model, they are refused with an error).
         llm_context_tokens: Context window of the LLM (prompts are trimmed to fit).
+        asr_url: Base URL (ending in ``/v1``) of an OpenAI-compatible ``/audio/transcriptions``
+            endpoint (vLLM serving Whisper, speaches, another openrealtime) that replaces the
+            in-process Whisper: ``asr_model`` is then the model name requested from it (a name
+            ending in ``.en`` is taken as English only), ``asr_workers`` the requests in flight (at
+            least 8). See engines/remote_asr.py.
+        asr_api_key: Bearer key for ``asr_url``.
+        tts_url: Base URL (ending in ``/v1``) of an OpenAI-compatible ``/audio/speech`` endpoint that
+            streams raw ``pcm`` (vLLM-Omni, Kokoro-FastAPI, speaches, another openrealtime); it
+            replaces the in-process voices (piper, espeak-ng) for every language.
+        tts_model: The model name requested from ``tts_url``.
+        tts_api_key: Bearer key for ``tts_url``.
+        tts_voice_map: Session voice names -> the ``tts_url`` server's own (``"alloy=af_bella,echo=am_adam"``);
+            names not listed are sent as they are.
+        remote_timeout_s: The longest ``asr_url`` or ``tts_url`` may take to answer (between two bytes).
         llm_gpu_layers: Layers of the GGUF model offloaded to a GPU (``-1``: all); needs a CUDA build.
         llm_parallel: Answers the llama.cpp LLM decodes at once, in one context, each keeping its
             session's prompt cache between turns (concurrent voice sessions); more wait their turn.
@@ -135,6 +149,10 @@ class Settings:
             ``memory://`` (default: this process) or ``redis://host:port/db`` (shared by every
             server that uses the same Redis). See docs/compatibility.md, Resumable sessions.
         resume_grace_s: How long after its connection ends a session can be resumed.
+        advertise_url: The URL other front doors reach this one at (``http://10.0.0.5:8000``), for a
+            WebRTC call's hang-up and sidebands that land on another door with ``state_url`` on
+            Redis (docs/deploy.md). Unset: ``host`` and ``port`` when both are specific, else the
+            local address a call's offer arrived on.
         web_app: Serve the browser app at ``/`` (assistant, live transcription, translation; its
             files under ``/app/``). It mints ephemeral keys from its own origin; see docs/security.md.
         mcp_hosts: The hosts (``host`` or ``host:port``, comma-separated) whose MCP servers sessions
@@ -161,6 +179,13 @@ class Settings:
     llm_api_key: str | None = None
     llm_vision: bool = False
     llm_context_tokens: int = 2048
+    asr_url: str | None = None
+    asr_api_key: str | None = None
+    tts_url: str | None = None
+    tts_model: str = "gpt-4o-mini-tts"
+    tts_api_key: str | None = None
+    tts_voice_map: str | None = None
+    remote_timeout_s: float = 30.0
     llm_gpu_layers: int = 0
     llm_parallel: int = 4
     tts_instances: int = 2
@@ -189,6 +214,7 @@ class Settings:
     call_connect_timeout_s: int = 30
     state_url: str | None = None
     resume_grace_s: int = 900
+    advertise_url: str | None = None
     web_app: bool = True
     mcp_hosts: str = "*"
     mcp_timeout_s: float = 30.0
@@ -214,4 +240,6 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["api_key"] = "***" if self.api_key else None
         shown["llm_api_key"] = "***" if self.llm_api_key else None
+        shown["asr_api_key"] = "***" if self.asr_api_key else None
+        shown["tts_api_key"] = "***" if self.tts_api_key else None
         return shown
