@@ -348,7 +348,7 @@ class _Server:
             log.warning("client secret refused from %s on a sideband: server key only", _address(websocket))
             await _refuse(websocket, Refusal(SIDEBAND_KEY_ONLY, "invalid_api_key", CLOSE_AUTH))
             return
-        if not await self.calls.attach(call_id, _StarletteTransport(websocket)):
+        if not await self.calls.attach(call_id, _StarletteTransport(websocket), via=websocket):
             message = f"Call '{call_id}' not found: it has ended, or never existed."
             await _refuse(websocket, Refusal(message, "call_not_found", CLOSE_BAD_REQUEST, param="call_id"))
 

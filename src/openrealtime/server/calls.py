@@ -18,6 +18,11 @@ is taken (a call takes one, as a WebSocket session does, until it ends) or every
 installed. The server's key or a live client secret opens a call (the secret's config first, then the
 request's ``session``: :func:`~openrealtime.server.sessions.open_call`); only the server's key hangs
 one up, or attaches a sideband to it (:meth:`CallsApi.attach`, ``GET /v1/realtime?call_id=``).
+
+With ``--state-url redis://``, front doors behind one load balancer share their calls' whereabouts:
+the door that answers an offer records itself in the call directory
+(:mod:`~openrealtime.state.call_directory`), and a hang-up or sideband that lands on another door is
+forwarded to it (:mod:`~openrealtime.server.forwarding`).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -36,12 +42,14 @@ from openrealtime.runtime.connection import Connection, Transport
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.admission import Admission
 from openrealtime.server.auth import UNAVAILABLE, AuthResult
+from openrealtime.server.forwarding import door_url, forward_hangup, forwarded, relay_sideband
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import BodyTooLarge, error_body, read_body
 from openrealtime.server.multipart import FORM_DATA, parse_form
 from openrealtime.server.secrets import ClientSecret
 from openrealtime.server.sessions import Opened, Refusal, open_call, open_translation_call
 from openrealtime.server.settings import Settings
+from openrealtime.state.call_directory import CallDirectory, open_call_directory
 
 if TYPE_CHECKING:
     from openrealtime.webrtc.calls import CallRegistry
@@ -143,6 +151,8 @@ class CallsApi:
         self._ice_servers = parse_ice_servers(settings.ice_servers)
         self._udp_ports = parse_udp_ports(settings.webrtc_udp_ports)
         self._registry: CallRegistry | None = None
+        # Which door holds each call, shared with the other doors on the same Redis (else None).
+        self._directory: CallDirectory | None = open_call_directory(settings.state_url)
 
     def routes(self) -> list[Route]:
         routes = []
@@ -165,6 +175,8 @@ class CallsApi:
         """End every call (the server is shutting down)."""
         if self._registry is not None:
             await self._registry.close_all()
+        if self._directory is not None:
+            await self._directory.close()
 
     def _calls(self) -> CallRegistry | None:
         """The registry, made on the first call (aiortc is imported only then); ``None`` without aiortc."""
@@ -219,9 +231,10 @@ class CallsApi:
         )
         if isinstance(opening, Refusal):
             return _error(HTTP_BAD_REQUEST, opening.message, opening.code, opening.param, opening.error_type)
-        return await self._start(registry, offer, opening)
+        here = door_url(self._settings, request.scope.get("server"))
+        return await self._start(registry, offer, opening, here)
 
-    async def _start(self, registry: CallRegistry, offer: str, opening: Opened) -> Response:
+    async def _start(self, registry: CallRegistry, offer: str, opening: Opened, here: str) -> Response:
         from openrealtime.webrtc.peer import BadOffer
         from openrealtime.webrtc.ports import PortRangeExhausted
 
@@ -265,6 +278,7 @@ class CallsApi:
         self._metrics.active.add(1, kind=kind.value)
         self._metrics.sessions.add(1, kind=kind.value)
         log.info("call %s: session %s (%s) opened", call_id, session.info.session_id, kind.value)
+        await self._place(call_id, here)
         headers = {"Location": f"{CALLS_PATH}/{call_id}"}
         return Response(answer, status_code=HTTP_CREATED, media_type=SDP, headers=headers)
 
@@ -296,12 +310,40 @@ class CallsApi:
         )
         raise _BadRequest(_error(HTTP_UNSUPPORTED_MEDIA_TYPE, message, "unsupported_content_type"))
 
-    async def attach(self, call_id: str, sideband: Transport) -> bool:
+    async def _place(self, call_id: str, here: str) -> None:
+        """Tell the other doors that this one holds ``call_id`` (for a call's lifetime at most)."""
+        if self._directory is None:
+            return
+        ttl_s = self._settings.session_lifetime_s + (self._settings.call_connect_timeout_s or 0)
+        try:
+            await self._directory.place(call_id, here, ttl_s)
+        except Exception as exc:  # the redis package's errors: the call goes on, found on this door only
+            log.warning("call %s not recorded in the call directory (%s): other doors cannot reach it", call_id, exc)
+
+    async def _owner(self, call_id: str, via: HTTPConnection) -> str | None:
+        """The URL of the other door that holds ``call_id``, when this door should forward ``via``'s
+        request to it (not one forwarded already)."""
+        if self._directory is None or forwarded(via.headers):
+            return None
+        try:
+            owner = await self._directory.door_of(call_id)
+        except Exception as exc:
+            log.warning("call directory not read for call %s: %s", call_id, exc)
+            return None
+        here = door_url(self._settings, via.scope.get("server"))
+        return owner if owner is not None and owner != here else None
+
+    async def attach(self, call_id: str, sideband: Transport, via: HTTPConnection | None = None) -> bool:
         """Serve ``sideband`` as a sideband of call ``call_id`` until it leaves or the call ends;
-        ``False`` (nothing sent) if there is no such live call. The caller has checked the key."""
+        ``False`` (nothing sent) if there is no such live call. The caller has checked the key. A
+        call another door holds is relayed there (``via``: the sideband's connect).
+        """
         call = self._registry.get(call_id) if self._registry is not None else None
         if call is None:
-            return False
+            owner = await self._owner(call_id, via) if via is not None else None
+            if owner is None:
+                return False
+            return await relay_sideband(owner, call_id, self._settings.api_key, sideband)
         log.info("call %s: sideband attached", call_id)
         if not await call.attach(sideband):
             return False
@@ -316,6 +358,12 @@ class CallsApi:
         call_id = request.path_params["call_id"]
         registry = self._registry
         if registry is None or not await registry.hangup(call_id):
+            owner = await self._owner(call_id, request)
+            path = f"{CALLS_PATH}/{quote(call_id, safe='')}/hangup"
+            answer = await forward_hangup(owner, path, self._settings.api_key) if owner is not None else None
+            if answer is not None:
+                log.info("call %s: hang-up forwarded to %s (%d)", call_id, owner, answer.status_code)
+                return answer
             return _error(HTTP_NOT_FOUND, f"Call '{call_id}' not found.", "call_not_found", "call_id")
         log.info("call %s hung up", call_id)
         return Response(status_code=200)
