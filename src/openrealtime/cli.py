@@ -454,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume-grace-s", type=int, default=None, help="how long a lost session can be resumed (default 900)"
     )
     serve.add_argument(
+        "--drain-grace-s",
+        type=float,
+        default=None,
+        help="on SIGTERM: how long running turns may finish before sessions move to other doors (default 30)",
+    )
+    serve.add_argument(
         "--advertise-url",
         default=None,
         help="the URL other front doors reach this one at, for calls' hang-ups and sidebands with "

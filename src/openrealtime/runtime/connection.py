@@ -204,6 +204,7 @@ class _Expired:
     code: str
     message: str
     close_code: int = 1001
+    error_type: str = "invalid_request_error"
 
 
 def close_reason(text: str) -> str:
@@ -320,12 +321,19 @@ class Connection:
         self._playback_queued += 1
         self._inbox.put_nowait(result)
 
-    def end(self, code: str, message: str, close_code: int = 1001) -> None:
-        """End the session from outside (another connection resumed it): an ``error`` with ``code``
-        and ``message``, then close ``close_code`` with the message, as at the lifetime cap. Once only."""
+    def end(self, code: str, message: str, close_code: int = 1001, error_type: str = "invalid_request_error") -> None:
+        """End the session from outside (another connection resumed it, the server drains): an
+        ``error`` with ``code``, ``message`` and ``error_type``, then close ``close_code`` with the
+        message, as at the lifetime cap. Once only."""
         if not self._ended:
             self._ended = True
-            self._inbox.put_nowait(_Expired(code, message, close_code))
+            self._inbox.put_nowait(_Expired(code, message, close_code, error_type))
+
+    @property
+    def jobs_running(self) -> int:
+        """Engine jobs started and not finished (a decode, an answer's tokens or speech, a tool
+        listing): while any runs, the session is in the middle of something (the drain waits)."""
+        return len(self._jobs)
 
     @property
     def outbox_chars(self) -> int:
@@ -495,7 +503,7 @@ class Connection:
             return False
         if isinstance(item, _Expired):
             # Like OpenAI at 60 minutes: a fatal error event, then close 1001 with the same reason.
-            session.error(ProtocolError(item.message, code=item.code))
+            session.error(ProtocolError(item.message, code=item.code, error_type=item.error_type))
             if await self._flush():
                 self._close = CloseConnection(item.close_code, item.message)
             return False

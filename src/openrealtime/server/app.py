@@ -52,6 +52,7 @@ from openrealtime.server.admission import CLOSE_TRY_AGAIN_LATER, REFUSAL_TYPE, A
 from openrealtime.server.audio_api import AudioApi
 from openrealtime.server.auth import SUBPROTOCOL_REALTIME, UNAVAILABLE, AuthResult, AuthThrottle, authenticate
 from openrealtime.server.calls import CallsApi
+from openrealtime.server.drain import Activity, Drain
 from openrealtime.server.metrics import Metrics
 from openrealtime.server.minting import (
     HTTP_PAYLOAD_TOO_LARGE,
@@ -176,6 +177,8 @@ class _Server:
             self.admission,
             self.metrics,
         )
+        # Graceful drain on SIGTERM (server/drain.py, server/shutdown.py).
+        self.drain = Drain(self.admission, settings.drain_grace_s, self.calls)
 
     async def _accept(self, websocket: WebSocket) -> AuthResult:
         """Complete the upgrade (always, as OpenAI does), then refuse a client whose key is wrong."""
@@ -393,10 +396,12 @@ class _Server:
         saved_audio = set(restored.audio) if restored is not None else None
         recorder = Recorder(inner, kind.value, self.state, self.settings.resume_grace_s, saved_audio=saved_audio)
         observe = self.metrics.observer()
+        activity = Activity()  # whether it is mid-turn, for the drain
 
         def on_event(event: se.ServerEvent) -> None:
             observe(event)
             recorder.observe(event)
+            activity.observe(event)
 
         connection = Connection(
             session,
@@ -411,12 +416,14 @@ class _Server:
             on_append=self.metrics.append.observe,
         )
         await self.live.hold(session_id, connection)
+        self.drain.hold(connection, session_id, activity)
         recorder.start()
         try:
             await connection.run()
         finally:
             await recorder.close()  # the last write, which a resume of this session waits for
             await self.live.release(session_id, connection)
+            self.drain.release(connection)
             self.admission.release(kind)
             self.metrics.active.add(-1, kind=kind.value)
             log.info("session %s closed", session.info.session_id)
@@ -494,14 +501,15 @@ def create_app(
         expose_headers=CORS_EXPOSED,
         max_age=CORS_MAX_AGE_S,
     )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard, cors])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[guard, cors])
+    app.state.drain = server.drain  # what SIGTERM runs (server/shutdown.py)
+    return app
 
 
 def serve(settings: Settings) -> None:
     """Run the server in the foreground (``openrealtime serve``)."""
-    import uvicorn
-
     from openrealtime.server.listener import uvicorn_config
+    from openrealtime.server.shutdown import DrainingServer
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("starting with %s", settings.redacted())
@@ -510,4 +518,5 @@ def serve(settings: Settings) -> None:
         host = f"[{host}]" if ":" in host else host
         scheme = "https" if settings.ssl_certfile else "http"
         log.info("browser app: open %s://%s:%d/ (off with --no-web-app)", scheme, host, settings.port)
-    uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level=settings.log_level)).run()
+    app = create_app(settings)
+    DrainingServer(uvicorn_config(app, settings, log_level=settings.log_level), app.state.drain).run()

@@ -149,6 +149,9 @@ class Settings:
             ``memory://`` (default: this process) or ``redis://host:port/db`` (shared by every
             server that uses the same Redis). See docs/compatibility.md, Resumable sessions.
         resume_grace_s: How long after its connection ends a session can be resumed.
+        drain_grace_s: On SIGTERM, how long running turns may go on before every session is ended
+            (each is ended sooner, as soon as it is between turns) and the process exits; see
+            docs/readiness.md.
         advertise_url: The URL other front doors reach this one at (``http://10.0.0.5:8000``), for a
             WebRTC call's hang-up and sidebands that land on another door with ``state_url`` on
             Redis (docs/deploy.md). Unset: ``host`` and ``port`` when both are specific, else the
@@ -214,6 +217,7 @@ class Settings:
     call_connect_timeout_s: int = 30
     state_url: str | None = None
     resume_grace_s: int = 900
+    drain_grace_s: float = 30.0
     advertise_url: str | None = None
     web_app: bool = True
     mcp_hosts: str = "*"
