@@ -79,7 +79,9 @@ class SharedOwnership(Protocol):
 
     async def owner_of(self, session_id: str) -> str | None: ...
 
-    async def ask_release(self, owner: str, session_id: str) -> None: ...
+    async def ask_release(self, owner: str, session_id: str) -> int:
+        """Ask ``owner`` to let ``session_id`` go; how many of its listeners heard (0: it is gone)."""
+        ...
 
     async def listen(self, owner: str, on_request: Callable[[str], None]) -> None: ...
 
@@ -89,7 +91,8 @@ class LiveSessions:
 
     With a store that servers share (Redis), each held session is also claimed there under this
     server's id, so a resume on another server asks this one to end its connection (and waits until
-    it has let go, or ``TAKEOVER_TIMEOUT_S``: a server that died holds nothing)."""
+    it has let go, or ``TAKEOVER_TIMEOUT_S``). A server that died holds nothing: nobody hears the
+    request on its channel, and the resume goes on at once instead of waiting."""
 
     def __init__(self, shared: SharedOwnership | None = None, ttl_s: float = 900.0) -> None:
         self._live: dict[str, _Live] = {}
@@ -154,7 +157,11 @@ class LiveSessions:
         owner = await shared.owner_of(session_id)
         if owner is None or owner == self.server_id:
             return
-        await shared.ask_release(owner, session_id)
+        if await shared.ask_release(owner, session_id) == 0:
+            # Nobody listens on its channel: the server died (a SIGKILL closes its Redis socket, and
+            # its subscription with it), so there is no connection to wait for.
+            log.info("session %s: its server %s is gone; taken over at once", session_id, owner)
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TAKEOVER_TIMEOUT_S):
                 while await shared.owner_of(session_id) == owner:  # noqa: ASYNC110 - it lets go in Redis

@@ -112,9 +112,11 @@ class RedisStateStore:
         value = await self._redis.get(_keys(session_id)["owner"])
         return value.decode() if value is not None else None
 
-    async def ask_release(self, owner: str, session_id: str) -> None:
-        """Ask server ``owner`` to end its connection of ``session_id``."""
-        await self._redis.publish(f"{KEY_PREFIX}takeover:{owner}", session_id)
+    async def ask_release(self, owner: str, session_id: str) -> int:
+        """Ask server ``owner`` to end its connection of ``session_id``; how many listeners heard it
+        (0: ``owner`` is not listening: a server that was killed lost its subscription with its
+        socket, at once)."""
+        return int(await self._redis.publish(f"{KEY_PREFIX}takeover:{owner}", session_id))
 
     async def listen(self, owner: str, on_request: Callable[[str], None]) -> None:
         """Call ``on_request`` with each session id another server asks ``owner`` to let go; runs
