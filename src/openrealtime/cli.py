@@ -309,6 +309,9 @@ def _bench(args: argparse.Namespace) -> int:
         return run_state_bench(url=args.url, out_dir=out, turns=args.turns)
     from openrealtime.bench.target import SERVER_ERRORS
 
+    if args.remote_engines and (args.url is not None or args.kind not in ("assistant", "transcription")):
+        print("bench: --remote-engines applies to assistant and transcription, without --url", file=sys.stderr)
+        return 2
     key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
     turns = args.turns if args.turns is not None else DEFAULT_BENCH_TURNS
     if args.kind == "soak" and args.memory:
@@ -369,6 +372,10 @@ def _bench(args: argparse.Namespace) -> int:
         job = run_turns_bench(
             url=args.url, out_dir=out, sessions=args.turn_sessions, api_key=key, parts=parts, limit=args.turn_limit
         )
+    elif args.kind == "assistant" and args.remote_engines:
+        from openrealtime.bench.remote_engines import run_remote_assistant_bench
+
+        job = run_remote_assistant_bench(out_dir=out, turns=turns)
     elif args.kind == "assistant":
         from openrealtime.bench.assistant import MIN_TURNS, run_assistant_bench
 
@@ -376,7 +383,8 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         from openrealtime.bench.transcription import run_transcription_bench
 
-        job = run_transcription_bench(url=args.url, out_dir=out, turns=turns, api_key=key)
+        remote = args.remote_engines
+        job = run_transcription_bench(url=args.url, out_dir=out, turns=turns, api_key=key, remote_engines=remote)
     try:
         return asyncio.run(job)
     except SERVER_ERRORS as exc:
@@ -615,6 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument("--to", default="es", help="translation: the target language")
+    bench.add_argument(
+        "--remote-engines",
+        action="store_true",
+        help="assistant, transcription: the ASR and voice on a second openrealtime started here (--asr-url, "
+        "--tts-url); assistant: side by side with everything in process",
+    )
     bench.add_argument(
         "--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried; calls: the most calls"
     )

@@ -9,7 +9,7 @@ started here it is the one its settings require (``OPENREALTIME_API_KEY``), if a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -68,7 +68,9 @@ def with_default_path(url: str, default_path: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def server_target(url: str | None, default_path: str, *, api_key: str | None) -> AsyncIterator[Target]:
+async def server_target(
+    url: str | None, default_path: str, *, api_key: str | None, overrides: Mapping[str, Any] | None = None
+) -> AsyncIterator[Target]:
     """Yield the :class:`Target` for ``url``, or start this package's server for the duration.
 
     Args:
@@ -76,6 +78,7 @@ async def server_target(url: str | None, default_path: str, *, api_key: str | No
         default_path: The endpoint path and query of the bench's session kind
             (``/v1/realtime?intent=transcription``).
         api_key: The key for a given ``url`` (``--api-key``); ignored for a server started here.
+        overrides: More settings of a server started here (``asr_url``: bench/remote_engines.py).
     """
     if url is not None:
         yield Target(with_default_path(url, default_path), api_key)
@@ -85,6 +88,6 @@ async def server_target(url: str | None, default_path: str, *, api_key: str | No
 
     # A bench measures how many sessions fit: the server it starts admits them all.
     unlimited = {f"max_{kind}_sessions": 0 for kind in ("transcription", "realtime", "translation")}
-    settings = Settings.load(port=EMBEDDED_PORT, **unlimited)
+    settings = Settings.load(port=EMBEDDED_PORT, **unlimited, **(overrides or {}))
     async with running_server(settings) as base:
         yield Target(f"{base}{default_path}", settings.api_key, settings)

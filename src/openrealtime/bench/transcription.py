@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from openrealtime.bench.remote_engines import maybe_engine_server
 from openrealtime.bench.report import Plots, Series, distribution, progress
 from openrealtime.bench.report import machine as machine  # re-exported: the name's old home
 from openrealtime.bench.report import percentile as percentile
@@ -198,9 +199,10 @@ def lag_cell(lags: list[float]) -> str:
 
 
 async def run_transcription_bench(
-    *, url: str | None, out_dir: Path | None, turns: int, api_key: str | None = None
+    *, url: str | None, out_dir: Path | None, turns: int, api_key: str | None = None, remote_engines: bool = False
 ) -> int:
-    """The ``bench transcription`` command: ``turns`` sentences, one session, then the passage."""
+    """The ``bench transcription`` command: ``turns`` sentences, one session, then the passage;
+    ``remote_engines``: the server started here transcribes on a second one (bench/remote_engines.py)."""
     texts = list(SENTENCES[:turns])
     print(f"bench transcription: {len(texts)} turns of piper speech at real-time pace", flush=True)
     model = Settings.load().asr_model
@@ -209,7 +211,10 @@ async def run_transcription_bench(
     audio, _ = conversation(texts)
     spoken = spoken_words(transcriber, audio, LANGUAGE)
     offline = offline_wer(transcriber, texts)
-    async with server_target(url, TRANSCRIPTION_PATH, api_key=api_key) as target:
+    async with (
+        maybe_engine_server(remote_engines) as overrides,
+        server_target(url, TRANSCRIPTION_PATH, api_key=api_key, overrides=overrides) as target,
+    ):
         runs: list[TranscriptionResult] = []
         cpu_before = time.process_time()
         timings, wer, _ = await measure(
@@ -224,7 +229,7 @@ async def run_transcription_bench(
     audio_s = audio.size / WIRE_RATE_HZ
     firsts = [t.first_delta_after_onset_s for t in timings if t.first_delta_after_onset_s is not None]
     finals = [t.final_after_stop_s for t in timings if t.final_after_stop_s is not None]
-    rtf = cpu_s / audio_s if target.in_process else None
+    rtf = cpu_s / audio_s if target.in_process and not remote_engines else None  # remote: the decodes' CPU is elsewhere
     summary = {
         "machine": info,
         "asr_model": model,
@@ -247,7 +252,7 @@ async def run_transcription_bench(
         "turn_details": [asdict(t) for t in timings],
     }
     lines = [
-        f"| metric ({model}) | value |",
+        f"| metric ({model}{', on a second openrealtime over HTTP' if remote_engines else ''}) | value |",
         "|---|---|",
         f"| turns (detected / spoken) | {len(timings)} / {len(texts)} |",
     ]
