@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -155,6 +157,56 @@ async def test_an_unreachable_engine_server_fails_the_turn_and_the_answer_and_th
     events = await until(conn, lambda e: e.type == "response.done")
     assert events[-1].response.status == "completed"
     assert events[-1].response.output[0].content[0].text == "Paris is the capital."
+
+
+class SlowTranscriber(FakeTranscriber):
+    """The fake transcriber on a server that takes ``seconds`` a decode; keeps each decode's length."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"))
+        self.seconds = seconds
+        self.decoded_s: list[float] = []
+
+    def transcribe(self, audio: np.ndarray, options: Any) -> Any:
+        time.sleep(self.seconds)  # the remote's own latency, in its worker thread
+        self.decoded_s.append(audio.size / self.sample_rate_hz)
+        return super().transcribe(audio, options)
+
+
+async def test_a_slow_remote_gets_fewer_larger_partial_decodes_and_captions_still_flow() -> None:
+    decode_s = 0.5
+    slow = SlowTranscriber(decode_s)
+    remote = EngineSet(vad=EnergyVad(), transcriber=slow, transcriber_name="fake")
+    async with running_server(Settings(port=0), engines=remote) as url:
+        engines = front_door_engines(url.replace("ws://", "http://") + "/v1")
+        async for conn in connect(engines):
+            await conn.session.update(session={**VOICE_TURN, "output_modalities": ["text"]})
+            speech_s = 4.0
+            sender = asyncio.create_task(stream_at_pace(conn, np.concatenate([quiet(300), tone(4000), quiet(1000)])))
+            events = await until(conn, lambda e: e.type == "conversation.item.input_audio_transcription.completed")
+            await sender
+        engines.close()
+    remote.close()
+    deltas = [e.delta for e in events if e.type == "conversation.item.input_audio_transcription.delta"]
+    assert len(deltas) >= 2  # captions while the turn is spoken, not only at its end
+    assert "".join(deltas).split()[:3] == ["one", "two", "three"]
+    assert events[-1].transcript.startswith("one two three four five six seven")
+    # One decode in flight a turn: each partial waits for the one before, so it covers all the audio
+    # that came meanwhile (at least one decode's time of it), instead of one every 200 ms.
+    partials = slow.decoded_s[:-2]  # the last two: the speculative and the committed finals
+    assert len(partials) <= speech_s / decode_s + 2
+    steps = [b - a for a, b in itertools.pairwise(partials)]
+    assert steps
+    assert min(steps[1:] or steps) >= decode_s * 0.8
+
+
+async def stream_at_pace(conn: Any, audio: np.ndarray) -> None:
+    """``audio`` in 100 ms appends at real-time pace (as a microphone sends it)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for index, i in enumerate(range(0, audio.size, CHUNK)):
+        await conn.input_audio_buffer.append(audio=base64.b64encode(pcm(audio[i : i + CHUNK])).decode())
+        await asyncio.sleep(max(0.0, start + (index + 1) * CHUNK / 24_000 - loop.time()))
 
 
 def test_the_registry_loads_no_whisper_and_no_piper_for_remote_engines(monkeypatch: pytest.MonkeyPatch) -> None:
