@@ -366,11 +366,18 @@ def _bench(args: argparse.Namespace) -> int:
 
         job = run_translation_bench(url=args.url, out_dir=out, language=args.to, api_key=key)
     elif args.kind == "turns":
-        from openrealtime.bench.turns import run_turns_bench
+        from openrealtime.bench.turns import run_turns_bench, select_modes
 
         parts = tuple(int(p) for p in args.turn_parts.split(","))
         job = run_turns_bench(
-            url=args.url, out_dir=out, sessions=args.turn_sessions, api_key=key, parts=parts, limit=args.turn_limit
+            url=args.url,
+            out_dir=out,
+            sessions=args.turn_sessions,
+            api_key=key,
+            parts=parts,
+            limit=args.turn_limit,
+            turn_modes=modes,
+            trace=args.turn_trace,
         )
     elif args.kind == "assistant" and args.remote_engines:
         from openrealtime.bench.remote_engines import run_remote_assistant_bench
@@ -385,6 +392,11 @@ def _bench(args: argparse.Namespace) -> int:
 
         remote = args.remote_engines
         job = run_transcription_bench(url=args.url, out_dir=out, turns=turns, api_key=key, remote_engines=remote)
+        try:
+            modes = select_modes(args.turn_modes)
+        except ValueError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
     try:
         return asyncio.run(job)
     except SERVER_ERRORS as exc:
@@ -667,3 +679,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    bench.add_argument(
+        "--turn-modes",
+        default=None,
+        help="turns: part 1's turn detections, e.g. semantic_vad:medium,server_vad:500 (default: all five)",
+    )
+    bench.add_argument(
+        "--turn-trace",
+        action="store_true",
+        help="turns: part 1 traces where the time from the last word to the answer goes (server in process)",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openrealtime.bench import turn_clips, turns
+from openrealtime.bench import turn_clips, turn_verdicts, turns
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.bench.turn_clips import Clip, find_gaps, insert_pauses, quiet_runs, re_split_commas
 from openrealtime.bench.turns import Trial, cut_offs, summarize, table
@@ -74,32 +74,32 @@ def test_summary_rates_cut_offs_over_the_paused_clips_only() -> None:
 
 def test_verdict_rates_compare_the_model_alone_with_the_model_and_the_words() -> None:
     points = [
-        turns.Verdict("v", "a", False, 400, 0.9, "I was moved to", False),  # the words veto the model
-        turns.Verdict("v", "a", False, 600, 0.9, "Remind me to call.", True),
-        turns.Verdict("v", "a", False, 900, 0.1, "I wonder if", False),
-        turns.Verdict("v", "a", True, None, 0.6, "It is done.", True),
+        turn_verdicts.Verdict("v", "a", False, 400, 0.9, "I was moved to", False),  # the words veto the model
+        turn_verdicts.Verdict("v", "a", False, 600, 0.9, "Remind me to call.", True),
+        turn_verdicts.Verdict("v", "a", False, 900, 0.1, "I wonder if", False),
+        turn_verdicts.Verdict("v", "a", True, None, 0.6, "It is done.", True),
     ]
-    rates = turns.verdict_rates(points)
+    rates = turn_verdicts.verdict_rates(points)
     assert rates["medium"]["pauses_ended_model_alone"] == pytest.approx(2 / 3)
     assert rates["medium"]["pauses_ended_model_and_words"] == pytest.approx(1 / 3)
     assert rates["medium"]["ends_ended_model_and_words"] == 1.0
     assert rates["low"]["ends_ended_model_alone"] == 0.0  # 0.6 is under low's 0.7
-    assert "| medium (0.5) | 67% | 33% | 100% | 100% |" in turns.verdict_table(rates)
+    assert "| medium (0.5) | 67% | 33% | 100% | 100% |" in turn_verdicts.verdict_table(rates)
 
 
 def test_the_pause_sweep_says_what_asking_sooner_or_later_would_end() -> None:
     points = [
-        turns.Verdict("v", "a", False, 400, 0.9, "Remind me to call.", True, {64: 0.3, 160: 0.9}),
-        turns.Verdict("v", "a", False, 600, 0.9, "I was moved to", False, {64: 0.9, 160: 0.9}),  # words veto
-        turns.Verdict("v", "a", True, None, 0.8, "It is done.", True, {64: 0.6, 160: 0.8}),
+        turn_verdicts.Verdict("v", "a", False, 400, 0.9, "Remind me to call.", True, {64: 0.3, 160: 0.9}),
+        turn_verdicts.Verdict("v", "a", False, 600, 0.9, "I was moved to", False, {64: 0.9, 160: 0.9}),  # words veto
+        turn_verdicts.Verdict("v", "a", True, None, 0.8, "It is done.", True, {64: 0.6, 160: 0.8}),
     ]
-    rows = {(r["pause_ms"], r["threshold"]): r for r in turns.pause_sweep(points)}
+    rows = {(r["pause_ms"], r["threshold"]): r for r in turn_verdicts.pause_sweep(points)}
     assert rows[64, 0.5]["pauses_ended"] == 0.0
     assert rows[64, 0.5]["ends_ended"] == 1.0
     assert rows[64, 0.7]["ends_ended"] == 0.0  # 0.6 heard after 64 ms is under low's 0.7
     assert rows[160, 0.5]["pauses_ended"] == 0.5
-    rates = turns.verdict_rates(points)
-    assert "| 160 ms | 0.5 | 50% | 100% |" in turns.verdict_table(rates)
+    rates = turn_verdicts.verdict_rates(points)
+    assert "| 160 ms | 0.5 | 50% | 100% |" in turn_verdicts.verdict_table(rates)
 
 
 def test_every_mode_is_a_valid_turn_detection() -> None:
@@ -133,3 +133,76 @@ async def test_semantic_vad_answers_a_question_quickly_and_waits_through_a_pause
     assert asked.speech_end_to_turn_end_s < END_OF_TURN["medium"].max_wait_ms / 1000
     assert asked.speech_end_to_first_audio_s is not None
     assert not held.cut_off
+
+
+def test_turn_modes_are_chosen_by_key_in_the_bench_order() -> None:
+    chosen = turns.select_modes("semantic_vad:medium, server_vad:500")
+    assert [m.key for m in chosen] == ["server_vad:500", "semantic_vad:medium"]
+    assert turns.select_modes("semantic_vad:auto") == turns.select_modes("semantic_vad:medium")
+    assert turns.select_modes(None) == turns.MODES
+    with pytest.raises(ValueError, match="server_vad:300"):
+        turns.select_modes("server_vad:300")
+
+
+async def test_the_trace_needs_the_server_in_process() -> None:
+    assert await turns.run_turns_bench(url="ws://127.0.0.1:9/v1/realtime", out_dir=None, trace=True) == 2
+
+
+def test_a_clip_trace_places_each_milestone_after_the_last_word_and_counts_the_answers_begun() -> None:
+    from openrealtime.bench.turn_trace import Mark, clip_trace, timeline, trace_table
+
+    end = 5_000  # the last word, in the session's input
+    marks = [
+        Mark(end - 900, "Generate", "job_a"),  # an answer begun in a mid-sentence pause: not this end
+        Mark(end - 20, "final_asked", "job_1"),  # Silero's pause a frame before the measured end
+        Mark(end + 40, "CancelJob", "job_1"),
+        Mark(end + 80, "final_asked", "job_2"),
+        Mark(end + 140, "final_ready", "what is the capital of France?"),
+        Mark(end + 140, "TurnMayEnd"),
+        Mark(end + 140, "Generate", "job_3"),
+        Mark(end + 180, "PredictTurnEnd", "job_4"),
+        Mark(end + 240, "TurnEndPredicted", "0.98"),
+        Mark(end + 240, "speech_stopped", "5240"),
+        Mark(end + 360, "Synthesize", "The capital of France is Paris."),
+        Mark(end + 480, "first_audio", "resp_1"),
+        Mark(end + 600, "Generate", "job_5"),  # after the first audio: not counted
+    ]
+    clip = Clip("What is the capital of France?", "piper@1", np.zeros(1, np.float32), (), 1_000)
+    trace = clip_trace(clip, end, marks)
+    assert trace.milestones == {
+        "final_asked": -20,
+        "words": 140,
+        "answer_started": 140,
+        "model_asked": 180,
+        "model_answered": 240,
+        "turn_ended": 240,
+        "first_clause_asked": 360,
+        "first_audio": 480,
+    }
+    assert trace.answers_begun == 1
+    table = trace_table("semantic_vad medium", [trace])
+    assert "| **median** | -20 | +140 | +140 | +180 | +240 | +240 | +360 | +480 | 1 |" in table
+    assert "   +140 ms  TurnMayEnd" in timeline(trace)
+
+
+@pytest.mark.real
+async def test_semantic_vads_answer_is_begun_on_the_pauses_words_before_the_turn_ends() -> None:
+    """Over the real models, watched from inside (bench/turn_trace.py): under semantic_vad the answer
+    that speaks was begun on the pause's speculative words, at the turn's end at the latest, and is
+    not begun again at the commit. Positions are the input's, so load cannot reorder them."""
+    from openrealtime.bench.target import server_target
+    from openrealtime.bench.turn_trace import SessionWatch, clip_trace
+
+    mode = turns.select_modes("semantic_vad:medium")[0]
+    question = turn_clips.make_clip("What is the capital of France?", "piper", 1.0, [])
+    assert question is not None
+    async with server_target(None, turns.REALTIME_PATH, api_key=None) as target:
+        with SessionWatch() as watch:
+            async with turns.TrialSession.open(target.url, mode, api_key=target.api_key) as session:
+                end_ms = session.sent_ms + turns.LEAD_MS + question.speech_end_ms
+                trial = await session.run(question, answer_wait_s=TIMEOUT_S)
+    trace = clip_trace(question, end_ms, watch.marks)
+    m = trace.milestones
+    assert trial.speech_end_to_first_audio_s is not None
+    assert None not in (m["words"], m["answer_started"], m["turn_ended"], m["first_audio"]), trace.marks
+    assert m["words"] <= m["answer_started"] <= m["turn_ended"] <= m["first_audio"], trace.marks

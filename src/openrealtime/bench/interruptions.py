@@ -35,6 +35,7 @@ import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
+from openrealtime.bench.configured import configured_session
 from openrealtime.bench.report import distribution, progress
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.client.connection import RealtimeConnection
@@ -170,23 +171,17 @@ class ProbeSession:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, url: str, mode: Mode, *, api_key: str | None = None) -> AsyncIterator[ProbeSession]:
-        async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
-            session = cls(conn, mode)
-            update = {
-                "type": "realtime",
-                "instructions": INSTRUCTIONS,
-                "audio": {"input": {"turn_detection": mode.turn_detection}},
-            }
-            await conn.send({"type": "session.update", "session": update})
-            reader = asyncio.create_task(session._read())
-            try:
-                yield session
-            finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+        opened = configured_session(
+            url,
+            lambda conn: cls(conn, mode),
+            instructions=INSTRUCTIONS,
+            turn_detection=mode.turn_detection,
+            api_key=api_key,
+        )
+        async with opened as session:
+            yield session
 
-    async def _read(self) -> None:
+    async def read_events(self) -> None:
         loop = asyncio.get_running_loop()
         async for event in self._conn:
             kind = event.get("type")

@@ -32,23 +32,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
-from openrealtime.audio.resample import StreamResampler
+from openrealtime.bench.configured import configured_session
 from openrealtime.bench.report import Plots, Series, distribution, progress, write_results
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.bench.target import server_target
-from openrealtime.bench.turn_clips import Clip, pause_set, transcribe
+from openrealtime.bench.turn_clips import Clip, pause_set
+from openrealtime.bench.turn_verdicts import decision_cost, verdict_rates, verdict_table, verdicts
 from openrealtime.client.connection import RealtimeConnection
 
 REALTIME_PATH = "/v1/realtime?model=gpt-realtime"
 MS_PER_S = 1000
-ASR_RATE_HZ = 16_000
 MIC_CHUNK_MS = 20
 LEAD_MS = 400  # silence before the clip
 CUT_OFF_SLACK_MS = 20  # a speech_stopped this close to the last word's end is the real end (Silero's offset)
@@ -56,8 +56,6 @@ ANSWER_WAIT_S = 10.0  # after the end of speech: a mode that has not answered by
 INSTRUCTIONS = "Answer in one short sentence."
 DEFAULT_SESSIONS = 2
 SETTLE_WAIT_S = 60.0  # the warm-up's answer, a cancel or a delete taking longer than this is a failure
-DECISIONS_TIMED = 30
-PREFIX_MS = 300  # the turn's prefix padding, as the server hands the model (server_vad's default)
 TARGET_P50_S = 0.35
 TARGET_CUT_OFF_RATE = 0.05
 
@@ -69,6 +67,13 @@ class Mode:
     name: str
     turn_detection: dict[str, Any]
 
+    @property
+    def key(self) -> str:
+        """How ``--turn-modes`` names it: ``server_vad:500``, ``semantic_vad:medium``."""
+        td = self.turn_detection
+        setting = td.get("silence_duration_ms", td.get("eagerness"))
+        return f"{td['type']}:{setting}"
+
 
 MODES = (
     Mode("server_vad 200 ms", {"type": "server_vad", "silence_duration_ms": 200}),
@@ -77,6 +82,19 @@ MODES = (
     Mode("semantic_vad medium (= auto)", {"type": "semantic_vad", "eagerness": "medium"}),
     Mode("semantic_vad low", {"type": "semantic_vad", "eagerness": "low"}),
 )
+
+
+def select_modes(spec: str | None) -> tuple[Mode, ...]:
+    """The modes ``--turn-modes`` names (comma-separated keys, ``semantic_vad:auto`` is medium), in
+    the bench's order; all of them for ``None``."""
+    if not spec:
+        return MODES
+    wanted = {name.strip().replace("semantic_vad:auto", "semantic_vad:medium") for name in spec.split(",")}
+    unknown = wanted - {mode.key for mode in MODES}
+    if unknown:
+        known = ", ".join(mode.key for mode in MODES)
+        raise ValueError(f"unknown turn mode(s) {', '.join(sorted(unknown))}; the modes are {known}")
+    return tuple(mode for mode in MODES if mode.key in wanted)
 
 
 # --- a trial ----------------------------------------------------------------------------------------
@@ -114,7 +132,7 @@ class TrialSession:
     def __init__(self, conn: RealtimeConnection, mode: Mode) -> None:
         self._conn = conn
         self._mode = mode
-        self._sent_ms = 0
+        self.sent_ms = 0
         self._items: list[str] = []
         self._deleted: set[str] = set()
         self._done: set[str] = set()
@@ -126,24 +144,18 @@ class TrialSession:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, url: str, mode: Mode, *, api_key: str | None = None) -> AsyncIterator[TrialSession]:
-        async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
-            session = cls(conn, mode)
-            update = {
-                "type": "realtime",
-                "instructions": INSTRUCTIONS,
-                "audio": {"input": {"turn_detection": mode.turn_detection}},
-            }
-            await conn.send({"type": "session.update", "session": update})
-            reader = asyncio.create_task(session._read())
-            try:
-                await session._warm_up()
-                yield session
-            finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+        opened = configured_session(
+            url,
+            lambda conn: cls(conn, mode),
+            instructions=INSTRUCTIONS,
+            turn_detection=mode.turn_detection,
+            api_key=api_key,
+        )
+        async with opened as session:
+            await session._warm_up()
+            yield session
 
-    async def _read(self) -> None:
+    async def read_events(self) -> None:
         async for event in self._conn:
             kind = event.get("type")
             if kind == "conversation.item.added":
@@ -195,7 +207,7 @@ class TrialSession:
         lead = np.zeros(WIRE_RATE_HZ * LEAD_MS // MS_PER_S, np.float32)
         audio = np.concatenate([lead, clip.audio])
         end_sample = (LEAD_MS + clip.speech_end_ms) * WIRE_RATE_HZ // MS_PER_S
-        origin_ms = self._sent_ms + LEAD_MS  # where the clip starts in the session's audio
+        origin_ms = self.sent_ms + LEAD_MS  # where the clip starts in the session's audio
         stopped_ms: list[int] = []
         committed: list[str] = []
         answer_of: dict[str, str | None] = {}
@@ -235,7 +247,7 @@ class TrialSession:
                 if part.size < chunk:
                     part = np.concatenate([part, np.zeros(chunk - part.size, np.float32)])
                 await self._conn.append_audio(float_to_pcm16(part))
-                self._sent_ms += MIC_CHUNK_MS
+                self.sent_ms += MIC_CHUNK_MS
                 if position <= end_sample < position + chunk:
                     speech_end_at = loop.time()
                     deadline = speech_end_at + answer_wait_s
@@ -285,196 +297,6 @@ async def run_mode(url: str, mode: Mode, clips: list[Clip], sessions: int, *, ap
         for first in range(min(sessions, len(clips))):
             tg.create_task(worker(first))
     return [t for t in trials if t is not None]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The model's and the words' verdict at one pause point of a clip, heard offline.
-
-    Attributes:
-        final: The point is the end of the clip (a complete turn), not a mid-sentence pause.
-        pause_ms: How long the pause lasts (``None`` at the end).
-        probability: Smart Turn's "complete" with medium's ``check_pause_ms`` of the pause heard.
-        words: What Whisper ``tiny.en`` hears up to the pause (the speculative final's words).
-        words_complete: Whether they read as finished (the word rule).
-        by_pause_ms: Smart Turn's "complete" with each of ``CHECK_PAUSES_MS`` of the pause heard (what
-            an eagerness asking that soon would be told).
-    """
-
-    voice: str
-    text: str
-    final: bool
-    pause_ms: int | None
-    probability: float
-    words: str
-    words_complete: bool
-    by_pause_ms: dict[int, float] = field(default_factory=dict)
-
-
-# The pauses after which the model could first be asked: medium asks at 160 ms, high at 128, low at 256;
-# the shorter ones say whether an eagerness could ask sooner without ending more mid-sentence pauses.
-CHECK_PAUSES_MS = (64, 96, 128, 160, 256)
-
-
-def verdicts(clips: list[Clip], check_pauses_ms: tuple[int, ...] = CHECK_PAUSES_MS) -> list[Verdict]:
-    """Every pause point of every clip, judged offline at the first question (no server, no clock):
-    what the model and the words would decide, so the two can be compared on their own. The model
-    is asked with each of ``check_pauses_ms`` of the pause heard; the words are the same for all."""
-    from openrealtime.engines.smart_turn import SmartTurn
-    from openrealtime.session.endpointing import END_OF_TURN, looks_complete
-
-    model = SmartTurn()
-    check_ms = END_OF_TURN["medium"].check_pause_ms
-    padding = np.zeros(ASR_RATE_HZ * PREFIX_MS // MS_PER_S, np.float32)
-    out: list[Verdict] = []
-    for clip in clips:
-        points = [(start, end - start, False) for start, end in clip.pauses_ms]
-        points.append((clip.speech_end_ms, 0, True))
-        for at_ms, length_ms, final in points:
-            spoken = clip.audio[: at_ms * WIRE_RATE_HZ // MS_PER_S]
-            audio_16k = StreamResampler(WIRE_RATE_HZ, ASR_RATE_HZ).process(spoken, last=True)
-            heard: dict[int, float] = {}
-            for pause_ms in sorted({*check_pauses_ms, check_ms}):
-                pause = np.zeros(ASR_RATE_HZ * pause_ms // MS_PER_S, np.float32)
-                heard[pause_ms] = model.completion_probability(np.concatenate([padding, audio_16k, pause]))
-            words = transcribe(spoken)
-            out.append(
-                Verdict(
-                    clip.voice,
-                    clip.text,
-                    final,
-                    None if final else length_ms,
-                    heard[check_ms],
-                    words,
-                    looks_complete(words),
-                    heard,
-                )
-            )
-    return out
-
-
-def verdict_rates(points: list[Verdict]) -> dict[str, Any]:
-    """Per eagerness: the share of mid-sentence pauses and of clip ends that the first question
-    would end, by the model alone and by the model with the words (as ``semantic_vad`` decides);
-    and under ``by_pause_ms``, the same with the model asked sooner or later (:func:`pause_sweep`)."""
-    from openrealtime.session.endpointing import END_OF_TURN
-
-    pauses = [v for v in points if not v.final]
-    ends = [v for v in points if v.final]
-    rates: dict[str, Any] = {}
-    for eagerness in ("high", "medium", "low"):
-        threshold = END_OF_TURN[eagerness].threshold
-
-        def share(group: list[Verdict], *, words: bool, threshold: float = threshold) -> float | None:
-            if not group:
-                return None
-            ended = [v for v in group if v.probability >= threshold and (v.words_complete or not words)]
-            return len(ended) / len(group)
-
-        rates[eagerness] = {
-            "threshold": threshold,
-            "pauses_ended_model_alone": share(pauses, words=False),
-            "pauses_ended_model_and_words": share(pauses, words=True),
-            "ends_ended_model_alone": share(ends, words=False),
-            "ends_ended_model_and_words": share(ends, words=True),
-        }
-    rates["pause_points"] = len(pauses)
-    rates["end_points"] = len(ends)
-    rates["pauses_whose_words_look_finished"] = sum(v.words_complete for v in pauses)
-    rates["by_pause_ms"] = pause_sweep(points)
-    return rates
-
-
-def pause_sweep(points: list[Verdict], thresholds: tuple[float, ...] = (0.5, 0.7)) -> list[dict[str, Any]]:
-    """For each pause the model could first be asked after, and each threshold: the share of
-    mid-sentence pauses and of clip ends that the model and the words together would end at that
-    first question. Whether an eagerness could decide sooner without more cut-offs, with no clock:
-    the same clips heard with less silence after them."""
-    pauses = [v for v in points if not v.final]
-    ends = [v for v in points if v.final]
-    heard = sorted({ms for v in points for ms in v.by_pause_ms})
-
-    def share(group: list[Verdict], pause_ms: int, threshold: float) -> float | None:
-        asked = [v for v in group if pause_ms in v.by_pause_ms]
-        if not asked:
-            return None
-        return sum(v.by_pause_ms[pause_ms] >= threshold and v.words_complete for v in asked) / len(asked)
-
-    return [
-        {
-            "pause_ms": ms,
-            "threshold": threshold,
-            "pauses_ended": share(pauses, ms, threshold),
-            "ends_ended": share(ends, ms, threshold),
-        }
-        for ms in heard
-        for threshold in thresholds
-    ]
-
-
-def verdict_table(rates: dict[str, Any]) -> str:
-    lines = [
-        f"First question ({rates['pause_points']} mid-sentence pauses, {rates['end_points']} clip ends; "
-        "offline, no clock, the model hearing medium's first 160 ms of pause):",
-        "",
-        "| eagerness (threshold) | pauses ended: model alone | model + words | ends ended: model alone "
-        "| model + words |",
-        "|---|---|---|---|---|",
-    ]
-    for eagerness in ("high", "medium", "low"):
-        r = rates[eagerness]
-        lines.append(
-            f"| {eagerness} ({r['threshold']}) | {r['pauses_ended_model_alone']:.0%} "
-            f"| {r['pauses_ended_model_and_words']:.0%} | {r['ends_ended_model_alone']:.0%} "
-            f"| {r['ends_ended_model_and_words']:.0%} |"
-        )
-    sweep = rates.get("by_pause_ms") or []
-    if sweep:
-        lines += [
-            "",
-            "Asked sooner or later (model + words: the share each would end at its first question):",
-            "",
-            "| pause heard | threshold | mid-sentence pauses ended | clip ends ended |",
-            "|---|---|---|---|",
-        ]
-        for row in sweep:
-            lines.append(
-                f"| {row['pause_ms']} ms | {row['threshold']} | {_percent(row['pauses_ended'])} "
-                f"| {_percent(row['ends_ended'])} |"
-            )
-    return "\n".join(lines)
-
-
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{share:.0%}"
-
-
-def decision_cost(decisions: int = DECISIONS_TIMED) -> dict[str, Any]:
-    """The end-of-turn model's cost per decision in this process: wall and CPU (thread) time, in ms,
-    of ``decisions`` calls on 8 s of audio (the model always hears 8 s, so every decision costs alike),
-    and the feature computation's share of it."""
-    import time
-
-    from openrealtime.engines.smart_turn import WINDOW_SAMPLES, SmartTurn, log_mel_features
-
-    model = SmartTurn()
-    audio = (0.05 * np.random.default_rng(0).standard_normal(WINDOW_SAMPLES)).astype(np.float32)
-    model.completion_probability(audio)  # warm
-    wall, cpu, features = [], [], []
-    for _ in range(decisions):
-        started, started_cpu = time.perf_counter(), time.thread_time()
-        model.completion_probability(audio)
-        wall.append((time.perf_counter() - started) * MS_PER_S)
-        cpu.append((time.thread_time() - started_cpu) * MS_PER_S)
-        started = time.perf_counter()
-        log_mel_features(audio)
-        features.append((time.perf_counter() - started) * MS_PER_S)
-    return {
-        "decisions": decisions,
-        "wall_ms": distribution(wall, (50, 90)),
-        "cpu_ms": distribution(cpu, (50, 90)),
-        "features_wall_ms": distribution(features, (50, 90)),
-    }
 
 
 # --- the report -------------------------------------------------------------------------------------
@@ -538,16 +360,30 @@ async def run_turns_bench(
     limit: int | None = None,
     api_key: str | None = None,
     parts: tuple[int, ...] = (1, 2, 3),
+    turn_modes: tuple[Mode, ...] = MODES,
+    trace: bool = False,
 ) -> int:
-    """The ``bench turns`` command: part 1 (end of turn), 2 (interruptions), 3 (echo), as asked."""
+    """The ``bench turns`` command: part 1 (end of turn, under ``turn_modes``), 2 (interruptions),
+    3 (echo), as asked. With ``trace``, part 1 is the trace of where the time goes
+    (:mod:`~openrealtime.bench.turn_trace`: a server in this process only)."""
+    if trace and url is not None:
+        print("bench turns: --turn-trace watches the server from inside: it needs the server in-process (no --url)")
+        return 2
     summary: dict[str, Any] = {"sessions_at_a_time": sessions, "parts": list(parts)}
     texts: list[str] = []
     trials: list[Trial] = []
     modes: dict[str, Any] = {}
     async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
         summary["machine"] = target.machine()
-        if 1 in parts:
-            text, part, trials, modes = await _end_of_turn(target.url, target.api_key, sessions, limit)
+        if 1 in parts and trace:
+            from openrealtime.bench.turn_trace import run_trace
+
+            clips = await asyncio.to_thread(pause_set, limit)
+            text = await run_trace(target.url, turn_modes, clips)
+            texts.append(text)
+            summary["trace"] = text
+        elif 1 in parts:
+            text, part, trials, modes = await _end_of_turn(target.url, target.api_key, sessions, limit, turn_modes)
             texts.append(text)
             summary.update(part)
         if 2 in parts:
@@ -566,9 +402,9 @@ async def run_turns_bench(
 
 
 async def _end_of_turn(
-    url: str, api_key: str | None, sessions: int, limit: int | None
+    url: str, api_key: str | None, sessions: int, limit: int | None, turn_modes: tuple[Mode, ...] = MODES
 ) -> tuple[str, dict[str, Any], list[Trial], dict[str, Any]]:
-    """Part 1: the pause set under every turn detection."""
+    """Part 1: the pause set under every turn detection asked for."""
     cost = await asyncio.to_thread(decision_cost)
     print(
         f"bench turns: one end-of-turn decision costs {cost['wall_ms']['p50']:.1f} ms "
@@ -582,12 +418,12 @@ async def _end_of_turn(
     print(offline, flush=True)
     paused = sum(c.paused for c in clips)
     print(
-        f"bench turns: {len(clips)} clips ({paused} with pauses) x {len(MODES)} modes, "
+        f"bench turns: {len(clips)} clips ({paused} with pauses) x {len(turn_modes)} modes, "
         f"{sessions} sessions at a time, streamed at real time",
         flush=True,
     )
     trials: list[Trial] = []
-    for mode in MODES:
+    for mode in turn_modes:
         trials += await run_mode(url, mode, clips, sessions, api_key=api_key)
     modes = summarize(trials)
     text = (

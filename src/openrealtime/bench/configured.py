@@ -1,0 +1,61 @@
+"""A realtime session configured for a turn-taking bench, with its event reader running.
+
+``bench turns`` (part 1), its interruptions (part 2) and its echo (part 3) each speak into one session
+that they configure the same way (instructions and a turn detection, through ``session.update``) and
+read in a task of its own for as long as they use it. This is that opening and closing, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol, TypeVar
+
+from openrealtime.client.connection import RealtimeConnection
+
+
+class EventReader(Protocol):
+    """A bench's view of a session: it reads the session's events until it is cancelled."""
+
+    async def read_events(self) -> None: ...
+
+
+R = TypeVar("R", bound=EventReader)
+
+
+@contextlib.asynccontextmanager
+async def configured_session(
+    url: str,
+    make: Callable[[RealtimeConnection], R],
+    *,
+    instructions: str,
+    turn_detection: dict[str, Any],
+    api_key: str | None = None,
+) -> AsyncIterator[R]:
+    """Connect, make the bench's session object over the connection, configure the session and read
+    its events until the block ends.
+
+    Args:
+        url: The realtime endpoint.
+        make: Builds the bench's object around the connection (its :meth:`EventReader.read_events` is
+            run in a task while the block runs).
+        instructions: The session's instructions.
+        turn_detection: ``audio.input.turn_detection`` as sent.
+        api_key: Sent as ``Authorization: Bearer``.
+    """
+    async with await RealtimeConnection.connect(url, api_key=api_key) as conn:
+        session = make(conn)
+        update = {
+            "type": "realtime",
+            "instructions": instructions,
+            "audio": {"input": {"turn_detection": turn_detection}},
+        }
+        await conn.send({"type": "session.update", "session": update})
+        reader = asyncio.create_task(session.read_events())
+        try:
+            yield session
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
