@@ -369,6 +369,11 @@ def _bench(args: argparse.Namespace) -> int:
         from openrealtime.bench.turns import run_turns_bench, select_modes
 
         parts = tuple(int(p) for p in args.turn_parts.split(","))
+        try:
+            modes = select_modes(args.turn_modes)
+        except ValueError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
         job = run_turns_bench(
             url=args.url,
             out_dir=out,
@@ -392,11 +397,6 @@ def _bench(args: argparse.Namespace) -> int:
 
         remote = args.remote_engines
         job = run_transcription_bench(url=args.url, out_dir=out, turns=turns, api_key=key, remote_engines=remote)
-        try:
-            modes = select_modes(args.turn_modes)
-        except ValueError as exc:
-            print(f"bench: {exc}", file=sys.stderr)
-            return 2
     try:
         return asyncio.run(job)
     except SERVER_ERRORS as exc:
