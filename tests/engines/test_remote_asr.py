@@ -212,6 +212,30 @@ def test_a_refused_connection_then_success() -> None:
     assert asr.transcribe(ONE_SECOND, TranscribeOptions()).text == "back"
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ReadError("[Errno 104] Connection reset by peer"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+    ],
+)
+def test_a_connection_dropped_before_the_answer_is_retried(error: Exception) -> None:
+    recorder = Recorder(error, httpx.Response(200, json={"text": "again"}))
+    asr, pauses = transcriber(recorder)
+    assert asr.transcribe(ONE_SECOND, TranscribeOptions()).text == "again"
+    assert pauses == [0.05]
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectTimeout("timed out"), httpx.PoolTimeout("no free connection")])
+def test_a_connect_timeout_is_not_retried(error: Exception) -> None:
+    recorder = Recorder(error)
+    asr, pauses = transcriber(recorder)
+    with pytest.raises(EngineError) as caught:
+        asr.transcribe(ONE_SECOND, TranscribeOptions())
+    assert caught.value.code == "asr_unavailable"
+    assert (len(recorder.requests), pauses) == (1, [])
+
+
 def test_a_read_timeout_is_not_retried() -> None:
     recorder = Recorder(httpx.ReadTimeout("timed out"))
     asr, pauses = transcriber(recorder)

@@ -247,9 +247,15 @@ def test_the_registry_loads_no_whisper_and_no_piper_for_remote_engines(monkeypat
     assert settings.redacted()["tts_api_key"] == "***"
 
 
-def test_a_bad_voice_map_stops_the_start() -> None:
-    from openrealtime.server.remote_engines import parse_voice_map
+def test_a_bad_voice_map_or_url_stops_the_start() -> None:
+    from openrealtime.server.remote_engines import parse_voice_map, remote_synthesizer, remote_transcriber
 
     assert parse_voice_map(" alloy = af_bella ,, echo=am_adam") == {"alloy": "af_bella", "echo": "am_adam"}
     with pytest.raises(ValueError, match="ours=theirs"):
         parse_voice_map("alloy")
+    with pytest.raises(ValueError, match="tts_voice_map"):
+        remote_synthesizer(Settings(tts_url="http://tts.test/v1", tts_voice_map="alloy=,echo=x"))
+    with pytest.raises(ValueError, match="asr_url must be an http"):
+        remote_transcriber(Settings(asr_url="localhost:8000/v1"))
+    with pytest.raises(ValueError, match="tts_url must be an http"):
+        remote_synthesizer(Settings(tts_url="ftp://tts.test/v1"))

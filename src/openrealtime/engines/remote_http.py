@@ -5,11 +5,11 @@ the one place where its failures become :class:`EngineError`.
 session of the process; the engines call it from worker threads, as they call a model) and
 :meth:`RemoteEndpoint.open`, which sends one request and returns the streamed response once its
 status is a success. A request is tried again, at most ``retries`` times with a short growing pause,
-when the connection could not be made or was dropped before an answer (a keep-alive connection the
-server had closed), or when the server answered 429 or 5xx: failures that say nothing about the
-request itself. A read timeout is not retried: the server is busy, and asking again would add to its
-load while the listener waits. Once a response's body has begun, nothing is retried (its audio may
-already be on its way to a listener).
+when the connection was refused or dropped before an answer (a keep-alive connection the server had
+closed), or when the server answered 429 or 5xx: failures that say nothing about the request itself.
+A timeout is not retried: a connect timeout has already cost its seconds, and a read timeout means
+the server is busy, so asking again would add to its load while the listener waits. Once a
+response's body has begun, nothing is retried (its audio may already be on its way to a listener).
 
 Errors are the server's (``*_unavailable``, ``*_http_<status>``) or the answer's (``*_bad_response``),
 with the engine's prefix (``asr``, ``tts``) so that a client can tell which engine failed.
@@ -38,13 +38,10 @@ HTTP_TOO_MANY_REQUESTS = 429
 HTTP_SERVER_ERROR = 500
 ERROR_BODY_MAX_CHARS = 500
 
-#: Failures before any answer: the request never reached a server that could act on it.
-RETRIED_ERRORS: tuple[type[httpx.HTTPError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.RemoteProtocolError,  # a pooled connection the server had closed, or a server that died mid-request
-    httpx.PoolTimeout,
-)
+#: Failures before any answer that are quick to tell: refused, reset, or a pooled connection the server
+#: had closed (a decode or a clause asked again is the same request). Timeouts are not among them: a
+#: connect timeout has already cost its seconds, and a read timeout means a busy server.
+RETRIED_ERRORS: tuple[type[httpx.HTTPError], ...] = (httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ the engine server schedules them among its own sessions.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from openrealtime.engines.remote_asr import RemoteAsrOptions, RemoteTranscriber
 from openrealtime.engines.remote_http import RemoteOptions
@@ -17,23 +19,45 @@ from openrealtime.engines.remote_tts import RemoteSynthesizer, RemoteTtsOptions
 from openrealtime.server.settings import Settings
 from openrealtime.server.transcript_formats import LANGUAGE_NAMES
 
+log = logging.getLogger(__name__)
+
 REMOTE_ASR_REQUESTS = 8
 
 
 def remote_transcriber(settings: Settings) -> RemoteTranscriber:
-    """The transcriber at ``settings.asr_url``, requesting ``settings.asr_model``."""
-    assert settings.asr_url, "remote_transcriber needs asr_url"
-    endpoint = RemoteOptions(settings.asr_url, api_key=settings.asr_api_key, timeout_s=settings.remote_timeout_s)
+    """The transcriber at ``settings.asr_url``, requesting ``settings.asr_model``.
+
+    Raises:
+        ValueError: ``asr_url`` is not an ``http(s)://`` URL.
+    """
+    url = checked_url(settings.asr_url, "asr_url")
+    endpoint = RemoteOptions(url, api_key=settings.asr_api_key, timeout_s=settings.remote_timeout_s)
     codes = {name: code for code, name in LANGUAGE_NAMES.items()}
-    return RemoteTranscriber(RemoteAsrOptions(endpoint, model=settings.asr_model, language_codes=codes))
+    transcriber = RemoteTranscriber(RemoteAsrOptions(endpoint, model=settings.asr_model, language_codes=codes))
+    language = "multilingual" if transcriber.multilingual else "English only"
+    log.info("ASR: %s at %s (%s), no Whisper loaded here", settings.asr_model, url, language)
+    return transcriber
 
 
 def remote_synthesizer(settings: Settings) -> RemoteSynthesizer:
-    """The voice at ``settings.tts_url``, requesting ``settings.tts_model``, voices mapped by ``tts_voice_map``."""
-    assert settings.tts_url, "remote_synthesizer needs tts_url"
-    endpoint = RemoteOptions(settings.tts_url, api_key=settings.tts_api_key, timeout_s=settings.remote_timeout_s)
+    """The voice at ``settings.tts_url``, requesting ``settings.tts_model``, voices mapped by ``tts_voice_map``.
+
+    Raises:
+        ValueError: ``tts_url`` is not an ``http(s)://`` URL, or ``tts_voice_map`` is malformed.
+    """
+    url = checked_url(settings.tts_url, "tts_url")
+    endpoint = RemoteOptions(url, api_key=settings.tts_api_key, timeout_s=settings.remote_timeout_s)
     voice_map = parse_voice_map(settings.tts_voice_map)
+    log.info("TTS: %s at %s, no voice loaded here", settings.tts_model, url)
     return RemoteSynthesizer(RemoteTtsOptions(endpoint, model=settings.tts_model, voice_map=voice_map))
+
+
+def checked_url(url: str | None, name: str) -> str:
+    """``url`` if it is an ``http://`` or ``https://`` URL with a host, else a ``ValueError`` naming ``name``."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name} must be an http:// or https:// URL ending in /v1, got {url!r}")
+    return str(url)
 
 
 def remote_asr_workers(settings: Settings) -> int:
