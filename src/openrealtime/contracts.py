@@ -161,6 +161,8 @@ class TranscribeOptions:
         logprobs: Whether to return each text token's log-probability (``TranscriptSegment.tokens``).
         word_timestamps: Whether to return each word's times (``TranscriptSegment.words``): an
             alignment pass after the decode, so it costs more than ``logprobs``.
+        final: The text someone keeps (a turn's final transcript, an uploaded file), worth the
+            engine's most accurate decode; a live caption's decode is not, and must be quick.
     """
 
     language: str | None = None
@@ -169,6 +171,7 @@ class TranscribeOptions:
     timestamps: bool = False
     logprobs: bool = False
     word_timestamps: bool = False
+    final: bool = False
 
 
 class Transcriber(Protocol):

@@ -29,9 +29,11 @@ def spelled(transcript: Transcript) -> str:
     return " ".join("".join(t.text for t in s.tokens).strip() for s in transcript.segments)
 
 
-@pytest.mark.parametrize("timestamps", [False, True])
-def test_tokens_spell_the_text_and_words_cover_it_in_order(tiny: WhisperTranscriber, timestamps: bool) -> None:
-    options = TranscribeOptions(language="en", timestamps=timestamps, logprobs=True, word_timestamps=True)
+@pytest.mark.parametrize(("timestamps", "final"), [(False, False), (True, False), (False, True), (True, True)])
+def test_tokens_spell_the_text_and_words_cover_it_in_order(
+    tiny: WhisperTranscriber, timestamps: bool, final: bool
+) -> None:
+    options = TranscribeOptions(language="en", timestamps=timestamps, logprobs=True, word_timestamps=True, final=final)
     transcript = tiny.transcribe(DEMO, options)
     assert transcript.text.startswith("Good morning")
     assert spelled(transcript) == transcript.text

@@ -83,7 +83,7 @@ async def one_stream(client: AsyncOpenAI, audio: np.ndarray) -> list[tuple[str, 
 
 def offline(engines: EngineSet, audio_24k: np.ndarray) -> str:
     audio = StreamResampler(24_000, engines.transcriber.sample_rate_hz).process(audio_24k, last=True)
-    return engines.transcriber.transcribe(audio, TranscribeOptions(language="en")).text
+    return engines.transcriber.transcribe(audio, TranscribeOptions(language="en", final=True)).text
 
 
 async def test_the_final_is_the_offline_decode_of_the_turn_with_one_stream_and_with_eight(

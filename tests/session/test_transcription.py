@@ -221,7 +221,9 @@ def test_speech_resuming_in_a_pause_keeps_one_turn_and_drops_the_speculative_dec
     configure(driver, "server_vad", silence_duration_ms=500)
     driver.append(tone(1000))
     driver.held.clear()  # partials not answered: irrelevant here
-    driver.append(quiet(200))  # a pause: the final decode starts speculatively
+    driver.append(quiet(200))  # a short pause, as at a comma: no decode for it
+    assert not [c for c in driver.held if c.final]
+    driver.append(quiet(100))  # 250 ms before the 500 ms of silence end the turn, its final starts
     speculative = [c for c in driver.held if c.final]
     assert len(speculative) == 1
     events = driver.append(tone(1000))  # ...but the speaker goes on
@@ -229,6 +231,37 @@ def test_speech_resuming_in_a_pause_keeps_one_turn_and_drops_the_speculative_dec
     assert "input_audio_buffer.speech_stopped" not in types(events)
     # A late result for the cancelled job is dropped by id.
     assert driver.resolve(speculative[0]) == []
+
+
+def test_a_pause_whose_speculative_decode_failed_asks_no_other_until_the_turn_ends() -> None:
+    _, driver = make(hold=True)
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    driver.append(tone(1000))
+    driver.held.clear()
+    driver.append(quiet(300))
+    [speculative] = [c for c in driver.held if c.final]
+    driver.held.clear()
+    driver.resolve(speculative, fail=True)
+    driver.append(quiet(100))  # still in the same pause: no decode at every frame
+    assert not driver.held
+    driver.append(quiet(200))  # the turn ends: its real final decode
+    assert [c for c in driver.held if c.final]
+
+
+def test_a_turns_final_decode_asks_for_the_engines_most_accurate_decode() -> None:
+    _, driver = make(hold=True)
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=300)
+    driver.append(tone(1500))
+    partials = list(driver.held)
+    driver.held.clear()
+    driver.append(quiet(1000))
+    finals = [c for c in driver.held if c.final]
+    assert partials
+    assert not any(c.final or c.options.final for c in partials)
+    assert finals
+    assert all(c.options.final for c in finals)
 
 
 def test_manual_commit_and_commit_empty() -> None:
@@ -463,6 +496,7 @@ def _partials_per_chunk(driver: Driver, chunks: int) -> list[tuple[int, bool, st
             driver.held.remove(job)
             deltas = [e["delta"] for e in driver.resolve(job) if e["type"].endswith("transcription.delta")]
             assert not job.final
+            assert not job.options.final
             seen.append((chunk, job.first_caption, "".join(deltas)))
     return seen
 

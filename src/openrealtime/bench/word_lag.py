@@ -83,7 +83,7 @@ def spoken_words(transcriber: Any, audio: Samples, language: str | None) -> list
     from openrealtime.runtime.engines import audio_windows
 
     samples = at_engine_rate(audio)
-    options = TranscribeOptions(language=language, timestamps=True, word_timestamps=True)
+    options = TranscribeOptions(language=language, timestamps=True, word_timestamps=True, final=True)
     words: list[SpokenWord] = []
     for start, end in audio_windows(samples, ENGINE_RATE_HZ):
         transcript = transcriber.transcribe(samples[start:end], options)
@@ -124,7 +124,7 @@ def offline_wer(transcriber: Any, clips: Sequence[tuple[str, Samples]], language
     for _, clip in clips:
         samples = at_engine_rate(clip)
         texts = [
-            transcriber.transcribe(samples[s:e], TranscribeOptions(language=language)).text
+            transcriber.transcribe(samples[s:e], TranscribeOptions(language=language, final=True)).text
             for s, e in audio_windows(samples, ENGINE_RATE_HZ)
         ]
         hypotheses.append(" ".join(t.strip() for t in texts))

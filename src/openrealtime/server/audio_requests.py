@@ -223,6 +223,7 @@ def transcription_request(form: FormData, engines: EngineSet) -> TranscriptionRe
         timestamps=fmt.timed or stream,
         logprobs=LOGPROBS in include,
         word_timestamps=WORD in granularities,
+        final=True,
     )
     return TranscriptionRequest(_the_file(form), model, options, fmt, stream, granularities or DEFAULT_GRANULARITIES)
 
@@ -235,7 +236,7 @@ def translation_request(form: FormData, engines: EngineSet) -> TranscriptionRequ
     fields.number("temperature", 0.0, 0.0, MAX_TEMPERATURE)
     # Whisper's own speech-to-English task. An English-only model has no such task: its input can
     # only be English, which it transcribes (the tokenizer of an .en model ignores the task).
-    options = TranscribeOptions(prompt=fields.one("prompt") or None, task="translate", timestamps=fmt.timed)
+    options = TranscribeOptions(prompt=fields.one("prompt") or None, task="translate", timestamps=fmt.timed, final=True)
     return TranscriptionRequest(_the_file(form), model, options, fmt, stream=False)
 
 

@@ -199,6 +199,8 @@ class InputAudioBuffer:
         for frame in self._vad.scan(self.buffer):
             for event in frame.events:
                 out += self._on_vad(event)
+            if self.turn is not None and self.turn.state is TurnState.PAUSED:
+                out += self._words.speculate(self.turn, vad_enabled=self.vad_enabled)
             out += self._maybe_end_semantic_turn()
         if self.turn is not None:
             out += self._words.schedule_partial(self.turn)
@@ -231,7 +233,7 @@ class InputAudioBuffer:
         if isinstance(event, SilenceStart) and turn.state is TurnState.SPEAKING:
             turn.to(TurnState.PAUSED)
             turn.pause_start = event.sample
-            return self._words.speculate(turn, vad_enabled=self.vad_enabled)
+            return []
         if isinstance(event, SpeechResumed) and turn.state is TurnState.PAUSED:
             turn.to(TurnState.SPEAKING)
             turn.pause_start = None

@@ -117,5 +117,5 @@ def _invalid_content(message: str, event: ce.ConversationItemCreate) -> Protocol
 def item_transcription(entry: Entry, audio: AudioIn, *, job_id: str, language: str | None) -> Transcribe:
     """The decode of a created item's audio (all of it at once: it is complete)."""
     samples = StreamResampler(audio.rate_hz, ENGINE_RATE_HZ).process(audio.samples, last=True)
-    options = TranscribeOptions(language=language)
+    options = TranscribeOptions(language=language, final=True)
     return Transcribe(job_id=job_id, item_id=entry.id, audio=samples, final=True, options=options)

@@ -53,6 +53,9 @@ FIRST_CAPTION_STEP_MS = 100
 # due this much early; an exact threshold would often wait one more chunk and stretch 200 ms to 300.
 RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
+# A transcription session's speculative final starts this long before server_vad's silence ends the
+# turn: time for a final decode of a few seconds of speech, so the transcript is still ready at the end.
+FINAL_DECODE_LEAD_MS = 250
 # Only turns up to this long: the final decodes the whole turn, and at every short pause of a long
 # passage that took the cores its live captions needed (word lag p95 4.9 s over 35 s of speech); a
 # longer turn's final starts at its commit, with its earlier windows already decoded.
@@ -163,13 +166,14 @@ class TurnTranscriber:
         """Whether transcription events carry ``logprobs`` (so decodes must return them)."""
         return self.emits and self._logprobs
 
-    def _options(self, *, timestamps: bool) -> TranscribeOptions:
+    def _options(self, *, timestamps: bool, final: bool) -> TranscribeOptions:
         t = self._config.transcription
         return TranscribeOptions(
             language=t.language if t else None,
             prompt=t.prompt if t else None,
             timestamps=timestamps,
             logprobs=self.sends_logprobs,
+            final=final,
         )
 
     def _wire(self, turn: Turn, first_word: int) -> list[dict[str, Any]] | None:
@@ -190,7 +194,7 @@ class TurnTranscriber:
             job_id=job_id,
             item_id=turn.item_id,
             audio=self._buffer.copy(start, end),
-            options=self._options(timestamps=timestamps),
+            options=self._options(timestamps=timestamps, final=kind != "partial"),
             final=kind != "partial",
             first_caption=kind == "partial" and self._awaits_first_words(turn),
         )
@@ -232,18 +236,39 @@ class TurnTranscriber:
         return [command]
 
     def speculate(self, turn: Turn, *, vad_enabled: bool) -> list[Output]:
-        """A pause began: start the final decode now, in case the pause ends the turn."""
+        """The turn is in a pause: start the final decode before the turn ends, once the pause is long
+        enough (see :meth:`_speculate_after_ms`); at most once a pause."""
         if not self.enabled or not vad_enabled or turn.pause_start is None:
             return []
-        td = self._config.turn_detection
-        silence_ms = td.silence_duration_ms if isinstance(td, ServerVad) else SPECULATE_AFTER_MS + 1
-        if silence_ms <= SPECULATE_AFTER_MS:
-            return []  # the turn ends so soon that the real final decode is just as early
+        if turn.speculative_job is not None or turn.speculative_end == turn.pause_start:
+            return []  # this pause's final decode is running, done, or failed
+        after_ms = self._speculate_after_ms()
+        if after_ms is None or self._buffer.end - turn.pause_start < ms_to_samples(after_ms):
+            return []
         if too_long_to_speculate(turn):
             return []  # a long turn's final waits for the commit (see SPECULATE_UP_TO_MS)
         command = self._request(turn, "speculative", turn.start, turn.pause_start)
         turn.speculative_end, turn.speculative_job = turn.pause_start, command.job_id
         return [command]
+
+    def _speculate_after_ms(self) -> int | None:
+        """How long a pause must last before its final decode starts (``None``: never).
+
+        A voice session starts it at once: its answer is built on those words, so they must be ready
+        the moment the turn ends. ``semantic_vad`` too: it judges the pause by them. A transcription
+        session under ``server_vad`` only needs its final ready when the silence ends the turn, so it
+        starts ``FINAL_DECODE_LEAD_MS`` before that: the short pauses inside a sentence (commas,
+        breaths) then cost no decode each, where a decode of the whole turn at every one of them cost
+        a fifth of the stream's CPU (issue 14).
+        """
+        td = self._config.turn_detection
+        if not isinstance(td, ServerVad):
+            return 0
+        if td.silence_duration_ms <= SPECULATE_AFTER_MS:
+            return None  # the turn ends so soon that the real final decode is just as early
+        if self._always:
+            return 0
+        return max(0, td.silence_duration_ms - FINAL_DECODE_LEAD_MS)
 
     def drop_speculation(self, turn: Turn) -> list[Output]:
         """The speaker went on (or the turn was cleared): the speculative final is void."""
