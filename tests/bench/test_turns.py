@@ -92,14 +92,16 @@ def test_the_pause_sweep_says_what_asking_sooner_or_later_would_end() -> None:
         turn_verdicts.Verdict("v", "a", False, 400, 0.9, "Remind me to call.", True, {64: 0.3, 160: 0.9}),
         turn_verdicts.Verdict("v", "a", False, 600, 0.9, "I was moved to", False, {64: 0.9, 160: 0.9}),  # words veto
         turn_verdicts.Verdict("v", "a", True, None, 0.8, "It is done.", True, {64: 0.6, 160: 0.8}),
+        # A 100 ms pause the model would end at 160 ms: the speaker is back before it is asked.
+        turn_verdicts.Verdict("v", "b", False, 100, 0.9, "Call me.", True, {64: 0.1, 160: 0.9}),
     ]
     rows = {(r["pause_ms"], r["threshold"]): r for r in turn_verdicts.pause_sweep(points)}
     assert rows[64, 0.5]["pauses_ended"] == 0.0
     assert rows[64, 0.5]["ends_ended"] == 1.0
     assert rows[64, 0.7]["ends_ended"] == 0.0  # 0.6 heard after 64 ms is under low's 0.7
-    assert rows[160, 0.5]["pauses_ended"] == 0.5
+    assert rows[160, 0.5]["pauses_ended"] == pytest.approx(1 / 3)
     rates = turn_verdicts.verdict_rates(points)
-    assert "| 160 ms | 0.5 | 50% | 100% |" in turn_verdicts.verdict_table(rates)
+    assert "| 160 ms | 0.5 | 33% | 100% |" in turn_verdicts.verdict_table(rates)
 
 
 def test_every_mode_is_a_valid_turn_detection() -> None:

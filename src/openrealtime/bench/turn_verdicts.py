@@ -50,9 +50,10 @@ class Verdict:
     by_pause_ms: dict[int, float] = field(default_factory=dict)
 
 
-# The pauses after which the model could first be asked: medium asks at 160 ms, high at 128, low at 256;
-# the shorter ones say whether an eagerness could ask sooner without ending more mid-sentence pauses.
-CHECK_PAUSES_MS = (64, 96, 128, 160, 256)
+# The pauses after which the model could be asked: medium asks first at 160 ms, high at 128, low at 256;
+# the shorter ones say whether an eagerness could ask sooner without ending more mid-sentence pauses,
+# the longer ones whether asking again sooner than the recheck would end the finished turns it doubted.
+CHECK_PAUSES_MS = (64, 96, 128, 160, 256, 384, 512, 768)
 
 
 def verdicts(clips: list[Clip], check_pauses_ms: tuple[int, ...] = CHECK_PAUSES_MS) -> list[Verdict]:
@@ -125,19 +126,23 @@ def verdict_rates(points: list[Verdict]) -> dict[str, Any]:
 
 
 def pause_sweep(points: list[Verdict], thresholds: tuple[float, ...] = (0.5, 0.7)) -> list[dict[str, Any]]:
-    """For each pause the model could first be asked after, and each threshold: the share of
-    mid-sentence pauses and of clip ends that the model and the words together would end at that
-    first question. Whether an eagerness could decide sooner without more cut-offs, with no clock:
-    the same clips heard with less silence after them."""
+    """For each pause the model could be asked after, and each threshold: the share of mid-sentence
+    pauses and of clip ends that the model and the words together would end there. A mid-sentence
+    pause shorter than that never reaches the question (the speaker is back first), so it counts as
+    not ended: ``pauses_ended`` is the share of all pauses that a question at that point would cut.
+    Whether an eagerness could ask sooner (or ask again sooner) without more cut-offs, with no clock:
+    the same clips heard with more or less silence after them."""
     pauses = [v for v in points if not v.final]
     ends = [v for v in points if v.final]
     heard = sorted({ms for v in points for ms in v.by_pause_ms})
 
+    def ended(v: Verdict, pause_ms: int, threshold: float) -> bool:
+        reached = v.pause_ms is None or v.pause_ms > pause_ms
+        return reached and v.by_pause_ms[pause_ms] >= threshold and v.words_complete
+
     def share(group: list[Verdict], pause_ms: int, threshold: float) -> float | None:
         asked = [v for v in group if pause_ms in v.by_pause_ms]
-        if not asked:
-            return None
-        return sum(v.by_pause_ms[pause_ms] >= threshold and v.words_complete for v in asked) / len(asked)
+        return sum(ended(v, pause_ms, threshold) for v in asked) / len(asked) if asked else None
 
     return [
         {
@@ -171,7 +176,7 @@ def verdict_table(rates: dict[str, Any]) -> str:
     if sweep:
         lines += [
             "",
-            "Asked sooner or later (model + words: the share each would end at its first question):",
+            "Asked after more or less pause (model + words; a pause shorter than that is never asked about):",
             "",
             "| pause heard | threshold | mid-sentence pauses ended | clip ends ended |",
             "|---|---|---|---|",
