@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -105,6 +106,28 @@ async def test_a_restore_keeps_what_the_model_needs_and_the_turns_audio() -> Non
     audio = again._recent_audio.samples("item_u")
     assert audio is not None
     assert np.allclose(audio, 0.25, atol=1e-4)
+
+
+async def test_a_burst_of_items_is_written_a_few_times_not_once_per_step_and_nothing_is_lost() -> None:
+    session, store = FakeSession(), MemoryStateStore()
+    recorder = Recorder(session, "realtime", store, 60)
+    recorder.observe(se.SessionCreated(session={"type": "realtime", "id": "sess_rec"}))
+    recorder.start()
+    previous = None
+    for k in range(200):  # a burst: one item per step of the session loop
+        entry = user(f"item_{k}", f"message {k}")
+        session.conversation.add(entry)
+        recorder.observe(se.ItemAdded(previous_item_id=previous, item=entry.item))
+        previous = entry.id
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    assert 1 <= recorder.writes <= 3  # once per WRITE_INTERVAL_S, not 200 times
+    await recorder.close()
+    state = await store.load("sess_rec")
+    assert state is not None
+    restored = FakeSession()
+    restore_into(restored, state)
+    assert [entry.id for entry in restored.conversation] == [f"item_{k}" for k in range(200)]
 
 
 async def test_a_failing_store_is_counted_and_the_session_goes_on() -> None:

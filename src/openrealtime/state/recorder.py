@@ -37,6 +37,10 @@ _ITEM_CHANGES = (
     se.OutputItemDone,
 )
 WRITE_TIMEOUT_S = 5.0  # a store that does not answer in this long fails the write (logged); the session goes on
+# At most one write this often: each write reads the conversation's order whole, and a burst of 2,000
+# items wrote after nearly every step of the session loop (O(n^2), 1.5 s of the event loop in 15 s of
+# bursts, issue 10). A process killed outright loses at most this much; a closing connection loses nothing.
+WRITE_INTERVAL_S = 0.05
 _PARTIALS = (se.OutputAudioTranscriptDelta, se.OutputTextDelta)
 
 
@@ -73,6 +77,7 @@ class Recorder:
         self._partial: dict[str, str] = {}  # text sent so far of items still being answered
         self._saved_audio = set(saved_audio or ())
         self._dirty = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.writes = 0
@@ -179,6 +184,7 @@ class Recorder:
         The writer is told to stop, not cancelled: a write under way finishes (a cancelled one could
         leave half a change in the store), and Python 3.11's ``wait_for`` could swallow the cancel."""
         self._closing = True
+        self._stopping.set()
         self._dirty.set()
         if self._task is not None:
             await self._task
@@ -193,6 +199,9 @@ class Recorder:
             self._dirty.clear()
             if not self._closing:
                 await self.commit()
+                with contextlib.suppress(TimeoutError):  # the next write waits, unless the session closes
+                    async with asyncio.timeout(WRITE_INTERVAL_S):
+                        await self._stopping.wait()
 
 
 def _with_partial(item: dict[str, Any], text: str) -> dict[str, Any]:
