@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from starlette.testclient import TestClient
 
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber
@@ -36,10 +38,14 @@ def test_loaded_engines_are_loaded_in_the_lifespan_and_closed_after() -> None:
         return loaded[-1]
 
     app = create_app(Settings(), engine_loader=loader)
+    gc.unfreeze()
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
         assert len(loaded) == 1
         assert loaded[0].on_stage is not None
+        # What was loaded is out of the cyclic collector's sight (its full collections stay short).
+        assert gc.get_freeze_count() > 0
+    gc.unfreeze()
     assert loaded[0].closed  # the app loaded them, so it closes them
 
 
