@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import pytest
+import websockets
 from openai import AsyncOpenAI
 
 from openrealtime.audio.codec import pcm16_to_float
@@ -157,6 +159,33 @@ async def test_an_unreachable_engine_server_fails_the_turn_and_the_answer_and_th
     events = await until(conn, lambda e: e.type == "response.done")
     assert events[-1].response.status == "completed"
     assert events[-1].response.output[0].content[0].text == "Paris is the capital."
+
+
+async def test_a_transcription_session_on_an_unreachable_asr_fails_its_turn_and_goes_on() -> None:
+    engines = front_door_engines(f"http://127.0.0.1:{free_port()}/v1")
+    manual = {
+        "type": "transcription",
+        "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}},
+    }
+    async with (
+        running_server(Settings(port=0), engines=engines) as url,
+        websockets.connect(f"{url}/v1/realtime?intent=transcription") as ws,
+    ):
+        await ws.send(json.dumps({"type": "session.update", "session": manual}))
+        for turn in range(2):  # the second turn fails the same way: the session is still there
+            audio = base64.b64encode(pcm(tone(600))).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit", "event_id": f"commit_{turn}"}))
+            async with asyncio.timeout(TIMEOUT_S):
+                while (event := json.loads(await ws.recv()))["type"] not in (
+                    "conversation.item.input_audio_transcription.failed",
+                    "conversation.item.input_audio_transcription.completed",
+                ):
+                    pass
+            assert event["type"] == "conversation.item.input_audio_transcription.failed"
+            assert event["error"]["code"] == "asr_unavailable"
+            assert event["error"]["type"] == "server_error"
+    engines.close()
 
 
 class SlowTranscriber(FakeTranscriber):
