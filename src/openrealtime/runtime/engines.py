@@ -31,6 +31,7 @@ from openrealtime.contracts import (
     VadModel,
 )
 from openrealtime.exceptions import EngineError
+from openrealtime.runtime.bulk_asr import BulkAsr
 from openrealtime.runtime.decoded_windows import DecodedWindows
 from openrealtime.runtime.mcp_client import McpClient
 from openrealtime.runtime.scheduler import (
@@ -40,6 +41,7 @@ from openrealtime.runtime.scheduler import (
     FairExecutor,
     FirstWords,
     ModelWorker,
+    bulk_work,
     current_session,
     wait_future,
 )
@@ -117,6 +119,9 @@ class EngineSet:
     # Text translators by preference (Apertium before an LLM); the first that covers a pair serves it.
     translators: list[Translator] = field(default_factory=list)
     asr_worker: ModelWorker[Transcript] = field(default_factory=lambda: ModelWorker("asr"))
+    # Decodes of audio sent faster than real time, on a replica at the lowest priority (bulk_asr.py);
+    # without one they take the recogniser's bulk lane (never its last free thread).
+    bulk_asr: BulkAsr | None = None
     # Streaming engine calls (LLM, TTS, MT) run here, sessions served in turn (runtime/scheduler.py);
     # each engine serialises its own model access.
     stream_pool: Executor = field(default_factory=lambda: FairExecutor("engine", threads=STREAM_THREADS))
@@ -248,10 +253,14 @@ class EngineSet:
         key = current_session.get()
         rate = transcriber.sample_rate_hz
         stage = "asr_final" if command.final else "asr_partial"
+        bulk = self.bulk_asr if bulk_work.get() else None  # audio faster than real time: its own replica
+        worker = bulk.worker if bulk is not None else self.asr_worker
 
         def decode(audio: Samples, options: TranscribeOptions) -> Transcript:
             started = time.perf_counter()
-            if command.final:  # someone waits for this turn's text (and its answer)
+            if bulk is not None:
+                transcript = bulk.transcriber().transcribe(audio, options)
+            elif command.final:  # someone waits for this turn's text (and its answer)
                 with self.first_words.urgent():
                     transcript = transcriber.transcribe(audio, options)
             else:
@@ -267,7 +276,7 @@ class EngineSet:
             transcript = self.decoded_windows.get(kept) if kept is not None else None
             if transcript is None:
                 window = functools.partial(decode, command.audio[start:end], options)
-                transcript = await wait_future(self.asr_worker.submit(command.job_id, priority, window, key=key))
+                transcript = await wait_future(worker.submit(command.job_id, priority, window, key=key))
                 if kept is not None:
                     self.decoded_windows.put(kept, transcript)
             pieces.append((start / rate, transcript))
@@ -280,11 +289,15 @@ class EngineSet:
 
     def cancel_job(self, job_id: str) -> None:
         self.asr_worker.cancel(job_id)
+        if self.bulk_asr is not None:
+            self.bulk_asr.worker.cancel(job_id)
 
     def close(self) -> None:
         for close in self.closers:
             close()
         self.asr_worker.close()
+        if self.bulk_asr is not None:
+            self.bulk_asr.close()
         self.stream_pool.shutdown(wait=False, cancel_futures=True)
         self.turn_pool.shutdown(wait=False, cancel_futures=True)
 

@@ -290,6 +290,8 @@ class _Server:
         if self.engines is None:
             return {}
         workers = {"asr": self.engines.asr_worker.stats()}
+        if self.engines.bulk_asr is not None:
+            workers["asr_bulk"] = self.engines.bulk_asr.worker.stats()
         if isinstance(self.engines.stream_pool, FairExecutor):
             workers["streams"] = self.engines.stream_pool.stats()
         return workers

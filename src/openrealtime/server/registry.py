@@ -29,6 +29,7 @@ from openrealtime.contracts import (
     VadModel,
 )
 from openrealtime.exceptions import EngineError
+from openrealtime.runtime.bulk_asr import BulkAsr
 from openrealtime.runtime.engines import DEFAULT_VOICE, EngineSet
 from openrealtime.runtime.mcp_client import McpClient, allowed_hosts
 from openrealtime.runtime.scheduler import ModelWorker
@@ -58,6 +59,7 @@ def load_engines(settings: Settings) -> EngineSet:
     transcriber = call_at_priority(ASR_NICE, lambda: load_transcriber(settings))
     engines = EngineSet(
         asr_worker=ModelWorker("asr", threads=remote_asr_workers(settings), nice=ASR_NICE),
+        bulk_asr=None if settings.asr_url else BulkAsr(lambda: load_bulk_transcriber(settings)),
         vad=load_vad(),
         end_of_turn=load_end_of_turn(),
         transcriber=transcriber,
@@ -127,6 +129,21 @@ def load_transcriber(settings: Settings) -> Transcriber:
     silence = np.zeros(WARMUP_AUDIO_S * transcriber.sample_rate_hz, dtype=np.float32)
     transcriber.transcribe(silence, TranscribeOptions())
     return transcriber
+
+
+def load_bulk_transcriber(settings: Settings) -> Transcriber:
+    """The bulk recogniser's replica of the model (runtime/bulk_asr.py): one decode at a time, in one
+    thread, on the device of ``settings``."""
+    from openrealtime.engines.whisper import WhisperOptions, WhisperTranscriber
+
+    options = WhisperOptions(
+        model=settings.asr_model,
+        device=settings.asr_device,
+        compute_type=settings.asr_compute_type,
+        threads=1,
+        workers=1,
+    )
+    return WhisperTranscriber(options)
 
 
 def load_chat_model(settings: Settings) -> ChatModel:
