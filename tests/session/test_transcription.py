@@ -233,6 +233,23 @@ def test_speech_resuming_in_a_pause_keeps_one_turn_and_drops_the_speculative_dec
     assert driver.resolve(speculative[0]) == []
 
 
+def test_when_final_decodes_come_back_late_the_next_pause_speculates_at_once() -> None:
+    _, driver = make(hold=True)
+    driver.pump()
+    configure(driver, "server_vad", silence_duration_ms=500)
+    driver.append(tone(1000))
+    driver.held.clear()
+    driver.append(quiet(300))
+    [slow] = [c for c in driver.held if c.final]
+    driver.held.clear()
+    driver.append(quiet(600))  # the turn ended and more audio came in: the decode took ~650 ms
+    driver.resolve(slow)
+    driver.append(tone(1000))
+    driver.held.clear()
+    driver.append(quiet(100))  # the next pause's final is asked at its start: it would be late otherwise
+    assert [c for c in driver.held if c.final]
+
+
 def test_a_pause_whose_speculative_decode_failed_asks_no_other_until_the_turn_ends() -> None:
     _, driver = make(hold=True)
     driver.pump()

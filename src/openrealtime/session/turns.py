@@ -54,8 +54,12 @@ FIRST_CAPTION_STEP_MS = 100
 RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
 # A transcription session's speculative final starts this long before server_vad's silence ends the
-# turn: time for a final decode of a few seconds of speech, so the transcript is still ready at the end.
+# turn (at least: see FINAL_LATENCY_MARGIN), so the transcript is still ready at the end.
 FINAL_DECODE_LEAD_MS = 250
+# ...or this many times as long before it as the session's last final decode took, when that is more
+# (a slower model, a loaded machine): measured in audio, the input's end when it came back against
+# when it was asked for.
+FINAL_LATENCY_MARGIN = 1.5
 # Only turns up to this long: the final decodes the whole turn, and at every short pause of a long
 # passage that took the cores its live captions needed (word lag p95 4.9 s over 35 s of speech); a
 # longer turn's final starts at its commit, with its earlier windows already decoded.
@@ -122,6 +126,7 @@ class _Job:
     audio_start: int
     audio_end: int
     timestamps: bool
+    asked_at: int  # the input's end when it was asked for: its latency is measured in audio
 
 
 class TurnTranscriber:
@@ -143,6 +148,7 @@ class TurnTranscriber:
         self._jobs: dict[str, _Job] = {}
         self._config = AudioInput()
         self._logprobs = False
+        self._final_latency_ms = 0  # how long the last final decode took, in audio (see FINAL_LATENCY_MARGIN)
 
     def configure(self, config: AudioInput, *, logprobs: bool = False) -> None:
         """Take the session's ``audio.input``, and whether its ``include`` asks for logprobs."""
@@ -189,7 +195,7 @@ class TurnTranscriber:
 
     def _request(self, turn: Turn, kind: str, start: int, end: int, *, timestamps: bool = False) -> Transcribe:
         job_id = self._ids.new("job")
-        self._jobs[job_id] = _Job(turn, kind, start, end, timestamps)
+        self._jobs[job_id] = _Job(turn, kind, start, end, timestamps, self._buffer.end)
         return Transcribe(
             job_id=job_id,
             item_id=turn.item_id,
@@ -257,9 +263,9 @@ class TurnTranscriber:
         A voice session starts it at once: its answer is built on those words, so they must be ready
         the moment the turn ends. ``semantic_vad`` too: it judges the pause by them. A transcription
         session under ``server_vad`` only needs its final ready when the silence ends the turn, so it
-        starts ``FINAL_DECODE_LEAD_MS`` before that: the short pauses inside a sentence (commas,
-        breaths) then cost no decode each, where a decode of the whole turn at every one of them cost
-        a fifth of the stream's CPU (issue 14).
+        starts ``FINAL_DECODE_LEAD_MS`` before that, or longer when its last final decode took longer:
+        the short pauses inside a sentence (commas, breaths) then cost no decode each, where a decode
+        of the whole turn at every one of them cost a fifth of the stream's CPU (issue 14).
         """
         td = self._config.turn_detection
         if not isinstance(td, ServerVad):
@@ -268,7 +274,8 @@ class TurnTranscriber:
             return None  # the turn ends so soon that the real final decode is just as early
         if self._always:
             return 0
-        return max(0, td.silence_duration_ms - FINAL_DECODE_LEAD_MS)
+        lead_ms = max(FINAL_DECODE_LEAD_MS, FINAL_LATENCY_MARGIN * self._final_latency_ms)
+        return max(0, math.floor(td.silence_duration_ms - lead_ms))
 
     def drop_speculation(self, turn: Turn) -> list[Output]:
         """The speaker went on (or the turn was cleared): the speculative final is void."""
@@ -297,7 +304,9 @@ class TurnTranscriber:
         out: list[Output] = []
         if turn.speculative_job is not None and turn.speculative_end == speech_end:
             turn.final_job, turn.speculative_job = turn.speculative_job, None
-            self._jobs[turn.final_job] = _Job(turn, "final", turn.start, speech_end, False)
+            asked = self._jobs.pop(turn.final_job, None)
+            asked_at = asked.asked_at if asked is not None else self._buffer.end
+            self._jobs[turn.final_job] = _Job(turn, "final", turn.start, speech_end, False, asked_at)
         else:
             out += self.drop_speculation(turn)
             if turn.saw_speech:
@@ -332,6 +341,7 @@ class TurnTranscriber:
             if job.timestamps:
                 self._slide_window(turn, job, result)
             return out + self.schedule_partial(turn)
+        self._final_latency_ms = samples_to_ms(self._buffer.end - job.asked_at)
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
             turn.final_logprobs = logprobs
