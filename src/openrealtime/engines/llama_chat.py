@@ -192,6 +192,41 @@ class _Run:
         return ChatDone(finish or self.finish, self.input_tokens, self.output_tokens)
 
 
+class GrammarCache:
+    """Checked GBNF grammars and their root rule, by source (a GBNF text or a JSON Schema), bounded:
+    clients send arbitrary tools.
+
+    Args:
+        grammar_class: llama.cpp's ``LlamaGrammar`` (its ``from_string`` parses and checks a grammar).
+        schema_to_gbnf: llama.cpp's JSON-Schema-to-GBNF converter.
+    """
+
+    def __init__(self, grammar_class: Any, schema_to_gbnf: Callable[[str], str]) -> None:
+        self._grammar_class = grammar_class
+        self._schema_to_gbnf = schema_to_gbnf
+        self._grammars: dict[str, tuple[str, str]] = {}
+
+    def get(self, source: str, *, from_schema: bool = False) -> tuple[str, str]:
+        """The grammar of ``source`` and its root rule.
+
+        Raises:
+            EngineError: ``invalid_tool_schema`` when it cannot be built.
+        """
+        key = ("schema:" if from_schema else "gbnf:") + source
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            try:
+                text = self._schema_to_gbnf(source) if from_schema else source
+                self._grammar_class.from_string(text, verbose=False)  # parses it: errors surface here
+            except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+                raise EngineError(f"cannot build a grammar: {exc}", code="invalid_tool_schema") from exc
+            grammar = (text, "root")
+            if len(self._grammars) >= _GRAMMAR_CACHE_ENTRIES:
+                self._grammars.pop(next(iter(self._grammars)))
+            self._grammars[key] = grammar
+        return grammar
+
+
 class LlamaChatModel:
     """A :class:`~openrealtime.contracts.ChatModel` running a GGUF with llama.cpp on the CPU.
 
@@ -232,9 +267,7 @@ class LlamaChatModel:
             raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"cannot load the GGUF model {path}: {exc}", code="model_load_failed") from exc
-        self._grammar_class = LlamaGrammar
-        self._schema_to_gbnf = json_schema_to_gbnf
-        self._grammars: dict[str, tuple[str, str]] = {}
+        self._grammars = GrammarCache(LlamaGrammar, json_schema_to_gbnf)
         self.model_path = path
         self.context_tokens: int = self.options.n_ctx
         self.sees_images = False  # text models: a session refuses image inputs
@@ -334,7 +367,7 @@ class LlamaChatModel:
     ) -> ToolSpec | None:
         """The model's choice among ``tools`` (and ``answer``), constrained to exactly one of the names."""
         names = [tool.name for tool in tools] + ([ANSWER] if allow_answer else [])
-        grammar = self._grammar(choice_grammar(names))
+        grammar = self._grammars.get(choice_grammar(names))
         max_tokens = self.options.tool_argument_max_tokens
         prompt = self._fitted(
             request.messages, lambda kept: router_messages(kept, tools, allow_answer=allow_answer), max_tokens
@@ -361,7 +394,7 @@ class LlamaChatModel:
             max_string_chars=self.options.tool_string_max_chars,
             max_array_items=self.options.tool_array_max_items,
         )
-        grammar = self._grammar(json.dumps(bounded), from_schema=True)
+        grammar = self._grammars.get(json.dumps(bounded), from_schema=True)
         prompt = self._fitted(
             request.messages, lambda kept: arguments_messages(kept, tool), self.options.tool_argument_max_tokens
         )
@@ -423,22 +456,6 @@ class LlamaChatModel:
             result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
         )
         return tokens
-
-    def _grammar(self, source: str, *, from_schema: bool = False) -> tuple[str, str]:
-        """A checked GBNF grammar and its root rule, cached by its source (a GBNF text or a JSON Schema)."""
-        key = ("schema:" if from_schema else "gbnf:") + source
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            try:
-                text = self._schema_to_gbnf(source) if from_schema else source
-                self._grammar_class.from_string(text, verbose=False)  # parses it: errors surface here
-            except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-                raise EngineError(f"cannot build a grammar: {exc}", code="invalid_tool_schema") from exc
-            grammar = (text, "root")
-            if len(self._grammars) >= _GRAMMAR_CACHE_ENTRIES:  # clients send arbitrary tools: stay bounded
-                self._grammars.pop(next(iter(self._grammars)))
-            self._grammars[key] = grammar
-        return grammar
 
     def _generate(
         self,
