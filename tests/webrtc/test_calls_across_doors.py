@@ -76,6 +76,22 @@ async def test_a_sideband_and_a_hang_up_on_door_b_reach_the_call_on_door_a(engin
         assert refused.value.rcvd.code == 4000
 
 
+async def test_a_relayed_sideband_that_leaves_leaves_the_call_running(engines: EngineSet, redis_url: str) -> None:
+    async with doors(engines, redis_url) as (door_a, door_b), peer() as client:
+        reply = await client.call(door_a, key=KEY)
+        await client.next("session.created", timeout_s=TIMEOUT_S)
+        first = await sideband(door_b, call_id_of(reply))
+        await attached(first, "First.")
+        await first.close()  # the relay closes its socket to door A; the call goes on
+        second = await sideband(door_b, call_id_of(reply))
+        assert (await attached(second, "Second."))["session"]["instructions"] == "Second."
+        seen = await client.next("session.updated", timeout_s=TIMEOUT_S)
+        while seen["session"]["instructions"] != "Second.":
+            seen = await client.next("session.updated", timeout_s=TIMEOUT_S)
+        await second.close()
+        assert (await door_b.post(f"/v1/realtime/calls/{call_id_of(reply)}/hangup", headers=BEARER)).is_success
+
+
 async def test_a_call_whose_door_is_gone_is_not_found_and_a_forwarded_request_is_never_forwarded(
     engines: EngineSet, redis_url: str
 ) -> None:

@@ -109,7 +109,7 @@ async def relay_sideband(owner_url: str, call_id: str, api_key: str | None, side
         log.warning("sideband of call %s not relayed to %s: %s", call_id, owner_url, exc)
         return False
     log.info("call %s: sideband relayed to %s", call_id, owner_url)
-    async with asyncio.TaskGroup() as tg:
+    async with remote, asyncio.TaskGroup() as tg:  # the relay's socket closed however this ends
         up = tg.create_task(_up(sideband, remote))
         code, reason = await _down(remote, sideband)
         up.cancel()  # the owner ended it: what the sideband still sends goes nowhere
