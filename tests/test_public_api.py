@@ -15,7 +15,13 @@ PUBLIC = {
         "ProtocolError",
         "__version__",
     ],
-    "openrealtime.client": ["CaptionBoard", "RealtimeConnection", "TranscriptionResult", "transcribe_audio"],
+    "openrealtime.client": [
+        "CaptionBoard",
+        "Failover",
+        "RealtimeConnection",
+        "TranscriptionResult",
+        "transcribe_audio",
+    ],
 }
 
 

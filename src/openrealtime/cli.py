@@ -21,6 +21,20 @@ CHUNK_MS = 100
 DEMO_SILENCE_MS = 500  # captions by sentence rather than by comma
 DEFAULT_BENCH_TURNS = 10  # --turns of every bench but abuse
 WEB_APP_URL = "http://127.0.0.1:8000/"  # where serve's defaults put the browser app
+DOORS = "the server's URL; give it again for more front doors, tried in turn with backoff (docs/readiness.md)"
+
+
+class _DoorUrls(argparse.Action):
+    """``--url`` given more than once lists front doors of one service (client/failover.py): ``url``
+    is the first given, ``urls`` every one; without the flag, ``url`` is the default and ``urls`` None."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option: str | None = None) -> None:
+        given = [*(getattr(namespace, "urls", None) or []), str(values)]
+        namespace.urls, namespace.url = given, given[0]
+
+
+def _doors(args: argparse.Namespace) -> list[str]:
+    return list(args.urls or [args.url])
 
 
 def _sample_path() -> Path:
@@ -68,7 +82,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         else file_chunks(read_wav(Path(args.file)), chunk_ms=CHUNK_MS, realtime=not args.fast)
     )
     key = args.api_key or os.environ.get("OPENAI_API_KEY") if "openai.com" in args.url else args.api_key
-    async with await RealtimeConnection.connect(args.url, api_key=key) as conn:
+    async with await RealtimeConnection.connect(_doors(args), api_key=key) as conn:
         result = await transcribe_audio(
             conn,
             chunks,
@@ -174,6 +188,7 @@ async def _translate(args: argparse.Namespace) -> int:
     from openrealtime.client.connection import RealtimeConnection
     from openrealtime.client.playback import SpeakerPlayer
     from openrealtime.client.translate import SideBySideCaptions, translate_audio
+    from openrealtime.exceptions import ConnectionClosedError
 
     stop = asyncio.Event()
 
@@ -205,7 +220,7 @@ async def _translate(args: argparse.Namespace) -> int:
 
     key = args.api_key or os.environ.get("OPENAI_API_KEY") if "openai.com" in args.url else args.api_key
     try:
-        async with await RealtimeConnection.connect(args.url, api_key=key) as conn:
+        async with await RealtimeConnection.connect(_doors(args), api_key=key) as conn:
             result = await translate_audio(
                 conn,
                 chunks,
@@ -214,7 +229,7 @@ async def _translate(args: argparse.Namespace) -> int:
                 noise_reduction=args.noise_reduction,
                 on_event=on_event,
             )
-    except (RuntimeError, OSError) as exc:  # refused (e.g. a language it cannot serve), or unreachable
+    except (RuntimeError, OSError, ConnectionClosedError) as exc:  # refused (a language, every door), unreachable
         print(f"error: {exc}", file=sys.stderr)
         if player is not None:
             player.close()
@@ -245,6 +260,7 @@ async def _assistant(args: argparse.Namespace) -> int:
     out = None if args.mic else Path(args.out or "answer.wav")
     options = AssistantOptions(
         url=args.url,
+        urls=tuple(_doors(args)[1:]),
         api_key=key,
         voice=args.voice,
         instructions=args.instructions,
@@ -547,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = tr.add_mutually_exclusive_group(required=True)
     source.add_argument("file", nargs="?", help="a 16-bit PCM WAV file (any rate)")
     source.add_argument("--mic", action="store_true", help="use the default microphone")
-    tr.add_argument("--url", default=os.environ.get("OPENREALTIME_URL", DEFAULT_URL))
+    tr.add_argument("--url", action=_DoorUrls, default=os.environ.get("OPENREALTIME_URL", DEFAULT_URL), help=DOORS)
     tr.add_argument("--api-key", default=os.environ.get("OPENREALTIME_API_KEY"))
     tr.add_argument("--model", default="gpt-4o-transcribe", help="transcription model name to request")
     tr.add_argument("--language", default="en")
@@ -561,7 +577,12 @@ def build_parser() -> argparse.ArgumentParser:
     tl_source.add_argument("file", nargs="?", help="a 16-bit PCM WAV file (any rate)")
     tl_source.add_argument("--mic", action="store_true", help="use the default microphone")
     tl.add_argument("--to", required=True, help="target language, e.g. es")
-    tl.add_argument("--url", default=os.environ.get("OPENREALTIME_TRANSLATE_URL", DEFAULT_TRANSLATE_URL))
+    tl.add_argument(
+        "--url",
+        action=_DoorUrls,
+        default=os.environ.get("OPENREALTIME_TRANSLATE_URL", DEFAULT_TRANSLATE_URL),
+        help=DOORS,
+    )
     tl.add_argument("--api-key", default=os.environ.get("OPENREALTIME_API_KEY"))
     tl.add_argument("--out", default=None, help="save the translated speech to this WAV (else play it)")
     tl.add_argument("--fast", action="store_true", help="send the file as fast as possible")
@@ -574,7 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     va_source = va.add_mutually_exclusive_group(required=True)
     va_source.add_argument("file", nargs="?", help="a 16-bit PCM WAV file (any rate): one scripted turn")
     va_source.add_argument("--mic", action="store_true", help="live conversation: microphone and speaker")
-    va.add_argument("--url", default=os.environ.get("OPENREALTIME_ASSISTANT_URL", DEFAULT_ASSISTANT_URL))
+    va.add_argument(
+        "--url",
+        action=_DoorUrls,
+        default=os.environ.get("OPENREALTIME_ASSISTANT_URL", DEFAULT_ASSISTANT_URL),
+        help=DOORS,
+    )
     va.add_argument("--api-key", default=os.environ.get("OPENREALTIME_API_KEY"))
     va.add_argument("--voice", default=None, help="output voice, e.g. alloy or marin")
     va.add_argument("--instructions", default=None, help="system prompt (the server's default if unset)")

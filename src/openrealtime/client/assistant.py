@@ -43,6 +43,7 @@ from openrealtime.audio.types import Samples
 from openrealtime.client.assistant_config import AssistantOptions, session_update
 from openrealtime.client.audio_io import WIRE_RATE_HZ, file_chunks
 from openrealtime.client.connection import RealtimeConnection
+from openrealtime.client.failover import Failover, shutting_down_error
 from openrealtime.client.history import ConversationHistory
 from openrealtime.client.playback import MS_PER_S, ClockPlayer, Player, interrupt
 from openrealtime.client.requests import PendingRequests
@@ -129,25 +130,38 @@ class CallAudio:
 
 
 async def connect(
-    options: AssistantOptions, call_audio: CallAudio | None = None, *, resume: str | None = None
+    options: AssistantOptions,
+    call_audio: CallAudio | None = None,
+    *,
+    resume: str | None = None,
+    after: int | None = None,
 ) -> RealtimeConnection | CallConnection:
-    """A new connection to ``options.url``: a WebSocket, or a WebRTC call (``transport="webrtc"``);
-    ``resume``: the id of a session to ask back (WebSocket only, :mod:`~openrealtime.client.resume`)."""
+    """A new connection to ``options.url``: a WebRTC call (``transport="webrtc"``), or a WebSocket to
+    the first of ``options.url`` and ``options.urls`` that takes the session, from the door after
+    ``after`` (:mod:`~openrealtime.client.failover`); ``resume``: the id of a session to ask back
+    (WebSocket only, :mod:`~openrealtime.client.resume`)."""
     if options.transport == "webrtc":
         from openrealtime.client.call import CallConnection
 
         on_audio = call_audio.on_audio if call_audio is not None else None
         return await CallConnection.connect(options.url, api_key=options.api_key, on_audio=on_audio)
-    url = resume_url(options.url, resume) if resume is not None else options.url
-    return await RealtimeConnection.connect(url, api_key=options.api_key)
+    doors = (options.url, *options.urls)
+    urls = [resume_url(url, resume) for url in doors] if resume is not None else doors
+    return await RealtimeConnection.connect(Failover.of(urls), api_key=options.api_key, after=after)
 
 
 async def open_session(
-    options: AssistantOptions, update: dict[str, Any], turns: TurnTaking, call_audio: CallAudio | None = None
+    options: AssistantOptions,
+    update: dict[str, Any],
+    turns: TurnTaking,
+    call_audio: CallAudio | None = None,
+    *,
+    after: int | None = None,
 ) -> RealtimeConnection | CallConnection:
     """Connect, configure with ``update`` (``session.update``), and carry the conversation over: the
     same session asked back when there was one (our server resumes it: nothing to replay), else its
-    items replayed into the new session (:mod:`~openrealtime.client.resume`).
+    items replayed into the new session (:mod:`~openrealtime.client.resume`). ``after``: the door
+    just lost, tried last.
 
     Raises:
         ProtocolError: If the server refuses the configuration.
@@ -155,12 +169,12 @@ async def open_session(
     previous = turns.session.get("id") if options.transport != "webrtc" else None
     if isinstance(previous, str) and previous:
         try:
-            return await _configured(options, update, turns, call_audio, resume=previous)
+            return await _configured(options, update, turns, call_audio, resume=previous, after=after)
         except ProtocolError as exc:
             if exc.code not in NOT_RESUMABLE:
                 raise
             log.info("session %s cannot be resumed (%s); opening a new one", previous, exc.code)
-    return await _configured(options, update, turns, call_audio)
+    return await _configured(options, update, turns, call_audio, after=after)
 
 
 async def _configured(
@@ -170,11 +184,13 @@ async def _configured(
     call_audio: CallAudio | None,
     *,
     resume: str | None = None,
+    after: int | None = None,
 ) -> RealtimeConnection | CallConnection:
-    conn = await connect(options, call_audio, resume=resume)
+    conn = await connect(options, call_audio, resume=resume, after=after)
     try:
         async with asyncio.timeout(CONFIGURE_TIMEOUT_S):
-            await conn.send(update)
+            with contextlib.suppress(ConnectionClosedError):  # refused while connecting: its error is read below
+                await conn.send(update)
             while not isinstance(event := server_event_from_dict(await conn.recv()), se.SessionUpdated):
                 if isinstance(event, se.Error):
                     raise ProtocolError(
@@ -420,13 +436,18 @@ class Assistant:
             self._ready.clear()
             await self._execute(self.turns.abandon(lost=lost is not None))
             delay_s = RECONNECT_BACKOFF_S
-            for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            # A WebSocket's doors are retried, with backoff, by the failover policy itself.
+            attempts = RECONNECT_ATTEMPTS if self.options.transport == "webrtc" else 1
+            after = lost.door if isinstance(lost, RealtimeConnection) else None  # a door lost: try it last
+            for attempt in range(1, attempts + 1):
                 try:
-                    self._conn = await open_session(self.options, self._update, self.turns, self.call_audio)
+                    self._conn = await open_session(
+                        self.options, self._update, self.turns, self.call_audio, after=after
+                    )
                     break
                 except (OSError, TimeoutError, ConnectionClosedError, websockets.WebSocketException) as exc:
                     log.warning("reconnect attempt %d failed: %s", attempt, exc)
-                    if attempt == RECONNECT_ATTEMPTS:
+                    if attempt == attempts:
                         raise ConnectionClosedError(None, f"could not reconnect: {exc}") from exc
                     await asyncio.sleep(delay_s)  # back-off between attempts, not ordering
                     delay_s *= 2
@@ -467,6 +488,9 @@ class Assistant:
                     # Our own move resumed the session on a new connection; else another client did
                     # (then this one lets it go instead of taking it back).
                     taken_over = not self._reconnect_lock.locked()
+                    continue
+                if shutting_down_error(event):  # its door drains: 1012 follows, and we resume elsewhere
+                    log.info("the server is draining; the session moves to another door")
                     continue
                 await self._handle(event, loop.time())
             if taken_over:

@@ -27,6 +27,10 @@ class AssistantOptions:
 
     Attributes:
         url: The realtime WebSocket URL (ours, or ``wss://api.openai.com/v1/realtime?model=...``).
+        urls: More front doors of the same service, tried in turn after ``url`` when a door refuses
+            (full, draining) or cannot be reached, and where a session ended by a drain resumes
+            (:mod:`~openrealtime.client.failover`; WebSocket only). With none, ``url`` alone is
+            retried with backoff, as a load balancer's.
         api_key: Sent as ``Authorization: Bearer``.
         voice: Output voice (``alloy``, ``marin``, ...); the server's default if ``None``.
         instructions: System prompt; the server's default if ``None``.
@@ -48,6 +52,7 @@ class AssistantOptions:
     """
 
     url: str = DEFAULT_ASSISTANT_URL
+    urls: tuple[str, ...] = ()
     api_key: str | None = None
     voice: str | None = None
     instructions: str | None = None

@@ -153,7 +153,9 @@ class _Server:
     ) -> None:
         self.settings = settings
         # Resumable sessions (server/resume.py): their state, and which this process holds now.
-        self.state = state or open_store(settings.state_url)
+        # ``is None``, not ``or``: an empty memory store is falsy (it has a length), and a store shared
+        # by two doors in one process (tests) starts empty.
+        self.state = state if state is not None else open_store(settings.state_url)
         shared = self.state if isinstance(self.state, SharedOwnership) else None
         self.live = LiveSessions(shared, settings.resume_grace_s)
         self.engines = engines
