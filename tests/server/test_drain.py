@@ -252,3 +252,24 @@ def test_serve_takes_the_grace_as_a_flag_and_a_variable(monkeypatch: pytest.Monk
     assert Settings.load().drain_grace_s == 30.0
     monkeypatch.setenv("OPENREALTIME_DRAIN_GRACE_S", "5")
     assert Settings.load().drain_grace_s == 5.0
+
+
+async def test_the_official_sdk_sees_the_refusal_of_a_draining_door_as_a_clear_error(engines: EngineSet) -> None:
+    from openai import AsyncOpenAI
+
+    async with draining_server(Settings(port=0), engines) as (url, server):
+        server.drain.admission.draining = True  # as the drain does first
+        client = AsyncOpenAI(api_key="sk-local", websocket_base_url=f"{url}/v1")
+        try:
+            async with client.realtime.connect(model="gpt-realtime") as conn:
+                event = await conn.recv()
+                assert event.type == "error"
+                assert event.error.type == "server_error"
+                assert event.error.code == DRAINING_CODE
+                assert "shutting down" in event.error.message
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await conn.recv()
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1013
+        finally:
+            await client.close()
