@@ -34,7 +34,7 @@ class _DoorUrls(argparse.Action):
 
 
 def _doors(args: argparse.Namespace) -> list[str]:
-    return list(args.urls or [args.url])
+    return list(getattr(args, "urls", None) or [args.url])  # no --url given: no ``urls`` at all
 
 
 def _sample_path() -> Path:

@@ -202,3 +202,18 @@ async def test_the_first_event_of_one_url_is_read_and_handed_on(engines: EngineS
             events.append(await conn.recv())
         assert [e["type"] for e in events] == ["session.created", "input_audio_buffer.cleared"]
         assert json.dumps(events)  # plain dicts, as from any connection
+
+
+def test_the_cli_takes_url_more_than_once() -> None:
+    from openrealtime.cli import DEFAULT_ASSISTANT_URL, _doors, build_parser
+
+    args = build_parser().parse_args(
+        ["assistant", "q.wav", "--url", "ws://a/v1/realtime", "--url", "ws://b/v1/realtime"]
+    )
+    assert args.url == "ws://a/v1/realtime"
+    assert _doors(args) == ["ws://a/v1/realtime", "ws://b/v1/realtime"]
+    one = build_parser().parse_args(["transcribe", "talk.wav", "--url", "ws://c/v1/realtime"])
+    assert _doors(one) == ["ws://c/v1/realtime"]
+    default = build_parser().parse_args(["assistant", "q.wav"])
+    assert default.url == DEFAULT_ASSISTANT_URL or default.url.startswith("ws")  # the variable may set it
+    assert _doors(default) == [default.url]
