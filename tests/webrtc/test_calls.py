@@ -43,6 +43,10 @@ def engines() -> Any:
 
 @contextlib.asynccontextmanager
 async def server(engines: EngineSet, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A server for calls with fake engines. Their voice is a 220 Hz tone and the callers here speak
+    300 Hz tones: the echo canceller (pywebrtc-audio) takes one for the echo of the other and
+    suppresses it, as it should, so it is off unless a test asks for it (real speech: test_calls_real)."""
+    settings = {"echo_cancellation": False, **settings}
     async with (
         running_server(Settings(port=0, api_key=KEY, **settings), engines=engines) as url,
         httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=TIMEOUT_S) as http,
