@@ -11,8 +11,10 @@ turn bookkeeping, when to move to a new session) is made by the pure
 * it parses each server event leniently (:func:`~openrealtime.protocol.codec.server_event_from_dict`),
   hands it to the turn-taking, and carries out what comes back: client events to send, audio to play,
   function tools (:mod:`~openrealtime.client.tools`) to run in their own tasks;
-* it keeps the conversation connected: a margin before the session's ``expires_at``, or after an
-  unexpected close, it opens a new session with the same ``session.update`` and the conversation
+* it keeps the conversation connected: a margin before the session's ``expires_at``, after an
+  unexpected close, or when its door drains (1012), it asks the same session back, from the next of
+  its doors (:mod:`~openrealtime.client.opening`, :mod:`~openrealtime.client.failover`), or opens a
+  new session with the same ``session.update`` and the conversation
   (:mod:`~openrealtime.client.history`) replayed as ``conversation.item.create`` events.
 
 One reader task handles server events strictly in order; the caller's task sends audio; tool calls run
@@ -43,11 +45,12 @@ from openrealtime.audio.types import Samples
 from openrealtime.client.assistant_config import AssistantOptions, session_update
 from openrealtime.client.audio_io import WIRE_RATE_HZ, file_chunks
 from openrealtime.client.connection import RealtimeConnection
-from openrealtime.client.failover import Failover, shutting_down_error
+from openrealtime.client.failover import shutting_down_error
 from openrealtime.client.history import ConversationHistory
+from openrealtime.client.opening import open_session
 from openrealtime.client.playback import MS_PER_S, ClockPlayer, Player, interrupt
 from openrealtime.client.requests import PendingRequests
-from openrealtime.client.resume import NOT_RESUMABLE, resume_url, resumed, taken_over_error
+from openrealtime.client.resume import taken_over_error
 from openrealtime.client.tools import ToolRegistry
 from openrealtime.client.turns import (
     Action,
@@ -60,7 +63,7 @@ from openrealtime.client.turns import (
     Truncation,
     TurnTaking,
 )
-from openrealtime.exceptions import ConnectionClosedError, ProtocolError
+from openrealtime.exceptions import ConnectionClosedError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import UnknownServerEvent, server_event_from_dict
 
@@ -73,7 +76,6 @@ log = logging.getLogger(__name__)
 
 RECONNECT_ATTEMPTS = 3
 RECONNECT_BACKOFF_S = 0.5  # doubled after each failed attempt
-CONFIGURE_TIMEOUT_S = 30.0  # connect, session.created and session.updated
 REQUEST_TIMEOUT_S = 30.0  # a client event's reply (e.g. conversation.item.retrieve)
 CHUNK_MS = 100
 SCRIPTED_TAIL_SILENCE_MS = 1500  # after a file, so server VAD sees the end of the turn
@@ -127,88 +129,6 @@ class CallAudio:
         self.player.play("call", pcm16)
         if self.keep:
             self.heard.append(pcm16)
-
-
-async def connect(
-    options: AssistantOptions,
-    call_audio: CallAudio | None = None,
-    *,
-    resume: str | None = None,
-    after: int | None = None,
-) -> RealtimeConnection | CallConnection:
-    """A new connection to ``options.url``: a WebRTC call (``transport="webrtc"``), or a WebSocket to
-    the first of ``options.url`` and ``options.urls`` that takes the session, from the door after
-    ``after`` (:mod:`~openrealtime.client.failover`); ``resume``: the id of a session to ask back
-    (WebSocket only, :mod:`~openrealtime.client.resume`)."""
-    if options.transport == "webrtc":
-        from openrealtime.client.call import CallConnection
-
-        on_audio = call_audio.on_audio if call_audio is not None else None
-        return await CallConnection.connect(options.url, api_key=options.api_key, on_audio=on_audio)
-    doors = (options.url, *options.urls)
-    urls = [resume_url(url, resume) for url in doors] if resume is not None else doors
-    return await RealtimeConnection.connect(Failover.of(urls), api_key=options.api_key, after=after)
-
-
-async def open_session(
-    options: AssistantOptions,
-    update: dict[str, Any],
-    turns: TurnTaking,
-    call_audio: CallAudio | None = None,
-    *,
-    after: int | None = None,
-) -> RealtimeConnection | CallConnection:
-    """Connect, configure with ``update`` (``session.update``), and carry the conversation over: the
-    same session asked back when there was one (our server resumes it: nothing to replay), else its
-    items replayed into the new session (:mod:`~openrealtime.client.resume`). ``after``: the door
-    just lost, tried last.
-
-    Raises:
-        ProtocolError: If the server refuses the configuration.
-    """
-    previous = turns.session.get("id") if options.transport != "webrtc" else None
-    if isinstance(previous, str) and previous:
-        try:
-            return await _configured(options, update, turns, call_audio, resume=previous, after=after)
-        except ProtocolError as exc:
-            if exc.code not in NOT_RESUMABLE:
-                raise
-            log.info("session %s cannot be resumed (%s); opening a new one", previous, exc.code)
-    return await _configured(options, update, turns, call_audio, after=after)
-
-
-async def _configured(
-    options: AssistantOptions,
-    update: dict[str, Any],
-    turns: TurnTaking,
-    call_audio: CallAudio | None,
-    *,
-    resume: str | None = None,
-    after: int | None = None,
-) -> RealtimeConnection | CallConnection:
-    conn = await connect(options, call_audio, resume=resume, after=after)
-    try:
-        async with asyncio.timeout(CONFIGURE_TIMEOUT_S):
-            with contextlib.suppress(ConnectionClosedError):  # refused while connecting: its error is read below
-                await conn.send(update)
-            while not isinstance(event := server_event_from_dict(await conn.recv()), se.SessionUpdated):
-                if isinstance(event, se.Error):
-                    raise ProtocolError(
-                        f"the server refused the session: {event.error.message}",
-                        code=event.error.code,
-                        param=event.error.param,
-                    )
-                if isinstance(event, se.SessionCreated):
-                    turns.on_session(event)
-            turns.on_session(event)
-        if not resumed(turns.session, resume):  # a new session: the conversation is replayed into it
-            for replay in turns.history.replay_events():
-                await conn.send(replay)
-    except BaseException:
-        await conn.close()
-        raise
-    turns.session_opened()
-    return conn
 
 
 class _OfTurns(Generic[T]):
