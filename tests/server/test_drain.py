@@ -273,3 +273,18 @@ async def test_the_official_sdk_sees_the_refusal_of_a_draining_door_as_a_clear_e
                 assert closed.value.rcvd.code == 1013
         finally:
             await client.close()
+
+
+async def test_a_resume_at_a_draining_door_is_sent_elsewhere_before_it_looks_for_the_session(
+    engines: EngineSet,
+) -> None:
+    async with draining_server(Settings(port=0), engines) as (url, server):
+        server.drain.admission.draining = True
+        # Unknown here: without the early refusal it would be session_not_found (4000), and a client
+        # would give the session up instead of resuming it at another door.
+        async with websockets.connect(f"{url}/v1/realtime?model=gpt-realtime&session_id=sess_elsewhere") as ws:
+            assert json.loads(await ws.recv())["error"]["code"] == DRAINING_CODE
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013

@@ -337,6 +337,10 @@ class _Server:
             await self._serve(websocket, opening, engines)
 
     async def _resume(self, session_id: str, kinds: tuple[SessionKind, ...], auth: AuthResult) -> Resumed | Refusal:
+        if self.admission.draining:  # before any takeover or load: a door on its way out takes nothing
+            refused = self.admission.refusal(kinds[0])
+            self.metrics.refusals.add(reason=refused.reason, request=kinds[0].value)
+            return Refusal(refused.message, refused.code, CLOSE_TRY_AGAIN_LATER, REFUSAL_TYPE)
         resumed = await resume(
             session_id,
             kinds,
