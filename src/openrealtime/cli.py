@@ -475,11 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
         "interruption, not a backchannel or a cough (adaptive)",
     )
     serve.add_argument(
-        "--no-echo-cancellation",
-        dest="echo_cancellation",
-        action="store_false",
+        "--echo-cancellation",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="do not remove the server's own voice from the input (on when pywebrtc-audio is installed)",
+        help="remove the server's own voice from realtime sessions' input (AEC3), for clients that send a raw "
+        "microphone near a loudspeaker (default off: browsers and phones cancel their own echo)",
     )
     serve.add_argument(
         "--state-url",
@@ -695,16 +695,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="turns: 1 end of turn, 2 interruptions over an answer, 3 its echo (default 1,2,3)",
     )
     bench.add_argument("--turn-limit", type=int, default=None, help="turns: at most this many clips of each kind")
-    bench.set_defaults(func=_bench)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
     bench.add_argument(
         "--turn-modes",
         default=None,
@@ -715,3 +705,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="turns: part 1 traces where the time from the last word to the answer goes (server in process)",
     )
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130

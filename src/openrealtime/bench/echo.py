@@ -15,8 +15,8 @@ level, ``USER_AT_MS`` after the answer's first audio. The player stops when the 
   followed by an answer to the interruption (of those the echo had not already stopped);
 * **onset → cancel** of the real interruptions.
 
-Run it twice to see what the echo canceller does: with the server's default and with
-``OPENREALTIME_ECHO_CANCELLATION=0`` (or ``serve --no-echo-cancellation`` behind ``--url``).
+Run it twice to see what the echo canceller does: with ``OPENREALTIME_ECHO_CANCELLATION=1`` and
+without (the server's default, off), or ``serve --echo-cancellation`` behind ``--url``.
 """
 
 from __future__ import annotations

@@ -107,7 +107,10 @@ class Settings:
             ``turn_detection.barge_in`` overrides it.
         echo_cancellation: Remove the server's own voice from realtime sessions' input (WebRTC's AEC3
             with the output as its reference, session/echo.py), so a speakerphone user's echo does
-            not interrupt the answer; needs the optional ``pywebrtc-audio`` (without it, off).
+            not interrupt the answer. Off by default: browsers and phones cancel their own echo, and
+            in an answer's first seconds, before AEC3 has learned the room, it also damps a user
+            speaking over the answer (a "Wait, stop please." over a fresh answer, with no echo at
+            all, was not heard). For clients that send a raw microphone near a loudspeaker.
         idle_timeout_s: A session in which neither the client nor the server sent anything for this
             long is closed (an ``error``, ``session_idle_timeout``, then 1001), so a client that
             went silent does not hold one of the few session places (``0``: never).
@@ -199,7 +202,7 @@ class Settings:
     speech_lead_s: float = 5.0
     idle_timeout_s: int = 600
     barge_in: str = "immediate"
-    echo_cancellation: bool = True
+    echo_cancellation: bool = False
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
