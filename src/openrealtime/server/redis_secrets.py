@@ -37,12 +37,12 @@ from openrealtime.server.secrets import (
     is_client_secret,
     new_value,
 )
+from openrealtime.state.redis_store import redis_client
 
 KEY_PREFIX = "openrealtime:{secrets}:"
 EXPIRY_KEY = KEY_PREFIX + "expiry"
 SIZES_KEY = KEY_PREFIX + "sizes"
 CHARS_KEY = KEY_PREFIX + "chars"
-SOCKET_TIMEOUT_S = 2.0  # a Redis that does not answer in this long fails the call (as the state store)
 
 # KEYS: expiry, sizes, chars, the secret's key. ARGV: now_s, max_live, max_chars, size, expires_at_s,
 # record, ttl_ms, digest. Returns {1} when written, {0, next_expiry_s or false} when full.
@@ -104,12 +104,7 @@ class RedisSecretStore:
 
     @classmethod
     def from_url(cls, url: str, *, max_live: int = DEFAULT_MAX_LIVE_SECRETS) -> RedisSecretStore:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(
-            url, decode_responses=False, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
-        )
-        return cls(client, max_live=max_live)
+        return cls(redis_client(url), max_live=max_live)
 
     async def mint(self, kind: SessionKind, session_json: str, ttl_s: int) -> tuple[str, ClientSecret]:
         now = self._clock()

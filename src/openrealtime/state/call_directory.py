@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from openrealtime.state.redis_store import redis_client
+
 KEY_PREFIX = "openrealtime:call:"
-SOCKET_TIMEOUT_S = 2.0  # a Redis that does not answer in this long fails the call (as the state store)
 
 
 class CallDirectory(Protocol):
@@ -42,12 +43,7 @@ class RedisCallDirectory:
 
     @classmethod
     def from_url(cls, url: str) -> RedisCallDirectory:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(
-            url, decode_responses=False, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
-        )
-        return cls(client)
+        return cls(redis_client(url))
 
     async def place(self, call_id: str, door_url: str, ttl_s: float) -> None:
         await self._redis.set(KEY_PREFIX + call_id, door_url, px=max(1, int(ttl_s * 1000)))

@@ -30,6 +30,16 @@ RELISTEN_DELAY_S = 1.0  # after the listener lost the Redis, before it subscribe
 log = logging.getLogger(__name__)
 
 
+def redis_client(url: str) -> Any:
+    """A ``redis.asyncio`` client (its own connection pool) for ``url``, with the timeouts every
+    Redis user here shares: the state store, the call directory and the client secrets."""
+    import redis.asyncio as redis
+
+    return redis.Redis.from_url(
+        url, decode_responses=False, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
+    )
+
+
 def _keys(session_id: str) -> dict[str, str]:
     return {part: f"{KEY_PREFIX}{session_id}:{part}" for part in _PARTS}
 
@@ -42,12 +52,7 @@ class RedisStateStore:
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(
-            url, decode_responses=False, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S
-        )
-        return cls(client)
+        return cls(redis_client(url))
 
     async def ping(self) -> bool:
         """Whether the Redis answers (the server checks it at start-up)."""
