@@ -129,6 +129,7 @@ class RealtimeSession(SessionShell, Interruptions):
         self.writer.continuation = weakref.WeakMethod(self._continue)
         self._responses: dict[str, Response] = {}  # on the wire, not yet done
         self._speculative: Response | None = None  # the answer begun in the pause, if any
+        self._speculated_words = ""  # the words it answers
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
         self._created_chars: dict[str, int] = {}  # the size of each item the client created, by id
         self._created_chars_total = 0
@@ -360,7 +361,13 @@ class RealtimeSession(SessionShell, Interruptions):
         self._start_response(new_response(self.config, None, self.conversation, ids=self._ids))
 
     def _speculate(self, may_end: TurnMayEnd) -> None:
-        """The pause may end the turn: start the answer now, so its first audio is ready sooner."""
+        """The pause may end the turn: start the answer now, so its first audio is ready sooner.
+
+        An answer already begun on the same words of the same turn is kept (a pause after a flicker
+        of the VAD heard what the pause before it did: session/turns.py ``FLICKER_MS``)."""
+        kept = self._speculative
+        if kept is not None and kept.answers_turn == may_end.item_id and self._speculated_words == may_end.text:
+            return
         self._drop_speculation()
         td = self.config.audio.input.turn_detection
         if not may_end.text.strip() or td is None or not td.create_response:
@@ -378,7 +385,7 @@ class RealtimeSession(SessionShell, Interruptions):
         )
         request = self._chat_request(response, [*self.conversation, pending])
         response.answers_turn = may_end.item_id
-        self._speculative = response
+        self._speculative, self._speculated_words = response, may_end.text
         self._take(self.writer.generate(response, request))
 
     def _drop_speculation(self) -> None:

@@ -56,6 +56,13 @@ FIRST_CAPTION_STEP_MS = 100
 # due this much early; an exact threshold would often wait one more chunk and stretch 200 ms to 300.
 RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
+# Speech that resumes in a pause and stops again within this long is a flicker of the VAD (the burst
+# of a last consonant: "homewor|k", Silero calls the closure before it a pause), not the speaker
+# going on: a voice session keeps the pause's final decode and the answer begun on it, and the next
+# pause's decode confirms them when it hears the same words (bench turns --turn-trace: 5 of 39 clips
+# lost 100-150 ms to a re-asked decode and a restarted answer; the flickers traced were 2-3 Silero
+# frames, 64-96 ms). Longer speech is the speaker going on and drops them, as any speech did before.
+FLICKER_MS = 200
 # A transcription session's speculative final starts this long before server_vad's silence ends the
 # turn (at least: see FINAL_LATENCY_MARGIN), so the transcript is still ready at the end.
 FINAL_DECODE_LEAD_MS = 250
@@ -102,6 +109,12 @@ class Turn:
     final_logprobs: list[WordLogprobs] | None = None  # and its words' tokens
     duration_samples: int = 0
     heard: str = ""  # the newest live decode, whole (the captions send only its agreed words)
+    # Across a flicker (FLICKER_MS): where speech resumed, and the earlier pause's decode kept, running
+    # (kept_job) or done (kept_words: an answer may have begun on them), until the next pause's decode
+    # confirms or replaces them.
+    flicker_start: int | None = None
+    kept_job: str | None = None
+    kept_words: str | None = None
     # Speech over the assistant is being judged (session/bargein.py): its decodes go first, 200 ms apart.
     urgent: bool = False
 
@@ -227,7 +240,7 @@ class TurnTranscriber:
         """The next live-caption decode, once enough new speech has come in."""
         if not self.enabled or turn.state is not TurnState.SPEAKING:
             return []
-        if turn.partial_job is not None or turn.speculative_job is not None:
+        if turn.partial_job is not None or turn.speculative_job is not None or turn.flicker_start is not None:
             return []
         end = self._buffer.end
         if turn.partial_end <= turn.start:  # no partial yet: wait for a little speech, not the padding
@@ -286,11 +299,68 @@ class TurnTranscriber:
         if turn.speculative_job is not None:
             out += self._cancel(turn.speculative_job)
             turn.speculative_job = None
-        if turn.final_result is not None:
+        signalled = turn.final_result is not None or turn.kept_words is not None
+        out += self._forget_kept(turn)
+        if signalled:
             out.append(TurnGoesOn(turn.item_id))
         turn.final_result = None
         turn.final_logprobs = None
         return out
+
+    # --- a flicker of the VAD in a pause (FLICKER_MS) ----------------------------------------------
+
+    def speech_resumed(self, turn: Turn, sample: int) -> list[Output]:
+        """Speech came back in a pause at ``sample``. A voice session keeps the pause's final decode
+        (and the answer begun on it) for ``FLICKER_MS``: the VAD may have flickered on a last
+        consonant. Otherwise, or with nothing to keep, the speculation is dropped at once."""
+        held = (turn.speculative_job, turn.final_result, turn.kept_job, turn.kept_words)
+        if not self._always or all(h is None for h in held):
+            return self.drop_speculation(turn)
+        out: list[Output] = []
+        if turn.final_result is not None:  # this pause's words are known: they are what is kept
+            out += self._forget_kept(turn)
+            turn.kept_words = turn.final_result
+        elif turn.kept_words is not None or turn.speculative_job is None:
+            out += self._cancel_if(turn.speculative_job)  # an earlier flicker's words (or decode) stay kept
+        else:  # this pause's decode is running: it goes on, as the kept one
+            out += self._cancel_if(turn.kept_job)
+            turn.kept_job = turn.speculative_job
+        turn.speculative_job, turn.final_result, turn.final_logprobs = None, None, None
+        turn.flicker_start = sample
+        return out
+
+    def speech_goes_on(self, turn: Turn, position: int) -> list[Output]:
+        """The turn is spoken up to ``position``: speech that outlasts a flicker drops what was kept."""
+        if turn.flicker_start is None or position - turn.flicker_start <= ms_to_samples(FLICKER_MS):
+            return []
+        turn.flicker_start = None
+        return self.drop_speculation(turn)
+
+    def paused_again(self, turn: Turn) -> None:
+        """A pause began within ``FLICKER_MS`` of the flicker: its own decode will check the kept words."""
+        turn.flicker_start = None
+
+    def _forget_kept(self, turn: Turn) -> list[Output]:
+        out = self._cancel_if(turn.kept_job)
+        turn.kept_job, turn.kept_words, turn.flicker_start = None, None, None
+        return out
+
+    def _cancel_if(self, job_id: str | None) -> list[Output]:
+        return self._cancel(job_id) if job_id is not None else []
+
+    def _on_kept(self, turn: Turn, text: str) -> list[Output]:
+        """The kept decode's words: an answer may begin on them (the next pause's words confirm it)."""
+        turn.kept_job = None
+        if turn.committed:
+            return []
+        turn.kept_words = text
+        return [TurnMayEnd(turn.item_id, text)]
+
+    def _settle_kept(self, turn: Turn) -> list[Output]:
+        """This pause's words came back: what was kept across a flicker is done with. Where they are
+        the kept words, the ``TurnMayEnd`` that follows keeps the answer begun on them (the session
+        compares the words); where they differ, it replaces it."""
+        return self._forget_kept(turn)
 
     def cancel_partial(self, turn: Turn) -> list[Output]:
         if turn.partial_job is None:
@@ -299,6 +369,13 @@ class TurnTranscriber:
         return self._cancel(job_id)
 
     # --- at the commit -----------------------------------------------------------------------------
+
+    def before_commit(self, turn: Turn) -> list[Output]:
+        """The turn is about to be committed: an answer begun on words kept across a flicker that the
+        last pause's decode has not confirmed is dropped (the commit makes it afresh from the final)."""
+        unconfirmed = turn.kept_words is not None and turn.final_result is None
+        out = self._forget_kept(turn)
+        return [*out, TurnGoesOn(turn.item_id)] if unconfirmed else out
 
     def finalize(self, turn: Turn, *, speech_end: int) -> list[Output]:
         """The turn was committed with its speech ending at ``speech_end``: settle its transcript."""
@@ -345,10 +422,12 @@ class TurnTranscriber:
                 self._slide_window(turn, job, result)
             return out + self.schedule_partial(turn)
         self._final_latency_ms = samples_to_ms(self._buffer.end - job.asked_at)
+        if result.job_id == turn.kept_job:
+            return self._on_kept(turn, text)
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
             turn.final_logprobs = logprobs
-            return [TurnMayEnd(turn.item_id, text)]
+            return [*self._settle_kept(turn), TurnMayEnd(turn.item_id, text)]
         return self._complete(turn, text, logprobs)
 
     def _on_failure(self, job: _Job, result: JobFailed) -> list[Output]:
@@ -357,7 +436,10 @@ class TurnTranscriber:
             turn.partial_job = None
             return self.schedule_partial(turn)
         if job.kind == "speculative" and not turn.committed:
-            turn.speculative_job = None
+            if result.job_id == turn.kept_job:
+                turn.kept_job = None
+            else:
+                turn.speculative_job = None
             return []
         turn.to(TurnState.TRANSCRIBED)
         out: list[Output] = [TranscriptFinal(turn.item_id, None)]
