@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from openrealtime.audio.codec import AudioOut
 from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
+from openrealtime.protocol import extension_events as xe
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.server_events import ServerEvent
 
@@ -433,11 +434,12 @@ def _lenient(model: type[_Model]) -> type[_Model]:
 def _lenient_server_events() -> dict[str, type[ServerEvent]]:
     """Each server event type's lenient model (built on first use: the server never needs them)."""
     models: dict[str, type[ServerEvent]] = {}
-    for value in vars(se).values():
-        if isinstance(value, type) and issubclass(value, ServerEvent) and value.__module__ == se.__name__:
-            kind = value.model_fields["type"].default
-            if isinstance(kind, str) and kind not in models:
-                models[kind] = _lenient(value)
+    for module in (se, xe):  # OpenAI's events, then our extensions'
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, ServerEvent) and value.__module__ == module.__name__:
+                kind = value.model_fields["type"].default
+                if isinstance(kind, str) and kind not in models:
+                    models[kind] = _lenient(value)
     return models
 
 

@@ -149,14 +149,22 @@ def content_words(text: str) -> list[str]:
     return [w for w in joined.split() if w not in BACKCHANNEL_WORDS and w not in NOISE_WORDS]
 
 
-def judge(speech_ms: int, text: str, *, final: bool) -> Verdict:
+def stop_words(text: str) -> set[str]:
+    """The stop words of ``text`` (those of its words that take the turn whatever else is said)."""
+    return {word for word in content_words(text) if word in STOP_WORDS}
+
+
+def judge(speech_ms: int, text: str, *, final: bool, earlier: str = "") -> Verdict:
     """Is speech over the assistant, ``speech_ms`` long so far, that reads ``text``, an interruption?
 
     ``final``: the speech is over (its pause or its commit) and ``text`` is its final transcript, so
-    anything short of an interruption is not one.
+    anything short of an interruption is not one. ``earlier``: the live decode before ``text``. A stop
+    word interrupts at once in a final transcript, but live only when the decode before heard one
+    too: Whisper reads a hum as different words at each decode of its growing audio ("M.", "Mm.",
+    "MMI", "And I'm not."), while a word that was said stays.
     """
     content = content_words(text)
-    if any(word in STOP_WORDS for word in content):
+    if stop_words(text) and (final or stop_words(earlier)):
         return Verdict.INTERRUPTION
     if content and speech_ms >= SHORT_SPEECH_MS:
         return Verdict.INTERRUPTION
@@ -173,6 +181,8 @@ class Judgement:
     held: bool  # the server's playback was held for it
     speech_ms: int = 0
     committed: bool = False  # its turn was committed: only its final transcript decides now
+    heard: str = ""  # its newest live decode
+    earlier: str = ""  # the live decode before that
 
 
 class BargeIn:
@@ -195,10 +205,13 @@ class BargeIn:
         """Judge the pending speech, ``turn``, at input position ``position``: its newest decode, or in a
         pause its speculative final, as the last word."""
         assert self.pending is not None
-        self.pending.speech_ms = speech_ms(turn.onset, turn.pause_start, position, ENGINE_RATE_HZ)
+        pending = self.pending
+        if turn.heard != pending.heard:  # a new live decode
+            pending.earlier, pending.heard = pending.heard, turn.heard
+        pending.speech_ms = speech_ms(turn.onset, turn.pause_start, position, ENGINE_RATE_HZ)
         paused = turn.pause_start is not None and turn.final_result is not None
         text = turn.final_result if paused and turn.final_result is not None else turn.heard
-        return judge(self.pending.speech_ms, text, final=paused)
+        return judge(pending.speech_ms, text, final=paused, earlier=pending.earlier)
 
     def interrupted(self) -> Judgement | None:
         """The speech was judged an interruption: the judgement ends (the caller cancels and clears)."""

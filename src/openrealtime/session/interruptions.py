@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol.config import RealtimeSessionConfig, SemanticVad, ServerVad
+from openrealtime.protocol.extension_events import SpeechJudged
 from openrealtime.session.bargein import BargeIn, Verdict
 from openrealtime.session.commands import AudioIn, SessionInput
 from openrealtime.session.conversation import Conversation
@@ -63,6 +64,8 @@ class _Session(Protocol):
     def _silenced(self) -> None: ...
 
     def _settle_barge_in(self, verdict: Verdict) -> None: ...
+
+    def _tell_verdict(self, item_id: str, *, interruption: bool) -> None: ...
 
 
 class Interruptions:
@@ -114,6 +117,7 @@ class Interruptions:
         turn = self.buffer.turn
         if turn is None or turn.item_id != pending.item_id:
             self._take(self._heard(self._barge.dismiss()))  # the turn was cleared: nothing was said
+            self._tell_verdict(pending.item_id, interruption=False)
             return
         self._settle_barge_in(self._barge.judge_turn(turn, self.buffer.buffer.end))
 
@@ -121,13 +125,18 @@ class Interruptions:
         if verdict is Verdict.UNDECIDED:
             return
         if verdict is Verdict.NOT_AN_INTERRUPTION:
+            dismissed = self._barge.pending
             self._take(self._heard(self._barge.dismiss()))  # the answer goes on from where it was held
+            if dismissed is not None:
+                self._tell_verdict(dismissed.item_id, interruption=False)
             return
         pending = self._barge.interrupted()
         if (response := self.active_response) is not None:
             self._respond(self.writer.cancel(response, "turn_detected"))
         self._take(self.playback.clear())
         self._silenced()
+        if pending is not None:
+            self._tell_verdict(pending.item_id, interruption=True)
         td = self.config.audio.input.turn_detection
         if pending is None or td is None or not td.create_response:
             return
@@ -136,3 +145,10 @@ class Interruptions:
             self._start_response(new_response(self.config, None, self.conversation, ids=self._ids))
         elif turn is not None and turn.item_id == pending.item_id and turn.final_result is not None:
             self._speculate(TurnMayEnd(turn.item_id, turn.final_result))  # judged in its pause
+
+    def _tell_verdict(self: _Session, item_id: str, *, interruption: bool) -> None:
+        """The verdict as our extension event, to a session that named ``barge_in`` itself: a client
+        that paused its player at ``speech_started`` resumes or clears it (protocol/extension_events.py)."""
+        td = self.config.audio.input.turn_detection
+        if isinstance(td, ServerVad | SemanticVad) and td.barge_in is not None:
+            self._take([SpeechJudged(item_id=item_id, interruption=interruption)])
