@@ -440,6 +440,47 @@ async def test_audio_faster_than_transcription_is_refused_beyond_a_bound_per_ses
     assert kinds.index("error") < kinds.index("conversation.item.input_audio_transcription.failed")
 
 
+async def test_a_sender_far_ahead_of_real_time_is_paced_by_its_decodes_and_loses_nothing() -> None:
+    """Issue 10 flood B: a client that sends 2 s turns as fast as it can, with the ASR held: once it
+    runs past the bulk lead with two decodes waiting, its connection stops reading (its frames wait in
+    its socket), instead of refusing turns; released, every turn is transcribed."""
+    import threading
+
+    from openrealtime.engines.fake import EnergyVad
+
+    gate = threading.Event()
+
+    class Held(FakeTranscriber):
+        def transcribe(self, audio, options):  # type: ignore[no-untyped-def]
+            gate.wait(TIMEOUT_S)
+            return super().transcribe(audio, options)
+
+    turns = 8
+    engines = EngineSet(vad=EnergyVad(), transcriber=Held(), transcriber_name="x")
+    try:
+        transport = MemoryTransport()
+        task = start(engines, transport)
+        update, append, commit = manual_turn(2000)
+        transport.incoming.put_nowait(update)
+        for _ in range(turns):
+            transport.incoming.put_nowait(append)
+            transport.incoming.put_nowait(commit)
+            await asyncio.sleep(0.02)  # the session handles each turn as it comes
+        await asyncio.sleep(0.2)
+        unread = transport.incoming.qsize()
+        gate.set()
+        await transport.wait_count("conversation.item.input_audio_transcription.completed", turns)
+        transport.incoming.put_nowait(None)
+        await task
+    finally:
+        gate.set()
+        engines.close()
+    assert unread > 0  # paced: the connection stopped reading while its decodes waited
+    kinds = [e["type"] for e in transport.sent]
+    assert "conversation.item.input_audio_transcription.failed" not in kinds
+    assert "error" not in kinds
+
+
 async def test_engine_results_are_never_crowded_out_by_a_flooding_client_nor_dropped() -> None:
     """A job's results have their own room: when it is full the job waits, and nothing is lost."""
     results = 2 * RESULTS_LIMIT + 1

@@ -149,3 +149,36 @@ async def test_the_bench_command_measures_memory_and_redis(redis_url: str) -> No
         assert result.write_us_mean > 0
         assert result.resume_load_ms > 0
         assert result.resume_restore_ms > 0
+
+
+async def test_a_big_write_hands_the_event_loop_back_between_steps_and_loses_nothing() -> None:
+    """A write after a burst reads its items a few dozen per turn of the event loop (issue 10: read at
+    once they held ``/healthz`` 15-50 ms); an item deleted while it is written is not resurrected."""
+    session, store = FakeSession(), MemoryStateStore()
+    recorder = Recorder(session, "realtime", store, 60)
+    recorder.observe(se.SessionCreated(session={"type": "realtime", "id": "sess_rec"}))
+    ids = [f"item_{k}" for k in range(200)]
+    for item_id in ids:
+        session.conversation.add(user(item_id, "burst"))
+        recorder.observe(se.ItemAdded(previous_item_id=None, item={"id": item_id}))
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            if turns == 2:  # mid-write
+                session.conversation.delete("item_199")
+                recorder.observe(se.ItemDeleted(item_id="item_199"))
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    await recorder.commit()
+    counter.cancel()
+    assert turns >= 200 // 32  # the loop turned at least once per step
+    await recorder.commit()  # the deletion's own write
+    state = await store.load("sess_rec")
+    assert state is not None
+    assert sorted(state.items) == sorted(ids[:-1])
+    assert list(state.order) == ids[:-1]

@@ -33,7 +33,9 @@ first). A decode over the bound is refused at once: the session gets it back as 
 final becomes ``...input_audio_transcription.failed`` with code ``transcription_backlog_full``, and
 the turn's audio is dropped), and the first final refused after one was accepted also sends an
 ``error`` telling the client that it sends audio faster than it can be transcribed. The connection
-stays open: a client that slows down to real time gets its transcripts again.
+stays open: a client that slows down to real time gets its transcripts again. Before that bound, a
+client whose audio runs far ahead of real time is paced by its own decodes: its connection stops
+reading its frames while a few of them wait (:meth:`~openrealtime.runtime.input_pace.InputPace.room`).
 
 A WebRTC call (:mod:`openrealtime.webrtc`) drives its session through the same connection, with its
 data channel as the transport and a :class:`MediaPort` for the audio: the call's input audio comes in
@@ -419,6 +421,7 @@ class Connection:
 
     async def _reader(self) -> None:
         while True:
+            await self._input_pace.room(len(self._transcribing))  # a bulk sender waits for its decodes
             frame = await self.transport.receive()
             self._active_at = asyncio.get_running_loop().time()
             if frame is None:
@@ -584,7 +587,7 @@ class Connection:
                 continue
             if isinstance(command, CancelJob):
                 self._cancel_job(command.job_id)
-                self._transcribing.discard(command.job_id)
+                self._decode_ended(command.job_id)
                 task = self._jobs.pop(command.job_id, None)
                 if task is not None:
                     task.cancel()
@@ -618,6 +621,11 @@ class Connection:
             self._media.hold(command.held)
         else:
             self.post_playback(self._media.clear())
+
+    def _decode_ended(self, job_id: str) -> None:
+        if job_id in self._transcribing:
+            self._transcribing.discard(job_id)
+            self._input_pace.decoded()
 
     def _admit(self, command: Transcribe) -> AsyncIterator[object] | None:
         """``None`` if ``command`` may start; else its refusal, a job that fails at once."""
@@ -671,7 +679,7 @@ class Connection:
             await self._put_result(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
         finally:
             self._jobs.pop(job_id, None)
-            self._transcribing.discard(job_id)
+            self._decode_ended(job_id)
             aclose = getattr(results, "aclose", None)
             if aclose is not None:
                 await aclose()

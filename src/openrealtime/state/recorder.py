@@ -6,9 +6,9 @@ client (``session.created``/``.updated``: the config; ``conversation.item.added`
 transcript deltas: the item being answered, with the text sent so far). :meth:`Recorder.observe` runs
 on each event and only marks what changed; a task of its own writes the changes between the session
 loop's steps, one write for however many events came meanwhile, reading each changed item from the
-conversation as it stands then. So a response cut off by a lost connection is stored with the text
-its client was sent, and is ended as ``incomplete`` when the session is resumed
-(:func:`~openrealtime.state.restore.restore_into`).
+conversation as it stands then (a few dozen items per turn of the event loop). So a response cut off
+by a lost connection is stored with the text its client was sent, and is ended as ``incomplete`` when
+the session is resumed (:func:`~openrealtime.state.restore.restore_into`).
 
 The last write, when the connection ends, keeps the session for the grace window; a session that
 stays connected has its state's expiry moved on at least every half grace window.
@@ -41,6 +41,9 @@ WRITE_TIMEOUT_S = 5.0  # a store that does not answer in this long fails the wri
 # items wrote after nearly every step of the session loop (O(n^2), 1.5 s of the event loop in 15 s of
 # bursts, issue 10). A process killed outright loses at most this much; a closing connection loses nothing.
 WRITE_INTERVAL_S = 0.05
+# Items read and dumped per turn of the event loop (about 1 ms): one write after a burst reads hundreds
+# of items, and read at once they held the loop 15-50 ms (``/healthz`` waited behind them, issue 10).
+ITEMS_PER_STEP = 32
 _PARTIALS = (se.OutputAudioTranscriptDelta, se.OutputTextDelta)
 
 
@@ -117,29 +120,48 @@ class Recorder:
 
     def change(self) -> StateChange:
         """What changed since the last write, read from the session now; the marks are cleared."""
+        change, items = self._take_marks()
+        for item_id in items:
+            self._read_item(change, item_id)
+        return change
+
+    async def _change_in_steps(self) -> StateChange:
+        """:meth:`change`, reading ``ITEMS_PER_STEP`` items per turn of the event loop."""
+        change, items = self._take_marks()
+        for count, item_id in enumerate(items, 1):
+            self._read_item(change, item_id)
+            if count % ITEMS_PER_STEP == 0:
+                await asyncio.sleep(0)
+        return change
+
+    def _take_marks(self) -> tuple[StateChange, list[str]]:
+        """The change's metadata, order and removals, and the items to read into it; marks cleared."""
         change = StateChange()
         if self._meta_dirty and self._config is not None:
             conversation_id = getattr(self._session, "conversation_id", None)
             change.meta = Meta(self._kind, self._config, conversation_id).dumps()
             self._meta_dirty = False
         conversation = self._conversation
-        if conversation is not None:
-            if self._order_dirty:
-                change.order = dump_order([entry.id for entry in conversation])
-            for item_id in self._items:
-                entry = conversation.get(item_id)
-                if entry is None:
-                    continue
-                change.items[item_id] = self._record(entry).dumps()
-                audio = self._audio(item_id)
-                if audio is not None:
-                    change.audio[item_id] = audio
+        if conversation is not None and self._order_dirty:
+            change.order = dump_order([entry.id for entry in conversation])
         self._order_dirty = False
+        items = list(self._items) if conversation is not None else []
         self._items.clear()
         change.removed = sorted(self._removed)
         self._saved_audio.difference_update(self._removed)
         self._removed.clear()
-        return change
+        return change, items
+
+    def _read_item(self, change: StateChange, item_id: str) -> None:
+        """``item_id`` as the conversation holds it now, into ``change`` (gone meanwhile: nothing)."""
+        conversation = self._conversation
+        entry = conversation.get(item_id) if conversation is not None else None
+        if entry is None:
+            return
+        change.items[item_id] = self._record(entry).dumps()
+        audio = self._audio(item_id)
+        if audio is not None:
+            change.audio[item_id] = audio
 
     def _record(self, entry: Entry) -> ItemRecord:
         item = entry.item
@@ -165,7 +187,7 @@ class Recorder:
     async def commit(self) -> None:
         """Write what changed (an empty change extends the state's life); a store failure is logged
         and counted, and the session goes on."""
-        change = self.change()
+        change = await self._change_in_steps()
         try:
             async with asyncio.timeout(WRITE_TIMEOUT_S):
                 await self._store.save(self.session_id, change, self._ttl_s)
