@@ -20,11 +20,10 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime import connection as connection_module
 from openrealtime.runtime import loop_share
+from openrealtime.runtime.backlog import BACKLOG_CODE, MAX_PENDING_TRANSCRIPTIONS
 from openrealtime.runtime.connection import (
-    BACKLOG_CODE,
     INBOX_LIMIT,
     INBOX_LIMIT_BYTES,
-    MAX_PENDING_TRANSCRIPTIONS,
     OUTBOX_LIMIT,
     RESULTS_LIMIT,
     Connection,

@@ -23,19 +23,8 @@ Both queues are bounded, and who may wait on them is decided per producer:
   its turn behind a full outbox for up to ``DRAIN_TIMEOUT_S``, so a session's own close
   (``session.close`` -> 1000) is never dropped.
 
-Transcription work is bounded per connection (issue 10 defect 4: audio sent faster than real time
-queued turns without end in the shared ASR worker). The runtime decides, not the session: it is the
-one place that sees every session kind's jobs (transcription, realtime, translation) from start to
-result, and what it bounds is what those jobs hold, their audio, in the worker shared by the process.
-A connection has at most ``MAX_PENDING_TRANSCRIPTIONS`` decodes started and not yet answered; a
-live-caption partial starts only while fewer than ``MAX_PENDING_FOR_PARTIAL`` are (captions slow down
-first). A decode over the bound is refused at once: the session gets it back as a failed job (so a
-final becomes ``...input_audio_transcription.failed`` with code ``transcription_backlog_full``, and
-the turn's audio is dropped), and the first final refused after one was accepted also sends an
-``error`` telling the client that it sends audio faster than it can be transcribed. The connection
-stays open: a client that slows down to real time gets its transcripts again. Before that bound, a
-client whose audio runs far ahead of real time is paced by its own decodes: its connection stops
-reading its frames while a few of them wait (:meth:`~openrealtime.runtime.input_pace.InputPace.room`).
+Transcription work is bounded per connection, and a client far ahead of real time is paced by it
+(:mod:`~openrealtime.runtime.backlog`).
 
 A WebRTC call (:mod:`openrealtime.webrtc`) drives its session through the same connection, with its
 data channel as the transport and a :class:`MediaPort` for the audio: the call's input audio comes in
@@ -65,7 +54,7 @@ from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
-from openrealtime.runtime.input_pace import InputPace
+from openrealtime.runtime.backlog import TranscriptionBacklog
 from openrealtime.runtime.loop_share import SHARE
 from openrealtime.runtime.pacing import SpeechPacer
 from openrealtime.runtime.scheduler import bulk_work, current_session
@@ -125,12 +114,6 @@ CLOSE_TOO_SLOW = 1008
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455 section 5.5: a control frame's payload, less the 2-byte code
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_NORMAL = 1000
-# Decodes a connection may have started and not yet answered, of which partials only the first four. A
-# real-time speaker has one or two (this turn's partial or speculative final, the last turn's final);
-# eight means the ASR is several turns behind this client, which is then sending faster than real time.
-MAX_PENDING_TRANSCRIPTIONS = 8
-MAX_PENDING_FOR_PARTIAL = 4
-BACKLOG_CODE = "transcription_backlog_full"
 DRAIN_TIMEOUT_S = 5.0  # how long a closing connection waits for the client to take its last events
 SEND_STALL_TIMEOUT_S = 5.0  # a full outbox of which the client takes nothing for this long: not reading
 
@@ -289,14 +272,12 @@ class Connection:
         self._sent = asyncio.Event()  # set each time a send completes (or fails)
         self._send_failed = False
         self._jobs: dict[str, asyncio.Task[None]] = {}
-        self._transcribing: set[str] = set()  # decodes started and not yet answered
-        self._backlog_told = False  # the client has been told its audio outruns transcription
+        self._backlog = TranscriptionBacklog(session.error)
         self._close: CloseConnection | None = None  # how the connection ends, once decided
         self._too_slow = False
         self._lifetime_s = lifetime_s
         self._on_append = on_append
         self._pacer = SpeechPacer(speech_lead_s)
-        self._input_pace = InputPace()
         self._idle_timeout_s = idle_timeout_s
         self._active_at = 0.0  # the event loop's time of the last frame either way
         self._media = media
@@ -421,7 +402,7 @@ class Connection:
 
     async def _reader(self) -> None:
         while True:
-            await self._input_pace.room(len(self._transcribing))  # a bulk sender waits for its decodes
+            await self._backlog.room()  # a sender far ahead of real time waits for its decodes
             frame = await self.transport.receive()
             self._active_at = asyncio.get_running_loop().time()
             if frame is None:
@@ -546,7 +527,7 @@ class Connection:
         started = time.thread_time()
         append = MEDIA_TRANSLATION_APPEND if self.kind is SessionKind.TRANSLATION else MEDIA_APPEND
         self.session.receive(AudioIn(append, audio.samples, audio.rate_hz))
-        self._input_pace.received(audio.samples.size / audio.rate_hz, time.monotonic())
+        self._backlog.received(audio.samples.size / audio.rate_hz)
         self._after_media = True
         if self._on_append is not None:
             self._on_append(time.thread_time() - started)
@@ -563,7 +544,7 @@ class Connection:
             self._media_full = False
         self.session.receive(event)
         if isinstance(event, AudioIn) and isinstance(event.event, ce.InputAudioBufferAppend | ce.TranslationAppend):
-            self._input_pace.received(event.samples.size / event.rate_hz, time.monotonic())
+            self._backlog.received(event.samples.size / event.rate_hz)
         if self._on_append is not None and isinstance(event, AudioIn):
             self._on_append(time.thread_time() - started)
 
@@ -587,23 +568,22 @@ class Connection:
                 continue
             if isinstance(command, CancelJob):
                 self._cancel_job(command.job_id)
-                self._decode_ended(command.job_id)
+                self._backlog.ended(command.job_id)
                 task = self._jobs.pop(command.job_id, None)
                 if task is not None:
                     task.cancel()
                 continue
             if isinstance(command, Transcribe):
-                refusal = self._admit(command)
+                refusal = self._backlog.admit(command)
                 if refusal is not None:
                     self._jobs[command.job_id] = self._tg.create_task(self._job(command.job_id, refusal))
                     continue
-                self._transcribing.add(command.job_id)
             results = self._run_job(command)
             job_id = getattr(command, "job_id", None)
             if results is not None and job_id is not None:
                 delay_s = self._pacer.delay_s(command.stream, command.at_ms) if isinstance(command, Synthesize) else 0
                 context = None  # the task copies the current one, as usual
-                if isinstance(command, Transcribe) and self._input_pace.bulk(time.monotonic()):
+                if isinstance(command, Transcribe) and self._backlog.bulk():
                     context = contextvars.copy_context()
                     context.run(bulk_work.set, True)  # audio faster than real time: decoded as bulk work
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s), context=context)
@@ -621,28 +601,6 @@ class Connection:
             self._media.hold(command.held)
         else:
             self.post_playback(self._media.clear())
-
-    def _decode_ended(self, job_id: str) -> None:
-        if job_id in self._transcribing:
-            self._transcribing.discard(job_id)
-            self._input_pace.decoded()
-
-    def _admit(self, command: Transcribe) -> AsyncIterator[object] | None:
-        """``None`` if ``command`` may start; else its refusal, a job that fails at once."""
-        pending = len(self._transcribing)
-        if pending < (MAX_PENDING_TRANSCRIPTIONS if command.final else MAX_PENDING_FOR_PARTIAL):
-            if command.final:
-                self._backlog_told = False
-            return None
-        message = (
-            f"Input audio arrives faster than it can be transcribed: {pending} transcriptions of this "
-            "session are waiting already. Send audio at real-time pace."
-        )
-        if command.final and not self._backlog_told:  # once an episode: a flood would flood the log too
-            log.warning("transcription backlog full (%d pending); refusing final decodes", pending)
-            self._backlog_told = True
-            self.session.error(ProtocolError(message, code=BACKLOG_CODE))
-        return _refused(EngineError(f"{message} This turn's audio was dropped.", code=BACKLOG_CODE))
 
     async def _put(self, frame: str) -> bool:
         """Queue ``frame`` once the outbox has room; False if the client is gone or does not read."""
@@ -679,7 +637,7 @@ class Connection:
             await self._put_result(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
         finally:
             self._jobs.pop(job_id, None)
-            self._decode_ended(job_id)
+            self._backlog.ended(job_id)
             aclose = getattr(results, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -699,9 +657,3 @@ def _clear_frames(error: BaseException) -> None:
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
             _clear_frames(inner)
-
-
-async def _refused(error: EngineError) -> AsyncIterator[object]:
-    """A job refused before it started: it fails, through the same path as an engine failure."""
-    raise error
-    yield  # pragma: no cover - makes this an async generator
