@@ -15,7 +15,9 @@ from openrealtime.client.turns import (
     Action,
     FunctionCall,
     InterruptPlayback,
+    PausePlayback,
     Play,
+    ResumePlayback,
     RunTools,
     Send,
     StopPlayback,
@@ -83,6 +85,60 @@ def test_speech_stops_playback_then_truncates_each_cut_item_to_the_ms_played() -
     late = base64.b64encode(PCM_100_MS).decode()
     assert receive(turns, type="response.output_audio.delta", item_id="item_A", delta=late) == []  # never played
     assert turns.playback_interrupted(played) == []  # an item is cut once
+
+
+ADAPTIVE = {"type": "server_vad", "barge_in": "adaptive"}
+
+
+def judged(turns: TurnTaking, *, interruption: bool) -> list[Action]:
+    return receive(turns, type="input_audio_buffer.speech_judged", item_id="item_U", interruption=interruption)
+
+
+def test_under_the_adaptive_barge_in_speech_pauses_playback_and_a_backchannel_resumes_it() -> None:
+    turns = turns_with(ADAPTIVE)
+    answering(turns)
+    assert speech_started(turns) == [PausePlayback()]  # the server judges it: nothing is cut yet
+    assert receive(turns, type="input_audio_buffer.speech_stopped", audio_end_ms=1300, item_id="item_U") == []
+    assert judged(turns, interruption=False) == [ResumePlayback()]
+    assert judged(turns, interruption=False) == []  # judged again (it went on): still nothing to resume
+    assert turns.truncations == []
+    assert turns.deletions == []
+
+
+def test_under_the_adaptive_barge_in_an_interruption_stops_and_truncates_as_before() -> None:
+    turns = turns_with(ADAPTIVE)
+    answering(turns)
+    assert speech_started(turns) == [PausePlayback()]
+    cancelled = {"id": "resp_1", "status": "cancelled", "status_details": {"reason": "turn_detected"}, "output": []}
+    assert receive(turns, type="response.done", response=cancelled) == []
+    assert judged(turns, interruption=True) == [InterruptPlayback()]
+    played = PlaybackCut(cut=("item_A",), played_ms={"item_A": 480}, received_ms={"item_A": 900})
+    [truncate] = turns.playback_interrupted(played)
+    assert isinstance(truncate, Send)
+    assert (truncate.event["type"], truncate.event["audio_end_ms"]) == ("conversation.item.truncate", 480)
+
+
+def test_a_new_answer_while_paused_stops_the_old_one() -> None:
+    turns = turns_with(ADAPTIVE)
+    answering(turns)
+    assert speech_started(turns) == [PausePlayback()]
+    response = {"id": "resp_2", "output_modalities": ["audio"], "conversation_id": "conv_1"}
+    assert receive(turns, type="response.created", response=response) == [InterruptPlayback()]
+
+
+@pytest.mark.parametrize(
+    "turn_detection",
+    [
+        {"type": "server_vad"},  # the server's default, whatever it is: no verdicts come to this session
+        {"type": "server_vad", "barge_in": "immediate"},
+        {"type": "server_vad", "barge_in": "adaptive", "interrupt_response": False},
+    ],
+)
+def test_without_the_servers_verdicts_speech_stops_playback_at_once(turn_detection: dict[str, Any]) -> None:
+    turns = turns_with(turn_detection)
+    answering(turns)
+    [action] = speech_started(turns)
+    assert isinstance(action, InterruptPlayback)
 
 
 def test_an_item_none_of_which_was_heard_is_deleted() -> None:

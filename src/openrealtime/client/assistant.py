@@ -56,7 +56,9 @@ from openrealtime.client.turns import (
     Action,
     FunctionCall,
     InterruptPlayback,
+    PausePlayback,
     Play,
+    ResumePlayback,
     RunTools,
     Send,
     StopPlayback,
@@ -444,6 +446,10 @@ class Assistant:
                     self.player.play(item_id, pcm16)
                 case StopPlayback():
                     self.player.stop()
+                case PausePlayback() if self.call_audio is None:
+                    self.player.pause()  # the server judges the speech (a call's server holds its own)
+                case ResumePlayback() if self.call_audio is None:
+                    self.player.resume()
                 case InterruptPlayback() if self.call_audio is not None:
                     self.player.stop()  # the server cuts its own playback and truncates (reference 1.3)
                 case InterruptPlayback(measure=measure):

@@ -7,6 +7,9 @@ This module owns:
   and received. A barge-in truncates an item to exactly that (reference 6.3: ``audio_end_ms`` is what
   was played of *that item*, clamped to what was received for it, never a wall-clock estimate).
 * :class:`PlaybackCut` and :func:`interrupt`: a barge-in's stop, and what had been played of each item.
+* Pausing: a player paused at ``speech_started`` (the ``adaptive`` barge-in, issue 13) plays silence
+  and keeps its queue, so :meth:`Player.resume` goes on from the very sample it stopped at when the
+  speech was not an interruption; audio that arrives meanwhile is queued after it.
 * :class:`Player`, the protocol the assistant client plays through, and two implementations:
   :class:`ClockPlayer` advances the play position by a clock at real-time pace (files, tests,
   benchmarks: it plays "into the air"), and :class:`SpeakerPlayer` plays through the default output
@@ -139,7 +142,20 @@ class Player(Protocol):
         ...
 
     def stop(self) -> list[str]:
-        """Stop now and flush the queue; returns the items whose audio was cut."""
+        """Stop now and flush the queue; returns the items whose audio was cut. Ends a pause."""
+        ...
+
+    def pause(self) -> None:
+        """Go silent now, keeping the queue and the play position (nothing if already paused)."""
+        ...
+
+    def resume(self) -> None:
+        """Go on from the sample where :meth:`pause` stopped (nothing if not paused)."""
+        ...
+
+    @property
+    def paused(self) -> bool:
+        """Whether the player is paused."""
         ...
 
     def played_ms(self, item_id: str) -> int:
@@ -212,9 +228,12 @@ class ClockPlayer:
         self._anchor_s = clock()  # playback ran from _anchor_position at this time
         self._anchor_position = 0
         self._ever_played = False
+        self._paused = False
 
     def _sync(self) -> float:
         now = self._clock()
+        if self._paused:
+            return now  # the play position stands still
         elapsed = self._ledger.rate_hz * (now - self._anchor_s)
         self._ledger.advance_to(self._anchor_position + math.floor(elapsed))
         return now
@@ -235,7 +254,21 @@ class ClockPlayer:
         now = self._sync()
         cut = self._ledger.flush()
         self._anchor_s, self._anchor_position = now, self._ledger.position
+        self._paused = False
         return cut
+
+    def pause(self) -> None:
+        self._sync()
+        self._paused = True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._anchor_s, self._anchor_position = self._clock(), self._ledger.position
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def played_ms(self, item_id: str) -> int:
         self._sync()
@@ -250,7 +283,7 @@ class ClockPlayer:
         now = self._sync()
         if not self._ever_played:
             return math.inf
-        if self._ledger.queued_samples > 0:
+        if self._ledger.queued_samples > 0 or self._paused:
             return 0.0
         ended_s = self._anchor_s + (self._ledger.end - self._anchor_position) / self._ledger.rate_hz
         return max(0.0, now - ended_s)
@@ -294,6 +327,7 @@ class SpeakerPlayer:
         self._queue: deque[memoryview] = deque()
         self._consumed = 0  # samples handed to the device
         self._ended_at_s: float | None = None
+        self._paused = False  # the callback hands silence and takes nothing from the queue
         self._stream: Any = sd.RawOutputStream(
             samplerate=rate_hz,
             channels=1,
@@ -308,7 +342,7 @@ class SpeakerPlayer:
         wanted = frames * BYTES_PER_SAMPLE
         written = 0
         with self._lock:
-            while written < wanted and self._queue:
+            while written < wanted and self._queue and not self._paused:
                 head = self._queue[0]
                 take = min(len(head), wanted - written)
                 outdata[written : written + take] = head[:take]
@@ -336,10 +370,24 @@ class SpeakerPlayer:
     def stop(self) -> list[str]:
         with self._lock:
             self._queue.clear()
+            self._paused = False
             cut = self._ledger.flush()
             if cut:
                 self._ended_at_s = time.monotonic()
             return cut
+
+    def pause(self) -> None:
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        with self._lock:
+            return self._paused
 
     def played_ms(self, item_id: str) -> int:
         with self._lock:

@@ -10,7 +10,11 @@ playback to stop, tools to run. Nothing here awaits or reads a clock, so the tes
 scripted events and compare whole outputs.
 
 * Barge-in (reference 6.3): ``input_audio_buffer.speech_started`` stops playback at once
-  (:class:`InterruptPlayback`). Given what was played (:meth:`TurnTaking.playback_interrupted`), each cut
+  (:class:`InterruptPlayback`). Under our ``adaptive`` barge-in, when the session asked for it by
+  name (``turn_detection.barge_in: "adaptive"``, issue 13), it pauses playback instead
+  (:class:`PausePlayback`), and the server's verdict (our ``input_audio_buffer.speech_judged``)
+  resumes it from the same sample (:class:`ResumePlayback`: a backchannel, a cough) or stops it as
+  above (an interruption). Given what was played (:meth:`TurnTaking.playback_interrupted`), each cut
   assistant item is truncated to the milliseconds of *its* audio played, or deleted when none of it was
   heard, as several SDKs do, because a truncate at 0 ms is refused. When the server is not set to
   interrupt (``interrupt_response: false``, or no turn detection), the response is cancelled first.
@@ -35,6 +39,7 @@ from openrealtime.client.history import ConversationHistory
 from openrealtime.client.playback import BYTES_PER_SAMPLE, MS_PER_S, PlaybackCut
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import UnknownServerEvent
+from openrealtime.protocol.extension_events import SpeechJudged
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,17 @@ class InterruptPlayback:
 
 
 @dataclass(frozen=True)
+class PausePlayback:
+    """Speech began over the answer and the server judges it (``adaptive`` barge-in): go silent now,
+    keeping the queue, until :class:`ResumePlayback` or :class:`InterruptPlayback`."""
+
+
+@dataclass(frozen=True)
+class ResumePlayback:
+    """The speech was not an interruption: play on from the sample where the pause stopped."""
+
+
+@dataclass(frozen=True)
 class FunctionCall:
     """One ``function_call`` item of a completed response (reference 6.4)."""
 
@@ -104,7 +120,7 @@ class RunTools:
     calls: tuple[FunctionCall, ...]
 
 
-Action = Send | Play | StopPlayback | InterruptPlayback | RunTools
+Action = Send | Play | StopPlayback | InterruptPlayback | PausePlayback | ResumePlayback | RunTools
 
 
 # --- what the driver reports -----------------------------------------------------------------------
@@ -125,11 +141,23 @@ class Truncation:
     received_ms: int
 
 
+def judged_by_server(turn_detection: Mapping[str, Any] | None) -> bool:
+    """Whether the server judges speech over the answer and tells its verdict: the session asked
+    for the ``adaptive`` barge-in by name (so it gets ``speech_judged``) and lets speech interrupt."""
+    td = turn_detection or {}
+    return td.get("barge_in") == "adaptive" and td.get("interrupt_response", True) is not False
+
+
 @dataclass
 class _Response:
     id: str
     audio: bool
     messages: list[str] = field(default_factory=list)
+
+
+def _interrupt(active: _Response | None) -> InterruptPlayback:
+    """Stop playback, measuring the open response's messages (those with audio)."""
+    return InterruptPlayback(tuple(active.messages) if active is not None and active.audio else ())
 
 
 class TurnTaking:
@@ -157,6 +185,7 @@ class TurnTaking:
         self._expecting_response = False
         self._response_request: str | None = None  # event_id of our own response.create
         self._user_speaking = False
+        self._paused_for: str | None = None  # the speech over the answer the server is judging
         self._interrupted: set[str] = set()
         self._audio_items: set[str] = set()  # items with audio in the current session
         self._truncating: dict[str, str] = {}  # event_id -> item id
@@ -222,8 +251,12 @@ class TurnTaking:
             case se.SpeechStarted():
                 self._user_speaking = True
                 self.speech_starts += 1
-                active = self._active
-                return [InterruptPlayback(tuple(active.messages) if active is not None and active.audio else ())]
+                if judged_by_server(self._turn_detection()):
+                    self._paused_for = event.item_id
+                    return [PausePlayback()]
+                return [_interrupt(self._active)]
+            case SpeechJudged():
+                return self._on_judged(interruption=event.interruption)
             case se.SpeechStopped():
                 self._user_speaking = False
             case se.Committed():
@@ -236,7 +269,7 @@ class TurnTaking:
             case se.ItemRetrieved():
                 self._forget(self._refreshing, event.item.get("id"))
             case se.ResponseCreated():
-                self._on_response_created(event.response)
+                return self._on_response_created(event.response)
             case se.OutputItemAdded():
                 active, item = self._active, event.item
                 if active is not None and event.response_id == active.id and item.get("type") == "message":
@@ -253,6 +286,11 @@ class TurnTaking:
         expires_at = event.session.get("expires_at")
         if isinstance(expires_at, int | float) and expires_at > 0:
             self.expires_at = float(expires_at)
+
+    def _on_judged(self, *, interruption: bool) -> list[Action]:
+        """The server's verdict on the speech that paused playback (or, judged again, that resumed it)."""
+        paused, self._paused_for = self._paused_for is not None, None
+        return [_interrupt(self._active)] if interruption else [ResumePlayback()] if paused else []
 
     def _turn_detection(self) -> dict[str, Any] | None:
         td: dict[str, Any] | None = (self.session.get("audio") or {}).get("input", {}).get("turn_detection")
@@ -280,13 +318,15 @@ class TurnTaking:
         self._refreshing[event_id] = item_id
         return [Send({"type": "conversation.item.retrieve", "item_id": item_id, "event_id": event_id})]
 
-    def _on_response_created(self, response: dict[str, Any]) -> None:
+    def _on_response_created(self, response: dict[str, Any]) -> list[Action]:
         if response.get("conversation_id", "default") is None:
-            return  # out-of-band: not ours to play or interrupt
+            return []  # out-of-band: not ours to play or interrupt
         modalities = response.get("output_modalities") or ["audio"]
         self._active = _Response(id=response.get("id", ""), audio="audio" in modalities)
         self._expecting_response = False
         self._response_request = None
+        # A new answer while the old one is paused: the speech took the turn.
+        return self._on_judged(interruption=True) if self._paused_for is not None else []
 
     def _on_audio(self, item_id: str, delta: str) -> list[Action]:
         if item_id in self._interrupted:
@@ -417,4 +457,5 @@ class TurnTaking:
         self._active = None
         self._expecting_response = self._user_speaking = False
         self._response_request = None
+        self._paused_for = None
         return actions
