@@ -291,6 +291,9 @@ def test_speech_after_the_answer_was_heard_is_a_new_turn() -> None:
     driver.append(quiet(5000))  # the whole answer has been played by now
     events = driver.append(tone(300)) + driver.append(quiet(600))
     assert "response.created" in types(events)
+    # Every speech_started of a session that asked for the verdicts gets one: here at once.
+    assert types(events)[:2] == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_judged"]
+    assert events[1]["interruption"] is True
 
 
 def test_a_call_holds_the_answer_at_once_and_resumes_it_after_a_backchannel() -> None:

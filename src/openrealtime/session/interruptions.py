@@ -82,6 +82,8 @@ class Interruptions:
                 self._take(self._heard(self._barge.begin(item_id, hold=self.playback.pending)))
                 if self.buffer.turn is not None:
                     self.buffer.turn.urgent = True  # its words decide: decode them first
+            else:
+                self._tell_verdict(item_id, interruption=True)  # nothing to judge: a new turn
             return
         if (response := self.active_response) is not None:
             # Barge-in: one joint step, right after speech_started (reference 6.3).
