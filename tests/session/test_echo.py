@@ -4,6 +4,8 @@ AEC3 (pywebrtc-audio, optional) is exercised by ``bench turns`` part 3 and the r
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from openrealtime.session.echo import FRAME, RATE_HZ, EchoCanceller, EchoReferen
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SessionInfo
-from tests.conftest import tone
+from tests.conftest import quiet, tone
 from tests.session.driver import RealtimeDriver
 from tests.session.test_realtime import types
 
@@ -32,7 +34,7 @@ def test_speech_plays_after_what_is_queued_and_a_cut_takes_the_rest_back() -> No
     assert np.allclose(got[1700:3300], 0.25)
     assert not got[3300:].any()
     cut = reference.cut(now=2000)
-    assert sum(c.size for c in cut) == 2200
+    assert sum(c.samples.size for c in cut) == 2200
     assert reference.end == 2000
     assert not reference.take(2000, 1000).any()
 
@@ -82,12 +84,19 @@ def test_without_a_voice_playing_the_input_passes_untouched() -> None:
     assert aec.calls == []
 
 
-def make(*, echo: bool) -> tuple[RealtimeSession, RealtimeDriver]:
+class Headphones:
+    """A canceller for a microphone that hears no echo (only the user): the input as it came."""
+
+    def process(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+        return near.astype(np.float32)
+
+
+def make(*, echo: bool, aec: Any = None) -> tuple[RealtimeSession, RealtimeDriver]:
     base = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: True)
     info = RealtimeInfo(base=base, model="gpt-realtime", instructions="Be brief.")
     session = RealtimeSession(info, vad=EnergyVad(), ids=Ids(deterministic=True))
     if echo:
-        session._echo = EchoCanceller(session.buffer.buffer.end, aec=Suppress())
+        session._echo = EchoCanceller(session.buffer.buffer.end, aec=aec or Suppress())
     driver = RealtimeDriver(session)
     driver.pump()
     return session, driver
@@ -187,3 +196,66 @@ def test_a_call_session_tells_the_reference_what_it_plays_and_a_commit_takes_the
     events = driver.send({"type": "input_audio_buffer.commit"})
     assert "input_audio_buffer.committed" in types(events)
     assert session.buffer.buffer.end >= before
+
+
+def test_a_cut_of_one_item_leaves_the_answer_placed_after_it() -> None:
+    reference = EchoReference()
+    reference.play(np.full(3200, 0.5, np.float32), RATE_HZ, now=0, item_id="item_a")
+    reference.play(np.full(3200, 0.25, np.float32), RATE_HZ, now=0, item_id="item_b")  # queued after a
+    cut = reference.cut(now=1000, item_id="item_a")
+    assert [(c.item_id, c.samples.size) for c in cut] == [("item_a", 2200)]
+    assert reference.end == 6400  # b still plays where it was placed
+    got = reference.take(0, 6400)
+    assert np.allclose(got[:1000], 0.5)
+    assert not got[1000:3200].any()
+    assert np.allclose(got[3200:], 0.25)
+    assert reference.cut(now=1000, item_id="item_a") == []  # truncating it again changes nothing
+
+
+def ask(driver: RealtimeDriver) -> list[dict[str, Any]]:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
+    driver.send({"type": "conversation.item.create", "item": item})
+    return driver.send({"type": "response.create"})
+
+
+def test_after_a_barge_in_the_next_answer_is_placed_now_and_a_late_truncate_of_the_first_keeps_it() -> None:
+    """A client stops its player at the cancel, truncates the first answer with what it played, and
+    plays the answer to the interruption: the reference follows it, even when the truncate arrives
+    after that answer began (the old cut took every answer off the reference, the one playing too)."""
+    session, driver = make(echo=True, aec=Headphones())
+    assert session._echo is not None
+    reference = session._echo.reference
+    ask(driver)
+    first = session.conversation.last_id
+    assert reference.end > session._echo.position
+    events = driver.append(tone(600))  # the user speaks over the first answer
+    assert "input_audio_buffer.speech_started" in types(events)
+    assert reference.end <= session._echo.position  # nothing of the first answer plays on
+    events = driver.append(quiet(800))  # the turn ends and is answered
+    assert "input_audio_buffer.committed" in types(events)
+    second = session.conversation.last_id
+    assert second != first
+    assert [e["response"]["status"] for e in events if e["type"] == "response.done"] == ["completed"]
+    placed_until = reference.end
+    assert placed_until > session._echo.position  # the second answer plays from about now
+    truncate = {"type": "conversation.item.truncate", "item_id": first, "content_index": 0, "audio_end_ms": 0}
+    assert "conversation.item.truncated" in types(driver.send(truncate))
+    assert reference.end == placed_until
+    assert reference.take(session._echo.position, 1600).any()
+
+
+def test_a_websocket_clients_cancel_takes_back_only_the_cancelled_answer() -> None:
+    session, driver = make(echo=True)
+    assert session._echo is not None
+    reference = session._echo.reference
+    reference.play(np.full(3200, 0.5, np.float32), RATE_HZ, now=session._echo.position, item_id="item_old")
+    driver.hold_tts = True
+    ask(driver)
+    [synthesize] = driver.held_tts
+    driver.run_tts(synthesize, chunks=1)
+    driver.pump()
+    placed = reference.end
+    events = driver.send({"type": "response.cancel"})
+    assert [e["response"]["status"] for e in events if e["type"] == "response.done"] == ["cancelled"]
+    assert reference.end == session._echo.position + 3200  # the old answer still plays; the cancelled one not
+    assert reference.end < placed

@@ -1,19 +1,25 @@
 """``openrealtime bench turns`` part 3: the answer heard back through the microphone (issue 13).
 
-**The room.** The bench is a speakerphone: it plays each answer's audio deltas at real time from the
-moment they arrive (its player's queue), and its microphone hears what it played ``ROOM_DELAY_MS``
-later at -6 dB with two reflections (``REFLECTIONS``), the whole mixed into the 20 ms chunks it
-streams at real time. In half of the trials the user also speaks a real interruption over it, at full
-level, ``USER_AT_MS`` after the answer's first audio. The player stops when the answer is cancelled
-(``response.done`` with ``turn_detected``), as a client does.
+**The client.** The bench is a client written for the Realtime API on a speakerphone
+(:class:`~openrealtime.bench.echo_room.Speakerphone`): it plays every answer's audio deltas at real
+time from the moment they arrive, after what it still plays; when an answer it is playing is
+cancelled (``response.done``, ``cancelled``) it stops its player, drops what it held and tells the
+server what it did not play (``conversation.item.truncate`` with the milliseconds it played of each
+item cut short), then plays the next answer. Its microphone hears what it played
+``ROOM_DELAY_MS`` later at -6 dB with two reflections, mixed into the 20 ms chunks it streams at real
+time. In half of the trials the user also speaks a real interruption over it, at full level,
+``USER_AT_MS`` after the answer's first audio.
 
-**Reported** per barge-in mode, from the events:
+**Reported** per barge-in mode, from the events (the
+:class:`~openrealtime.bench.echo_room.Referee` says whose each turn the server heard was):
 
-* **self-interruptions per minute** of answer played, in the trials without the user: the answer
-  cancelled by its own echo, or an answer given to a "turn" that was the echo;
-* **missed real interruptions**: trials with the user in which the answer was neither cancelled nor
-  followed by an answer to the interruption (of those the echo had not already stopped);
-* **onset → cancel** of the real interruptions.
+* **self-interruptions per minute** of answer played (all trials): turns of the echo's that
+  cancelled an answer or got one. The user's own turns are not counted (an interruption with a
+  pause in it makes two, the second cancelling the answer to the first);
+* **missed real interruptions**: trials with the user whose speech neither cancelled an answer nor
+  got one;
+* **onset → cancel** of the real interruptions: from the chunk holding their first voiced sample to
+  the cancel.
 
 Run it twice to see what the echo canceller does: with ``OPENREALTIME_ECHO_CANCELLATION=1`` and
 without (the server's default, off), or ``serve --echo-cancellation`` behind ``--url``.
@@ -22,178 +28,219 @@ without (the server's default, off), or ``serve --echo-cancellation`` behind ``-
 from __future__ import annotations
 
 import asyncio
-import base64
-from collections import deque
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from openrealtime.audio.codec import float_to_pcm16, pcm16_to_float
+from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
-from openrealtime.bench.interruptions import INTERRUPTIONS, MODES, QUESTIONS, Mode, ProbeSession
+from openrealtime.bench.configured import configured_session
+from openrealtime.bench.echo_room import (
+    CHUNK,
+    CHUNK_MS,
+    ECHO_GAIN,
+    MS_PER_S,
+    REFLECTIONS,
+    ROOM_DELAY_MS,
+    Referee,
+    Speakerphone,
+)
+from openrealtime.bench.interruptions import INSTRUCTIONS, INTERRUPTIONS, MODES, QUESTIONS, VOICED_FLOOR, Mode
 from openrealtime.bench.report import distribution, progress
 from openrealtime.bench.speech import WIRE_RATE_HZ
+from openrealtime.client.connection import RealtimeConnection
 
-MS_PER_S = 1000
-CHUNK = WIRE_RATE_HZ * 20 // MS_PER_S  # 20 ms
-ECHO_GAIN = 0.5  # -6 dB
-ROOM_DELAY_MS = 150  # the player's buffer, the speaker, the air and the microphone
-REFLECTIONS = ((30, 0.25), (70, 0.12))  # (ms after the direct sound, gain relative to it)
 USER_AT_MS = 2500  # after the answer's first audio
-TRIAL_MAX_S = 25.0  # an answer is heard at most this long
-AFTER_S = 2.0  # silence (and echo tail) after the answer stops playing
-FIRST_AUDIO_WAIT_S = 30.0
+TRIAL_MAX_S = 25.0  # a trial lasts at most this long from the answer's first audio
+AFTER_S = 2.0  # silence (and echo tail) after the last answer stops playing
+FIRST_AUDIO_WAIT_S = 60.0
+SETTLE_WAIT_S = 30.0
 
 
-class Speakerphone:
-    """The client's player and the room between its speaker and its microphone."""
+class EchoSession:
+    """One realtime session on a speakerphone: the events read, the answers played, the input sent."""
 
-    def __init__(self) -> None:
-        self._queue: deque[Samples] = deque()
-        self._played: list[Samples] = []
-        self.played_samples = 0
+    def __init__(self, conn: RealtimeConnection, mode: Mode) -> None:
+        self._conn = conn
+        self.mode = mode
+        self.phone = Speakerphone()
+        self.referee = Referee(set())
+        self.sent = 0  # input samples sent on this connection (wire rate): the server's input clock
+        self._items: list[str] = []
+        self._deleted: set[str] = set()
+        self._created: list[str] = []
+        self._done: dict[str, dict[str, Any]] = {}
+        self._audio: set[str] = set()
+        self._truncate: dict[str, int] = {}  # items the player cut short -> ms played, to tell the server
+        self._changed = asyncio.Event()
+        self._questions = 0
 
-    def receive(self, event: dict[str, Any]) -> None:
-        self._queue.append(pcm16_to_float(base64.b64decode(event["delta"])))
-
-    def stop(self) -> None:
-        self._queue.clear()
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, url: str, mode: Mode, *, api_key: str | None = None) -> AsyncIterator[EchoSession]:
+        opened = configured_session(
+            url, lambda conn: cls(conn, mode), instructions=INSTRUCTIONS, turn_detection=mode.turn_detection
+        )
+        async with opened as session:
+            yield session
 
     @property
-    def playing(self) -> bool:
-        return bool(self._queue)
+    def sent_ms(self) -> int:
+        return self.sent * MS_PER_S // WIRE_RATE_HZ
 
-    def tick(self) -> Samples:
-        """The next 20 ms the speaker plays (silence when nothing is queued) and the echo the microphone
-        hears of everything played so far."""
-        out = np.zeros(CHUNK, np.float32)
-        filled = 0
-        while filled < CHUNK and self._queue:
-            head = self._queue[0]
-            take = min(CHUNK - filled, head.size)
-            out[filled : filled + take] = head[:take]
-            filled += take
-            if take == head.size:
-                self._queue.popleft()
-            else:
-                self._queue[0] = head[take:]
-        self.played_samples += filled
-        self._played.append(out)
-        return self.echo()
+    async def read_events(self) -> None:
+        async for event in self._conn:
+            kind = event.get("type")
+            self.referee.heard(event, self.sent_ms)
+            if kind == "conversation.item.added":
+                self._items.append(event["item"]["id"])
+            elif kind == "conversation.item.deleted":
+                self._deleted.add(event["item_id"])
+            elif kind == "response.created":
+                self._created.append(event["response"]["id"])
+            elif kind == "response.output_audio.delta":
+                self._audio.add(event["response_id"])
+                self.phone.receive(event)
+            elif kind == "response.done":
+                response = event["response"]
+                self._done[response["id"]] = response
+                playing = any(self.phone.holds(o.get("id", "")) for o in response.get("output") or [])
+                if response.get("status") == "cancelled" and playing:
+                    self._truncate.update(self.phone.stop())  # a client stops its player at the cancel
+            self._changed.set()
 
-    def echo(self) -> Samples:
-        """What the microphone hears of the speaker in the chunk just played."""
-        history = np.concatenate(self._played[-20:])  # the last 400 ms is all the room keeps
-        end = history.size
-        echo = np.zeros(CHUNK, np.float32)
-        for after_ms, gain in ((0, 1.0), *REFLECTIONS):
-            lag = WIRE_RATE_HZ * (ROOM_DELAY_MS + after_ms) // MS_PER_S
-            lo = end - CHUNK - lag
-            if lo + CHUNK > 0:
-                part = history[max(0, lo) : lo + CHUNK]
-                echo[CHUNK - part.size :] += gain * part
-        return (ECHO_GAIN * echo).astype(np.float32)
+    async def _until(self, condition: Any, timeout_s: float = SETTLE_WAIT_S) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def send_mic(self, chunk: Samples) -> None:
+        await self._conn.append_audio(float_to_pcm16(np.clip(chunk, -1, 1)))
+        self.sent += chunk.size
+
+    async def tell_truncations(self) -> None:
+        """``conversation.item.truncate`` for each item the player cut short, with what it played."""
+        cut, self._truncate = self._truncate, {}
+        for item_id, played_ms in cut.items():
+            truncate = {"item_id": item_id, "content_index": 0, "audio_end_ms": played_ms}
+            await self._conn.send({"type": "conversation.item.truncate", **truncate})
+
+    async def ask(self) -> str:
+        """Ask a question that gets a long spoken answer; its response id once created."""
+        question = QUESTIONS[self._questions % len(QUESTIONS)]
+        self._questions += 1
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}
+        await self._conn.send({"type": "conversation.item.create", "item": item})
+        created = len(self._created)
+        self.referee = Referee(self.referee.asked)
+        await self._conn.send({"type": "response.create"})
+        await self._until(lambda: len(self._created) > created)
+        answer = self._created[created]
+        self.referee.asked.add(answer)
+        return answer
+
+    def answering(self) -> bool:
+        return any(r not in self._done for r in self._created)
+
+    async def settle(self) -> None:
+        """Stop the player, cancel what still runs, delete every item and clear the input: the next
+        trial starts afresh."""
+        self._truncate.update(self.phone.stop())
+        await self.tell_truncations()
+        for response_id in self._created:
+            if response_id not in self._done:
+                await self._conn.send({"type": "response.cancel", "response_id": response_id})
+        await self._until(lambda: all(r in self._done for r in self._created))
+        items = [i for i in self._items if i not in self._deleted]
+        for item_id in items:
+            await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
+        await self._until(lambda: all(i in self._deleted for i in items))
+        await self._conn.send({"type": "input_audio_buffer.clear"})
 
 
 @dataclass
 class EchoTrial:
     mode: str
     user: bool  # the user spoke a real interruption over the echo
-    played_s: float  # of the answer heard
+    played_s: float  # of answers heard, all of them
     self_interruptions: int
-    cancelled: bool
-    answered_after_onset: bool
+    user_heard: bool  # the user's speech cancelled an answer or got one
     onset_to_cancel_s: float | None
 
 
-async def run_echo_trial(session: ProbeSession, user: Samples | None) -> EchoTrial:
-    """One question answered out loud into the room, with or without the user interrupting."""
+async def _stream_until(session: EchoSession, condition: Any, timeout_s: float) -> None:
+    """Stream what the microphone hears (the room, nothing else) at real time until ``condition``."""
     loop = asyncio.get_running_loop()
-    speaker = Speakerphone()
-    session.on_audio = speaker.receive
-    question = QUESTIONS[session._questions % len(QUESTIONS)]
-    session._questions += 1
-    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}
-    await session._conn.send({"type": "conversation.item.create", "item": item})
-    created = len(session._created)
-    await session._conn.send({"type": "response.create"})
-    await session._until(lambda: len(session._created) > created)
-    answer = session._created[created]
-    await session._silence_until(lambda: answer in session._audio or answer in session._done, FIRST_AUDIO_WAIT_S)
     started = loop.time()
-    voiced = np.flatnonzero(np.abs(user) > 0.02) if user is not None else np.zeros(0, np.int64)
-    user_at = USER_AT_MS * WIRE_RATE_HZ // MS_PER_S
-    onset_at: float | None = None
+    for tick in range(int(timeout_s * MS_PER_S / CHUNK_MS)):
+        if condition():
+            return
+        await asyncio.sleep(max(0.0, started + tick * CHUNK_MS / MS_PER_S - loop.time()))
+        await session.send_mic(session.phone.tick())
+    raise TimeoutError
+
+
+async def run_echo_trial(session: EchoSession, user: Samples | None) -> EchoTrial:
+    """One question answered out loud into the room, with or without the user interrupting; every
+    answer after it (to the user, or to the echo) is played too, until the room is quiet."""
+    loop = asyncio.get_running_loop()
+    answer = await session.ask()
+    played_before = session.phone.played_samples
+    await _stream_until(session, lambda: answer in session._audio or answer in session._done, FIRST_AUDIO_WAIT_S)
+    voiced = np.flatnonzero(np.abs(user) > VOICED_FLOOR) if user is not None else np.zeros(0, np.int64)
+    user_at = session.sent + USER_AT_MS * WIRE_RATE_HZ // MS_PER_S
+    if user is not None and voiced.size:
+        first, last = (user_at + int(voiced[i]) for i in (0, -1))
+        session.referee.user_ms = (first * MS_PER_S // WIRE_RATE_HZ, last * MS_PER_S // WIRE_RATE_HZ)
+    started = loop.time()
     quiet_since: float | None = None
-    for tick in range(int(TRIAL_MAX_S * MS_PER_S / 20)):
-        await asyncio.sleep(max(0.0, started + tick * 0.02 - loop.time()))
-        done = session._done.get(answer)
-        if done is not None and done.get("status") == "cancelled":
-            speaker.stop()  # the client stops its player at the cancel
-        mic = speaker.tick()
-        position = tick * CHUNK
+    for tick in range(int(TRIAL_MAX_S * MS_PER_S / CHUNK_MS)):
+        await asyncio.sleep(max(0.0, started + tick * CHUNK_MS / MS_PER_S - loop.time()))
+        await session.tell_truncations()
+        position = session.sent
+        mic = session.phone.tick()
         if user is not None:
             lo, hi = max(position, user_at), min(position + CHUNK, user_at + user.size)
             if lo < hi:
                 mic[lo - position : hi - position] += user[lo - user_at : hi - user_at]
-            if onset_at is None and voiced.size and position <= user_at + voiced[0] < position + CHUNK:
-                onset_at = loop.time()
-        await session._conn.append_audio(float_to_pcm16(np.clip(mic, -1, 1)))
+        await session.send_mic(mic)
         talking = user is not None and position < user_at + user.size
-        if speaker.playing or talking or done is None:
+        if session.phone.playing or talking or session.answering():
             quiet_since = None
         elif quiet_since is None:
             quiet_since = loop.time()
         elif loop.time() - quiet_since > AFTER_S:
             break
-    done = session._done.get(answer)
-    cancelled = bool(done is not None and (done.get("status_details") or {}).get("reason") == "turn_detected")
-    others = [r for r in session._created[created:] if r != answer]
-    answered_after = any(session._created_at[r] >= (onset_at or float("inf")) for r in others)
-    cancel_s = session._done_at[answer] - onset_at if cancelled and onset_at is not None else None
-    if user is not None and cancelled and onset_at is not None and cancel_s is not None and cancel_s < 0:
-        cancel_s = None  # cancelled by the echo before the user spoke: a self-interruption
-    selfish = 0
-    if user is None:
-        selfish = int(cancelled) + len(others)
-    elif cancelled and cancel_s is None:
-        selfish = 1
-    session.on_audio = None
-    if speaker.playing:  # stopped mid-answer at the cap: say how much was heard, as a client does
-        await session._until(lambda: answer in session._done)
-        output = session._done[answer].get("output") or [{}]
-        if output[0].get("id"):
-            ms = speaker.played_samples * MS_PER_S // WIRE_RATE_HZ
-            truncate = {"item_id": output[0]["id"], "content_index": 0, "audio_end_ms": ms}
-            await session._conn.send({"type": "conversation.item.truncate", **truncate})
-    await session._settle()
+    referee = session.referee
+    cancel_ms = referee.user_cancel_ms()
+    onset_ms = referee.user_ms[0] if referee.user_ms is not None else None
+    cancel_s = (cancel_ms - onset_ms) / MS_PER_S if cancel_ms is not None and onset_ms is not None else None
+    played_s = (session.phone.played_samples - played_before) / WIRE_RATE_HZ
+    await session.settle()
     return EchoTrial(
-        session.mode.name,
-        user is not None,
-        speaker.played_samples / WIRE_RATE_HZ,
-        selfish,
-        cancelled,
-        answered_after,
-        cancel_s,
+        session.mode.name, user is not None, played_s, referee.self_interruptions, referee.user_heard, cancel_s
     )
 
 
 async def run_echo(url: str, mode: Mode, users: list[Samples], *, api_key: str | None) -> list[EchoTrial]:
     """One trial without and one with the user for each interruption in ``users``."""
     trials: list[EchoTrial] = []
-    async with ProbeSession.open(url, mode, api_key=api_key) as session:
+    async with EchoSession.open(url, mode, api_key=api_key) as session:
         plan: list[Samples | None] = [u for user in users for u in (None, user)]
         for index, user in enumerate(plan, 1):
             trial = await run_echo_trial(session, user)
             trials.append(trial)
             what = "with the user" if trial.user else "echo only"
+            heard = f", user heard={trial.user_heard}" if trial.user else ""
             progress(
                 f"{mode.name} {what}",
                 index,
                 len(plan),
-                f"{trial.played_s:.1f} s played, {trial.self_interruptions} self-interruptions, "
-                f"cancelled={trial.cancelled}",
+                f"{trial.played_s:.1f} s played, {trial.self_interruptions} self-interruptions{heard}",
             )
     return trials
 
@@ -209,17 +256,15 @@ def summarize(trials: list[EchoTrial]) -> dict[str, Any]:
     modes: dict[str, Any] = {}
     for name in dict.fromkeys(t.mode for t in trials):
         mine = [t for t in trials if t.mode == name]
-        alone = [t for t in mine if not t.user]
         spoken = [t for t in mine if t.user]
-        minutes = sum(t.played_s for t in alone) / 60
-        judged = [t for t in spoken if not t.self_interruptions]  # the echo had not stopped it first
-        missed = [t for t in judged if not (t.onset_to_cancel_s is not None or t.answered_after_onset)]
+        minutes = sum(t.played_s for t in mine) / 60
+        missed = [t for t in spoken if not t.user_heard]
         modes[name] = {
-            "self_interruptions_per_minute": sum(t.self_interruptions for t in alone) / minutes if minutes else None,
-            "minutes_played_echo_only": minutes,
-            "missed_interruption_rate": len(missed) / len(judged) if judged else None,
-            "stopped_by_echo_before_the_user": len(spoken) - len(judged),
-            "onset_to_cancel_s": distribution([t.onset_to_cancel_s for t in spoken if t.onset_to_cancel_s]),
+            "self_interruptions_per_minute": sum(t.self_interruptions for t in mine) / minutes if minutes else None,
+            "self_interruptions": sum(t.self_interruptions for t in mine),
+            "minutes_played": minutes,
+            "missed_interruption_rate": len(missed) / len(spoken) if spoken else None,
+            "onset_to_cancel_s": distribution([t.onset_to_cancel_s for t in spoken if t.onset_to_cancel_s is not None]),
             "trials": len(mine),
         }
     return modes
@@ -229,7 +274,7 @@ def table(modes: dict[str, Any]) -> str:
     lines = [
         f"Echo at -6 dB, {ROOM_DELAY_MS} ms room delay:",
         "",
-        "| barge-in | self-interruptions / min (echo only) | missed real interruptions "
+        "| barge-in | self-interruptions / min (all answers played) | missed real interruptions "
         "| onset → cancel p50 / p95 (s) |",
         "|---|---|---|---|",
     ]
@@ -237,11 +282,24 @@ def table(modes: dict[str, Any]) -> str:
         rate = m["self_interruptions_per_minute"]
         missed = m["missed_interruption_rate"]
         dist = m["onset_to_cancel_s"]
-        rate_text = f"{rate:.1f}" if rate is not None else "-"
+        rate_text = (
+            f"{rate:.1f} ({m['self_interruptions']} in {m['minutes_played']:.1f} min)" if rate is not None else "-"
+        )
         missed_text = f"{missed:.0%}" if missed is not None else "-"
         cancel_text = f"{dist['p50']:.2f} / {dist['p95']:.2f}" if dist else "-"
         lines.append(f"| {name} | {rate_text} | {missed_text} | {cancel_text} |")
     return "\n".join(lines)
 
 
-__all__ = ["MODES", "EchoTrial", "Speakerphone", "run_echo", "summarize", "table"]
+__all__ = [
+    "ECHO_GAIN",
+    "MODES",
+    "REFLECTIONS",
+    "ROOM_DELAY_MS",
+    "EchoSession",
+    "EchoTrial",
+    "Speakerphone",
+    "run_echo",
+    "summarize",
+    "table",
+]

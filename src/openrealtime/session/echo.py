@@ -3,15 +3,19 @@
 A speakerphone user's microphone hears the assistant: without help, its own answer is speech over the
 answer, and barge-in cancels it (a self-interruption). The server knows every sample it sent, so it
 removes them from the input before the VAD hears it: WebRTC's AEC3 echo canceller (the one browsers
-run, through the ``pywebrtc-audio`` binding, an optional dependency: without it nothing changes) with
-the server's output as its reference.
+run, through the ``pywebrtc-audio`` binding: without it nothing changes) with the server's output as
+its reference.
 
-The reference is placed on the input's timeline (16 kHz samples of input, :class:`EchoReference`): a
-listener's player starts each piece of speech when it arrives, after what it is still playing, and
-plays it at the pace of speech; the session places it there when it sends it (an audio delta over a
-WebSocket, a ``PlayAudio`` on a call), takes it back at a cancel or a clear, and moves it on a call's
-hold. The placement is an estimate (network, the player's buffer and the room add their delay); AEC3
-finds the remaining delay itself (it searches a few hundred milliseconds).
+The reference is placed on the input's timeline (16 kHz samples of input, :class:`EchoReference`),
+where a client written for the Realtime API plays it: its player starts each piece of speech when it
+arrives, after what it is still playing, and plays it at the pace of speech. The session places each
+piece there when it sends it (an audio delta over a WebSocket, a ``PlayAudio`` on a call), each
+with the item it belongs to. It takes the rest back when the listener stops hearing it: all of it at
+a barge-in or a clear (the client stops its player at the cancel; a call's track is cleared), only
+that item's at a ``conversation.item.truncate`` or a WebSocket client's ``response.cancel`` (the
+client stopped that answer; an answer placed after it, already playing, stays). A call's hold moves
+the rest to its release. The placement is an estimate (network, the player's buffer and the room
+add their delay); AEC3 finds the remaining delay itself (it searches a few hundred milliseconds).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def available() -> bool:
 class _Piece:
     start: int  # input position (16 kHz samples) where the listener hears its first sample
     samples: Samples
+    item_id: str | None = None  # the item it is the audio of
 
 
 class EchoReference:
@@ -57,33 +62,40 @@ class EchoReference:
         self._pieces: deque[_Piece] = deque()
         self.end = 0  # where the last placed sample ends
         self._resampler: StreamResampler | None = None
-        self._held: list[Samples] = []  # what a hold took off the timeline, to put back at release
+        self._held: list[_Piece] = []  # what a hold took off the timeline, to put back at release
 
-    def play(self, samples: Samples, rate_hz: int, *, now: int) -> None:
-        """Speech sent to the listener at input position ``now``: it plays after what is queued."""
+    def play(self, samples: Samples, rate_hz: int, *, now: int, item_id: str | None = None) -> None:
+        """Speech of ``item_id`` sent to the listener at input position ``now``: it plays after what is
+        queued."""
         if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
             self._resampler = StreamResampler(rate_hz, RATE_HZ)
         out = self._resampler.process(samples)
         if out.size:
-            start = max(now, self.end)
-            self._pieces.append(_Piece(start, out))
-            self.end = start + out.size
+            self._place(_Piece(max(now, self.end), out, item_id))
 
-    def cut(self, *, now: int) -> list[Samples]:
-        """The listener stopped at ``now`` (a cancel, a clear): what was still to play is gone; returned."""
-        cut: list[Samples] = []
+    def _place(self, piece: _Piece) -> None:
+        self._pieces.append(piece)
+        self.end = max(self.end, piece.start + piece.samples.size)
+
+    def cut(self, *, now: int, item_id: str | None = None) -> list[_Piece]:
+        """The listener stopped at ``now`` hearing ``item_id`` (a truncate, a client's cancel), or
+        everything (``None``: a barge-in, a clear): what was still to play of it is gone; returned."""
+        cut: list[_Piece] = []
         kept: deque[_Piece] = deque()
         for piece in self._pieces:
-            if piece.start >= now:
-                cut.append(piece.samples)
-            elif piece.start + piece.samples.size > now:
-                cut.append(piece.samples[now - piece.start :])
-                kept.append(_Piece(piece.start, piece.samples[: now - piece.start]))
-            else:
+            end = piece.start + piece.samples.size
+            if end <= now or (item_id is not None and piece.item_id != item_id):
                 kept.append(piece)
+            elif piece.start >= now:
+                cut.append(piece)
+            else:
+                cut.append(_Piece(now, piece.samples[now - piece.start :], piece.item_id))
+                kept.append(_Piece(piece.start, piece.samples[: now - piece.start], piece.item_id))
         self._pieces = kept
-        self.end = min(self.end, now) if cut else self.end
-        self._resampler = None
+        if cut:
+            self.end = max([now, *(p.start + p.samples.size for p in kept)])
+            if self.end == now:
+                self._resampler = None  # nothing plays on: the next answer starts afresh, no tail in it
         return cut
 
     def hold(self, *, now: int) -> None:
@@ -93,10 +105,8 @@ class EchoReference:
     def release(self, *, now: int) -> None:
         """The held playback goes on from ``now``."""
         held, self._held = self._held, []
-        for samples in held:
-            start = max(now, self.end)
-            self._pieces.append(_Piece(start, samples))
-            self.end = start + samples.size
+        for piece in held:
+            self._place(_Piece(max(now, self.end), piece.samples, piece.item_id))
 
     def take(self, start: int, count: int) -> Samples:
         """The reference for input positions ``[start, start + count)`` (silence where nothing plays);
@@ -146,15 +156,16 @@ class EchoCanceller:
         now = self.position
         for output in outputs:
             if isinstance(output, PlayAudio):
-                self.reference.play(output.samples, PLAYBACK_RATE_HZ, now=now)
+                self.reference.play(output.samples, PLAYBACK_RATE_HZ, now=now, item_id=output.item_id)
             elif isinstance(output, se.OutputAudioDelta) and isinstance(output.audio, AudioOut):
-                self.reference.play(output.audio.samples, output.audio.rate_hz, now=now)
+                self.reference.play(output.audio.samples, output.audio.rate_hz, now=now, item_id=output.item_id)
             elif isinstance(output, HoldPlayback):
                 (self.reference.hold if output.held else self.reference.release)(now=now)
 
-    def silenced(self) -> None:
-        """The listener stopped hearing the answer now (barge-in, a clear, a truncate, a cancel)."""
-        self.reference.cut(now=self.position)
+    def silenced(self, item_id: str | None = None) -> None:
+        """The listener stopped hearing ``item_id`` now (a truncate, a client's cancel), or everything
+        (``None``: a barge-in, a clear)."""
+        self.reference.cut(now=self.position, item_id=item_id)
 
     def flush(self) -> Samples:
         """Everything still held (a commit must hold every sample sent), the last frame padded."""

@@ -61,7 +61,7 @@ class _Session(Protocol):
 
     def _heard(self, outputs: list[Output]) -> list[Output]: ...
 
-    def _silenced(self) -> None: ...
+    def _silenced(self, item_id: str | None = None) -> None: ...
 
     def _settle_barge_in(self, verdict: Verdict) -> None: ...
 
@@ -107,9 +107,10 @@ class Interruptions:
             self._echo.heard(outputs)  # where the listener hears them: the echo canceller's reference
         return outputs
 
-    def _silenced(self: _Session) -> None:
+    def _silenced(self: _Session, item_id: str | None = None) -> None:
+        """The listener stopped hearing ``item_id`` (a truncate, a client's cancel), or everything."""
         if self._echo is not None:
-            self._echo.silenced()
+            self._echo.silenced(item_id)
 
     def _judge_barge_in(self: _Session) -> None:
         """Judge the speech over the assistant again: it grew, or new words of it came."""

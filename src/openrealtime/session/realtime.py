@@ -297,7 +297,7 @@ class RealtimeSession(SessionShell, Interruptions):
                 # Truncating what is still being generated: stop generating it first.
                 self._respond(self.writer.cancel(response, "client_cancelled"))
         self.conversation.truncate(event.item_id, event.content_index, event.audio_end_ms, event_id=event.event_id)
-        self._silenced()  # the client stopped playing it
+        self._silenced(event.item_id)  # the client stopped playing it
         self._events.append(
             se.ItemTruncated(item_id=event.item_id, content_index=event.content_index, audio_end_ms=event.audio_end_ms)
         )
@@ -459,8 +459,8 @@ class RealtimeSession(SessionShell, Interruptions):
                 event_id=event.event_id,
             )
         self._respond(self.writer.cancel(response, "client_cancelled"))
-        if not self.rt.server_playback:
-            self._silenced()  # a client that cancels an answer stops playing it (a call's plays out)
+        if not self.rt.server_playback and response.message is not None:
+            self._silenced(response.message.id)  # a client that cancels an answer stops playing it
 
     def _start_response(self, response: Response) -> None:
         self._responses[response.id] = response
