@@ -89,6 +89,40 @@ def test_delete_and_its_error() -> None:
     assert len(conversation) == 0
 
 
+def test_a_deleted_id_may_be_used_again_and_lookups_follow_every_change() -> None:
+    conversation = Conversation()
+    for item_id in ("u1", "u2", "u3"):
+        conversation.add(text(item_id, item_id))
+    conversation.delete("u2")
+    assert conversation.get("u2") is None
+    assert conversation.previous_id("u3") == "u1"
+    conversation.add(text("u2", "again"), after="root")
+    assert ids(conversation) == ["u2", "u1", "u3"]
+    assert conversation.find("u2", "retrieving", "x", None).item["content"][0]["text"] == "again"
+    assert [conversation.previous_id(i) for i in ids(conversation)] == [None, "u2", "u1"]
+
+
+def test_a_burst_of_items_costs_linear_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: 2,000 ``conversation.item.create`` (an add and its ``done`` each) read each item's id
+    a bounded number of times, not once per item before it (O(n^2) held the event loop)."""
+    reads = 0
+    plain = Entry.id
+
+    def counted(entry: Entry) -> str:
+        nonlocal reads
+        reads += 1
+        return plain.fget(entry)  # type: ignore[attr-defined, no-any-return]
+
+    monkeypatch.setattr(Entry, "id", property(counted))
+    conversation = Conversation()
+    items = 2000
+    for k in range(items):
+        entry = text(f"u{k}", "remember this")
+        conversation.added(entry)
+        conversation.done(entry)
+    assert reads < 10 * items  # quadratic would be about items**2 / 2 = 2,000,000
+
+
 def test_truncation_cuts_the_words_the_model_remembers_to_what_was_heard() -> None:
     conversation = Conversation()
     conversation.add(spoken())

@@ -61,10 +61,16 @@ def estimate_tokens(text: str) -> int:
 
 
 class Conversation:
-    """Items in order, with insertion after any item (``previous_item_id``) as OpenAI allows."""
+    """Items in order, with insertion after any item (``previous_item_id``) as OpenAI allows.
+
+    Items are found by id in a dict and placed by a search from the newest end (the items an event names
+    are nearly always the newest): a burst of 2,000 ``conversation.item.create``, each looked up whole
+    from the oldest, cost O(n^2) and held the event loop (issue 10).
+    """
 
     def __init__(self) -> None:
         self._entries: list[Entry] = []
+        self._by_id: dict[str, Entry] = {}
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._entries)
@@ -77,10 +83,16 @@ class Conversation:
         return self._entries[-1].id if self._entries else None
 
     def get(self, item_id: str) -> Entry | None:
-        for entry in self._entries:
-            if entry.id == item_id:
-                return entry
-        return None
+        return self._by_id.get(item_id)
+
+    def _position(self, item_id: str) -> int | None:
+        """Where item ``item_id`` stands, searched from the newest end."""
+        if item_id not in self._by_id:
+            return None
+        for index in range(len(self._entries) - 1, -1, -1):
+            if self._entries[index].id == item_id:
+                return index
+        return None  # pragma: no cover - the dict and the list hold the same entries
 
     def find(self, item_id: str, verb: str, code: str, event_id: str | None) -> Entry:
         """Item ``item_id``, or OpenAI's error for an event about an item that does not exist."""
@@ -90,10 +102,8 @@ class Conversation:
         return entry
 
     def previous_id(self, item_id: str) -> str | None:
-        for index, entry in enumerate(self._entries):
-            if entry.id == item_id:
-                return self._entries[index - 1].id if index else None
-        return None
+        index = self._position(item_id)
+        return self._entries[index - 1].id if index else None
 
     def add(self, entry: Entry, *, after: str | None = None, event_id: str | None = None) -> str | None:
         """Insert ``entry`` last, after item ``after``, or first for ``"root"``; returns the previous id."""
@@ -107,15 +117,17 @@ class Conversation:
         if after is None:
             previous = self.last_id
             self._entries.append(entry)
-            return previous
-        if after == "root":
+        elif after == "root":
+            previous = None
             self._entries.insert(0, entry)
-            return None
-        for index, existing in enumerate(self._entries):
-            if existing.id == after:
-                self._entries.insert(index + 1, entry)
-                return after
-        raise no_such_item(after, "adding", "item_not_found", event_id, param="previous_item_id")
+        else:
+            index = self._position(after)
+            if index is None:
+                raise no_such_item(after, "adding", "item_not_found", event_id, param="previous_item_id")
+            previous = after
+            self._entries.insert(index + 1, entry)
+        self._by_id[entry.id] = entry
+        return previous
 
     def added(self, entry: Entry, *, after: str | None = None, event_id: str | None = None) -> se.ItemAdded:
         """Insert ``entry`` (see :meth:`add`); returns its ``conversation.item.added``."""
@@ -127,7 +139,11 @@ class Conversation:
         return se.ItemDone(previous_item_id=self.previous_id(entry.id), item=entry.item)
 
     def delete(self, item_id: str, *, event_id: str | None = None) -> None:
-        self._entries.remove(self.find(item_id, "deleting", "item_delete_invalid_item_id", event_id))
+        self.find(item_id, "deleting", "item_delete_invalid_item_id", event_id)
+        index = self._position(item_id)
+        assert index is not None  # found above
+        del self._entries[index]
+        del self._by_id[item_id]
 
     def truncate(self, item_id: str, content_index: int, audio_end_ms: int, *, event_id: str | None) -> None:
         """Cut an assistant audio item to ``audio_end_ms``: its audio, and the words the model keeps."""
