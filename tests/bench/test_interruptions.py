@@ -32,14 +32,16 @@ def test_a_probe_knows_where_its_voice_begins_and_ends() -> None:
     assert 299 <= probe.voiced_ms <= 300
 
 
-def _trial(mode: str, kind: str, *, cancelled: bool, silence: float | None = None, ms: int = 400) -> Trial:
-    return Trial(mode, kind, "x", "v", ms, True, cancelled, False, 0.1, silence)
+def _trial(
+    mode: str, kind: str, *, cancelled: bool, silence: float | None = None, ms: int = 400, resumed: bool = False
+) -> Trial:
+    return Trial(mode, kind, "x", "v", ms, True, cancelled, False, 0.1, silence, 0.12, resumed and not cancelled)
 
 
 def test_summary_counts_false_barge_ins_misses_and_time_to_silence() -> None:
     trials = [
         _trial("a", "backchannel", cancelled=True),
-        _trial("a", "backchannel", cancelled=False),
+        _trial("a", "backchannel", cancelled=False, resumed=True),
         _trial("a", "cough", cancelled=False),
         _trial("a", "interruption", cancelled=True, silence=0.3),
         _trial("a", "interruption", cancelled=False),
@@ -52,7 +54,27 @@ def test_summary_counts_false_barge_ins_misses_and_time_to_silence() -> None:
     assert mode["missed_interruption_rate"] == 0.5
     assert mode["onset_to_silence_s"]["p50"] == 0.3
     assert mode["answer_already_done"] == 1
-    assert "| a | 33% | 50% | 0% | 50% | 0.30 / 0.30 |" in table(summarize(trials))
+    assert mode["onset_to_client_silence_s"]["p50"] == 0.12
+    assert mode["not_interruptions_resumed_rate"] == 0.5  # the backchannel resumed, the cough did not
+    assert "| a | 33% | 50% | 0% | 50% | 0.30 / 0.30 | 0.10 / 0.10 | 0.12 / 0.12 | 50% |" in table(summarize(trials))
+
+
+def test_our_client_pauses_at_speech_started_and_resumes_at_a_backchannels_verdict() -> None:
+    from openrealtime.bench.interruptions import PausingClient
+
+    immediate, adaptive = MODES
+    client = PausingClient(adaptive)
+    created = {"id": "resp_1", "output_modalities": ["audio"], "conversation_id": "conv_1"}
+    client.feed({"type": "response.created", "response": created}, 1.0)
+    client.feed({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u"}, 2.0)
+    assert client.player.paused
+    client.feed({"type": "input_audio_buffer.speech_judged", "item_id": "u", "interruption": False}, 2.5)
+    assert (client.silent_at, client.resumed_at) == ([2.0], [2.5])
+    assert client.first_after(client.silent_at, 1.9) == pytest.approx(0.1)
+    strict = PausingClient(immediate)
+    strict.feed({"type": "response.created", "response": created}, 1.0)
+    strict.feed({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u"}, 2.0)
+    assert (strict.silent_at, strict.player.paused) == ([2.0], False)  # stopped, not paused
 
 
 def test_both_modes_are_valid_turn_detection() -> None:

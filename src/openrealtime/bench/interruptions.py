@@ -13,10 +13,16 @@ silence. Measured from the events, as a WebSocket client sees them:
   ``cancelled``, ``turn_detected``) or got an answer of its own (a ``response.created`` after its
   turn was committed);
 * **missed interruption**: a real interruption that did neither;
-* **onset → silence**: from the moment the chunk holding the interruption's first voiced sample was
-  sent to the cancel's ``response.done``: when a client that stops its player on a cancel goes
+* **onset → cancel**: from the moment the chunk holding the interruption's first voiced sample was
+  sent to the cancel's ``response.done``: when a client that stops its player only on a cancel goes
   quiet. (On a WebRTC call the ``adaptive`` mode holds the track at ``speech_started``, so silence
   there comes at ``onset → speech_started``, also reported.)
+* **onset → silence, our client**: the same onset to the moment this package's client
+  (:class:`PausingClient`: the assistant's turn-taking and a player into the air, fed every event)
+  stopped or paused its player: at ``speech_started`` under both modes, since under ``adaptive`` it
+  pauses there and waits for the server's verdict (``input_audio_buffer.speech_judged``);
+* **backchannels resumed**: the share of backchannels and coughs after which that client's player
+  went on from where it paused (the answer not cancelled).
 
 Modes: OpenAI's ``immediate`` barge-in and the ``adaptive`` one (``turn_detection.barge_in``), both
 under ``server_vad`` with 500 ms of silence. Trials whose answer was already fully generated when
@@ -38,7 +44,12 @@ from openrealtime.audio.types import Samples
 from openrealtime.bench.configured import configured_session
 from openrealtime.bench.report import distribution, progress
 from openrealtime.bench.speech import WIRE_RATE_HZ
+from openrealtime.client.assistant_config import AssistantOptions
 from openrealtime.client.connection import RealtimeConnection
+from openrealtime.client.history import ConversationHistory
+from openrealtime.client.playback import ClockPlayer, interrupt
+from openrealtime.client.turns import InterruptPlayback, PausePlayback, Play, ResumePlayback, StopPlayback, TurnTaking
+from openrealtime.protocol.codec import server_event_from_dict
 
 MS_PER_S = 1000
 MIC_CHUNK_MS = 20
@@ -143,10 +154,46 @@ class Trial:
     answered: bool  # the probe's own turn got a response
     onset_to_speech_started_s: float | None
     onset_to_silence_s: float | None  # to the cancel's response.done
+    onset_to_client_silence_s: float | None = None  # to our client's pause or stop
+    resumed: bool = False  # our client's player went on after a pause, and the answer was not cancelled
 
     @property
     def barged_in(self) -> bool:
         return self.cancelled or self.answered
+
+
+class PausingClient:
+    """This package's client as a listener: the assistant's turn-taking fed every server event, and
+    its player, which plays into the air. Records when the player went silent (paused or stopped)
+    and when it resumed, in loop time."""
+
+    def __init__(self, mode: Mode) -> None:
+        self.turns = TurnTaking(AssistantOptions(), history=ConversationHistory(), tools=False)
+        session = {"type": "realtime", "audio": {"input": {"turn_detection": mode.turn_detection}}}
+        self.turns.receive(server_event_from_dict({"type": "session.updated", "session": session}))
+        self.player = ClockPlayer(WIRE_RATE_HZ)
+        self.silent_at: list[float] = []
+        self.resumed_at: list[float] = []
+
+    def feed(self, event: dict[str, Any], now: float) -> None:
+        for action in self.turns.receive(server_event_from_dict(event)):
+            match action:
+                case Play(item_id=item_id, pcm16=pcm16):
+                    self.player.play(item_id, pcm16)
+                case PausePlayback():
+                    self.player.pause()
+                    self.silent_at.append(now)
+                case ResumePlayback():
+                    self.player.resume()
+                    self.resumed_at.append(now)
+                case InterruptPlayback(measure=measure):
+                    self.turns.playback_interrupted(interrupt(self.player, measure))  # its truncates unsent
+                    self.silent_at.append(now)
+                case StopPlayback():
+                    self.player.stop()
+
+    def first_after(self, times: list[float], start: float | None) -> float | None:
+        return next((t - start for t in times if t >= start), None) if start is not None else None
 
 
 class ProbeSession:
@@ -167,6 +214,7 @@ class ProbeSession:
         self._changed = asyncio.Event()
         self._questions = 0
         self.on_audio: Any = None  # called with each audio delta (bench/echo.py's speaker)
+        self.client = PausingClient(mode)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -186,6 +234,7 @@ class ProbeSession:
         async for event in self._conn:
             kind = event.get("type")
             now = loop.time()
+            self.client.feed(event, now)
             if kind == "conversation.item.added":
                 self._items.append(event["item"]["id"])
             elif kind == "conversation.item.deleted":
@@ -245,6 +294,7 @@ class ProbeSession:
     async def run(self, probe: Probe) -> Trial:
         question = QUESTIONS[self._questions % len(QUESTIONS)]
         self._questions += 1
+        self.client.player.stop()  # the last answer's queue: the client hears this one from its start
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": question}]}
         await self._conn.send({"type": "conversation.item.create", "item": item})
         created = len(self._created)
@@ -269,6 +319,8 @@ class ProbeSession:
         answered = answered and bool(probe_items)
         speech_started = self._started[started] - onset_at if len(self._started) > started and onset_at else None
         silence = self._done_at[answer] - onset_at if cancelled and onset_at else None
+        client_silence = self.client.first_after(self.client.silent_at, onset_at)
+        resumed = self.client.first_after(self.client.resumed_at, onset_at) is not None and not cancelled
         await self._settle()
         return Trial(
             self.mode.name,
@@ -281,6 +333,8 @@ class ProbeSession:
             answered,
             speech_started,
             silence,
+            client_silence,
+            resumed,
         )
 
     async def _settle(self) -> None:
@@ -302,8 +356,10 @@ async def run_probes(url: str, mode: Mode, probes: list[Probe], *, api_key: str 
         for index, probe in enumerate(probes, 1):
             trial = await session.run(probe)
             trials.append(trial)
-            verdict = "barged in" if trial.barged_in else "went on"
-            silence = f", silent after {trial.onset_to_silence_s:.2f} s" if trial.onset_to_silence_s else ""
+            verdict = "barged in" if trial.barged_in else "resumed" if trial.resumed else "went on"
+            silence = f", cancel after {trial.onset_to_silence_s:.2f} s" if trial.onset_to_silence_s else ""
+            if trial.onset_to_client_silence_s is not None:
+                silence += f", our client silent after {trial.onset_to_client_silence_s:.2f} s"
             progress(f"{mode.name} {probe.kind}", index, len(probes), f"{verdict}{silence} {probe.text!r}")
     return trials
 
@@ -331,6 +387,13 @@ def summarize(trials: list[Trial]) -> dict[str, Any]:
             "onset_to_speech_started_s": distribution(
                 [t.onset_to_speech_started_s for t in real if t.onset_to_speech_started_s]
             ),
+            "onset_to_client_silence_s": distribution(
+                [t.onset_to_client_silence_s for t in real if t.onset_to_client_silence_s is not None]
+            ),
+            "not_interruptions_resumed_rate": _rate(
+                sum(t.resumed for t in back + coughs if not t.barged_in and t.onset_to_client_silence_s is not None),
+                sum(1 for t in back + coughs if not t.barged_in and t.onset_to_client_silence_s is not None),
+            ),
             "trials": len(mine),
             "answer_already_done": sum(not t.answer_in_progress for t in trials if t.mode == name),
         }
@@ -346,13 +409,15 @@ def table(modes: dict[str, Any]) -> str:
 
     lines = [
         "| barge-in | false barge-in (backchannels + coughs) | backchannels < 0.6 s | coughs | missed "
-        "interruptions | onset → silence p50 / p95 (s) | onset → speech_started p50 / p95 (s) |",
-        "|---|---|---|---|---|---|---|",
+        "interruptions | onset → cancel p50 / p95 (s) | onset → speech_started p50 / p95 (s) "
+        "| onset → silence, our client p50 / p95 (s) | paused, not interrupted: resumed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in modes.items():
         lines.append(
             f"| {name} | {pct(m['false_barge_in_rate'])} | {pct(m['short_backchannel_false_barge_in_rate'])} "
             f"| {pct(m['cough_false_barge_in_rate'])} | {pct(m['missed_interruption_rate'])} "
-            f"| {secs(m['onset_to_silence_s'])} | {secs(m['onset_to_speech_started_s'])} |"
+            f"| {secs(m['onset_to_silence_s'])} | {secs(m['onset_to_speech_started_s'])} "
+            f"| {secs(m.get('onset_to_client_silence_s'))} | {pct(m.get('not_interruptions_resumed_rate'))} |"
         )
     return "\n".join(lines)
