@@ -111,6 +111,11 @@ EAGERNESS = {  # the word rule (fallback)
 }
 
 
+def trails_off(word: str) -> bool:
+    """Whether a phrase that ends on ``word`` is left hanging ("to", "the", "is", "and")."""
+    return word.lower().strip(".,;:!?\"'") in _INCOMPLETE_ENDINGS
+
+
 def looks_complete(text: str) -> bool:
     """Whether ``text`` reads like a finished turn (a sentence that does not trail off)."""
     words = _WORD.findall(text.lower())
