@@ -358,9 +358,20 @@ def _bench(args: argparse.Namespace) -> int:
 
         if args.session_kind == "assistant":
             from openrealtime.bench.assistant_load import run_assistant_load_bench
+            from openrealtime.bench.turns import select_modes
 
+            try:
+                modes = select_modes(args.turn_modes) if args.turn_modes else ()
+            except ValueError as exc:
+                print(f"bench: {exc}", file=sys.stderr)
+                return 2
             job = run_assistant_load_bench(
-                url=args.url, out_dir=out, max_sessions=args.max_sessions, turns=turns, api_key=key
+                url=args.url,
+                out_dir=out,
+                max_sessions=args.max_sessions,
+                turns=turns,
+                api_key=key,
+                turn_detection=modes[0].turn_detection if modes else None,
             )
         else:
             job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
@@ -698,7 +709,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--turn-modes",
         default=None,
-        help="turns: part 1's turn detections, e.g. semantic_vad:medium,server_vad:500 (default: all five)",
+        help="turns: part 1's turn detections, e.g. semantic_vad:medium,server_vad:500 (default: all five); "
+        "load --session-kind assistant: the sessions' one (default server_vad), with the model's cost",
     )
     bench.add_argument(
         "--turn-trace",

@@ -268,19 +268,25 @@ def test_memory_per_extra_session_is_the_growth_per_added_session() -> None:
 
 @pytest.mark.real
 def test_assistant_load_bench_end_to_end(tmp_path: Path) -> None:
-    """The real command on a server started here: two levels, every question answered, a report."""
+    """The real command on a server started here: two levels, every question answered under
+    semantic_vad, a report with what the end-of-turn model cost (issue 13)."""
     import json
 
     from openrealtime.cli import main
 
     out = tmp_path / "load-assistant"
     args = ["bench", "load", "--session-kind", "assistant", "--max-sessions", "2", "--turns", "1", "--out", str(out)]
-    assert main(args) == 0
+    assert main([*args, "--turn-modes", "semantic_vad:medium"]) == 0
     results = json.loads((out / "results.json").read_text())
     levels = results["levels"]
     assert [lv["sessions"] for lv in levels] == [1, 2]
     for level in levels:
         assert level["turns_answered"] == level["turns_asked"] == level["sessions"]
         assert all(0 < latency < 10 for latency in level["first_audio_s"])
+        assert level["end_of_turn_decisions"] >= level["sessions"]  # each turn asked the model
+        assert 1 < level["end_of_turn_cpu_ms_each"] < 1000
+        assert 0 < level["end_of_turn_cpu_share"] < 1
     assert "memory_per_extra_session_mb" in results
-    assert "largest N within targets" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "largest N within targets" in summary
+    assert "CPU per decision" in summary

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber, FixedEndOfTurn
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.server.metrics import Metrics
 from openrealtime.session.commands import END_OF_TURN_UNAVAILABLE, PredictTurnEnd, TurnEndPredicted
 
 
@@ -36,3 +39,37 @@ async def test_without_a_model_the_question_fails_as_unavailable() -> None:
         assert failure.value.code == END_OF_TURN_UNAVAILABLE
     finally:
         engines.close()
+
+
+async def test_each_decision_reports_its_time_and_its_cpu_time_to_metrics() -> None:
+    """Issue 13 asks for the model's cost per decision: ``/metrics`` has its CPU time apart."""
+    metrics = Metrics()
+
+    class Busy(FixedEndOfTurn):
+        def completion_probability(self, audio):  # type: ignore[no-untyped-def]
+            deadline = time.thread_time() + 0.02
+            while time.thread_time() < deadline:  # 20 ms of CPU, like a small model
+                pass
+            return super().completion_probability(audio)
+
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        end_of_turn=Busy(0.5),
+        on_stage=metrics.observe_stage,
+    )
+    try:
+        for k in range(3):
+            await answers(engines, PredictTurnEnd(f"job_{k}", "item_1", np.zeros(1600, np.float32)))
+    finally:
+        engines.close()
+    text = metrics.render()
+    assert 'openrealtime_stage_latency_seconds_count{stage="end_of_turn"} 3' in text
+    assert "openrealtime_end_of_turn_cpu_seconds_count 3" in text
+    cpu_sum = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("openrealtime_end_of_turn_cpu_seconds_sum")
+    )
+    assert 0.06 <= cpu_sum < 0.5

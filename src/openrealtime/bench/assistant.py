@@ -26,7 +26,7 @@ import contextlib
 import statistics
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -298,11 +298,16 @@ async def _barge_in(assistant: Assistant, mic: SimulatedMicrophone, log: EventLo
     )
 
 
-async def measure_turns(url: str, questions: list[str], *, api_key: str | None = None) -> tuple[list[TurnTiming], int]:
-    """Ask every question on one session; returns the turns and the error count."""
+async def measure_turns(
+    url: str, questions: list[str], *, api_key: str | None = None, turn_detection: dict[str, Any] | None = None
+) -> tuple[list[TurnTiming], int]:
+    """Ask every question on one session (under ``turn_detection``, else the client's default,
+    ``server_vad``); returns the turns and the error count."""
     log = EventLog()
     mic = SimulatedMicrophone()
     options = AssistantOptions(url=url, api_key=api_key, transcription_model=TRANSCRIPTION_MODEL)
+    if turn_detection is not None:
+        options = replace(options, turn_detection=turn_detection)
     assistant = Assistant(options, player=ClockPlayer(), on_event=log)
     turns: list[TurnTiming] = []
     async with assistant, asyncio.TaskGroup() as tg:

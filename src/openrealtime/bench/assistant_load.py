@@ -4,15 +4,24 @@ For N = 1, 2, 3, 4 concurrent realtime sessions, each asks spoken questions at r
 (staggered starts) and waits for each spoken answer; it reports the latency from
 ``input_audio_buffer.speech_stopped`` to the first answer audio, p50 and p90 per N, and the largest
 N within the targets of issue 5 (p50 under 0.5 s, p90 under 0.8 s).
+
+With ``--turn-modes semantic_vad:medium`` the sessions end their turns with the end-of-turn model,
+and each level also reports what the model cost (issue 13): its decisions, their CPU time each, and
+the share of the machine's cores they took, read from the server's ``/metrics`` before and after
+the level (``openrealtime_end_of_turn_cpu_seconds``), so it works against ``--url`` as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from openrealtime.bench.assistant import QUESTIONS, REALTIME_PATH, measure_turns
 from openrealtime.bench.load import memory_per_extra_session, rss_mb
@@ -27,18 +36,50 @@ DEFAULT_TURNS_PER_SESSION = 10  # a level's p50 and p90 need a few dozen answers
 SESSION_COUNTS = (1, 2, 3, 4)
 
 
-async def _level(url: str, sessions: int, turns: int, api_key: str | None) -> dict[str, Any]:
+METRIC = "openrealtime_end_of_turn_cpu_seconds"
+
+
+async def end_of_turn_cost(url: str, api_key: str | None) -> tuple[float, float] | None:
+    """The server's end-of-turn decisions so far and their CPU seconds, from its ``/metrics``;
+    ``None`` when it cannot be read or has no such lines."""
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme in ("wss", "https") else "http"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            response = await client.get(urlunsplit((scheme, parts.netloc, "/metrics", "", "")), headers=headers)
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    if f"# TYPE {METRIC} " not in response.text:
+        return None  # not a server that reports it
+    values = {f"{METRIC}_count": 0.0, f"{METRIC}_sum": 0.0}  # no decision yet: no sample lines
+    for line in response.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in values:
+            values[name] = float(value)
+    return values[f"{METRIC}_count"], values[f"{METRIC}_sum"]
+
+
+async def _level(
+    url: str, sessions: int, turns: int, api_key: str | None, turn_detection: dict[str, Any] | None
+) -> dict[str, Any]:
     async def session(index: int) -> list[float]:
         await asyncio.sleep(index * STAGGER_S)  # staggering the starts (pacing, not ordering)
         questions = [QUESTIONS[(index * turns + k) % len(QUESTIONS)] for k in range(turns)]
-        timings, _ = await measure_turns(url, questions, api_key=api_key)
+        timings, _ = await measure_turns(url, questions, api_key=api_key, turn_detection=turn_detection)
         return [t.stopped_to_first_audio_s for t in timings if t.stopped_to_first_audio_s is not None]
 
+    cost0 = await end_of_turn_cost(url, api_key)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(session(i)) for i in range(sessions)]
     latencies = [v for task in tasks for v in task.result()]
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    cost1 = await end_of_turn_cost(url, api_key)
+    decisions = model_cpu_s = None
+    if cost0 is not None and cost1 is not None:
+        decisions, model_cpu_s = cost1[0] - cost0[0], cost1[1] - cost0[1]
     p50 = statistics.median(latencies) if latencies else float("inf")
     p90 = percentile(latencies, 90) if latencies else float("inf")
     return {
@@ -51,6 +92,10 @@ async def _level(url: str, sessions: int, turns: int, api_key: str | None) -> di
         "rss_mb": rss_mb(),
         "within_targets": p50 <= P50_TARGET_S and p90 <= P90_TARGET_S and len(latencies) == sessions * turns,
         "first_audio_s": latencies,
+        "end_of_turn_decisions": decisions,
+        "end_of_turn_cpu_ms_each": model_cpu_s * 1000 / decisions if decisions and model_cpu_s is not None else None,
+        # of all the machine's cores over the level (the server's own cores when it runs elsewhere)
+        "end_of_turn_cpu_share": model_cpu_s / (wall * (os.cpu_count() or 1)) if model_cpu_s is not None else None,
     }
 
 
@@ -61,8 +106,10 @@ async def run_assistant_load_bench(
     max_sessions: int,
     turns: int = DEFAULT_TURNS_PER_SESSION,
     api_key: str | None = None,
+    turn_detection: dict[str, Any] | None = None,
 ) -> int:
-    """The ``bench load --session-kind assistant`` command: ``turns`` questions per session."""
+    """The ``bench load --session-kind assistant`` command: ``turns`` questions per session, under
+    ``turn_detection`` (the client's default, ``server_vad``, for ``None``)."""
     for question in QUESTIONS:  # synthesize before any timing
         speak(question)
     counts = [n for n in SESSION_COUNTS if n <= max_sessions]
@@ -70,7 +117,7 @@ async def run_assistant_load_bench(
     async with server_target(url, REALTIME_PATH, api_key=api_key) as target:
         info = target.machine()
         for index, n in enumerate(counts, 1):
-            level = await _level(target.url, n, turns, target.api_key)
+            level = await _level(target.url, n, turns, target.api_key, turn_detection)
             if not target.in_process:
                 level.update(cpu_cores_busy=None, rss_mb=None)
             levels.append(level)
@@ -105,6 +152,7 @@ async def run_assistant_load_bench(
             else ""
         )
     )
+    lines += _model_cost_lines(levels)
     table = "\n".join(lines)
     print(table)
     if out_dir is not None:
@@ -116,3 +164,20 @@ async def run_assistant_load_bench(
         }
         write_results(out_dir, "load-assistant", summary, table)
     return 0
+
+
+def _model_cost_lines(levels: list[dict[str, Any]]) -> list[str]:
+    """What the end-of-turn model cost at each level, when it ran."""
+    ran = [lv for lv in levels if lv["end_of_turn_decisions"]]
+    if not ran:
+        return []
+    lines = [
+        "\n| sessions | end-of-turn decisions | CPU per decision | share of the cores |",
+        "|---|---|---|---|",
+    ]
+    for lv in ran:
+        lines.append(
+            f"| {lv['sessions']} | {lv['end_of_turn_decisions']:.0f} | {lv['end_of_turn_cpu_ms_each']:.1f} ms "
+            f"| {lv['end_of_turn_cpu_share'] * 100:.2f} % of {os.cpu_count()} |"
+        )
+    return lines

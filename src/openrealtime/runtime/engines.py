@@ -68,6 +68,9 @@ STREAM_THREADS = 8
 # End-of-turn decisions (40-60 ms each, one core) get threads of their own: queued behind an LLM or TTS
 # stream, a decision would wait for it, and every millisecond of it is a millisecond of the user's wait.
 END_OF_TURN_THREADS = 2
+# The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
+# ``/metrics`` shows it: what semantic_vad costs per decision and per session (issue 13).
+END_OF_TURN_CPU_STAGE = "end_of_turn_cpu"
 # Audio longer than this is decoded as windows of about WINDOW_S, each a job of its own, so one long turn
 # never holds the recogniser for more than one window at a time. 26 s is what Whisper decodes in one pass
 # (engines/whisper.py: 30 s less a silence margin); past it faster-whisper's own long-form loop is 8 times
@@ -112,7 +115,8 @@ class EngineSet:
     # semantic_vad's end-of-turn model; without one, its sessions fall back to their word rule.
     end_of_turn: EndOfTurnModel | None = None
     chat: ChatModel | None = None
-    # Called with (stage, seconds) for asr, llm_first_token and tts_first_audio (``/metrics``).
+    # Called with (stage, seconds) for asr, llm_first_token, tts_first_audio, end_of_turn and its CPU
+    # time, END_OF_TURN_CPU_STAGE (``/metrics``).
     on_stage: Callable[[str, float], None] | None = None
     # TTS engines by language code; "*" is the fallback for every other language.
     synthesizers: dict[str, Synthesizer] = field(default_factory=dict)
@@ -165,9 +169,10 @@ class EngineSet:
             raise EngineError("no end-of-turn model is loaded on this server", code=END_OF_TURN_UNAVAILABLE)
 
         def call() -> TurnEndPredicted:
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.thread_time()
             probability = model.completion_probability(command.audio)
             self._stage("end_of_turn", time.perf_counter() - started)
+            self._stage(END_OF_TURN_CPU_STAGE, time.thread_time() - started_cpu)  # its one thread's CPU
             return TurnEndPredicted(command.job_id, probability)
 
         yield await asyncio.get_running_loop().run_in_executor(self.turn_pool, call)

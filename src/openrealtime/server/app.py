@@ -270,7 +270,7 @@ class _Server:
     def observe_stages(self, engines: EngineSet) -> None:
         """Send the engines' stage timings to ``/metrics``, unless their owner observes them already."""
         if engines.on_stage is None:
-            engines.on_stage = lambda stage, seconds: self.metrics.stage.observe(seconds, stage=stage)
+            engines.on_stage = self.metrics.observe_stage
 
     async def metrics_endpoint(self, request: Request) -> Response:
         refusal = await self._server_key_refusal(request)

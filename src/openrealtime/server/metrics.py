@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from openrealtime.runtime.engines import END_OF_TURN_CPU_STAGE
 from openrealtime.runtime.scheduler import WorkerStats
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -94,7 +95,11 @@ class Metrics:
         )
         self.stage = Histogram(
             "openrealtime_stage_latency_seconds",
-            "Engine stages: asr (one decode), llm_first_token, tts_first_audio.",
+            "Engine stages: asr (one decode), llm_first_token, tts_first_audio, end_of_turn (one decision).",
+        )
+        self.end_of_turn_cpu = Histogram(
+            "openrealtime_end_of_turn_cpu_seconds",
+            "CPU time of one semantic_vad end-of-turn decision (features and model, one thread).",
         )
         self.append = Histogram(
             "openrealtime_append_handling_seconds",
@@ -144,6 +149,7 @@ class Metrics:
             self.finalization,
             self.end_of_turn,
             self.stage,
+            self.end_of_turn_cpu,
             self.append,
             self.active,
             self.sessions,
@@ -175,6 +181,14 @@ class Metrics:
 
     def observer(self) -> ConnectionObserver:
         return ConnectionObserver(self)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """An engine stage's timing (``EngineSet.on_stage``); the end-of-turn decision's CPU time has a
+        histogram of its own."""
+        if stage == END_OF_TURN_CPU_STAGE:
+            self.end_of_turn_cpu.observe(seconds)
+        else:
+            self.stage.observe(seconds, stage=stage)
 
 
 def gauge_lines(name: str, help_text: str, value: float) -> list[str]:
