@@ -14,8 +14,12 @@ with the item it belongs to. It takes the rest back when the listener stops hear
 a barge-in or a clear (the client stops its player at the cancel; a call's track is cleared), only
 that item's at a ``conversation.item.truncate`` or a WebSocket client's ``response.cancel`` (the
 client stopped that answer; an answer placed after it, already playing, stays). A call's hold moves
-the rest to its release. The placement is an estimate (network, the player's buffer and the room
-add their delay); AEC3 finds the remaining delay itself (it searches a few hundred milliseconds).
+the rest to its release. Speech placed after the listener ran dry starts where it is placed (the
+resampler's tail ends the speech before). The placement is an estimate (network, the player's buffer
+and the room add their delay); AEC3 finds the remaining delay itself (it searches a few hundred
+milliseconds), and :class:`~openrealtime.session.echo_gate.EchoGate` silences the frames it lets
+through while it does (the onset of speech after a pause in the answer): input that correlates with
+the reference at the room's delay.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import EMPTY, Samples
 from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import HoldPlayback, PlayAudio
+from openrealtime.session.echo_gate import EchoGate
 
 RATE_HZ = 16_000  # the input timeline's rate (the VAD's and ASR's)
 PLAYBACK_RATE_HZ = 24_000  # what PlayAudio carries
@@ -63,12 +68,21 @@ class EchoReference:
         self.end = 0  # where the last placed sample ends
         self._resampler: StreamResampler | None = None
         self._held: list[_Piece] = []  # what a hold took off the timeline, to put back at release
+        self._last_item: str | None = None  # the item the resampler holds the tail of
 
     def play(self, samples: Samples, rate_hz: int, *, now: int, item_id: str | None = None) -> None:
         """Speech of ``item_id`` sent to the listener at input position ``now``: it plays after what is
         queued."""
-        if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
+        if self._resampler is not None and (self._resampler.in_rate_hz != rate_hz or now > self.end):
+            # The listener ran dry (or a new rate): what the resampler still holds ends the speech
+            # before, where it played; kept in it, it would start this piece and push it late by the
+            # resampler's delay, a jump in the echo's delay at every restart that AEC3 must find again.
+            if (tail := self._resampler.flush()).size:
+                self._place(_Piece(self.end, tail, self._last_item))
+            self._resampler = None
+        if self._resampler is None:
             self._resampler = StreamResampler(rate_hz, RATE_HZ)
+        self._last_item = item_id
         out = self._resampler.process(samples)
         if out.size:
             self._place(_Piece(max(now, self.end), out, item_id))
@@ -140,6 +154,7 @@ class EchoCanceller:
         self._resampler: StreamResampler | None = None
         self._pending = EMPTY  # 16 kHz input short of a whole frame
         self._audible_until = start  # input position until which an echo may still come back
+        self.gate = EchoGate()
 
     def process(self, samples: Samples, rate_hz: int) -> Samples:
         """Input at ``rate_hz`` in; 16 kHz out, whole frames, the server's voice removed."""
@@ -187,4 +202,6 @@ class EchoCanceller:
             self._audible_until = self.position + ECHO_TAIL_S * RATE_HZ
         elif start >= self._audible_until:
             return near.astype(np.float32)  # nothing played of late: the input as it came
-        return np.asarray(self._aec.process(near.astype(np.float32), far), dtype=np.float32)
+        near = near.astype(np.float32)
+        out = np.asarray(self._aec.process(near, far), dtype=np.float32)
+        return self.gate.process(near, far, out)  # what AEC3 let through of the echo, silenced

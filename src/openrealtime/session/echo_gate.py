@@ -1,0 +1,124 @@
+"""The echo the canceller let through, silenced (issue 13: "at least gate barge-in on input that
+correlates with its own recent output").
+
+AEC3 (:mod:`~openrealtime.session.echo`) removes the server's voice once it has the room, but at the
+onset of speech after a pause in the answer (a new answer, a listener's player that ran dry and
+starts again) it lets the first tens of milliseconds of echo through nearly untouched while it finds
+the delay again (offline, the bench's room: 0-5 dB removed on those frames, against 40-60 dB once it
+has them), and Silero calls that speech: the answer cancels itself within half a second.
+
+:class:`EchoGate` looks at the input as it came (before AEC3) and at the reference, each placed on
+the input's timeline. It finds the room's delay (the lag at which the input correlates best with the
+reference over the last second, searched every quarter second while the reference plays, up to
+``MAX_DELAY_MS``) and then, frame by frame, how much of the last 40 ms of input the reference explains
+at that lag: the normalized correlation, whose square is about the echo's share of the input's
+energy. A frame the echo dominates (``ECHO_CORRELATION``, a share over 40 %) is silenced in the
+canceller's output. A user speaking over the answer is not: their voice does not correlate with the
+reference, so as soon as it is as loud as the echo the frame passes, with what AEC3 made of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from openrealtime.audio.types import Samples
+
+RATE_HZ = 16_000
+FRAME = RATE_HZ // 100  # the canceller's 10 ms frames
+WINDOW = RATE_HZ * 40 // 1000  # input judged per frame: the last 40 ms
+MAX_DELAY_MS = 600  # from where the reference is placed to where its echo comes back, at most
+MAX_DELAY = RATE_HZ * MAX_DELAY_MS // 1000
+SEARCH_SPAN = RATE_HZ  # the delay is searched over the last second of input ...
+SEARCH_EVERY = RATE_HZ // 4  # ... every quarter second while the reference plays
+DELAY_FOUND = 0.3  # the correlation at the best lag for it to be taken as the room's delay
+JITTER = 16  # the delay is looked for again within +-1 ms of the one found, frame by frame
+COVERED = 0.5  # a lag is searched where the reference's energy is at least half its most
+PEAKS = 3  # lags kept from a search: the direct sound and its strongest reflections
+ECHO_CORRELATION = 0.65  # the echo's share of the frame's energy over 40 %
+SILENT = 1e-8  # mean square under which a window carries nothing (-80 dBFS)
+
+
+class _Recent:
+    """The last ``size`` samples of a stream, in a preallocated array."""
+
+    def __init__(self, size: int) -> None:
+        self.samples = np.zeros(size, np.float32)
+
+    def push(self, new: Samples) -> None:
+        n = min(new.size, self.samples.size)
+        self.samples[:-n] = self.samples[n:]
+        self.samples[-n:] = new[-n:]
+
+
+class EchoGate:
+    """Silences the frames of the canceller's output that are still the reference's echo."""
+
+    def __init__(self) -> None:
+        keep = SEARCH_SPAN + MAX_DELAY + WINDOW
+        self._near = _Recent(keep)
+        self._far = _Recent(keep)
+        self.delays: list[int] = []  # samples from the reference to its echo: the best lags found
+        self._since_search = 0
+        self.silenced_frames = 0
+
+    def process(self, near: Samples, far: Samples, out: Samples) -> Samples:
+        """``out`` (the canceller's output for ``near``, whole frames) with the frames the echo of
+        ``far`` dominates in ``near`` silenced."""
+        out = out.copy()
+        for start in range(0, near.size, FRAME):
+            self._near.push(near[start : start + FRAME])
+            self._far.push(far[start : start + FRAME])
+            self._since_search += FRAME
+            if self._since_search >= SEARCH_EVERY:
+                self._since_search = 0
+                self._search()
+            if self.delays and self._echo_dominates():
+                out[start : start + FRAME] = 0.0
+                self.silenced_frames += 1
+        return out
+
+    def _search(self) -> None:
+        """The room's delay: the lag of the best correlation of the last second of input with the
+        reference, when the reference played in it and the correlation is clear."""
+        near = self._near.samples[-SEARCH_SPAN:]
+        far = self._far.samples[-(SEARCH_SPAN + MAX_DELAY) :]
+        near_energy = float(near @ near)
+        if near_energy < SILENT * near.size or float(far @ far) < SILENT * far.size:
+            return
+        size = 1 << int(np.ceil(np.log2(far.size + near.size)))
+        spectrum = np.fft.rfft(far, size) * np.conj(np.fft.rfft(near, size))
+        # correlation[k] = sum near[t] * far[t + k]; the echo of far[t + k] is heard at near[t + MAX_DELAY],
+        # so lag k holds delay MAX_DELAY - k
+        correlation = np.fft.irfft(spectrum, size)[: MAX_DELAY + 1]
+        cumulative = np.concatenate([[0.0], np.cumsum(far.astype(np.float64) ** 2)])
+        far_energy = cumulative[SEARCH_SPAN : SEARCH_SPAN + MAX_DELAY + 1] - cumulative[: MAX_DELAY + 1]
+        # Only lags at which the reference carried most of its sound: at a lag where the window holds
+        # a sliver of it, a chance match would look like a strong one.
+        covered = far_energy >= COVERED * float(far_energy.max())
+        strength = np.where(covered, np.abs(correlation) / np.sqrt(near_energy * np.maximum(far_energy, 1e-20)), 0.0)
+        peaks: list[int] = []
+        for lag in np.argsort(strength)[::-1]:
+            if strength[lag] < DELAY_FOUND or len(peaks) == PEAKS:
+                break
+            if all(abs(int(lag) - p) > 2 * JITTER for p in peaks):
+                peaks.append(int(lag))
+        if peaks:  # the direct sound and the strongest reflections (the room may have moved)
+            self.delays = [MAX_DELAY - p for p in peaks]
+
+    def _echo_dominates(self) -> bool:
+        near = self._near.samples[-WINDOW:]
+        near_energy = float(near @ near)
+        if near_energy < SILENT * WINDOW:
+            return False  # nothing heard: nothing to silence
+        size = self._far.samples.size
+        best = 0.0
+        for delay in self.delays:
+            for lag in range(-JITTER, JITTER + 1, 2):
+                end = size - delay + lag
+                if end > size:
+                    continue
+                far = self._far.samples[end - WINDOW : end]
+                far_energy = float(far @ far)
+                if far_energy >= SILENT * WINDOW:
+                    best = max(best, abs(float(near @ far)) / np.sqrt(near_energy * far_energy))
+        return best >= ECHO_CORRELATION
