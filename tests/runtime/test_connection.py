@@ -27,12 +27,10 @@ from openrealtime.runtime.connection import (
     OUTBOX_LIMIT,
     RESULTS_LIMIT,
     Connection,
-    close_reason,
-    session_expired_message,
-    session_idle_message,
 )
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.loop_share import SHARE
+from openrealtime.runtime.ports import close_reason, session_expired_message, session_idle_message
 from openrealtime.runtime.scheduler import bulk_work
 from openrealtime.session.commands import CloseConnection, TextTranslated
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession

@@ -17,8 +17,9 @@ from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber,
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind
 from openrealtime.runtime import connection as connection_module
-from openrealtime.runtime.connection import Connection, Session
+from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.runtime.ports import Session
 from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import TIMEOUT_S, pcm, tone

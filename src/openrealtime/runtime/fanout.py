@@ -39,9 +39,8 @@ from openrealtime.runtime.connection import (
     DRAIN_TIMEOUT_S,
     OUTBOX_LIMIT,
     OUTBOX_LIMIT_BYTES,
-    Transport,
-    close_reason,
 )
+from openrealtime.runtime.ports import Transport, close_reason
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from openrealtime.exceptions import ProtocolError
-from openrealtime.runtime.connection import Connection, Transport
+from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
+from openrealtime.runtime.ports import Transport
 from openrealtime.server.admission import Admission
 from openrealtime.server.auth import UNAVAILABLE, AuthResult
 from openrealtime.server.forwarding import door_url, forward_hangup, forwarded, relay_sideband

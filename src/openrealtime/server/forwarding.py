@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from starlette.responses import Response
 
-from openrealtime.runtime.connection import Transport
+from openrealtime.runtime.ports import Transport
 from openrealtime.server.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
-from openrealtime.runtime.connection import Connection, Transport
+from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.fanout import FanoutTransport
+from openrealtime.runtime.ports import Transport
 from openrealtime.webrtc.channel import CHANNEL_LABEL, DataChannelTransport
 from openrealtime.webrtc.media import CallMedia
 from openrealtime.webrtc.peer import answer
