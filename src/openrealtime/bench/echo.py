@@ -150,11 +150,11 @@ class EchoSession:
         """Stop the player, cancel what still runs, delete every item and clear the input: the next
         trial starts afresh."""
         self._truncate.update(self.phone.stop())
-        await self.tell_truncations()
         for response_id in self._created:
             if response_id not in self._done:
                 await self._conn.send({"type": "response.cancel", "response_id": response_id})
         await self._until(lambda: all(r in self._done for r in self._created))
+        await self.tell_truncations()  # after the cancels: a truncate also cancels what still speaks
         items = [i for i in self._items if i not in self._deleted]
         for item_id in items:
             await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
