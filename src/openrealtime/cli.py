@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from openrealtime.bench.command import add_bench_parser
 from openrealtime.client.captions import CaptionBoard
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/realtime?intent=transcription"
@@ -19,7 +20,6 @@ DEFAULT_TRANSLATE_URL = "ws://127.0.0.1:8000/v1/realtime/translations?model=gpt-
 TRANSLATION_CHUNK_MS = 200  # the engine frame of translation sessions
 CHUNK_MS = 100
 DEMO_SILENCE_MS = 500  # captions by sentence rather than by comma
-DEFAULT_BENCH_TURNS = 10  # --turns of every bench but abuse
 WEB_APP_URL = "http://127.0.0.1:8000/"  # where serve's defaults put the browser app
 DOORS = "the server's URL; give it again for more front doors, tried in turn with backoff (docs/readiness.md)"
 
@@ -307,130 +307,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else None
-    if args.kind == "overhead":
-        from openrealtime.bench.overhead import run_overhead_bench
-
-        if args.url is not None:
-            print(
-                "bench overhead: measures this package's sessions in this process; --url does not apply",
-                file=sys.stderr,
-            )
-            return 2
-        return run_overhead_bench(out_dir=out, appends=args.appends)
-    if args.kind == "state":  # --url is the state store here (memory:// by default, or redis://)
-        from openrealtime.bench.state import run_state_bench
-
-        return run_state_bench(url=args.url, out_dir=out, turns=args.turns)
-    from openrealtime.bench.target import SERVER_ERRORS
-
-    if args.remote_engines and (args.url is not None or args.kind not in ("assistant", "transcription")):
-        print("bench: --remote-engines applies to assistant and transcription, without --url", file=sys.stderr)
-        return 2
-    key = args.api_key or (os.environ.get("OPENAI_API_KEY") if args.url and "openai.com" in args.url else None)
-    turns = args.turns if args.turns is not None else DEFAULT_BENCH_TURNS
-    if args.kind == "soak" and args.memory:
-        from openrealtime.bench.memory import run_memory_bench
-
-        if args.url is not None:
-            print("bench soak --memory: measures a server in this process; --url does not apply", file=sys.stderr)
-            return 2
-        job = run_memory_bench(out_dir=out, sessions=args.sessions)
-    elif args.kind == "soak":
-        from openrealtime.bench.soak import run_soak_bench
-
-        job = run_soak_bench(url=args.url, out_dir=out, minutes=args.minutes, api_key=key)
-    elif args.kind == "abuse":
-        from openrealtime.bench.abuse import DEFAULT_TURNS, run_abuse_bench
-
-        job = run_abuse_bench(
-            url=args.url,
-            out_dir=out,
-            turns=args.turns if args.turns is not None else DEFAULT_TURNS,
-            responses=args.responses,
-            flood_sessions=args.flood_sessions,
-            items=args.items,
-            api_key=key,
-        )
-    elif args.kind == "load":
-        from openrealtime.bench.load import run_load_bench
-
-        if args.session_kind == "assistant":
-            from openrealtime.bench.assistant_load import run_assistant_load_bench
-            from openrealtime.bench.turns import select_modes
-
-            try:
-                modes = select_modes(args.turn_modes) if args.turn_modes else ()
-            except ValueError as exc:
-                print(f"bench: {exc}", file=sys.stderr)
-                return 2
-            job = run_assistant_load_bench(
-                url=args.url,
-                out_dir=out,
-                max_sessions=args.max_sessions,
-                turns=turns,
-                api_key=key,
-                turn_detection=modes[0].turn_detection if modes else None,
-            )
-        else:
-            job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
-    elif args.kind == "calls":
-        from openrealtime.bench.calls import run_calls_bench
-
-        job = run_calls_bench(
-            url=args.url,
-            out_dir=out,
-            max_calls=args.max_sessions,
-            turns=turns,
-            compare=args.compare,
-            browser=args.browser,
-            api_key=key,
-            server_pid=args.server_pid,
-        )
-    elif args.kind == "translation":
-        from openrealtime.bench.translation import run_translation_bench
-
-        job = run_translation_bench(url=args.url, out_dir=out, language=args.to, api_key=key)
-    elif args.kind == "turns":
-        from openrealtime.bench.turns import run_turns_bench, select_modes
-
-        parts = tuple(int(p) for p in args.turn_parts.split(","))
-        try:
-            modes = select_modes(args.turn_modes)
-        except ValueError as exc:
-            print(f"bench: {exc}", file=sys.stderr)
-            return 2
-        job = run_turns_bench(
-            url=args.url,
-            out_dir=out,
-            sessions=args.turn_sessions,
-            api_key=key,
-            parts=parts,
-            limit=args.turn_limit,
-            turn_modes=modes,
-            trace=args.turn_trace,
-        )
-    elif args.kind == "assistant" and args.remote_engines:
-        from openrealtime.bench.remote_engines import run_remote_assistant_bench
-
-        job = run_remote_assistant_bench(out_dir=out, turns=turns)
-    elif args.kind == "assistant":
-        from openrealtime.bench.assistant import MIN_TURNS, run_assistant_bench
-
-        job = run_assistant_bench(url=args.url, out_dir=out, turns=max(turns, MIN_TURNS), api_key=key)
-    else:
-        from openrealtime.bench.transcription import run_transcription_bench
-
-        remote = args.remote_engines
-        job = run_transcription_bench(url=args.url, out_dir=out, turns=turns, api_key=key, remote_engines=remote)
-    try:
-        return asyncio.run(job)
-    except SERVER_ERRORS as exc:
-        print(f"bench {args.kind}: {exc}", file=sys.stderr)
-        return 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     from openrealtime.server.settings import Settings
 
@@ -633,91 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true")
     demo.set_defaults(func=lambda a: asyncio.run(_demo(a)))
 
-    bench = sub.add_parser("bench", help="measure latency and accuracy")
-    bench.add_argument(
-        "kind",
-        choices=[
-            "transcription",
-            "assistant",
-            "turns",
-            "translation",
-            "load",
-            "overhead",
-            "abuse",
-            "soak",
-            "calls",
-            "state",
-        ],
-    )
-    bench.add_argument("--url", default=None, help="a running server, ours or OpenAI's (default: start one here)")
-    bench.add_argument(
-        "--session-kind",
-        choices=["transcription", "assistant"],
-        default="transcription",
-        help="load: the kind of concurrent sessions",
-    )
-    bench.add_argument(
-        "--api-key",
-        default=os.environ.get("OPENREALTIME_API_KEY"),
-        help="key for --url (or OPENREALTIME_API_KEY; OPENAI_API_KEY for an openai.com URL)",
-    )
-    bench.add_argument("--out", default=None, help="directory for results.json, summary.md and the plots")
-    bench.add_argument(
-        "--turns",
-        type=int,
-        default=None,
-        help=(
-            f"spoken turns (transcription, assistant; per session for load --session-kind assistant; "
-            f"default {DEFAULT_BENCH_TURNS}); abuse: the victim's questions per scenario (default 3)"
-        ),
-    )
-    bench.add_argument("--to", default="es", help="translation: the target language")
-    bench.add_argument(
-        "--remote-engines",
-        action="store_true",
-        help="assistant, transcription: the ASR and voice on a second openrealtime started here (--asr-url, "
-        "--tts-url); assistant: side by side with everything in process",
-    )
-    bench.add_argument(
-        "--max-sessions", type=int, default=12, help="load: the most concurrent sessions tried; calls: the most calls"
-    )
-    bench.add_argument(
-        "--compare", action="store_true", help="calls: the same questions over WebSocket and WebRTC, side by side"
-    )
-    bench.add_argument(
-        "--browser", action="store_true", help="calls --compare: also in the browser app, in headless Chromium"
-    )
-    bench.add_argument("--server-pid", type=int, default=None, help="calls with --url: the server's pid, for its CPU")
-    bench.add_argument("--appends", type=int, default=None, help="overhead: timed 100 ms appends per run")
-    bench.add_argument("--responses", type=int, default=40, help="abuse: out-of-band response.create in flood A")
-    bench.add_argument(
-        "--flood-sessions", type=int, default=4, help="abuse: sessions appending audio at 10x real time in flood B"
-    )
-    bench.add_argument("--items", type=int, default=2000, help="abuse: conversation.item.create per burst in flood C")
-    bench.add_argument("--minutes", type=float, default=60.0, help="soak: how long the voice conversation is held")
-    bench.add_argument(
-        "--memory", action="store_true", help="soak: big sessions opened and closed in turn, RSS after each close"
-    )
-    bench.add_argument("--sessions", type=int, default=7, help="soak --memory: the sessions opened in turn")
-    bench.add_argument("--turn-sessions", type=int, default=2, help="turns: trials run at once")
-    bench.add_argument(
-        "--turn-parts",
-        default="1,2,3",
-        help="turns: 1 end of turn, 2 interruptions over an answer, 3 its echo (default 1,2,3)",
-    )
-    bench.add_argument("--turn-limit", type=int, default=None, help="turns: at most this many clips of each kind")
-    bench.add_argument(
-        "--turn-modes",
-        default=None,
-        help="turns: part 1's turn detections, e.g. semantic_vad:medium,server_vad:500 (default: all five); "
-        "load --session-kind assistant: the sessions' one (default server_vad), with the model's cost",
-    )
-    bench.add_argument(
-        "--turn-trace",
-        action="store_true",
-        help="turns: part 1 traces where the time from the last word to the answer goes (server in process)",
-    )
-    bench.set_defaults(func=_bench)
+    add_bench_parser(sub)
     return parser
 
 
