@@ -50,7 +50,7 @@ class Verdict:
     by_pause_ms: dict[int, float] = field(default_factory=dict)
 
 
-# The pauses after which the model could be asked: medium asks first at 160 ms, high at 128, low at 256;
+# The pauses after which the model could be asked: medium and high ask first at 128 ms, low at 256;
 # the shorter ones say whether an eagerness could ask sooner without ending more mid-sentence pauses,
 # the longer ones whether asking again sooner than the recheck would end the finished turns it doubted.
 CHECK_PAUSES_MS = (64, 96, 128, 160, 256, 384, 512, 768)
@@ -157,9 +157,11 @@ def pause_sweep(points: list[Verdict], thresholds: tuple[float, ...] = (0.5, 0.7
 
 
 def verdict_table(rates: dict[str, Any]) -> str:
+    from openrealtime.session.endpointing import END_OF_TURN
+
     lines = [
         f"First question ({rates['pause_points']} mid-sentence pauses, {rates['end_points']} clip ends; "
-        "offline, no clock, the model hearing medium's first 160 ms of pause):",
+        f"offline, no clock, the model hearing medium's first {END_OF_TURN['medium'].check_pause_ms} ms of pause):",
         "",
         "| eagerness (threshold) | pauses ended: model alone | model + words | ends ended: model alone "
         "| model + words |",

@@ -1,0 +1,210 @@
+"""Issue 13's end-of-turn levers off (A) and on (B), clip by clip, in one run of the traced bench.
+
+``python -m openrealtime.bench.turn_ab`` starts the server in this process, opens one session per
+lever setting and mode, and streams each clip of the pause set to A and then B (B then A on every
+other clip), so a busy machine weighs on both alike. Each run is traced as ``bench turns
+--turn-trace`` does (:mod:`~openrealtime.bench.turn_trace`: milestones on the input's clock, ms after
+the last word), and timed as the bench does (end of speech -> first answer audio, wall clock).
+
+The levers (``--levers``, all by default), each as it was before issue 13's changes when off:
+
+* ``first_clause``: the first clause cut at 24 characters where a phrase can rest, the rest of its
+  sentence its own piece (:mod:`~openrealtime.session.clauses`); off: cut at 40, at any word.
+* ``flicker``: the pause's final decode and answer kept across a flicker of the VAD
+  (:mod:`~openrealtime.session.turns` ``FLICKER_MS``); off: dropped at the first frame of speech.
+* ``ask_sooner``: ``semantic_vad`` medium asks the end-of-turn model after 128 ms of pause; off: 160.
+
+The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
+never a server setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import re
+import statistics
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from openrealtime.bench.turn_clips import Clip, pause_set
+from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
+from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
+from openrealtime.session import endpointing
+from openrealtime.session.clauses import ClauseSplitter
+from openrealtime.session.turns import Turn, TurnTranscriber
+
+LEVERS = ("first_clause", "flicker", "ask_sooner")
+OLD_FIRST_MAX_CHARS = 40
+OLD_CHECK_PAUSE_MS = 160
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
+_CLAUSE_END = re.compile(r"[,;:—–]\s")
+
+
+class OldSplitter:
+    """The clause splitter before issue 13's first-clause change (40 characters, any word)."""
+
+    _pending: str
+    _emitted: int
+
+    def __init__(self, *, first_max_chars: int = OLD_FIRST_MAX_CHARS) -> None:
+        self._pending, self._emitted = "", 0
+
+    def _find_cut(self) -> int | None:
+        text, first = self._pending, self._emitted == 0
+        min_chars = 12 if first else 24
+        for match in _SENTENCE_END.finditer(text):
+            if match.end() >= min_chars or first:
+                return match.end()
+        if first:
+            for match in _CLAUSE_END.finditer(text):
+                if match.end() >= 12:
+                    return match.end()
+            if len(text) > OLD_FIRST_MAX_CHARS:
+                space = text.rfind(" ", 0, OLD_FIRST_MAX_CHARS)
+                return space + 1 if space > 0 else None
+        return None
+
+    def flush(self) -> list[str]:
+        rest, self._pending = self._pending.strip(), ""
+        if rest:
+            self._emitted += 1
+            return [rest]
+        return []
+
+
+def _drop_at_once(self: TurnTranscriber, turn: Turn, sample: int) -> list[Any]:
+    return self.drop_speculation(turn)
+
+
+@contextlib.contextmanager
+def levers_off(levers: Sequence[str]) -> Iterator[None]:
+    """Patch ``levers`` back to how they were before issue 13's changes, for the duration."""
+    saved: list[tuple[object, str, object]] = []
+
+    def patch(owner: object, name: str, value: object) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    if "first_clause" in levers:
+        for name in ("__init__", "_find_cut", "flush"):
+            patch(ClauseSplitter, name, getattr(OldSplitter, name))
+    if "flicker" in levers:
+        patch(TurnTranscriber, "speech_resumed", _drop_at_once)
+    if "ask_sooner" in levers:
+        old = endpointing.END_OF_TURN["medium"]
+        slower = dataclasses.replace(old, check_pause_ms=OLD_CHECK_PAUSE_MS)
+        saved.append((endpointing.END_OF_TURN, "medium", old))
+        endpointing.END_OF_TURN["medium"] = slower
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            if isinstance(owner, dict):
+                owner[name] = value
+            else:
+                setattr(owner, name, value)
+
+
+Runs = dict[str, list[tuple[Trial, ClipTrace]]]
+
+
+async def ab_runs(
+    url: str, mode: Mode, clips: list[Clip], levers: Sequence[str], *, wait_s: float | None = None
+) -> Runs:
+    """``clips`` under ``mode`` on an A session (``levers`` off) and a B session (on), interleaved:
+    each variant's trials and traces, in clip order."""
+    runs: Runs = {"A": [], "B": []}
+    options = {} if wait_s is None else {"answer_wait_s": wait_s}
+    with SessionWatch() as watch:
+        with levers_off(levers):  # A's session is configured with the old settings
+            a_session = TrialSession.open(url, mode)
+            a = await a_session.__aenter__()
+        try:
+            async with TrialSession.open(url, mode) as b:
+                for index, clip in enumerate(clips):
+                    for variant in ("A", "B") if index % 2 == 0 else ("B", "A"):
+                        session = a if variant == "A" else b
+                        end_ms = session.sent_ms + LEAD_MS + clip.speech_end_ms
+                        watch.marks.clear()
+                        with levers_off(levers) if variant == "A" else contextlib.nullcontext():
+                            trial = await session.run(clip, **options)
+                        runs[variant].append((trial, clip_trace(clip, end_ms, list(watch.marks))))
+        finally:
+            await a_session.__aexit__(None, None, None)
+    return runs
+
+
+async def run_ab(url: str, modes: tuple[Mode, ...], clips: list[Clip], levers: Sequence[str]) -> str:
+    """Each mode's A/B table, then each variant's trace table."""
+    texts = [f"Levers off in A, on in B: {', '.join(levers)}. Clips alternate A-B and B-A."]
+    for mode in modes:
+        runs = await ab_runs(url, mode, clips, levers)
+        texts.append(ab_table(mode.name, runs))
+        for variant in ("A", "B"):
+            texts.append(trace_table(f"{mode.name}, {variant}", [t for _, t in runs[variant]]))
+    return "\n\n".join(texts)
+
+
+def ab_table(mode: str, runs: Runs) -> str:
+    """Medians of A and B and of the paired difference B - A (clip by clip), per milestone."""
+    lines = [
+        f"{mode}: A (levers off) against B (on), {len(runs['A'])} clips each, medians",
+        "",
+        "| | A | B | B - A (paired) |",
+        "|---|---|---|---|",
+    ]
+
+    def row(label: str, a: list[float | None], b: list[float | None], unit: str) -> str:
+        pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+        known_a, known_b = [x for x in a if x is not None], [y for y in b if y is not None]
+        cells = [statistics.median(v) if v else None for v in (known_a, known_b, [y - x for x, y in pairs])]
+        shown = ["-" if c is None else f"{c:+.0f}" if unit == "ms" else f"{c:.3f}" for c in cells]
+        return f"| {label} ({unit}) | " + " | ".join(shown) + " |"
+
+    a_trials, b_trials = [t for t, _ in runs["A"]], [t for t, _ in runs["B"]]
+    lines.append(
+        row(
+            "end of speech -> first audio, wall",
+            [t.speech_end_to_first_audio_s for t in a_trials],
+            [t.speech_end_to_first_audio_s for t in b_trials],
+            "s",
+        )
+    )
+    for key, label in MILESTONES:
+        a_ms = [float(v) if (v := c.milestones[key]) is not None else None for _, c in runs["A"]]
+        b_ms = [float(v) if (v := c.milestones[key]) is not None else None for _, c in runs["B"]]
+        lines.append(row(label, a_ms, b_ms, "ms"))
+    cut = [sum(t.cut_off for t in trials) for trials in (a_trials, b_trials)]
+    lines.append(f"| cut off (clips) | {cut[0]} | {cut[1]} | |")
+    begun = [sum(c.answers_begun for _, c in runs[v]) for v in ("A", "B")]
+    lines.append(f"| answers begun (all clips) | {begun[0]} | {begun[1]} | |")
+    return "\n".join(lines)
+
+
+async def main_async(limit: int | None, modes_spec: str, levers: Sequence[str]) -> str:
+    from openrealtime.bench.target import server_target
+
+    modes = select_modes(modes_spec)
+    async with server_target(None, REALTIME_PATH, api_key=None) as target:
+        clips = await asyncio.to_thread(pause_set, limit)
+        return await run_ab(target.url, modes, clips, levers)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--limit", type=int, default=2, help="clips of each kind (as --turn-limit)")
+    parser.add_argument("--modes", default="semantic_vad:medium,server_vad:500", help="as --turn-modes")
+    parser.add_argument("--levers", default=",".join(LEVERS), help=f"off in A: some of {', '.join(LEVERS)}")
+    args = parser.parse_args(argv)
+    levers = [lever.strip() for lever in args.levers.split(",") if lever.strip()]
+    unknown = set(levers) - set(LEVERS)
+    if unknown:
+        parser.error(f"unknown lever(s) {', '.join(sorted(unknown))}")
+    print(asyncio.run(main_async(args.limit or None, args.modes, levers)))
+
+
+if __name__ == "__main__":
+    main()
