@@ -25,8 +25,6 @@ import enum
 import functools
 import json
 import re
-import secrets
-import string
 import sys
 import types
 import typing
@@ -40,6 +38,7 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import extension_events as xe
 from openrealtime.protocol import server_events as se
+from openrealtime.protocol.ids import random_base62
 from openrealtime.protocol.server_events import ServerEvent
 
 
@@ -106,7 +105,6 @@ _PYDANTIC_TYPE_NAMES = frozenset({"int", "str", "float", "bool", "dict", "list",
 MAX_JSON_DEPTH = 64
 _DEPTH_PARAM_STEPS = 4  # the param of a too-deep value names the field it sits in, not all the levels
 
-_EVENT_ID_ALPHABET = string.ascii_letters + string.digits
 _EVENT_ID_LENGTH = 21
 
 
@@ -326,7 +324,7 @@ def decode_base64_audio(data: str, *, event_id: str | None) -> bytes:
 
 def new_event_id() -> str:
     """``event_`` + 21 base62 characters, the shape OpenAI uses."""
-    return "event_" + "".join(secrets.choice(_EVENT_ID_ALPHABET) for _ in range(_EVENT_ID_LENGTH))
+    return "event_" + random_base62(_EVENT_ID_LENGTH)
 
 
 def server_event_dict(event: ServerEvent, event_id: str) -> dict[str, Any]:

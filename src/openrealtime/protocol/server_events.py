@@ -6,7 +6,6 @@ output is deterministic and comparable in tests. Fields default to what OpenAI s
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, model_validator
@@ -32,10 +31,20 @@ class ServerEvent(BaseModel):
         wire would depend on how fast an engine answered.
         """
         if isinstance(data, dict):
-            return {
-                key: copy.deepcopy(value) if isinstance(value, dict | list) else value for key, value in data.items()
-            }
+            return {key: _json_copy(value) for key, value in data.items()}
         return data
+
+
+def _json_copy(value: Any) -> Any:
+    """A copy of JSON-shaped ``value``: its dicts and lists new, the rest (strings, numbers) shared.
+
+    ``copy.deepcopy`` did the same at four times the cost (its memo and dispatch): 44 us an item
+    event, a sixth of a 2,000-item burst's time (issue 10)."""
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    return value
 
 
 class ErrorDetail(BaseModel):

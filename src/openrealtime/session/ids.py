@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import secrets
-import string
 
-_ALPHABET = string.ascii_letters + string.digits
+from openrealtime.protocol.ids import random_base62
+
 _RANDOM_ID_LENGTH = 20
 
 
@@ -25,4 +24,4 @@ class Ids:
         if self._deterministic:
             counter = self._counters.setdefault(prefix, itertools.count(1))
             return f"{prefix}_{next(counter)}"
-        return f"{prefix}_" + "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_ID_LENGTH))
+        return f"{prefix}_" + random_base62(_RANDOM_ID_LENGTH)
