@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -170,6 +170,8 @@ class EchoTrial:
     self_interruptions: int
     user_heard: bool  # the user's speech cancelled an answer or got one
     onset_to_cancel_s: float | None
+    # Each turn the server heard, from the answer's first audio (s): whose, its span, what it did.
+    turns: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def _stream_until(session: EchoSession, condition: Any, timeout_s: float) -> None:
@@ -191,6 +193,7 @@ async def run_echo_trial(session: EchoSession, user: Samples | None) -> EchoTria
     answer = await session.ask()
     played_before = session.phone.played_samples
     await _stream_until(session, lambda: answer in session._audio or answer in session._done, FIRST_AUDIO_WAIT_S)
+    first_audio_ms = session.sent_ms
     voiced = np.flatnonzero(np.abs(user) > VOICED_FLOOR) if user is not None else np.zeros(0, np.int64)
     user_at = session.sent + USER_AT_MS * WIRE_RATE_HZ // MS_PER_S
     if user is not None and voiced.size:
@@ -222,7 +225,13 @@ async def run_echo_trial(session: EchoSession, user: Samples | None) -> EchoTria
     played_s = (session.phone.played_samples - played_before) / WIRE_RATE_HZ
     await session.settle()
     return EchoTrial(
-        session.mode.name, user is not None, played_s, referee.self_interruptions, referee.user_heard, cancel_s
+        session.mode.name,
+        user is not None,
+        played_s,
+        referee.self_interruptions,
+        referee.user_heard,
+        cancel_s,
+        referee.report(first_audio_ms),
     )
 
 
@@ -236,6 +245,9 @@ async def run_echo(url: str, mode: Mode, users: list[Samples], *, api_key: str |
             trials.append(trial)
             what = "with the user" if trial.user else "echo only"
             heard = f", user heard={trial.user_heard}" if trial.user else ""
+            echoes = [t for t in trial.turns if t["whose"] == "echo" and (t["cancels_s"] or t["answers"])]
+            if echoes:
+                heard += " (the echo's turns from " + ", ".join(f"{t['start_s']} s" for t in echoes) + ")"
             progress(
                 f"{mode.name} {what}",
                 index,

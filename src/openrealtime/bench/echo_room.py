@@ -167,6 +167,29 @@ class Referee:
         """The user's speech cancelled an answer or got one."""
         return any(t.harmed and self.is_user(t) for t in self.turns)
 
+    def report(self, origin_ms: int) -> list[dict[str, Any]]:
+        """Each turn, whose it was, its span and what it did, in seconds from ``origin_ms``."""
+
+        def s(ms: int | None) -> float | None:
+            return round((ms - origin_ms) / MS_PER_S, 2) if ms is not None else None
+
+        out: list[dict[str, Any]] = []
+        if self.user_ms is not None:
+            out.append({"whose": "user's voice", "start_s": s(self.user_ms[0]), "end_s": s(self.user_ms[1])})
+        for t in self.turns:
+            whose = "user" if self.is_user(t) else "echo"
+            cancels = [s(ms) for ms in t.cancels_ms]
+            out.append(
+                {
+                    "whose": whose,
+                    "start_s": s(t.start_ms),
+                    "end_s": s(t.end_ms),
+                    "cancels_s": cancels,
+                    "answers": t.answers,
+                }
+            )
+        return out
+
     def user_cancel_ms(self) -> int | None:
         """Where the user's speech first cancelled an answer (the input's ms), if it did."""
         cancels = [ms for t in self.turns if self.is_user(t) for ms in t.cancels_ms]
