@@ -356,10 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--barge-in",
-        choices=["immediate", "adaptive"],
+        choices=["auto", "immediate", "adaptive"],
         default=None,
-        help="speech over an answer: cancel it at once, as OpenAI (immediate, the default), or only a real "
-        "interruption, not a backchannel or a cough (adaptive)",
+        help="speech over an answer: cancel it at once, as OpenAI (immediate), or only a real interruption, "
+        "not a backchannel or a cough (adaptive); auto (the default): adaptive on WebRTC calls, immediate on WebSockets",
     )
     serve.add_argument(
         "--echo-cancellation",

@@ -347,6 +347,22 @@ def test_a_backchannel_that_goes_on_into_an_interruption_is_judged_again() -> No
     assert held == [HoldPlayback(True), ClearPlayback()]
 
 
+def test_a_speaker_judged_a_backchannel_who_goes_on_after_the_answer_ended_is_answered() -> None:
+    session, _, driver = make(("yeah", "but", "what", "about", "Paris"))
+    td = {"type": "server_vad", "silence_duration_ms": 800, "barge_in": "adaptive"}
+    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": td}}}})
+    say(driver)
+    driver.send({"type": "response.create"})  # generated at once; the client plays it for a while
+    left_ms = (session._speaking_until - session.buffer.buffer.end) * 1000 // 16_000
+    driver.append(quiet(left_ms - 400))
+    events = driver.append(tone(300)) + driver.append(quiet(400))  # "yeah", a pause: a backchannel
+    assert [e["interruption"] for e in events if e["type"] == "input_audio_buffer.speech_judged"] == [False]
+    assert session.buffer.buffer.end > session._speaking_until  # the answer was heard to its end meanwhile
+    events = driver.append(tone(900)) + driver.append(quiet(1000))  # "... but what about Paris"
+    assert "input_audio_buffer.speech_started" not in types(events)  # the same turn goes on
+    assert "response.created" in types(events)  # and is answered, not taken for a backchannel
+
+
 @pytest.mark.parametrize(("script", "interrupts"), [(("What?",), True), (("Yeah.",), False)])
 def test_a_turn_committed_before_it_was_judged_waits_for_its_final_transcript(
     script: tuple[str, ...], interrupts: bool

@@ -386,7 +386,7 @@ def _realtime(
         instructions=settings.instructions or DEFAULT_INSTRUCTIONS,
         server_playback=server_playback,
         sees_images=bool(getattr(engines.chat, "sees_images", False)),
-        barge_in=barge_in_mode(settings.barge_in),
+        barge_in=barge_in_mode(settings.barge_in, call=server_playback),
         echo_cancellation=settings.echo_cancellation and echo.available(),
     )
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)

@@ -102,9 +102,10 @@ class Settings:
             session's long answers leave the engines to others (``0``: all as fast as it can; see
             runtime/pacing.py).
         barge_in: How speech over the assistant interrupts it in realtime sessions: ``immediate``
-            (OpenAI's: ``interrupt_response`` cancels at ``speech_started``) or ``adaptive``
-            (backchannels, coughs and noise do not; session/bargein.py). A session's
-            ``turn_detection.barge_in`` overrides it.
+            (OpenAI's: ``interrupt_response`` cancels at ``speech_started``), ``adaptive``
+            (backchannels, coughs and noise do not; session/bargein.py), or ``auto`` (the default):
+            ``adaptive`` on WebRTC calls, where the server plays the audio, ``immediate`` on
+            WebSockets. A session's ``turn_detection.barge_in`` overrides it.
         echo_cancellation: Remove the server's own voice from realtime sessions' input (WebRTC's AEC3
             with the output as its reference, session/echo.py), so a speakerphone user's echo does
             not interrupt the answer. Off by default: browsers and phones cancel their own echo, and
@@ -201,7 +202,7 @@ class Settings:
     session_lifetime_s: int = 3600
     speech_lead_s: float = 5.0
     idle_timeout_s: int = 600
-    barge_in: str = "immediate"
+    barge_in: str = "auto"
     echo_cancellation: bool = False
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
@@ -228,8 +229,8 @@ class Settings:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        if self.barge_in not in ("immediate", "adaptive"):  # stop at start, not at a session (session/bargein.py)
-            raise ValueError(f"barge_in must be 'immediate' or 'adaptive', got {self.barge_in!r}")
+        if self.barge_in not in ("auto", "immediate", "adaptive"):  # stop at start, not at a session (bargein.py)
+            raise ValueError(f"barge_in must be 'auto', 'immediate' or 'adaptive', got {self.barge_in!r}")
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

@@ -126,12 +126,19 @@ class Verdict(enum.Enum):
     UNDECIDED = "undecided"  # hear more
 
 
-def barge_in_mode(value: str) -> BargeInMode:
-    """The server setting ``--barge-in``, checked."""
+def barge_in_mode(value: str, *, call: bool = False) -> BargeInMode:
+    """The server setting ``--barge-in``, checked, for a session on a WebRTC call or not (``call``).
+
+    ``auto`` (the default) is per door: ``adaptive`` on a call, where the server plays the answer and
+    holds it while it judges, so nothing is lost either way; ``immediate`` (OpenAI's) on a WebSocket,
+    where the client plays it and a strict client expects the cancel at ``speech_started``.
+    """
+    if value == "auto":
+        return "adaptive" if call else "immediate"
     for mode in BARGE_IN_MODES:
         if value == mode:
             return mode
-    raise ValueError(f"barge_in must be one of {', '.join(BARGE_IN_MODES)}, got {value!r}")
+    raise ValueError(f"barge_in must be one of auto, {', '.join(BARGE_IN_MODES)}, got {value!r}")
 
 
 def words_of(text: str) -> list[str]:

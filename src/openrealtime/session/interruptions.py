@@ -82,8 +82,9 @@ class Interruptions:
                 self._take(self._heard(self._barge.begin(item_id, hold=self.playback.pending)))
                 if self.buffer.turn is not None:
                     self.buffer.turn.urgent = True  # its words decide: decode them first
-            else:
-                self._tell_verdict(item_id, interruption=True)  # nothing to judge: a new turn
+            else:  # nothing plays: an ordinary turn, answered (even one judged a backchannel in a pause)
+                self._barge.dismissed = None
+                self._tell_verdict(item_id, interruption=True)
             return
         if (response := self.active_response) is not None:
             # Barge-in: one joint step, right after speech_started (reference 6.3).
