@@ -268,6 +268,8 @@ async def _assistant(args: argparse.Namespace) -> int:
         mute_mic=args.mute_mic,
         keep_audio=out is not None,
         transport=args.transport,
+        # Our extension, named only when asked: such a session is told each verdict (speech_judged).
+        turn_detection={"type": "server_vad", **({"barge_in": args.barge_in} if args.barge_in else {})},
     )
     try:
         tools = ToolRegistry.from_module(Path(args.tools)) if args.tools else None
@@ -359,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "immediate", "adaptive"],
         default=None,
         help="speech over an answer: cancel it at once, as OpenAI (immediate), or only a real interruption, "
-        "not a backchannel or a cough (adaptive); auto (the default): adaptive on WebRTC calls, immediate on WebSockets",
+        "not a backchannel or a cough (adaptive); auto (the default): adaptive on WebRTC calls, immediate "
+        "on WebSockets",
     )
     serve.add_argument(
         "--echo-cancellation",
@@ -494,6 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--tools", default=None, help="a Python file whose public functions become tools")
     va.add_argument("--tool-choice", default="auto", help="auto, none, required, or a tool name")
     va.add_argument("--mute-mic", action="store_true", help="mute the mic while the assistant speaks")
+    va.add_argument(
+        "--barge-in",
+        choices=["immediate", "adaptive"],
+        default=None,
+        help="our servers only: ask for this barge-in; adaptive pauses the answer while speech over it is "
+        "judged and resumes it after a backchannel (default: the server's)",
+    )
     va.add_argument("--out", default=None, help="file turn: save the answer here (default answer.wav)")
     va.add_argument("--play", action="store_true", help="file turn: also play the answer on the speaker")
     va.add_argument("--fast", action="store_true", help="send the file as fast as possible")

@@ -148,3 +148,10 @@ def test_the_verdict_event_is_typed_by_the_clients_lenient_parser() -> None:
     event = server_event_from_dict({"type": "input_audio_buffer.speech_judged", "item_id": "u1", "interruption": True})
     assert isinstance(event, SpeechJudged)
     assert (event.item_id, event.interruption) == ("u1", True)
+
+
+def test_the_assistant_cli_asks_for_a_barge_in_only_when_told() -> None:
+    from openrealtime.cli import build_parser
+
+    assert build_parser().parse_args(["assistant", "q.wav", "--barge-in", "adaptive"]).barge_in == "adaptive"
+    assert build_parser().parse_args(["assistant", "q.wav"]).barge_in is None
