@@ -190,6 +190,6 @@ async def test_over_the_real_models_the_answers_echo_does_not_interrupt_it(monke
     ):
         alone = await echo.run_echo_trial(session, None)
         spoken = await echo.run_echo_trial(session, user)
-    assert alone.played_s > 5
-    assert alone.self_interruptions == 0  # seconds of its own echo, and the answer goes on
-    assert spoken.user_heard  # the user is not missed
+    assert alone.played_s > 5, alone
+    assert alone.self_interruptions == 0, alone  # seconds of its own echo, and the answer goes on
+    assert spoken.user_heard, spoken  # the user is not missed
