@@ -87,7 +87,7 @@ def test_both_modes_are_valid_turn_detection() -> None:
 async def test_over_the_real_models_a_backchannel_goes_on_and_an_interruption_stops_the_answer() -> None:
     """The real server (Silero, Whisper, the LLM, piper) and synthesized speech over a long answer:
     OpenAI's immediate barge-in cancels at "Yeah."; the adaptive one lets the answer go on, and still
-    cancels at "Wait, can you say that again?"."""
+    cancels at "Wait, can you say that again?"; our client pauses for both and resumes after "Yeah."."""
     from openrealtime.bench.interruptions import ProbeSession
     from openrealtime.bench.target import server_target
     from openrealtime.bench.turn_clips import synthesize
@@ -109,3 +109,11 @@ async def test_over_the_real_models_a_backchannel_goes_on_and_an_interruption_st
     assert stopped.answer_in_progress
     assert stopped.cancelled
     assert stopped.onset_to_silence_s is not None
+    # Our client, told the verdicts (the session named barge_in): paused at speech_started both
+    # times, resumed after "Yeah.", and silent long before the cancel of "Wait, ...".
+    assert went_on.resumed
+    assert went_on.onset_to_client_silence_s is not None
+    assert not stopped.resumed
+    assert stopped.onset_to_client_silence_s is not None
+    assert stopped.onset_to_client_silence_s < stopped.onset_to_silence_s
+    assert strict.onset_to_client_silence_s is not None  # OpenAI's: it stops at speech_started
