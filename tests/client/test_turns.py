@@ -126,6 +126,16 @@ def test_a_new_answer_while_paused_stops_the_old_one() -> None:
     assert receive(turns, type="response.created", response=response) == [InterruptPlayback()]
 
 
+def test_a_session_left_while_paused_stops_the_player_whose_verdict_will_never_come() -> None:
+    turns = turns_with(ADAPTIVE)
+    answering(turns)
+    done = {"id": "resp_1", "status": "completed", "output": []}
+    assert receive(turns, type="response.done", response=done) == []  # generated; still playing
+    assert speech_started(turns) == [PausePlayback()]
+    assert turns.abandon(lost=False) == [StopPlayback()]  # a planned move: the new session judges nothing
+    assert turns.abandon(lost=True) == []
+
+
 @pytest.mark.parametrize(
     "turn_detection",
     [

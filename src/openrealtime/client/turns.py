@@ -443,7 +443,8 @@ class TurnTaking:
         Args:
             lost: The session closed unexpectedly (its answer stops playing); ``False`` for a planned move.
         """
-        actions: list[Action] = [StopPlayback()] if lost and self._active is not None else []
+        stop = (lost and self._active is not None) or self._paused_for is not None  # paused: no verdict will come
+        actions: list[Action] = [StopPlayback()] if stop else []
         for item in self.history.items():
             if not item.final and not item.held:
                 self.history.remove(item.id)
