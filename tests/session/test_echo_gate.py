@@ -54,6 +54,22 @@ def test_a_voice_over_the_echo_passes() -> None:
     assert np.mean(out[spoken] ** 2) > 0.7 * np.mean(near[spoken] ** 2)
 
 
+def test_a_new_answer_placed_with_another_lead_is_silenced_within_tens_of_milliseconds() -> None:
+    """The delay a new answer's echo comes back with moves when the server places it with another lead
+    over the listener; the gate looks again as soon as the input goes unexplained."""
+    far = speechlike(5, seed=4)
+    far[2 * RATE_HZ : 3 * RATE_HZ] = 0  # the first answer ends; the second starts at 3 s
+    near = room(far, delay=3040)
+    later = room(far, delay=6240)  # 390 ms: placed 200 ms further ahead of the listener
+    near[3 * RATE_HZ :] = later[3 * RATE_HZ :]
+    gate = EchoGate()
+    out = run(gate, near, far)
+    onset = 3 * RATE_HZ + 6240
+    assert 6240 in gate.delays
+    settled = slice(onset + RATE_HZ // 20, onset + RATE_HZ)  # from 50 ms after its echo began
+    assert np.mean(out[settled] ** 2) < 0.05 * np.mean(near[settled] ** 2)
+
+
 def test_before_the_delay_is_known_and_in_silence_nothing_is_touched() -> None:
     gate = EchoGate()
     quiet = np.zeros(CHUNK, np.float32)
@@ -74,3 +90,13 @@ def test_after_the_listener_runs_dry_the_next_speech_starts_where_it_is_placed()
     assert abs(np.flatnonzero(np.abs(got[:8000]) > 0.1)[-1] - 1600) < 40
     assert np.allclose(got[8400:9200], 0.25, atol=0.02)  # the second from where it was placed
     assert np.abs(got[8000:8400]).max() < 0.3  # with none of the first's tail in it
+
+
+def test_when_the_listener_reaches_the_end_of_what_was_sent_the_last_milliseconds_are_on_the_reference() -> None:
+    reference = EchoReference()
+    reference.play(np.full(2400, 0.5, np.float32), 24_000, now=0)  # 100 ms, part of it held back
+    assert reference.end < 1600
+    got = reference.take(0, 3200)  # the canceller passes its end: the listener runs dry there
+    assert reference.end == 1600
+    assert np.allclose(got[400:1560], 0.5, atol=0.02)
+    assert not got[1700:].any()

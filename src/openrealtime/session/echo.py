@@ -14,12 +14,13 @@ with the item it belongs to. It takes the rest back when the listener stops hear
 a barge-in or a clear (the client stops its player at the cancel; a call's track is cleared), only
 that item's at a ``conversation.item.truncate`` or a WebSocket client's ``response.cancel`` (the
 client stopped that answer; an answer placed after it, already playing, stays). A call's hold moves
-the rest to its release. Speech placed after the listener ran dry starts where it is placed (the
-resampler's tail ends the speech before). The placement is an estimate (network, the player's buffer
-and the room add their delay); AEC3 finds the remaining delay itself (it searches a few hundred
-milliseconds), and :class:`~openrealtime.session.echo_gate.EchoGate` silences the frames it lets
-through while it does (the onset of speech after a pause in the answer): input that correlates with
-the reference at the room's delay.
+the rest to its release. When the listener reaches the end of what was sent, the last milliseconds
+the reference's resampler still holds end the speech there, so the speech after a pause starts where
+it is placed and the speech before it has its whole reference. The placement is an estimate
+(network, the player's buffer and the room add their delay); AEC3 finds the remaining delay itself
+(it searches a few hundred milliseconds), and :class:`~openrealtime.session.echo_gate.EchoGate`
+silences the frames it lets through while it does (the onset of speech after a pause in the
+answer): input that correlates with the reference at the room's delay.
 """
 
 from __future__ import annotations
@@ -74,18 +75,23 @@ class EchoReference:
         """Speech of ``item_id`` sent to the listener at input position ``now``: it plays after what is
         queued."""
         if self._resampler is not None and (self._resampler.in_rate_hz != rate_hz or now > self.end):
-            # The listener ran dry (or a new rate): what the resampler still holds ends the speech
-            # before, where it played; kept in it, it would start this piece and push it late by the
-            # resampler's delay, a jump in the echo's delay at every restart that AEC3 must find again.
-            if (tail := self._resampler.flush()).size:
-                self._place(_Piece(self.end, tail, self._last_item))
-            self._resampler = None
+            self._end_speech()
         if self._resampler is None:
             self._resampler = StreamResampler(rate_hz, RATE_HZ)
         self._last_item = item_id
         out = self._resampler.process(samples)
         if out.size:
             self._place(_Piece(max(now, self.end), out, item_id))
+
+    def _end_speech(self) -> None:
+        """The listener runs dry (or a new rate comes): what the resampler still holds ends the speech,
+        where it plays. Kept in it, it would start the next piece and push it late by the resampler's
+        delay (a jump in the echo's delay at every restart, which AEC3 must find again), and the last
+        milliseconds before a pause would have no reference."""
+        assert self._resampler is not None
+        if (tail := self._resampler.flush()).size:
+            self._place(_Piece(self.end, tail, self._last_item))
+        self._resampler = None
 
     def _place(self, piece: _Piece) -> None:
         self._pieces.append(piece)
@@ -125,6 +131,8 @@ class EchoReference:
     def take(self, start: int, count: int) -> Samples:
         """The reference for input positions ``[start, start + count)`` (silence where nothing plays);
         what lies before ``start - KEEP_BEHIND_S`` is forgotten."""
+        if self._resampler is not None and start + count > self.end:
+            self._end_speech()  # the listener reaches the end of what was sent
         out = np.zeros(count, np.float32)
         for piece in self._pieces:
             lo, hi = max(start, piece.start), min(start + count, piece.start + piece.samples.size)

@@ -8,13 +8,16 @@ the delay again (offline, the bench's room: 0-5 dB removed on those frames, agai
 has them), and Silero calls that speech: the answer cancels itself within half a second.
 
 :class:`EchoGate` looks at the input as it came (before AEC3) and at the reference, each placed on
-the input's timeline. It finds the room's delay (the lag at which the input correlates best with the
-reference over the last second, searched every quarter second while the reference plays, up to
-``MAX_DELAY_MS``) and then, frame by frame, how much of the last 40 ms of input the reference explains
-at that lag: the normalized correlation, whose square is about the echo's share of the input's
-energy. A frame the echo dominates (``ECHO_CORRELATION``, a share over 40 %) is silenced in the
-canceller's output. A user speaking over the answer is not: their voice does not correlate with the
-reference, so as soon as it is as loud as the echo the frame passes, with what AEC3 made of it.
+the input's timeline. It finds the room's delay: the lags at which the input correlates best with the
+reference over the last second (searched every quarter second while the reference plays, up to
+``MAX_DELAY_MS``), and again over the last quarter second as soon as input goes unexplained while the
+reference plays (a new answer placed with another lead over the listener moves the delay). Then,
+frame by frame, it asks how much of the last 40 ms of input the reference explains at those lags:
+the normalized correlation, whose square is about the echo's share of the input's energy. A frame the
+echo dominates (``ECHO_CORRELATION``, a share over 40 %) is silenced in the canceller's output. A
+user speaking over the answer is not: their voice does not correlate with the reference, so as soon
+as it is about as loud as the echo the frame passes, with what AEC3 made of it. A reverberant room
+lowers the correlation of its echo too: there the gate silences less, and AEC3 does the rest.
 """
 
 from __future__ import annotations
@@ -26,13 +29,17 @@ from openrealtime.audio.types import Samples
 RATE_HZ = 16_000
 FRAME = RATE_HZ // 100  # the canceller's 10 ms frames
 WINDOW = RATE_HZ * 40 // 1000  # input judged per frame: the last 40 ms
-MAX_DELAY_MS = 600  # from where the reference is placed to where its echo comes back, at most
+MAX_DELAY_MS = 1000  # from where the reference is placed to where its echo comes back, at most
 MAX_DELAY = RATE_HZ * MAX_DELAY_MS // 1000
 SEARCH_SPAN = RATE_HZ  # the delay is searched over the last second of input ...
 SEARCH_EVERY = RATE_HZ // 4  # ... every quarter second while the reference plays
 DELAY_FOUND = 0.3  # the correlation at the best lag for it to be taken as the room's delay
 JITTER = 16  # the delay is looked for again within +-1 ms of the one found, frame by frame
-COVERED = 0.5  # a lag is searched where the reference's energy is at least half its most
+COVERED = 0.1  # a lag is searched where the reference's energy is a tenth of its most or more
+QUICK_SPAN = RATE_HZ // 4  # input unexplained while the reference plays: the last quarter second ...
+QUICK_EVERY = 4 * FRAME  # ... searched again at most every 40 ms
+QUICK_FOUND = 0.5  # a clearer correlation asked of so short a search, which looks at every lag the
+QUICK_COVERED = 0.0  # reference sounded at: at an answer's onset the right one holds only its first ms
 PEAKS = 3  # lags kept from a search: the direct sound and its strongest reflections
 ECHO_CORRELATION = 0.65  # the echo's share of the frame's energy over 40 %
 SILENT = 1e-8  # mean square under which a window carries nothing (-80 dBFS)
@@ -59,6 +66,7 @@ class EchoGate:
         self._far = _Recent(keep)
         self.delays: list[int] = []  # samples from the reference to its echo: the best lags found
         self._since_search = 0
+        self._since_quick = QUICK_EVERY
         self.silenced_frames = 0
 
     def process(self, near: Samples, far: Samples, out: Samples) -> Samples:
@@ -71,41 +79,63 @@ class EchoGate:
             self._since_search += FRAME
             if self._since_search >= SEARCH_EVERY:
                 self._since_search = 0
-                self._search()
-            if self.delays and self._echo_dominates():
+                self.delays = self._search(SEARCH_SPAN, DELAY_FOUND, COVERED) or self.delays
+            self._since_quick += FRAME
+            # Silenced, not attenuated, and with no hold after a voice over the answer: both let the
+            # echo's onset start turns (offline, the bench's room), and neither heard the user sooner.
+            if self._echo_dominates() or (self._may_have_moved() and self._echo_dominates()):
                 out[start : start + FRAME] = 0.0
                 self.silenced_frames += 1
         return out
 
-    def _search(self) -> None:
-        """The room's delay: the lag of the best correlation of the last second of input with the
-        reference, when the reference played in it and the correlation is clear."""
-        near = self._near.samples[-SEARCH_SPAN:]
-        far = self._far.samples[-(SEARCH_SPAN + MAX_DELAY) :]
+    def _may_have_moved(self) -> bool:
+        """Input the known delays do not explain while the reference plays: the room's delay may have
+        moved (a new answer placed with another lead over the listener): look again over the last
+        quarter second, at most every ``QUICK_EVERY``; whether a new delay was found."""
+        if self._since_quick < QUICK_EVERY:
+            return False
+        recent = self._far.samples[-(MAX_DELAY + WINDOW) :]
+        near = self._near.samples[-WINDOW:]
+        if float(recent @ recent) < SILENT * recent.size or float(near @ near) < SILENT * near.size:
+            return False
+        self._since_quick = 0
+        found = self._search(QUICK_SPAN, QUICK_FOUND, QUICK_COVERED)
+        if not found or found[0] in self.delays:
+            return False
+        self.delays = [found[0], *self.delays][: PEAKS + 1]
+        return True
+
+    def _search(self, span: int, found: float, covered: float) -> list[int]:
+        """The room's delays: the lags of the best correlations (``found`` or more) of the last
+        ``span`` samples of input with the reference, the best first; none when the reference did not
+        play in it or no correlation is clear."""
+        near = self._near.samples[-span:]
+        far = self._far.samples[-(span + MAX_DELAY) :]
         near_energy = float(near @ near)
         if near_energy < SILENT * near.size or float(far @ far) < SILENT * far.size:
-            return
+            return []
         size = 1 << int(np.ceil(np.log2(far.size + near.size)))
         spectrum = np.fft.rfft(far, size) * np.conj(np.fft.rfft(near, size))
         # correlation[k] = sum near[t] * far[t + k]; the echo of far[t + k] is heard at near[t + MAX_DELAY],
         # so lag k holds delay MAX_DELAY - k
         correlation = np.fft.irfft(spectrum, size)[: MAX_DELAY + 1]
         cumulative = np.concatenate([[0.0], np.cumsum(far.astype(np.float64) ** 2)])
-        far_energy = cumulative[SEARCH_SPAN : SEARCH_SPAN + MAX_DELAY + 1] - cumulative[: MAX_DELAY + 1]
-        # Only lags at which the reference carried most of its sound: at a lag where the window holds
-        # a sliver of it, a chance match would look like a strong one.
-        covered = far_energy >= COVERED * float(far_energy.max())
-        strength = np.where(covered, np.abs(correlation) / np.sqrt(near_energy * np.maximum(far_energy, 1e-20)), 0.0)
+        far_energy = cumulative[span : span + MAX_DELAY + 1] - cumulative[: MAX_DELAY + 1]
+        # Only lags at which the reference carried enough of its sound: where the window holds a sliver
+        # of it, a chance match can look strong (the quick search asks a clearer one instead).
+        lags = far_energy >= max(covered * float(far_energy.max()), SILENT * span)
+        strength = np.where(lags, np.abs(correlation) / np.sqrt(near_energy * np.maximum(far_energy, 1e-20)), 0.0)
         peaks: list[int] = []
         for lag in np.argsort(strength)[::-1]:
-            if strength[lag] < DELAY_FOUND or len(peaks) == PEAKS:
+            if strength[lag] < found or len(peaks) == PEAKS:
                 break
             if all(abs(int(lag) - p) > 2 * JITTER for p in peaks):
                 peaks.append(int(lag))
-        if peaks:  # the direct sound and the strongest reflections (the room may have moved)
-            self.delays = [MAX_DELAY - p for p in peaks]
+        return [MAX_DELAY - p for p in peaks]  # the direct sound and the strongest reflections
 
     def _echo_dominates(self) -> bool:
+        if not self.delays:
+            return False
         near = self._near.samples[-WINDOW:]
         near_energy = float(near @ near)
         if near_energy < SILENT * WINDOW:
