@@ -235,8 +235,7 @@ class InputAudioBuffer:
         if isinstance(event, SilenceStart) and turn.state is TurnState.SPEAKING:
             turn.to(TurnState.PAUSED)
             turn.pause_start = event.sample
-            self._words.paused_again(turn)
-            return []
+            return self._words.paused_again(turn, event.sample)
         if isinstance(event, SpeechResumed) and turn.state is TurnState.PAUSED:
             turn.to(TurnState.SPEAKING)
             turn.pause_start = None
