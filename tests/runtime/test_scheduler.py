@@ -215,9 +215,10 @@ def test_within_a_tier_the_session_that_used_the_worker_least_goes_first(worker:
     next, since it used the worker least of late (it waited a round of their finals before)."""
     ran: list[str] = []
     release, gate = hold(worker)
-    with worker._cv:  # the floods' recent use of the worker: seconds of decoding each
+    with worker._cv:  # the floods' recent use of the worker: seconds of decoding each, at one instant
+        now = time.monotonic()  # (at successive instants the first would have decayed most: a tie broken by load)
         for flooder in ("f1", "f2", "f3", "f4"):
-            worker._ran(flooder, 2.0, time.monotonic())
+            worker._ran(flooder, 2.0, now)
     futures = [
         worker.submit(f"{f}-{i}", PRIORITY_FINAL, recorder(ran, f), key=f)
         for i in range(2)
