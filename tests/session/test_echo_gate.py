@@ -100,3 +100,18 @@ def test_when_the_listener_reaches_the_end_of_what_was_sent_the_last_millisecond
     assert reference.end == 1600
     assert np.allclose(got[400:1560], 0.5, atol=0.02)
     assert not got[1700:].any()
+
+
+def test_frames_aec3_already_cancelled_are_left_as_it_made_them() -> None:
+    far = speechlike(3, seed=1)
+    near = room(far, delay=3040)
+    gate = EchoGate()
+    cancelled = 0.3 * near  # AEC3 took 10 dB out everywhere: what is left is its to pass
+    out = np.concatenate(
+        [
+            gate.process(near[i : i + CHUNK], far[i : i + CHUNK], cancelled[i : i + CHUNK])
+            for i in range(0, near.size, CHUNK)
+        ]
+    )
+    assert gate.delays[0] == 3040  # it still follows the room
+    np.testing.assert_array_equal(out, cancelled)

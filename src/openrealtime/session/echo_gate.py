@@ -12,11 +12,14 @@ the input's timeline. It finds the room's delay: the lags at which the input cor
 reference over the last second (searched every quarter second while the reference plays, up to
 ``MAX_DELAY_MS``), and again over the last quarter second as soon as input goes unexplained while the
 reference plays (a new answer placed with another lead over the listener moves the delay). Then,
-frame by frame, it asks how much of the last 40 ms of input the reference explains at those lags:
-the normalized correlation, whose square is about the echo's share of the input's energy. A frame the
-echo dominates (``ECHO_CORRELATION``, a share over 40 %) is silenced in the canceller's output. A
-user speaking over the answer is not: their voice does not correlate with the reference, so as soon
-as it is about as loud as the echo the frame passes, with what AEC3 made of it. A reverberant room
+frame by frame, where AEC3 took less than ``REMOVED_DB`` out of the frame (where it has the echo
+it takes 40-60 dB), it asks how much of the last 40 ms of input the reference explains at those
+lags: the normalized correlation, whose square is about the echo's share of the input's energy. A
+frame the echo dominates (``ECHO_CORRELATION``, a share over 40 %) is silenced in the canceller's
+output. A user speaking over the answer is not: their voice does not correlate with the reference,
+so as soon as it is about as loud as the echo the frame passes, and where AEC3 took the echo out of
+their weaker sounds those pass as AEC3 made them (silencing them too held back the user's turn by up
+to a second, offline). A reverberant room
 lowers the correlation of its echo too: there the gate silences less, and AEC3 does the rest.
 """
 
@@ -42,6 +45,7 @@ QUICK_FOUND = 0.5  # a clearer correlation asked of so short a search, which loo
 QUICK_COVERED = 0.0  # reference sounded at: at an answer's onset the right one holds only its first ms
 PEAKS = 3  # lags kept from a search: the direct sound and its strongest reflections
 ECHO_CORRELATION = 0.65  # the echo's share of the frame's energy over 40 %
+REMOVED_DB = 6.0  # AEC3 removed this much of a frame or more: it has the echo there
 SILENT = 1e-8  # mean square under which a window carries nothing (-80 dBFS)
 
 
@@ -83,10 +87,19 @@ class EchoGate:
             self._since_quick += FRAME
             # Silenced, not attenuated, and with no hold after a voice over the answer: both let the
             # echo's onset start turns (offline, the bench's room), and neither heard the user sooner.
-            if self._echo_dominates() or (self._may_have_moved() and self._echo_dominates()):
-                out[start : start + FRAME] = 0.0
+            frame = out[start : start + FRAME]
+            if not self._cancelled(near[start : start + FRAME], frame) and (
+                self._echo_dominates() or (self._may_have_moved() and self._echo_dominates())
+            ):
+                frame[:] = 0.0
                 self.silenced_frames += 1
         return out
+
+    @staticmethod
+    def _cancelled(near: Samples, out: Samples) -> bool:
+        """AEC3 took ``REMOVED_DB`` or more out of the frame: it has the echo; what is left (a voice
+        over the answer, most often) is its to pass."""
+        return float(out @ out) * 10 ** (REMOVED_DB / 10) <= float(near @ near)
 
     def _may_have_moved(self) -> bool:
         """Input the known delays do not explain while the reference plays: the room's delay may have
