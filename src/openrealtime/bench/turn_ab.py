@@ -181,6 +181,8 @@ def ab_table(mode: str, runs: Runs) -> str:
     lines.append(f"| cut off (clips) | {cut[0]} | {cut[1]} | |")
     begun = [sum(c.answers_begun for _, c in runs[v]) for v in ("A", "B")]
     lines.append(f"| answers begun (all clips) | {begun[0]} | {begun[1]} | |")
+    for variant, trials in (("A", a_trials), ("B", b_trials)):
+        lines += [f"- cut off in {variant}: [{t.voice}] {t.text}" for t in trials if t.cut_off]
     return "\n".join(lines)
 
 
