@@ -11,7 +11,7 @@ from openrealtime.bench.turn_trace import ClipTrace
 from openrealtime.bench.turns import Trial
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.endpointing import END_OF_TURN
-from openrealtime.session.turns import TurnTranscriber
+from openrealtime.session.flicker import FlickerKeeper
 from tests.conftest import TIMEOUT_S
 
 ANSWER = "The capital of France is Paris, and it is lovely."
@@ -26,15 +26,15 @@ def clauses(text: str) -> list[str]:
 
 
 def test_the_levers_go_off_while_patched_and_back_on_after() -> None:
-    resumed = TurnTranscriber.speech_resumed
+    resumed = FlickerKeeper.speech_resumed
     assert clauses(ANSWER) == ["The capital of France", "is Paris,", "and it is lovely."]
     with levers_off(LEVERS):
         assert clauses(ANSWER) == ["The capital of France is Paris,", "and it is lovely."]
         assert END_OF_TURN["medium"].check_pause_ms == 160
-        assert TurnTranscriber.speech_resumed is not resumed
+        assert FlickerKeeper.speech_resumed is not resumed
     assert clauses(ANSWER) == ["The capital of France", "is Paris,", "and it is lovely."]
     assert END_OF_TURN["medium"].check_pause_ms == 128
-    assert TurnTranscriber.speech_resumed is resumed
+    assert FlickerKeeper.speech_resumed is resumed
     with levers_off(["flicker"]):  # one lever alone
         assert clauses(ANSWER)[0] == "The capital of France"
 

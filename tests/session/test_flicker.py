@@ -15,10 +15,10 @@ from typing import Any
 
 from openrealtime.engines.fake import EnergyVad
 from openrealtime.session.commands import Command, Generate, Transcribe, TranscriptReady
+from openrealtime.session.flicker import FLICKER_MS, FLICKER_SPAN_MS
 from openrealtime.session.ids import Ids
 from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SessionInfo
-from openrealtime.session.turns import FLICKER_MS, FLICKER_SPAN_MS
 from tests.conftest import quiet, tone
 from tests.session.driver import RealtimeDriver
 

@@ -11,7 +11,7 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
 * ``first_clause``: the first clause cut at 24 characters where a phrase can rest, the rest of its
   sentence its own piece (:mod:`~openrealtime.session.clauses`); off: cut at 40, at any word.
 * ``flicker``: the pause's final decode and answer kept across a flicker of the VAD
-  (:mod:`~openrealtime.session.turns` ``FLICKER_MS``); off: dropped at the first frame of speech.
+  (:mod:`~openrealtime.session.flicker`); off: dropped at the first frame of speech.
 * ``ask_sooner``: ``semantic_vad`` medium asks the end-of-turn model after 128 ms of pause; off: 160.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
@@ -34,7 +34,8 @@ from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, c
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
 from openrealtime.session import endpointing
 from openrealtime.session.clauses import ClauseSplitter
-from openrealtime.session.turns import Turn, TurnTranscriber
+from openrealtime.session.flicker import FlickerKeeper
+from openrealtime.session.turns import Turn
 
 LEVERS = ("first_clause", "flicker", "ask_sooner")
 OLD_FIRST_MAX_CHARS = 40
@@ -75,8 +76,8 @@ class OldSplitter:
         return []
 
 
-def _drop_at_once(self: TurnTranscriber, turn: Turn, sample: int) -> list[Any]:
-    return self.drop_speculation(turn)
+def _drop_at_once(self: FlickerKeeper, turn: Turn, sample: int) -> list[Any]:
+    return self._drop(turn)
 
 
 @contextlib.contextmanager
@@ -92,7 +93,7 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         for name in ("__init__", "_find_cut", "flush"):
             patch(ClauseSplitter, name, getattr(OldSplitter, name))
     if "flicker" in levers:
-        patch(TurnTranscriber, "speech_resumed", _drop_at_once)
+        patch(FlickerKeeper, "speech_resumed", _drop_at_once)
     if "ask_sooner" in levers:
         old = endpointing.END_OF_TURN["medium"]
         slower = dataclasses.replace(old, check_pause_ms=OLD_CHECK_PAUSE_MS)

@@ -200,7 +200,7 @@ class InputAudioBuffer:
             for event in frame.events:
                 out += self._on_vad(event)
             if self.turn is not None and self.turn.state is TurnState.SPEAKING:
-                out += self._words.speech_goes_on(self.turn, frame.start + self._vad.frame_samples)
+                out += self._words.flicker.speech_goes_on(self.turn, frame.start + self._vad.frame_samples)
             if self.turn is not None and self.turn.state is TurnState.PAUSED:
                 out += self._words.speculate(self.turn, vad_enabled=self.vad_enabled)
             out += self._maybe_end_semantic_turn()
@@ -235,12 +235,12 @@ class InputAudioBuffer:
         if isinstance(event, SilenceStart) and turn.state is TurnState.SPEAKING:
             turn.to(TurnState.PAUSED)
             turn.pause_start = event.sample
-            return self._words.paused_again(turn, event.sample)
+            return self._words.flicker.paused_again(turn, event.sample)
         if isinstance(event, SpeechResumed) and turn.state is TurnState.PAUSED:
             turn.to(TurnState.SPEAKING)
             turn.pause_start = None
             # Perhaps a flicker on a last consonant: the pause's words and answer are kept a moment.
-            return self._drop_question() + self._words.speech_resumed(turn, event.sample)
+            return self._drop_question() + self._words.flicker.speech_resumed(turn, event.sample)
         if isinstance(event, SpeechEnd) and self.vad_enabled:
             stopped = se.SpeechStopped(audio_end_ms=samples_to_ms(event.sample), item_id=turn.item_id)
             return [stopped, *self._commit_turn(turn, end=event.sample, speech_end=event.speech_end)]
@@ -374,7 +374,7 @@ class InputAudioBuffer:
 
     def _commit_turn(self, turn: Turn, *, end: int, speech_end: int) -> list[Output]:
         self._input_ms_since_commit = 0.0
-        out = self._drop_question() + self._words.before_commit(turn)
+        out = self._drop_question() + self._words.flicker.before_commit(turn)
         turn.to(TurnState.COMMITTED)
         turn.duration_samples = end - turn.start
         self.turn = None

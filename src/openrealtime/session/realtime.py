@@ -364,7 +364,7 @@ class RealtimeSession(SessionShell, Interruptions):
         """The pause may end the turn: start the answer now, so its first audio is ready sooner.
 
         An answer already begun on the same words of the same turn is kept (a pause after a flicker
-        of the VAD heard what the pause before it did: session/turns.py ``FLICKER_MS``)."""
+        of the VAD heard what the pause before it did: session/flicker.py)."""
         kept = self._speculative
         if kept is not None and kept.answers_turn == may_end.item_id and self._speculated_words == may_end.text:
             return

@@ -35,6 +35,7 @@ from openrealtime.protocol import server_events as se
 from openrealtime.protocol.config import AudioInput, ServerVad
 from openrealtime.session.captions import CaptionTracker
 from openrealtime.session.commands import CancelJob, JobFailed, Transcribe, TranscriptReady
+from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.ids import Ids
 from openrealtime.session.logprobs import WordLogprobs, wire_logprobs, word_logprobs
@@ -56,19 +57,6 @@ FIRST_CAPTION_STEP_MS = 100
 # due this much early; an exact threshold would often wait one more chunk and stretch 200 ms to 300.
 RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
-# Speech that resumes in a pause and stops again within this long is a flicker of the VAD (the burst
-# of a last consonant: "homewor|k", Silero calls the closure before it a pause), not the speaker
-# going on: a voice session keeps the pause's final decode and the answer begun on it, and the next
-# pause's decode confirms them when it hears the same words (bench turns --turn-trace: 5 of 39 clips
-# lost 100-150 ms to a re-asked decode and a restarted answer; the flickers traced were 2-3 Silero
-# frames, 64-96 ms). Longer speech is the speaker going on and drops them, as any speech did before.
-FLICKER_MS = 200
-# ...and only when the next pause begins within this long of the pause whose words were kept: a pause
-# that began further before the end of the last word decoded fewer of its sounds. Offline, tiny.en
-# heard the same words in 36 / 33 / 28 / 23 of the 39 clips cut 32 / 64 / 96 / 128 ms before their
-# end ("capital of friend?" for "...France?" at -107 ms, traced); Silero calls the pause 45-115 ms after
-# the last sample, so 160 ms between the two pauses is a cut about 64 ms before the end.
-FLICKER_SPAN_MS = 160
 # A transcription session's speculative final starts this long before server_vad's silence ends the
 # turn (at least: see FINAL_LATENCY_MARGIN), so the transcript is still ready at the end.
 FINAL_DECODE_LEAD_MS = 250
@@ -115,7 +103,7 @@ class Turn:
     final_logprobs: list[WordLogprobs] | None = None  # and its words' tokens
     duration_samples: int = 0
     heard: str = ""  # the newest live decode, whole (the captions send only its agreed words)
-    # Across a flicker (FLICKER_MS): where speech resumed, and the earlier pause's decode kept, running
+    # Across a flicker (session/flicker.py): where speech resumed, and the earlier pause's decode kept, running
     # (kept_job) or done (kept_words: an answer may have begun on them), until the next pause's decode
     # confirms or replaces them.
     flicker_start: int | None = None
@@ -172,6 +160,7 @@ class TurnTranscriber:
         self._config = AudioInput()
         self._logprobs = False
         self._final_latency_ms = 0  # how long the last final decode took, in audio (see FINAL_LATENCY_MARGIN)
+        self.flicker = FlickerKeeper(cancel=self._cancel, drop=self.drop_speculation, enabled=always)
 
     def configure(self, config: AudioInput, *, logprobs: bool = False) -> None:
         """Take the session's ``audio.input``, and whether its ``include`` asks for logprobs."""
@@ -307,72 +296,12 @@ class TurnTranscriber:
             out += self._cancel(turn.speculative_job)
             turn.speculative_job = None
         signalled = turn.final_result is not None or turn.kept_words is not None
-        out += self._forget_kept(turn)
+        out += self.flicker.forget(turn)
         if signalled:
             out.append(TurnGoesOn(turn.item_id))
         turn.final_result = None
         turn.final_logprobs = None
         return out
-
-    # --- a flicker of the VAD in a pause (FLICKER_MS) ----------------------------------------------
-
-    def speech_resumed(self, turn: Turn, sample: int) -> list[Output]:
-        """Speech came back in a pause at ``sample``. A voice session keeps the pause's final decode
-        (and the answer begun on it) for ``FLICKER_MS``: the VAD may have flickered on a last
-        consonant. Otherwise, or with nothing to keep, the speculation is dropped at once."""
-        held = (turn.speculative_job, turn.final_result, turn.kept_job, turn.kept_words)
-        if not self._always or all(h is None for h in held):
-            return self.drop_speculation(turn)
-        out: list[Output] = []
-        if turn.final_result is not None:  # this pause's words are known: they are what is kept
-            out += self._forget_kept(turn)
-            turn.kept_words, turn.kept_from = turn.final_result, turn.speculative_end
-        elif turn.kept_words is not None or turn.speculative_job is None:
-            out += self._cancel_if(turn.speculative_job)  # an earlier flicker's words (or decode) stay kept
-        else:  # this pause's decode is running: it goes on, as the kept one
-            out += self._cancel_if(turn.kept_job)
-            turn.kept_job, turn.kept_from = turn.speculative_job, turn.speculative_end
-        turn.speculative_job, turn.final_result, turn.final_logprobs = None, None, None
-        turn.flicker_start = sample
-        return out
-
-    def speech_goes_on(self, turn: Turn, position: int) -> list[Output]:
-        """The turn is spoken up to ``position``: speech that outlasts a flicker drops what was kept."""
-        if turn.flicker_start is None or position - turn.flicker_start <= ms_to_samples(FLICKER_MS):
-            return []
-        turn.flicker_start = None
-        return self.drop_speculation(turn)
-
-    def paused_again(self, turn: Turn, sample: int) -> list[Output]:
-        """A pause began at ``sample``, within ``FLICKER_MS`` of the flicker: its own decode will check
-        the kept words, if it began within ``FLICKER_SPAN_MS`` of their pause (else they are dropped)."""
-        turn.flicker_start = None
-        kept = turn.kept_job is not None or turn.kept_words is not None
-        if kept and sample - turn.kept_from > ms_to_samples(FLICKER_SPAN_MS):
-            return self.drop_speculation(turn)
-        return []
-
-    def _forget_kept(self, turn: Turn) -> list[Output]:
-        out = self._cancel_if(turn.kept_job)
-        turn.kept_job, turn.kept_words, turn.flicker_start = None, None, None
-        return out
-
-    def _cancel_if(self, job_id: str | None) -> list[Output]:
-        return self._cancel(job_id) if job_id is not None else []
-
-    def _on_kept(self, turn: Turn, text: str) -> list[Output]:
-        """The kept decode's words: an answer may begin on them (the next pause's words confirm it)."""
-        turn.kept_job = None
-        if turn.committed:
-            return []
-        turn.kept_words = text
-        return [TurnMayEnd(turn.item_id, text)]
-
-    def _settle_kept(self, turn: Turn) -> list[Output]:
-        """This pause's words came back: what was kept across a flicker is done with. Where they are
-        the kept words, the ``TurnMayEnd`` that follows keeps the answer begun on them (the session
-        compares the words); where they differ, it replaces it."""
-        return self._forget_kept(turn)
 
     def cancel_partial(self, turn: Turn) -> list[Output]:
         if turn.partial_job is None:
@@ -381,13 +310,6 @@ class TurnTranscriber:
         return self._cancel(job_id)
 
     # --- at the commit -----------------------------------------------------------------------------
-
-    def before_commit(self, turn: Turn) -> list[Output]:
-        """The turn is about to be committed: an answer begun on words kept across a flicker that the
-        last pause's decode has not confirmed is dropped (the commit makes it afresh from the final)."""
-        unconfirmed = turn.kept_words is not None and turn.final_result is None
-        out = self._forget_kept(turn)
-        return [*out, TurnGoesOn(turn.item_id)] if unconfirmed else out
 
     def finalize(self, turn: Turn, *, speech_end: int) -> list[Output]:
         """The turn was committed with its speech ending at ``speech_end``: settle its transcript."""
@@ -435,11 +357,13 @@ class TurnTranscriber:
             return out + self.schedule_partial(turn)
         self._final_latency_ms = samples_to_ms(self._buffer.end - job.asked_at)
         if result.job_id == turn.kept_job:
-            return self._on_kept(turn, text)
+            return self.flicker.on_kept(turn, text)
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
             turn.final_logprobs = logprobs
-            return [*self._settle_kept(turn), TurnMayEnd(turn.item_id, text)]
+            # What was kept across a flicker is done with: where these are its words, the session
+            # keeps the answer begun on them (it compares the words); where not, this replaces it.
+            return [*self.flicker.forget(turn), TurnMayEnd(turn.item_id, text)]
         return self._complete(turn, text, logprobs)
 
     def _on_failure(self, job: _Job, result: JobFailed) -> list[Output]:
