@@ -64,12 +64,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
         if args.session_kind == "assistant":
             from openrealtime.bench.assistant_load import run_assistant_load_bench
-            from openrealtime.bench.turns import select_modes
 
-            try:
-                modes = select_modes(args.turn_modes) if args.turn_modes else ()
-            except ValueError as exc:
-                print(f"bench: {exc}", file=sys.stderr)
+            modes = _turn_modes(args.turn_modes)
+            if modes is None:
                 return 2
             job = run_assistant_load_bench(
                 url=args.url,
@@ -77,7 +74,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 max_sessions=args.max_sessions,
                 turns=turns,
                 api_key=key,
-                turn_detection=modes[0].turn_detection if modes else None,
+                turn_detection=modes[0].turn_detection if args.turn_modes else None,
             )
         else:
             job = run_load_bench(url=args.url, out_dir=out, max_sessions=args.max_sessions, api_key=key)
@@ -99,13 +96,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
         job = run_translation_bench(url=args.url, out_dir=out, language=args.to, api_key=key)
     elif args.kind == "turns":
-        from openrealtime.bench.turns import run_turns_bench, select_modes
+        from openrealtime.bench.turns import run_turns_bench
 
         parts = tuple(int(p) for p in args.turn_parts.split(","))
-        try:
-            modes = select_modes(args.turn_modes)
-        except ValueError as exc:
-            print(f"bench: {exc}", file=sys.stderr)
+        modes = _turn_modes(args.turn_modes)
+        if modes is None:
             return 2
         job = run_turns_bench(
             url=args.url,
@@ -135,6 +130,18 @@ def run_bench(args: argparse.Namespace) -> int:
     except SERVER_ERRORS as exc:
         print(f"bench {args.kind}: {exc}", file=sys.stderr)
         return 1
+
+
+def _turn_modes(spec: str | None) -> tuple[Any, ...] | None:
+    """The turn detections ``--turn-modes`` names (every one for ``None``); ``None`` after saying why
+    when it names an unknown one."""
+    from openrealtime.bench.turns import select_modes
+
+    try:
+        return select_modes(spec)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return None
 
 
 def add_bench_parser(sub: Any) -> None:

@@ -59,3 +59,12 @@ async def configured_session(
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+async def wait_until(changed: asyncio.Event, condition: Callable[[], bool], timeout_s: float) -> None:
+    """Until ``condition`` holds, looking again each time the reader sets ``changed`` (a new event);
+    ``TimeoutError`` after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            changed.clear()
+            await changed.wait()

@@ -37,7 +37,7 @@ import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
-from openrealtime.bench.configured import configured_session
+from openrealtime.bench.configured import configured_session, wait_until
 from openrealtime.bench.echo_room import (
     CHUNK,
     CHUNK_MS,
@@ -113,10 +113,7 @@ class EchoSession:
             self._changed.set()
 
     async def _until(self, condition: Any, timeout_s: float = SETTLE_WAIT_S) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_until(self._changed, condition, timeout_s)
 
     async def send_mic(self, chunk: Samples) -> None:
         await self._conn.append_audio(float_to_pcm16(np.clip(chunk, -1, 1)))

@@ -41,7 +41,7 @@ import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
-from openrealtime.bench.configured import configured_session
+from openrealtime.bench.configured import configured_session, wait_until
 from openrealtime.bench.report import distribution, progress
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.client.assistant_config import AssistantOptions
@@ -256,10 +256,7 @@ class ProbeSession:
             self._changed.set()
 
     async def _until(self, condition: Any, timeout_s: float = SETTLE_WAIT_S) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_until(self._changed, condition, timeout_s)
 
     async def _silence_until(self, condition: Any, timeout_s: float) -> None:
         """Stream silence at real time until ``condition`` holds."""

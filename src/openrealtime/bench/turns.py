@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
-from openrealtime.bench.configured import configured_session
+from openrealtime.bench.configured import configured_session, wait_until
 from openrealtime.bench.report import Plots, Series, distribution, progress, write_results
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.bench.target import server_target
@@ -173,10 +173,7 @@ class TrialSession:
             self._changed.set()
 
     async def _until(self, condition: Any, timeout_s: float = SETTLE_WAIT_S) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
+        await wait_until(self._changed, condition, timeout_s)
 
     async def _warm_up(self) -> None:
         item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello."}]}
