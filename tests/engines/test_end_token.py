@@ -1,0 +1,40 @@
+"""The default LLM's probability of its end-of-message token after a user's words (real model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from openrealtime.engines.end_token import EndTokenModel, end_probability
+
+SYSTEM = [{"role": "system", "content": "You are a helpful voice assistant."}]
+
+
+def test_end_probability_is_the_softmax_of_the_token() -> None:
+    logits = np.array([0.0, np.log(3.0)])
+    assert end_probability(logits, 1) == pytest.approx(0.75)
+    assert end_probability(np.array([1000.0, 0.0]), 0) == pytest.approx(1.0)
+
+
+@pytest.mark.real
+def test_a_finished_question_ends_the_message_far_likelier_than_a_fragment() -> None:
+    model = EndTokenModel()
+    tokens, end = model.prompt("what is the capital of france", SYSTEM)
+    assert model._llm.detokenize([end], special=True) == b"<|im_end|>"
+    assert model._llm.detokenize(tokens[-2:]).strip().endswith(b"france")
+    finished = model.probability("what is the capital of france", SYSTEM)
+    fragment = model.probability("what is the capital of", SYSTEM)
+    assert finished > 100 * fragment
+
+
+@pytest.mark.real
+def test_the_shared_prefix_is_evaluated_once_and_forgetting_starts_over() -> None:
+    model = EndTokenModel()
+    first = model.probability("please turn off the lights", SYSTEM)
+    whole = model.evaluated_tokens
+    again = model.probability("please turn off the lights", SYSTEM)
+    assert model.evaluated_tokens == whole + 1  # only the last token, whose logits are asked
+    assert again == pytest.approx(first, rel=1e-3)
+    model.forget()
+    assert model.probability("please turn off the lights", SYSTEM) == pytest.approx(first, rel=1e-3)
+    assert model.evaluated_tokens == 2 * whole + 1
