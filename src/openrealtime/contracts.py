@@ -64,6 +64,15 @@ class EndOfTurnModel(Protocol):
         ...
 
 
+class EndOfTurnTextModel(Protocol):
+    """How likely a user's message ends after the words so far, from an LLM (``semantic_vad``'s text
+    signal, :mod:`openrealtime.session.eou_text`; asked through a command, as the model above)."""
+
+    def end_probability(self, words: str) -> float:
+        """The probability in [0, 1] of the end-of-message token right after ``words``."""
+        ...
+
+
 # --- ASR -------------------------------------------------------------------------------------------
 
 

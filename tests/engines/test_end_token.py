@@ -38,3 +38,18 @@ def test_the_shared_prefix_is_evaluated_once_and_forgetting_starts_over() -> Non
     model.forget()
     assert model.probability("please turn off the lights", SYSTEM) == pytest.approx(first, rel=1e-3)
     assert model.evaluated_tokens == 2 * whole + 1
+
+
+@pytest.mark.real
+def test_semantic_vads_thresholds_split_a_fragment_from_a_whole_message() -> None:
+    """The scorer as the server loads it: Whisper's words, spelled plain under the default instructions."""
+    from openrealtime.engines.end_token import TurnWordsScorer
+    from openrealtime.session.eou_text import RESCUE_FROM, VETO_BELOW
+    from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS
+
+    scorer = TurnWordsScorer(EndTokenModel(), DEFAULT_INSTRUCTIONS)
+    for fragment in ("Please remind me to call.", "I was wondering if you could.", "The meeting has been moved to."):
+        assert scorer.end_probability(fragment) < VETO_BELOW, fragment
+    wholes = ("What is the capital of France?", "Please turn off the lights.", "Thank you very much for your help.")
+    for whole in wholes:
+        assert scorer.end_probability(whole) >= RESCUE_FROM, whole

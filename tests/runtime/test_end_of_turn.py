@@ -11,7 +11,13 @@ from openrealtime.engines.fake import EnergyVad, FakeTranscriber, FixedEndOfTurn
 from openrealtime.exceptions import EngineError
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.metrics import Metrics
-from openrealtime.session.commands import END_OF_TURN_UNAVAILABLE, PredictTurnEnd, TurnEndPredicted
+from openrealtime.session.commands import (
+    END_OF_TURN_TEXT_UNAVAILABLE,
+    END_OF_TURN_UNAVAILABLE,
+    PredictTurnEnd,
+    ScoreTurnWords,
+    TurnEndPredicted,
+)
 
 
 async def answers(engines: EngineSet, command: PredictTurnEnd) -> list[object]:
@@ -73,3 +79,49 @@ async def test_each_decision_reports_its_time_and_its_cpu_time_to_metrics() -> N
         if line.startswith("openrealtime_end_of_turn_cpu_seconds_sum")
     )
     assert 0.06 <= cpu_sum < 0.5
+
+
+class FixedWords:
+    """An :class:`~openrealtime.contracts.EndOfTurnTextModel` that always answers ``probability``."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+        self.asked: list[str] = []
+
+    def end_probability(self, words: str) -> float:
+        self.asked.append(words)
+        return self.probability
+
+
+async def test_a_words_question_is_answered_by_the_llms_text_signal_and_its_cpu_reported() -> None:
+    metrics = Metrics()
+    model = FixedWords(1e-3)
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        end_of_turn_text=model,
+        on_stage=metrics.observe_stage,
+    )
+    try:
+        results = engines.run_job(ScoreTurnWords("job_1", "item_1", "What is the capital of France?"))
+        assert results is not None
+        assert [result async for result in results] == [TurnEndPredicted("job_1", 1e-3)]
+    finally:
+        engines.close()
+    assert model.asked == ["What is the capital of France?"]
+    text = metrics.render()
+    assert 'openrealtime_stage_latency_seconds_count{stage="end_of_turn_text"} 1' in text
+    assert "openrealtime_end_of_turn_text_cpu_seconds_count 1" in text
+
+
+async def test_without_the_text_signal_a_words_question_fails_as_unavailable() -> None:
+    engines = EngineSet(vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="fake")
+    try:
+        results = engines.run_job(ScoreTurnWords("job_1", "item_1", "hello"))
+        assert results is not None
+        with pytest.raises(EngineError) as failure:
+            [result async for result in results]
+        assert failure.value.code == END_OF_TURN_TEXT_UNAVAILABLE
+    finally:
+        engines.close()

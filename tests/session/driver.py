@@ -13,10 +13,12 @@ from openrealtime.exceptions import EngineError
 from openrealtime.protocol.codec import SessionKind, server_event_dict
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
+    END_OF_TURN_TEXT_UNAVAILABLE,
     END_OF_TURN_UNAVAILABLE,
     CancelJob,
     JobFailed,
     PredictTurnEnd,
+    ScoreTurnWords,
     Transcribe,
     TranscriptReady,
     TurnEndPredicted,
@@ -52,7 +54,9 @@ class Driver:
 
     End-of-turn questions are answered by ``end_of_turn`` (a fake model) at once, or kept in
     ``questions`` when ``hold_questions`` is set; without a model they fail as on a server that has
-    none (the session then uses its word rule).
+    none (the session then uses its word rule). The text signal's questions (``ScoreTurnWords``) are
+    answered by ``end_of_turn_text`` (words -> probability) at once, or kept in ``word_questions`` when
+    ``hold_words`` is set; without it they fail as on a server whose LLM gives none.
     """
 
     def __init__(
@@ -63,11 +67,16 @@ class Driver:
         hold: bool = False,
         end_of_turn: Any = None,
         hold_questions: bool = False,
+        end_of_turn_text: Any = None,
+        hold_words: bool = False,
     ):
         self.session = session
         self.end_of_turn = end_of_turn
         self.hold_questions = hold_questions
         self.questions: list[PredictTurnEnd] = []
+        self.end_of_turn_text = end_of_turn_text
+        self.hold_words = hold_words
+        self.word_questions: list[ScoreTurnWords] = []
         self.frames = ClientFrames(SessionKind.TRANSCRIPTION)
         self.asr = asr or FakeTranscriber()
         self.hold = hold
@@ -112,6 +121,15 @@ class Driver:
             p = probability if probability is not None else self.end_of_turn.completion_probability(question.audio)
             self.session.on_result(TurnEndPredicted(question.job_id, p))
 
+    def answer_words(self) -> None:
+        """Answer the text signal's questions kept so far."""
+        questions, self.word_questions = self.word_questions, []
+        for question in questions:
+            if self.end_of_turn_text is None:
+                self.session.on_result(JobFailed(question.job_id, END_OF_TURN_TEXT_UNAVAILABLE, "no text signal"))
+            else:
+                self.session.on_result(TurnEndPredicted(question.job_id, self.end_of_turn_text(question.words)))
+
     def pump(self) -> list[dict[str, Any]]:
         produced: list[dict[str, Any]] = []
         while True:
@@ -126,9 +144,14 @@ class Driver:
                     jobs.append(command)
                 elif isinstance(command, PredictTurnEnd):
                     self.questions.append(command)
+                elif isinstance(command, ScoreTurnWords):
+                    self.word_questions.append(command)
             asked = bool(self.questions) and not self.hold_questions
             if asked:
                 self.answer_questions()
+            if self.word_questions and not self.hold_words:
+                self.answer_words()
+                asked = True
             if self.hold:
                 self.held += jobs
                 if asked:
@@ -161,10 +184,18 @@ class RealtimeDriver(Driver):
         hold_llm: bool = False,
         end_of_turn: Any = None,
         hold_questions: bool = False,
+        end_of_turn_text: Any = None,
+        hold_words: bool = False,
     ) -> None:
         from openrealtime.engines.fake import FakeChatModel, ToneSynthesizer
 
-        super().__init__(session, end_of_turn=end_of_turn, hold_questions=hold_questions)
+        super().__init__(
+            session,
+            end_of_turn=end_of_turn,
+            hold_questions=hold_questions,
+            end_of_turn_text=end_of_turn_text,
+            hold_words=hold_words,
+        )
         self.frames = ClientFrames(SessionKind.REALTIME)
         self.chat = chat or FakeChatModel()
         self.tts = tts or ToneSynthesizer()
@@ -230,9 +261,14 @@ class RealtimeDriver(Driver):
                         self.run_tts(command)
                 elif isinstance(command, PredictTurnEnd):
                     self.questions.append(command)
+                elif isinstance(command, ScoreTurnWords):
+                    self.word_questions.append(command)
             if self.questions and not self.hold_questions:
                 work = True
                 self.answer_questions()
+            if self.word_questions and not self.hold_words:
+                work = True
+                self.answer_words()
             if not work:
                 break
         self.events += produced

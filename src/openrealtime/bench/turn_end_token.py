@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from openrealtime.bench.turn_verdicts import Verdict
+from openrealtime.engines.end_token import plain_words
 
 MS_PER_S = 1000
 MEDIUM_THRESHOLD = 0.5  # Smart Turn's threshold at medium (session/endpointing.py)
@@ -41,7 +42,6 @@ RESCUE_PAUSES_MS = (256, 512)
 COST_QUESTIONS = 20
 
 _TRAILING = re.compile(r"[\s.!?,;:\u2026]+$")
-_PUNCTUATION = re.compile(r"[^\w\s']")
 
 
 def spell(words: str, spelling: str) -> str:
@@ -51,7 +51,7 @@ def spell(words: str, spelling: str) -> str:
     if spelling == "bare":
         return _TRAILING.sub("", words)
     if spelling == "plain":
-        return " ".join(_PUNCTUATION.sub(" ", words.lower()).split())
+        return plain_words(words)
     return words
 
 

@@ -8,13 +8,16 @@ that the words are a whole turn ("please remind me to call" against "... tomorro
 This module owns :class:`EndTokenModel`, which asks that of a GGUF chat model (SmolLM2-135M-Instruct
 by default, our default LLM) through llama-cpp-python, one evaluation of the prompt with its
 longest prefix kept from the last question (the system prompt and history are evaluated once).
-It is used offline by :mod:`openrealtime.bench.turn_end_token`; llama.cpp's errors become
+:class:`TurnWordsScorer` is ``semantic_vad``'s use of it (:mod:`openrealtime.session.eou_text`): the
+words lower-cased without punctuation under a fixed system prompt, as measured offline by
+:mod:`openrealtime.bench.turn_end_token`. llama.cpp's errors become
 :class:`~openrealtime.exceptions.EngineError` here.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +30,16 @@ from openrealtime.exceptions import EngineError
 
 DEFAULT_CONTEXT_TOKENS = 1024
 DEFAULT_THREADS = 1
+MAX_WORDS = 48  # the text signal hears a turn's last words only
 _SENTINEL = "\u2063END-OF-USER-WORDS\u2063"  # placed after the words to find where the template closes them
+_PUNCTUATION = re.compile(r"[^\w\s']")
+
+
+def plain_words(words: str) -> str:
+    """``words`` lower-cased, without punctuation but apostrophes: Whisper's final "." or "?" makes
+    a fragment look finished to the LLM ("Please remind me to call." 0.37, "please remind me to
+    call" 1e-7), and LiveKit's detector is fed text spelled so too."""
+    return " ".join(_PUNCTUATION.sub(" ", words.lower()).split())
 
 
 class EndTokenModel:
@@ -131,3 +143,25 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+class TurnWordsScorer:
+    """``semantic_vad``'s text signal: P(end of message) after the pause's words, spelled plain, under
+    one fixed system prompt (the levels move with the context: an exchange before raised the clip
+    ends' median 40-fold offline, so the thresholds hold for this prompt alone, and its evaluation
+    is shared by every session's questions).
+
+    Args:
+        model: The LLM, its own context (not the answers').
+        system: The system prompt the thresholds were measured under.
+    """
+
+    def __init__(self, model: EndTokenModel, system: str) -> None:
+        self._model = model
+        self._history = ({"role": "system", "content": system},)
+
+    def end_probability(self, words: str) -> float:
+        """P(end of message) after ``words``, of which the last ``MAX_WORDS`` are heard (a long turn's
+        ending is what tells, and it keeps each question's cost bounded)."""
+        kept = plain_words(words).split()[-MAX_WORDS:]
+        return self._model.probability(" ".join(kept), self._history)

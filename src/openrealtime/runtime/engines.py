@@ -22,6 +22,7 @@ from openrealtime.contracts import (
     ChatChunk,
     ChatModel,
     EndOfTurnModel,
+    EndOfTurnTextModel,
     NoiseSuppressor,
     Synthesizer,
     TranscribeOptions,
@@ -47,11 +48,13 @@ from openrealtime.runtime.scheduler import (
 )
 from openrealtime.runtime.threads import iterate_in_thread
 from openrealtime.session.commands import (
+    END_OF_TURN_TEXT_UNAVAILABLE,
     END_OF_TURN_UNAVAILABLE,
     AudioChunk,
     Generate,
     LlmChunk,
     PredictTurnEnd,
+    ScoreTurnWords,
     SynthesisDone,
     Synthesize,
     TextTranslated,
@@ -71,6 +74,7 @@ END_OF_TURN_THREADS = 2
 # The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
 # ``/metrics`` shows it: what semantic_vad costs per decision and per session (issue 13).
 END_OF_TURN_CPU_STAGE = "end_of_turn_cpu"
+END_OF_TURN_TEXT_CPU_STAGE = "end_of_turn_text_cpu"  # the same for the LLM's text signal (session/eou_text.py)
 # Audio longer than this is decoded as windows of about WINDOW_S, each a job of its own, so one long turn
 # never holds the recogniser for more than one window at a time. 26 s is what Whisper decodes in one pass
 # (engines/whisper.py: 30 s less a silence margin); past it faster-whisper's own long-form loop is 8 times
@@ -114,6 +118,8 @@ class EngineSet:
     noise: NoiseSuppressor | None = None
     # semantic_vad's end-of-turn model; without one, its sessions fall back to their word rule.
     end_of_turn: EndOfTurnModel | None = None
+    # Its text signal (the LLM's P(end of message) after the pause's words); absent with a remote LLM.
+    end_of_turn_text: EndOfTurnTextModel | None = None
     chat: ChatModel | None = None
     # Called with (stage, seconds) for asr, llm_first_token, tts_first_audio, end_of_turn and its CPU
     # time, END_OF_TURN_CPU_STAGE (``/metrics``).
@@ -159,6 +165,7 @@ class EngineSet:
             Generate: self._generate,
             TranslateText: self._translate,
             PredictTurnEnd: self._predict_turn_end,
+            ScoreTurnWords: self._score_turn_words,
             ListMcpTools: self.mcp.list_tools,
             CallMcpTool: self.mcp.call_tool,
         }
@@ -173,6 +180,20 @@ class EngineSet:
             probability = model.completion_probability(command.audio)
             self._stage("end_of_turn", time.perf_counter() - started)
             self._stage(END_OF_TURN_CPU_STAGE, time.thread_time() - started_cpu)  # its one thread's CPU
+            return TurnEndPredicted(command.job_id, probability)
+
+        yield await asyncio.get_running_loop().run_in_executor(self.turn_pool, call)
+
+    async def _score_turn_words(self, command: ScoreTurnWords) -> AsyncIterator[object]:
+        model = self.end_of_turn_text
+        if model is None:
+            raise EngineError("this server's LLM gives no end-of-turn signal", code=END_OF_TURN_TEXT_UNAVAILABLE)
+
+        def call() -> TurnEndPredicted:
+            started, started_cpu = time.perf_counter(), time.thread_time()
+            probability = model.end_probability(command.words)
+            self._stage("end_of_turn_text", time.perf_counter() - started)
+            self._stage(END_OF_TURN_TEXT_CPU_STAGE, time.thread_time() - started_cpu)
             return TurnEndPredicted(command.job_id, probability)
 
         yield await asyncio.get_running_loop().run_in_executor(self.turn_pool, call)

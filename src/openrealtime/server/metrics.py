@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from openrealtime.runtime.engines import END_OF_TURN_CPU_STAGE
+from openrealtime.runtime.engines import END_OF_TURN_CPU_STAGE, END_OF_TURN_TEXT_CPU_STAGE
 from openrealtime.runtime.scheduler import WorkerStats
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -101,6 +101,10 @@ class Metrics:
             "openrealtime_end_of_turn_cpu_seconds",
             "CPU time of one semantic_vad end-of-turn decision (features and model, one thread).",
         )
+        self.end_of_turn_text_cpu = Histogram(
+            "openrealtime_end_of_turn_text_cpu_seconds",
+            "CPU time of one semantic_vad text signal (the LLM's P(end of message) after the pause's words).",
+        )
         self.append = Histogram(
             "openrealtime_append_handling_seconds",
             "CPU time to handle one input_audio_buffer.append (decode, resample, VAD).",
@@ -150,6 +154,7 @@ class Metrics:
             self.end_of_turn,
             self.stage,
             self.end_of_turn_cpu,
+            self.end_of_turn_text_cpu,
             self.append,
             self.active,
             self.sessions,
@@ -187,6 +192,8 @@ class Metrics:
         histogram of its own."""
         if stage == END_OF_TURN_CPU_STAGE:
             self.end_of_turn_cpu.observe(seconds)
+        elif stage == END_OF_TURN_TEXT_CPU_STAGE:
+            self.end_of_turn_text_cpu.observe(seconds)
         else:
             self.stage.observe(seconds, stage=stage)
 

@@ -21,6 +21,7 @@ from openrealtime.contracts import (
     ChatModel,
     ChatRequest,
     EndOfTurnModel,
+    EndOfTurnTextModel,
     NoiseSuppressor,
     Synthesizer,
     TranscribeOptions,
@@ -62,6 +63,7 @@ def load_engines(settings: Settings) -> EngineSet:
         bulk_asr=None if settings.asr_url else BulkAsr(lambda: load_bulk_transcriber(settings)),
         vad=load_vad(),
         end_of_turn=load_end_of_turn(),
+        end_of_turn_text=load_end_of_turn_text(settings),
         transcriber=transcriber,
         transcriber_name=settings.asr_model,
         chat=(chat := load_chat_model(settings)),
@@ -108,6 +110,24 @@ def load_end_of_turn() -> EndOfTurnModel | None:
         log.warning("semantic_vad: no end-of-turn model (%s); turns end by the English word rule instead", exc.message)
         return None
     return model
+
+
+def load_end_of_turn_text(settings: Settings) -> EndOfTurnTextModel | None:
+    """``semantic_vad``'s text signal: the default LLM in a context of its own, its system prompt
+    evaluated once. ``None`` with a remote LLM or another GGUF (its thresholds are SmolLM2's, measured
+    under the default instructions) or when it fails to load: turns are then decided without it."""
+    if settings.llm_url or settings.llm != "smollm2":
+        return None
+    from openrealtime.engines.end_token import EndTokenModel, TurnWordsScorer
+    from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS
+
+    try:
+        scorer = TurnWordsScorer(EndTokenModel(), DEFAULT_INSTRUCTIONS)
+        scorer.end_probability(WARMUP_TEXT)
+    except EngineError as exc:
+        log.warning("semantic_vad: no text signal from the LLM (%s)", exc.message)
+        return None
+    return scorer
 
 
 def load_transcriber(settings: Settings) -> Transcriber:

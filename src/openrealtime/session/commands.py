@@ -103,8 +103,25 @@ END_OF_TURN_UNAVAILABLE = "end_of_turn_unavailable"
 
 
 @dataclass(frozen=True)
+class ScoreTurnWords:
+    """Ask the LLM how likely the user's message ends after ``words`` (the pause's speculative final
+    transcript): its probability of the chat template's end-of-message token there
+    (:mod:`~openrealtime.session.eou_text`). A command for the same reason as :class:`PredictTurnEnd`
+    (tens of ms of CPU). The answer is :class:`TurnEndPredicted`, or :class:`JobFailed` with
+    ``END_OF_TURN_TEXT_UNAVAILABLE`` when the server's LLM cannot tell (a remote one)."""
+
+    job_id: str
+    item_id: str
+    words: str
+
+
+END_OF_TURN_TEXT_UNAVAILABLE = "end_of_turn_text_unavailable"
+
+
+@dataclass(frozen=True)
 class TurnEndPredicted:
-    """Engine result: the probability that the turn of job ``job_id`` is complete."""
+    """Engine result: the probability that the turn of job ``job_id`` is complete (from the audio for
+    :class:`PredictTurnEnd`, from the words for :class:`ScoreTurnWords`)."""
 
     job_id: str
     probability: float
@@ -270,6 +287,7 @@ Command = (
     | ClearPlayback
     | HoldPlayback
     | PredictTurnEnd
+    | ScoreTurnWords
     | ListMcpTools
     | CallMcpTool
 )
@@ -286,6 +304,7 @@ COMMAND_TYPES = (
     ClearPlayback,
     HoldPlayback,
     PredictTurnEnd,
+    ScoreTurnWords,
     ListMcpTools,
     CallMcpTool,
 )

@@ -41,6 +41,7 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.endpointing import EAGERNESS, END_OF_TURN, Eagerness, EndOfTurnPolicy, looks_complete
+from openrealtime.session.eou_text import TextSignal, WordsEndOfTurn
 from openrealtime.session.frontend import ENGINE_RATE_HZ, AudioFrontEnd
 from openrealtime.session.ids import Ids
 from openrealtime.session.signals import Output, SpeechStarted, TurnCommitted, TurnMayEnd
@@ -127,6 +128,7 @@ class InputAudioBuffer:
         self._question: _Question | None = None
         self._asked_at = 0  # pause length (samples) at the last question of the current pause
         self._probability: float | None = None  # the model's latest answer in the current pause
+        self._text = WordsEndOfTurn(ids)  # the LLM's word on the pause's words (session/eou_text.py)
         self._input_ms_since_commit = 0.0  # the 100 ms rule counts what was sent, at its own rate
         self.config = config
         self.configure(config)
@@ -174,6 +176,8 @@ class InputAudioBuffer:
         return self.config.turn_detection is not None
 
     def owns(self, job_id: str) -> bool:
+        if self._text.owns(job_id):
+            return True
         return self._words.owns(job_id) or (self._question is not None and self._question.job_id == job_id)
 
     # --- append ------------------------------------------------------------------------------------
@@ -253,19 +257,28 @@ class InputAudioBuffer:
         turn = self.turn
         if turn is None or turn.pause_start is None:
             return []
+        out = self._ask_text(turn)
         if self._question is not None:
-            return self._maybe_end_by_words()  # the words alone may already be due
+            return out + self._maybe_end_by_words()  # the words alone may already be due
         policy = self._end_of_turn
         pause = self._vad.position - turn.pause_start
         due_ms = policy.check_pause_ms if not self._asked_at else samples_to_ms(self._asked_at) + policy.recheck_ms
         if samples_to_ms(pause) < due_ms:
-            return self._decide(turn)
+            return out + self._decide(turn)
         self._asked_at = pause
         end = self._vad.position
         start = max(turn.start, self.buffer.start, end - ms_to_samples(END_OF_TURN_WINDOW_MS))
         question = PredictTurnEnd(job_id=self._ids.new("job"), item_id=turn.item_id, audio=self.buffer.copy(start, end))
         self._question = _Question(question.job_id, turn.pause_start)
-        return [question, *self._maybe_end_by_words()]
+        return [*out, question, *self._maybe_end_by_words()]
+
+    def _ask_text(self, turn: Turn) -> list[Output]:
+        """Ask the LLM about the pause's words once they are known and read as finished (only then
+        does the text signal decide anything)."""
+        words = self._transcript(turn)
+        if words is None or not looks_complete(words):
+            return []
+        return list(self._text.ask(turn.item_id, words))
 
     def _on_answer(self, result: TurnEndPredicted | JobFailed) -> list[Output]:
         """The end-of-turn model's answer for the pause that still goes on (a void one was cancelled)."""
@@ -293,7 +306,9 @@ class InputAudioBuffer:
         if model_says and words is None and not self._words.enabled:
             return self._end_turn_in_pause(turn)  # no words will come: the model decides alone
         if model_says and words is not None and looks_complete(words):
-            return self._end_turn_in_pause(turn)
+            text = self._text.signal(words)  # the LLM may veto, or is still asked (a short wait)
+            if text is not TextSignal.GOES_ON and text is not TextSignal.PENDING:
+                return self._end_turn_in_pause(turn)
         return self._maybe_end_by_words()
 
     def _transcript(self, turn: Turn) -> str | None:
@@ -311,12 +326,17 @@ class InputAudioBuffer:
         words = self._transcript(turn)
         pause_ms: float = self._semantic.complete_pause_ms
         policy = self._end_of_turn
-        if self._probability is not None and policy is not None and self._probability < policy.threshold:
-            pause_ms *= DOUBTED_PAUSE_FACTOR  # the model says the speaker goes on: the words wait longer
-        if words is None or samples_to_ms(self._vad.position - turn.pause_start) < pause_ms:
+        if words is None or not looks_complete(words):
+            return []  # trailing off mid-sentence (or not known yet): keep listening, up to the eagerness cap
+        paused_ms = samples_to_ms(self._vad.position - turn.pause_start)
+        text = self._text.signal(words) if policy is not None else TextSignal.ABSENT
+        if policy is not None and text is TextSignal.ENDS and paused_ms >= policy.text_rescue_ms:
+            return self._end_turn_in_pause(turn)  # the LLM reads a whole message, whatever the audio says
+        doubted = self._probability is not None and policy is not None and self._probability < policy.threshold
+        if doubted or text is TextSignal.GOES_ON:
+            pause_ms *= DOUBTED_PAUSE_FACTOR  # the model or the LLM says the speaker goes on: wait longer
+        if paused_ms < pause_ms:
             return []
-        if not looks_complete(words):
-            return []  # trailing off mid-sentence: keep listening, up to the eagerness cap
         return self._end_turn_in_pause(turn)
 
     def _end_turn_in_pause(self, turn: Turn) -> list[Output]:
@@ -402,6 +422,10 @@ class InputAudioBuffer:
     # --- engine results ----------------------------------------------------------------------------
 
     def on_result(self, result: TranscriptReady | JobFailed | TurnEndPredicted) -> list[Output]:
+        if self._text.owns(result.job_id):
+            assert not isinstance(result, TranscriptReady)
+            self._text.on_result(result)
+            return self._maybe_end_semantic_turn()
         if self._question is not None and result.job_id == self._question.job_id:
             assert not isinstance(result, TranscriptReady)
             return self._on_answer(result)

@@ -1,0 +1,96 @@
+"""``semantic_vad``'s text signal: how likely the LLM thinks the user's message ends after the pause's words.
+
+Smart Turn (:mod:`~openrealtime.session.endpointing`) hears the audio; the word list catches words
+that trail off ("to", "the"). Neither tells "Please remind me to call." (a sentence, and Smart
+Turn's 0.98) from a finished turn, and Smart Turn misjudges a third of the finished sentences that
+follow a mid-sentence pause ("...help me with my homework.": 0.01), which then wait for the word
+rule's long pause. The LLM's probability of its end-of-message token (``<|im_end|>``) right after
+the words, lower-cased and without punctuation (:class:`~openrealtime.session.commands.ScoreTurnWords`,
+as LiveKit's turn detector asks its fine-tuned Qwen), ranks them differently: on ``bench turns``'
+pause set (``bench/turn_end_token.py``, offline, SmolLM2-135M-Instruct under the default
+instructions) every mid-sentence pause's words scored at most 1.3e-7 except "please remind me to
+call my mother tomorrow" (1.1e-3, a whole sentence), and 36 of the 39 clip ends at least 4.6e-6
+(the three below were Whisper's garbled words). So, for finished-looking words only:
+
+* *veto*: below :data:`VETO_BELOW`, Smart Turn's "complete" does not end the turn, and the word
+  rule waits its doubted pause, as when Smart Turn says "goes on";
+* *rescue*: at or above :data:`RESCUE_FROM`, the turn ends once the pause reaches the eagerness's
+  ``text_rescue_ms`` whatever Smart Turn says.
+
+Offline, medium: clips cut off 3 of 24 either way (the sentence complete at its pause), clip ends
+ended by the rescue pause 35 of 39 instead of 24 at the first question and the others after 1.25 s.
+The signal is absent (the session decides as before) when the server's LLM cannot give it
+(``END_OF_TURN_TEXT_UNAVAILABLE``: a remote LLM) or a question failed; while a question is in
+flight, a "complete" waits for it. The words' probability does not depend on the turn, so answers
+are kept by words for the session (a few at most).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from openrealtime.session.commands import END_OF_TURN_TEXT_UNAVAILABLE, JobFailed, ScoreTurnWords, TurnEndPredicted
+from openrealtime.session.ids import Ids
+
+VETO_BELOW = 1e-6
+RESCUE_FROM = 1e-6
+KEPT_WORDS = 8  # answers kept by words (the pauses of a turn or two)
+
+
+class TextSignal(enum.Enum):
+    """What the words say about the turn."""
+
+    ABSENT = "absent"  # not asked (the words trail off), unavailable, or the question failed
+    PENDING = "pending"  # asked, not answered yet
+    GOES_ON = "goes_on"  # below VETO_BELOW
+    UNSURE = "unsure"  # between the two
+    ENDS = "ends"  # at or above RESCUE_FROM
+
+
+class WordsEndOfTurn:
+    """The LLM's questions about a session's pause words, and their answers.
+
+    Args:
+        ids: The session's id source (each question is a job).
+    """
+
+    def __init__(self, ids: Ids) -> None:
+        self._ids = ids
+        self.unavailable = False  # the server's LLM cannot tell: never ask again
+        self._asked: dict[str, str] = {}  # job id -> words, in flight
+        self._answers: dict[str, float | None] = {}  # words -> P(end), None for a failed question
+
+    def ask(self, item_id: str, words: str) -> list[ScoreTurnWords]:
+        """The question for ``words``, unless they were asked already (or cannot be)."""
+        if self.unavailable or words in self._answers or words in self._asked.values():
+            return []
+        question = ScoreTurnWords(job_id=self._ids.new("job"), item_id=item_id, words=words)
+        self._asked[question.job_id] = words
+        return [question]
+
+    def owns(self, job_id: str) -> bool:
+        return job_id in self._asked
+
+    def on_result(self, result: TurnEndPredicted | JobFailed) -> None:
+        words = self._asked.pop(result.job_id)
+        if isinstance(result, JobFailed):
+            self.unavailable = self.unavailable or result.code == END_OF_TURN_TEXT_UNAVAILABLE
+            probability = None
+        else:
+            probability = result.probability
+        if len(self._answers) >= KEPT_WORDS:
+            self._answers.pop(next(iter(self._answers)))
+        self._answers[words] = probability
+
+    def signal(self, words: str) -> TextSignal:
+        """What is known of ``words``."""
+        if self.unavailable:
+            return TextSignal.ABSENT
+        if words in self._answers:
+            probability = self._answers[words]
+            if probability is None:
+                return TextSignal.ABSENT
+            if probability < VETO_BELOW:
+                return TextSignal.GOES_ON
+            return TextSignal.ENDS if probability >= RESCUE_FROM else TextSignal.UNSURE
+        return TextSignal.PENDING if words in self._asked.values() else TextSignal.ABSENT
