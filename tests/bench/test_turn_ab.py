@@ -39,6 +39,15 @@ def test_the_levers_go_off_while_patched_and_back_on_after() -> None:
         assert clauses(ANSWER)[0] == "The capital of France"
 
 
+def test_the_text_signal_lever_stops_the_questions() -> None:
+    from openrealtime.session.eou_text import WordsEndOfTurn
+    from openrealtime.session.ids import Ids
+
+    with levers_off(["text_signal"]):
+        assert WordsEndOfTurn(Ids(deterministic=True)).ask("item_1", "hello there") == []
+    assert len(WordsEndOfTurn(Ids(deterministic=True)).ask("item_1", "hello there")) == 1
+
+
 def test_the_ab_table_pairs_each_clip() -> None:
     def run(first_audio_s: float, first_audio_ms: int) -> tuple[Trial, ClipTrace]:
         trial = Trial("m", "t", "v", False, False, [], first_audio_s)

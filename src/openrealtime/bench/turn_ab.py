@@ -13,6 +13,8 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
 * ``flicker``: the pause's final decode and answer kept across a flicker of the VAD
   (:mod:`~openrealtime.session.flicker`); off: dropped at the first frame of speech.
 * ``ask_sooner``: ``semantic_vad`` medium asks the end-of-turn model after 128 ms of pause; off: 160.
+* ``text_signal``: ``semantic_vad``'s text signal, the LLM's P(end of message) after the pause's
+  words (:mod:`~openrealtime.session.eou_text`); off: never asked (decided as without it).
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -34,10 +36,11 @@ from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, c
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
 from openrealtime.session import endpointing
 from openrealtime.session.clauses import ClauseSplitter
+from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.turns import Turn
 
-LEVERS = ("first_clause", "flicker", "ask_sooner")
+LEVERS = ("first_clause", "flicker", "ask_sooner", "text_signal")
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
@@ -80,6 +83,10 @@ def _drop_at_once(self: FlickerKeeper, turn: Turn, sample: int) -> list[Any]:
     return self._drop(turn)
 
 
+def _never_ask(self: WordsEndOfTurn, item_id: str, words: str) -> list[Any]:
+    return []
+
+
 @contextlib.contextmanager
 def levers_off(levers: Sequence[str]) -> Iterator[None]:
     """Patch ``levers`` back to how they were before issue 13's changes, for the duration."""
@@ -99,6 +106,8 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         slower = dataclasses.replace(old, check_pause_ms=OLD_CHECK_PAUSE_MS)
         saved.append((endpointing.END_OF_TURN, "medium", old))
         endpointing.END_OF_TURN["medium"] = slower
+    if "text_signal" in levers:
+        patch(WordsEndOfTurn, "ask", _never_ask)
     try:
         yield
     finally:
