@@ -53,7 +53,7 @@ def test_the_ab_table_pairs_each_clip() -> None:
         trial = Trial("m", "t", "v", False, False, [], first_audio_s)
         milestones: dict[str, int | None] = {"first_audio": first_audio_ms, "words": None}
         milestones |= {k: None for k in ("final_asked", "answer_started", "model_asked", "model_answered")}
-        milestones |= {"turn_ended": None, "first_clause_asked": None}
+        milestones |= {"turn_ended": None, "first_clause_asked": None, "text_asked": None, "text_answered": None}
         return trial, ClipTrace("t", "v", 0, milestones, 1, [])
 
     table = ab_table("m", {"A": [run(0.9, 900), run(0.5, 500)], "B": [run(0.8, 700), run(0.5, 480)]})

@@ -162,7 +162,9 @@ def test_a_clip_trace_places_each_milestone_after_the_last_word_and_counts_the_a
         Mark(end + 140, "final_ready", "what is the capital of France?"),
         Mark(end + 140, "TurnMayEnd"),
         Mark(end + 140, "Generate", "job_3"),
+        Mark(end + 150, "ScoreTurnWords", "what is the capital of France?"),
         Mark(end + 180, "PredictTurnEnd", "job_4"),
+        Mark(end + 220, "TextScored", "7.3e-02"),
         Mark(end + 240, "TurnEndPredicted", "0.98"),
         Mark(end + 240, "speech_stopped", "5240"),
         Mark(end + 360, "Synthesize", "The capital of France is Paris."),
@@ -177,13 +179,15 @@ def test_a_clip_trace_places_each_milestone_after_the_last_word_and_counts_the_a
         "answer_started": 140,
         "model_asked": 180,
         "model_answered": 240,
+        "text_asked": 150,
+        "text_answered": 220,
         "turn_ended": 240,
         "first_clause_asked": 360,
         "first_audio": 480,
     }
     assert trace.answers_begun == 1
     table = trace_table("semantic_vad medium", [trace])
-    assert "| **median** | -20 | +140 | +140 | +180 | +240 | +240 | +360 | +480 | 1 |" in table
+    assert "| **median** | -20 | +140 | +140 | +180 | +240 | +150 | +220 | +240 | +360 | +480 | 1 |" in table
     assert "   +140 ms  TurnMayEnd" in timeline(trace)
 
 

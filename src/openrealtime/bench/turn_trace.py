@@ -39,6 +39,8 @@ MILESTONES = (
     ("answer_started", "answer begun (Generate)"),
     ("model_asked", "end-of-turn model asked"),
     ("model_answered", "end-of-turn model answered"),
+    ("text_asked", "LLM's text signal asked"),
+    ("text_answered", "LLM's text signal answered"),
     ("turn_ended", "turn ended (speech_stopped)"),
     ("first_clause_asked", "first clause's synthesis asked"),
     ("first_audio", "first answer audio sent"),
@@ -60,6 +62,7 @@ class SessionWatch:
 
     marks: list[Mark] = field(default_factory=list)
     _finals: set[str] = field(default_factory=set)
+    _text_questions: set[str] = field(default_factory=set)  # ScoreTurnWords jobs (answered as TurnEndPredicted)
     _firsts: set[str] = field(default_factory=set)
     _saved: dict[str, Any] = field(default_factory=dict)
 
@@ -98,6 +101,9 @@ class SessionWatch:
                 case c.Transcribe(final=True):
                     self._finals.add(command.job_id)
                     self.marks.append(Mark(at, "final_asked", command.job_id))
+                case c.ScoreTurnWords():
+                    self._text_questions.add(command.job_id)
+                    self.marks.append(Mark(at, "ScoreTurnWords", command.words))
                 case c.PredictTurnEnd() | c.Generate() | c.CancelJob():
                     self.marks.append(Mark(at, type(command).__name__, command.job_id))
                 case c.Synthesize():
@@ -114,6 +120,8 @@ class SessionWatch:
     def _result(self, at: int, result: c.EngineResult) -> None:
         if isinstance(result, c.TranscriptReady) and result.job_id in self._finals:
             self.marks.append(Mark(at, "final_ready", result.transcript.text))
+        elif isinstance(result, c.TurnEndPredicted) and result.job_id in self._text_questions:
+            self.marks.append(Mark(at, "TextScored", f"{result.probability:.1e}"))
         elif isinstance(result, c.TurnEndPredicted):
             self.marks.append(Mark(at, "TurnEndPredicted", f"{result.probability:.2f}"))
         elif isinstance(result, c.LlmChunk | c.AudioChunk) and result.job_id not in self._firsts:
@@ -159,6 +167,8 @@ def clip_trace(clip: Clip, end_ms: int, marks: list[Mark]) -> ClipTrace:
         "answer_started": answer,
         "model_asked": first("PredictTurnEnd"),
         "model_answered": last("TurnEndPredicted"),
+        "text_asked": last("ScoreTurnWords"),
+        "text_answered": last("TextScored"),
         "turn_ended": last("speech_stopped"),
         "first_clause_asked": first("Synthesize", after_answer),
         "first_audio": mine[audio_at] if audio_at < len(mine) else None,
