@@ -1,0 +1,290 @@
+"""The server's echo canceller alone, offline: where its echo turns and its late interruptions come from
+(issue 13, "the server never interrupts itself").
+
+``python -m openrealtime.bench.echo_offline`` needs no server, LLM, network or clock, and runs in
+seconds what ``bench turns --turn-parts 3`` takes minutes to show once:
+
+* **answers** spoken by piper clause by clause, each clause arriving when the one before is partly
+  played and now and then late (the player runs dry and starts again, as it does when the TTS falls
+  behind);
+* **placed** on the input's timeline as the session places them
+  (:class:`~openrealtime.session.echo.EchoReference`: after what is queued; a piece that arrives after
+  the player ran dry where the server's input stood, minus a random backlog up to ``--jitter-ms``:
+  the server reads the input late while it is busy starting an answer, so the echo's delay moves at
+  each restart);
+* **played** into the bench's room (:class:`~openrealtime.bench.echo_room.Speakerphone`: -6 dB,
+  150 ms, two reflections), through :class:`~openrealtime.session.echo.EchoCanceller` (AEC3 and the
+  :class:`~openrealtime.session.echo_gate.EchoGate`) and Silero with the server's turn hysteresis.
+
+It reports, as one JSON object:
+
+* ``echo_turns``: speech starts heard from the echo alone, over sessions of three answers;
+* ``user``: each of the bench's interruptions spoken 2.5 s into a session's *second* answer (the room
+  learned): where the first speech start after the user's first voiced sample came (ms; the bench's
+  onset → ``speech_started`` less the VAD's own 64 ms), how many came over 400 ms late or never;
+* ``user_frames_removed_db``: how much the canceller took out of the 10 ms frames where the user's
+  voice was louder than the echo (median, p10 and p90): what AEC3's suppressor does to speech over
+  the answer. A canceller that only removed the echo would take about 1-2 dB out of them.
+
+Runs vary a little from one to the next (AEC3 is not bit-exact); compare settings over several
+seeds, not single sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from openrealtime.audio.codec import float_to_pcm16
+from openrealtime.audio.resample import StreamResampler
+from openrealtime.audio.types import Samples
+from openrealtime.bench.echo_room import CHUNK, CHUNK_MS, Speakerphone
+from openrealtime.bench.interruptions import INTERRUPTIONS, VOICED_FLOOR
+from openrealtime.bench.speech import WIRE_RATE_HZ
+from openrealtime.session.echo import RATE_HZ, EchoCanceller
+from openrealtime.session.vad import SpeechStart, TurnDetector
+
+ANSWERS = (
+    (
+        "The Eiffel Tower was built",
+        "for the World's Fair of 1889,",
+        "and it was designed by Gustave Eiffel's company.",
+        "At first many Parisians disliked it,",
+        "but it soon became the symbol of the city.",
+    ),
+    (
+        "To make a good loaf,",
+        "start with strong bread flour,",
+        "water, salt and a little yeast.",
+        "Knead the dough for ten minutes,",
+        "then let it rise until it doubles in size.",
+    ),
+    (
+        "On a first visit to Rome,",
+        "see the Colosseum and the Forum,",
+        "then walk to the Pantheon.",
+        "Visit the Vatican Museums early in the morning,",
+        "and end the day at the Trevi Fountain.",
+    ),
+)
+FIRST_ANSWER_MS = 500  # the session's first answer arrives this long after its input starts
+BETWEEN_ANSWERS_MS = 2500  # silence after an answer's last clause has played
+USER_AT_MS = 2500  # the user speaks this long after the second answer's first clause arrives
+AFTER_USER_MS = 6000  # a user session ends this long after the user began
+LATE_MS = 400
+LATE_CLAUSE_MAX_MS = 900  # a late clause arrives up to this long after it was due
+VAD_THRESHOLD = 0.5  # the server's default
+VAD_SILENCE_MS = 500
+MS_PER_S = 1000
+
+
+@dataclass
+class Arrival:
+    """A clause of an answer, arriving at the server's output at ``at_ms`` of input."""
+
+    at_ms: int
+    samples: Samples  # 24 kHz
+    item_id: str
+
+
+@dataclass
+class Session:
+    """What one offline session heard: speech starts (ms of input) and the user's frames."""
+
+    starts_ms: list[float] = field(default_factory=list)
+    user_frames_removed_db: list[float] = field(default_factory=list)
+
+
+def schedule(answers: list[list[Samples]], rng: random.Random) -> list[Arrival]:
+    """Each answer's clauses, arriving as a TTS that is mostly ahead of the player sends them."""
+    arrivals: list[Arrival] = []
+    at = FIRST_ANSWER_MS
+    for index, clauses in enumerate(answers):
+        for clause in clauses:
+            arrivals.append(Arrival(at, clause, f"item_{index}"))
+            played_ms = clause.size * MS_PER_S // WIRE_RATE_HZ
+            late = rng.uniform(0, LATE_CLAUSE_MAX_MS) if rng.random() < 0.25 else 0.0
+            at += int(played_ms * rng.uniform(0.3, 1.0) + late)
+        at += sum(c.size for c in clauses) * MS_PER_S // WIRE_RATE_HZ + BETWEEN_ANSWERS_MS
+    return arrivals
+
+
+def run_session(
+    arrivals: list[Arrival],
+    vad: Any,
+    rng: random.Random,
+    *,
+    jitter_ms: int,
+    end_ms: int,
+    user: Samples | None = None,
+    user_at_ms: int = 0,
+    canceller: EchoCanceller | None = None,
+) -> Session:
+    """Stream the room (and the user) through the canceller and the VAD, 20 ms at a time."""
+    canceller = canceller or EchoCanceller(0)
+    phone = Speakerphone()
+    stream = vad.new_stream()
+    detector = TurnDetector(
+        sample_rate_hz=RATE_HZ,
+        frame_samples=vad.frame_samples,
+        threshold=VAD_THRESHOLD,
+        silence_duration_ms=VAD_SILENCE_MS,
+    )
+    heard = Session()
+    tracks = _Tracks() if user is not None else None
+    pending = np.zeros(0, np.float32)
+    scanned = 0
+    user_at = user_at_ms * WIRE_RATE_HZ // MS_PER_S
+    queue = list(arrivals)
+    for ms in range(0, end_ms, CHUNK_MS):
+        while queue and queue[0].at_ms <= ms:
+            arrival = queue.pop(0)
+            backlog = int(rng.uniform(0, jitter_ms) * RATE_HZ / MS_PER_S)
+            now = max(0, canceller.position - backlog)
+            canceller.reference.play(arrival.samples, WIRE_RATE_HZ, now=now, item_id=arrival.item_id)
+            phone.receive({"item_id": arrival.item_id, "delta": _b64(arrival.samples)})
+        echo = phone.tick()
+        voice = np.zeros(CHUNK, np.float32)
+        if user is not None:
+            position = ms * WIRE_RATE_HZ // MS_PER_S
+            lo, hi = max(position, user_at), min(position + CHUNK, user_at + user.size)
+            if lo < hi:
+                voice[lo - position : hi - position] = user[lo - user_at : hi - user_at]
+        out = canceller.process(echo + voice, WIRE_RATE_HZ)
+        if tracks is not None:
+            tracks.add(echo, voice, out)
+        pending = np.concatenate([pending, out])
+        count = pending.size // vad.frame_samples
+        if count:
+            for index, probability in enumerate(stream.probabilities(pending[: count * vad.frame_samples])):
+                for event in detector.feed(scanned + index * vad.frame_samples, probability):
+                    if isinstance(event, SpeechStart):
+                        heard.starts_ms.append(event.sample * MS_PER_S / RATE_HZ)
+            scanned += count * vad.frame_samples
+            pending = pending[count * vad.frame_samples :]
+    if tracks is not None:
+        heard.user_frames_removed_db = tracks.removed_db()
+    return heard
+
+
+class _Tracks:
+    """The echo, the voice and the canceller's output at 16 kHz, sample for sample (the same
+    resampler as the canceller's, so the canceller's output lines up with them)."""
+
+    def __init__(self) -> None:
+        self._resamplers = [StreamResampler(WIRE_RATE_HZ, RATE_HZ) for _ in range(2)]
+        self._echo: list[Samples] = []
+        self._voice: list[Samples] = []
+        self._out: list[Samples] = []
+
+    def add(self, echo: Samples, voice: Samples, out: Samples) -> None:
+        self._echo.append(self._resamplers[0].process(echo))
+        self._voice.append(self._resamplers[1].process(voice))
+        self._out.append(out)
+
+    def removed_db(self) -> list[float]:
+        """dB the canceller took out of each 10 ms frame where the voice is louder than the echo."""
+        echo, voice, out = (np.concatenate(parts) for parts in (self._echo, self._voice, self._out))
+        frame = RATE_HZ // 100
+        removed: list[float] = []
+        for lo in range(0, min(out.size, echo.size) - frame + 1, frame):
+            e, v, o = echo[lo : lo + frame], voice[lo : lo + frame], out[lo : lo + frame]
+            n = e + v
+            if float(v @ v) > max(float(e @ e), 1e-4 * frame):
+                removed.append(10 * float(np.log10((float(n @ n) + 1e-12) / (float(o @ o) + 1e-12))))
+        return removed
+
+
+def _b64(samples: Samples) -> str:
+    import base64
+
+    return base64.b64encode(float_to_pcm16(np.clip(samples, -1, 1))).decode()
+
+
+def _canceller(gate: bool) -> EchoCanceller:
+    canceller = EchoCanceller(0)
+    if not gate:
+        canceller.gate.process = lambda near, far, out: out  # type: ignore[method-assign]
+    return canceller
+
+
+def measure(seeds: int, jitter_ms: int, *, users: int | None = None, gate: bool = True) -> dict[str, Any]:
+    """Echo turns over ``seeds`` sessions of three answers, and the user over the second answer."""
+    from openrealtime.bench.turn_clips import synthesize
+    from openrealtime.engines.silero import SileroVad
+
+    vad = SileroVad()
+    spoken = [[synthesize(text, "piper", 1.0) for text in answer] for answer in ANSWERS]
+    echo_turns: list[list[int]] = []
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        answers = [spoken[(seed + k) % len(spoken)] for k in range(3)]
+        arrivals = schedule(answers, rng)
+        end = arrivals[-1].at_ms + sum(c.size for c in answers[-1]) * MS_PER_S // WIRE_RATE_HZ + BETWEEN_ANSWERS_MS
+        heard = run_session(arrivals, vad, rng, jitter_ms=jitter_ms, end_ms=end, canceller=_canceller(gate))
+        echo_turns.append([int(s) for s in heard.starts_ms])
+    onsets: list[float | None] = []
+    removed: list[float] = []
+    for text in INTERRUPTIONS[:users] if users else INTERRUPTIONS:
+        user = synthesize(text, "piper", 1.0)
+        first_voiced = int(np.flatnonzero(np.abs(user) > VOICED_FLOOR)[0]) * MS_PER_S // WIRE_RATE_HZ
+        for seed in range(seeds):
+            rng = random.Random(seed)
+            answers = [spoken[(seed + k) % len(spoken)] for k in range(2)]
+            arrivals = schedule(answers, rng)
+            second = next(a.at_ms for a in arrivals if a.item_id == "item_1")
+            user_at = second + USER_AT_MS
+            heard = run_session(
+                arrivals,
+                vad,
+                rng,
+                jitter_ms=jitter_ms,
+                end_ms=user_at + AFTER_USER_MS,
+                user=user,
+                user_at_ms=user_at,
+                canceller=_canceller(gate),
+            )
+            onset = user_at + first_voiced
+            after = [s - onset for s in heard.starts_ms if s >= onset - 100]
+            onsets.append(after[0] if after else None)
+            removed += heard.user_frames_removed_db
+    heard_at = sorted(o for o in onsets if o is not None)
+    return {
+        "seeds": seeds,
+        "jitter_ms": jitter_ms,
+        "gate": gate,
+        "echo_turns": sum(len(t) for t in echo_turns),
+        "echo_turns_at_ms": echo_turns,
+        "user": {
+            "interruptions": len(onsets),
+            "onset_to_speech_start_ms": _quantiles(heard_at),
+            "late": sum(1 for o in heard_at if o > LATE_MS),
+            "missed": sum(1 for o in onsets if o is None),
+        },
+        "user_frames_removed_db": _quantiles(removed, (0.1, 0.5, 0.9)),
+    }
+
+
+def _quantiles(values: list[float], qs: tuple[float, ...] = (0.5, 0.9)) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {f"p{round(q * 100)}": round(float(np.quantile(values, q)), 1) for q in qs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m openrealtime.bench.echo_offline", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=6, help="sessions of each kind (default 6)")
+    parser.add_argument("--jitter-ms", type=int, default=40, help="the server's input backlog at a restart, up to")
+    parser.add_argument("--users", type=int, default=None, help="the first N interruptions only")
+    parser.add_argument("--no-gate", action="store_true", help="AEC3 alone, without the EchoGate")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.seeds, args.jitter_ms, users=args.users, gate=not args.no_gate), indent=1))
+
+
+if __name__ == "__main__":
+    main()
