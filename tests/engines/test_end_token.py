@@ -44,7 +44,7 @@ def test_the_shared_prefix_is_evaluated_once_and_forgetting_starts_over() -> Non
 def test_semantic_vads_thresholds_split_a_fragment_from_a_whole_message() -> None:
     """The scorer as the server loads it: Whisper's words, spelled plain under the default instructions."""
     from openrealtime.engines.end_token import TurnWordsScorer
-    from openrealtime.session.eou_text import RESCUE_FROM, VETO_BELOW
+    from openrealtime.session.eou_text import VETO_BELOW
     from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS
 
     scorer = TurnWordsScorer(EndTokenModel(), DEFAULT_INSTRUCTIONS)
@@ -52,4 +52,4 @@ def test_semantic_vads_thresholds_split_a_fragment_from_a_whole_message() -> Non
         assert scorer.end_probability(fragment) < VETO_BELOW, fragment
     wholes = ("What is the capital of France?", "Please turn off the lights.", "Thank you very much for your help.")
     for whole in wholes:
-        assert scorer.end_probability(whole) >= RESCUE_FROM, whole
+        assert scorer.end_probability(whole) >= VETO_BELOW, whole

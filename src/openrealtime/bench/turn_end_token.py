@@ -36,7 +36,7 @@ from openrealtime.engines.end_token import plain_words
 
 MS_PER_S = 1000
 MEDIUM_THRESHOLD = 0.5  # Smart Turn's threshold at medium (session/endpointing.py)
-THRESHOLDS = (1e-7, 3e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 1e-3)
+THRESHOLDS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3)
 COMBINED_VARIANTS = 2  # the combined rules are tabled for the variants that rank best (AUC)
 RESCUE_PAUSES_MS = (256, 512)
 COST_QUESTIONS = 20
@@ -160,7 +160,7 @@ def report(points: Sequence[Verdict], scores: dict[str, list[float]]) -> str:
     for name, values in scores.items():
         ends, pauses = _split(values, finals)
         shares = " | ".join(f"{_share(pauses, t)} / {_share(ends, t)}" for t in THRESHOLDS)
-        lines.append(f"| {name} | {auc(ends, pauses):.2f} | {_median(pauses):.4f} / {_median(ends):.4f} | {shares} |")
+        lines.append(f"| {name} | {auc(ends, pauses):.2f} | {_median(pauses):.1e} / {_median(ends):.1e} | {shares} |")
     today = rule_shares(points, [0.0] * len(points), lambda v, _: _today(v))
     lines += [
         "",

@@ -136,15 +136,12 @@ class EndOfTurnPolicy:
         recheck_ms: Further pause after which an "incomplete" answer is asked again, with the longer
             silence at the end of the audio.
         max_wait_ms: Pause that ends the turn whatever the model says (the eagerness cap).
-        text_rescue_ms: Pause after which words the LLM reads as a whole message end the turn
-            whatever the model says (:mod:`~openrealtime.session.eou_text`).
     """
 
     threshold: float
     check_pause_ms: int
     recheck_ms: int
     max_wait_ms: int
-    text_rescue_ms: int = 256
 
 
 # Why these numbers (``openrealtime bench turns``, docs/benchmarks.md): Smart Turn gives most finished
@@ -166,5 +163,5 @@ END_OF_TURN = {
     "high": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=500, max_wait_ms=2_000),
     "medium": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=1_000, max_wait_ms=4_000),
     "auto": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=1_000, max_wait_ms=4_000),
-    "low": EndOfTurnPolicy(threshold=0.7, check_pause_ms=256, recheck_ms=2_000, max_wait_ms=8_000, text_rescue_ms=512),
+    "low": EndOfTurnPolicy(threshold=0.7, check_pause_ms=256, recheck_ms=2_000, max_wait_ms=8_000),
 }

@@ -330,8 +330,6 @@ class InputAudioBuffer:
             return []  # trailing off mid-sentence (or not known yet): keep listening, up to the eagerness cap
         paused_ms = samples_to_ms(self._vad.position - turn.pause_start)
         text = self._text.signal(words) if policy is not None else TextSignal.ABSENT
-        if policy is not None and text is TextSignal.ENDS and paused_ms >= policy.text_rescue_ms:
-            return self._end_turn_in_pause(turn)  # the LLM reads a whole message, whatever the audio says
         doubted = self._probability is not None and policy is not None and self._probability < policy.threshold
         if doubted or text is TextSignal.GOES_ON:
             pause_ms *= DOUBTED_PAUSE_FACTOR  # the model or the LLM says the speaker goes on: wait longer
