@@ -61,3 +61,26 @@ def test_report_names_every_variant() -> None:
     assert "today: 1/2 mid-sentence pauses ended, 1/1 clips cut off, 1/2 clip ends ended" in text
     with pytest.raises(ValueError, match="zip"):  # the scores must cover every point
         report(POINTS, {"short": [0.1]})
+
+
+@pytest.mark.real
+async def test_over_the_real_models_the_llm_vetoes_a_pause_that_smart_turn_calls_complete() -> None:
+    """ "Please remind me to call | ..." with a 900 ms pause, the real server in process: Smart Turn calls
+    the pause complete (0.93-0.98 in every voice of the set) and the words do not trail off, so without
+    the text signal the turn ended there (bench turns); the LLM's P(end) of "please remind me to call"
+    (1.3e-7) vetoes it, and the word rule's doubted pause (1.25 s) outlasts the pause."""
+    from openrealtime.bench import turn_clips, turns
+    from openrealtime.bench.target import server_target
+    from tests.conftest import TIMEOUT_S
+
+    clip = turn_clips.make_clip("Please remind me to call | my mother tomorrow morning.", "piper", 1.15, [900])
+    assert clip is not None
+    [(pause_start, pause_end)] = clip.pauses_ms
+    mode = turns.select_modes("semantic_vad:medium")[0]
+    async with (
+        server_target(None, turns.REALTIME_PATH, api_key=None) as target,
+        turns.TrialSession.open(target.url, mode) as session,
+    ):
+        trial = await session.run(clip, answer_wait_s=TIMEOUT_S)
+    assert not [at for at in trial.cut_at_ms if pause_start <= at <= pause_end], trial
+    assert trial.speech_end_to_turn_end_s is not None, trial
