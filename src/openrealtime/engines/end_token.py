@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from openrealtime.engines.llama_chat import LlamaOptions, load_llama
 from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.exceptions import EngineError
 
@@ -68,14 +69,9 @@ class EndTokenModel:
             raise EngineError("llama-cpp-python is not installed", code="model_not_installed") from exc
         path = model_path or smollm2_gguf()
         try:
-            self._llm: Any = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=context_tokens,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                logits_all=False,
-                verbose=False,
-            )
+            # As the chat model's own: llama.cpp's extra CPU buffer types off (they crash prompt batches
+            # on some AMX builds, llama_chat.LlamaOptions.extra_buffer_types).
+            self._llm: Any = load_llama(llama_cpp, path, LlamaOptions(n_threads=n_threads), n_ctx=context_tokens)
             template = self._llm.metadata.get("tokenizer.chat_template")
             if not template:
                 raise EngineError(f"{path} has no chat template", code="model_load_failed")

@@ -148,8 +148,10 @@ class LlamaOptions:
 _CONSTRUCT_LOCK = threading.Lock()
 
 
-def _load_llama(llama_cpp: Any, path: Path, options: LlamaOptions) -> Any:
-    """Construct ``llama_cpp.Llama``, with llama.cpp's extra buffer types off unless asked for.
+def load_llama(llama_cpp: Any, path: Path, options: LlamaOptions, n_ctx: int = TOKENIZER_CONTEXT_TOKENS) -> Any:
+    """Construct ``llama_cpp.Llama`` with a context of ``n_ctx`` tokens (only its tokenizer is used
+    here; :mod:`~openrealtime.engines.end_token` evaluates in it), llama.cpp's extra buffer types off
+    unless asked for.
 
     ``Llama.__init__`` exposes no ``use_extra_bufts`` argument but takes its model parameters from
     ``llama_cpp.llama_cpp.llama_model_default_params()``, so that factory is wrapped for the duration
@@ -168,11 +170,11 @@ def _load_llama(llama_cpp: Any, path: Path, options: LlamaOptions) -> Any:
         try:
             return llama_cpp.Llama(
                 model_path=str(path),
-                n_ctx=TOKENIZER_CONTEXT_TOKENS,
+                n_ctx=n_ctx,
                 n_threads=options.n_threads,
                 n_threads_batch=options.n_threads,
                 n_gpu_layers=options.n_gpu_layers,
-                n_batch=min(options.n_batch, TOKENIZER_CONTEXT_TOKENS),
+                n_batch=min(options.n_batch, n_ctx),
                 seed=options.seed if options.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
                 verbose=False,
             )
@@ -253,7 +255,7 @@ class LlamaChatModel:
             ) from exc
         path = self.options.model_path or smollm2_gguf()
         try:
-            self._llm = _load_llama(llama_cpp, path, self.options)
+            self._llm = load_llama(llama_cpp, path, self.options)
             template = self.options.chat_template or self._llm.metadata.get("tokenizer.chat_template")
             if not template:
                 raise EngineError(
