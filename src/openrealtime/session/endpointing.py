@@ -9,6 +9,10 @@ probability that it is complete reaches the eagerness's threshold; otherwise it 
 lasts :attr:`~EndOfTurnPolicy.max_wait_ms` (OpenAI's eagerness caps, reference 9.1: low 8 s,
 medium 4 s, high 2 s).
 
+The words weigh in too: the model's "complete" is vetoed when the pause's transcript trails off on a
+function word (:func:`looks_complete`), and, with the default in-process LLM, when the LLM gives the
+end of the user's message less than a millionth after those words (:mod:`~openrealtime.session.eou_text`).
+
 Without the model (not installed, or failing), the session falls back to a word rule on the latest
 decode (:func:`looks_complete`): a finished sentence ends the turn after a short pause; one that
 stops on a conjunction, a preposition, an article or a filler ("and", "to", "the", "um") waits, up to
