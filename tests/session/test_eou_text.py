@@ -18,7 +18,7 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.endpointing import END_OF_TURN
-from openrealtime.session.eou_text import KEPT_WORDS, VETO_BELOW, TextSignal, WordsEndOfTurn
+from openrealtime.session.eou_text import KEPT_WORDS, VETO_BELOW, WAIT_PAUSE_MS, TextSignal, WordsEndOfTurn
 from openrealtime.session.ids import Ids
 from tests.conftest import quiet, tone
 from tests.session.test_semantic_vad import pause_before_stop, semantic
@@ -70,14 +70,22 @@ def test_both_agreeing_end_the_turn_at_the_first_question() -> None:
 
 def test_smart_turns_complete_waits_for_the_llms_answer_in_flight() -> None:
     driver = semantic("medium", end_of_turn=FixedEndOfTurn(0.99), end_of_turn_text=Llm(WHOLE), hold_words=True)
-    events = driver.append(tone(3200)) + driver.append(quiet(300))
+    events = driver.append(tone(3200)) + driver.append(quiet(250))
     assert not stopped(events)
     [question] = driver.word_questions
     assert question.words == "hello world this is a test"
     driver.answer_words()
     events = driver.pump()
     assert stopped(events)
-    assert 300 - 64 <= pause_before_stop(events, 3200) <= 300, "the turn ends where the audio has got to"
+    assert 250 - 64 <= pause_before_stop(events, 3200) <= 250, "the turn ends where the audio has got to"
+
+
+def test_a_complete_waits_for_the_llm_only_until_the_pause_reaches_its_bound() -> None:
+    driver = semantic("medium", end_of_turn=FixedEndOfTurn(0.99), end_of_turn_text=Llm(FRAGMENT), hold_words=True)
+    events = driver.append(tone(3200)) + driver.append(quiet(1000))
+    assert stopped(events), "an answer that has not come by then does not hold the turn"
+    assert WAIT_PAUSE_MS <= pause_before_stop(events, 3200) <= WAIT_PAUSE_MS + 64
+    assert [q.words for q in driver.word_questions] == ["hello world this is a test"]
 
 
 def test_words_that_trail_off_are_not_asked_about() -> None:

@@ -41,6 +41,7 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.endpointing import EAGERNESS, END_OF_TURN, Eagerness, EndOfTurnPolicy, looks_complete
+from openrealtime.session.eou_text import WAIT_PAUSE_MS as TEXT_WAIT_PAUSE_MS
 from openrealtime.session.eou_text import TextSignal, WordsEndOfTurn
 from openrealtime.session.frontend import ENGINE_RATE_HZ, AudioFrontEnd
 from openrealtime.session.ids import Ids
@@ -307,7 +308,9 @@ class InputAudioBuffer:
             return self._end_turn_in_pause(turn)  # no words will come: the model decides alone
         if model_says and words is not None and looks_complete(words):
             text = self._text.signal(words)  # the LLM may veto, or is still asked (a short wait)
-            if text is not TextSignal.GOES_ON and text is not TextSignal.PENDING:
+            assert turn.pause_start is not None  # decided in a pause only
+            waited = samples_to_ms(self._vad.position - turn.pause_start) >= TEXT_WAIT_PAUSE_MS
+            if text is not TextSignal.GOES_ON and (text is not TextSignal.PENDING or waited):
                 return self._end_turn_in_pause(turn)
         return self._maybe_end_by_words()
 
