@@ -286,7 +286,10 @@ def test_assistant_load_bench_end_to_end(tmp_path: Path) -> None:
         assert level["end_of_turn_decisions"] >= level["sessions"]  # each turn asked the model
         assert 1 < level["end_of_turn_cpu_ms_each"] < 1000
         assert 0 < level["end_of_turn_cpu_share"] < 1
+        assert level["text_signal_questions"] >= 1  # the questions' words read as finished: the LLM asked
+        assert 1 < level["text_signal_cpu_ms_each"] < 2000
     assert "memory_per_extra_session_mb" in results
     summary = (out / "summary.md").read_text()
     assert "largest N within targets" in summary
     assert "CPU per decision" in summary
+    assert "CPU per question" in summary

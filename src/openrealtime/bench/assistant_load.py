@@ -8,7 +8,9 @@ N within the targets of issue 5 (p50 under 0.5 s, p90 under 0.8 s).
 With ``--turn-modes semantic_vad:medium`` the sessions end their turns with the end-of-turn model,
 and each level also reports what the model cost (issue 13): its decisions, their CPU time each, and
 the share of the machine's cores they took, read from the server's ``/metrics`` before and after
-the level (``openrealtime_end_of_turn_cpu_seconds``), so it works against ``--url`` as well.
+the level (``openrealtime_end_of_turn_cpu_seconds``), so it works against ``--url`` as well; and the
+same for its text signal, the LLM's questions about the pause's words
+(``openrealtime_end_of_turn_text_cpu_seconds``, session/eou_text.py).
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ SESSION_COUNTS = (1, 2, 3, 4)
 
 
 METRIC = "openrealtime_end_of_turn_cpu_seconds"
+TEXT_METRIC = "openrealtime_end_of_turn_text_cpu_seconds"
 
 
-async def end_of_turn_cost(url: str, api_key: str | None) -> tuple[float, float] | None:
-    """The server's end-of-turn decisions so far and their CPU seconds, from its ``/metrics``;
-    ``None`` when it cannot be read or has no such lines."""
+async def end_of_turn_cost(url: str, api_key: str | None, metric: str = METRIC) -> tuple[float, float] | None:
+    """The server's end-of-turn decisions (or, with ``TEXT_METRIC``, its text signal's questions) so far
+    and their CPU seconds, from its ``/metrics``; ``None`` when it cannot be read or has no such lines."""
     parts = urlsplit(url)
     scheme = "https" if parts.scheme in ("wss", "https") else "http"
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -51,14 +54,30 @@ async def end_of_turn_cost(url: str, api_key: str | None) -> tuple[float, float]
         response.raise_for_status()
     except httpx.HTTPError:
         return None
-    if f"# TYPE {METRIC} " not in response.text:
+    if f"# TYPE {metric} " not in response.text:
         return None  # not a server that reports it
-    values = {f"{METRIC}_count": 0.0, f"{METRIC}_sum": 0.0}  # no decision yet: no sample lines
+    values = {f"{metric}_count": 0.0, f"{metric}_sum": 0.0}  # no decision yet: no sample lines
     for line in response.text.splitlines():
         name, _, value = line.partition(" ")
         if name in values:
             values[name] = float(value)
-    return values[f"{METRIC}_count"], values[f"{METRIC}_sum"]
+    return values[f"{metric}_count"], values[f"{metric}_sum"]
+
+
+def _cost(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, wall_s: float, names: tuple[str, str, str]
+) -> dict[str, Any]:
+    """What one metric's calls cost over a level, under ``names``: how many, CPU each (ms), and the
+    share of all the machine's cores (the server's own cores when it runs elsewhere)."""
+    calls = cpu_s = None
+    if before is not None and after is not None:
+        calls, cpu_s = after[0] - before[0], after[1] - before[1]
+    count, each, share = names
+    return {
+        count: calls,
+        each: cpu_s * 1000 / calls if calls and cpu_s is not None else None,
+        share: cpu_s / (wall_s * (os.cpu_count() or 1)) if cpu_s is not None else None,
+    }
 
 
 async def _level(
@@ -71,15 +90,14 @@ async def _level(
         return [t.stopped_to_first_audio_s for t in timings if t.stopped_to_first_audio_s is not None]
 
     cost0 = await end_of_turn_cost(url, api_key)
+    text0 = await end_of_turn_cost(url, api_key, TEXT_METRIC)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     async with asyncio.TaskGroup() as tg:
         tasks = [tg.create_task(session(i)) for i in range(sessions)]
     latencies = [v for task in tasks for v in task.result()]
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     cost1 = await end_of_turn_cost(url, api_key)
-    decisions = model_cpu_s = None
-    if cost0 is not None and cost1 is not None:
-        decisions, model_cpu_s = cost1[0] - cost0[0], cost1[1] - cost0[1]
+    text1 = await end_of_turn_cost(url, api_key, TEXT_METRIC)
     p50 = statistics.median(latencies) if latencies else float("inf")
     p90 = percentile(latencies, 90) if latencies else float("inf")
     return {
@@ -92,10 +110,8 @@ async def _level(
         "rss_mb": rss_mb(),
         "within_targets": p50 <= P50_TARGET_S and p90 <= P90_TARGET_S and len(latencies) == sessions * turns,
         "first_audio_s": latencies,
-        "end_of_turn_decisions": decisions,
-        "end_of_turn_cpu_ms_each": model_cpu_s * 1000 / decisions if decisions and model_cpu_s is not None else None,
-        # of all the machine's cores over the level (the server's own cores when it runs elsewhere)
-        "end_of_turn_cpu_share": model_cpu_s / (wall * (os.cpu_count() or 1)) if model_cpu_s is not None else None,
+        **_cost(cost0, cost1, wall, ("end_of_turn_decisions", "end_of_turn_cpu_ms_each", "end_of_turn_cpu_share")),
+        **_cost(text0, text1, wall, ("text_signal_questions", "text_signal_cpu_ms_each", "text_signal_cpu_share")),
     }
 
 
@@ -172,12 +188,19 @@ def _model_cost_lines(levels: list[dict[str, Any]]) -> list[str]:
     if not ran:
         return []
     lines = [
-        "\n| sessions | end-of-turn decisions | CPU per decision | share of the cores |",
-        "|---|---|---|---|",
+        "\n| sessions | end-of-turn decisions | CPU per decision | share of the cores "
+        "| text signal's questions | CPU per question | share of the cores |",
+        "|---|---|---|---|---|---|---|",
     ]
     for lv in ran:
+        questions = lv["text_signal_questions"]
+        text = (
+            f"{questions:.0f} | {lv['text_signal_cpu_ms_each']:.1f} ms | {lv['text_signal_cpu_share'] * 100:.2f} %"
+            if questions
+            else "0 | - | -"
+        )
         lines.append(
             f"| {lv['sessions']} | {lv['end_of_turn_decisions']:.0f} | {lv['end_of_turn_cpu_ms_each']:.1f} ms "
-            f"| {lv['end_of_turn_cpu_share'] * 100:.2f} % of {os.cpu_count()} |"
+            f"| {lv['end_of_turn_cpu_share'] * 100:.2f} % of {os.cpu_count()} | {text} |"
         )
     return lines
