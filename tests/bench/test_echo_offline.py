@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from openrealtime.bench.echo_offline import Arrival, run_session, schedule
+from openrealtime.bench.echo_offline import Arrival, Session, run_session, schedule
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.session.echo import EchoCanceller
 
@@ -54,43 +54,40 @@ def test_clauses_arrive_in_order_answer_by_answer_and_the_same_for_a_seed() -> N
     assert first[2].at_ms - first[1].at_ms > 900  # the first answer played whole, then a pause
 
 
-def test_a_canceller_that_removes_nothing_lets_the_echo_start_a_turn() -> None:
-    arrivals = [Arrival(100, tone(1.0), "item_0")]
+def transparent() -> EchoCanceller:
+    """A canceller that removes nothing, its gate off."""
     aec = EchoCanceller(0, aec=PassThrough())
     aec.gate.process = lambda near, far, out: out  # type: ignore[method-assign]
-    heard = run_session(arrivals, LoudnessVad(), random.Random(0), jitter_ms=0, end_ms=2000, canceller=aec)
+    return aec
+
+
+def with_the_user(canceller: EchoCanceller) -> Session:
+    """A 3 s quiet answer with the user loud over it from 1.5 s, through ``canceller``."""
+    return run_session(
+        [Arrival(100, tone(3.0, 0.1), "item_0")],
+        LoudnessVad(),
+        random.Random(0),
+        jitter_ms=0,
+        end_ms=3000,
+        user=tone(0.6, 0.5),
+        user_at_ms=1500,
+        canceller=canceller,
+    )
+
+
+def test_a_canceller_that_removes_nothing_lets_the_echo_start_a_turn() -> None:
+    arrivals = [Arrival(100, tone(1.0), "item_0")]
+    heard = run_session(arrivals, LoudnessVad(), random.Random(0), jitter_ms=0, end_ms=2000, canceller=transparent())
     assert heard.starts_ms
     assert 200 <= heard.starts_ms[0] <= 400
 
 
 def test_the_user_is_heard_where_they_speak_and_what_the_canceller_took_from_them_is_measured() -> None:
-    arrivals = [Arrival(100, tone(3.0, 0.1), "item_0")]
-    user = tone(0.6, 0.5)
-    kept = run_session(
-        arrivals,
-        LoudnessVad(),
-        random.Random(0),
-        jitter_ms=0,
-        end_ms=3000,
-        user=user,
-        user_at_ms=1500,
-        canceller=EchoCanceller(0, aec=RemovesAll()),
-    )
+    kept = with_the_user(EchoCanceller(0, aec=RemovesAll()))
     assert kept.starts_ms == []  # everything removed: the user too
     assert kept.user_frames_removed_db
     assert min(kept.user_frames_removed_db) > 60
-    aec = EchoCanceller(0, aec=PassThrough())
-    aec.gate.process = lambda near, far, out: out  # type: ignore[method-assign]
-    passed = run_session(
-        arrivals,
-        LoudnessVad(),
-        random.Random(0),
-        jitter_ms=0,
-        end_ms=3000,
-        user=user,
-        user_at_ms=1500,
-        canceller=aec,
-    )
+    passed = with_the_user(transparent())
     assert np.median(passed.user_frames_removed_db) == pytest.approx(0.0, abs=0.5)
 
 

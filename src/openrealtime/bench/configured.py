@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from openrealtime.client.connection import RealtimeConnection
@@ -68,3 +68,28 @@ async def wait_until(changed: asyncio.Event, condition: Callable[[], bool], time
         while not condition():
             changed.clear()
             await changed.wait()
+
+
+class Items:
+    """The conversation items a bench session saw added and deleted: each trial ends by deleting them
+    all and clearing the input, so the next one starts from the same short prompt."""
+
+    def __init__(self) -> None:
+        self.added: list[str] = []
+        self.deleted: set[str] = set()
+
+    def heard(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "conversation.item.added":
+            self.added.append(event["item"]["id"])
+        elif kind == "conversation.item.deleted":
+            self.deleted.add(event["item_id"])
+
+    async def forget(self, conn: RealtimeConnection, until: Callable[[Callable[[], bool]], Awaitable[None]]) -> None:
+        """Delete every item not deleted yet, wait (``until``, the session's wait on its events) for
+        the server to say so, and clear the input buffer."""
+        items = [i for i in self.added if i not in self.deleted]
+        for item_id in items:
+            await conn.send({"type": "conversation.item.delete", "item_id": item_id})
+        await until(lambda: all(i in self.deleted for i in items))
+        await conn.send({"type": "input_audio_buffer.clear"})

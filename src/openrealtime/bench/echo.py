@@ -37,7 +37,7 @@ import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
-from openrealtime.bench.configured import configured_session, wait_until
+from openrealtime.bench.configured import Items, configured_session, wait_until
 from openrealtime.bench.echo_room import (
     CHUNK,
     CHUNK_MS,
@@ -69,8 +69,7 @@ class EchoSession:
         self.phone = Speakerphone()
         self.referee = Referee(set())
         self.sent = 0  # input samples sent on this connection (wire rate): the server's input clock
-        self._items: list[str] = []
-        self._deleted: set[str] = set()
+        self._items = Items()
         self._created: list[str] = []
         self._done: dict[str, dict[str, Any]] = {}
         self._audio: set[str] = set()
@@ -95,11 +94,8 @@ class EchoSession:
         async for event in self._conn:
             kind = event.get("type")
             self.referee.heard(event, self.sent_ms)
-            if kind == "conversation.item.added":
-                self._items.append(event["item"]["id"])
-            elif kind == "conversation.item.deleted":
-                self._deleted.add(event["item_id"])
-            elif kind == "response.created":
+            self._items.heard(event)
+            if kind == "response.created":
                 self._created.append(event["response"]["id"])
             elif kind == "response.output_audio.delta":
                 self._audio.add(event["response_id"])
@@ -152,11 +148,7 @@ class EchoSession:
                 await self._conn.send({"type": "response.cancel", "response_id": response_id})
         await self._until(lambda: all(r in self._done for r in self._created))
         await self.tell_truncations()  # after the cancels: a truncate also cancels what still speaks
-        items = [i for i in self._items if i not in self._deleted]
-        for item_id in items:
-            await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
-        await self._until(lambda: all(i in self._deleted for i in items))
-        await self._conn.send({"type": "input_audio_buffer.clear"})
+        await self._items.forget(self._conn, self._until)
 
 
 @dataclass

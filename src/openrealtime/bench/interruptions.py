@@ -41,7 +41,7 @@ import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.types import Samples
-from openrealtime.bench.configured import configured_session, wait_until
+from openrealtime.bench.configured import Items, configured_session, wait_until
 from openrealtime.bench.report import distribution, progress
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.client.assistant_config import AssistantOptions
@@ -202,8 +202,7 @@ class ProbeSession:
     def __init__(self, conn: RealtimeConnection, mode: Mode) -> None:
         self._conn = conn
         self.mode = mode
-        self._items: list[str] = []
-        self._deleted: set[str] = set()
+        self._items = Items()
         self._done: dict[str, dict[str, Any]] = {}
         self._created: list[str] = []
         self._audio: set[str] = set()
@@ -235,11 +234,8 @@ class ProbeSession:
             kind = event.get("type")
             now = loop.time()
             self.client.feed(event, now)
-            if kind == "conversation.item.added":
-                self._items.append(event["item"]["id"])
-            elif kind == "conversation.item.deleted":
-                self._deleted.add(event["item_id"])
-            elif kind == "response.created":
+            self._items.heard(event)
+            if kind == "response.created":
                 self._created.append(event["response"]["id"])
                 self._created_at[event["response"]["id"]] = now
             elif kind == "response.done":
@@ -340,11 +336,7 @@ class ProbeSession:
             if response_id not in self._done:
                 await self._conn.send({"type": "response.cancel", "response_id": response_id})
         await self._until(lambda: all(r in self._done for r in self._created))
-        items = [i for i in self._items if i not in self._deleted]
-        for item_id in items:
-            await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
-        await self._until(lambda: all(i in self._deleted for i in items))
-        await self._conn.send({"type": "input_audio_buffer.clear"})
+        await self._items.forget(self._conn, self._until)
 
 
 async def run_probes(url: str, mode: Mode, probes: list[Probe], *, api_key: str | None) -> list[Trial]:

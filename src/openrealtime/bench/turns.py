@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from openrealtime.audio.codec import float_to_pcm16
-from openrealtime.bench.configured import configured_session, wait_until
+from openrealtime.bench.configured import Items, configured_session, wait_until
 from openrealtime.bench.report import Plots, Series, distribution, progress, write_results
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.bench.target import server_target
@@ -133,8 +133,7 @@ class TrialSession:
         self._conn = conn
         self._mode = mode
         self.sent_ms = 0
-        self._items: list[str] = []
-        self._deleted: set[str] = set()
+        self._items = Items()
         self._done: set[str] = set()
         self._created: list[str] = []
         self._speaking: set[str] = set()
@@ -158,11 +157,8 @@ class TrialSession:
     async def read_events(self) -> None:
         async for event in self._conn:
             kind = event.get("type")
-            if kind == "conversation.item.added":
-                self._items.append(event["item"]["id"])
-            elif kind == "conversation.item.deleted":
-                self._deleted.add(event["item_id"])
-            elif kind == "response.done":
+            self._items.heard(event)
+            if kind == "response.done":
                 self._done.add(event["response"]["id"])
             elif kind == "response.created":
                 self._created.append(event["response"]["id"])
@@ -191,11 +187,7 @@ class TrialSession:
 
     async def _forget(self) -> None:
         """Delete every item so far, and clear the input buffer: the next clip starts afresh."""
-        items = [i for i in self._items if i not in self._deleted]
-        for item_id in items:
-            await self._conn.send({"type": "conversation.item.delete", "item_id": item_id})
-        await self._until(lambda: all(i in self._deleted for i in items))
-        await self._conn.send({"type": "input_audio_buffer.clear"})
+        await self._items.forget(self._conn, self._until)
 
     async def run(self, clip: Clip, *, answer_wait_s: float = ANSWER_WAIT_S) -> Trial:
         """Stream ``clip`` at real time; watch for cut-offs and the answer to its last turn."""
