@@ -368,8 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--echo-cancellation",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="remove the server's own voice from realtime sessions' input (AEC3), for clients that send a raw "
+        help="remove the server's own voice from realtime sessions' input, for clients that send a raw "
         "microphone near a loudspeaker (default off: browsers and phones cancel their own echo)",
+    )
+    serve.add_argument(
+        "--echo-canceller",
+        choices=["linear", "aec3"],
+        default=None,
+        help="with --echo-cancellation: our own canceller (linear, the default: a voice over the answer passes "
+        "whole) or WebRTC's AEC3 (needs pywebrtc-audio)",
     )
     serve.add_argument(
         "--state-url",

@@ -111,6 +111,7 @@ def run_bench(args: argparse.Namespace) -> int:
             limit=args.turn_limit,
             turn_modes=modes,
             trace=args.turn_trace,
+            echo_room=args.turn_echo_room,
         )
     elif args.kind == "assistant" and args.remote_engines:
         from openrealtime.bench.remote_engines import run_remote_assistant_bench
@@ -224,6 +225,13 @@ def add_bench_parser(sub: Any) -> None:
         default=None,
         help="turns: part 1's turn detections, e.g. semantic_vad:medium,server_vad:500 (default: all five); "
         "load --session-kind assistant: the sessions' one (default server_vad), with the model's cost",
+    )
+    bench.add_argument(
+        "--turn-echo-room",
+        choices=["bench", "reverberant"],
+        default="bench",
+        help="turns: part 3's room: one path and two reflections (default), or a reverberant one (RT60 400 ms, "
+        "a loudspeaker that distorts a little, a microphone's noise)",
     )
     bench.add_argument(
         "--turn-trace",

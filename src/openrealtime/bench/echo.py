@@ -44,6 +44,8 @@ from openrealtime.bench.echo_room import (
     ECHO_GAIN,
     MS_PER_S,
     REFLECTIONS,
+    REVERB_RT60_MS,
+    REVERB_SHARE,
     ROOM_DELAY_MS,
     Referee,
     Speakerphone,
@@ -63,10 +65,10 @@ SETTLE_WAIT_S = 30.0
 class EchoSession:
     """One realtime session on a speakerphone: the events read, the answers played, the input sent."""
 
-    def __init__(self, conn: RealtimeConnection, mode: Mode) -> None:
+    def __init__(self, conn: RealtimeConnection, mode: Mode, room: str = "bench") -> None:
         self._conn = conn
         self.mode = mode
-        self.phone = Speakerphone()
+        self.phone = Speakerphone(room)
         self.referee = Referee(set())
         self.sent = 0  # input samples sent on this connection (wire rate): the server's input clock
         self._items = Items()
@@ -79,9 +81,11 @@ class EchoSession:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, url: str, mode: Mode, *, api_key: str | None = None) -> AsyncIterator[EchoSession]:
+    async def open(
+        cls, url: str, mode: Mode, *, api_key: str | None = None, room: str = "bench"
+    ) -> AsyncIterator[EchoSession]:
         opened = configured_session(
-            url, lambda conn: cls(conn, mode), instructions=INSTRUCTIONS, turn_detection=mode.turn_detection
+            url, lambda conn: cls(conn, mode, room), instructions=INSTRUCTIONS, turn_detection=mode.turn_detection
         )
         async with opened as session:
             yield session
@@ -224,10 +228,12 @@ async def run_echo_trial(session: EchoSession, user: Samples | None) -> EchoTria
     )
 
 
-async def run_echo(url: str, mode: Mode, users: list[Samples], *, api_key: str | None) -> list[EchoTrial]:
-    """One trial without and one with the user for each interruption in ``users``."""
+async def run_echo(
+    url: str, mode: Mode, users: list[Samples], *, api_key: str | None, room: str = "bench"
+) -> list[EchoTrial]:
+    """One trial without and one with the user for each interruption in ``users``, in ``room``."""
     trials: list[EchoTrial] = []
-    async with EchoSession.open(url, mode, api_key=api_key) as session:
+    async with EchoSession.open(url, mode, api_key=api_key, room=room) as session:
         plan: list[Samples | None] = [u for user in users for u in (None, user)]
         for index, user in enumerate(plan, 1):
             trial = await run_echo_trial(session, user)
@@ -296,6 +302,8 @@ __all__ = [
     "ECHO_GAIN",
     "MODES",
     "REFLECTIONS",
+    "REVERB_RT60_MS",
+    "REVERB_SHARE",
     "ROOM_DELAY_MS",
     "EchoSession",
     "EchoTrial",

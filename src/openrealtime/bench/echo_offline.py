@@ -43,7 +43,7 @@ import numpy as np
 from openrealtime.audio.codec import float_to_pcm16
 from openrealtime.audio.resample import StreamResampler
 from openrealtime.audio.types import Samples
-from openrealtime.bench.echo_room import CHUNK, CHUNK_MS, Speakerphone
+from openrealtime.bench.echo_room import CHUNK, CHUNK_MS, ROOMS, Speakerphone
 from openrealtime.bench.interruptions import INTERRUPTIONS, VOICED_FLOOR
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.session.echo import RATE_HZ, EchoCanceller
@@ -124,10 +124,11 @@ def run_session(
     user: Samples | None = None,
     user_at_ms: int = 0,
     canceller: EchoCanceller | None = None,
+    room: str = "bench",
 ) -> Session:
     """Stream the room (and the user) through the canceller and the VAD, 20 ms at a time."""
     canceller = canceller or EchoCanceller(0)
-    phone = Speakerphone()
+    phone = Speakerphone(room)
     stream = vad.new_stream()
     detector = TurnDetector(
         sample_rate_hz=RATE_HZ,
@@ -206,14 +207,22 @@ def _b64(samples: Samples) -> str:
     return base64.b64encode(float_to_pcm16(np.clip(samples, -1, 1))).decode()
 
 
-def _canceller(gate: bool) -> EchoCanceller:
-    canceller = EchoCanceller(0)
+def _canceller(gate: bool, kind: str = "linear") -> EchoCanceller:
+    canceller = EchoCanceller(0, kind=kind)
     if not gate:
         canceller.gate.process = lambda near, far, out: out  # type: ignore[method-assign]
     return canceller
 
 
-def measure(seeds: int, jitter_ms: int, *, users: int | None = None, gate: bool = True) -> dict[str, Any]:
+def measure(
+    seeds: int,
+    jitter_ms: int,
+    *,
+    users: int | None = None,
+    gate: bool = True,
+    kind: str = "linear",
+    room: str = "bench",
+) -> dict[str, Any]:
     """Echo turns over ``seeds`` sessions of three answers, and the user over the second answer."""
     from openrealtime.bench.turn_clips import synthesize
     from openrealtime.engines.silero import SileroVad
@@ -226,7 +235,9 @@ def measure(seeds: int, jitter_ms: int, *, users: int | None = None, gate: bool 
         answers = [spoken[(seed + k) % len(spoken)] for k in range(3)]
         arrivals = schedule(answers, rng)
         end = arrivals[-1].at_ms + sum(c.size for c in answers[-1]) * MS_PER_S // WIRE_RATE_HZ + BETWEEN_ANSWERS_MS
-        heard = run_session(arrivals, vad, rng, jitter_ms=jitter_ms, end_ms=end, canceller=_canceller(gate))
+        heard = run_session(
+            arrivals, vad, rng, jitter_ms=jitter_ms, end_ms=end, canceller=_canceller(gate, kind), room=room
+        )
         echo_turns.append([int(s) for s in heard.starts_ms])
     onsets: list[float | None] = []
     removed: list[float] = []
@@ -247,7 +258,8 @@ def measure(seeds: int, jitter_ms: int, *, users: int | None = None, gate: bool 
                 end_ms=user_at + AFTER_USER_MS,
                 user=user,
                 user_at_ms=user_at,
-                canceller=_canceller(gate),
+                canceller=_canceller(gate, kind),
+                room=room,
             )
             onset = user_at + first_voiced
             after = [s - onset for s in heard.starts_ms if s >= onset - 100]
@@ -258,6 +270,8 @@ def measure(seeds: int, jitter_ms: int, *, users: int | None = None, gate: bool 
         "seeds": seeds,
         "jitter_ms": jitter_ms,
         "gate": gate,
+        "canceller": kind,
+        "room": room,
         "echo_turns": sum(len(t) for t in echo_turns),
         "echo_turns_at_ms": echo_turns,
         "user": {
@@ -282,8 +296,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jitter-ms", type=int, default=40, help="the server's input backlog at a restart, up to")
     parser.add_argument("--users", type=int, default=None, help="the first N interruptions only")
     parser.add_argument("--no-gate", action="store_true", help="AEC3 alone, without the EchoGate")
+    parser.add_argument(
+        "--canceller", choices=("linear", "aec3"), default="linear", help="which canceller (default ours)"
+    )
+    parser.add_argument("--room", choices=ROOMS, default="bench", help="the bench's room, or a reverberant one")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.seeds, args.jitter_ms, users=args.users, gate=not args.no_gate), indent=1))
+    result = measure(
+        args.seeds, args.jitter_ms, users=args.users, gate=not args.no_gate, kind=args.canceller, room=args.room
+    )
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

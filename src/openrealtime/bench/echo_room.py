@@ -33,7 +33,31 @@ CHUNK = WIRE_RATE_HZ * CHUNK_MS // MS_PER_S
 ECHO_GAIN = 0.5  # -6 dB
 ROOM_DELAY_MS = 150  # the player's buffer, the speaker, the air and the microphone
 REFLECTIONS = ((30, 0.25), (70, 0.12))  # (ms after the direct sound, gain relative to it)
-ROOM_MEMORY_CHUNKS = 20  # the last 400 ms played is all the room keeps
+# A room more like a real one (``room="reverberant"``): the same paths, then a reverberant tail that
+# dies away by 60 dB in REVERB_RT60_MS, holding REVERB_SHARE of the echo's energy; a loudspeaker that
+# distorts a little (a cubic term: about 1 % at full scale); a microphone's noise floor.
+REVERB_RT60_MS = 400
+REVERB_SHARE = 0.3
+DISTORTION = 0.05
+NOISE_DBFS = -65.0
+ROOMS = ("bench", "reverberant")
+
+
+def impulse_response(room: str = "bench", seed: int = 0) -> Samples:
+    """The room's response at the wire rate, from a sample played to what the microphone hears."""
+    paths = np.zeros(WIRE_RATE_HZ * (ROOM_DELAY_MS + REVERB_RT60_MS + 100) // MS_PER_S, np.float32)
+    for after_ms, gain in ((0, 1.0), *REFLECTIONS):
+        paths[WIRE_RATE_HZ * (ROOM_DELAY_MS + after_ms) // MS_PER_S] += gain
+    if room == "reverberant":
+        start = WIRE_RATE_HZ * (ROOM_DELAY_MS + 10) // MS_PER_S
+        t = np.arange(paths.size - start) / WIRE_RATE_HZ
+        tail = np.random.default_rng(seed).standard_normal(t.size) * 10 ** (-3 * t / (REVERB_RT60_MS / MS_PER_S))
+        direct = float(paths @ paths)
+        tail *= np.sqrt(REVERB_SHARE / (1 - REVERB_SHARE) * direct / float(tail @ tail))
+        paths[start:] += tail.astype(np.float32)
+    else:
+        paths = paths[: WIRE_RATE_HZ * (ROOM_DELAY_MS + REFLECTIONS[-1][0]) // MS_PER_S + 1]
+    return ECHO_GAIN * paths
 
 
 @dataclass
@@ -45,9 +69,12 @@ class _Queued:
 class Speakerphone:
     """The client's player and the room between its speaker and its microphone."""
 
-    def __init__(self) -> None:
+    def __init__(self, room: str = "bench") -> None:
         self._queue: deque[_Queued] = deque()
-        self._recent: deque[Samples] = deque(maxlen=ROOM_MEMORY_CHUNKS)
+        self.room = room
+        self._response = impulse_response(room)
+        self._recent: deque[Samples] = deque(maxlen=self._response.size // CHUNK + 2)
+        self._noise = np.random.default_rng(1)
         self.played: dict[str, int] = {}  # item id -> samples played (wire rate)
         self.played_samples = 0
 
@@ -91,15 +118,19 @@ class Speakerphone:
     def echo(self) -> Samples:
         """What the microphone hears of the speaker in the chunk just played."""
         history = np.concatenate(self._recent)
-        end = history.size
-        echo = np.zeros(CHUNK, np.float32)
-        for after_ms, gain in ((0, 1.0), *REFLECTIONS):
-            lag = WIRE_RATE_HZ * (ROOM_DELAY_MS + after_ms) // MS_PER_S
-            lo = end - CHUNK - lag
-            if lo + CHUNK > 0:
-                part = history[max(0, lo) : lo + CHUNK]
-                echo[CHUNK - part.size :] += gain * part
-        return (ECHO_GAIN * echo).astype(np.float32)
+        if self.room == "bench":  # a few paths: added directly
+            echo = np.zeros(CHUNK, np.float32)
+            for lag in np.flatnonzero(self._response):
+                lo = history.size - CHUNK - lag
+                if lo + CHUNK > 0:
+                    part = history[max(0, lo) : lo + CHUNK]
+                    echo[CHUNK - part.size :] += self._response[lag] * part
+            return echo
+        played = history - DISTORTION * history**3
+        size = 1 << int(np.ceil(np.log2(played.size + self._response.size)))
+        heard = np.fft.irfft(np.fft.rfft(played, size) * np.fft.rfft(self._response, size), size)
+        noise = self._noise.standard_normal(CHUNK) * 10 ** (NOISE_DBFS / 20)
+        return (heard[played.size - CHUNK : played.size] + noise).astype(np.float32)
 
 
 @dataclass

@@ -351,6 +351,7 @@ async def run_turns_bench(
     parts: tuple[int, ...] = (1, 2, 3),
     turn_modes: tuple[Mode, ...] = MODES,
     trace: bool = False,
+    echo_room: str = "bench",
 ) -> int:
     """The ``bench turns`` command: part 1 (end of turn, under ``turn_modes``), 2 (interruptions),
     3 (echo), as asked. With ``trace``, part 1 is the trace of where the time goes
@@ -380,7 +381,7 @@ async def run_turns_bench(
             texts.append(text)
             summary["interruptions"] = part
         if 3 in parts:
-            text, part = await _echo(target.url, target.api_key, limit)
+            text, part = await _echo(target.url, target.api_key, limit, echo_room)
             texts.append(text)
             summary["echo"] = part
     text = "\n\n".join(texts)
@@ -461,7 +462,7 @@ async def _interruptions(url: str, api_key: str | None, limit: int | None) -> tu
     return interruptions.table(modes), part
 
 
-async def _echo(url: str, api_key: str | None, limit: int | None) -> tuple[str, dict[str, Any]]:
+async def _echo(url: str, api_key: str | None, limit: int | None, room: str) -> tuple[str, dict[str, Any]]:
     """Part 3: the answer heard back through the microphone, with and without the user (bench/echo.py)."""
     from openrealtime.bench import echo
 
@@ -469,10 +470,16 @@ async def _echo(url: str, api_key: str | None, limit: int | None) -> tuple[str, 
     print(f"bench turns: {2 * len(users)} answers into a speakerphone x {len(echo.MODES)} barge-in modes", flush=True)
     trials: list[echo.EchoTrial] = []
     for mode in echo.MODES:
-        trials += await echo.run_echo(url, mode, users, api_key=api_key)
+        trials += await echo.run_echo(url, mode, users, api_key=api_key, room=room)
     modes = echo.summarize(trials)
     part = {
-        "room": {"gain": echo.ECHO_GAIN, "delay_ms": echo.ROOM_DELAY_MS, "reflections": echo.REFLECTIONS},
+        "room": {
+            "kind": room,
+            "gain": echo.ECHO_GAIN,
+            "delay_ms": echo.ROOM_DELAY_MS,
+            "reflections": echo.REFLECTIONS,
+            **({"rt60_ms": echo.REVERB_RT60_MS, "reverb_share": echo.REVERB_SHARE} if room != "bench" else {}),
+        },
         "modes": modes,
         "trials": [asdict(t) for t in trials],
     }

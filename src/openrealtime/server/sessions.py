@@ -387,7 +387,9 @@ def _realtime(
         server_playback=server_playback,
         sees_images=bool(getattr(engines.chat, "sees_images", False)),
         barge_in=barge_in_mode(settings.barge_in, call=server_playback),
-        echo_cancellation=settings.echo_cancellation and echo.available(),
+        echo_canceller=settings.echo_canceller
+        if settings.echo_cancellation and echo.available(settings.echo_canceller)
+        else None,
     )
     return RealtimeSession(realtime, vad=engines.vad, noise=engines.noise)
 

@@ -106,12 +106,15 @@ class Settings:
             (backchannels, coughs and noise do not; session/bargein.py), or ``auto`` (the default):
             ``adaptive`` on WebRTC calls, where the server plays the audio, ``immediate`` on
             WebSockets. A session's ``turn_detection.barge_in`` overrides it.
-        echo_cancellation: Remove the server's own voice from realtime sessions' input (WebRTC's AEC3
-            with the output as its reference, session/echo.py), so a speakerphone user's echo does
-            not interrupt the answer. Off by default: browsers and phones cancel their own echo, and
-            in an answer's first seconds, before AEC3 has learned the room, it also damps a user
-            speaking over the answer (a "Wait, stop please." over a fresh answer, with no echo at
-            all, was not heard). For clients that send a raw microphone near a loudspeaker.
+        echo_cancellation: Remove the server's own voice from realtime sessions' input, with the
+            output as the canceller's reference (session/echo.py), so a speakerphone user's echo
+            does not interrupt the answer. Off by default: browsers and phones cancel their own
+            echo, and until the canceller has learned the room (the first second or so of the first
+            answer whose echo comes back) it cannot tell a voice from the echo. For clients that
+            send a raw microphone near a loudspeaker.
+        echo_canceller: Which canceller: ``linear``, our own (session/linear_echo.py: a voice over the
+            answer passes whole), or ``aec3``, WebRTC's (the ``pywebrtc-audio`` binding; its
+            suppressor also takes a voice over the answer for echo, docs/benchmarks.md).
         idle_timeout_s: A session in which neither the client nor the server sent anything for this
             long is closed (an ``error``, ``session_idle_timeout``, then 1001), so a client that
             went silent does not hold one of the few session places (``0``: never).
@@ -204,6 +207,7 @@ class Settings:
     idle_timeout_s: int = 600
     barge_in: str = "auto"
     echo_cancellation: bool = False
+    echo_canceller: str = "linear"
     allowed_origins: str | None = None
     max_transcription_sessions: int = 16
     max_realtime_sessions: int = 4
@@ -231,6 +235,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.barge_in not in ("auto", "immediate", "adaptive"):  # stop at start, not at a session (bargein.py)
             raise ValueError(f"barge_in must be 'auto', 'immediate' or 'adaptive', got {self.barge_in!r}")
+        if self.echo_canceller not in ("linear", "aec3"):
+            raise ValueError(f"echo_canceller must be 'linear' or 'aec3', got {self.echo_canceller!r}")
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:

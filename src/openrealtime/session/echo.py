@@ -39,6 +39,7 @@ from openrealtime.audio.types import EMPTY, Samples
 from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import HoldPlayback, PlayAudio
 from openrealtime.session.echo_gate import EchoGate
+from openrealtime.session.linear_echo import LinearEchoCanceller
 
 RATE_HZ = 16_000  # the input timeline's rate (the VAD's and ASR's)
 PLAYBACK_RATE_HZ = 24_000  # what PlayAudio carries
@@ -49,9 +50,10 @@ KEEP_BEHIND_S = 1  # reference audio kept behind the input's position (the AEC l
 ECHO_TAIL_S = 1
 
 
-def available() -> bool:
-    """Whether the echo canceller's binding (``pywebrtc-audio``) is installed."""
-    return importlib.util.find_spec("pywebrtc_audio") is not None
+def available(kind: str = "linear") -> bool:
+    """Whether the canceller ``kind`` can run: ours always; AEC3 where its binding (``pywebrtc-audio``)
+    is installed."""
+    return kind == "linear" or importlib.util.find_spec("pywebrtc_audio") is not None
 
 
 @dataclass
@@ -149,12 +151,16 @@ class EchoCanceller:
 
     Args:
         start: The input position of the first sample it will pass (the buffer's end).
-        aec: The canceller (``pywebrtc_audio.EchoCanceller(sample_rate=16000)`` unless a test gives one):
-            ``process(near, far)`` on float32 arrays of whole 10 ms frames.
+        aec: The canceller, ``process(near, far)`` on float32 arrays of whole 10 ms frames (a test's),
+            or by ``kind``: ``linear``, ours (:class:`~openrealtime.session.linear_echo.LinearEchoCanceller`,
+            told the room's delays the gate finds), or ``aec3``
+            (``pywebrtc_audio.EchoCanceller(sample_rate=16000)``).
     """
 
-    def __init__(self, start: int, aec: Any = None) -> None:
-        if aec is None:  # an optional dependency: imported by name, so the checks pass without it
+    def __init__(self, start: int, aec: Any = None, *, kind: str = "linear") -> None:
+        if aec is None and kind == "linear":
+            aec = LinearEchoCanceller()
+        elif aec is None:  # an optional dependency: imported by name, so the checks pass without it
             aec = importlib.import_module("pywebrtc_audio").EchoCanceller(sample_rate=RATE_HZ)
         self._aec = aec
         self.reference = EchoReference()
@@ -209,7 +215,14 @@ class EchoCanceller:
         if far.any():
             self._audible_until = self.position + ECHO_TAIL_S * RATE_HZ
         elif start >= self._audible_until:
+            if hasattr(self._aec, "skip"):
+                self._aec.skip(near.size)  # ours keeps the reference's past: it is silence
             return near.astype(np.float32)  # nothing played of late: the input as it came
         near = near.astype(np.float32)
+        if hasattr(self._aec, "align"):
+            self._aec.align(self.gate.delays)  # our canceller is told where the room's sound may come back
         out = np.asarray(self._aec.process(near, far), dtype=np.float32)
+        # Once our canceller has learned the room its output holds a voice over the answer whole: the
+        # gate judges that; AEC3's output (and ours before it has learned) it must judge by the input.
+        self.gate.judge_output = bool(getattr(self._aec, "learned", False))
         return self.gate.process(near, far, out)  # what AEC3 let through of the echo, silenced

@@ -21,6 +21,11 @@ so as soon as it is about as loud as the echo the frame passes, and where AEC3 t
 their weaker sounds those pass as AEC3 made them (silencing them too held back the user's turn by up
 to a second, offline). A reverberant room
 lowers the correlation of its echo too: there the gate silences less, and AEC3 does the rest.
+
+With our own canceller (:mod:`~openrealtime.session.linear_echo`) the gate judges the canceller's
+output instead, once it has learned the room: a voice over the answer comes out of it whole, and what
+still correlates with the reference there is echo the filter missed (a restart's new delay before it
+moved there).
 """
 
 from __future__ import annotations
@@ -66,7 +71,11 @@ class EchoGate:
 
     def __init__(self) -> None:
         keep = SEARCH_SPAN + MAX_DELAY + WINDOW
+        # Whether it judges the canceller's output (ours, once it has learned the room: a voice over the
+        # answer is in it whole) rather than the input (AEC3's, which its suppressor may have emptied).
+        self.judge_output = False
         self._near = _Recent(keep)
+        self._judged = _Recent(WINDOW)  # what is judged: the input (AEC3), or the canceller's output
         self._far = _Recent(keep)
         self.delays: list[int] = []  # samples from the reference to its echo: the best lags found
         self._since_search = 0
@@ -76,10 +85,12 @@ class EchoGate:
     def process(self, near: Samples, far: Samples, out: Samples) -> Samples:
         """``out`` (the canceller's output for ``near``, whole frames) with the frames the echo of
         ``far`` dominates in ``near`` silenced."""
+        judged = out.copy() if self.judge_output else near  # before any frame is silenced
         out = out.copy()
         for start in range(0, near.size, FRAME):
             self._near.push(near[start : start + FRAME])
             self._far.push(far[start : start + FRAME])
+            self._judged.push(judged[start : start + FRAME])
             self._since_search += FRAME
             if self._since_search >= SEARCH_EVERY:
                 self._since_search = 0
@@ -88,7 +99,7 @@ class EchoGate:
             # Silenced, not attenuated, and with no hold after a voice over the answer: both let the
             # echo's onset start turns (offline, the bench's room), and neither heard the user sooner.
             frame = out[start : start + FRAME]
-            if not self._cancelled(near[start : start + FRAME], frame) and (
+            if (self.judge_output or not self._cancelled(near[start : start + FRAME], frame)) and (
                 self._echo_dominates() or (self._may_have_moved() and self._echo_dominates())
             ):
                 frame[:] = 0.0
@@ -149,7 +160,7 @@ class EchoGate:
     def _echo_dominates(self) -> bool:
         if not self.delays:
             return False
-        near = self._near.samples[-WINDOW:]
+        near = self._judged.samples
         near_energy = float(near @ near)
         if near_energy < SILENT * WINDOW:
             return False  # nothing heard: nothing to silence

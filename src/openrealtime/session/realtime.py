@@ -106,8 +106,9 @@ class RealtimeInfo:
     sees_images: bool = False
     # How speech over the assistant interrupts it (--barge-in); a session's turn_detection.barge_in wins.
     barge_in: BargeInMode = "immediate"
-    # Remove the server's own voice from the input (session/echo.py; needs pywebrtc-audio).
-    echo_cancellation: bool = False
+    # Remove the server's own voice from the input with this canceller (session/echo.py): "linear"
+    # (ours) or "aec3" (WebRTC's, needs pywebrtc-audio); None: not at all.
+    echo_canceller: str | None = None
 
 
 class RealtimeSession(SessionShell, Interruptions):
@@ -143,7 +144,7 @@ class RealtimeSession(SessionShell, Interruptions):
         self.buffer = InputAudioBuffer(
             self.config.audio.input, vad=self._vad, ids=self._ids, noise=self._noise, options=options
         )
-        self._echo = EchoCanceller(self.buffer.buffer.end) if info.echo_cancellation else None
+        self._echo = EchoCanceller(self.buffer.buffer.end, kind=info.echo_canceller) if info.echo_canceller else None
         self._events.append(se.SessionCreated(session=self.effective_session()))
 
     def effective_session(self) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""Our own echo canceller (session/linear_echo.py): it learns a room, keeps what it learned while a
+voice speaks over the echo, passes that voice whole, silences what it leaves of the echo, and follows
+the room's delay when told where it moved."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from openrealtime.session.linear_echo import BLOCK, LinearEchoCanceller
+from tests.session.test_echo_gate import RATE_HZ, room, speechlike
+
+
+def db(samples: np.ndarray) -> float:
+    return 10 * float(np.log10(np.mean(samples.astype(np.float64) ** 2) + 1e-20))
+
+
+def run(canceller: LinearEchoCanceller, near: np.ndarray, far: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [canceller.process(near[i : i + 2 * BLOCK], far[i : i + 2 * BLOCK]) for i in range(0, near.size, 2 * BLOCK)]
+    )
+
+
+def test_it_learns_the_room_and_silences_what_it_leaves() -> None:
+    far = speechlike(4, seed=1)
+    near = room(far, delay=2400)
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    out = run(canceller, near, far)
+    later = slice(2 * RATE_HZ, None)
+    assert canceller.learned
+    assert db(out[later]) < db(near[later]) - 35  # what is left is silenced once learned
+    assert canceller.suppressed_blocks > 0
+
+
+def test_the_linear_filter_alone_removes_the_echo() -> None:
+    """The suppressor off (an impossible margin): the filter's own output, 2-4 s in."""
+    far = speechlike(4, seed=3)
+    near = room(far, delay=2400)
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    canceller.suppressing = False
+    out = run(canceller, near, far)
+    later = slice(2 * RATE_HZ, None)
+    assert db(out[later]) < db(near[later]) - 20
+    assert canceller.suppressed_blocks == 0
+
+
+def test_a_voice_over_the_echo_passes_whole_and_the_room_is_kept() -> None:
+    far = speechlike(8, seed=1)
+    user = speechlike(8, seed=2)
+    echo = room(far, delay=2400)
+    talk = slice(3 * RATE_HZ, 5 * RATE_HZ)  # the user speaks 3-5 s in, at the answer's level
+    near = echo.copy()
+    near[talk] += user[talk]
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    canceller.suppressing = False  # the filter alone, to see what it keeps
+    out = run(canceller, near, far)
+    voiced = np.abs(user[talk]) > 0.02
+    residual = (out[talk] - user[talk])[voiced]
+    assert db(residual) < db(user[talk][voiced]) - 20  # the voice is what comes out, the echo is not
+    after = slice(5 * RATE_HZ + 800, None)  # and the room it learned is still there after it
+    assert db(out[after]) < db(echo[after]) - 25
+
+
+def test_a_voice_over_the_echo_is_not_suppressed() -> None:
+    far = speechlike(6, seed=5)
+    user = speechlike(6, seed=6)
+    near = room(far, delay=2400)
+    talk = slice(3 * RATE_HZ, 5 * RATE_HZ)
+    near[talk] += 0.5 * user[talk]  # -6 dB under the answer's level: as loud as its echo
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    out = run(canceller, near, far)
+    frames = [(i, i + BLOCK) for i in range(talk.start, talk.stop, BLOCK)]
+    loud = [(lo, hi) for lo, hi in frames if db(0.5 * user[lo:hi]) > db(near[lo:hi]) - 3]
+    silenced = [(lo, hi) for lo, hi in loud if not np.any(out[lo:hi])]
+    assert loud
+    assert len(silenced) <= len(loud) // 20
+
+
+def test_it_follows_the_room_when_its_delay_moves() -> None:
+    """A new answer placed with another lead over the listener moves the whole room 40 ms later: the
+    filter finds where what it learned explains the input again, within a quarter of a second."""
+    far = speechlike(7, seed=7)
+    moved = 4 * RATE_HZ
+    near = np.concatenate([room(far[:moved], delay=2400), room(far, delay=3040)[moved:]])
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    canceller.suppressing = False
+    out = run(canceller, near, far)
+    before = slice(moved - RATE_HZ, moved)
+    assert db(out[before]) < db(near[before]) - 20
+    soon = slice(moved + RATE_HZ // 4, moved + RATE_HZ)  # at once, not after it learns again
+    assert db(out[soon]) < db(near[soon]) - 20
+
+
+def test_until_it_has_learned_the_room_the_echo_is_held_back_and_without_an_echo_nothing_is() -> None:
+    """Told a delay (the gate heard the echo), it holds the input back while the reference plays and it
+    has not learned; a headphone user (no echo, so no delay found) is never held."""
+    far = speechlike(2, seed=9)
+    near = room(far, delay=2400)
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    out = run(canceller, near[: RATE_HZ // 5], far[: RATE_HZ // 5])
+    assert not canceller.learned
+    assert not np.any(out)
+    assert canceller.held_blocks > 0
+    headphones = LinearEchoCanceller()
+    voice = speechlike(2, seed=10)
+    heard = run(headphones, voice, far)
+    assert headphones.held_blocks == 0
+    assert headphones.suppressed_blocks == 0
+    assert db(heard - voice) < db(voice) - 30  # the voice as it came
+
+
+def test_silence_skipped_is_silence_in_the_reference() -> None:
+    far = speechlike(3, seed=11)
+    near = room(far, delay=2400)
+    canceller = LinearEchoCanceller()
+    canceller.align([2400])
+    canceller.suppressing = False
+    run(canceller, near, far)
+    canceller.skip(2 * RATE_HZ)  # two seconds without a reference: not given to it
+    quiet = speechlike(0.2, seed=12)
+    out = run(canceller, quiet, np.zeros_like(quiet))
+    np.testing.assert_allclose(out, quiet, atol=1e-6)  # no phantom echo of the answer before the pause
+
+
+def test_without_a_reference_the_input_passes_untouched() -> None:
+    near = speechlike(1, seed=8)
+    canceller = LinearEchoCanceller()
+    out = run(canceller, near, np.zeros_like(near))
+    np.testing.assert_allclose(out, near, atol=1e-6)
+
+
+def test_in_the_session_canceller_the_gate_places_it_and_a_voice_over_the_echo_passes() -> None:
+    """session/echo.py's canceller with ours inside: the gate finds the room's delay and tells it; once
+    it has learned, the echo is gone and a voice over the answer comes out as it went in."""
+    from openrealtime.session.echo import EchoCanceller
+
+    far = speechlike(7, seed=13)
+    user = speechlike(7, seed=14)
+    near = room(far, delay=2880)  # 180 ms: the player's start and the room
+    talk = slice(5 * RATE_HZ, 6 * RATE_HZ)
+    near[talk] += user[talk]
+    canceller = EchoCanceller(0)
+    canceller.reference.play(far, RATE_HZ, now=0, item_id="item_1")
+    out = np.concatenate([canceller.process(near[i : i + 2 * BLOCK], RATE_HZ) for i in range(0, near.size, 2 * BLOCK)])
+    echo_only = slice(3 * RATE_HZ, 5 * RATE_HZ)
+    assert db(out[echo_only]) < db(near[echo_only]) - 30
+    voiced = np.abs(user[talk]) > 0.02
+    assert abs(db(out[talk][voiced]) - db(user[talk][voiced])) < 3
