@@ -13,8 +13,10 @@ seconds what ``bench turns --turn-parts 3`` takes minutes to show once:
   the server reads the input late while it is busy starting an answer, so the echo's delay moves at
   each restart);
 * **played** into the bench's room (:class:`~openrealtime.bench.echo_room.Speakerphone`: -6 dB,
-  150 ms, two reflections), through :class:`~openrealtime.session.echo.EchoCanceller` (AEC3 and the
-  :class:`~openrealtime.session.echo_gate.EchoGate`) and Silero with the server's turn hysteresis.
+  150 ms, two reflections; ``--room reverberant`` adds a reverberant tail, a little distortion and a
+  microphone's noise), through :class:`~openrealtime.session.echo.EchoCanceller` (our canceller, or
+  AEC3 with ``--canceller aec3``, and the :class:`~openrealtime.session.echo_gate.EchoGate`) and
+  Silero with the server's turn hysteresis.
 
 It reports, as one JSON object:
 
@@ -26,8 +28,8 @@ It reports, as one JSON object:
   voice was louder than the echo (median, p10 and p90): what AEC3's suppressor does to speech over
   the answer. A canceller that only removed the echo would take about 1-2 dB out of them.
 
-Runs vary a little from one to the next (AEC3 is not bit-exact); compare settings over several
-seeds, not single sessions.
+Runs vary from one to the next (piper's synthesis is random, AEC3 is not bit-exact); compare
+settings over several seeds, not single sessions.
 """
 
 from __future__ import annotations
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=6, help="sessions of each kind (default 6)")
     parser.add_argument("--jitter-ms", type=int, default=40, help="the server's input backlog at a restart, up to")
     parser.add_argument("--users", type=int, default=None, help="the first N interruptions only")
-    parser.add_argument("--no-gate", action="store_true", help="AEC3 alone, without the EchoGate")
+    parser.add_argument("--no-gate", action="store_true", help="the canceller alone, without the EchoGate")
     parser.add_argument(
         "--canceller", choices=("linear", "aec3"), default="linear", help="which canceller (default ours)"
     )

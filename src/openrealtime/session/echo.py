@@ -2,9 +2,9 @@
 
 A speakerphone user's microphone hears the assistant: without help, its own answer is speech over the
 answer, and barge-in cancels it (a self-interruption). The server knows every sample it sent, so it
-removes them from the input before the VAD hears it: WebRTC's AEC3 echo canceller (the one browsers
-run, through the ``pywebrtc-audio`` binding: without it nothing changes) with the server's output as
-its reference.
+removes them from the input before the VAD hears it, with the server's output as the canceller's
+reference: ours (:mod:`~openrealtime.session.linear_echo`, the default) or WebRTC's AEC3 (the one
+browsers run, through the ``pywebrtc-audio`` binding).
 
 The reference is placed on the input's timeline (16 kHz samples of input, :class:`EchoReference`),
 where a client written for the Realtime API plays it: its player starts each piece of speech when it
@@ -17,8 +17,9 @@ client stopped that answer; an answer placed after it, already playing, stays). 
 the rest to its release. When the listener reaches the end of what was sent, the last milliseconds
 the reference's resampler still holds end the speech there, so the speech after a pause starts where
 it is placed and the speech before it has its whole reference. The placement is an estimate
-(network, the player's buffer and the room add their delay); AEC3 finds the remaining delay itself
-(it searches a few hundred milliseconds), and :class:`~openrealtime.session.echo_gate.EchoGate`
+(network, the player's buffer and the room add their delay); the canceller finds the rest itself
+(AEC3 searches a few hundred milliseconds; ours is placed by the gate's delay, then tries what it
+learned at nearby shifts), and :class:`~openrealtime.session.echo_gate.EchoGate`
 silences the frames it lets through while it does (the onset of speech after a pause in the
 answer): input that correlates with the reference at the room's delay.
 """
@@ -225,4 +226,4 @@ class EchoCanceller:
         # Once our canceller has learned the room its output holds a voice over the answer whole: the
         # gate judges that; AEC3's output (and ours before it has learned) it must judge by the input.
         self.gate.judge_output = bool(getattr(self._aec, "learned", False))
-        return self.gate.process(near, far, out)  # what AEC3 let through of the echo, silenced
+        return self.gate.process(near, far, out)  # what the canceller let through of the echo, silenced
