@@ -99,8 +99,6 @@ class EchoGate:
             # Silenced, not attenuated, and with no hold after a voice over the answer: both let the
             # echo's onset start turns (offline, the bench's room), and neither heard the user sooner.
             frame = out[start : start + FRAME]
-            if not frame.any():
-                continue  # the canceller silenced it already (ours holds and suppresses): nothing to judge
             if (self.judge_output or not self._cancelled(near[start : start + FRAME], frame)) and (
                 self._echo_dominates() or (self._may_have_moved() and self._echo_dominates())
             ):
