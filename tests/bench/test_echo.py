@@ -193,8 +193,10 @@ def test_echo_scores_self_interruptions_per_minute_of_all_answers_and_missed_int
 @pytest.mark.real
 async def test_over_the_real_models_the_answers_echo_does_not_interrupt_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """With echo cancellation on (our canceller, the default), an answer heard back at -6 dB through a
-    speakerphone neither cancels itself nor gets answered, under OpenAI's immediate barge-in; a real
-    interruption over the echo is heard (it cancels the answer or gets one)."""
+    speakerphone neither cancels itself nor gets answered under the adaptive barge-in, which waits
+    for words; a real interruption over the echo is heard (it cancels the answer or gets one). Under
+    OpenAI's immediate barge-in some of the echo's turns still cancel the answer (0.9 a minute in
+    docs/benchmarks.md, "Our own canceller"): the bench measures that, a test cannot hold it to 0."""
     monkeypatch.setenv("OPENREALTIME_ECHO_CANCELLATION", "1")
     from openrealtime.bench import echo
     from openrealtime.bench.target import server_target
@@ -202,10 +204,10 @@ async def test_over_the_real_models_the_answers_echo_does_not_interrupt_it(monke
 
     monkeypatch.setattr(echo, "TRIAL_MAX_S", 8.0)
     [user] = echo.interruption_voices(1)
-    immediate = echo.MODES[0]
+    adaptive = next(mode for mode in echo.MODES if mode.turn_detection.get("barge_in") == "adaptive")
     async with (
         server_target(None, REALTIME_PATH, api_key=None) as target,
-        EchoSession.open(target.url, immediate, api_key=target.api_key) as session,
+        EchoSession.open(target.url, adaptive, api_key=target.api_key) as session,
     ):
         # The canceller learns the room on the session's first answer (the input is held back
         # meanwhile); the trials after it are the ones judged.
