@@ -1,6 +1,6 @@
 """Our own echo canceller (session/linear_echo.py): it learns a room, keeps what it learned while a
 voice speaks over the echo, passes that voice whole, silences what it leaves of the echo, and follows
-the room's delay when told where it moved."""
+the room when its delay moves."""
 
 from __future__ import annotations
 
@@ -20,11 +20,19 @@ def run(canceller: LinearEchoCanceller, near: np.ndarray, far: np.ndarray) -> np
     )
 
 
+def placed(delay: int = 2400, *, suppressing: bool = True) -> LinearEchoCanceller:
+    """A canceller placed where the gate heard the room's sound (``suppressing=False``: the filter
+    alone, to see what it keeps)."""
+    canceller = LinearEchoCanceller()
+    canceller.align([delay])
+    canceller.suppressing = suppressing
+    return canceller
+
+
 def test_it_learns_the_room_and_silences_what_it_leaves() -> None:
     far = speechlike(4, seed=1)
     near = room(far, delay=2400)
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
+    canceller = placed()
     out = run(canceller, near, far)
     later = slice(2 * RATE_HZ, None)
     assert canceller.learned
@@ -36,9 +44,7 @@ def test_the_linear_filter_alone_removes_the_echo() -> None:
     """The suppressor off (an impossible margin): the filter's own output, 2-4 s in."""
     far = speechlike(4, seed=3)
     near = room(far, delay=2400)
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
-    canceller.suppressing = False
+    canceller = placed(suppressing=False)
     out = run(canceller, near, far)
     later = slice(2 * RATE_HZ, None)
     assert db(out[later]) < db(near[later]) - 20
@@ -52,9 +58,7 @@ def test_a_voice_over_the_echo_passes_whole_and_the_room_is_kept() -> None:
     talk = slice(3 * RATE_HZ, 5 * RATE_HZ)  # the user speaks 3-5 s in, at the answer's level
     near = echo.copy()
     near[talk] += user[talk]
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
-    canceller.suppressing = False  # the filter alone, to see what it keeps
+    canceller = placed(suppressing=False)
     out = run(canceller, near, far)
     voiced = np.abs(user[talk]) > 0.02
     residual = (out[talk] - user[talk])[voiced]
@@ -69,8 +73,7 @@ def test_a_voice_over_the_echo_is_not_suppressed() -> None:
     near = room(far, delay=2400)
     talk = slice(3 * RATE_HZ, 5 * RATE_HZ)
     near[talk] += 0.5 * user[talk]  # -6 dB under the answer's level: as loud as its echo
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
+    canceller = placed()
     out = run(canceller, near, far)
     frames = [(i, i + BLOCK) for i in range(talk.start, talk.stop, BLOCK)]
     loud = [(lo, hi) for lo, hi in frames if db(0.5 * user[lo:hi]) > db(near[lo:hi]) - 3]
@@ -85,9 +88,7 @@ def test_it_follows_the_room_when_its_delay_moves() -> None:
     far = speechlike(7, seed=7)
     moved = 4 * RATE_HZ
     near = np.concatenate([room(far[:moved], delay=2400), room(far, delay=3040)[moved:]])
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
-    canceller.suppressing = False
+    canceller = placed(suppressing=False)
     out = run(canceller, near, far)
     before = slice(moved - RATE_HZ, moved)
     assert db(out[before]) < db(near[before]) - 20
@@ -100,8 +101,7 @@ def test_until_it_has_learned_the_room_the_echo_is_held_back_and_without_an_echo
     has not learned; a headphone user (no echo, so no delay found) is never held."""
     far = speechlike(2, seed=9)
     near = room(far, delay=2400)
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
+    canceller = placed()
     out = run(canceller, near[: RATE_HZ // 5], far[: RATE_HZ // 5])
     assert not canceller.learned
     assert not np.any(out)
@@ -117,9 +117,7 @@ def test_until_it_has_learned_the_room_the_echo_is_held_back_and_without_an_echo
 def test_silence_skipped_is_silence_in_the_reference() -> None:
     far = speechlike(3, seed=11)
     near = room(far, delay=2400)
-    canceller = LinearEchoCanceller()
-    canceller.align([2400])
-    canceller.suppressing = False
+    canceller = placed(suppressing=False)
     run(canceller, near, far)
     canceller.skip(2 * RATE_HZ)  # two seconds without a reference: not given to it
     quiet = speechlike(0.2, seed=12)

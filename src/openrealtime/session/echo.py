@@ -164,6 +164,7 @@ class EchoCanceller:
         elif aec is None:  # an optional dependency: imported by name, so the checks pass without it
             aec = importlib.import_module("pywebrtc_audio").EchoCanceller(sample_rate=RATE_HZ)
         self._aec = aec
+        self._ours = aec if isinstance(aec, LinearEchoCanceller) else None  # told more than AEC3 is
         self.reference = EchoReference()
         self.position = start  # input position of the next sample out
         self._resampler: StreamResampler | None = None
@@ -216,14 +217,14 @@ class EchoCanceller:
         if far.any():
             self._audible_until = self.position + ECHO_TAIL_S * RATE_HZ
         elif start >= self._audible_until:
-            if hasattr(self._aec, "skip"):
-                self._aec.skip(near.size)  # ours keeps the reference's past: it is silence
+            if self._ours is not None:
+                self._ours.skip(near.size)  # ours keeps the reference's past: it is silence
             return near.astype(np.float32)  # nothing played of late: the input as it came
         near = near.astype(np.float32)
-        if hasattr(self._aec, "align"):
-            self._aec.align(self.gate.delays)  # our canceller is told where the room's sound may come back
+        if self._ours is not None:
+            self._ours.align(self.gate.delays)  # where the gate hears the room's sound come back
         out = np.asarray(self._aec.process(near, far), dtype=np.float32)
-        # Once our canceller has learned the room its output holds a voice over the answer whole: the
-        # gate judges that; AEC3's output (and ours before it has learned) it must judge by the input.
-        self.gate.judge_output = bool(getattr(self._aec, "learned", False))
+        # Once ours has learned the room its output holds a voice over the answer whole: the gate judges
+        # that; AEC3's output (and ours before it has learned) it must judge by the input.
+        self.gate.judge_output = self._ours is not None and self._ours.learned
         return self.gate.process(near, far, out)  # what the canceller let through of the echo, silenced

@@ -54,13 +54,13 @@ REMOVED_DB = 6.0  # AEC3 removed this much of a frame or more: it has the echo t
 SILENT = 1e-8  # mean square under which a window carries nothing (-80 dBFS)
 
 
-class _Recent:
-    """The last ``size`` samples of a stream, in a preallocated array."""
+class Recent:
+    """The last ``size`` samples of a stream, in a preallocated array (also our canceller's history)."""
 
-    def __init__(self, size: int) -> None:
-        self.samples = np.zeros(size, np.float32)
+    def __init__(self, size: int, dtype: type = np.float32) -> None:
+        self.samples: np.ndarray = np.zeros(size, dtype)
 
-    def push(self, new: Samples) -> None:
+    def push(self, new: np.ndarray) -> None:
         n = min(new.size, self.samples.size)
         self.samples[:-n] = self.samples[n:]
         self.samples[-n:] = new[-n:]
@@ -74,9 +74,9 @@ class EchoGate:
         # Whether it judges the canceller's output (ours, once it has learned the room: a voice over the
         # answer is in it whole) rather than the input (AEC3's, which its suppressor may have emptied).
         self.judge_output = False
-        self._near = _Recent(keep)
-        self._judged = _Recent(WINDOW)  # what is judged: the input (AEC3), or the canceller's output
-        self._far = _Recent(keep)
+        self._near = Recent(keep)
+        self._judged = Recent(WINDOW)  # what is judged: the input (AEC3), or the canceller's output
+        self._far = Recent(keep)
         self.delays: list[int] = []  # samples from the reference to its echo: the best lags found
         self._since_search = 0
         self._since_quick = QUICK_EVERY
@@ -85,7 +85,7 @@ class EchoGate:
     def process(self, near: Samples, far: Samples, out: Samples) -> Samples:
         """``out`` (the canceller's output for ``near``, whole frames) with the frames the echo of
         ``far`` dominates in ``near`` silenced."""
-        judged = out.copy() if self.judge_output else near  # before any frame is silenced
+        judged = out if self.judge_output else near  # as it came: the frames are silenced in a copy
         out = out.copy()
         for start in range(0, near.size, FRAME):
             self._near.push(near[start : start + FRAME])

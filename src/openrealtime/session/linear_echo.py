@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from openrealtime.audio.types import Samples
+from openrealtime.session.echo_gate import Recent
 
 RATE_HZ = 16_000
 BLOCK = RATE_HZ // 100  # 10 ms, the canceller's frame
@@ -68,10 +69,10 @@ class LinearEchoCanceller:
         self._used = np.zeros((partitions, BLOCK + 1), np.complex128)  # the filter whose output is used
         self._learning = self._used.copy()  # the filter that learns, block by block
         # The reference's recent past: as far back as the filter's span, at the furthest delay searched.
-        self._far = np.zeros(MAX_DELAY + SEARCH + CHECK_WINDOW + (partitions + 1) * BLOCK)
+        self._far = Recent(MAX_DELAY + SEARCH + CHECK_WINDOW + (partitions + 1) * BLOCK, np.float64)
         self._offset = 0  # samples from the reference's placement to the filter's first tap
         self._aligned = False  # whether the offset comes from a delay found
-        self._near = np.zeros(CHECK_WINDOW)  # the last input
+        self._near = Recent(CHECK_WINDOW, np.float64)  # the last input
         self._since_check = 0
         self._used_energy = 0.0  # the two filters' output energies, smoothed
         self._learning_energy = 0.0
@@ -94,9 +95,7 @@ class LinearEchoCanceller:
     def skip(self, count: int) -> None:
         """``count`` samples passed without a reference (not given to :meth:`process`): silence."""
         for history in (self._far, self._near):
-            shift = min(count, history.size)
-            history[:-shift] = history[shift:]
-            history[-shift:] = 0.0
+            history.push(np.zeros(min(count, history.samples.size)))
         self._quiet += count // BLOCK
 
     def process(self, near: Samples, far: Samples) -> Samples:
@@ -110,9 +109,9 @@ class LinearEchoCanceller:
     def _spectra(self) -> np.ndarray:
         """The aligned reference's last ``partitions`` blocks (each with the block before it), newest
         first, as spectra."""
-        end = self._far.size - self._offset
+        end = self._far.samples.size - self._offset
         starts = end - 2 * BLOCK - BLOCK * np.arange(self._partitions)
-        frames = self._far[starts[:, None] + np.arange(2 * BLOCK)]
+        frames = self._far.samples[starts[:, None] + np.arange(2 * BLOCK)]
         return np.asarray(np.fft.rfft(frames, axis=1))
 
     @staticmethod
@@ -120,10 +119,8 @@ class LinearEchoCanceller:
         return np.asarray(np.fft.irfft(np.sum(weights * spectra, axis=0), 2 * BLOCK)[BLOCK:])
 
     def _block(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
-        self._far[:-BLOCK] = self._far[BLOCK:]
-        self._far[-BLOCK:] = far
-        self._near[:-BLOCK] = self._near[BLOCK:]
-        self._near[-BLOCK:] = near
+        self._far.push(far)
+        self._near.push(near)
         self._since_check += 1
         if self.learned and self._since_check >= CHECK_EVERY:
             self._since_check = 0
@@ -135,9 +132,8 @@ class LinearEchoCanceller:
         echo = self._echo(self._used, spectra)
         error = near - echo
         learning_error = near - self._echo(self._learning, spectra)
-        self._compare(
-            float(near @ near), float(echo @ echo), float(error @ error), float(learning_error @ learning_error)
-        )
+        heard, expected, left = float(near @ near), float(echo @ echo), float(error @ error)
+        self._compare(heard, expected, left, float(learning_error @ learning_error))
         self._learn(spectra, learning_error)
         if self._aligned and not self.learned:
             # The room's echo is heard (the gate found its delay) and not yet learned: nothing here can
@@ -147,14 +143,13 @@ class LinearEchoCanceller:
             self.held_blocks += 1
             return np.zeros(BLOCK)
         if self._restarting:
-            if float(error @ error) * RESTART_EXPLAINED > float(near @ near) and float(near @ near) >= LOUD * BLOCK:
+            if left * RESTART_EXPLAINED > heard and heard >= LOUD * BLOCK:
                 self.held_blocks += 1
                 return np.zeros(BLOCK)
             self._restarting = 0  # the filter explains the echo again: it is where the filter has it
-        left = float(error @ error)
-        if left > float(near @ near):
-            error, left = near, float(near @ near)  # the filter adds more than it takes out: not here
-        if self.learned and self.suppressing and left * 10 ** (RESIDUAL_DB / 10) < float(echo @ echo):
+        if left > heard:
+            error, left = near, heard  # the filter adds more than it takes out: not here
+        if self.learned and self.suppressing and left * 10 ** (RESIDUAL_DB / 10) < expected:
             self.suppressed_blocks += 1  # what the filter left of the echo: a voice over it is louder
             return np.zeros(BLOCK)
         return np.asarray(error)
@@ -178,15 +173,15 @@ class LinearEchoCanceller:
         of the offset in use: the reference through the filter at each shift, against the input. A
         shift that leaves ``MOVED`` of the output or less is taken (a new answer's lead moved the
         whole room; what the filter learned moves with it)."""
-        near = self._near
+        near = self._near.samples
         near_energy = float(near @ near)
         if near_energy < LOUD * CHECK_WINDOW:
             return
         low = max(0, self._offset - SEARCH)
         high = min(MAX_DELAY - BLOCK, self._offset + SEARCH)
         taps = np.fft.irfft(self._used, 2 * BLOCK, axis=1)[:, :BLOCK].reshape(-1)  # the room, from the offset
-        end = self._far.size - low
-        far = self._far[end - (high - low) - CHECK_WINDOW - taps.size + 1 : end]
+        end = self._far.samples.size - low
+        far = self._far.samples[end - (high - low) - CHECK_WINDOW - taps.size + 1 : end]
         size = 1 << int(np.ceil(np.log2(far.size + taps.size)))
         # The echo the filter predicts from that stretch of the reference, sample by sample; its last
         # CHECK_WINDOW samples are what the input's window would hold at shift `low`, and the window
