@@ -13,7 +13,7 @@ Library errors are translated into :class:`openrealtime.exceptions.EngineError` 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -217,6 +217,9 @@ class ChatRequest:
         temperature: Sampling temperature.
         cache_key: Requests with the same key continue one conversation (a realtime session's id),
             so an engine can keep their prompt cache together, as OpenAI's ``prompt_cache_key``.
+        hold_while: Set by the runtime: while it returns true, the answer's listener is busy with
+            what was already produced (its first clause being voiced), and an engine that shares
+            the cores may pause the answer's later tokens for a moment. Engines may ignore it.
     """
 
     messages: Sequence[Mapping[str, Any]]
@@ -225,6 +228,7 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float = 0.0
     cache_key: str | None = None
+    hold_while: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

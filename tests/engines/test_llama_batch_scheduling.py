@@ -240,6 +240,31 @@ def test_answers_past_their_first_clause_hold_back_while_another_engine_does_urg
     finish(fake, decoder)
 
 
+def test_an_answer_waits_while_its_own_first_clause_is_voiced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once its first clause is being voiced (``hold_while``), an answer's next tokens are a second
+    ahead of its listener: they wait while urgent work runs, even before ``URGENT_TOKENS``; another
+    answer's first words do not."""
+    monkeypatch.setattr(llama_batch, "HOLD_S", TIMEOUT_S)
+    fake, decoder, steps = stepped()
+    voicing = threading.Event()
+    decoder.others_urgent = voicing.is_set  # the voice is the urgent work
+    answer = decoder.generate([1], max_tokens=500, stop=threading.Event(), hold_while=voicing.is_set)
+    steps.release(3)
+    assert [next(answer) for _ in range(3)] == [2, 3, 4]  # its first clause, while nothing is voiced
+    voicing.set()  # that clause goes to the voice
+    steps.release(100)
+    time.sleep(0.1)  # a step built before the flag went up may still run
+    held_at = len(fake.calls)
+    time.sleep(0.2)
+    assert len(fake.calls) == held_at  # held, 4 tokens into its URGENT_TOKENS
+    other = decoder.generate([500], max_tokens=3, stop=threading.Event())
+    assert len(list(other)) == 3  # another answer's first words go
+    voicing.clear()
+    next(answer)  # and it goes on once its clause is voiced
+    answer.close()
+    finish(fake, decoder)
+
+
 def test_a_bad_grammar_is_an_error_and_a_stopped_completion_ends() -> None:
     decoder = make(FakeLlama())
     with pytest.raises(EngineError) as info:

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from openrealtime.contracts import TranscribeOptions, Transcript
+from openrealtime.contracts import ChatChunk, ChatRequest, TextDelta, TranscribeOptions, Transcript
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber, ToneSynthesizer
 from openrealtime.runtime.engines import EngineSet
-from openrealtime.runtime.scheduler import FirstWords
-from openrealtime.session.commands import Synthesize, Transcribe
+from openrealtime.runtime.scheduler import FirstWords, current_session
+from openrealtime.session.commands import Generate, Synthesize, Transcribe
 from tests.conftest import TIMEOUT_S
 
 
@@ -93,5 +93,62 @@ async def test_final_decodes_and_first_clauses_are_urgent_and_later_clauses_hold
             assert results is not None
             [_ async for _ in results]
             assert time.monotonic() - started >= 0.25  # HOLD_BACK_S (0.3 s), then it goes anyway
+    finally:
+        engines.close()
+
+
+def test_a_session_is_busy_only_with_its_own_urgent_work() -> None:
+    words = FirstWords()
+    assert not words.busy("conn_1")
+    with words.urgent("conn_1"):
+        with words.urgent("conn_1"), words.urgent():
+            assert words.busy("conn_1")
+            assert not words.busy("conn_2")
+            assert words.waiting()
+        assert words.busy("conn_1")
+    assert not words.busy("conn_1")
+    assert not words.waiting()
+
+
+async def test_an_answer_is_held_while_its_own_first_clause_is_voiced() -> None:
+    """The runtime hands the LLM a ``hold_while`` that is true exactly while this connection's first
+    clause is being synthesized (not another connection's, not a later clause)."""
+    engines = EngineSet(vad=EnergyVad(), transcriber=Watching(), transcriber_name="x")
+    requests: list[ChatRequest] = []
+
+    class Chat:
+        def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
+            requests.append(request)
+            yield TextDelta("Hi.")
+
+    held: list[bool] = []
+
+    class Voice(ToneSynthesizer):
+        def synthesize(
+            self, text: str, *, voice: str, stop: threading.Event, speed: float = 1.0
+        ) -> Iterator[np.ndarray]:
+            assert requests[0].hold_while is not None
+            held.append(requests[0].hold_while())
+            yield from super().synthesize(text, voice=voice, stop=stop, speed=speed)
+
+    engines.chat = Chat()  # type: ignore[assignment]
+    engines.synthesizers = {"*": Voice()}
+    try:
+        token = current_session.set("conn_1")
+        results = engines.run_job(Generate(job_id="g", request=ChatRequest(messages=[])))
+        assert results is not None
+        [_ async for _ in results]
+        for at_ms in (0, 4_000):
+            results = engines.run_job(Synthesize(job_id=f"s{at_ms}", text="Hi.", stream="resp_1", at_ms=at_ms))
+            assert results is not None
+            [_ async for _ in results]
+        current_session.reset(token)
+        current_session.set("conn_2")
+        results = engines.run_job(Synthesize(job_id="s_other", text="Hi.", stream="resp_2", at_ms=0))
+        assert results is not None
+        [_ async for _ in results]
+        assert held == [True, False, False]  # its own first clause only
+        assert requests[0].hold_while is not None
+        assert not requests[0].hold_while()
     finally:
         engines.close()

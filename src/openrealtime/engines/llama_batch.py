@@ -60,6 +60,12 @@ class _Completion:
     todo: list[int] = field(default_factory=list)  # tokens still to evaluate (prompt rest, or the last sample)
     produced: int = 0
     abandoned: bool = False  # the reader went away
+    hold_while: Callable[[], bool] | None = None  # its listener is busy with what it produced (ChatRequest)
+
+    def urgent(self) -> bool:
+        """Whether a listener waits for this completion's next tokens: it is on its first
+        ``URGENT_TOKENS`` and its first clause is not being voiced already."""
+        return self.produced < URGENT_TOKENS and not (self.hold_while is not None and self.hold_while())
 
 
 @dataclass
@@ -157,11 +163,14 @@ class BatchedDecoder:
         repeat_penalty: float = 1.0,
         grammar: tuple[str, str] | None = None,
         key: str | None = None,
+        hold_while: Callable[[], bool] | None = None,
     ) -> Tokens:
         """Start one completion now; iterate the result for its sampled tokens as they come. It ends
         at an end-of-generation token (not yielded), after ``max_tokens``, or soon after ``stop`` is
         set; closing it early frees the slot. ``grammar`` is (GBNF, root); ``key`` names the
-        conversation, whose slot (and cache) the completion then reuses.
+        conversation, whose slot (and cache) the completion then reuses. While ``hold_while()`` is
+        true its listener is busy with what it produced (its first clause being voiced), and it is
+        not urgent: it waits, as answers past their first clause do, while others' urgent work runs.
 
         Raises:
             EngineError: If the prompt is empty or too long, or the decoder is shut down; while
@@ -181,6 +190,7 @@ class BatchedDecoder:
             max_tokens=min(max_tokens, self.context_tokens - len(prompt)),
             sampler=sampler,
             stop=stop,
+            hold_while=hold_while,
         )
         with self._wake:
             if self._closed:
@@ -267,7 +277,7 @@ class BatchedDecoder:
         if (
             self.others_urgent is None
             or now < self._free_until
-            or any(c.produced < URGENT_TOKENS for c in batch)
+            or any(c.urgent() for c in batch)
             or not self.others_urgent()
         ):
             self._held_since = None
@@ -409,10 +419,10 @@ class Tokens:
 
 
 def _urgent_first(running: list[_Completion]) -> list[_Completion]:
-    """The completions the next step decodes: those still on their first ``URGENT_TOKENS`` (a
-    listener waits for their first words) when there are any, else all. An answer already past its
-    first clause is far ahead of its speech, so it pauses for a few steps rather than slow them."""
-    urgent = [c for c in running if c.produced < URGENT_TOKENS]
+    """The completions the next step decodes: the urgent ones (a listener waits for their first
+    words) when there are any, else all. An answer already past its first clause is far ahead of its
+    speech, so it pauses for a few steps rather than slow them."""
+    urgent = [c for c in running if c.urgent()]
     return urgent or running
 
 

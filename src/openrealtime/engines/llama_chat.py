@@ -380,7 +380,10 @@ class LlamaChatModel:
     def _answer(self, request: ChatRequest, stop: threading.Event, run: _Run) -> Iterator[ChatChunk]:
         max_tokens = request.max_tokens or self.options.default_max_tokens
         prompt = self._fitted(request.messages, normalize_messages, max_tokens)
-        for piece in self._generate(prompt, None, max_tokens, request.temperature, stop, run, request.cache_key):
+        pieces = self._generate(
+            prompt, None, max_tokens, request.temperature, stop, run, request.cache_key, request.hold_while
+        )
+        for piece in pieces:
             yield TextDelta(piece)
         yield run.done()
 
@@ -468,11 +471,13 @@ class LlamaChatModel:
         stop: threading.Event,
         run: _Run,
         key: str | None = None,
+        hold_while: Callable[[], bool] | None = None,
     ) -> Iterator[str]:
         """Yield decoded text pieces, counting into ``run``; the one place llama.cpp errors are translated.
 
         ``key`` is the conversation's cache key: only answers pass it, so that the routing and
-        argument prompts (built afresh each time) do not evict the conversation's cached prompt.
+        argument prompts (built afresh each time) do not evict the conversation's cached prompt;
+        ``hold_while`` is the request's (:class:`~openrealtime.contracts.ChatRequest`).
         """
         room = self.context_tokens - len(prompt)
         if room <= 0:
@@ -493,6 +498,7 @@ class LlamaChatModel:
             repeat_penalty=self.options.repeat_penalty,
             grammar=grammar,
             key=key,
+            hold_while=hold_while,
         )
         try:
             while produced < max_tokens:

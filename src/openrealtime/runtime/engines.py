@@ -217,6 +217,7 @@ class EngineSet:
         synthesizer = self.synthesizer_for(command.language)
         rate = synthesizer.sample_rate_hz
         speed = min(MAX_SPEED, max(MIN_SPEED, command.speed))
+        key = current_session.get()
 
         def chunks(stop: threading.Event) -> Iterator[Samples]:
             voice = command.voice or DEFAULT_VOICE
@@ -224,7 +225,7 @@ class EngineSet:
             if command.at_ms > 0:  # a later clause, seconds ahead of its listener
                 self.first_words.hold_back(HOLD_BACK_S)
                 return iter(speech)
-            return self._urgently(speech)  # the first clause: someone is waiting for it
+            return self._urgently(speech, key)  # the first clause: someone is waiting for it
 
         started = time.perf_counter()
         first = True
@@ -235,8 +236,8 @@ class EngineSet:
             yield AudioChunk(command.job_id, samples, rate)
         yield SynthesisDone(command.job_id)
 
-    def _urgently(self, items: Iterable[Samples]) -> Iterator[Samples]:
-        with self.first_words.urgent():
+    def _urgently(self, items: Iterable[Samples], key: str) -> Iterator[Samples]:
+        with self.first_words.urgent(key):
             yield from items
 
     def _stage(self, stage: str, seconds: float) -> None:
@@ -247,9 +248,15 @@ class EngineSet:
         if self.chat is None:
             raise EngineError("no LLM is configured on this server", code="llm_not_configured")
         chat = self.chat
+        # While this session's first clause is being voiced, the rest of its answer (a second away
+        # from its listener) may wait: on two cores the LLM's next tokens and the voice slowed each
+        # other, and the first audio came later (session 23's trace).
+        request = dataclasses.replace(
+            command.request, hold_while=functools.partial(self.first_words.busy, current_session.get())
+        )
 
         def chunks(stop: threading.Event) -> Iterator[ChatChunk]:
-            return iter(chat.chat(command.request, stop))
+            return iter(chat.chat(request, stop))
 
         started = time.perf_counter()
         first = True

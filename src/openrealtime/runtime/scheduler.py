@@ -40,6 +40,7 @@ captions of other speakers wait a little instead (with nothing else to run, nice
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -115,25 +116,35 @@ class FirstWords:
 
     def __init__(self) -> None:
         self._count = 0
+        self._by_key: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)
 
     @contextlib.contextmanager
-    def urgent(self) -> Iterator[None]:
-        """Mark the enclosed work as someone's first words or final transcript."""
+    def urgent(self, key: str = "") -> Iterator[None]:
+        """Mark the enclosed work as someone's first words or final transcript (session ``key``'s)."""
         with self._lock:
             self._count += 1
+            self._by_key[key] += 1
         try:
             yield
         finally:
             with self._lock:
                 self._count -= 1
+                self._by_key[key] -= 1
+                if not self._by_key[key]:
+                    del self._by_key[key]
                 if not self._count:
                     self._quiet.notify_all()
 
     def waiting(self) -> bool:
         """Whether urgent work is running now."""
         return self._count > 0
+
+    def busy(self, key: str) -> bool:
+        """Whether session ``key``'s own urgent work is running now (its first clause being voiced:
+        the rest of its answer can wait for it)."""
+        return self._by_key.get(key, 0) > 0
 
     def hold_back(self, most_s: float) -> None:
         """Wait while urgent work runs, at most ``most_s`` (later work never waits longer than that)."""
