@@ -15,6 +15,9 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
 * ``ask_sooner``: ``semantic_vad`` medium asks the end-of-turn model after 128 ms of pause; off: 160.
 * ``text_signal``: ``semantic_vad``'s text signal, the LLM's P(end of message) after the pause's
   words (:mod:`~openrealtime.session.eou_text`); off: never asked (decided as without it).
+* ``voice_first``: an answer's later tokens wait while its own first clause is voiced
+  (:class:`~openrealtime.contracts.ChatRequest` ``hold_while``); off: its first 24 tokens go on
+  beside the voice.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -34,13 +37,14 @@ from typing import Any
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
+from openrealtime.engines import llama_batch
 from openrealtime.session import endpointing
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.turns import Turn
 
-LEVERS = ("first_clause", "flicker", "ask_sooner", "text_signal")
+LEVERS = ("first_clause", "flicker", "ask_sooner", "text_signal", "voice_first")
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
@@ -87,6 +91,10 @@ def _never_ask(self: WordsEndOfTurn, item_id: str, words: str) -> list[Any]:
     return []
 
 
+def _urgent_by_count(self: Any) -> bool:
+    return bool(self.produced < llama_batch.URGENT_TOKENS)
+
+
 @contextlib.contextmanager
 def levers_off(levers: Sequence[str]) -> Iterator[None]:
     """Patch ``levers`` back to how they were before issue 13's changes, for the duration."""
@@ -108,6 +116,8 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         endpointing.END_OF_TURN["medium"] = slower
     if "text_signal" in levers:
         patch(WordsEndOfTurn, "ask", _never_ask)
+    if "voice_first" in levers:
+        patch(llama_batch._Completion, "urgent", _urgent_by_count)
     try:
         yield
     finally:
