@@ -213,7 +213,9 @@ def add_bench_parser(sub: Any) -> None:
         "--memory", action="store_true", help="soak: big sessions opened and closed in turn, RSS after each close"
     )
     bench.add_argument("--sessions", type=int, default=7, help="soak --memory: the sessions opened in turn")
-    bench.add_argument("--turn-sessions", type=int, default=2, help="turns: trials run at once")
+    bench.add_argument(
+        "--turn-sessions", type=int, default=1, help="turns: trials run at once (default 1: one speaker)"
+    )
     bench.add_argument(
         "--turn-parts",
         default="1,2,3",
