@@ -91,11 +91,26 @@ def test_the_user_is_heard_where_they_speak_and_what_the_canceller_took_from_the
     assert np.median(passed.user_frames_removed_db) == pytest.approx(0.0, abs=0.5)
 
 
+def test_a_longer_start_over_the_echo_lets_a_short_burst_of_it_pass() -> None:
+    """``--start-over-echo-ms``: while the voice may come back, a turn needs that much speech."""
+    burst = [Arrival(100, tone(0.05), "item_0")]  # 50 ms of voice: its echo, with the reflections, a little longer
+
+    def heard(over_echo_ms: int | None) -> Session:
+        vad, rng = LoudnessVad(), random.Random(0)
+        return run_session(
+            burst, vad, rng, jitter_ms=0, end_ms=1500, canceller=transparent(), start_over_echo_ms=over_echo_ms
+        )
+
+    assert heard(None).starts_ms
+    assert heard(192).starts_ms == []
+
+
 @pytest.mark.real
 def test_real_canceller_offline_reports_echo_turns_and_the_user() -> None:
     from openrealtime.bench.echo_offline import measure
 
-    result = measure(1, 40, users=1)
+    result = measure(1, 40, users=1, user_answer=0)
     assert result["user"]["interruptions"] == 1
+    assert result["user_over_answer"] == 1
     assert isinstance(result["echo_turns"], int)
     assert result["user_frames_removed_db"] is not None

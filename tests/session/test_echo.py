@@ -178,6 +178,16 @@ def test_a_flush_with_nothing_held_is_empty_and_the_echo_tail_is_still_cancelled
     assert len(aec.calls) == calls + 1
 
 
+def test_echo_is_audible_while_the_voice_plays_and_for_its_tail() -> None:
+    canceller = EchoCanceller(0, aec=Suppress())
+    assert not canceller.echo_audible
+    canceller.reference.play(np.full(FRAME, 0.5, np.float32), RATE_HZ, now=0)
+    canceller.process(np.full(FRAME, 0.3, np.float32), RATE_HZ)
+    assert canceller.echo_audible
+    canceller.process(np.zeros(RATE_HZ + FRAME, np.float32), RATE_HZ)  # past ECHO_TAIL_S
+    assert not canceller.echo_audible
+
+
 def test_a_call_session_tells_the_reference_what_it_plays_and_a_commit_takes_the_tail() -> None:
     from openrealtime.protocol import client_events as ce
     from openrealtime.session.commands import AudioIn, PlayAudio

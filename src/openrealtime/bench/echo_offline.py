@@ -22,8 +22,11 @@ It reports, as one JSON object:
 
 * ``echo_turns``: speech starts heard from the echo alone, over sessions of three answers;
 * ``user``: each of the bench's interruptions spoken 2.5 s into a session's *second* answer (the room
-  learned): where the first speech start after the user's first voiced sample came (ms; the bench's
-  onset → ``speech_started`` less the VAD's own 64 ms), how many came over 400 ms late or never;
+  learned; ``--user-over 1``: the first, while the canceller learns it): where the first speech start
+  after the user's first voiced sample came (ms; the bench's onset → ``speech_started`` less the
+  VAD's own 64 ms), how many came over 400 ms late or never;
+* ``--start-over-echo-ms``: the speech a turn needs to start while the server's voice may come back
+  (the server asks 64 ms always), to weigh echo turns against late users;
 * ``user_frames_removed_db``: how much the canceller took out of the 10 ms frames where the user's
   voice was louder than the echo (median, p10 and p90): what AEC3's suppressor does to speech over
   the answer. A canceller that only removed the echo would take about 1-2 dB out of them.
@@ -49,7 +52,7 @@ from openrealtime.bench.echo_room import CHUNK, CHUNK_MS, ROOMS, Speakerphone
 from openrealtime.bench.interruptions import INTERRUPTIONS, VOICED_FLOOR
 from openrealtime.bench.speech import WIRE_RATE_HZ
 from openrealtime.session.echo import RATE_HZ, EchoCanceller
-from openrealtime.session.vad import SpeechStart, TurnDetector
+from openrealtime.session.vad import START_SPEECH_MS, SpeechStart, TurnDetector
 
 ANSWERS = (
     (
@@ -127,6 +130,7 @@ def run_session(
     user_at_ms: int = 0,
     canceller: EchoCanceller | None = None,
     room: str = "bench",
+    start_over_echo_ms: int | None = None,
 ) -> Session:
     """Stream the room (and the user) through the canceller and the VAD, 20 ms at a time."""
     canceller = canceller or EchoCanceller(0)
@@ -159,6 +163,10 @@ def run_session(
             if lo < hi:
                 voice[lo - position : hi - position] = user[lo - user_at : hi - user_at]
         out = canceller.process(echo + voice, WIRE_RATE_HZ)
+        if start_over_echo_ms is not None:
+            over_echo = canceller.echo_audible
+            ms_needed = start_over_echo_ms if over_echo else START_SPEECH_MS
+            detector._start_samples = ms_needed * RATE_HZ // MS_PER_S
         if tracks is not None:
             tracks.add(echo, voice, out)
         pending = np.concatenate([pending, out])
@@ -224,6 +232,8 @@ def measure(
     gate: bool = True,
     kind: str = "linear",
     room: str = "bench",
+    start_over_echo_ms: int | None = None,
+    user_answer: int = 1,
 ) -> dict[str, Any]:
     """Echo turns over ``seeds`` sessions of three answers, and the user over the second answer."""
     from openrealtime.bench.turn_clips import synthesize
@@ -238,7 +248,14 @@ def measure(
         arrivals = schedule(answers, rng)
         end = arrivals[-1].at_ms + sum(c.size for c in answers[-1]) * MS_PER_S // WIRE_RATE_HZ + BETWEEN_ANSWERS_MS
         heard = run_session(
-            arrivals, vad, rng, jitter_ms=jitter_ms, end_ms=end, canceller=_canceller(gate, kind), room=room
+            arrivals,
+            vad,
+            rng,
+            jitter_ms=jitter_ms,
+            end_ms=end,
+            canceller=_canceller(gate, kind),
+            room=room,
+            start_over_echo_ms=start_over_echo_ms,
         )
         echo_turns.append([int(s) for s in heard.starts_ms])
     onsets: list[float | None] = []
@@ -250,8 +267,8 @@ def measure(
             rng = random.Random(seed)
             answers = [spoken[(seed + k) % len(spoken)] for k in range(2)]
             arrivals = schedule(answers, rng)
-            second = next(a.at_ms for a in arrivals if a.item_id == "item_1")
-            user_at = second + USER_AT_MS
+            over = next(a.at_ms for a in arrivals if a.item_id == f"item_{user_answer}")
+            user_at = over + USER_AT_MS
             heard = run_session(
                 arrivals,
                 vad,
@@ -262,6 +279,7 @@ def measure(
                 user_at_ms=user_at,
                 canceller=_canceller(gate, kind),
                 room=room,
+                start_over_echo_ms=start_over_echo_ms,
             )
             onset = user_at + first_voiced
             after = [s - onset for s in heard.starts_ms if s >= onset - 100]
@@ -274,6 +292,8 @@ def measure(
         "gate": gate,
         "canceller": kind,
         "room": room,
+        "start_over_echo_ms": start_over_echo_ms,
+        "user_over_answer": user_answer + 1,
         "echo_turns": sum(len(t) for t in echo_turns),
         "echo_turns_at_ms": echo_turns,
         "user": {
@@ -302,9 +322,22 @@ def main(argv: list[str] | None = None) -> None:
         "--canceller", choices=("linear", "aec3"), default="linear", help="which canceller (default ours)"
     )
     parser.add_argument("--room", choices=ROOMS, default="bench", help="the bench's room, or a reverberant one")
+    parser.add_argument(
+        "--start-over-echo-ms", type=int, default=None, help="speech needed to start a turn while echo may come back"
+    )
+    parser.add_argument(
+        "--user-over", type=int, choices=(1, 2), default=2, help="the answer interrupted (1: the room not learned)"
+    )
     args = parser.parse_args(argv)
     result = measure(
-        args.seeds, args.jitter_ms, users=args.users, gate=not args.no_gate, kind=args.canceller, room=args.room
+        args.seeds,
+        args.jitter_ms,
+        users=args.users,
+        gate=not args.no_gate,
+        kind=args.canceller,
+        room=args.room,
+        start_over_echo_ms=args.start_over_echo_ms,
+        user_answer=args.user_over - 1,
     )
     print(json.dumps(result, indent=1))
 

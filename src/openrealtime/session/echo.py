@@ -181,6 +181,12 @@ class EchoCanceller:
         self._pending = near[whole:]
         return self._cancel(near[:whole])
 
+    @property
+    def echo_audible(self) -> bool:
+        """Whether the server's voice may still be coming back into the input (it plays, or did within
+        ``ECHO_TAIL_S``)."""
+        return self.position < self._audible_until
+
     def heard(self, outputs: list[Any]) -> None:
         """Place what the listener hears of a session's ``outputs``: speech sent (a call's ``PlayAudio``,
         a WebSocket's audio deltas) plays after what is queued; a call's hold moves the rest."""
