@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,22 @@ async def test_semantic_vads_answer_is_begun_on_the_pauses_words_before_the_turn
     assert trial.speech_end_to_first_audio_s is not None
     assert None not in (m["words"], m["answer_started"], m["turn_ended"], m["first_audio"]), trace.marks
     assert m["words"] <= m["answer_started"] <= m["turn_ended"] <= m["first_audio"], trace.marks
+
+
+def test_cached_speech_is_synthesized_once_and_then_read_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Piper is random: a bench comparing settings reads the same speech each run."""
+    drawn: list[str] = []
+
+    def random_voice(text: str, engine: str, speed: float) -> np.ndarray:
+        drawn.append(text)
+        return np.random.default_rng().uniform(-0.5, 0.5, 2400).astype(np.float32)
+
+    monkeypatch.setattr(turn_clips, "synthesize", random_voice)
+    monkeypatch.setattr(turn_clips, "cache_dir", lambda: tmp_path)
+    first = turn_clips.cached_speech("Hello there.", "piper", 1.0)
+    again = turn_clips.cached_speech("Hello there.", "piper", 1.0)
+    other = turn_clips.cached_speech("Hello there.", "piper", 1.2)
+    assert drawn == ["Hello there.", "Hello there."]  # once per text, engine and speed
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.dtype == np.float32

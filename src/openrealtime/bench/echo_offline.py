@@ -31,8 +31,11 @@ It reports, as one JSON object:
   voice was louder than the echo (median, p10 and p90): what AEC3's suppressor does to speech over
   the answer. A canceller that only removed the echo would take about 1-2 dB out of them.
 
-Runs vary from one to the next (piper's synthesis is random, AEC3 is not bit-exact); compare
-settings over several seeds, not single sessions.
+The answers and interruptions are synthesized once and then read from disk
+(:func:`~openrealtime.bench.turn_clips.cached_speech`), so two runs compare settings on the same
+speech (session 23: with piper's random synthesis drawn afresh each run, runs of the same code moved
+by as much as the variants under test); ``--fresh-speech`` draws it anew. AEC3 is not bit-exact;
+compare settings over several seeds, not single sessions.
 """
 
 from __future__ import annotations
@@ -234,13 +237,15 @@ def measure(
     room: str = "bench",
     start_over_echo_ms: int | None = None,
     user_answer: int = 1,
+    fresh_speech: bool = False,
 ) -> dict[str, Any]:
     """Echo turns over ``seeds`` sessions of three answers, and the user over the second answer."""
-    from openrealtime.bench.turn_clips import synthesize
+    from openrealtime.bench.turn_clips import cached_speech, synthesize
     from openrealtime.engines.silero import SileroVad
 
     vad = SileroVad()
-    spoken = [[synthesize(text, "piper", 1.0) for text in answer] for answer in ANSWERS]
+    speech = synthesize if fresh_speech else cached_speech
+    spoken = [[speech(text, "piper", 1.0) for text in answer] for answer in ANSWERS]
     echo_turns: list[list[int]] = []
     for seed in range(seeds):
         rng = random.Random(seed)
@@ -261,7 +266,7 @@ def measure(
     onsets: list[float | None] = []
     removed: list[float] = []
     for text in INTERRUPTIONS[:users] if users else INTERRUPTIONS:
-        user = synthesize(text, "piper", 1.0)
+        user = speech(text, "piper", 1.0)
         first_voiced = int(np.flatnonzero(np.abs(user) > VOICED_FLOOR)[0]) * MS_PER_S // WIRE_RATE_HZ
         for seed in range(seeds):
             rng = random.Random(seed)
@@ -294,6 +299,7 @@ def measure(
         "room": room,
         "start_over_echo_ms": start_over_echo_ms,
         "user_over_answer": user_answer + 1,
+        "fresh_speech": fresh_speech,
         "echo_turns": sum(len(t) for t in echo_turns),
         "echo_turns_at_ms": echo_turns,
         "user": {
@@ -328,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--user-over", type=int, choices=(1, 2), default=2, help="the answer interrupted (1: the room not learned)"
     )
+    parser.add_argument("--fresh-speech", action="store_true", help="synthesize the speech anew (piper is random)")
     args = parser.parse_args(argv)
     result = measure(
         args.seeds,
@@ -338,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
         room=args.room,
         start_over_echo_ms=args.start_over_echo_ms,
         user_answer=args.user_over - 1,
+        fresh_speech=args.fresh_speech,
     )
     print(json.dumps(result, indent=1))
 

@@ -114,6 +114,17 @@ def synthesize(text: str, engine: str, speed: float) -> Samples:
     return np.concatenate([resampler.process(audio), resampler.flush()]).astype(np.float32)
 
 
+def cached_speech(text: str, engine: str, speed: float) -> Samples:
+    """:func:`synthesize`'s audio for ``text``, made once and then read from disk (as 16-bit PCM):
+    piper's synthesis is random, so benches that compare settings on the same speech read it here."""
+    key = hashlib.sha256(json.dumps([text, engine, speed]).encode()).hexdigest()[:16]
+    path = cache_dir() / "speech" / f"{key}.pcm"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(float_to_pcm16(np.clip(synthesize(text, engine, speed), -1.0, 1.0)))
+    return pcm16_to_float(path.read_bytes())
+
+
 def transcribe(audio: Samples) -> str:
     """What Whisper ``tiny.en`` hears in ``audio`` (24 kHz)."""
     model = _engine("whisper")
