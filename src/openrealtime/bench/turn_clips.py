@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,9 @@ def cached_speech(text: str, engine: str, speed: float) -> Samples:
     path = cache_dir() / "speech" / f"{key}.pcm"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(float_to_pcm16(np.clip(synthesize(text, engine, speed), -1.0, 1.0)))
+        made = path.with_suffix(f".{os.getpid()}.tmp")  # whole or not at all: benches run side by side
+        made.write_bytes(float_to_pcm16(np.clip(synthesize(text, engine, speed), -1.0, 1.0)))
+        os.replace(made, path)
     return pcm16_to_float(path.read_bytes())
 
 
