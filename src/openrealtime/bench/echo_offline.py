@@ -167,9 +167,8 @@ def run_session(
                 voice[lo - position : hi - position] = user[lo - user_at : hi - user_at]
         out = canceller.process(echo + voice, WIRE_RATE_HZ)
         if start_over_echo_ms is not None:
-            over_echo = canceller.echo_audible
-            ms_needed = start_over_echo_ms if over_echo else START_SPEECH_MS
-            detector._start_samples = ms_needed * RATE_HZ // MS_PER_S
+            ms_needed = start_over_echo_ms if canceller.echo_audible else START_SPEECH_MS
+            detector.start_samples = ms_needed * RATE_HZ // MS_PER_S
         if tracks is not None:
             tracks.add(echo, voice, out)
         pending = np.concatenate([pending, out])

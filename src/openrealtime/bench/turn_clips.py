@@ -13,6 +13,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,11 +116,15 @@ def synthesize(text: str, engine: str, speed: float) -> Samples:
     return np.concatenate([resampler.process(audio), resampler.flush()]).astype(np.float32)
 
 
+def _cached(folder: str, *parts: object) -> Path:
+    """Where the bench keeps what it made of ``parts`` in ``folder`` of the cache (no suffix)."""
+    return cache_dir() / folder / hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
 def cached_speech(text: str, engine: str, speed: float) -> Samples:
     """:func:`synthesize`'s audio for ``text``, made once and then read from disk (as 16-bit PCM):
     piper's synthesis is random, so benches that compare settings on the same speech read it here."""
-    key = hashlib.sha256(json.dumps([text, engine, speed]).encode()).hexdigest()[:16]
-    path = cache_dir() / "speech" / f"{key}.pcm"
+    path = _cached("speech", text, engine, speed).with_suffix(".pcm")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         made = path.with_suffix(f".{os.getpid()}.tmp")  # whole or not at all: benches run side by side
@@ -235,9 +240,8 @@ def speech_end_ms(audio: Samples) -> int:
 def make_clip(text: str, engine: str, speed: float, pauses_ms: list[int]) -> Clip | None:
     """The clip of ``text`` (cached on disk); ``None`` when a pause's word could not be placed."""
     voice = f"{engine}@{speed:g}"
-    key = hashlib.sha256(json.dumps([text, voice, pauses_ms]).encode()).hexdigest()[:16]
-    folder = cache_dir() / "turns"
-    audio_path, meta_path = folder / f"{key}.pcm", folder / f"{key}.json"
+    stem = _cached("turns", text, voice, pauses_ms)
+    audio_path, meta_path = stem.with_suffix(".pcm"), stem.with_suffix(".json")
     if audio_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("missing"):
@@ -245,7 +249,7 @@ def make_clip(text: str, engine: str, speed: float, pauses_ms: list[int]) -> Cli
         audio = pcm16_to_float(audio_path.read_bytes())
         spans = tuple((int(a), int(b)) for a, b in meta["pauses_ms"])
         return Clip(text, voice, audio, spans, int(meta["speech_end_ms"]))
-    folder.mkdir(parents=True, exist_ok=True)
+    stem.parent.mkdir(parents=True, exist_ok=True)
     whole = synthesize(text.replace(" |", ",").replace(",,", ","), engine, speed)
     spans_list: list[tuple[int, int]] = []
     if "|" in text:

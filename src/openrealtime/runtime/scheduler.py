@@ -115,8 +115,7 @@ class FirstWords:
     """
 
     def __init__(self) -> None:
-        self._count = 0
-        self._by_key: collections.Counter[str] = collections.Counter()
+        self._by_key: collections.Counter[str] = collections.Counter()  # urgent work running, per session
         self._lock = threading.Lock()
         self._quiet = threading.Condition(self._lock)
 
@@ -124,22 +123,20 @@ class FirstWords:
     def urgent(self, key: str = "") -> Iterator[None]:
         """Mark the enclosed work as someone's first words or final transcript (session ``key``'s)."""
         with self._lock:
-            self._count += 1
             self._by_key[key] += 1
         try:
             yield
         finally:
             with self._lock:
-                self._count -= 1
                 self._by_key[key] -= 1
                 if not self._by_key[key]:
                     del self._by_key[key]
-                if not self._count:
+                if not self._by_key:
                     self._quiet.notify_all()
 
     def waiting(self) -> bool:
         """Whether urgent work is running now."""
-        return self._count > 0
+        return bool(self._by_key)
 
     def busy(self, key: str) -> bool:
         """Whether session ``key``'s own urgent work is running now (its first clause being voiced:
@@ -150,7 +147,7 @@ class FirstWords:
         """Wait while urgent work runs, at most ``most_s`` (later work never waits longer than that)."""
         deadline = time.monotonic() + most_s
         with self._lock:
-            while self._count and (left := deadline - time.monotonic()) > 0:
+            while self._by_key and (left := deadline - time.monotonic()) > 0:
                 self._quiet.wait(left)
 
 

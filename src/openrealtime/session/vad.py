@@ -75,7 +75,7 @@ class TurnDetector:
         self.threshold = threshold
         self.negative_threshold = max(MIN_NEGATIVE_THRESHOLD, threshold - HYSTERESIS)
         self.silence_samples = silence_duration_ms * self.sample_rate_hz // 1000
-        self._start_samples = START_SPEECH_MS * self.sample_rate_hz // 1000
+        self.start_samples = START_SPEECH_MS * self.sample_rate_hz // 1000  # speech that starts a turn
 
     def reset(self) -> None:
         self.state = VadState.SILENCE
@@ -88,7 +88,7 @@ class TurnDetector:
             if probability >= self.threshold:
                 if self._run_start is None:
                     self._run_start = frame_start
-                if frame_end - self._run_start >= self._start_samples:
+                if frame_end - self._run_start >= self.start_samples:
                     self.state = VadState.SPEECH
                     start, self._run_start = self._run_start, None
                     return [SpeechStart(start)]
