@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from openrealtime.audio.types import Samples
 
@@ -70,6 +70,11 @@ class EndOfTurnTextModel(Protocol):
 
     def end_probability(self, words: str) -> float:
         """The probability in [0, 1] of the end-of-message token right after ``words``."""
+        ...
+
+    def warm(self, words: str) -> None:
+        """Evaluate ``words`` (a turn's so far) into the model's cache, so that a question about more
+        of them later evaluates only the rest; never fails (a warming is only a head start)."""
         ...
 
 
@@ -276,6 +281,17 @@ class ChatModel(Protocol):
 
     def chat(self, request: ChatRequest, stop: threading.Event) -> Iterator[ChatChunk]:
         """Stream the completion; ends with exactly one :class:`ChatDone` unless ``stop`` is set."""
+        ...
+
+
+@runtime_checkable
+class PromptWarmer(Protocol):
+    """A chat LLM that can evaluate the start of an answer before it is asked for (llama.cpp in
+    process: its prompt cache). A remote endpoint keeps its own cache and is not warmed."""
+
+    def warm(self, request: ChatRequest) -> None:
+        """Evaluate ``request``'s prompt up to its last user message's words into the cache of its
+        ``cache_key``, when nothing urgent runs; returns at once, and never fails."""
         ...
 
 

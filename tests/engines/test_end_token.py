@@ -53,3 +53,16 @@ def test_semantic_vads_thresholds_split_a_fragment_from_a_whole_message() -> Non
     wholes = ("What is the capital of France?", "Please turn off the lights.", "Thank you very much for your help.")
     for whole in wholes:
         assert scorer.end_probability(whole) >= VETO_BELOW, whole
+
+
+@pytest.mark.real
+def test_words_warmed_while_spoken_leave_the_question_only_the_words_after() -> None:
+    model = EndTokenModel()
+    cold = model.probability("please turn off the lights", SYSTEM)
+    model.forget()
+    model.warm("please turn off", SYSTEM)
+    warmed = model.evaluated_tokens
+    model.warm("please turn off", SYSTEM)  # already in the cache: nothing evaluated
+    assert model.evaluated_tokens == warmed
+    assert model.probability("please turn off the lights", SYSTEM) == pytest.approx(cold, rel=1e-3)
+    assert model.evaluated_tokens - warmed <= 3  # " the lights"

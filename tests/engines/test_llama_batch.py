@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -96,3 +97,26 @@ def test_realtime_requests_carry_the_session_as_their_cache_key() -> None:
     say(driver)
     driver.send({"type": "response.create"})
     assert driver.chat.requests[-1].cache_key == session.info.session_id
+
+
+@real
+def test_a_warmed_turn_evaluates_only_the_words_after_those_heard_and_answers_the_same(llm: LlamaChatModel) -> None:
+    """While the user speaks, the conversation and the words heard so far go into the session's
+    cache; the answer at the pause evaluates the rest and the template's closing only, and is the
+    answer a cold prompt gives (greedy)."""
+    heard = [SYSTEM, {"role": "user", "content": "Which planet is known as the"}]
+    whole = [SYSTEM, {"role": "user", "content": "Which planet is known as the red planet?"}]
+    cold = LlamaChatModel(LlamaOptions(n_ctx=1024, parallel=1))
+    expected, _ = answer(cold, whole)
+    cold.close()
+    warmed_from = llm.stats.prompt_tokens
+    llm.warm(ChatRequest(messages=heard, cache_key="warm-test"))
+    deadline = time.monotonic() + TIMEOUT_S
+    while llm.stats.running or llm.stats.prompt_tokens == warmed_from:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    before = llm.stats.prompt_tokens
+    chunks = list(llm.chat(ChatRequest(messages=whole, max_tokens=24, cache_key="warm-test"), threading.Event()))
+    evaluated = llm.stats.prompt_tokens - before
+    assert "".join(c.text for c in chunks if isinstance(c, TextDelta)) == expected
+    assert evaluated <= 4 + llm._closing_tokens, evaluated  # " red planet?" and the closing

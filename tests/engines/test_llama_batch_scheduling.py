@@ -285,3 +285,69 @@ def test_after_close_requests_fail_clearly() -> None:
     with pytest.raises(EngineError) as info:
         list(decoder.generate([1], max_tokens=5, stop=threading.Event()))
     assert info.value.code == "generation_failed"
+
+
+def wait_for(condition: Any) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, "the decoder did not get there"
+        time.sleep(0.005)
+
+
+def test_a_warming_evaluates_its_prompt_into_the_conversations_slot_and_samples_nothing() -> None:
+    """The words heard so far go into the cache while the user speaks; the answer at the pause then
+    evaluates only what came after them."""
+    fake = FakeLlama()
+    decoder = make(fake)
+    decoder.warm(list(range(1, 21)), key="s1")
+    wait_for(lambda: decoder.stats.prompt_tokens == 20 and decoder.stats.running == 0)
+    assert all(not logits for call in fake.calls for _, _, logits in call)  # nothing sampled
+    assert max(len(call) for call in fake.calls) == llama_batch.WARM_CHUNK_TOKENS  # in small steps
+    answer = decoder.generate([*range(1, 21), 30, 31], max_tokens=2, stop=threading.Event(), key="s1")
+    assert list(answer) == [32, 33]
+    assert decoder.stats.prompt_tokens == 22  # the answer evaluated its last two tokens only
+    assert decoder.stats.cached_tokens == 20
+    decoder.warm(list(range(1, 21)), key="s1")  # already cached: nothing to do
+    time.sleep(0.05)
+    assert decoder.stats.prompt_tokens == 22
+    decoder.close()
+
+
+def test_a_warming_waits_for_urgent_work_and_gives_its_slot_to_the_answer() -> None:
+    fake, decoder, steps = stepped()
+    urgent = threading.Event()
+    urgent.set()  # another engine is doing someone's first words
+    decoder.others_urgent = urgent.is_set
+    decoder.warm(list(range(1, 101)), key="s1")
+    steps.release(1000)
+    time.sleep(0.2)
+    assert fake.calls == []  # held as long as the urgent work lasts
+    urgent.clear()
+    wait_for(lambda: len(fake.calls) >= 2)
+    # The conversation's answer comes mid-warming: the warming stops, the answer keeps what it evaluated.
+    answer = decoder.generate([*range(1, 101), 200], max_tokens=1, stop=threading.Event(), key="s1")
+    assert list(answer) == [201]
+    warmed = sum(len(call) for call in fake.calls[:-1])
+    assert decoder.stats.prompt_tokens <= 101  # nothing evaluated twice
+    assert decoder.stats.cached_tokens == min(warmed, 100)
+    finish(fake, decoder)
+
+
+def test_a_warming_never_takes_a_slot_a_request_needs_and_a_newer_one_replaces_it() -> None:
+    fake, decoder, steps = stepped()  # two slots
+    stop = threading.Event()
+    decoder.warm(list(range(10, 110)), key="s1")
+    steps.release(1)
+    wait_for(lambda: decoder.stats.running == 1 and len(fake.calls) == 1)
+    # Two other conversations' answers: one takes the idle slot, the other the warming's.
+    first = decoder.generate([600], max_tokens=2, stop=stop, key="a")
+    second = decoder.generate([700], max_tokens=2, stop=stop, key="b")
+    steps.release(1000)
+    assert list(first) == [601, 602]
+    assert list(second) == [701, 702]
+    assert sum(10 <= t < 110 for call in fake.calls for _, t, _ in call) < 100  # the warming gave up
+    decoder.warm([1, 2, 3], key="s4")
+    decoder.warm([1, 2, 3, 4], key="s4")  # replaces the one not started
+    wait_for(lambda: decoder.stats.running == 0 and any(t == 4 for call in fake.calls for _, t, _ in call))
+    assert sum(t == 1 for call in fake.calls for _, t, _ in call) <= 1  # the first never ran
+    finish(fake, decoder)

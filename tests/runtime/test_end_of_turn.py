@@ -87,10 +87,14 @@ class FixedWords:
     def __init__(self, probability: float) -> None:
         self.probability = probability
         self.asked: list[str] = []
+        self.warmed: list[str] = []
 
     def end_probability(self, words: str) -> float:
         self.asked.append(words)
         return self.probability
+
+    def warm(self, words: str) -> None:
+        self.warmed.append(words)
 
 
 async def test_a_words_question_is_answered_by_the_llms_text_signal_and_its_cpu_reported() -> None:
@@ -125,3 +129,35 @@ async def test_without_the_text_signal_a_words_question_fails_as_unavailable() -
         assert failure.value.code == END_OF_TURN_TEXT_UNAVAILABLE
     finally:
         engines.close()
+
+
+async def test_warmings_reach_the_llms_and_give_no_result() -> None:
+    from openrealtime.contracts import ChatRequest
+    from openrealtime.session.commands import WarmAnswer, WarmTurnWords
+
+    class WarmedChat:
+        def __init__(self) -> None:
+            self.warmed: list[ChatRequest] = []
+
+        def warm(self, request: ChatRequest) -> None:
+            self.warmed.append(request)
+
+    chat, words = WarmedChat(), FixedWords(1e-3)
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        end_of_turn_text=words,
+        chat=chat,  # type: ignore[arg-type]
+    )
+    request = ChatRequest(messages=[{"role": "user", "content": "what is the"}], cache_key="sess_1")
+    try:
+        for command in (WarmAnswer("job_1", request), WarmTurnWords("job_2", "what is the")):
+            results = engines.run_job(command)
+            assert results is not None
+            assert [result async for result in results] == []
+    finally:
+        engines.close()
+    assert chat.warmed == [request]
+    assert words.warmed == ["what is the"]
+    assert words.asked == []

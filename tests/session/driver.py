@@ -22,6 +22,8 @@ from openrealtime.session.commands import (
     Transcribe,
     TranscriptReady,
     TurnEndPredicted,
+    WarmAnswer,
+    WarmTurnWords,
 )
 from openrealtime.session.transcription import TranscriptionSession
 
@@ -82,6 +84,7 @@ class Driver:
         self.hold = hold
         self.held: list[Transcribe] = []
         self.cancelled: list[str] = []
+        self.warmed: list[WarmAnswer | WarmTurnWords] = []  # warmings asked for (no result)
         self.events: list[dict[str, Any]] = []
 
     def send(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -146,6 +149,8 @@ class Driver:
                     self.questions.append(command)
                 elif isinstance(command, ScoreTurnWords):
                     self.word_questions.append(command)
+                elif isinstance(command, WarmAnswer | WarmTurnWords):
+                    self.warmed.append(command)
             asked = bool(self.questions) and not self.hold_questions
             if asked:
                 self.answer_questions()
@@ -263,6 +268,8 @@ class RealtimeDriver(Driver):
                     self.questions.append(command)
                 elif isinstance(command, ScoreTurnWords):
                     self.word_questions.append(command)
+                elif isinstance(command, WarmAnswer | WarmTurnWords):
+                    self.warmed.append(command)
             if self.questions and not self.hold_questions:
                 work = True
                 self.answer_questions()

@@ -18,7 +18,14 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.endpointing import END_OF_TURN
-from openrealtime.session.eou_text import KEPT_WORDS, VETO_BELOW, WAIT_PAUSE_MS, TextSignal, WordsEndOfTurn
+from openrealtime.session.eou_text import (
+    CLEAR_ABOVE,
+    KEPT_WORDS,
+    VETO_BELOW,
+    WAIT_PAUSE_MS,
+    TextSignal,
+    WordsEndOfTurn,
+)
 from openrealtime.session.ids import Ids
 from tests.conftest import quiet, tone
 from tests.session.test_semantic_vad import pause_before_stop, semantic
@@ -54,12 +61,19 @@ def test_a_low_end_probability_vetoes_smart_turns_complete_and_the_words_wait_th
     assert 1250 <= pause_before_stop(events, 3200) < 1350  # 2.5 x the word rule's 500 ms
 
 
-def test_a_high_end_probability_ends_a_turn_smart_turn_doubts_after_the_rescued_pause_not_sooner() -> None:
-    driver = semantic("medium", end_of_turn=FixedEndOfTurn(0.01), end_of_turn_text=Llm(0.9))
+def test_a_whole_message_ends_a_turn_smart_turn_doubts_after_the_rescued_pause_not_sooner() -> None:
+    driver = semantic("medium", end_of_turn=FixedEndOfTurn(0.01), end_of_turn_text=Llm(CLEAR_ABOVE / 10))
     events = driver.append(tone(3200)) + driver.append(quiet(700))
     assert not stopped(events), "not at the first question: a decode that dropped a word reads as whole too"
     events = driver.append(quiet(600))
     assert 750 <= pause_before_stop(events, 3200) < 850  # 1.5 x the word rule's 500 ms, not 2.5 x
+
+
+def test_a_clearly_whole_message_ends_a_turn_smart_turn_doubts_sooner_but_not_at_the_first_question() -> None:
+    driver = semantic("medium", end_of_turn=FixedEndOfTurn(0.01), end_of_turn_text=Llm(CLEAR_ABOVE))
+    events = driver.append(tone(3200)) + driver.append(quiet(1000))
+    assert MEDIUM.check_pause_ms + 64 < pause_before_stop(events, 3200)
+    assert 300 <= pause_before_stop(events, 3200) < 400  # 0.6 x the word rule's 500 ms
 
 
 def test_without_the_llms_word_a_doubted_turn_waits_the_doubted_pause() -> None:

@@ -130,3 +130,27 @@ def test_an_answer_not_ready_at_the_turn_end_is_created_then_and_speaks_when_its
     assert "response.output_audio.delta" in types(events)
     assert types(events)[-2:] == ["response.done", "rate_limits.updated"]
     assert driver.held_llm == []
+
+
+def test_the_answer_and_the_text_signal_are_warmed_with_the_words_heard_while_the_user_speaks() -> None:
+    """Each live caption of the turn hands its words but the last (which may still change) to the
+    LLM ahead of the pause: the answer's prompt and the text signal's, each once per new words."""
+    from openrealtime.session.commands import WarmAnswer, WarmTurnWords
+
+    driver = answering()
+    driver.append(tone(3200))
+    answers = [w for w in driver.warmed if isinstance(w, WarmAnswer)]
+    words = [w for w in driver.warmed if isinstance(w, WarmTurnWords)]
+    assert answers
+    assert words
+    heard = [w.request.messages[-1]["content"] for w in answers]
+    assert heard == [w.words for w in words]
+    assert len(set(heard)) == len(heard), "the same words are not warmed twice"
+    assert all("hello world this is a test".startswith(text) for text in heard)
+    assert heard[-1] != "hello world this is a test", "the last word heard is left out"
+    last = answers[-1].request
+    assert last.cache_key == "sess_1"
+    driver.append(quiet(200))
+    [early] = driver.held_llm  # the answer at the pause has the warmed prompt as its prefix
+    assert early.request.messages[:-1] == last.messages[:-1]
+    assert early.request.messages[-1]["content"].startswith(last.messages[-1]["content"])

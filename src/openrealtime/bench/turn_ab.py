@@ -18,6 +18,11 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
 * ``voice_first``: an answer's later tokens wait while its own first clause is voiced
   (:class:`~openrealtime.contracts.ChatRequest` ``hold_while``); off: its first 24 tokens go on
   beside the voice.
+* ``clear_rescue``: finished-looking words that Smart Turn doubts and the LLM reads as a whole
+  message clearly (``eou_text.CLEAR_ABOVE``) wait 0.6 times the word rule's pause; off: 1.5 times,
+  as any rescued words.
+* ``warm``: the LLM evaluates the answer's prompt and the text signal's up to the words heard so far
+  while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -38,13 +43,14 @@ from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
 from openrealtime.engines import llama_batch
-from openrealtime.session import endpointing
+from openrealtime.session import endpointing, input_buffer
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
+from openrealtime.session.realtime import RealtimeSession
 from openrealtime.session.turns import Turn
 
-LEVERS = ("first_clause", "flicker", "ask_sooner", "text_signal", "voice_first")
+LEVERS = ("first_clause", "flicker", "ask_sooner", "text_signal", "voice_first", "warm", "clear_rescue")
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
@@ -91,6 +97,14 @@ def _never_ask(self: WordsEndOfTurn, item_id: str, words: str) -> list[Any]:
     return []
 
 
+def _no_warming(self: RealtimeSession, heard: Any) -> None:
+    return None
+
+
+def _no_words_warming(self: WordsEndOfTurn, heard: str) -> list[Any]:
+    return []
+
+
 def _urgent_by_count(self: Any) -> bool:
     return bool(self.produced < llama_batch.URGENT_TOKENS)
 
@@ -118,6 +132,11 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         patch(WordsEndOfTurn, "ask", _never_ask)
     if "voice_first" in levers:
         patch(llama_batch._Completion, "urgent", _urgent_by_count)
+    if "clear_rescue" in levers:
+        patch(input_buffer, "CLEAR_PAUSE_FACTOR", input_buffer.RESCUED_PAUSE_FACTOR)
+    if "warm" in levers:
+        patch(RealtimeSession, "_warm", _no_warming)
+        patch(WordsEndOfTurn, "warm", _no_words_warming)
     try:
         yield
     finally:

@@ -16,6 +16,7 @@ words lower-cased without punctuation under a fixed system prompt, as measured o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -125,6 +126,25 @@ class EndTokenModel:
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
         return end_probability(logits, end)
 
+    def warm(self, words: str, history: Sequence[Mapping[str, str]] = ()) -> None:
+        """Evaluate the prompt up to ``words`` into the cache (what is not there already), so that a
+        question about more words later evaluates only those; errors only empty the cache."""
+        tokens, _ = self.prompt(words, history)
+        if len(tokens) >= self._llm.n_ctx():
+            return
+        with self._lock:
+            llm = self._llm
+            kept = _common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)
+            if kept == len(tokens):
+                return
+            llm.n_tokens = kept
+            try:
+                llm.eval(tokens[kept:])
+            except (RuntimeError, ValueError, OSError):
+                llm.reset()
+                return
+            self.evaluated_tokens += len(tokens) - kept
+
 
 def end_probability(logits: np.ndarray[Any, Any], token: int) -> float:
     """The softmax probability of ``token`` among ``logits``."""
@@ -159,5 +179,13 @@ class TurnWordsScorer:
     def end_probability(self, words: str) -> float:
         """P(end of message) after ``words``, of which the last ``MAX_WORDS`` are heard (a long turn's
         ending is what tells, and it keeps each question's cost bounded)."""
-        kept = plain_words(words).split()[-MAX_WORDS:]
-        return self._model.probability(" ".join(kept), self._history)
+        return self._model.probability(self._heard(words), self._history)
+
+    def warm(self, words: str) -> None:
+        """Evaluate ``words`` (a turn's so far) ahead of the question about the pause's words."""
+        with contextlib.suppress(EngineError):  # a head start only: the question will say what is wrong
+            self._model.warm(self._heard(words), self._history)
+
+    @staticmethod
+    def _heard(words: str) -> str:
+        return " ".join(plain_words(words).split()[-MAX_WORDS:])

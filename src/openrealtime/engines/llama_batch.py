@@ -12,6 +12,13 @@ key) or the idle one sharing the longest prefix with its prompt, so a session's 
 only what it added. While some completion is still on its first tokens, answers already past their
 first clause wait, so a listener's first words are not slowed by another session's long answer.
 
+A session may also *warm* its slot while its user is still speaking (:meth:`BatchedDecoder.warm`):
+the conversation with the words heard so far, evaluated into the cache and nothing sampled, so that
+when the turn ends the answer evaluates only the words that came after and the template's closing
+tokens (a prompt token costs 4-8 ms on two cores: most of a short question's prefill). Warming is
+never urgent: it waits while anyone's first words are due, and gives way to the conversation's
+answer the moment that one comes.
+
 Each completion gets its own sampler chain (grammar, repetition penalty, greedy or temperature), so
 grammar-constrained tool arguments run alongside free text. Only the decoding thread touches the
 context; callers read tokens from a queue.
@@ -35,6 +42,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SLOTS = 4
 URGENT_TOKENS = 24  # a completion's first tokens (its first spoken clause) go before others' later ones
 PREFILL_CHUNK_TOKENS = 64  # prompt tokens per step while other completions stream (they wait for it)
+WARM_CHUNK_TOKENS = 16  # a warming's tokens per step: an answer that comes meanwhile waits ~60 ms at most
 KEEP_SHARE = 0.5  # a slot goes to a prompt that keeps at least this share of its cache (see _pick)
 # While other engines do someone's urgent work (``others_urgent``: a final transcript, a first clause),
 # answers past their first clause pause, for at most HOLD_S at a time and then go on for at least
@@ -61,10 +69,13 @@ class _Completion:
     produced: int = 0
     abandoned: bool = False  # the reader went away
     hold_while: Callable[[], bool] | None = None  # its listener is busy with what it produced (ChatRequest)
+    warm: bool = False  # only evaluates its prompt into the cache (BatchedDecoder.warm): nothing sampled
 
     def urgent(self) -> bool:
         """Whether a listener waits for this completion's next tokens: it is on its first
         ``URGENT_TOKENS`` and its first clause is not being voiced already."""
+        if self.warm:
+            return False
         return self.produced < URGENT_TOKENS and not (self.hold_while is not None and self.hold_while())
 
 
@@ -200,6 +211,22 @@ class BatchedDecoder:
             self._wake.notify()
         return Tokens(self, completion)
 
+    def warm(self, prompt: list[int], *, key: str) -> None:
+        """Evaluate ``prompt`` into the slot of conversation ``key`` when nothing urgent runs, and
+        sample nothing: the start of an answer that has not been asked for yet (the conversation and
+        the words its user has said so far). A later warming of the same conversation replaces one
+        not yet done; an answer of it that comes meanwhile takes the slot with what was evaluated.
+        Best effort: a prompt that does not fit, or a decoder shut down, is ignored."""
+        if not prompt or len(prompt) >= self.context_tokens:
+            return
+        completion = _Completion(prompt=prompt, key=key, max_tokens=0, sampler=None, stop=threading.Event(), warm=True)
+        with self._wake:
+            if self._closed:
+                return
+            self._waiting = [c for c in self._waiting if not (c.warm and c.key == key)]
+            self._waiting.append(completion)
+            self._wake.notify()
+
     def _abandon(self, completion: _Completion) -> None:
         with self._wake:
             completion.abandoned = True
@@ -272,7 +299,11 @@ class BatchedDecoder:
         self._l.llama_free(self._ctx)
 
     def _hold_back(self, batch: list[_Completion]) -> bool:
-        """Whether to skip this step for others' urgent work (see ``HOLD_S``); sleeps a poll if so."""
+        """Whether to skip this step for others' urgent work (see ``HOLD_S``); sleeps a poll if so.
+        Warmings alone wait as long as that work lasts: nobody waits for them."""
+        if all(c.warm for c in batch) and self.others_urgent is not None and self.others_urgent():
+            time.sleep(HOLD_POLL_S)
+            return True
         now = time.monotonic()
         if (
             self.others_urgent is None
@@ -296,15 +327,33 @@ class BatchedDecoder:
         self._waiting = [c for c in self._waiting if not c.abandoned]
 
     def _admit(self) -> None:
-        """Give each waiting completion an idle slot (see :func:`_pick`) and drop what it does not share."""
+        """Give each waiting completion an idle slot (see :func:`_pick`) and drop what it does not share.
+        A conversation's warming gives its slot up to the conversation's next completion (and any
+        warming to a completion that finds no idle slot), and is not started while one of the
+        conversation's completions runs."""
+        for completion in self._waiting:
+            if completion.key is not None:
+                for warming in [c for c in self._running if c.warm and c.key == completion.key]:
+                    self._finish(warming, None)  # its slot keeps what it evaluated
+        self._waiting = [
+            c for c in self._waiting if not (c.warm and any(r.key == c.key and not r.warm for r in self._running))
+        ]
         while self._waiting:
             idle = [slot for slot in self._slots if not slot.busy]
             if not idle:
-                return
+                warmings = [c for c in self._running if c.warm]
+                if not warmings or all(c.warm for c in self._waiting):
+                    return
+                self._finish(warmings[0], None)  # a request goes before a warming
+                continue
             completion = self._next_waiting()
             slot = _pick(idle, completion.prompt, completion.key)
+            shared = _common_prefix(slot.tokens, completion.prompt)
+            if completion.warm and shared == len(completion.prompt):
+                self._finish(completion, None)  # already in the cache
+                continue
             slot.key = completion.key
-            keep = min(_common_prefix(slot.tokens, completion.prompt), len(completion.prompt) - 1)
+            keep = min(shared, len(completion.prompt) - 1)
             self._l.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
             slot.tokens = slot.tokens[:keep]
             slot.busy = True
@@ -320,9 +369,9 @@ class BatchedDecoder:
     def _next_waiting(self) -> _Completion:
         """The waiting completion of the session (cache key) with the fewest running, first come
         first served among equals: one session's out-of-band answers do not take every slot that
-        frees while another session waits (issue 10 defect 3)."""
+        frees while another session waits (issue 10 defect 3). Warmings come after every request."""
         running = Counter(c.key for c in self._running)
-        completion = min(self._waiting, key=lambda c: running[c.key])
+        completion = min(self._waiting, key=lambda c: (c.warm, running[c.key]))  # warmings last
         self._waiting.remove(completion)
         return completion
 
@@ -335,6 +384,8 @@ class BatchedDecoder:
         n = 0
         for completion in running:
             room = min(budget - n, PREFILL_CHUNK_TOKENS if streaming and len(completion.todo) > 1 else budget)
+            if completion.warm:
+                room = min(room, WARM_CHUNK_TOKENS)
             take = min(len(completion.todo), room)
             if take <= 0:
                 continue
@@ -345,7 +396,7 @@ class BatchedDecoder:
                 batch.pos[n] = len(slot.tokens) + k
                 batch.n_seq_id[n] = 1
                 batch.seq_id[n][0] = slot.seq
-                batch.logits[n] = k == take - 1 and take == len(completion.todo)
+                batch.logits[n] = k == take - 1 and take == len(completion.todo) and not completion.warm
                 n += 1
             planned.append((completion, take, n - 1))
         batch.n_tokens = n
@@ -363,6 +414,9 @@ class BatchedDecoder:
                 completion.todo = completion.todo[take:]
                 if completion.todo:
                     continue  # more prompt to evaluate next step
+                if completion.warm:
+                    self._finish(completion, None)  # evaluated into its slot: that was all
+                    continue
                 token = int(self._l.llama_sampler_sample(completion.sampler, self._ctx, index))
                 if self._l.llama_vocab_is_eog(self._vocab, token):
                     self._finish(completion, None)

@@ -270,6 +270,7 @@ class LlamaChatModel:
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"cannot load the GGUF model {path}: {exc}", code="model_load_failed") from exc
         self._grammars = GrammarCache(LlamaGrammar, json_schema_to_gbnf)
+        self._closing_tokens = self._closing()
         self.model_path = path
         self.context_tokens: int = self.options.n_ctx
         self.sees_images = False  # text models: a session refuses image inputs
@@ -315,6 +316,22 @@ class LlamaChatModel:
             yield from self._answer(request, stop, run)
         else:
             yield from self._call(request, tool, stop, run)
+
+    def warm(self, request: ChatRequest) -> None:
+        """Evaluate the answer to ``request`` up to its last user message's words into the cache of
+        its conversation (``cache_key``), without answering: the session's user is still speaking,
+        and these are the words heard so far (:meth:`BatchedDecoder.warm`). The template's closing
+        tokens are left for the answer (what follows the words is not known yet). Best effort:
+        a request that cannot be rendered or does not fit is ignored."""
+        if request.cache_key is None or not request.messages or request.messages[-1].get("role") != "user":
+            return
+        try:
+            prompt = self._fitted(
+                request.messages, normalize_messages, request.max_tokens or self.options.default_max_tokens
+            )
+        except EngineError:
+            return  # the answer itself will say what is wrong
+        self._decoder.warm(prompt[: len(prompt) - self._closing_tokens], key=request.cache_key)
 
     @property
     def stats(self) -> DecoderStats:
@@ -451,6 +468,14 @@ class LlamaChatModel:
                 code="context_length_exceeded",
             )
         return prompt
+
+    def _closing(self) -> int:
+        """How many tokens the template puts after a last user message's words (its end of message
+        and the assistant's header: ``<|im_end|>\\n<|im_start|>assistant\\n`` in ChatML)."""
+        sentinel = "\u2063END-OF-USER-WORDS\u2063"
+        rendered = self._formatter(messages=cast(Any, [{"role": "user", "content": "Hello." + sentinel}])).prompt
+        after = rendered.partition(sentinel)[2]
+        return len(self._llm.tokenize(after.encode("utf-8"), add_bos=False, special=True))
 
     def _render(self, messages: list[dict[str, str]]) -> list[int]:
         try:

@@ -24,6 +24,7 @@ from openrealtime.contracts import (
     EndOfTurnModel,
     EndOfTurnTextModel,
     NoiseSuppressor,
+    PromptWarmer,
     Synthesizer,
     TranscribeOptions,
     Transcriber,
@@ -62,6 +63,8 @@ from openrealtime.session.commands import (
     TranscriptReady,
     TranslateText,
     TurnEndPredicted,
+    WarmAnswer,
+    WarmTurnWords,
 )
 from openrealtime.session.mcp_commands import CallMcpTool, ListMcpTools
 
@@ -163,6 +166,8 @@ class EngineSet:
             Transcribe: self._transcribe,
             Synthesize: self._synthesize,
             Generate: self._generate,
+            WarmAnswer: self._warm_answer,
+            WarmTurnWords: self._warm_turn_words,
             TranslateText: self._translate,
             PredictTurnEnd: self._predict_turn_end,
             ScoreTurnWords: self._score_turn_words,
@@ -265,6 +270,23 @@ class EngineSet:
                 self._stage("llm_first_token", time.perf_counter() - started)
                 first = False
             yield LlmChunk(command.job_id, chunk)
+
+    async def _warm_answer(self, command: WarmAnswer) -> AsyncIterator[object]:
+        """Hand the warming to the LLM (rendering the prompt takes a few ms: not on the loop); no result."""
+        chat = self.chat
+        if isinstance(chat, PromptWarmer):
+            await asyncio.get_running_loop().run_in_executor(self.stream_pool, chat.warm, command.request)
+        return
+        yield  # an async generator with no results
+
+    async def _warm_turn_words(self, command: WarmTurnWords) -> AsyncIterator[object]:
+        """The text signal's head start (on the streaming pool: the end-of-turn threads stay free for
+        decisions); no result."""
+        model = self.end_of_turn_text
+        if model is not None:
+            await asyncio.get_running_loop().run_in_executor(self.stream_pool, model.warm, command.words)
+        return
+        yield  # an async generator with no results
 
     def synthesizer_for(self, language: str) -> Synthesizer:
         """The TTS engine for ``language``: the default voice for English, else a multilingual one."""

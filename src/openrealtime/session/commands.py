@@ -73,6 +73,25 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class WarmAnswer:
+    """Evaluate the start of an answer not asked for yet into the LLM's cache: ``request`` is the
+    conversation with the words heard so far of a turn still spoken, so that when the turn ends the
+    answer evaluates only what came after. No result; an engine that cannot warm ignores it."""
+
+    job_id: str
+    request: ChatRequest
+
+
+@dataclass(frozen=True)
+class WarmTurnWords:
+    """Evaluate ``words``, heard so far in a turn still spoken, into the text signal's LLM cache
+    (:class:`ScoreTurnWords` at the pause then evaluates only the words after them). No result."""
+
+    job_id: str
+    words: str
+
+
+@dataclass(frozen=True)
 class LlmChunk:
     """Engine result: one streamed piece of the completion of job ``job_id``."""
 
@@ -280,6 +299,8 @@ Command = (
     | CancelJob
     | CloseConnection
     | Generate
+    | WarmAnswer
+    | WarmTurnWords
     | TranslateText
     | Synthesize
     | PlayAudio
@@ -297,6 +318,8 @@ COMMAND_TYPES = (
     CancelJob,
     CloseConnection,
     Generate,
+    WarmAnswer,
+    WarmTurnWords,
     TranslateText,
     Synthesize,
     PlayAudio,

@@ -22,7 +22,12 @@ people, at"), which reads as a whole message to the LLM too (5e-5); it cut 3 of 
 in a short live A/B where the session without it cut none. So the rescued words wait 1.5 times the
 word rule's pause instead of the doubted 2.5 (``input_buffer.RESCUED_PAUSE_FACTOR``: 750 ms at
 medium, against the set's 400-900 ms pauses): on all 40 clips, interleaved, the turn ends' p90
-went from 1.34 to 0.85 s and no clip more was cut off.
+went from 1.34 to 0.85 s and no clip more was cut off. Words the LLM reads as a whole message
+*clearly* (:data:`CLEAR_ABOVE`, 2e-4: the log midpoint between that truncated decode's 5e-5, the
+highest of any mid-sentence pause's words but the sentence complete at its pause, and the clip
+ends' median, 8.4e-4) wait less (``input_buffer.CLEAR_PAUSE_FACTOR``): live, Smart Turn doubted 17
+of the 40 clip ends of ``bench turns`` (its TTS voices, sentences with inserted pauses), which all
+waited the 750 ms, and 14 of those 17 had P(end) of 1.7e-4 to 6.8e-3.
 
 The signal is absent (the session decides as before) when the server's LLM cannot give it
 (``END_OF_TURN_TEXT_UNAVAILABLE``: a remote LLM) or a question failed. While a question is in
@@ -37,10 +42,17 @@ from __future__ import annotations
 
 import enum
 
-from openrealtime.session.commands import END_OF_TURN_TEXT_UNAVAILABLE, JobFailed, ScoreTurnWords, TurnEndPredicted
+from openrealtime.session.commands import (
+    END_OF_TURN_TEXT_UNAVAILABLE,
+    JobFailed,
+    ScoreTurnWords,
+    TurnEndPredicted,
+    WarmTurnWords,
+)
 from openrealtime.session.ids import Ids
 
 VETO_BELOW = 1e-6
+CLEAR_ABOVE = 2e-4  # at or above: the words read as a whole message clearly (a doubted turn waits less)
 WAIT_PAUSE_MS = 300  # a "complete" waits for a question in flight until the pause is this long
 KEPT_WORDS = 8  # answers kept by words (the pauses of a turn or two)
 
@@ -52,6 +64,7 @@ class TextSignal(enum.Enum):
     PENDING = "pending"  # asked, not answered yet
     GOES_ON = "goes_on"  # below VETO_BELOW: vetoes the model's "complete"
     ENDS = "ends"  # at or above it: no objection
+    ENDS_CLEARLY = "ends_clearly"  # at or above CLEAR_ABOVE
 
 
 class WordsEndOfTurn:
@@ -66,6 +79,7 @@ class WordsEndOfTurn:
         self.unavailable = False  # the server's LLM cannot tell: never ask again
         self._asked: dict[str, str] = {}  # job id -> words, in flight
         self._answers: dict[str, float | None] = {}  # words -> P(end), None for a failed question
+        self._warmed = ""  # the words last evaluated ahead of a question
 
     def ask(self, item_id: str, words: str) -> list[ScoreTurnWords]:
         """The question for ``words``, unless they were asked already (or cannot be)."""
@@ -74,6 +88,16 @@ class WordsEndOfTurn:
         question = ScoreTurnWords(job_id=self._ids.new("job"), item_id=item_id, words=words)
         self._asked[question.job_id] = words
         return [question]
+
+    def warm(self, heard: str) -> list[WarmTurnWords]:
+        """Words of a turn still spoken (a live caption): the LLM evaluates them now, so the question
+        at the pause evaluates only the words after them; the last word heard may still change and
+        is left out."""
+        words = " ".join(heard.split()[:-1])
+        if self.unavailable or not words or words == self._warmed:
+            return []
+        self._warmed = words
+        return [WarmTurnWords(job_id=self._ids.new("job"), words=words)]
 
     def owns(self, job_id: str) -> bool:
         return job_id in self._asked
@@ -97,5 +121,7 @@ class WordsEndOfTurn:
             probability = self._answers[words]
             if probability is None:
                 return TextSignal.ABSENT
-            return TextSignal.GOES_ON if probability < VETO_BELOW else TextSignal.ENDS
+            if probability < VETO_BELOW:
+                return TextSignal.GOES_ON
+            return TextSignal.ENDS_CLEARLY if probability >= CLEAR_ABOVE else TextSignal.ENDS
         return TextSignal.PENDING if words in self._asked.values() else TextSignal.ABSENT

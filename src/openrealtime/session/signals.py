@@ -54,12 +54,20 @@ class TurnMayEnd:
 
 
 @dataclass(frozen=True)
+class TurnHeard:
+    """A live-caption decode of a turn still spoken: its words so far (the last one may change)."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class TurnGoesOn:
     """The speaker went on after a pause that was signalled with :class:`TurnMayEnd`."""
 
     item_id: str
 
 
-Signal = SpeechStarted | TurnCommitted | TranscriptFinal | TurnMayEnd | TurnGoesOn
+Signal = SpeechStarted | TurnCommitted | TranscriptFinal | TurnMayEnd | TurnGoesOn | TurnHeard
 Output = se.ServerEvent | Command | Signal
 """What a part of the core returns from each call, in the order it happened."""

@@ -39,7 +39,7 @@ from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.frontend import ENGINE_RATE_HZ
 from openrealtime.session.ids import Ids
 from openrealtime.session.logprobs import WordLogprobs, wire_logprobs, word_logprobs
-from openrealtime.session.signals import Output, TranscriptFinal, TurnGoesOn, TurnMayEnd
+from openrealtime.session.signals import Output, TranscriptFinal, TurnGoesOn, TurnHeard, TurnMayEnd
 from openrealtime.session.states import TurnState, advance
 
 MS_PER_S = 1000
@@ -347,7 +347,7 @@ class TurnTranscriber:
         if job.kind == "partial":
             turn.partial_job = None
             turn.heard = text
-            out: list[Output] = []
+            out: list[Output] = [TurnHeard(turn.item_id, text)] if text else []
             sent = len(turn.captions.sent)
             delta = turn.captions.partial(text, logprobs)
             if delta and self.emits:
