@@ -26,14 +26,13 @@ from typing import Any, cast
 
 import numpy as np
 
-from openrealtime.engines.llama_chat import LlamaOptions, load_llama
+from openrealtime.engines.llama_chat import USER_WORDS_END, LlamaOptions, load_llama
 from openrealtime.engines.model_files import smollm2_gguf
 from openrealtime.exceptions import EngineError
 
 DEFAULT_CONTEXT_TOKENS = 1024
 DEFAULT_THREADS = 1
 MAX_WORDS = 48  # the text signal hears a turn's last words only
-_SENTINEL = "\u2063END-OF-USER-WORDS\u2063"  # placed after the words to find where the template closes them
 _PUNCTUATION = re.compile(r"[^\w\s']")
 
 
@@ -88,9 +87,9 @@ class EndTokenModel:
     def prompt(self, words: str, history: Sequence[Mapping[str, str]] = ()) -> tuple[list[int], int]:
         """The tokens up to and including ``words`` as the last user message after ``history``,
         and the token the template puts right after them (its end of message)."""
-        messages = [*history, {"role": "user", "content": words + _SENTINEL}]
+        messages = [*history, {"role": "user", "content": words + USER_WORDS_END}]
         rendered = self._formatter(messages=cast(Any, messages)).prompt
-        before, _, after = rendered.partition(_SENTINEL)
+        before, _, after = rendered.partition(USER_WORDS_END)
         tokens: list[int] = self._llm.tokenize(before.encode("utf-8"), add_bos=False, special=True)
         closing: list[int] = self._llm.tokenize(after.encode("utf-8"), add_bos=False, special=True)
         if not tokens or not closing:

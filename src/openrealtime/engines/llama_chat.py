@@ -146,6 +146,7 @@ class LlamaOptions:
 # --- the engine ------------------------------------------------------------------------------------
 
 _CONSTRUCT_LOCK = threading.Lock()
+USER_WORDS_END = "\u2063END-OF-USER-WORDS\u2063"  # placed after a user's words to find where the template closes them
 
 
 def load_llama(llama_cpp: Any, path: Path, options: LlamaOptions, n_ctx: int = TOKENIZER_CONTEXT_TOKENS) -> Any:
@@ -180,6 +181,14 @@ def load_llama(llama_cpp: Any, path: Path, options: LlamaOptions, n_ctx: int = T
             )
         finally:
             bindings.llama_model_default_params = default_params
+
+
+def closing_tokens(formatter: Any, llm: Any) -> int:
+    """How many tokens a chat template puts after a last user message's words (its end of message
+    and the assistant's header: ``<|im_end|>\\n<|im_start|>assistant\\n`` in ChatML)."""
+    rendered = formatter(messages=[{"role": "user", "content": "Hello." + USER_WORDS_END}]).prompt
+    after = rendered.partition(USER_WORDS_END)[2]
+    return len(llm.tokenize(after.encode("utf-8"), add_bos=False, special=True))
 
 
 @dataclass
@@ -270,7 +279,7 @@ class LlamaChatModel:
         except (ValueError, RuntimeError, OSError) as exc:
             raise EngineError(f"cannot load the GGUF model {path}: {exc}", code="model_load_failed") from exc
         self._grammars = GrammarCache(LlamaGrammar, json_schema_to_gbnf)
-        self._closing_tokens = self._closing()
+        self._closing_tokens = closing_tokens(self._formatter, self._llm)
         self.model_path = path
         self.context_tokens: int = self.options.n_ctx
         self.sees_images = False  # text models: a session refuses image inputs
@@ -468,14 +477,6 @@ class LlamaChatModel:
                 code="context_length_exceeded",
             )
         return prompt
-
-    def _closing(self) -> int:
-        """How many tokens the template puts after a last user message's words (its end of message
-        and the assistant's header: ``<|im_end|>\\n<|im_start|>assistant\\n`` in ChatML)."""
-        sentinel = "\u2063END-OF-USER-WORDS\u2063"
-        rendered = self._formatter(messages=cast(Any, [{"role": "user", "content": "Hello." + sentinel}])).prompt
-        after = rendered.partition(sentinel)[2]
-        return len(self._llm.tokenize(after.encode("utf-8"), add_bos=False, special=True))
 
     def _render(self, messages: list[dict[str, str]]) -> list[int]:
         try:

@@ -40,9 +40,9 @@ from openrealtime.session.commands import (
     SessionInput,
     TranscriptReady,
     TurnEndPredicted,
-    WarmAnswer,
 )
 from openrealtime.session.conversation import Conversation, Entry
+from openrealtime.session.early_answers import EarlyAnswers
 from openrealtime.session.echo import EchoCanceller
 from openrealtime.session.input_buffer import BufferOptions, InputAudioBuffer
 from openrealtime.session.interruptions import Interruptions
@@ -120,7 +120,7 @@ class RealtimeInfo:
     echo_canceller: str | None = None
 
 
-class RealtimeSession(SessionShell, Interruptions):
+class RealtimeSession(SessionShell, Interruptions, EarlyAnswers):
     """One realtime session's protocol state: conversation, input buffer, responses."""
 
     def __init__(self, info: RealtimeInfo, **engines: Unpack[SessionEngines]) -> None:
@@ -372,58 +372,6 @@ class RealtimeSession(SessionShell, Interruptions):
         if speculative is not None:
             self._take(self.writer.drop(speculative))
         self._start_response(new_response(self.config, None, self.conversation, ids=self._ids))
-
-    def _speculate(self, may_end: TurnMayEnd) -> None:
-        """The pause may end the turn: start the answer now, so its first audio is ready sooner.
-
-        An answer already begun on the same words of the same turn is kept (a pause after a flicker
-        of the VAD heard what the pause before it did: session/flicker.py)."""
-        kept = self._speculative
-        if kept is not None and kept.answers_turn == may_end.item_id and self._speculated_words == may_end.text:
-            return
-        self._drop_speculation()
-        if not may_end.text.strip() or not self._may_answer_early():
-            return
-        response, request = self._early_answer(may_end.text)
-        response.answers_turn = may_end.item_id
-        self._speculative, self._speculated_words = response, may_end.text
-        self._take(self.writer.generate(response, request))
-
-    def _warm(self, heard: TurnHeard) -> None:
-        """Words of a turn still spoken: the LLM evaluates the answer's prompt up to them now, so the
-        answer begun in the pause evaluates only the words after them (~4-8 ms a token on two cores).
-        The last word heard may still change (a word cut off by the decode's end): it is left out."""
-        words = " ".join(heard.text.split()[:-1])
-        if not words or words == self._warmed_words or not self._may_answer_early():
-            return
-        self._warmed_words = words
-        _, request = self._early_answer(words)
-        self._take([WarmAnswer(self._ids.new("job"), request)])
-
-    def _may_answer_early(self) -> bool:
-        """Whether an answer may be begun (or prepared) before the turn has ended."""
-        td = self.config.audio.input.turn_detection
-        if td is None or not td.create_response:
-            return False
-        if self.active_response is not None or any(e.transcript_pending for e in self.conversation):
-            return False
-        if self._barge.pending is not None:
-            return False  # speech over the assistant, not yet judged an interruption
-        # The answer waits for an MCP server's tools, or makes the calls the client approved.
-        return not (self.mcp.listing(self.config.tools) or self.mcp.unanswered(list(self.conversation)))
-
-    def _early_answer(self, words: str) -> tuple[Response, ChatRequest]:
-        """An answer to ``words`` as the user's next message, and its request to the LLM."""
-        response = new_response(self.config, None, self.conversation, ids=self._ids, speculative=True)
-        response.mcp_tools = self.mcp.bindings(response.tools)
-        pending = Entry(item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": words}]})
-        return response, self._chat_request(response, [*self.conversation, pending])
-
-    def _drop_speculation(self) -> None:
-        """Cancel the answer started in the pause (the speaker went on, or what it was built on changed)."""
-        if self._speculative is not None:
-            speculative, self._speculative = self._speculative, None
-            self._take(self.writer.drop(speculative))
 
     def _check_idle(self) -> None:
         td = self.config.audio.input.turn_detection
