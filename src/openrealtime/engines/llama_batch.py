@@ -194,7 +194,7 @@ class BatchedDecoder:
                 f"the prompt has {len(prompt)} tokens, more than the context of {self.context_tokens}",
                 code="context_length_exceeded",
             )
-        sampler = self._sampler(temperature, repeat_penalty, grammar)
+        sampler = _sampler(self._l, self._vocab, self._n_vocab, self._seed, temperature, repeat_penalty, grammar)
         completion = _Completion(
             prompt=prompt,
             key=key,
@@ -212,10 +212,8 @@ class BatchedDecoder:
         return Tokens(self, completion)
 
     def warm(self, prompt: list[int], *, key: str) -> None:
-        """Evaluate ``prompt`` into the slot of conversation ``key`` when nothing urgent runs, and
-        sample nothing: the start of an answer that has not been asked for yet (the conversation and
-        the words its user has said so far). A later warming of the same conversation replaces one
-        not yet done; an answer of it that comes meanwhile takes the slot with what was evaluated.
+        """Evaluate ``prompt`` (an answer not asked for yet) into conversation ``key``'s slot when
+        nothing urgent runs, sampling nothing; it replaces a warming of ``key`` not yet started.
         Best effort: a prompt that does not fit, or a decoder shut down, is ignored."""
         if not prompt or len(prompt) >= self.context_tokens:
             return
@@ -237,30 +235,6 @@ class BatchedDecoder:
             self._closed = True
             self._wake.notify()
         self._thread.join(timeout=5)
-
-    def _sampler(self, temperature: float, repeat_penalty: float, grammar: tuple[str, str] | None) -> Any:
-        lib = self._l
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
-        if repeat_penalty != 1.0:
-            lib.llama_sampler_chain_add(
-                chain, lib.llama_sampler_init_penalties(self._n_vocab, PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)
-            )
-        if grammar is not None:
-            text, root = grammar
-            constrained = lib.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), root.encode("utf-8"))
-            if not constrained:
-                lib.llama_sampler_free(chain)
-                raise EngineError("llama.cpp rejected the grammar", code="invalid_tool_schema")
-            lib.llama_sampler_chain_add(chain, constrained)
-        if temperature <= 0.0:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-        else:
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(TOP_K))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(TOP_P, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(MIN_P, 1))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(temperature))
-            lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(self._seed))
-        return chain
 
     # --- the decoding thread -------------------------------------------------------------------------
 
@@ -327,17 +301,12 @@ class BatchedDecoder:
         self._waiting = [c for c in self._waiting if not c.abandoned]
 
     def _admit(self) -> None:
-        """Give each waiting completion an idle slot (see :func:`_pick`) and drop what it does not share.
-        A conversation's warming gives its slot up to the conversation's next completion (and any
-        warming to a completion that finds no idle slot), and is not started while one of the
-        conversation's completions runs."""
-        for completion in self._waiting:
-            if completion.key is not None:
-                for warming in [c for c in self._running if c.warm and c.key == completion.key]:
-                    self._finish(warming, None)  # its slot keeps what it evaluated
-        self._waiting = [
-            c for c in self._waiting if not (c.warm and any(r.key == c.key and not r.warm for r in self._running))
-        ]
+        """Give each waiting completion an idle slot (see :func:`_pick`) and drop what it does not share;
+        warmings give way (:func:`_giving_way`), and to any request that finds no idle slot."""
+        for warming in _giving_way(self._waiting, self._running):
+            self._finish(warming, None)  # its slot keeps what it evaluated
+        busy = {c.key for c in self._running if not c.warm}
+        self._waiting = [c for c in self._waiting if not (c.warm and c.key in busy)]
         while self._waiting:
             idle = [slot for slot in self._slots if not slot.busy]
             if not idle:
@@ -470,6 +439,46 @@ class Tokens:
 
     def __del__(self) -> None:  # a reader that drops it without closing still frees the slot
         self.close()
+
+
+def _sampler(
+    lib: Any,
+    vocab: Any,
+    n_vocab: int,
+    seed: int,
+    temperature: float,
+    repeat_penalty: float,
+    grammar: tuple[str, str] | None,
+) -> Any:
+    """One completion's sampler chain: repetition penalty, grammar, then greedy or temperature."""
+    chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+    if repeat_penalty != 1.0:
+        lib.llama_sampler_chain_add(
+            chain, lib.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, repeat_penalty, 0.0, 0.0)
+        )
+    if grammar is not None:
+        text, root = grammar
+        constrained = lib.llama_sampler_init_grammar(vocab, text.encode("utf-8"), root.encode("utf-8"))
+        if not constrained:
+            lib.llama_sampler_free(chain)
+            raise EngineError("llama.cpp rejected the grammar", code="invalid_tool_schema")
+        lib.llama_sampler_chain_add(chain, constrained)
+    if temperature <= 0.0:
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+    else:
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(TOP_K))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(TOP_P, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_min_p(MIN_P, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(temperature))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+    return chain
+
+
+def _giving_way(waiting: list[_Completion], running: list[_Completion]) -> list[_Completion]:
+    """The running warmings whose conversation's next completion waits: they stop, and it takes the
+    slot with what they evaluated (a warming is not started while its conversation's request runs)."""
+    asked = {c.key for c in waiting if c.key is not None}
+    return [c for c in running if c.warm and c.key in asked]
 
 
 def _urgent_first(running: list[_Completion]) -> list[_Completion]:

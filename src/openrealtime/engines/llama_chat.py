@@ -327,19 +327,16 @@ class LlamaChatModel:
             yield from self._call(request, tool, stop, run)
 
     def warm(self, request: ChatRequest) -> None:
-        """Evaluate the answer to ``request`` up to its last user message's words into the cache of
-        its conversation (``cache_key``), without answering: the session's user is still speaking,
-        and these are the words heard so far (:meth:`BatchedDecoder.warm`). The template's closing
-        tokens are left for the answer (what follows the words is not known yet). Best effort:
-        a request that cannot be rendered or does not fit is ignored."""
+        """Evaluate the answer to ``request`` up to its last user message's words (heard so far, the
+        user still speaking) into its conversation's cache (:meth:`BatchedDecoder.warm`); the
+        template's closing tokens are left for the answer. Best effort: errors are the answer's."""
         if request.cache_key is None or not request.messages or request.messages[-1].get("role") != "user":
             return
+        max_tokens = request.max_tokens or self.options.default_max_tokens
         try:
-            prompt = self._fitted(
-                request.messages, normalize_messages, request.max_tokens or self.options.default_max_tokens
-            )
+            prompt = self._fitted(request.messages, normalize_messages, max_tokens)
         except EngineError:
-            return  # the answer itself will say what is wrong
+            return
         self._decoder.warm(prompt[: len(prompt) - self._closing_tokens], key=request.cache_key)
 
     @property
