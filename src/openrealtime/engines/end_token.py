@@ -109,40 +109,41 @@ class EndTokenModel:
             EngineError: If the prompt does not fit the context or llama.cpp fails.
         """
         tokens, end = self.prompt(words, history)
-        if len(tokens) >= self._llm.n_ctx():
-            raise EngineError(f"{len(tokens)} tokens do not fit the context", code="context_length_exceeded")
         with self._lock:
+            self._evaluate(tokens, last=True)  # the last token is always evaluated: its logits are asked
             llm = self._llm
-            kept = _common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)
-            kept = min(kept, len(tokens) - 1)  # the last token is always evaluated: its logits are asked
-            llm.n_tokens = kept
-            try:
-                llm.eval(tokens[kept:])
-            except (RuntimeError, ValueError, OSError) as exc:
-                llm.reset()
-                raise EngineError(f"llama.cpp evaluation failed: {exc}", code="generation_failed") from exc
-            self.evaluated_tokens += len(tokens) - kept
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
         return end_probability(logits, end)
 
     def warm(self, words: str, history: Sequence[Mapping[str, str]] = ()) -> None:
         """Evaluate the prompt up to ``words`` into the cache (what is not there already), so that a
-        question about more words later evaluates only those; errors only empty the cache."""
+        question about more words later evaluates only those.
+
+        Raises:
+            EngineError: As :meth:`probability`.
+        """
         tokens, _ = self.prompt(words, history)
-        if len(tokens) >= self._llm.n_ctx():
-            return
         with self._lock:
-            llm = self._llm
-            kept = _common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)
-            if kept == len(tokens):
-                return
-            llm.n_tokens = kept
-            try:
-                llm.eval(tokens[kept:])
-            except (RuntimeError, ValueError, OSError):
-                llm.reset()
-                return
-            self.evaluated_tokens += len(tokens) - kept
+            self._evaluate(tokens, last=False)
+
+    def _evaluate(self, tokens: list[int], *, last: bool) -> None:
+        """Evaluate what of ``tokens`` the cache does not hold (and the last one anyway if ``last``);
+        under the lock."""
+        llm = self._llm
+        if len(tokens) >= llm.n_ctx():
+            raise EngineError(f"{len(tokens)} tokens do not fit the context", code="context_length_exceeded")
+        kept = _common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)
+        if last:
+            kept = min(kept, len(tokens) - 1)
+        if kept == len(tokens):
+            return
+        llm.n_tokens = kept
+        try:
+            llm.eval(tokens[kept:])
+        except (RuntimeError, ValueError, OSError) as exc:
+            llm.reset()
+            raise EngineError(f"llama.cpp evaluation failed: {exc}", code="generation_failed") from exc
+        self.evaluated_tokens += len(tokens) - kept
 
 
 def end_probability(logits: np.ndarray[Any, Any], token: int) -> float:

@@ -7,7 +7,7 @@ Two head starts, both dropped or superseded for free when the turn goes on:
   (``TurnMayEnd``) and the turn may end: the answer is generated and its first clause voiced now,
   held back until the turn ends (promoted at the commit) or cancelled if the speaker goes on.
 * **The answer's prompt warmed while the user speaks** (:meth:`EarlyAnswers._warm`): each live caption
-  (``TurnHeard``) hands its words but the last to the LLM (``WarmAnswer``), which evaluates the
+  with new words (``TurnHeard``: its words but the last) hands them to the LLM (``WarmAnswer``), which evaluates the
   request the answer would have into its cache, so that the answer begun in the pause evaluates only
   the words after them (a prompt token costs 4-8 ms on two cores).
 """
@@ -43,7 +43,6 @@ class _Session(Protocol):
     _barge: BargeIn
     _speculative: Response | None  # the answer begun in the pause, if any
     _speculated_words: str  # the words it answers
-    _warmed_words: str  # the words of a turn still spoken last evaluated into the LLM's cache
 
     @property
     def active_response(self) -> Response | None: ...
@@ -65,7 +64,6 @@ class EarlyAnswers:
 
     _speculative: Response | None  # set by the session (see _Session)
     _speculated_words: str
-    _warmed_words: str
 
     def _speculate(self: _Session, may_end: TurnMayEnd) -> None:
         """The pause may end the turn: start the answer now, so its first audio is ready sooner.
@@ -84,15 +82,11 @@ class EarlyAnswers:
         self._take(self.writer.generate(response, request))
 
     def _warm(self: _Session, heard: TurnHeard) -> None:
-        """Words of a turn still spoken: the LLM evaluates the answer's prompt up to them now, so the
-        answer begun in the pause evaluates only the words after them. The last word heard may still
-        change (a word cut off by the decode's end): it is left out."""
-        words = " ".join(heard.text.split()[:-1])
-        if not words or words == self._warmed_words or not self._may_answer_early():
-            return
-        self._warmed_words = words
-        _, request = self._early_answer(words)
-        self._take([WarmAnswer(self._ids.new("job"), request)])
+        """New words of a turn still spoken: the LLM evaluates the answer's prompt up to them now, so
+        the answer begun in the pause evaluates only the words after them."""
+        if self._may_answer_early():
+            _, request = self._early_answer(heard.text)
+            self._take([WarmAnswer(self._ids.new("job"), request)])
 
     def _drop_speculation(self: _Session) -> None:
         """Cancel the answer started in the pause (the speaker went on, or what it was built on changed)."""

@@ -79,7 +79,6 @@ class WordsEndOfTurn:
         self.unavailable = False  # the server's LLM cannot tell: never ask again
         self._asked: dict[str, str] = {}  # job id -> words, in flight
         self._answers: dict[str, float | None] = {}  # words -> P(end), None for a failed question
-        self._warmed = ""  # the words last evaluated ahead of a question
 
     def ask(self, item_id: str, words: str) -> list[ScoreTurnWords]:
         """The question for ``words``, unless they were asked already (or cannot be)."""
@@ -89,14 +88,11 @@ class WordsEndOfTurn:
         self._asked[question.job_id] = words
         return [question]
 
-    def warm(self, heard: str) -> list[WarmTurnWords]:
-        """Words of a turn still spoken (a live caption): the LLM evaluates them now, so the question
-        at the pause evaluates only the words after them; the last word heard may still change and
-        is left out."""
-        words = " ".join(heard.split()[:-1])
-        if self.unavailable or not words or words == self._warmed:
+    def warm(self, words: str) -> list[WarmTurnWords]:
+        """New words of a turn still spoken (``TurnHeard``): the LLM evaluates them now, so the
+        question at the pause evaluates only the words after them."""
+        if self.unavailable:
             return []
-        self._warmed = words
         return [WarmTurnWords(job_id=self._ids.new("job"), words=words)]
 
     def owns(self, job_id: str) -> bool:

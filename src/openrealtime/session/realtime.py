@@ -140,7 +140,6 @@ class RealtimeSession(SessionShell, Interruptions, EarlyAnswers):
         self._responses: dict[str, Response] = {}  # on the wire, not yet done
         self._speculative: Response | None = None  # the answer begun in the pause, if any
         self._speculated_words = ""  # the words it answers
-        self._warmed_words = ""  # the words of a turn still spoken last evaluated into the LLM's cache
         self._item_jobs: dict[str, str] = {}  # transcription job of a created audio item -> item id
         self._created_chars: dict[str, int] = {}  # the size of each item the client created, by id
         self._created_chars_total = 0

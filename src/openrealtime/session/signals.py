@@ -55,7 +55,8 @@ class TurnMayEnd:
 
 @dataclass(frozen=True)
 class TurnHeard:
-    """A live-caption decode of a turn still spoken: its words so far (the last one may change)."""
+    """A live-caption decode of a turn still spoken heard new words: ``text`` is its words but the last
+    (a word the decode's end may have cut, which the next decode may hear otherwise)."""
 
     item_id: str
     text: str

@@ -103,6 +103,7 @@ class Turn:
     final_logprobs: list[WordLogprobs] | None = None  # and its words' tokens
     duration_samples: int = 0
     heard: str = ""  # the newest live decode, whole (the captions send only its agreed words)
+    settled: str = ""  # its words but the last (which may still change), as last told (TurnHeard)
     # Across a flicker (session/flicker.py): where speech resumed, and the earlier pause's decode kept, running
     # (kept_job) or done (kept_words: an answer may have begun on them), until the next pause's decode
     # confirms or replaces them.
@@ -347,7 +348,11 @@ class TurnTranscriber:
         if job.kind == "partial":
             turn.partial_job = None
             turn.heard = text
-            out: list[Output] = [TurnHeard(turn.item_id, text)] if text else []
+            out: list[Output] = []
+            settled = " ".join(text.split()[:-1])
+            if settled and settled != turn.settled:
+                turn.settled = settled
+                out.append(TurnHeard(turn.item_id, settled))
             sent = len(turn.captions.sent)
             delta = turn.captions.partial(text, logprobs)
             if delta and self.emits:
