@@ -23,6 +23,8 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   as any rescued words.
 * ``warm``: the LLM evaluates the answer's prompt and the text signal's up to the words heard so far
   while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
+* ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~2.5 ms
+  (:class:`~openrealtime.audio.resample.PolyphaseResampler`); off: soxr's, ~21 ms on average.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -39,18 +41,28 @@ import statistics
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from openrealtime.audio.resample import StreamResampler
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
 from openrealtime.engines import llama_batch
-from openrealtime.session import endpointing, input_buffer
+from openrealtime.session import endpointing, frontend, input_buffer
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.realtime import RealtimeSession
 from openrealtime.session.turns import Turn
 
-LEVERS = ("first_clause", "flicker", "ask_sooner", "text_signal", "voice_first", "warm", "clear_rescue")
+LEVERS = (
+    "first_clause",
+    "flicker",
+    "ask_sooner",
+    "text_signal",
+    "voice_first",
+    "warm",
+    "clear_rescue",
+    "quick_resampler",
+)
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
@@ -134,6 +146,8 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         patch(llama_batch._Completion, "urgent", _urgent_by_count)
     if "clear_rescue" in levers:
         patch(input_buffer, "CLEAR_PAUSE_FACTOR", input_buffer.RESCUED_PAUSE_FACTOR)
+    if "quick_resampler" in levers:
+        patch(frontend, "PolyphaseResampler", StreamResampler)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)

@@ -53,8 +53,9 @@ FIRST_PARTIAL_MS = 200  # speech (after its onset) needed before the first one
 # "Cheeb up", "Cheebop") two agreeing guesses come sooner when they are 100 ms apart than 200.
 # It costs two or three more decodes a turn; the ASR queue serves them before later partials.
 FIRST_CAPTION_STEP_MS = 100
-# soxr hands its output out in blocks (92 or 122 ms for each 100 ms sent at 24 kHz), so a step is
-# due this much early; an exact threshold would often wait one more chunk and stretch 200 ms to 300.
+# The input's resampler holds a little back (a few ms; soxr's, before, handed out 92 or 122 ms for each
+# 100 ms sent), so a step is due this much early: an exact threshold would often wait one more chunk
+# and stretch 200 ms to 300.
 RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
 # A transcription session's speculative final starts this long before server_vad's silence ends the
