@@ -1,7 +1,9 @@
-"""Piper with the registry-shipped Joe voice: voice names, sentence chunks, stop, threads, and words."""
+"""Piper with the registry-shipped Joe voice: voice names, sentences streamed in pieces, stop, threads, and
+words."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -10,8 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openrealtime.engines import piper_tts
 from openrealtime.engines.model_files import joe_voice
-from openrealtime.engines.piper_tts import OPENAI_VOICES, PiperOptions, PiperSynthesizer
+from openrealtime.engines.piper_tts import (
+    CONTEXT_FRAMES,
+    FIRST_PIECE_FRAMES,
+    MAX_PIECE_FRAMES,
+    MIN_PIECE_FRAMES,
+    OPENAI_VOICES,
+    PiperOptions,
+    PiperSynthesizer,
+)
 from openrealtime.exceptions import EngineError
 from tests.engines.transcribe_back import transcribe
 
@@ -40,16 +51,56 @@ def test_voice_names_map_onto_joe(piper: PiperSynthesizer) -> None:
         assert piper.resolve_voice(name) == JOE
 
 
-def test_one_chunk_per_sentence_and_the_words_are_heard(piper: PiperSynthesizer) -> None:
+def test_sentences_stream_in_pieces_the_first_short_and_the_words_are_heard(piper: PiperSynthesizer) -> None:
     chunks = speak(piper, TWO_SENTENCES)
-    assert len(chunks) == 2
+    hop = 256  # joe-medium's samples per latent frame
+    assert chunks[0].size == FIRST_PIECE_FRAMES * hop  # the first sound leaves after ~280 ms of it is made
+    assert len(chunks) >= 4  # each sentence in pieces
     for chunk in chunks:
         assert chunk.dtype == np.float32
         assert chunk.ndim == 1
-        assert 0.05 < float(np.max(np.abs(chunk))) <= 1.0
+    peak = float(np.max(np.abs(np.concatenate(chunks))))
+    assert 0.3 < peak <= 1.0  # the voice's calibrated gain, not piper's peak per sentence
     heard = transcribe(np.concatenate(chunks), piper.sample_rate_hz)
     for word in ("quick", "brown", "fox", "lazy", "dog", "call", "tomorrow", "morning"):
         assert word in heard, heard
+
+
+def test_the_pieces_join_into_exactly_one_whole_decode(piper: PiperSynthesizer) -> None:
+    split, voice = piper._split[0], piper._voices[0]
+    assert split is not None
+    ids = voice.phonemes_to_ids(voice.phonemize("The quick brown fox jumps over the lazy dog.")[0])
+    frames = split.frames(piper_tts._graph_inputs(voice, ids, None))
+    whole = split.decode(frames, 0, frames.shape[2])
+    pieces = np.concatenate([split.decode(frames, a, b) for a, b in piper_tts._pieces(frames.shape[2])])
+    assert pieces.size == whole.size == frames.shape[2] * 256
+    np.testing.assert_allclose(pieces, whole, atol=1e-5)
+    # The check can fail: with too little context the joins differ.
+    short = np.concatenate([split.decode_with(frames, a, b, CONTEXT_FRAMES - 4) for a, b in ((0, 24), (24, 60))])
+    assert np.max(np.abs(short - whole[: short.size])) > 1e-4
+
+
+@pytest.mark.parametrize("count", [1, 10, 24, 30, 36, 37, 100, 152, 153, 400])
+def test_pieces_cover_the_frames_the_first_short_none_tiny(count: int) -> None:
+    pieces = list(piper_tts._pieces(count))
+    assert pieces[0][0] == 0
+    assert pieces[-1][1] == count
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
+    assert pieces[0][1] <= FIRST_PIECE_FRAMES + MIN_PIECE_FRAMES
+    assert all(MIN_PIECE_FRAMES < b - a <= MAX_PIECE_FRAMES + MIN_PIECE_FRAMES for a, b in pieces[1:])
+
+
+def test_a_graph_without_the_decoder_node_is_run_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(piper_tts, "DECODER_INPUT_NODE", "/no/such/Node")
+    piper_tts._split_graph.cache_clear()  # the graph is split once a file
+    try:
+        whole = PiperSynthesizer()
+    finally:
+        piper_tts._split_graph.cache_clear()
+    assert whole._split == [None]
+    chunks = speak(whole, TWO_SENTENCES)
+    assert len(chunks) == 2  # piper's way: one chunk a sentence, each at its own full scale
+    assert all(float(np.max(np.abs(chunk))) == pytest.approx(1.0, abs=1e-3) for chunk in chunks)
 
 
 def test_stop_is_checked_between_sentences(piper: PiperSynthesizer) -> None:
@@ -73,8 +124,7 @@ def test_concurrent_sessions_share_one_instance(piper: PiperSynthesizer) -> None
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda text: speak(piper, text), texts))
     for chunks in results:
-        assert len(chunks) == 1
-        assert chunks[0].size > 0.3 * piper.sample_rate_hz
+        assert np.concatenate(chunks).size > 0.3 * piper.sample_rate_hz
 
 
 def test_length_scale_slows_speech() -> None:
@@ -121,4 +171,5 @@ def test_openai_names_are_dealt_round_robin_over_voices_and_speakers(tmp_path: P
         assert engine.resolve_voice(name) == slots[i % len(slots)]
     assert engine.resolve_voice("second") == "second"
     assert engine.resolve_voice("unknown") == JOE
-    assert len(speak(engine, "Hello.", voice="ash")) == 1  # the second file speaks too
+    assert np.concatenate(speak(engine, "Hello.", voice="ash")).size > 0.3 * engine.sample_rate_hz  # the second
+    assert np.concatenate(speak(engine, "Hello.", voice="duo:bob")).size > 0.3 * engine.sample_rate_hz  # a speaker

@@ -25,6 +25,8 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
 * ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~2.5 ms
   (:class:`~openrealtime.audio.resample.PolyphaseResampler`); off: soxr's, ~21 ms on average.
+* ``voice_pieces``: piper voices a sentence a piece at a time, the first ~280 ms of speech first
+  (:mod:`~openrealtime.engines.piper_tts`); off: each sentence decoded whole (the same gain).
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -45,7 +47,7 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
-from openrealtime.engines import llama_batch
+from openrealtime.engines import llama_batch, piper_tts
 from openrealtime.session import endpointing, frontend, input_buffer
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
@@ -62,6 +64,7 @@ LEVERS = (
     "warm",
     "clear_rescue",
     "quick_resampler",
+    "voice_pieces",
 )
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
@@ -109,6 +112,10 @@ def _never_ask(self: WordsEndOfTurn, item_id: str, words: str) -> list[Any]:
     return []
 
 
+def _whole_sentence(count: int) -> Iterator[tuple[int, int]]:
+    yield 0, count
+
+
 def _no_warming(self: RealtimeSession, heard: Any) -> None:
     return None
 
@@ -146,6 +153,8 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         patch(llama_batch._Completion, "urgent", _urgent_by_count)
     if "clear_rescue" in levers:
         patch(input_buffer, "CLEAR_PAUSE_FACTOR", input_buffer.RESCUED_PAUSE_FACTOR)
+    if "voice_pieces" in levers:
+        patch(piper_tts, "_pieces", _whole_sentence)
     if "quick_resampler" in levers:
         patch(frontend, "PolyphaseResampler", StreamResampler)
     if "warm" in levers:

@@ -1,7 +1,7 @@
 """Several instances of a TTS engine behind its own Protocol, for concurrent sessions.
 
-One piper voice speaks one sentence at a time (it holds its own lock), so two sessions speaking at
-once take turns sentence by sentence even when a core is idle. A pool hands each call the first free
+One piper voice speaks one piece of a sentence at a time (it holds its own lock), so two sessions
+speaking at once take turns piece by piece even when a core is idle. A pool hands each call the first free
 instance. (The LLM needs no pool: one llama.cpp model decodes concurrent answers together, see
 :mod:`~openrealtime.engines.llama_batch`.)
 """
