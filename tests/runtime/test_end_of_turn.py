@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import numpy as np
@@ -11,7 +9,7 @@ import pytest
 
 from openrealtime.engines.fake import EnergyVad, FakeTranscriber, FixedEndOfTurn
 from openrealtime.exceptions import EngineError
-from openrealtime.runtime.engines import END_OF_TURN_NICE, EngineSet
+from openrealtime.runtime.engines import EngineSet
 from openrealtime.server.metrics import Metrics
 from openrealtime.session.commands import (
     END_OF_TURN_TEXT_UNAVAILABLE,
@@ -163,25 +161,3 @@ async def test_warmings_reach_the_llms_and_give_no_result() -> None:
     assert chat.warmed == [request]
     assert words.warmed == ["what is the"]
     assert words.asked == []
-
-
-class NicenessModel:
-    """An end-of-turn model that notes the niceness of the thread that asks it."""
-
-    def __init__(self) -> None:
-        self.niceness: list[int] = []
-
-    def completion_probability(self, audio: np.ndarray) -> float:
-        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return 0.5
-
-
-async def test_decisions_run_below_the_answers_priority() -> None:
-    """Smart Turn and the text signal yield the cores to the answer they judge (at niceness 0)."""
-    model = NicenessModel()
-    engines = EngineSet(vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="fake", end_of_turn=model)
-    try:
-        await answers(engines, PredictTurnEnd("job_1", "item_1", np.zeros(1_600, np.float32)))
-        assert model.niceness == [END_OF_TURN_NICE]
-    finally:
-        engines.close()

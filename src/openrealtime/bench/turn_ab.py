@@ -25,9 +25,6 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
 * ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~2.5 ms
   (:class:`~openrealtime.audio.resample.PolyphaseResampler`); off: soxr's, ~21 ms on average.
-* ``judges_yield``: the end-of-turn model and the text signal run at niceness
-  ``END_OF_TURN_NICE``, below the answer they judge (:mod:`~openrealtime.runtime.engines`); off: at
-  the answer's (a pool of threads at niceness 0 for A's clips).
 * ``voice_pieces``: piper voices a sentence a piece at a time, the first ~280 ms of speech first
   (:mod:`~openrealtime.engines.piper_tts`); off: each sentence decoded whole (the same gain).
 
@@ -41,11 +38,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import re
 import statistics
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from openrealtime.audio.resample import StreamResampler
@@ -53,7 +48,6 @@ from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
 from openrealtime.engines import llama_batch, piper_tts
-from openrealtime.runtime.engines import END_OF_TURN_THREADS, EngineSet
 from openrealtime.session import endpointing, frontend, input_buffer
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
@@ -71,9 +65,7 @@ LEVERS = (
     "clear_rescue",
     "quick_resampler",
     "voice_pieces",
-    "judges_yield",
 )
-_ABSENT = object()
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
@@ -120,13 +112,6 @@ def _never_ask(self: WordsEndOfTurn, item_id: str, words: str) -> list[Any]:
     return []
 
 
-@functools.cache
-def _eager_judges() -> ThreadPoolExecutor:
-    """End-of-turn threads at the answer's priority (the pool's own threads cannot lower their
-    niceness again without privilege, so A's clips use these)."""
-    return ThreadPoolExecutor(END_OF_TURN_THREADS, thread_name_prefix="end-of-turn-eager")
-
-
 def _whole_sentence(count: int) -> Iterator[tuple[int, int]]:
     yield 0, count
 
@@ -149,7 +134,7 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     saved: list[tuple[object, str, object]] = []
 
     def patch(owner: object, name: str, value: object) -> None:
-        saved.append((owner, name, getattr(owner, name, _ABSENT)))
+        saved.append((owner, name, getattr(owner, name)))
         setattr(owner, name, value)
 
     if "first_clause" in levers:
@@ -168,8 +153,6 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         patch(llama_batch._Completion, "urgent", _urgent_by_count)
     if "clear_rescue" in levers:
         patch(input_buffer, "CLEAR_PAUSE_FACTOR", input_buffer.RESCUED_PAUSE_FACTOR)
-    if "judges_yield" in levers:
-        patch(EngineSet, "turn_pool", property(lambda _: _eager_judges()))
     if "voice_pieces" in levers:
         patch(piper_tts, "_pieces", _whole_sentence)
     if "quick_resampler" in levers:
@@ -183,8 +166,6 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         for owner, name, value in reversed(saved):
             if isinstance(owner, dict):
                 owner[name] = value
-            elif value is _ABSENT:  # a class attribute added for the duration
-                delattr(owner, name)
             else:
                 setattr(owner, name, value)
 

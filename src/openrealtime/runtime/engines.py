@@ -47,7 +47,7 @@ from openrealtime.runtime.scheduler import (
     current_session,
     wait_future,
 )
-from openrealtime.runtime.threads import iterate_in_thread, lower_priority
+from openrealtime.runtime.threads import iterate_in_thread
 from openrealtime.session.commands import (
     END_OF_TURN_TEXT_UNAVAILABLE,
     END_OF_TURN_UNAVAILABLE,
@@ -74,10 +74,6 @@ STREAM_THREADS = 8
 # End-of-turn decisions (40-60 ms each, one core) get threads of their own: queued behind an LLM or TTS
 # stream, a decision would wait for it, and every millisecond of it is a millisecond of the user's wait.
 END_OF_TURN_THREADS = 2
-# ...at a lower priority than the answer they judge: at the pause, Smart Turn and the text signal ran
-# beside the answer begun on the pause's words (its LLM and first voice, at niceness 0) on two cores,
-# though the turn's end waits for the answer's first audio in most turns, not for them.
-END_OF_TURN_NICE = 5
 # The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
 # ``/metrics`` shows it: what semantic_vad costs per decision and per session (issue 13).
 END_OF_TURN_CPU_STAGE = "end_of_turn_cpu"
@@ -147,12 +143,7 @@ class EngineSet:
     # Long turns' windows already decoded: a turn's next final decodes only its last window.
     decoded_windows: DecodedWindows = field(default_factory=DecodedWindows)
     turn_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(
-            END_OF_TURN_THREADS,
-            thread_name_prefix="end-of-turn",
-            initializer=lower_priority,
-            initargs=(END_OF_TURN_NICE,),
-        )
+        default_factory=lambda: ThreadPoolExecutor(END_OF_TURN_THREADS, thread_name_prefix="end-of-turn")
     )
     # Remote MCP servers' tools (network I/O on the event loop, under its timeout).
     mcp: McpClient = field(default_factory=McpClient)
