@@ -171,7 +171,7 @@ def test_equal_rates_pass_through_untouched(kind: Resampler) -> None:
 
 @pytest.mark.parametrize(("in_hz", "held_ms"), [(WIRE_HZ, 3.0), (48_000, 3.0), (G711_HZ, 5.5)])
 def test_the_polyphase_resampler_holds_back_only_a_few_milliseconds(in_hz: int, held_ms: float) -> None:
-    """What the VAD hears of the microphone: soxr holds 9-33 ms after each 20 ms chunk, this ~2.5."""
+    """What the VAD hears of the microphone: soxr holds 9-33 ms after each 20 ms chunk, this ~1.5."""
     polyphase, soxr_stream = PolyphaseResampler(in_hz, ENGINE_HZ), StreamResampler(in_hz, ENGINE_HZ)
     chunk = in_hz // 50
     taken, given = 0, [0, 0]

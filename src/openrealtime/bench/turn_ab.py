@@ -23,7 +23,7 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   as any rescued words.
 * ``warm``: the LLM evaluates the answer's prompt and the text signal's up to the words heard so far
   while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
-* ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~2.5 ms
+* ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~1.5 ms
   (:class:`~openrealtime.audio.resample.PolyphaseResampler`); off: soxr's, ~21 ms on average.
 * ``voice_pieces``: piper voices a sentence a piece at a time, the first ~280 ms of speech first
   (:mod:`~openrealtime.engines.piper_tts`); off: each sentence decoded whole (the same gain).
