@@ -22,7 +22,6 @@ graph that cannot be split (no ``dec/conv_pre`` node) is run whole, as piper doe
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import threading
@@ -324,10 +323,9 @@ class _SplitVoice:
         return audio[(start - first) * hop : (end - first) * hop]
 
 
-@functools.cache
 def _split_graph(model_path: str) -> tuple[bytes, bytes, str] | None:
-    """A piper graph's two parts, serialized, and the name of the tensor between them (once a file:
-    every instance of a voice loads the same parts)."""
+    """A piper graph's two parts, serialized, and the name of the tensor between them (not cached:
+    the parts would stay in memory beside the sessions made of them, 63 MB for joe-medium)."""
     import onnx
     import onnx.utils
 
