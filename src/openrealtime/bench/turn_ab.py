@@ -48,7 +48,7 @@ from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
 from openrealtime.engines import llama_batch, piper_tts
-from openrealtime.session import endpointing, frontend, input_buffer
+from openrealtime.session import endpointing, frontend, turn_end
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
@@ -152,7 +152,7 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     if "voice_first" in levers:
         patch(llama_batch._Completion, "urgent", _urgent_by_count)
     if "clear_rescue" in levers:
-        patch(input_buffer, "CLEAR_PAUSE_FACTOR", input_buffer.RESCUED_PAUSE_FACTOR)
+        patch(turn_end, "CLEAR_PAUSE_FACTOR", turn_end.RESCUED_PAUSE_FACTOR)
     if "voice_pieces" in levers:
         patch(piper_tts, "_pieces", _whole_sentence)
     if "quick_resampler" in levers:

@@ -20,12 +20,12 @@ instead of 24) cut clips off live: the pause's decode often drops a trailing fun
 offline decode of the same audio kept ("I'd like to book a table for two people." for "...two
 people, at"), which reads as a whole message to the LLM too (5e-5); it cut 3 of 5 clips with pauses
 in a short live A/B where the session without it cut none. So the rescued words wait 1.5 times the
-word rule's pause instead of the doubted 2.5 (``input_buffer.RESCUED_PAUSE_FACTOR``: 750 ms at
+word rule's pause instead of the doubted 2.5 (``turn_end.RESCUED_PAUSE_FACTOR``: 750 ms at
 medium, against the set's 400-900 ms pauses): on all 40 clips, interleaved, the turn ends' p90
 went from 1.34 to 0.85 s and no clip more was cut off. Words the LLM reads as a whole message
 *clearly* (:data:`CLEAR_ABOVE`, 2e-4: the log midpoint between that truncated decode's 5e-5, the
 highest of any mid-sentence pause's words but the sentence complete at its pause, and the clip
-ends' median, 8.4e-4) wait less (``input_buffer.CLEAR_PAUSE_FACTOR``): live, Smart Turn doubted 17
+ends' median, 8.4e-4) wait less (``turn_end.CLEAR_PAUSE_FACTOR``): live, Smart Turn doubted 17
 of the 40 clip ends of ``bench turns`` (its TTS voices, sentences with inserted pauses), which all
 waited the 750 ms, and 14 of those 17 had P(end) of 1.7e-4 to 6.8e-3.
 
