@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soxr
 
-from openrealtime.audio.resample import PolyphaseResampler, StreamResampler
+from openrealtime.audio.resample import PolyphaseResampler, StreamResampler, quick_resampler
 from openrealtime.audio.types import EMPTY
 
 WIRE_HZ = 24_000
@@ -196,3 +196,16 @@ def test_the_polyphase_resampler_is_soxr_within_the_passband(in_hz: int, out_hz:
     reference = soxr.resample(band, in_hz, out_hz, quality="VHQ")
     error = (ours - reference)[EDGE_SAMPLES:-EDGE_SAMPLES]
     assert 20 * np.log10(np.std(error) / np.std(reference)) < -60
+
+
+@pytest.mark.parametrize(
+    ("in_hz", "kind"),
+    [(WIRE_HZ, PolyphaseResampler), (48_000, PolyphaseResampler), (G711_HZ, PolyphaseResampler),
+     (44_100, PolyphaseResampler), (16_001, StreamResampler)],
+)  # fmt: skip
+def test_the_quick_resampler_is_soxrs_where_the_ratio_is_odd(in_hz: int, kind: Resampler) -> None:
+    """16 001 / 16 000 would need a filter of millions of taps at their common rate."""
+    resampler = quick_resampler(in_hz, ENGINE_HZ)
+    assert type(resampler) is kind
+    out = np.concatenate([resampler.process(sine(440.0, in_hz, in_hz)), resampler.flush()])
+    assert abs(out.size - ENGINE_HZ) <= 1

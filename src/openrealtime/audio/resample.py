@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Protocol
 
 import numpy as np
 import soxr
@@ -46,6 +47,30 @@ class StreamResampler:
     def flush(self) -> Samples:
         """Emit the filter's tail; the resampler must not be fed afterwards."""
         return self.process(EMPTY, last=True)
+
+
+MAX_PHASES = 512  # the largest ``up`` or ``down`` the polyphase resampler takes (44.1 -> 16 kHz: 441)
+
+
+class Resampler(Protocol):
+    """What the streams use of a resampler."""
+
+    in_rate_hz: int
+    out_rate_hz: int
+
+    def process(self, samples: Samples, *, last: bool = False) -> Samples: ...
+
+    def flush(self) -> Samples: ...
+
+
+def quick_resampler(in_rate_hz: int, out_rate_hz: int) -> Resampler:
+    """The low-latency :class:`PolyphaseResampler` where the ratio is a small fraction (every rate a
+    client sends: 8, 24 and 48 kHz to 16; 44.1 kHz too), soxr's otherwise (an odd rate would need a
+    filter of millions of taps at the ratio's common rate)."""
+    common = math.gcd(in_rate_hz, out_rate_hz)
+    if max(in_rate_hz, out_rate_hz) // common > MAX_PHASES:
+        return StreamResampler(in_rate_hz, out_rate_hz)
+    return PolyphaseResampler(in_rate_hz, out_rate_hz)
 
 
 STOPBAND_DB = 70.0  # the polyphase filter's rejection of what would alias

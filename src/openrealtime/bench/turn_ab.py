@@ -156,7 +156,7 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     if "voice_pieces" in levers:
         patch(piper_tts, "_pieces", _whole_sentence)
     if "quick_resampler" in levers:
-        patch(frontend, "PolyphaseResampler", StreamResampler)
+        patch(frontend, "quick_resampler", StreamResampler)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)

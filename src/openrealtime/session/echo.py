@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from openrealtime.audio.codec import AudioOut
-from openrealtime.audio.resample import PolyphaseResampler, StreamResampler
+from openrealtime.audio.resample import Resampler, StreamResampler, quick_resampler
 from openrealtime.audio.types import EMPTY, Samples
 from openrealtime.protocol import server_events as se
 from openrealtime.session.commands import HoldPlayback, PlayAudio
@@ -167,7 +167,7 @@ class EchoCanceller:
         self._ours = aec if isinstance(aec, LinearEchoCanceller) else None  # told more than AEC3 is
         self.reference = EchoReference()
         self.position = start  # input position of the next sample out
-        self._resampler: PolyphaseResampler | None = None  # the microphone's: little held back, as the front end's
+        self._resampler: Resampler | None = None  # the microphone's: little held back, as the front end's
         self._pending = EMPTY  # 16 kHz input short of a whole frame
         self._audible_until = start  # input position until which an echo may still come back
         self.gate = EchoGate()
@@ -175,7 +175,7 @@ class EchoCanceller:
     def process(self, samples: Samples, rate_hz: int) -> Samples:
         """Input at ``rate_hz`` in; 16 kHz out, whole frames, the server's voice removed."""
         if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
-            self._resampler = PolyphaseResampler(rate_hz, RATE_HZ)
+            self._resampler = quick_resampler(rate_hz, RATE_HZ)
         near = np.concatenate([self._pending, self._resampler.process(samples)])
         whole = near.size - near.size % FRAME
         self._pending = near[whole:]

@@ -11,7 +11,7 @@ which the end of each turn waited for (the VAD hears the pause that much later).
 
 from __future__ import annotations
 
-from openrealtime.audio.resample import PolyphaseResampler
+from openrealtime.audio.resample import Resampler, quick_resampler
 from openrealtime.audio.types import EMPTY, Samples
 from openrealtime.contracts import NoiseStream, NoiseSuppressor
 from openrealtime.protocol.config import NoiseReduction
@@ -27,7 +27,7 @@ class AudioFrontEnd:
     """
 
     def __init__(self, noise: NoiseSuppressor | None) -> None:
-        self._resampler: PolyphaseResampler | None = None
+        self._resampler: Resampler | None = None
         self._noise_model = noise
         self._noise: NoiseStream | None = None
         self._noise_config: NoiseReduction | None = None
@@ -44,7 +44,7 @@ class AudioFrontEnd:
     def process(self, samples: Samples, rate_hz: int, *, last: bool = False) -> Samples:
         """Samples at ``rate_hz`` in, 16 kHz (denoised) out; ``last`` flushes the resampler's tail."""
         if self._resampler is None or self._resampler.in_rate_hz != rate_hz:
-            self._resampler = PolyphaseResampler(rate_hz, ENGINE_RATE_HZ)
+            self._resampler = quick_resampler(rate_hz, ENGINE_RATE_HZ)
         out = self._resampler.process(samples, last=last)
         if last:
             self._resampler = None
