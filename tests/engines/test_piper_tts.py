@@ -92,7 +92,7 @@ def test_the_pieces_join_into_exactly_one_whole_decode(piper: PiperSynthesizer) 
     assert pieces.size == whole.size == frames.shape[2] * 256
     np.testing.assert_allclose(pieces, whole, atol=1e-5)
     # The check can fail: with too little context the joins differ.
-    short = np.concatenate([split.decode_with(frames, a, b, CONTEXT_FRAMES - 4) for a, b in ((0, 24), (24, 60))])
+    short = np.concatenate([split.decode(frames, a, b, context=CONTEXT_FRAMES - 4) for a, b in ((0, 24), (24, 60))])
     assert np.max(np.abs(short - whole[: short.size])) > 1e-4
 
 

@@ -161,8 +161,8 @@ def _group_taps(up: int, down: int) -> tuple[np.ndarray, int]:
     first = -(delay // up)  # the oldest input any output of group 0 reads: ceil(-delay / up)
     last = ((up - 1) * down + delay) // up  # the newest
     taps = np.zeros((last - first + 1, up))
+    i = np.arange(first, last + 1)
     for k in range(up):  # output k of the group, at k * down + delay on the filter's axis
-        i = np.arange(first, last + 1)
         index = k * down + delay - i * up
         inside = (index >= 0) & (index < h.size)
         taps[inside, k] = h[index[inside]]

@@ -279,6 +279,7 @@ class _SplitVoice:
         self._front = front
         self._decoder = decoder
         self._frames_name = frames_name
+        self._inputs = frozenset(i.name for i in front.get_inputs())  # "sid" only in multi-speaker graphs
         self.gain = 1.0
 
     @classmethod
@@ -308,15 +309,10 @@ class _SplitVoice:
 
     def frames(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The sentence's latent frames, (1, channels, frames)."""
-        names = {i.name for i in self._front.get_inputs()}  # "sid" only in multi-speaker graphs
-        return np.asarray(self._front.run(None, {k: v for k, v in inputs.items() if k in names})[0])
+        return np.asarray(self._front.run(None, {k: v for k, v in inputs.items() if k in self._inputs})[0])
 
-    def decode(self, frames: np.ndarray, start: int, end: int) -> Samples:
-        """The samples of frames ``start:end``, decoded with the context around them."""
-        return self.decode_with(frames, start, end, CONTEXT_FRAMES)
-
-    def decode_with(self, frames: np.ndarray, start: int, end: int, context: int) -> Samples:
-        """:meth:`decode` with ``context`` frames on each side."""
+    def decode(self, frames: np.ndarray, start: int, end: int, context: int = CONTEXT_FRAMES) -> Samples:
+        """The samples of frames ``start:end``, decoded with ``context`` frames on each side."""
         first, last = max(0, start - context), min(frames.shape[2], end + context)
         audio = np.asarray(self._decoder.run(None, {self._frames_name: frames[:, :, first:last]})[0]).reshape(-1)
         hop = audio.size // (last - first)
