@@ -18,18 +18,18 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
-from openrealtime.runtime import connection as connection_module
 from openrealtime.runtime import loop_share
+from openrealtime.runtime import outbox as outbox_module
 from openrealtime.runtime.backlog import BACKLOG_CODE, MAX_PENDING_TRANSCRIPTIONS
 from openrealtime.runtime.connection import (
     INBOX_LIMIT,
     INBOX_LIMIT_BYTES,
-    OUTBOX_LIMIT,
     RESULTS_LIMIT,
     Connection,
 )
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.runtime.loop_share import SHARE
+from openrealtime.runtime.outbox import OUTBOX_LIMIT
 from openrealtime.runtime.ports import close_reason, session_expired_message, session_idle_message
 from openrealtime.runtime.scheduler import bulk_work
 from openrealtime.session.commands import CloseConnection, TextTranslated
@@ -271,7 +271,7 @@ async def test_binary_frames_are_errors_not_crashes(fake_engines: EngineSet) -> 
 
 
 async def test_a_client_that_does_not_read_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connection_module, "SEND_STALL_TIMEOUT_S", TIMEOUT_S / 100)
+    monkeypatch.setattr(outbox_module, "SEND_STALL_TIMEOUT_S", TIMEOUT_S / 100)
     session = ScriptedSession(lambda _: ([se.Cleared()] * (OUTBOX_LIMIT + 1), []))
     transport = MemoryTransport(stall_sends=True)
     task = run_scripted(session, transport)
@@ -321,7 +321,7 @@ async def test_a_client_that_reads_as_fast_as_it_can_gets_every_event_of_a_burst
 async def test_a_client_that_sends_a_burst_and_does_not_read_is_closed(
     fake_engines: EngineSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connection_module, "SEND_STALL_TIMEOUT_S", TIMEOUT_S / 100)
+    monkeypatch.setattr(outbox_module, "SEND_STALL_TIMEOUT_S", TIMEOUT_S / 100)
     transport = MemoryTransport(stall_sends=True)
     for frame in item_burst(BURST_ITEMS):
         transport.incoming.put_nowait(frame)
@@ -367,7 +367,7 @@ async def test_the_outbox_is_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch, e
     """Issue 10 defect 6: what a client asks for (``conversation.item.retrieve`` of a large item) is
     held to ``OUTBOX_LIMIT_BYTES``; the client still gets every event, and one event always gets in."""
     limit = 4000
-    monkeypatch.setattr(connection_module, "OUTBOX_LIMIT_BYTES", limit)
+    monkeypatch.setattr(outbox_module, "OUTBOX_LIMIT_BYTES", limit)
     big = se.ItemRetrieved(item={"id": "item_1", "type": "message", "text": "x" * event_chars})
     session = ScriptedSession(lambda _: ([big] * 20, []))
     transport = SocketTransport()
@@ -536,7 +536,7 @@ async def test_a_session_close_waits_behind_a_full_outbox_and_is_never_dropped()
 async def test_a_client_that_stops_reading_while_we_say_goodbye_is_closed_with_1008(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(connection_module, "DRAIN_TIMEOUT_S", TIMEOUT_S / 100)
+    monkeypatch.setattr(outbox_module, "DRAIN_TIMEOUT_S", TIMEOUT_S / 100)
     session = ScriptedSession(lambda _: ([se.Cleared()], [CloseConnection(1000, "")]))
     transport = MemoryTransport(stall_sends=True)
     task = run_scripted(session, transport)

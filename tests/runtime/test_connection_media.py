@@ -13,7 +13,7 @@ import pytest
 
 from openrealtime.engines.fake import EnergyVad, FakeChatModel, FakeTranscriber, ToneSynthesizer
 from openrealtime.protocol.codec import SessionKind
-from openrealtime.runtime import connection as connection_module
+from openrealtime.runtime import call_media
 from openrealtime.runtime.connection import Connection
 from openrealtime.runtime.engines import EngineSet
 from openrealtime.session.commands import PlayAudio, PlaybackCleared, PlaybackStarted, PlayedItem
@@ -109,7 +109,7 @@ async def test_call_audio_makes_a_turn_whose_answer_goes_to_the_port(engines: En
 
 
 async def test_call_audio_past_its_share_is_dropped(engines: EngineSet, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(connection_module, "MEDIA_AUDIO_LIMIT", 2)
+    monkeypatch.setattr(call_media, "MEDIA_AUDIO_LIMIT", 2)
     transport, port = MemoryTransport(), RecordingPort()
     conn = connection(engines, transport, port)  # not running: nothing takes the audio
     chunk = quiet(100, rate_hz=RATE_HZ)

@@ -46,7 +46,8 @@ from openrealtime.bench.report import progress, write_results
 from openrealtime.bench.speech import SENTENCES, WIRE_RATE_HZ, conversation
 from openrealtime.bench.target import Target, server_target
 from openrealtime.client.connection import RealtimeConnection
-from openrealtime.runtime.connection import OUTBOX_LIMIT_BYTES, Connection
+from openrealtime.runtime.connection import Connection
+from openrealtime.runtime.outbox import OUTBOX_LIMIT_BYTES
 from openrealtime.session.input_buffer import MAX_BUFFER_S
 from openrealtime.session.realtime import MAX_CREATED_ITEMS_CHARS, RealtimeSession
 

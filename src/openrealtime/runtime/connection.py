@@ -14,25 +14,20 @@ Both queues are bounded, and who may wait on them is decided per producer:
   so a flooding client can never crowd them out; a job whose results are not taken yet waits for a
   slot (backpressure on our own engine, never a drop). The few control inputs (client gone, send
   failed, expiry) always get in.
-- the outbox holds ``OUTBOX_LIMIT`` events and ``OUTBOX_LIMIT_BYTES`` (what a client asks for can be far
-  larger than what it sends: each ``conversation.item.retrieve`` of a large item is a few bytes in and
-  the whole item out). One event always gets in when none waits. When it is full the session loop waits for the writer
-  before it queues more, so a client that reads as fast as it can gets every event of a burst (the
-  loop would otherwise handle every queued input before the writer ran once). A client that takes no
-  event for ``SEND_STALL_TIMEOUT_S`` does not read: it is closed with 1008. The closing frame waits
-  its turn behind a full outbox for up to ``DRAIN_TIMEOUT_S``, so a session's own close
-  (``session.close`` -> 1000) is never dropped.
+- the outbox (:mod:`~openrealtime.runtime.outbox`) holds ``OUTBOX_LIMIT`` events and
+  ``OUTBOX_LIMIT_BYTES``. When it is full the session loop waits for the writer before it queues
+  more, so a client that reads as fast as it can gets every event of a burst (the loop would
+  otherwise handle every queued input before the writer ran once). A client that takes no event for
+  ``SEND_STALL_TIMEOUT_S`` does not read: it is closed with 1008. The closing frame waits its turn
+  behind a full outbox for up to ``DRAIN_TIMEOUT_S``, so a session's own close (``session.close``
+  -> 1000) is never dropped.
 
 Transcription work is bounded per connection, and a client far ahead of real time is paced by it
 (:mod:`~openrealtime.runtime.backlog`).
 
 A WebRTC call (:mod:`openrealtime.webrtc`) drives its session through the same connection, with its
-data channel as the transport and a :class:`MediaPort` for the audio: the call's input audio comes in
-through :meth:`Connection.post_audio` (its own bounded share of the inbox: audio that arrives while
-the session is ``MEDIA_AUDIO_LIMIT`` chunks behind is dropped, as a live stream cannot wait), its
-session's ``PlayAudio``, ``EndOfAudio`` and ``ClearPlayback`` commands go to the port's track, and
-what the track's media clock sees comes back through :meth:`Connection.post_playback`, in order with
-everything else.
+data channel as the transport and a :class:`MediaPort` for the audio
+(:mod:`~openrealtime.runtime.call_media`).
 """
 
 from __future__ import annotations
@@ -47,19 +42,26 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from openrealtime.audio.types import Samples
 from openrealtime.exceptions import EngineError, ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
 from openrealtime.runtime.backlog import TranscriptionBacklog
+from openrealtime.runtime.call_media import (
+    BUFFER_FULL_CODE,
+    MEDIA_AUDIO_LIMIT,
+    PLAYBACK_LIMIT,
+    RESUMES_MEDIA,
+    CallMedia,
+    MediaAudio,
+)
 from openrealtime.runtime.loop_share import SHARE
+from openrealtime.runtime.outbox import CLOSE_NORMAL, CLOSE_TOO_SLOW, Outbox
 from openrealtime.runtime.pacing import SpeechPacer
 from openrealtime.runtime.ports import (
     MediaPort,
     Session,
     Transport,
-    close_reason,
     session_expired_message,
     session_idle_message,
 )
@@ -76,7 +78,6 @@ from openrealtime.session.commands import (
     HoldPlayback,
     JobFailed,
     PlayAudio,
-    PlaybackResult,
     PlaybackStarted,
     Synthesize,
     Transcribe,
@@ -85,10 +86,6 @@ from openrealtime.session.commands import (
 log = logging.getLogger(__name__)
 
 
-OUTBOX_LIMIT = 2048  # queued server events before the session loop waits for the client to read
-# Queued server events in characters (JSON is ASCII). One event always gets in when none waits, whatever
-# its size: the session's own limits (a conversation's size, a frame's) govern that.
-OUTBOX_LIMIT_BYTES = 16 * 1024 * 1024
 INBOX_LIMIT = 256  # client frames waiting for the session before the reader waits for room
 # Queued client frames in characters (JSON is ASCII): two of the largest frames the server lets in. One
 # frame is always let in when none waits, whatever its size: the transport's frame limit governs that.
@@ -100,34 +97,12 @@ INBOX_LIMIT_BYTES = 64 * 1024 * 1024
 BIG_FRAME_CHARS = 64 * 1024
 RESULTS_LIMIT = 256  # engine results waiting for the session before their job waits for room
 _CONTROL_INPUTS = 5  # at most one each: client gone, send failed, session expired, session idle, ended
-# A call's input audio waiting for the session (40 ms chunks: 5 s); past it new audio is dropped.
-MEDIA_AUDIO_LIMIT = 125
-# What a call's media clock posts: two per response and one per clear, so this is never reached
-# unless the session loop is stuck; past it they are dropped (and logged).
-PLAYBACK_LIMIT = 64
-# A call's audio reaches the session as an append without base64 (its samples decoded by the port).
-MEDIA_APPEND = ce.InputAudioBufferAppend(type="input_audio_buffer.append", audio="")
-MEDIA_TRANSLATION_APPEND = ce.TranslationAppend(type="session.input_audio_buffer.append", audio="")
-BUFFER_FULL_CODE = "input_audio_buffer_full"
-# Client events after which a full input buffer may take a call's audio again.
-RESUMES_MEDIA = (ce.InputAudioBufferCommit, ce.InputAudioBufferClear, ce.SessionUpdate)
-# RFC 6455 section 7.4.1: 1008 is "policy violation": a client that does not read its events.
-CLOSE_TOO_SLOW = 1008
 CLOSE_INTERNAL_ERROR = 1011
-CLOSE_NORMAL = 1000
-DRAIN_TIMEOUT_S = 5.0  # how long a closing connection waits for the client to take its last events
-SEND_STALL_TIMEOUT_S = 5.0  # a full outbox of which the client takes nothing for this long: not reading
 
 
 @dataclass
 class _Closed:
     reason: str
-
-
-@dataclass
-class _MediaAudio:
-    samples: Samples
-    rate_hz: int
 
 
 @dataclass
@@ -147,7 +122,7 @@ CLOSE_GOING_AWAY = 1001
 _connection_keys = itertools.count()
 
 
-class Connection:
+class Connection(CallMedia):
     """Binds a session to a transport and to the engines (through ``run_job``).
 
     Its engine calls are queued as its own (:data:`~openrealtime.runtime.scheduler.current_session`),
@@ -190,16 +165,10 @@ class Connection:
         self._frame_chars_queued = 0
         self._result_slots = asyncio.Semaphore(RESULTS_LIMIT)
         self._inbox_room = asyncio.Event()  # set each time the session loop takes a client frame
-        # Room for every event the session loop may queue, plus the closing frame.
-        self._outbox: asyncio.Queue[str | CloseConnection] = asyncio.Queue(maxsize=OUTBOX_LIMIT + 1)
-        self._outbox_events = 0  # queued or being sent: a frame counts until the client has taken it
-        self._outbox_chars = 0
-        self._sent = asyncio.Event()  # set each time a send completes (or fails)
-        self._send_failed = False
+        self._outbox = Outbox(transport)
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._backlog = TranscriptionBacklog(session.error)
         self._close: CloseConnection | None = None  # how the connection ends, once decided
-        self._too_slow = False
         self._lifetime_s = lifetime_s
         self._on_append = on_append
         self._pacer = SpeechPacer(speech_lead_s)
@@ -209,25 +178,6 @@ class Connection:
         self._ended = False  # end() was called
         if media is not None:
             media.attach(self)
-
-    def post_audio(self, samples: Samples, rate_hz: int) -> bool:
-        """A call's input audio (mono float32) for the session; ``False`` when dropped (the session is
-        ``MEDIA_AUDIO_LIMIT`` chunks behind: a live stream cannot wait)."""
-        if self._media_queued >= MEDIA_AUDIO_LIMIT:
-            self.media_dropped_s += samples.size / rate_hz
-            return False
-        self._media_queued += 1
-        self._active_at = asyncio.get_running_loop().time()
-        self._inbox.put_nowait(_MediaAudio(samples, rate_hz))
-        return True
-
-    def post_playback(self, result: PlaybackResult) -> None:
-        """What a call's media clock saw, for the session, in order with everything else."""
-        if self._playback_queued >= PLAYBACK_LIMIT:
-            log.warning("playback result %r dropped: the session loop is %d behind", result, PLAYBACK_LIMIT)
-            return
-        self._playback_queued += 1
-        self._inbox.put_nowait(result)
 
     def end(self, code: str, message: str, close_code: int = 1001, error_type: str = "invalid_request_error") -> None:
         """End the session from outside (another connection resumed it, the server drains): an
@@ -246,7 +196,14 @@ class Connection:
     @property
     def outbox_chars(self) -> int:
         """Characters of server events queued for the client or being sent to it."""
-        return self._outbox_chars
+        return self._outbox.chars
+
+    def _touch(self) -> None:
+        """A frame went either way: the session is not idle."""
+        self._active_at = asyncio.get_running_loop().time()
+
+    def _gone(self) -> None:
+        self._inbox.put_nowait(_Closed("send failed"))
 
     async def run(self) -> None:
         """Serve until the client goes, the session asks to close, or a bug (closed with 1011).
@@ -272,7 +229,7 @@ class Connection:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             reader = tg.create_task(self._reader())
-            writer = tg.create_task(self._writer())
+            writer = tg.create_task(self._outbox.run(on_sent=self._touch, on_gone=self._gone))
             loop = asyncio.get_running_loop()
             self._active_at = loop.time()
             expiry = idle = None
@@ -291,28 +248,11 @@ class Connection:
             reader.cancel()
             for task in list(self._jobs.values()):
                 task.cancel()
-            if self._too_slow:
+            if self._outbox.too_slow:
                 writer.cancel()
-                await self._close_now(CLOSE_TOO_SLOW, "client too slow: outbox full")
+                await self._outbox.close_now(CLOSE_TOO_SLOW, "client too slow: outbox full")
                 return
-            await self._say_goodbye(writer, self._close or CloseConnection(CLOSE_NORMAL, ""))
-
-    async def _say_goodbye(self, writer: asyncio.Task[None], close: CloseConnection) -> None:
-        """Send what is queued, then the closing frame; it waits its turn, but only so long."""
-        if writer.done():  # a send failed: the client is gone, there is no one to say goodbye to
-            return
-        self._outbox.put_nowait(close)  # the outbox keeps a place for it
-        try:
-            async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                await writer
-        except TimeoutError:  # the client stopped reading while we were saying goodbye
-            writer.cancel()
-            await self._close_now(CLOSE_TOO_SLOW, "client too slow")
-
-    async def _close_now(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                await self.transport.close(code, reason)
+            await self._outbox.goodbye(writer, self._close or CloseConnection(CLOSE_NORMAL, ""))
 
     async def _idle_watch(self, idle_s: float) -> None:
         """Close a session in which neither side has sent anything for ``idle_s`` (a client that
@@ -329,7 +269,7 @@ class Connection:
         while True:
             await self._backlog.room()  # a sender far ahead of real time waits for its decodes
             frame = await self.transport.receive()
-            self._active_at = asyncio.get_running_loop().time()
+            self._touch()
             if frame is None:
                 self._inbox.put_nowait(_Closed("client disconnected"))
                 return
@@ -342,26 +282,6 @@ class Connection:
             self._frames_queued += 1
             self._frame_chars_queued += len(frame)
             self._inbox.put_nowait(frame)
-
-    async def _writer(self) -> None:
-        while True:
-            item = await self._outbox.get()
-            if isinstance(item, CloseConnection):
-                with contextlib.suppress(Exception):
-                    await self.transport.close(item.code, close_reason(item.reason))
-                return
-            try:
-                await self.transport.send(item)
-            except Exception:  # the client vanished mid-send: the reader will see it too
-                log.info("send failed; client gone")
-                self._send_failed = True
-                self._sent.set()
-                self._inbox.put_nowait(_Closed("send failed"))
-                return
-            self._outbox_events -= 1
-            self._outbox_chars -= len(item)
-            self._active_at = asyncio.get_running_loop().time()
-            self._sent.set()
 
     async def _session_loop(self) -> None:
         session = self.session
@@ -402,7 +322,7 @@ class Connection:
             self._frames_queued -= 1
             self._frame_chars_queued -= len(item)
             self._inbox_room.set()
-        elif isinstance(item, _MediaAudio):
+        elif isinstance(item, MediaAudio):
             self._media_queued -= 1
         elif isinstance(item, PLAYBACK_TYPES):
             self._playback_queued -= 1
@@ -430,7 +350,7 @@ class Connection:
                 await asyncio.to_thread(self._take_frame, item)
             else:
                 self._take_frame(item)
-        elif isinstance(item, _MediaAudio):
+        elif isinstance(item, MediaAudio):
             self._take_media(item)
         elif isinstance(item, PLAYBACK_TYPES):
             if isinstance(item, PlaybackStarted):  # the listener's real start: pace the rest from it
@@ -441,21 +361,6 @@ class Connection:
         else:
             raise TypeError(f"unexpected inbox item {item!r}")  # a bug: closes with 1011
         return await self._flush()
-
-    def _take_media(self, audio: _MediaAudio) -> None:
-        """A call's input audio to the session; dropped while its buffer is full (reference 5.9: a
-        microphone that never stops, with no turn detection, fills the buffer's 600 s; one error is
-        sent, not one per chunk, until the client commits, clears or updates the session)."""
-        if self._media_full:
-            self.media_dropped_s += audio.samples.size / audio.rate_hz
-            return
-        started = time.thread_time()
-        append = MEDIA_TRANSLATION_APPEND if self.kind is SessionKind.TRANSLATION else MEDIA_APPEND
-        self.session.receive(AudioIn(append, audio.samples, audio.rate_hz))
-        self._backlog.received(audio.samples.size / audio.rate_hz)
-        self._after_media = True
-        if self._on_append is not None:
-            self._on_append(time.thread_time() - started)
 
     def _take_frame(self, frame: str) -> None:
         """Parse one text frame (base64, PCM) and hand it to the session (its VAD, resampling)."""
@@ -482,7 +387,7 @@ class Connection:
                 self._media_full = True
             if self._on_event is not None:
                 self._on_event(event)
-            if not await self._put(dump_server_event(event)):
+            if not await self._outbox.put(dump_server_event(event)):
                 return False
         for command in commands:
             if isinstance(command, CloseConnection):
@@ -512,39 +417,6 @@ class Connection:
                     context = contextvars.copy_context()
                     context.run(bulk_work.set, True)  # audio faster than real time: decoded as bulk work
                 self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s), context=context)
-        return True
-
-    def _play(self, command: PlayAudio | EndOfAudio | ClearPlayback | HoldPlayback) -> None:
-        """Hand a playback command to the call's track; a clear answers at once, through the inbox."""
-        if self._media is None:  # a bug: only a call's session plays its own audio
-            raise TypeError(f"{type(command).__name__} on a connection without media")
-        if isinstance(command, PlayAudio):
-            self._media.play(command)
-        elif isinstance(command, EndOfAudio):
-            self._media.end(command.response_id)
-        elif isinstance(command, HoldPlayback):
-            self._media.hold(command.held)
-        else:
-            self.post_playback(self._media.clear())
-
-    async def _put(self, frame: str) -> bool:
-        """Queue ``frame`` once the outbox has room; False if the client is gone or does not read."""
-        while self._outbox_events and (
-            self._outbox_events >= OUTBOX_LIMIT or self._outbox_chars + len(frame) > OUTBOX_LIMIT_BYTES
-        ):
-            if self._send_failed:
-                return False
-            self._sent.clear()
-            try:
-                async with asyncio.timeout(SEND_STALL_TIMEOUT_S):
-                    await self._sent.wait()
-            except TimeoutError:
-                log.warning("client is not reading its events; closing with %d", CLOSE_TOO_SLOW)
-                self._too_slow = True
-                return False
-        self._outbox_events += 1
-        self._outbox_chars += len(frame)
-        self._outbox.put_nowait(frame)
         return True
 
     async def _job(self, job_id: str, results: AsyncIterator[object], delay_s: float = 0) -> None:

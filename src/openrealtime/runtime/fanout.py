@@ -33,7 +33,7 @@ import contextlib
 import logging
 from collections import deque
 
-from openrealtime.runtime.connection import (
+from openrealtime.runtime.outbox import (
     CLOSE_NORMAL,
     CLOSE_TOO_SLOW,
     DRAIN_TIMEOUT_S,
