@@ -39,7 +39,7 @@ from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event, parse_client_event
 from openrealtime.session.commands import JobFailed, PlaybackCleared, PlaybackStarted, PlaybackStopped, PlayedItem
-from openrealtime.session.realtime import MAX_RESPONSES_IN_FLIGHT
+from openrealtime.session.responding import MAX_RESPONSES_IN_FLIGHT
 from tests.conftest import TIMEOUT_S, quiet, tone
 from tests.protocol import oracle
 from tests.session import (

@@ -722,7 +722,7 @@ async def test_a_flooding_session_does_not_hold_up_another_sessions_answer() -> 
 
     from openrealtime.engines.fake import EnergyVad, FakeChatModel
     from openrealtime.runtime.scheduler import FairExecutor
-    from openrealtime.session.realtime import MAX_RESPONSES_IN_FLIGHT
+    from openrealtime.session.responding import MAX_RESPONSES_IN_FLIGHT
 
     gate = threading.Event()
 

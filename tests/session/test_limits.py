@@ -7,6 +7,7 @@ import json
 import pytest
 
 from openrealtime.session import realtime as realtime_module
+from openrealtime.session.responding import MAX_RESPONSES_IN_FLIGHT
 from tests.session.test_realtime import make, say
 
 
@@ -55,7 +56,7 @@ def test_a_session_has_at_most_max_responses_in_flight_and_room_again_when_one_i
     nothing, and a response that finishes makes room."""
     _, driver = make(hold_llm=True)
     say(driver, "Hi")
-    for _ in range(realtime_module.MAX_RESPONSES_IN_FLIGHT):
+    for _ in range(MAX_RESPONSES_IN_FLIGHT):
         assert driver.send(OUT_OF_BAND)[0]["type"] == "response.created"
     refused = driver.send({**OUT_OF_BAND, "event_id": "evt_flood"})
     assert refused == [
@@ -64,7 +65,7 @@ def test_a_session_has_at_most_max_responses_in_flight_and_room_again_when_one_i
             "error": {
                 "type": "invalid_request_error",
                 "code": "too_many_active_responses",
-                "message": f"This session already has {realtime_module.MAX_RESPONSES_IN_FLIGHT} responses in "
+                "message": f"This session already has {MAX_RESPONSES_IN_FLIGHT} responses in "
                 "progress, the most it may have at once. Wait until one is done (response.done) before "
                 "creating another.",
                 "param": None,
@@ -72,7 +73,7 @@ def test_a_session_has_at_most_max_responses_in_flight_and_room_again_when_one_i
             },
         }
     ]
-    assert len(driver.held_llm) == realtime_module.MAX_RESPONSES_IN_FLIGHT
+    assert len(driver.held_llm) == MAX_RESPONSES_IN_FLIGHT
     driver.run_llm(driver.held_llm.pop(0))
     assert "response.done" in [e["type"] for e in driver.pump()]
     assert driver.send(OUT_OF_BAND)[0]["type"] == "response.created"
