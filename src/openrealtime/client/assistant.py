@@ -15,7 +15,8 @@ turn bookkeeping, when to move to a new session) is made by the pure
   unexpected close, or when its door drains (1012), it asks the same session back, from the next of
   its doors (:mod:`~openrealtime.client.opening`, :mod:`~openrealtime.client.failover`), or opens a
   new session with the same ``session.update`` and the conversation
-  (:mod:`~openrealtime.client.history`) replayed as ``conversation.item.create`` events.
+  (:mod:`~openrealtime.client.history`) replayed as ``conversation.item.create`` events
+  (:mod:`~openrealtime.client.moving`).
 
 One reader task handles server events strictly in order; the caller's task sends audio; tool calls run
 in their own tasks. All of them live in one :class:`asyncio.TaskGroup` held by the ``async with``.
@@ -32,25 +33,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import numpy as np
-import websockets
 
 from openrealtime.audio.types import Samples
 from openrealtime.client.assistant_config import AssistantOptions, session_update
 from openrealtime.client.audio_io import WIRE_RATE_HZ, file_chunks
 from openrealtime.client.connection import RealtimeConnection
-from openrealtime.client.failover import shutting_down_error
 from openrealtime.client.history import ConversationHistory
+from openrealtime.client.moving import SessionMoves
 from openrealtime.client.opening import open_session
 from openrealtime.client.playback import MS_PER_S, ClockPlayer, Player, interrupt
 from openrealtime.client.requests import PendingRequests
-from openrealtime.client.resume import taken_over_error
 from openrealtime.client.tools import ToolRegistry
 from openrealtime.client.turns import (
     Action,
@@ -76,8 +74,6 @@ __all__ = ["Assistant", "EventHook", "Truncation", "TurnResult", "scripted_turn"
 
 log = logging.getLogger(__name__)
 
-RECONNECT_ATTEMPTS = 3
-RECONNECT_BACKOFF_S = 0.5  # doubled after each failed attempt
 REQUEST_TIMEOUT_S = 30.0  # a client event's reply (e.g. conversation.item.retrieve)
 CHUNK_MS = 100
 SCRIPTED_TAIL_SILENCE_MS = 1500  # after a file, so server VAD sees the end of the turn
@@ -143,7 +139,7 @@ class _OfTurns(Generic[T]):
         return cast(T, getattr(assistant.turns, self._name))
 
 
-class Assistant:
+class Assistant(SessionMoves):
     """One assistant conversation, across as many sessions as its lifetime needs.
 
     Use as ``async with Assistant(options, player=...) as assistant:``, then stream audio with
@@ -338,91 +334,6 @@ class Assistant:
     async def create_response(self, params: dict[str, Any] | None = None) -> None:
         """``response.create`` (manual turns, or after tool outputs)."""
         await self._execute([self.turns.create_response(params)])
-
-    # --- connecting --------------------------------------------------------------------------------
-
-    async def reconnect(self, *, lost: RealtimeConnection | CallConnection | None = None) -> None:
-        """Move the conversation to a new session now: same ``session.update``, items replayed.
-
-        Args:
-            lost: The connection that closed unexpectedly, if that is why (then whatever was in
-                flight on it is abandoned); ``None`` for a planned move.
-
-        Raises:
-            ConnectionClosedError: If no new session could be opened after ``RECONNECT_ATTEMPTS``.
-        """
-        async with self._reconnect_lock:
-            if lost is not None and lost is not self._conn:
-                return  # already replaced
-            old = self._conn
-            self._ready.clear()
-            await self._execute(self.turns.abandon(lost=lost is not None))
-            delay_s = RECONNECT_BACKOFF_S
-            # A WebSocket's doors are retried, with backoff, by the failover policy itself.
-            attempts = RECONNECT_ATTEMPTS if self.options.transport == "webrtc" else 1
-            after = lost.door if isinstance(lost, RealtimeConnection) else None  # a door lost: try it last
-            for attempt in range(1, attempts + 1):
-                try:
-                    self._conn = await open_session(
-                        self.options, self._update, self.turns, self.call_audio, after=after
-                    )
-                    break
-                except (OSError, TimeoutError, ConnectionClosedError, websockets.WebSocketException) as exc:
-                    log.warning("reconnect attempt %d failed: %s", attempt, exc)
-                    if attempt == attempts:
-                        raise ConnectionClosedError(None, f"could not reconnect: {exc}") from exc
-                    await asyncio.sleep(delay_s)  # back-off between attempts, not ordering
-                    delay_s *= 2
-            self.reconnects += 1
-            self._ready.set()
-            self._rearm.set()
-        if old is not None and old is not lost:
-            await old.close()
-        await self._notify()
-
-    async def _expiry_loop(self) -> None:
-        while not self._closing:
-            self._rearm.clear()
-            wait_s = self.turns.reconnect_wait_s(time.time())
-            if wait_s is None:
-                if self.turns.expires_at is not None:
-                    log.warning("the session expires within the reconnect margin; not reconnecting early")
-                await self._rearm.wait()
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._rearm.wait(), timeout=wait_s)
-            if self._rearm.is_set():
-                continue  # a new session or closing: recompute
-            with contextlib.suppress(TimeoutError):  # move between turns if one comes soon enough
-                await self.wait_until(self.idle, timeout_s=self.options.reconnect_margin_s / 2)
-            if not self._closing:
-                log.info("session expires at %s: moving the conversation to a new session", self.expires_at)
-                await self.reconnect()
-
-    async def _read_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            conn = self._conn
-            assert conn is not None
-            taken_over = False
-            async for event in conn:  # ends quietly when the socket closes
-                if taken_over_error(event):
-                    # Our own move resumed the session on a new connection; else another client did
-                    # (then this one lets it go instead of taking it back).
-                    taken_over = not self._reconnect_lock.locked()
-                    continue
-                if shutting_down_error(event):  # its door drains: 1012 follows, and we resume elsewhere
-                    log.info("the server is draining; the session moves to another door")
-                    continue
-                await self._handle(event, loop.time())
-            if taken_over:
-                log.warning("another connection resumed this session; this assistant stops")
-                return
-            if self._closing:
-                return
-            if conn is self._conn:
-                log.warning("the session closed (code %s); reconnecting", conn.close_code)
-                await self.reconnect(lost=conn)
 
     # --- carrying out the turn-taking's decisions --------------------------------------------------
 
