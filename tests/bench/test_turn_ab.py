@@ -56,10 +56,12 @@ def test_the_ab_table_pairs_each_clip() -> None:
         milestones |= {"turn_ended": None, "first_clause_asked": None, "text_asked": None, "text_answered": None}
         return trial, ClipTrace("t", "v", 0, milestones, 1, [])
 
-    table = ab_table("m", {"A": [run(0.9, 900), run(0.5, 500)], "B": [run(0.8, 700), run(0.5, 480)]})
-    assert "| end of speech -> first audio, wall (s) | 0.700 | 0.650 | -0.050 |" in table
-    assert "| first answer audio sent (ms) | +700 | +590 | -110 |" in table
-    assert "| answers begun (all clips) | 2 | 2 | |" in table
+    a = [run(0.9, 900), run(0.5, 500), run(0.4, 400)]
+    b = [run(0.8, 700), run(0.5, 480), run(0.4, 400)]
+    table = ab_table("m", {"A": a, "B": b})
+    assert "| end of speech -> first audio, wall (s) | 0.500 | 0.500 | 0.000 | -0.033 |" in table
+    assert "| first answer audio sent (ms) | +500 | +480 | -20 | -73 |" in table
+    assert "| answers begun (all clips) | 3 | 3 | | |" in table
 
 
 @pytest.mark.real

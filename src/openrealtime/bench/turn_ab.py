@@ -211,18 +211,22 @@ async def run_ab(url: str, modes: tuple[Mode, ...], clips: list[Clip], levers: S
 
 
 def ab_table(mode: str, runs: Runs) -> str:
-    """Medians of A and B and of the paired difference B - A (clip by clip), per milestone."""
+    """Medians of A and B and the median and mean of the paired difference B - A (clip by clip), per
+    milestone. The milestones are on the input's clock, in its 20 ms chunks, so most clips' pairs
+    differ by 0 or one chunk: the paired median is often 0 where the mean moves."""
     lines = [
         f"{mode}: A (levers off) against B (on), {len(runs['A'])} clips each, medians",
         "",
-        "| | A | B | B - A (paired) |",
-        "|---|---|---|---|",
+        "| | A | B | B - A (paired), median | B - A (paired), mean |",
+        "|---|---|---|---|---|",
     ]
 
     def row(label: str, a: list[float | None], b: list[float | None], unit: str) -> str:
         pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
         known_a, known_b = [x for x in a if x is not None], [y for y in b if y is not None]
-        cells = [statistics.median(v) if v else None for v in (known_a, known_b, [y - x for x, y in pairs])]
+        differences = [y - x for x, y in pairs]
+        cells = [statistics.median(v) if v else None for v in (known_a, known_b, differences)]
+        cells.append(statistics.fmean(differences) if differences else None)
         shown = ["-" if c is None else f"{c:+.0f}" if unit == "ms" else f"{c:.3f}" for c in cells]
         return f"| {label} ({unit}) | " + " | ".join(shown) + " |"
 
@@ -240,9 +244,9 @@ def ab_table(mode: str, runs: Runs) -> str:
         b_ms = [float(v) if (v := c.milestones[key]) is not None else None for _, c in runs["B"]]
         lines.append(row(label, a_ms, b_ms, "ms"))
     cut = [sum(t.cut_off for t in trials) for trials in (a_trials, b_trials)]
-    lines.append(f"| cut off (clips) | {cut[0]} | {cut[1]} | |")
+    lines.append(f"| cut off (clips) | {cut[0]} | {cut[1]} | | |")
     begun = [sum(c.answers_begun for _, c in runs[v]) for v in ("A", "B")]
-    lines.append(f"| answers begun (all clips) | {begun[0]} | {begun[1]} | |")
+    lines.append(f"| answers begun (all clips) | {begun[0]} | {begun[1]} | | |")
     for variant, trials in (("A", a_trials), ("B", b_trials)):
         lines += [f"- cut off in {variant}: [{t.voice}] {t.text}" for t in trials if t.cut_off]
     return "\n".join(lines)
