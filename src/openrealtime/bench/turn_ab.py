@@ -25,6 +25,9 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
 * ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~1.5 ms
   (:class:`~openrealtime.audio.resample.PolyphaseResampler`); off: soxr's, ~21 ms on average.
+* ``loop_repair``: a Whisper decode that looped by saying its words again from their start is taken
+  as said once (:mod:`~openrealtime.engines.whisper`); off: decoded again in a 30 s window, and the
+  same words twice in full at 4-6 words a second not taken for a loop.
 * ``voice_pieces``: piper voices a sentence a piece at a time, the first ~280 ms of speech first
   (:mod:`~openrealtime.engines.piper_tts`); off: each sentence decoded whole (the same gain).
 
@@ -47,7 +50,7 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
-from openrealtime.engines import llama_batch, piper_tts
+from openrealtime.engines import llama_batch, piper_tts, whisper
 from openrealtime.session import endpointing, frontend, turn_end
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
@@ -65,6 +68,7 @@ LEVERS = (
     "clear_rescue",
     "quick_resampler",
     "voice_pieces",
+    "loop_repair",
 )
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
@@ -124,6 +128,15 @@ def _no_words_warming(self: WordsEndOfTurn, heard: str) -> list[Any]:
     return []
 
 
+def _no_repair(text: str, duration_s: float) -> None:
+    return None
+
+
+def _looped_by_rate(text: str, duration_s: float) -> bool:
+    words = len(text.split())
+    return words >= whisper.MIN_LOOP_WORDS and words > whisper.MAX_WORDS_PER_S * max(duration_s, 0.1)
+
+
 def _urgent_by_count(self: Any) -> bool:
     return bool(self.produced < llama_batch.URGENT_TOKENS)
 
@@ -157,6 +170,9 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
         patch(piper_tts, "_pieces", _whole_sentence)
     if "quick_resampler" in levers:
         patch(frontend, "quick_resampler", StreamResampler)
+    if "loop_repair" in levers:
+        patch(whisper, "_loop_repaired", _no_repair)
+        patch(whisper, "_looped", _looped_by_rate)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)

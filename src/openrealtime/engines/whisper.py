@@ -44,8 +44,16 @@ MAX_DECODE_TOKENS = 440
 TOKENS_PER_SECOND_CAP = 12  # fast speech is about 4 tokens/s: anything beyond this is a loop
 # Fast speech is under 5 words a second. A short window's decode that reads faster has looped (tiny.en
 # heard a 2.4 s question as "What is the longest river in Africa? What is the longest river in
-# Africa? What is the", 7 words a second, in a 10 s window); it is decoded again in a 30 s one.
+# Africa? What is the", 7 words a second, in a 10 s window); it is decoded again in a 30 s one, unless
+# the loop is the words said and then the same words again from their start (_loop_repaired): then
+# the first time is the transcript. On bench turns' 40 clips, 5 pause decodes looped, each time the
+# same: 4 of them so ("Could you send the report? Could you send the report?", 1.2 s), whose 30 s
+# decodes said exactly the first time, 0.4-1.1 s later; one ended in "... ... ...", decoded again.
 MAX_WORDS_PER_S = 6.0
+MIN_REPEATED_WORDS = 3  # a loop taken as its first time repeats at least this many of its words
+# The same words twice in full at more than this is a loop too: the final (beam) decode of the 2.4 s
+# question above came back as it twice, whole, at 5.8 words a second, under MAX_WORDS_PER_S.
+REPEATED_WORDS_PER_S = 4.0
 MIN_LOOP_WORDS = 8  # fewer words than this are never called a loop (a quick "yes, I do")
 NO_SPEECH_THRESHOLD = 0.8
 MAX_PROMPT_TOKENS = 223  # Whisper's limit for previous-text conditioning
@@ -130,6 +138,9 @@ class WhisperTranscriber:
                     return self._transcribe_long(audio, options)
                 transcript = self._decode_window(audio, options)
                 if _looped(transcript.text, duration_s):
+                    repaired = _loop_repaired(transcript.text, duration_s)
+                    if repaired is not None and not transcript.segments:  # the text is all there is
+                        return dataclasses.replace(transcript, text=repaired)
                     again = self._decode_window(audio, options, window_s=MAX_WINDOW_S)
                     if len(again.text.split()) < len(transcript.text.split()):
                         return again
@@ -376,7 +387,36 @@ def model_path(options: WhisperOptions) -> Path:
     return Path(_resolve_model(options.model))
 
 
+def _loop_period(words: list[str]) -> int | None:
+    """How many words the rest of ``words`` repeats from their start (at least ``MIN_REPEATED_WORDS``
+    of them again, or all where fewer), the fewest; ``None`` where the rest repeats none so."""
+    for period in range(1, len(words)):
+        if len(words) - period < min(MIN_REPEATED_WORDS, period):
+            return None
+        if all(words[i] == words[i - period] for i in range(period, len(words))):
+            return period
+    return None
+
+
+def _loop_repaired(text: str, duration_s: float) -> str | None:
+    """The words of a looped decode said once, where the loop is them said again from their start and
+    they alone are no loop; else ``None``."""
+    words = text.split()
+    period = _loop_period(words)
+    if period is None:
+        return None
+    once = " ".join(words[:period])
+    return None if _looped(once, duration_s) else once
+
+
 def _looped(text: str, duration_s: float) -> bool:
-    """Whether ``text`` reads faster than anyone speaks ``duration_s`` of audio (a decode loop)."""
-    words = len(text.split())
-    return words >= MIN_LOOP_WORDS and words > MAX_WORDS_PER_S * max(duration_s, 0.1)
+    """Whether ``text`` reads faster than anyone speaks ``duration_s`` of audio, or is the same words
+    twice over faster than people talk (a decode loop)."""
+    words = text.split()
+    if len(words) < MIN_LOOP_WORDS:
+        return False
+    seconds = max(duration_s, 0.1)
+    if len(words) > MAX_WORDS_PER_S * seconds:
+        return True
+    period = _loop_period(words)
+    return period is not None and len(words) >= 2 * period and len(words) > REPEATED_WORDS_PER_S * seconds
