@@ -66,11 +66,12 @@ class _Connection(Protocol):
     _playback_queued: int
     _media_full: bool
     _after_media: bool
-    _active_at: float
     _backlog: TranscriptionBacklog
     _on_append: Callable[[float], None] | None
 
     def post_playback(self, result: PlaybackResult) -> None: ...
+
+    def _touch(self) -> None: ...
 
 
 class CallMedia:
@@ -83,7 +84,7 @@ class CallMedia:
             self.media_dropped_s += samples.size / rate_hz
             return False
         self._media_queued += 1
-        self._active_at = asyncio.get_running_loop().time()
+        self._touch()
         self._inbox.put_nowait(MediaAudio(samples, rate_hz))
         return True
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import itertools
 import logging
 import time
@@ -42,7 +41,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from openrealtime.exceptions import EngineError, ProtocolError
+from openrealtime.exceptions import ProtocolError
 from openrealtime.protocol import client_events as ce
 from openrealtime.protocol import server_events as se
 from openrealtime.protocol.codec import SessionKind, dump_server_event
@@ -55,6 +54,7 @@ from openrealtime.runtime.call_media import (
     CallMedia,
     MediaAudio,
 )
+from openrealtime.runtime.engine_jobs import EngineJobs
 from openrealtime.runtime.loop_share import SHARE
 from openrealtime.runtime.outbox import CLOSE_NORMAL, CLOSE_TOO_SLOW, Outbox
 from openrealtime.runtime.pacing import SpeechPacer
@@ -65,7 +65,7 @@ from openrealtime.runtime.ports import (
     session_expired_message,
     session_idle_message,
 )
-from openrealtime.runtime.scheduler import bulk_work, current_session
+from openrealtime.runtime.scheduler import current_session
 from openrealtime.runtime.wire import ClientFrames
 from openrealtime.session.commands import (
     PLAYBACK_TYPES,
@@ -76,11 +76,8 @@ from openrealtime.session.commands import (
     CloseConnection,
     EndOfAudio,
     HoldPlayback,
-    JobFailed,
     PlayAudio,
     PlaybackStarted,
-    Synthesize,
-    Transcribe,
 )
 
 log = logging.getLogger(__name__)
@@ -122,7 +119,7 @@ CLOSE_GOING_AWAY = 1001
 _connection_keys = itertools.count()
 
 
-class Connection(CallMedia):
+class Connection(CallMedia, EngineJobs):
     """Binds a session to a transport and to the engines (through ``run_job``).
 
     Its engine calls are queued as its own (:data:`~openrealtime.runtime.scheduler.current_session`),
@@ -148,7 +145,7 @@ class Connection(CallMedia):
         self.transport = transport
         self.kind = kind
         self._frames = ClientFrames(kind, call=media is not None)
-        self._run_job = run_job
+        self._run_job = run_job  # the engine jobs' (runtime/engine_jobs.py)
         self._cancel_job = cancel_job
         self._on_event = on_event
         # The queue's own bound is the sum of the producers' shares, so a slip in the accounting below
@@ -397,52 +394,10 @@ class Connection(CallMedia):
                 self._play(command)
                 continue
             if isinstance(command, CancelJob):
-                self._cancel_job(command.job_id)
-                self._backlog.ended(command.job_id)
-                task = self._jobs.pop(command.job_id, None)
-                if task is not None:
-                    task.cancel()
+                self._cancel(command.job_id)
                 continue
-            if isinstance(command, Transcribe):
-                refusal = self._backlog.admit(command)
-                if refusal is not None:
-                    self._jobs[command.job_id] = self._tg.create_task(self._job(command.job_id, refusal))
-                    continue
-            results = self._run_job(command)
-            job_id = getattr(command, "job_id", None)
-            if results is not None and job_id is not None:
-                delay_s = self._pacer.delay_s(command.stream, command.at_ms) if isinstance(command, Synthesize) else 0
-                context = None  # the task copies the current one, as usual
-                if isinstance(command, Transcribe) and self._backlog.bulk():
-                    context = contextvars.copy_context()
-                    context.run(bulk_work.set, True)  # audio faster than real time: decoded as bulk work
-                self._jobs[job_id] = self._tg.create_task(self._job(job_id, results, delay_s), context=context)
+            self._start_job(command)
         return True
-
-    async def _job(self, job_id: str, results: AsyncIterator[object], delay_s: float = 0) -> None:
-        """Forward a command's results to the session loop, starting it after ``delay_s`` (paced
-        speech); an engine failure becomes ``JobFailed``."""
-        try:
-            if delay_s > 0:
-                await asyncio.sleep(delay_s)
-            async for result in results:
-                await self._put_result(result)
-        except EngineError as exc:
-            await self._put_result(JobFailed(job_id=job_id, code=exc.code, message=exc.message))
-        except Exception as exc:  # a crashing engine fails its job, never the session
-            log.exception("engine job %s crashed", job_id)
-            await self._put_result(JobFailed(job_id=job_id, code="engine_error", message=f"engine crashed: {exc}"))
-        finally:
-            self._jobs.pop(job_id, None)
-            self._backlog.ended(job_id)
-            aclose = getattr(results, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-    async def _put_result(self, result: object) -> None:
-        """Queue an engine result; a job may wait here for room, the session loop never does."""
-        await self._result_slots.acquire()
-        self._inbox.put_nowait(result)
 
 
 def _clear_frames(error: BaseException) -> None:
