@@ -30,6 +30,9 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   same words twice in full at 4-6 words a second not taken for a loop.
 * ``voice_pieces``: piper voices a sentence a piece at a time, the first ~280 ms of speech first
   (:mod:`~openrealtime.engines.piper_tts`); off: each sentence decoded whole (the same gain).
+* ``q8_llm``: the LLM (answers and the text signal) runs the shipped SmolLM2 re-quantized to Q8_0
+  (:func:`~openrealtime.engines.model_files.smollm2_q8_gguf`); off: the shipped Q4_1 file itself,
+  loaded beside it once.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -43,6 +46,7 @@ import contextlib
 import dataclasses
 import re
 import statistics
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -50,12 +54,14 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
-from openrealtime.engines import llama_batch, piper_tts, whisper
+from openrealtime.engines import llama_batch, model_files, piper_tts, whisper
+from openrealtime.engines.end_token import EndTokenModel, TurnWordsScorer
+from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 from openrealtime.session import endpointing, frontend, turn_end
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
-from openrealtime.session.realtime import RealtimeSession
+from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeSession
 from openrealtime.session.turns import Turn
 
 LEVERS = (
@@ -69,6 +75,7 @@ LEVERS = (
     "quick_resampler",
     "voice_pieces",
     "loop_repair",
+    "q8_llm",
 )
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
@@ -137,6 +144,55 @@ def _looped_by_rate(text: str, duration_s: float) -> bool:
     return words >= whisper.MIN_LOOP_WORDS and words > whisper.MAX_WORDS_PER_S * max(duration_s, 0.1)
 
 
+class ShippedLlm:
+    """``q8_llm`` off: the answers and the text signal on the shipped Q4_1 file, loaded once beside
+    the server's own (which keep their slots and caches for B)."""
+
+    chat: LlamaChatModel
+    scorer: TurnWordsScorer
+    _chat = LlamaChatModel.chat
+    _warm = LlamaChatModel.warm
+    _end_probability = TurnWordsScorer.end_probability
+    _warm_words = TurnWordsScorer.warm
+
+    _lock = threading.Lock()
+
+    @classmethod
+    def load(cls) -> None:
+        """Load the shipped file's models once (before the clips, where the bench can)."""
+        with cls._lock:
+            if hasattr(cls, "chat"):
+                return
+            cls.scorer = TurnWordsScorer(EndTokenModel(model_files.smollm2_gguf()), DEFAULT_INSTRUCTIONS)
+            cls.chat = LlamaChatModel(LlamaOptions(model_path=model_files.smollm2_gguf()))
+
+    @classmethod
+    def patches(cls) -> dict[tuple[object, str], object]:
+        def chat(self: LlamaChatModel, request: Any, stop: Any) -> Any:
+            cls.load()
+            cls.chat.yield_to(self._decoder.others_urgent or (lambda: False))
+            return cls._chat(cls.chat, request, stop)
+
+        def warm(self: LlamaChatModel, request: Any) -> None:
+            cls.load()
+            cls._warm(cls.chat, request)
+
+        def end_probability(self: TurnWordsScorer, words: str) -> float:
+            cls.load()
+            return cls._end_probability(cls.scorer, words)
+
+        def warm_words(self: TurnWordsScorer, words: str) -> None:
+            cls.load()
+            cls._warm_words(cls.scorer, words)
+
+        return {
+            (LlamaChatModel, "chat"): chat,
+            (LlamaChatModel, "warm"): warm,
+            (TurnWordsScorer, "end_probability"): end_probability,
+            (TurnWordsScorer, "warm"): warm_words,
+        }
+
+
 def _urgent_by_count(self: Any) -> bool:
     return bool(self.produced < llama_batch.URGENT_TOKENS)
 
@@ -173,6 +229,9 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     if "loop_repair" in levers:
         patch(whisper, "_loop_repaired", _no_repair)
         patch(whisper, "_looped", _looped_by_rate)
+    if "q8_llm" in levers:
+        for (owner, name), value in ShippedLlm.patches().items():
+            patch(owner, name, value)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)
@@ -274,6 +333,8 @@ async def main_async(limit: int | None, modes_spec: str, levers: Sequence[str]) 
     modes = select_modes(modes_spec)
     async with server_target(None, REALTIME_PATH, api_key=None) as target:
         clips = await asyncio.to_thread(pause_set, limit)
+        if "q8_llm" in levers:
+            await asyncio.to_thread(ShippedLlm.load)  # before the clips, not during one
         return await run_ab(target.url, modes, clips, levers)
 
 

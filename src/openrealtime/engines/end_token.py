@@ -27,7 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from openrealtime.engines.llama_chat import USER_WORDS_END, LlamaOptions, load_llama
-from openrealtime.engines.model_files import smollm2_gguf
+from openrealtime.engines.model_files import smollm2_q8_gguf
 from openrealtime.exceptions import EngineError
 
 DEFAULT_CONTEXT_TOKENS = 1024
@@ -67,7 +67,7 @@ class EndTokenModel:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as exc:
             raise EngineError("llama-cpp-python is not installed", code="model_not_installed") from exc
-        path = model_path or smollm2_gguf()
+        path = model_path or smollm2_q8_gguf()
         try:
             # As the chat model's own: llama.cpp's extra CPU buffer types off (they crash prompt batches
             # on some AMX builds, llama_chat.LlamaOptions.extra_buffer_types).

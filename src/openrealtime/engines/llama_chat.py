@@ -65,7 +65,7 @@ from openrealtime.engines.chat_prompts import (
     router_messages,
 )
 from openrealtime.engines.llama_batch import DEFAULT_SLOTS, BatchedDecoder, DecoderStats
-from openrealtime.engines.model_files import smollm2_gguf
+from openrealtime.engines.model_files import smollm2_q8_gguf
 from openrealtime.engines.tool_routing import choice_grammar, lexical_scores
 from openrealtime.engines.tool_schema import (
     DEFAULT_MAX_ARRAY_ITEMS,
@@ -100,7 +100,7 @@ class LlamaOptions:
 
     Attributes:
         model_path: A GGUF file; ``None`` is the registry-shipped SmolLM2-135M-Instruct Q4_1, checked
-            against its pinned sha256.
+            against its pinned sha256, in its Q8_0 copy (:func:`~openrealtime.engines.model_files.smollm2_q8_gguf`).
         n_ctx: Context window in tokens (reported as ``context_tokens``).
         n_threads: CPU threads for generation and prompt processing.
         n_batch: Prompt tokens evaluated per batch.
@@ -262,7 +262,7 @@ class LlamaChatModel:
             raise EngineError(
                 "llama-cpp-python is not installed; run the set-up (see README)", code="model_not_installed"
             ) from exc
-        path = self.options.model_path or smollm2_gguf()
+        path = self.options.model_path or smollm2_q8_gguf()
         try:
             self._llm = load_llama(llama_cpp, path, self.options)
             template = self.options.chat_template or self._llm.metadata.get("tokenizer.chat_template")
