@@ -75,19 +75,19 @@ def test_more_completions_than_slots_wait_and_an_abandoned_one_frees_its_slot() 
 
 
 def test_a_conversation_keeps_its_own_slot_and_a_new_one_takes_an_empty_slot() -> None:
-    from openrealtime.engines.llama_batch import _pick, _Slot
+    from openrealtime.engines.llama_slots import Slot, pick
 
     system = [1, 2, 3, 4, 5, 6]
-    mine = _Slot(0, tokens=[*system, 10, 11, 12], key="sess_a", used_at=1)
-    empty = _Slot(1)
-    assert _pick([mine, empty], [*system, 10, 11, 12, 13], "sess_a") is mine
+    mine = Slot(0, tokens=[*system, 10, 11, 12], key="sess_a", used_at=1)
+    empty = Slot(1)
+    assert pick([mine, empty], [*system, 10, 11, 12, 13], "sess_a") is mine
     # Another session shares the system prompt with mine, but takes the empty slot instead.
-    assert _pick([mine, empty], [*system, 20, 21], "sess_b") is empty
+    assert pick([mine, empty], [*system, 20, 21], "sess_b") is empty
     # With no empty slot, the least recently used one is given up.
-    other = _Slot(2, tokens=[*system, 30], key="sess_c", used_at=0)
-    assert _pick([mine, other], [*system, 20, 21], "sess_b") is other
+    other = Slot(2, tokens=[*system, 30], key="sess_c", used_at=0)
+    assert pick([mine, other], [*system, 20, 21], "sess_b") is other
     # Without a key, the longest shared prefix wins where it keeps most of a slot's cache.
-    assert _pick([mine, other], [*system, 10, 11, 12, 99], None) is mine
+    assert pick([mine, other], [*system, 10, 11, 12, 99], None) is mine
 
 
 def test_realtime_requests_carry_the_session_as_their_cache_key() -> None:

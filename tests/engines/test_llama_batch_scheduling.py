@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from openrealtime.engines import llama_batch
-from openrealtime.engines.llama_batch import URGENT_TOKENS, BatchedDecoder
+from openrealtime.engines import llama_batch, llama_slots
+from openrealtime.engines.llama_batch import BatchedDecoder
+from openrealtime.engines.llama_slots import URGENT_TOKENS
 from openrealtime.exceptions import EngineError
 from tests.conftest import TIMEOUT_S
 
@@ -218,7 +219,7 @@ def test_answers_past_their_first_clause_hold_back_while_another_engine_does_urg
 ) -> None:
     """While another engine decodes someone's final transcript or speaks a first clause, an answer
     already past its first clause pauses (first words first, across engines); new answers do not."""
-    monkeypatch.setattr(llama_batch, "HOLD_S", TIMEOUT_S)  # held for as long as the test looks
+    monkeypatch.setattr(llama_slots, "HOLD_S", TIMEOUT_S)  # held for as long as the test looks
     fake, decoder, steps = stepped()
     urgent = threading.Event()
     decoder.others_urgent = urgent.is_set
@@ -244,7 +245,7 @@ def test_an_answer_waits_while_its_own_first_clause_is_voiced(monkeypatch: pytes
     """Once its first clause is being voiced (``hold_while``), an answer's next tokens are a second
     ahead of its listener: they wait while urgent work runs, even before ``URGENT_TOKENS``; another
     answer's first words do not."""
-    monkeypatch.setattr(llama_batch, "HOLD_S", TIMEOUT_S)
+    monkeypatch.setattr(llama_slots, "HOLD_S", TIMEOUT_S)
     fake, decoder, steps = stepped()
     voicing = threading.Event()
     decoder.others_urgent = voicing.is_set  # the voice is the urgent work

@@ -54,7 +54,7 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
-from openrealtime.engines import llama_batch, model_files, piper_tts, whisper
+from openrealtime.engines import llama_slots, model_files, piper_tts, whisper
 from openrealtime.engines.end_token import EndTokenModel, TurnWordsScorer
 from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 from openrealtime.session import endpointing, frontend, turn_end
@@ -194,7 +194,7 @@ class ShippedLlm:
 
 
 def _urgent_by_count(self: Any) -> bool:
-    return bool(self.produced < llama_batch.URGENT_TOKENS)
+    return bool(self.produced < llama_slots.URGENT_TOKENS)
 
 
 @contextlib.contextmanager
@@ -219,7 +219,7 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     if "text_signal" in levers:
         patch(WordsEndOfTurn, "ask", _never_ask)
     if "voice_first" in levers:
-        patch(llama_batch._Completion, "urgent", _urgent_by_count)
+        patch(llama_slots.Completion, "urgent", _urgent_by_count)
     if "clear_rescue" in levers:
         patch(turn_end, "CLEAR_PAUSE_FACTOR", turn_end.RESCUED_PAUSE_FACTOR)
     if "voice_pieces" in levers:

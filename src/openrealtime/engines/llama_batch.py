@@ -10,7 +10,8 @@ sampled token of every running one (batching three sequences costs ~1.7x one, no
 its tokens after its completion ends, and a new completion takes its conversation's slot (by cache
 key) or the idle one sharing the longest prefix with its prompt, so a session's next turn evaluates
 only what it added. While some completion is still on its first tokens, answers already past their
-first clause wait, so a listener's first words are not slowed by another session's long answer.
+first clause wait, so a listener's first words are not slowed by another session's long answer
+(that scheduling is :mod:`~openrealtime.engines.llama_slots`, a mixin of the decoder).
 
 A session may also *warm* its slot while its user is still speaking (:meth:`BatchedDecoder.warm`):
 the conversation with the words heard so far, evaluated into the cache and nothing sampled, so that
@@ -27,28 +28,18 @@ context; callers read tokens from a queue.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from openrealtime.engines.llama_slots import Completion, DecoderStats, Scheduling, Slot, urgent_first
 from openrealtime.exceptions import EngineError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = 4
-URGENT_TOKENS = 24  # a completion's first tokens (its first spoken clause) go before others' later ones
 PREFILL_CHUNK_TOKENS = 64  # prompt tokens per step while other completions stream (they wait for it)
 WARM_CHUNK_TOKENS = 16  # a warming's tokens per step: an answer that comes meanwhile waits ~60 ms at most
-KEEP_SHARE = 0.5  # a slot goes to a prompt that keeps at least this share of its cache (see _pick)
-# While other engines do someone's urgent work (``others_urgent``: a final transcript, a first clause),
-# answers past their first clause pause, for at most HOLD_S at a time and then go on for at least
-# HOLD_S: they are seconds ahead of their speech, and keep well over its pace at half the steps.
-HOLD_S = 0.25
-HOLD_POLL_S = 0.005
 PENALTY_LAST_N = 64
 TOP_K = 40
 TOP_P = 0.95
@@ -56,51 +47,7 @@ MIN_P = 0.05
 _END = object()  # a completion's queue: no more tokens
 
 
-@dataclass
-class _Completion:
-    prompt: list[int]
-    key: str | None
-    max_tokens: int
-    sampler: Any
-    stop: threading.Event
-    out: queue.SimpleQueue[object] = field(default_factory=queue.SimpleQueue)
-    slot: _Slot | None = None
-    todo: list[int] = field(default_factory=list)  # tokens still to evaluate (prompt rest, or the last sample)
-    produced: int = 0
-    abandoned: bool = False  # the reader went away
-    hold_while: Callable[[], bool] | None = None  # its listener is busy with what it produced (ChatRequest)
-    warm: bool = False  # only evaluates its prompt into the cache (BatchedDecoder.warm): nothing sampled
-
-    def urgent(self) -> bool:
-        """Whether a listener waits for this completion's next tokens: it is on its first
-        ``URGENT_TOKENS`` and its first clause is not being voiced already."""
-        if self.warm:
-            return False
-        return self.produced < URGENT_TOKENS and not (self.hold_while is not None and self.hold_while())
-
-
-@dataclass
-class DecoderStats:
-    """Counters of one decoder (``/metrics``): prompt tokens evaluated (a cached prefix costs none),
-    prompt tokens served from a slot's cache, decode steps, and completions running now and at most."""
-
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    steps: int = 0
-    running: int = 0
-    peak_running: int = 0
-
-
-@dataclass
-class _Slot:
-    seq: int
-    tokens: list[int] = field(default_factory=list)  # what this sequence's KV cache holds
-    key: str | None = None  # the cache key of the conversation it last served
-    used_at: int = 0
-    busy: bool = False
-
-
-class BatchedDecoder:
+class BatchedDecoder(Scheduling):
     """Runs completions of one llama.cpp model concurrently in one context.
 
     Args:
@@ -148,9 +95,9 @@ class BatchedDecoder:
         self._memory = bindings.llama_get_memory(self._ctx)
         self._n_batch = n_batch
         self._batch = bindings.llama_batch_init(n_batch, 0, 1)
-        self._slots = [_Slot(seq) for seq in range(slots)]
-        self._waiting: list[_Completion] = []
-        self._running: list[_Completion] = []
+        self._slots = [Slot(seq) for seq in range(slots)]
+        self._waiting: list[Completion] = []
+        self._running: list[Completion] = []
         self._wake = threading.Condition()
         self._closed = False
         self._clock = 0
@@ -195,7 +142,7 @@ class BatchedDecoder:
                 code="context_length_exceeded",
             )
         sampler = _sampler(self._l, self._vocab, self._n_vocab, self._seed, temperature, repeat_penalty, grammar)
-        completion = _Completion(
+        completion = Completion(
             prompt=prompt,
             key=key,
             max_tokens=min(max_tokens, self.context_tokens - len(prompt)),
@@ -217,7 +164,7 @@ class BatchedDecoder:
         Best effort: a prompt that does not fit, or a decoder shut down, is ignored."""
         if not prompt or len(prompt) >= self.context_tokens:
             return
-        completion = _Completion(prompt=prompt, key=key, max_tokens=0, sampler=None, stop=threading.Event(), warm=True)
+        completion = Completion(prompt=prompt, key=key, max_tokens=0, sampler=None, stop=threading.Event(), warm=True)
         with self._wake:
             if self._closed:
                 return
@@ -225,7 +172,7 @@ class BatchedDecoder:
             self._waiting.append(completion)
             self._wake.notify()
 
-    def _abandon(self, completion: _Completion) -> None:
+    def _abandon(self, completion: Completion) -> None:
         with self._wake:
             completion.abandoned = True
             self._wake.notify()
@@ -249,7 +196,7 @@ class BatchedDecoder:
                 self._admit()
                 running = list(self._running)
             if running:
-                batch = _urgent_first(running)
+                batch = urgent_first(running)
                 if self._hold_back(batch):
                     continue
                 try:
@@ -272,84 +219,12 @@ class BatchedDecoder:
         self._l.llama_batch_free(self._batch)
         self._l.llama_free(self._ctx)
 
-    def _hold_back(self, batch: list[_Completion]) -> bool:
-        """Whether to skip this step for others' urgent work (see ``HOLD_S``); sleeps a poll if so.
-        Warmings alone wait as long as that work lasts: nobody waits for them."""
-        if all(c.warm for c in batch) and self.others_urgent is not None and self.others_urgent():
-            time.sleep(HOLD_POLL_S)
-            return True
-        now = time.monotonic()
-        if (
-            self.others_urgent is None
-            or now < self._free_until
-            or any(c.urgent() for c in batch)
-            or not self.others_urgent()
-        ):
-            self._held_since = None
-            return False
-        if self._held_since is None:
-            self._held_since = now
-        elif now - self._held_since >= HOLD_S:
-            self._held_since, self._free_until = None, now + HOLD_S
-            return False
-        time.sleep(HOLD_POLL_S)
-        return True
-
-    def _retire_abandoned(self) -> None:
-        for completion in [c for c in self._running if c.abandoned or c.stop.is_set()]:
-            self._finish(completion, None)
-        self._waiting = [c for c in self._waiting if not c.abandoned]
-
-    def _admit(self) -> None:
-        """Give each waiting completion an idle slot (see :func:`_pick`) and drop what it does not share;
-        warmings give way (:func:`_giving_way`), and to any request that finds no idle slot."""
-        for warming in _giving_way(self._waiting, self._running):
-            self._finish(warming, None)  # its slot keeps what it evaluated
-        busy = {c.key for c in self._running if not c.warm}
-        self._waiting = [c for c in self._waiting if not (c.warm and c.key in busy)]
-        while self._waiting:
-            idle = [slot for slot in self._slots if not slot.busy]
-            if not idle:
-                warmings = [c for c in self._running if c.warm]
-                if not warmings or all(c.warm for c in self._waiting):
-                    return
-                self._finish(warmings[0], None)  # a request goes before a warming
-                continue
-            completion = self._next_waiting()
-            slot = _pick(idle, completion.prompt, completion.key)
-            shared = _common_prefix(slot.tokens, completion.prompt)
-            if completion.warm and shared == len(completion.prompt):
-                self._finish(completion, None)  # already in the cache
-                continue
-            slot.key = completion.key
-            keep = min(shared, len(completion.prompt) - 1)
-            self._l.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
-            slot.tokens = slot.tokens[:keep]
-            slot.busy = True
-            self._clock += 1
-            slot.used_at = self._clock
-            completion.slot, completion.todo = slot, completion.prompt[keep:]
-            self.stats.prompt_tokens += len(completion.todo)
-            self.stats.cached_tokens += keep
-            self._running.append(completion)
-            self.stats.running = len(self._running)
-            self.stats.peak_running = max(self.stats.peak_running, len(self._running))
-
-    def _next_waiting(self) -> _Completion:
-        """The waiting completion of the session (cache key) with the fewest running, first come
-        first served among equals: one session's out-of-band answers do not take every slot that
-        frees while another session waits (issue 10 defect 3). Warmings come after every request."""
-        running = Counter(c.key for c in self._running)
-        completion = min(self._waiting, key=lambda c: (c.warm, running[c.key]))  # warmings last
-        self._waiting.remove(completion)
-        return completion
-
-    def _step(self, running: list[_Completion]) -> None:
+    def _step(self, running: list[Completion]) -> None:
         """One decode call over every running completion; samples where a step ends its input."""
         streaming = any(len(c.todo) == 1 for c in running)
         budget = self._n_batch
         batch = self._batch
-        planned: list[tuple[_Completion, int, int]] = []  # (completion, tokens taken, index of its logits)
+        planned: list[tuple[Completion, int, int]] = []  # (completion, tokens taken, index of its logits)
         n = 0
         for completion in running:
             room = min(budget - n, PREFILL_CHUNK_TOKENS if streaming and len(completion.todo) > 1 else budget)
@@ -397,7 +272,7 @@ class BatchedDecoder:
                 else:
                     completion.todo = [token]
 
-    def _finish(self, completion: _Completion, error: EngineError | None) -> None:
+    def _finish(self, completion: Completion, error: EngineError | None) -> None:
         if completion in self._running:
             self._running.remove(completion)
             self.stats.running = len(self._running)
@@ -413,7 +288,7 @@ class BatchedDecoder:
 class Tokens:
     """The tokens of one running completion (an iterator); :meth:`close` gives up the rest."""
 
-    def __init__(self, decoder: BatchedDecoder, completion: _Completion) -> None:
+    def __init__(self, decoder: BatchedDecoder, completion: Completion) -> None:
         self._decoder = decoder
         self._completion = completion
         self._done = False
@@ -472,45 +347,3 @@ def _sampler(
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(temperature))
         lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
     return chain
-
-
-def _giving_way(waiting: list[_Completion], running: list[_Completion]) -> list[_Completion]:
-    """The running warmings whose conversation's next completion waits: they stop, and it takes the
-    slot with what they evaluated (a warming is not started while its conversation's request runs)."""
-    asked = {c.key for c in waiting if c.key is not None}
-    return [c for c in running if c.warm and c.key in asked]
-
-
-def _urgent_first(running: list[_Completion]) -> list[_Completion]:
-    """The completions the next step decodes: the urgent ones (a listener waits for their first
-    words) when there are any, else all. An answer already past its first clause is far ahead of its
-    speech, so it pauses for a few steps rather than slow them."""
-    urgent = [c for c in running if c.urgent()]
-    return urgent or running
-
-
-def _pick(idle: list[_Slot], prompt: list[int], key: str | None) -> _Slot:
-    """The slot for ``prompt``: its conversation's own (by ``key``), else an empty one, else among
-    those it would keep at least ``KEEP_SHARE`` of the one sharing the longest prefix, else the least
-    recently used. So a new session does not take another's slot for the system prompt they share,
-    and each session's history stays cached while slots last."""
-    if key is not None:
-        for slot in idle:
-            if slot.key == key:
-                return slot
-        for slot in idle:
-            if not slot.tokens and slot.key is None:
-                return slot
-    shared = [(_common_prefix(slot.tokens, prompt), slot) for slot in idle]
-    fitting = [(n, slot) for n, slot in shared if n >= KEEP_SHARE * len(slot.tokens)]
-    if fitting:
-        return max(fitting, key=lambda pair: (pair[0], -pair[1].used_at))[1]
-    return min(idle, key=lambda slot: slot.used_at)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
