@@ -27,6 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from openrealtime.engines.llama_chat import USER_WORDS_END, LlamaOptions, load_llama
+from openrealtime.engines.llama_slots import common_prefix
 from openrealtime.engines.model_files import smollm2_q8_gguf
 from openrealtime.exceptions import EngineError
 
@@ -132,7 +133,7 @@ class EndTokenModel:
         llm = self._llm
         if len(tokens) >= llm.n_ctx():
             raise EngineError(f"{len(tokens)} tokens do not fit the context", code="context_length_exceeded")
-        kept = _common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)
+        kept = common_prefix(list(llm.input_ids[: llm.n_tokens]), tokens)
         if last:
             kept = min(kept, len(tokens) - 1)
         if kept == len(tokens):
@@ -151,14 +152,6 @@ def end_probability(logits: np.ndarray[Any, Any], token: int) -> float:
     top = float(logits.max())
     log_total = top + math.log(float(np.exp(logits - top).sum()))
     return math.exp(float(logits[token]) - log_total)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class TurnWordsScorer:
