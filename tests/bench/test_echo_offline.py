@@ -95,13 +95,13 @@ def test_a_longer_start_over_the_echo_lets_a_short_burst_of_it_pass() -> None:
     """``--start-over-echo-ms``: while the voice may come back, a turn needs that much speech."""
     burst = [Arrival(100, tone(0.05), "item_0")]  # 50 ms of voice: its echo, with the reflections, a little longer
 
-    def heard(over_echo_ms: int | None) -> Session:
+    def heard(over_echo_ms: int) -> Session:
         vad, rng = LoudnessVad(), random.Random(0)
         return run_session(
             burst, vad, rng, jitter_ms=0, end_ms=1500, canceller=transparent(), start_over_echo_ms=over_echo_ms
         )
 
-    assert heard(None).starts_ms
+    assert heard(64).starts_ms
     assert heard(192).starts_ms == []
 
 

@@ -269,3 +269,34 @@ def test_a_websocket_clients_cancel_takes_back_only_the_cancelled_answer() -> No
     assert [e["response"]["status"] for e in events if e["type"] == "response.done"] == ["cancelled"]
     assert reference.end == session._echo.position + 3200  # the old answer still plays; the cancelled one not
     assert reference.end < placed
+
+
+def start_an_answer(driver: RealtimeDriver) -> None:
+    driver.send(
+        {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+        }
+    )
+    driver.send({"type": "response.create"})
+
+
+def test_while_its_voice_may_come_back_a_turn_needs_longer_speech_to_start() -> None:
+    # 60 ms (two 32 ms frames) is enough speech to start a turn (64), but not while the answer may be heard coming back
+    # (START_OVER_ECHO_MS, 96): what a canceller lets through of an answer's onset is seldom longer.
+    session, driver = make(echo=True, aec=Headphones())
+    assert session._echo is not None
+    start_an_answer(driver)
+    events = driver.append(np.concatenate([tone(60), quiet(300)]))
+    assert session._echo.echo_audible
+    assert "input_audio_buffer.speech_started" not in types(events)
+    events = driver.append(tone(200))
+    assert "input_audio_buffer.speech_started" in types(events)
+
+
+def test_with_no_voice_of_its_own_about_a_short_word_starts_a_turn() -> None:
+    session, driver = make(echo=True, aec=Headphones())
+    assert session._echo is not None
+    assert not session._echo.echo_audible
+    events = driver.append(np.concatenate([quiet(100), tone(60), quiet(300)]))
+    assert "input_audio_buffer.speech_started" in types(events)

@@ -24,9 +24,12 @@ It reports, as one JSON object:
 * ``user``: each of the bench's interruptions spoken 2.5 s into a session's *second* answer (the room
   learned; ``--user-over 1``: the first, while the canceller learns it): where the first speech start
   after the user's first voiced sample came (ms; the bench's onset → ``speech_started`` less the
-  VAD's own 64 ms), how many came over 400 ms late or never;
+  VAD's own 64 ms), and where the VAD had heard enough of it to start the turn
+  (``onset_to_decision_ms``: the bench's onset → ``speech_started``, which a longer
+  ``--start-over-echo-ms`` moves), how many came over 400 ms late or never;
 * ``--start-over-echo-ms``: the speech a turn needs to start while the server's voice may come back
-  (the server asks 64 ms always), to weigh echo turns against late users;
+  (the server asks ``START_OVER_ECHO_MS``, 96, and 64 otherwise), to weigh echo turns against late
+  users;
 * ``user_frames_removed_db``: how much the canceller took out of the 10 ms frames where the user's
   voice was louder than the echo (median, p10 and p90): what AEC3's suppressor does to speech over
   the answer. A canceller that only removed the echo would take about 1-2 dB out of them.
@@ -54,7 +57,7 @@ from openrealtime.audio.types import Samples
 from openrealtime.bench.echo_room import CHUNK, CHUNK_MS, ROOMS, Speakerphone
 from openrealtime.bench.interruptions import INTERRUPTIONS, VOICED_FLOOR
 from openrealtime.bench.speech import WIRE_RATE_HZ
-from openrealtime.session.echo import RATE_HZ, EchoCanceller
+from openrealtime.session.echo import RATE_HZ, START_OVER_ECHO_MS, EchoCanceller
 from openrealtime.session.vad import START_SPEECH_MS, SpeechStart, TurnDetector
 
 ANSWERS = (
@@ -102,9 +105,11 @@ class Arrival:
 
 @dataclass
 class Session:
-    """What one offline session heard: speech starts (ms of input) and the user's frames."""
+    """What one offline session heard: speech starts (ms of input: where each began, and where the
+    VAD had heard enough of it to say so) and the user's frames."""
 
     starts_ms: list[float] = field(default_factory=list)
+    decided_ms: list[float] = field(default_factory=list)
     user_frames_removed_db: list[float] = field(default_factory=list)
 
 
@@ -133,7 +138,7 @@ def run_session(
     user_at_ms: int = 0,
     canceller: EchoCanceller | None = None,
     room: str = "bench",
-    start_over_echo_ms: int | None = None,
+    start_over_echo_ms: int = START_OVER_ECHO_MS,
 ) -> Session:
     """Stream the room (and the user) through the canceller and the VAD, 20 ms at a time."""
     canceller = canceller or EchoCanceller(0)
@@ -166,18 +171,19 @@ def run_session(
             if lo < hi:
                 voice[lo - position : hi - position] = user[lo - user_at : hi - user_at]
         out = canceller.process(echo + voice, WIRE_RATE_HZ)
-        if start_over_echo_ms is not None:
-            ms_needed = start_over_echo_ms if canceller.echo_audible else START_SPEECH_MS
-            detector.start_samples = ms_needed * RATE_HZ // MS_PER_S
+        ms_needed = start_over_echo_ms if canceller.echo_audible else START_SPEECH_MS  # as the server asks
+        detector.start_samples = ms_needed * RATE_HZ // MS_PER_S
         if tracks is not None:
             tracks.add(echo, voice, out)
         pending = np.concatenate([pending, out])
         count = pending.size // vad.frame_samples
         if count:
             for index, probability in enumerate(stream.probabilities(pending[: count * vad.frame_samples])):
-                for event in detector.feed(scanned + index * vad.frame_samples, probability):
+                frame_start = scanned + index * vad.frame_samples
+                for event in detector.feed(frame_start, probability):
                     if isinstance(event, SpeechStart):
                         heard.starts_ms.append(event.sample * MS_PER_S / RATE_HZ)
+                        heard.decided_ms.append((frame_start + vad.frame_samples) * MS_PER_S / RATE_HZ)
             scanned += count * vad.frame_samples
             pending = pending[count * vad.frame_samples :]
     if tracks is not None:
@@ -234,7 +240,7 @@ def measure(
     gate: bool = True,
     kind: str = "linear",
     room: str = "bench",
-    start_over_echo_ms: int | None = None,
+    start_over_echo_ms: int = START_OVER_ECHO_MS,
     user_answer: int = 1,
     fresh_speech: bool = False,
 ) -> dict[str, Any]:
@@ -263,6 +269,7 @@ def measure(
         )
         echo_turns.append([int(s) for s in heard.starts_ms])
     onsets: list[float | None] = []
+    decisions: list[float | None] = []  # the user's onset -> the frame that started their turn
     removed: list[float] = []
     for text in INTERRUPTIONS[:users] if users else INTERRUPTIONS:
         user = speech(text, "piper", 1.0)
@@ -286,8 +293,10 @@ def measure(
                 start_over_echo_ms=start_over_echo_ms,
             )
             onset = user_at + first_voiced
-            after = [s - onset for s in heard.starts_ms if s >= onset - 100]
-            onsets.append(after[0] if after else None)
+            starts = zip(heard.starts_ms, heard.decided_ms, strict=True)
+            after = [(s - onset, d - onset) for s, d in starts if s >= onset - 100]
+            onsets.append(after[0][0] if after else None)
+            decisions.append(after[0][1] if after else None)
             removed += heard.user_frames_removed_db
     heard_at = sorted(o for o in onsets if o is not None)
     return {
@@ -304,6 +313,7 @@ def measure(
         "user": {
             "interruptions": len(onsets),
             "onset_to_speech_start_ms": _quantiles(heard_at),
+            "onset_to_decision_ms": _quantiles([d for d in decisions if d is not None]),
             "late": sum(1 for o in heard_at if o > LATE_MS),
             "missed": sum(1 for o in onsets if o is None),
         },
@@ -328,7 +338,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--room", choices=ROOMS, default="bench", help="the bench's room, or a reverberant one")
     parser.add_argument(
-        "--start-over-echo-ms", type=int, default=None, help="speech needed to start a turn while echo may come back"
+        "--start-over-echo-ms",
+        type=int,
+        default=START_OVER_ECHO_MS,
+        help=f"speech needed to start a turn while echo may come back (the server's: {START_OVER_ECHO_MS})",
     )
     parser.add_argument(
         "--user-over", type=int, choices=(1, 2), default=2, help="the answer interrupted (1: the room not learned)"

@@ -33,6 +33,8 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
 * ``q8_llm``: the LLM (answers and the text signal) runs the shipped SmolLM2 re-quantized to Q8_0
   (:func:`~openrealtime.engines.model_files.smollm2_q8_gguf`); off: the shipped Q4_1 file itself,
   loaded beside it once.
+* ``fresh_vad``: Silero's recurrent state made fresh after each second of quiet
+  (:mod:`~openrealtime.engines.silero`); off: carried through the whole session.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -54,7 +56,7 @@ from openrealtime.audio.resample import StreamResampler
 from openrealtime.bench.turn_clips import Clip, pause_set
 from openrealtime.bench.turn_trace import MILESTONES, ClipTrace, SessionWatch, clip_trace, trace_table
 from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialSession, select_modes
-from openrealtime.engines import llama_slots, model_files, piper_tts, whisper
+from openrealtime.engines import llama_slots, model_files, piper_tts, silero, whisper
 from openrealtime.engines.end_token import EndTokenModel, TurnWordsScorer
 from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
 from openrealtime.session import endpointing, frontend, turn_end
@@ -76,9 +78,11 @@ LEVERS = (
     "voice_pieces",
     "loop_repair",
     "q8_llm",
+    "fresh_vad",
 )
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
+NEVER_FRESH = 1 << 62  # frames of quiet before Silero's state is made fresh: never
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:—–]\s")
 
@@ -232,6 +236,8 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     if "q8_llm" in levers:
         for (owner, name), value in ShippedLlm.patches().items():
             patch(owner, name, value)
+    if "fresh_vad" in levers:
+        patch(silero, "FRESH_AFTER_FRAMES", NEVER_FRESH)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)

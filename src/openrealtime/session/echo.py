@@ -46,6 +46,11 @@ RATE_HZ = 16_000  # the input timeline's rate (the VAD's and ASR's)
 PLAYBACK_RATE_HZ = 24_000  # what PlayAudio carries
 FRAME = RATE_HZ // 100  # AEC3 works in 10 ms frames
 KEEP_BEHIND_S = 1  # reference audio kept behind the input's position (the AEC looks back itself)
+# While the server's voice may come back (echo_audible) a turn needs this much speech to start, not the
+# VAD's 64 ms: what the canceller lets through of an answer's onset is seldom longer (offline, 8
+# sessions of three answers: 8 turns of the echo's at 64 ms, 4 at 96, 2 at 128, where the user's
+# interruptions were heard as well at 96 and a few late at 128).
+START_OVER_ECHO_MS = 96
 # After the reference falls silent its echo still comes back (the room's delay and reverberation, the
 # network): the canceller runs this much longer.
 ECHO_TAIL_S = 1

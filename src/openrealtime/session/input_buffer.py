@@ -290,6 +290,11 @@ class InputAudioBuffer(TurnEnding):
         self._vad.position = max(self._vad.position, end)
         return out
 
+    def speech_to_start(self, ms: int) -> None:
+        """The speech a turn needs to start from now on (longer while the server's voice may come back)."""
+        detector = self._vad.detector
+        detector.start_samples = ms * detector.sample_rate_hz // MS_PER_S
+
     def clear(self) -> list[Output]:
         """Client ``input_audio_buffer.clear``: forget uncommitted audio and its turn."""
         out: list[Output] = self._drop_question()

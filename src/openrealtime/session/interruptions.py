@@ -19,7 +19,7 @@ from openrealtime.session.bargein import BargeIn, Verdict
 from openrealtime.session.commands import AudioIn, SessionInput
 from openrealtime.session.conversation import Conversation
 from openrealtime.session.echo import RATE_HZ as ECHO_RATE_HZ
-from openrealtime.session.echo import EchoCanceller
+from openrealtime.session.echo import START_OVER_ECHO_MS, EchoCanceller
 from openrealtime.session.ids import Ids
 from openrealtime.session.input_buffer import InputAudioBuffer
 from openrealtime.session.playback import ServerPlayback
@@ -27,6 +27,7 @@ from openrealtime.session.prompting import new_response
 from openrealtime.session.response import Response
 from openrealtime.session.responses import ResponseWriter
 from openrealtime.session.signals import Output, TurnMayEnd
+from openrealtime.session.vad import START_SPEECH_MS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -98,7 +99,9 @@ class Interruptions:
         """The input with the server's own voice removed (session/echo.py); a commit takes the tail."""
         assert self._echo is not None
         if isinstance(event, AudioIn) and isinstance(event.event, ce.InputAudioBufferAppend):
-            return AudioIn(event.event, self._echo.process(event.samples, event.rate_hz), ECHO_RATE_HZ)
+            samples = self._echo.process(event.samples, event.rate_hz)
+            self.buffer.speech_to_start(START_OVER_ECHO_MS if self._echo.echo_audible else START_SPEECH_MS)
+            return AudioIn(event.event, samples, ECHO_RATE_HZ)
         if isinstance(event, ce.InputAudioBufferCommit) and self.buffer.turn is not None:
             self._take(self.buffer.append(self._echo.flush(), ECHO_RATE_HZ, event_id=event.event_id))
         return event

@@ -67,6 +67,7 @@ class TurnDetector:
         self.sample_rate_hz = sample_rate_hz
         self.frame_samples = frame_samples
         self.state = VadState.SILENCE
+        self.start_samples = START_SPEECH_MS * sample_rate_hz // 1000  # speech that starts a turn
         self.configure(threshold=threshold, silence_duration_ms=silence_duration_ms)
         self._run_start: int | None = None  # start of the current run of speech frames (in SILENCE)
         self._pause_start: int | None = None  # start of the current pause (in SPEECH)
@@ -75,7 +76,6 @@ class TurnDetector:
         self.threshold = threshold
         self.negative_threshold = max(MIN_NEGATIVE_THRESHOLD, threshold - HYSTERESIS)
         self.silence_samples = silence_duration_ms * self.sample_rate_hz // 1000
-        self.start_samples = START_SPEECH_MS * self.sample_rate_hz // 1000  # speech that starts a turn
 
     def reset(self) -> None:
         self.state = VadState.SILENCE
