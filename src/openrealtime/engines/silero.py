@@ -90,25 +90,34 @@ class SileroVadStream:
             batch[1:, :CONTEXT_SAMPLES] = rest[:-1, -CONTEXT_SAMPLES:]
             batch[:, CONTEXT_SAMPLES:] = rest
             probs, self._h, self._c = self._model.run_many(batch, self._h, self._c)
-            for index, prob in enumerate(probs):
-                done.append(prob)
-                self._context = rest[index, -CONTEXT_SAMPLES:].copy()
-                if self._count_quiet(prob) and index < len(probs) - 1:
-                    break  # the frames after it are run again from the fresh state
+            fresh_after = self._quiet_run(probs)
+            kept = len(probs) if fresh_after is None else fresh_after + 1
+            done += probs[:kept]  # the frames after a fresh start are run again from it
+            self._context = rest[kept - 1, -CONTEXT_SAMPLES:].copy()
         return done
 
     def reset(self) -> None:
         self._context[:] = 0.0
         self._fresh_state()
 
-    def _count_quiet(self, prob: float) -> bool:
-        """Count a frame's quiet; make the state fresh (and say so) after ``FRESH_AFTER_FRAMES``."""
+    def _count_quiet(self, prob: float) -> None:
         self._quiet = self._quiet + 1 if prob < QUIET_BELOW else 0
-        if self._quiet < FRESH_AFTER_FRAMES:
-            return False
-        self._fresh_state()
-        self.refreshed += 1
-        return True
+        if self._quiet >= FRESH_AFTER_FRAMES:
+            self._fresh_state()
+            self.refreshed += 1
+
+    def _quiet_run(self, probs: list[float]) -> int | None:
+        """Count the frames' quiet; the index of the frame after which the state was made fresh, if one
+        ended ``FRESH_AFTER_FRAMES`` of it."""
+        quiet = self._quiet
+        for index, prob in enumerate(probs):
+            quiet = quiet + 1 if prob < QUIET_BELOW else 0
+            if quiet >= FRESH_AFTER_FRAMES:
+                self._fresh_state()
+                self.refreshed += 1
+                return index
+        self._quiet = quiet
+        return None
 
     def _fresh_state(self) -> None:
         self._h = np.zeros(_STATE_SHAPE, dtype=np.float32)
