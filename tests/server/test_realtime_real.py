@@ -237,3 +237,21 @@ async def test_the_output_speed_changes_how_long_the_answer_lasts(conn: Any) -> 
         audio = b"".join(base64.b64decode(e.delta) for e in events if e.type == "response.output_audio.delta")
         durations[speed] = len(audio) / 2 / 24_000
     assert durations[0.5] > 2.2 * durations[1.5], durations
+
+
+async def test_a_turn_after_a_long_silence_starts_at_its_first_word(conn: Any) -> None:
+    # Carried through the silence, Silero's state had drifted so that "Wait," scored too low to start a
+    # turn: it began ~0.6 s later, at "can you" (engines/silero.py makes the state fresh in the quiet).
+    await conn.session.update(
+        session={
+            "type": "realtime",
+            "audio": {
+                "input": {"turn_detection": {"type": "server_vad", "prefix_padding_ms": 0, "create_response": False}}
+            },
+        }
+    )
+    words = speak("Wait, can you say that again?")
+    onset_ms = 45_000 + int(np.flatnonzero(np.abs(words) > 0.02)[0]) * 1000 // 24_000
+    await stream(conn, np.concatenate([silence(45_000), words, silence(1000)]), pace_s=0.0)
+    events = await until(conn, lambda e: e.type == "input_audio_buffer.speech_started")
+    assert onset_ms - 100 <= events[-1].audio_start_ms <= onset_ms + 150
