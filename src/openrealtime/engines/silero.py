@@ -72,7 +72,7 @@ class SileroVadStream:
         self._input[0, CONTEXT_SAMPLES:] = frame
         prob, self._h, self._c = self._model.run(self._input, self._h, self._c)
         self._context = frame[-CONTEXT_SAMPLES:].copy()
-        self._count_quiet(prob)
+        self._quiet_run([prob])
         return prob
 
     def probabilities(self, audio: Samples) -> list[float]:
@@ -99,12 +99,6 @@ class SileroVadStream:
     def reset(self) -> None:
         self._context[:] = 0.0
         self._fresh_state()
-
-    def _count_quiet(self, prob: float) -> None:
-        self._quiet = self._quiet + 1 if prob < QUIET_BELOW else 0
-        if self._quiet >= FRESH_AFTER_FRAMES:
-            self._fresh_state()
-            self.refreshed += 1
 
     def _quiet_run(self, probs: list[float]) -> int | None:
         """Count the frames' quiet; the index of the frame after which the state was made fresh, if one
