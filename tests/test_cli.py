@@ -50,7 +50,9 @@ async def test_transcribe_a_file_prints_turns_in_order(base: str, tmp_path: Path
     )
     assert code == 0, err
     lines = [line.removeprefix("» ").strip() for line in out.splitlines() if line.startswith("» ")]
-    assert word_error_rate([" ".join(texts)], [" ".join(lines)]) <= 0.05
+    # In order and whole: a turn missing or out of order is 30 % or more. Whisper tiny.en misreads a word
+    # or two of a fresh piper synthesis now and then ("The quit brown fox jumped": 5.7 %, one CI run).
+    assert word_error_rate([" ".join(texts)], [" ".join(lines)]) <= 0.1
 
 
 async def test_serve_answers_healthz_and_binds_loopback() -> None:
