@@ -27,13 +27,15 @@ def clauses(text: str) -> list[str]:
 
 def test_the_levers_go_off_while_patched_and_back_on_after() -> None:
     resumed = FlickerKeeper.speech_resumed
+    asked_at = END_OF_TURN["medium"].check_pause_ms
+    assert asked_at < 160
     assert clauses(ANSWER) == ["The capital of France", "is Paris,", "and it is lovely."]
     with levers_off(LEVERS):
         assert clauses(ANSWER) == ["The capital of France is Paris,", "and it is lovely."]
         assert END_OF_TURN["medium"].check_pause_ms == 160
         assert FlickerKeeper.speech_resumed is not resumed
     assert clauses(ANSWER) == ["The capital of France", "is Paris,", "and it is lovely."]
-    assert END_OF_TURN["medium"].check_pause_ms == 128
+    assert END_OF_TURN["medium"].check_pause_ms == asked_at
     assert FlickerKeeper.speech_resumed is resumed
     with levers_off(["flicker"]):  # one lever alone
         assert clauses(ANSWER)[0] == "The capital of France"
