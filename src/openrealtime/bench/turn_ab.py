@@ -12,8 +12,7 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   sentence its own piece (:mod:`~openrealtime.session.clauses`); off: cut at 40, at any word.
 * ``flicker``: the pause's final decode and answer kept across a flicker of the VAD
   (:mod:`~openrealtime.session.flicker`); off: dropped at the first frame of speech.
-* ``ask_sooner``: ``semantic_vad`` medium asks the end-of-turn model after 64 ms of pause (128 in
-  sessions 20-28); off: 160.
+* ``ask_sooner``: ``semantic_vad`` medium asks the end-of-turn model after 128 ms of pause; off: 160.
 * ``text_signal``: ``semantic_vad``'s text signal, the LLM's P(end of message) after the pause's
   words (:mod:`~openrealtime.session.eou_text`); off: never asked (decided as without it).
 * ``voice_first``: an answer's later tokens wait while its own first clause is voiced
