@@ -295,6 +295,16 @@ class PromptWarmer(Protocol):
         ...
 
 
+@runtime_checkable
+class FirstWordsWriter(Protocol):
+    """A chat LLM in this process that can say whether an answer is writing its first words (llama.cpp:
+    the cores it shares with the end-of-turn judges)."""
+
+    def writing_first_words(self) -> bool:
+        """Whether an answer (not a warming) waits to start or has not yet written its first clause."""
+        ...
+
+
 # --- TTS -------------------------------------------------------------------------------------------
 
 

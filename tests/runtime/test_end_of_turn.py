@@ -161,3 +161,61 @@ async def test_warmings_reach_the_llms_and_give_no_result() -> None:
     assert chat.warmed == [request]
     assert words.warmed == ["what is the"]
     assert words.asked == []
+
+
+class Writer:
+    """A chat LLM writing an answer's first clause for ``busy_s``, from ``appears_s`` after it is first
+    asked."""
+
+    def __init__(self, *, appears_s: float = 0.0, busy_s: float = 0.0) -> None:
+        self._appears_s, self._busy_s = appears_s, busy_s
+        self._start: float | None = None
+
+    def writing_first_words(self) -> bool:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        return self._start + self._appears_s <= now < self._start + self._appears_s + self._busy_s
+
+
+def waited(writer: Writer) -> float:
+    from openrealtime.runtime.engines import let_first_words_go
+
+    started = time.monotonic()
+    let_first_words_go(writer)
+    return time.monotonic() - started
+
+
+def test_the_text_signal_waits_while_an_answer_writes_its_first_clause_and_no_longer() -> None:
+    """The question about the pause's words lets the answer begun on them have the cores until its
+    first clause is written (at most TEXT_SIGNAL_YIELD_S), and costs next to nothing without one."""
+    from openrealtime.runtime.engines import ANSWER_APPEARS_S, TEXT_SIGNAL_YIELD_S
+
+    # Lower bounds are exact (a wait is never shorter); upper ones leave a loaded machine its delays.
+    assert ANSWER_APPEARS_S <= waited(Writer()) < TEXT_SIGNAL_YIELD_S / 2, "no answer: asked almost at once"
+    assert 0.03 <= waited(Writer(busy_s=0.03)) < TEXT_SIGNAL_YIELD_S, "until the first clause is written"
+    assert 0.03 <= waited(Writer(appears_s=0.002, busy_s=0.03)) < TEXT_SIGNAL_YIELD_S, "an answer a moment behind"
+    assert TEXT_SIGNAL_YIELD_S <= waited(Writer(busy_s=10.0)) < 5 * TEXT_SIGNAL_YIELD_S, "bounded"
+
+
+async def test_a_words_question_waits_for_the_answers_first_clause() -> None:
+    from openrealtime.runtime.engines import TEXT_SIGNAL_YIELD_S
+
+    words = FixedWords(1e-3)
+    engines = EngineSet(
+        vad=EnergyVad(),
+        transcriber=FakeTranscriber(),
+        transcriber_name="fake",
+        end_of_turn_text=words,
+        chat=Writer(busy_s=0.06),  # type: ignore[arg-type]
+    )
+    started = time.monotonic()
+    try:
+        results = engines.run_job(ScoreTurnWords("job_1", "item_1", "what is the time"))
+        assert results is not None
+        [result] = [r async for r in results]
+    finally:
+        engines.close()
+    assert isinstance(result, TurnEndPredicted)
+    assert result.probability == pytest.approx(1e-3)
+    assert 0.05 <= time.monotonic() - started < 5 * TEXT_SIGNAL_YIELD_S

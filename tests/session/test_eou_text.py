@@ -73,7 +73,7 @@ def test_a_clearly_whole_message_ends_a_turn_smart_turn_doubts_sooner_but_not_at
     driver = semantic("medium", end_of_turn=FixedEndOfTurn(0.01), end_of_turn_text=Llm(CLEAR_ABOVE))
     events = driver.append(tone(3200)) + driver.append(quiet(1000))
     assert MEDIUM.check_pause_ms + 64 < pause_before_stop(events, 3200)
-    assert 300 <= pause_before_stop(events, 3200) < 400  # 0.6 x the word rule's 500 ms
+    assert 200 <= pause_before_stop(events, 3200) < 300  # 0.4 x the word rule's 500 ms
 
 
 def test_without_the_llms_word_a_doubted_turn_waits_the_doubted_pause() -> None:

@@ -216,4 +216,6 @@ def test_eagerness_mapping_orders_thresholds_and_waits() -> None:
     assert low.recheck_ms >= medium.recheck_ms >= high.recheck_ms
     for policy in (low, medium, high):
         assert 0.0 < policy.threshold < 1.0
-        assert 100 <= policy.check_pause_ms <= 300  # a complete sentence ends after ~150-250 ms
+        # The model hears some of the pause; a complete sentence ends once the pause's words come
+        # too (~150-250 ms after the last word).
+        assert 64 <= policy.check_pause_ms <= 300

@@ -172,6 +172,12 @@ class BatchedDecoder(Scheduling):
             self._waiting.append(completion)
             self._wake.notify()
 
+    def writing_first_words(self) -> bool:
+        """Whether an answer (not a warming) waits to be admitted or is still urgent (its first
+        clause not yet written and voiced: :meth:`Completion.urgent`)."""
+        with self._wake:
+            return any(not c.warm for c in self._waiting) or any(not c.warm and c.urgent() for c in self._running)
+
     def _abandon(self, completion: Completion) -> None:
         with self._wake:
             completion.abandoned = True

@@ -232,6 +232,10 @@ class LlamaChatModel(ToolSteps):
         someone's final transcript or first clause), a bounded time each (``llama_batch.HOLD_S``)."""
         self._decoder.others_urgent = others_urgent
 
+    def writing_first_words(self) -> bool:
+        """Whether an answer waits to start or is writing its first clause (:class:`FirstWordsWriter`)."""
+        return self._decoder.writing_first_words()
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in the model's own tokenizer (no BOS, special tokens as plain text)."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

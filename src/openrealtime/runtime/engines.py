@@ -23,6 +23,7 @@ from openrealtime.contracts import (
     ChatModel,
     EndOfTurnModel,
     EndOfTurnTextModel,
+    FirstWordsWriter,
     NoiseSuppressor,
     PromptWarmer,
     Synthesizer,
@@ -76,6 +77,15 @@ STREAM_THREADS = 8
 END_OF_TURN_THREADS = 2
 # The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
 # ``/metrics`` shows it: what semantic_vad costs per decision and per session (issue 13).
+# The text signal's question waits while an answer writes its first clause, at most this long. Both are
+# asked the moment the pause's words are known; on two cores the question's llama.cpp context stalled
+# the answer's (their threads meet at a barrier after every layer): the answer's first clause came
+# ~20 ms later. The veto it may bring is needed only by the turn's end, which the first audio waits
+# for anyway (session 29: first audio p50 0.364 -> 0.350 s, the text's answer +75 ms, still within
+# ``eou_text.WAIT_PAUSE_MS``).
+TEXT_SIGNAL_YIELD_S = 0.1
+ANSWER_APPEARS_S = 0.005  # ... the answer begun on the same words has this long to reach the LLM
+YIELD_POLL_S = 0.002
 END_OF_TURN_CPU_STAGE = "end_of_turn_cpu"
 END_OF_TURN_TEXT_CPU_STAGE = "end_of_turn_text_cpu"  # the same for the LLM's text signal (session/eou_text.py)
 # Audio longer than this is decoded as windows of about WINDOW_S, each a job of its own, so one long turn
@@ -194,7 +204,11 @@ class EngineSet:
         if model is None:
             raise EngineError("this server's LLM gives no end-of-turn signal", code=END_OF_TURN_TEXT_UNAVAILABLE)
 
+        chat = self.chat
+
         def call() -> TurnEndPredicted:
+            if isinstance(chat, FirstWordsWriter):
+                let_first_words_go(chat)
             started, started_cpu = time.perf_counter(), time.thread_time()
             probability = model.end_probability(command.words)
             self._stage("end_of_turn_text", time.perf_counter() - started)
@@ -403,3 +417,16 @@ def transcribe_priority(command: Transcribe) -> int:
     if command.final:
         return PRIORITY_FINAL
     return PRIORITY_FIRST_CAPTION if command.first_caption else PRIORITY_PARTIAL
+
+
+def let_first_words_go(chat: FirstWordsWriter) -> None:
+    """Wait while ``chat`` has an answer writing its first clause (see ``TEXT_SIGNAL_YIELD_S``);
+    the answer begun on the same words is given ``ANSWER_APPEARS_S`` to reach it."""
+    started = time.monotonic()
+    seen = False
+    while (waited := time.monotonic() - started) < TEXT_SIGNAL_YIELD_S:
+        if chat.writing_first_words():
+            seen = True
+        elif seen or waited >= ANSWER_APPEARS_S:
+            return
+        time.sleep(YIELD_POLL_S)

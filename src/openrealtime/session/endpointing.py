@@ -162,10 +162,14 @@ class EndOfTurnPolicy:
 # 12 % of the mid-sentence pauses and 62 % of the clip ends asked at 128 ms, against 15 % and 62 % at
 # 160, so no more cut-offs; live (``--turn-trace``) the model's answer, not the pause's words, was
 # the later of the two at the median (+327 against +264 ms after the last word), so the turn ends
-# about 32 ms sooner.
+# about 32 ms sooner. Since session 29 ``high`` and ``medium`` ask at 64 ms: the model's ~45 ms of one
+# core then runs beside the pause's decode (one thread) instead of beside the answer's first clause
+# (two threads, begun when the words come), whose first clause came ~20 ms sooner; offline the model
+# and the words end the same 14 % of mid-sentence pauses at 64 ms as at 128, and 55 % of the clip ends
+# at the first question against 60 % (the others end by the word rule or the LLM's clear rescue).
 END_OF_TURN = {
-    "high": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=500, max_wait_ms=2_000),
-    "medium": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=1_000, max_wait_ms=4_000),
-    "auto": EndOfTurnPolicy(threshold=0.5, check_pause_ms=128, recheck_ms=1_000, max_wait_ms=4_000),
+    "high": EndOfTurnPolicy(threshold=0.5, check_pause_ms=64, recheck_ms=500, max_wait_ms=2_000),
+    "medium": EndOfTurnPolicy(threshold=0.5, check_pause_ms=64, recheck_ms=1_000, max_wait_ms=4_000),
+    "auto": EndOfTurnPolicy(threshold=0.5, check_pause_ms=64, recheck_ms=1_000, max_wait_ms=4_000),
     "low": EndOfTurnPolicy(threshold=0.7, check_pause_ms=256, recheck_ms=2_000, max_wait_ms=8_000),
 }

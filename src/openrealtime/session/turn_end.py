@@ -41,9 +41,12 @@ DOUBTED_PAUSE_FACTOR = 2.5
 # session/eou_text.py) wait 1.5 times the word rule's pause instead (750 ms at medium): on bench turns'
 # 40 clips, interleaved, the turn ends' p90 went from 1.34 to 0.85 s with no clip more cut off.
 RESCUED_PAUSE_FACTOR = 1.5
-# ... and 0.6 times it (300 ms at medium) where the LLM reads them as a whole message clearly
-# (eou_text.CLEAR_ABOVE): the clip ends Smart Turn misjudges, about two in five of bench turns'.
-CLEAR_PAUSE_FACTOR = 0.6
+# ... and 0.4 times it (200 ms at medium) where the LLM reads them as a whole message clearly
+# (eou_text.CLEAR_ABOVE): the clip ends Smart Turn misjudges, about two in five of bench turns'. At 0.6
+# (300 ms, sessions 24-28) these turns ended ~100 ms after the others and their answers waited for it
+# (session 29: +369-381 -> +266-281 ms after the last word, no clip more cut off; no mid-sentence pause
+# of the set reads that clearly but the sentence complete at its pause, which Smart Turn ends anyway).
+CLEAR_PAUSE_FACTOR = 0.4
 
 
 @dataclass(frozen=True)
