@@ -75,17 +75,17 @@ STREAM_THREADS = 8
 # End-of-turn decisions (40-60 ms each, one core) get threads of their own: queued behind an LLM or TTS
 # stream, a decision would wait for it, and every millisecond of it is a millisecond of the user's wait.
 END_OF_TURN_THREADS = 2
-# The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
-# ``/metrics`` shows it: what semantic_vad costs per decision and per session (issue 13).
 # The text signal's question waits while an answer writes its first clause, at most this long. Both are
 # asked the moment the pause's words are known; on two cores the question's llama.cpp context stalled
 # the answer's (their threads meet at a barrier after every layer): the answer's first clause came
 # ~20 ms later. The veto it may bring is needed only by the turn's end, which the first audio waits
-# for anyway (session 29: first audio p50 0.364 -> 0.350 s, the text's answer +75 ms, still within
+# for anyway (session 29: the first clause 20 ms sooner, the text's answer ~80 ms later, still within
 # ``eou_text.WAIT_PAUSE_MS``).
 TEXT_SIGNAL_YIELD_S = 0.1
 ANSWER_APPEARS_S = 0.005  # ... the answer begun on the same words has this long to reach the LLM
 YIELD_POLL_S = 0.002
+# The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
+# ``/metrics`` shows it: what semantic_vad costs per decision and per session (issue 13).
 END_OF_TURN_CPU_STAGE = "end_of_turn_cpu"
 END_OF_TURN_TEXT_CPU_STAGE = "end_of_turn_text_cpu"  # the same for the LLM's text signal (session/eou_text.py)
 # Audio longer than this is decoded as windows of about WINDOW_S, each a job of its own, so one long turn
