@@ -46,8 +46,21 @@ def test_the_text_signal_lever_stops_the_questions() -> None:
     from openrealtime.session.ids import Ids
 
     with levers_off(["text_signal"]):
-        assert WordsEndOfTurn(Ids(deterministic=True)).ask("item_1", "hello there") == []
-    assert len(WordsEndOfTurn(Ids(deterministic=True)).ask("item_1", "hello there")) == 1
+        assert WordsEndOfTurn(Ids(deterministic=True)).ask("item_1", "hello there", 0) == []
+    assert len(WordsEndOfTurn(Ids(deterministic=True)).ask("item_1", "hello there", 0)) == 1
+
+
+def test_the_judges_aside_lever_asks_smart_turn_later_rescues_later_and_never_holds_the_text_question() -> None:
+    from openrealtime.session import eou_text, turn_end
+
+    factor = turn_end.CLEAR_PAUSE_FACTOR
+    with levers_off(["judges_aside"]):
+        assert END_OF_TURN["medium"].check_pause_ms == 128
+        assert turn_end.CLEAR_PAUSE_FACTOR == 0.6
+        assert eou_text.hold_ms(0) == 0
+    assert END_OF_TURN["medium"].check_pause_ms == 64
+    assert turn_end.CLEAR_PAUSE_FACTOR == factor < 0.6
+    assert eou_text.hold_ms(0) == eou_text.MAX_HOLD_MS
 
 
 def test_the_ab_table_pairs_each_clip() -> None:

@@ -178,44 +178,51 @@ class Writer:
         return self._start + self._appears_s <= now < self._start + self._appears_s + self._busy_s
 
 
-def waited(writer: Writer) -> float:
+LIMIT_S = 0.1
+
+
+def waited(writer: Writer, limit_s: float = LIMIT_S) -> float:
     from openrealtime.runtime.engines import let_first_words_go
 
     started = time.monotonic()
-    let_first_words_go(writer)
+    let_first_words_go(writer, limit_s)
     return time.monotonic() - started
 
 
 def test_the_text_signal_waits_while_an_answer_writes_its_first_clause_and_no_longer() -> None:
     """The question about the pause's words lets the answer begun on them have the cores until its
-    first clause is written (at most TEXT_SIGNAL_YIELD_S), and costs next to nothing without one."""
-    from openrealtime.runtime.engines import ANSWER_APPEARS_S, TEXT_SIGNAL_YIELD_S
+    first clause is written (at most the session's hold), and costs next to nothing without one."""
+    from openrealtime.runtime.engines import ANSWER_APPEARS_S
 
     # Lower bounds are exact (a wait is never shorter); upper ones leave a loaded machine its delays.
-    assert ANSWER_APPEARS_S <= waited(Writer()) < TEXT_SIGNAL_YIELD_S / 2, "no answer: asked almost at once"
-    assert 0.03 <= waited(Writer(busy_s=0.03)) < TEXT_SIGNAL_YIELD_S, "until the first clause is written"
-    assert 0.03 <= waited(Writer(appears_s=0.002, busy_s=0.03)) < TEXT_SIGNAL_YIELD_S, "an answer a moment behind"
-    assert TEXT_SIGNAL_YIELD_S <= waited(Writer(busy_s=10.0)) < 5 * TEXT_SIGNAL_YIELD_S, "bounded"
+    assert ANSWER_APPEARS_S <= waited(Writer()) < LIMIT_S / 2, "no answer: asked almost at once"
+    assert 0.03 <= waited(Writer(busy_s=0.03)) < LIMIT_S, "until the first clause is written"
+    assert 0.03 <= waited(Writer(appears_s=0.002, busy_s=0.03)) < LIMIT_S, "an answer a moment behind"
+    assert LIMIT_S <= waited(Writer(busy_s=10.0)) < 5 * LIMIT_S, "bounded"
+    assert waited(Writer(busy_s=10.0), limit_s=0.0) < LIMIT_S / 2, "no hold: asked at once"
 
 
-async def test_a_words_question_waits_for_the_answers_first_clause() -> None:
-    from openrealtime.runtime.engines import TEXT_SIGNAL_YIELD_S
-
+async def test_a_words_question_waits_for_the_answers_first_clause_as_long_as_the_session_lets_it() -> None:
     words = FixedWords(1e-3)
     engines = EngineSet(
         vad=EnergyVad(),
         transcriber=FakeTranscriber(),
         transcriber_name="fake",
         end_of_turn_text=words,
-        chat=Writer(busy_s=0.06),  # type: ignore[arg-type]
+        chat=Writer(busy_s=10.0),  # type: ignore[arg-type]
     )
-    started = time.monotonic()
-    try:
-        results = engines.run_job(ScoreTurnWords("job_1", "item_1", "what is the time"))
+
+    async def asked(hold_ms: float) -> float:
+        started = time.monotonic()
+        results = engines.run_job(ScoreTurnWords("job_1", "item_1", "what is the time", hold_ms=hold_ms))
         assert results is not None
         [result] = [r async for r in results]
+        assert isinstance(result, TurnEndPredicted)
+        assert result.probability == pytest.approx(1e-3)
+        return time.monotonic() - started
+
+    try:
+        assert 0.06 <= await asked(60) < 0.06 + 4 * LIMIT_S
+        assert await asked(0) < 0.06
     finally:
         engines.close()
-    assert isinstance(result, TurnEndPredicted)
-    assert result.probability == pytest.approx(1e-3)
-    assert 0.05 <= time.monotonic() - started < 5 * TEXT_SIGNAL_YIELD_S

@@ -19,8 +19,10 @@ from openrealtime.session.commands import (
 )
 from openrealtime.session.endpointing import END_OF_TURN
 from openrealtime.session.eou_text import (
+    ANSWER_MS,
     CLEAR_ABOVE,
     KEPT_WORDS,
+    MAX_HOLD_MS,
     VETO_BELOW,
     WAIT_PAUSE_MS,
     TextSignal,
@@ -130,31 +132,41 @@ def test_a_server_without_the_signal_decides_as_before_and_is_not_asked_again() 
 
 def test_the_answers_are_kept_by_words_and_a_failed_question_leaves_the_signal_absent() -> None:
     text = WordsEndOfTurn(Ids(deterministic=True))
-    [first] = text.ask("item_1", "please remind me to call")
-    assert text.ask("item_1", "please remind me to call") == []  # in flight
+    [first] = text.ask("item_1", "please remind me to call", 0)
+    assert text.ask("item_1", "please remind me to call", 0) == []  # in flight
     assert text.signal("please remind me to call") is TextSignal.PENDING
     assert text.signal("other words") is TextSignal.ABSENT  # never asked
     assert text.owns(first.job_id)
     text.on_result(TurnEndPredicted(first.job_id, FRAGMENT))
     assert not text.owns(first.job_id)
     assert text.signal("please remind me to call") is TextSignal.GOES_ON
-    assert text.ask("item_2", "please remind me to call") == []  # the words' answer holds in any turn
-    [second] = text.ask("item_2", "the capital of france")
+    assert text.ask("item_2", "please remind me to call", 0) == []  # the words' answer holds in any turn
+    [second] = text.ask("item_2", "the capital of france", 0)
     text.on_result(JobFailed(second.job_id, "generation_failed", "boom"))
     assert text.signal("the capital of france") is TextSignal.ABSENT
     assert not text.unavailable
-    questions = [q for n in range(KEPT_WORDS) for q in text.ask("item_3", f"words {n}")]
+    questions = [q for n in range(KEPT_WORDS) for q in text.ask("item_3", f"words {n}", 0)]
     for question in questions:
         text.on_result(TurnEndPredicted(question.job_id, WHOLE))
     assert text.signal("words 0") is TextSignal.ENDS
     assert text.signal("please remind me to call") is TextSignal.ABSENT  # the oldest answers go
 
 
+def test_a_question_is_held_for_an_answers_first_clause_only_while_its_veto_would_still_come_in_time() -> None:
+    text = WordsEndOfTurn(Ids(deterministic=True))
+    [early] = text.ask("item_1", "the capital of france", 64)
+    [late] = text.ask("item_1", "the capital of spain", WAIT_PAUSE_MS - ANSWER_MS - 30)
+    [too_late] = text.ask("item_1", "the capital of italy", WAIT_PAUSE_MS)
+    assert early.hold_ms == MAX_HOLD_MS
+    assert late.hold_ms == 30
+    assert too_late.hold_ms == 0
+
+
 def test_unavailable_stops_the_questions() -> None:
     text = WordsEndOfTurn(Ids(deterministic=True))
-    [question] = text.ask("item_1", "hello")
+    [question] = text.ask("item_1", "hello", 0)
     assert isinstance(question, ScoreTurnWords)
     text.on_result(JobFailed(question.job_id, END_OF_TURN_TEXT_UNAVAILABLE, "remote LLM"))
     assert text.unavailable
-    assert text.ask("item_1", "other words") == []
+    assert text.ask("item_1", "other words", 0) == []
     assert text.signal("hello") is TextSignal.ABSENT

@@ -21,6 +21,10 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
 * ``clear_rescue``: finished-looking words that Smart Turn doubts and the LLM reads as a whole
   message clearly (``eou_text.CLEAR_ABOVE``) wait 0.6 times the word rule's pause; off: 1.5 times,
   as any rescued words.
+* ``judges_aside``: the judges kept out of the answer's way (session 30): Smart Turn asked at 64 ms
+  of pause at medium, the clear rescue at 0.4 of the word rule's pause, and the text signal's
+  question held while an answer writes its first clause (``eou_text.hold_ms``); off: 128 ms, 0.6,
+  never held.
 * ``warm``: the LLM evaluates the answer's prompt and the text signal's up to the words heard so far
   while the user speaks (``WarmAnswer``, ``WarmTurnWords``); off: both from the pause's words.
 * ``quick_resampler``: the input resampled to 16 kHz by the polyphase filter that holds back ~1.5 ms
@@ -59,7 +63,7 @@ from openrealtime.bench.turns import LEAD_MS, REALTIME_PATH, Mode, Trial, TrialS
 from openrealtime.engines import llama_slots, model_files, piper_tts, silero, whisper
 from openrealtime.engines.end_token import EndTokenModel, TurnWordsScorer
 from openrealtime.engines.llama_chat import LlamaChatModel, LlamaOptions
-from openrealtime.session import endpointing, frontend, turn_end
+from openrealtime.session import endpointing, eou_text, frontend, turn_end
 from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
@@ -72,6 +76,7 @@ LEVERS = (
     "ask_sooner",
     "text_signal",
     "voice_first",
+    "judges_aside",
     "warm",
     "clear_rescue",
     "quick_resampler",
@@ -82,6 +87,8 @@ LEVERS = (
 )
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
+JUDGES_CHECK_PAUSE_MS = 128  # ... and before judges_aside (sessions 25-29)
+JUDGES_CLEAR_PAUSE_FACTOR = 0.6
 NEVER_FRESH = 1 << 62  # frames of quiet before Silero's state is made fresh: never
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:—–]\s")
@@ -123,8 +130,12 @@ def _drop_at_once(self: FlickerKeeper, turn: Turn, sample: int) -> list[Any]:
     return self._drop(turn)
 
 
-def _never_ask(self: WordsEndOfTurn, item_id: str, words: str) -> list[Any]:
+def _never_ask(self: WordsEndOfTurn, item_id: str, words: str, paused_ms: float) -> list[Any]:
     return []
+
+
+def _never_held(paused_ms: float) -> float:
+    return 0.0
 
 
 def _whole_sentence(count: int) -> Iterator[tuple[int, int]]:
@@ -215,11 +226,16 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
             patch(ClauseSplitter, name, getattr(OldSplitter, name))
     if "flicker" in levers:
         patch(FlickerKeeper, "speech_resumed", _drop_at_once)
+    if "judges_aside" in levers:  # before ask_sooner and clear_rescue, which go further back
+        old = endpointing.END_OF_TURN["medium"]
+        saved.append((endpointing.END_OF_TURN, "medium", old))
+        endpointing.END_OF_TURN["medium"] = dataclasses.replace(old, check_pause_ms=JUDGES_CHECK_PAUSE_MS)
+        patch(turn_end, "CLEAR_PAUSE_FACTOR", JUDGES_CLEAR_PAUSE_FACTOR)
+        patch(eou_text, "hold_ms", _never_held)
     if "ask_sooner" in levers:
         old = endpointing.END_OF_TURN["medium"]
-        slower = dataclasses.replace(old, check_pause_ms=OLD_CHECK_PAUSE_MS)
         saved.append((endpointing.END_OF_TURN, "medium", old))
-        endpointing.END_OF_TURN["medium"] = slower
+        endpointing.END_OF_TURN["medium"] = dataclasses.replace(old, check_pause_ms=OLD_CHECK_PAUSE_MS)
     if "text_signal" in levers:
         patch(WordsEndOfTurn, "ask", _never_ask)
     if "voice_first" in levers:

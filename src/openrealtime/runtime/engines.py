@@ -75,13 +75,10 @@ STREAM_THREADS = 8
 # End-of-turn decisions (40-60 ms each, one core) get threads of their own: queued behind an LLM or TTS
 # stream, a decision would wait for it, and every millisecond of it is a millisecond of the user's wait.
 END_OF_TURN_THREADS = 2
-# The text signal's question waits while an answer writes its first clause, at most this long. Both are
-# asked the moment the pause's words are known; on two cores the question's llama.cpp context stalled
-# the answer's (their threads meet at a barrier after every layer): the answer's first clause came
-# ~20 ms later. The veto it may bring is needed only by the turn's end, which the first audio waits
-# for anyway (session 29: the first clause 20 ms sooner, the text's answer ~80 ms later, still within
-# ``eou_text.WAIT_PAUSE_MS``).
-TEXT_SIGNAL_YIELD_S = 0.1
+# The text signal's question waits while an answer writes its first clause, as long as the session lets
+# it (``ScoreTurnWords.hold_ms``: its veto must still come in time). Both are asked the moment the
+# pause's words are known; on two cores the question's llama.cpp context stalled the answer's (their
+# threads meet at a barrier after every layer): the answer's first clause came ~20 ms later.
 ANSWER_APPEARS_S = 0.005  # ... the answer begun on the same words has this long to reach the LLM
 YIELD_POLL_S = 0.002
 # The stage that reports one end-of-turn decision's CPU time (its thread's: the model runs on one), as
@@ -208,7 +205,7 @@ class EngineSet:
 
         def call() -> TurnEndPredicted:
             if isinstance(chat, FirstWordsWriter):
-                let_first_words_go(chat)
+                let_first_words_go(chat, command.hold_ms / 1000)
             started, started_cpu = time.perf_counter(), time.thread_time()
             probability = model.end_probability(command.words)
             self._stage("end_of_turn_text", time.perf_counter() - started)
@@ -419,12 +416,12 @@ def transcribe_priority(command: Transcribe) -> int:
     return PRIORITY_FIRST_CAPTION if command.first_caption else PRIORITY_PARTIAL
 
 
-def let_first_words_go(chat: FirstWordsWriter) -> None:
-    """Wait while ``chat`` has an answer writing its first clause (see ``TEXT_SIGNAL_YIELD_S``);
-    the answer begun on the same words is given ``ANSWER_APPEARS_S`` to reach it."""
+def let_first_words_go(chat: FirstWordsWriter, limit_s: float) -> None:
+    """Wait while ``chat`` has an answer writing its first clause, at most ``limit_s``; the answer
+    begun on the same words is given ``ANSWER_APPEARS_S`` to reach it."""
     started = time.monotonic()
     seen = False
-    while (waited := time.monotonic() - started) < TEXT_SIGNAL_YIELD_S:
+    while (waited := time.monotonic() - started) < limit_s:
         if chat.writing_first_words():
             seen = True
         elif seen or waited >= ANSWER_APPEARS_S:

@@ -127,11 +127,14 @@ class ScoreTurnWords:
     transcript): its probability of the chat template's end-of-message token there
     (:mod:`~openrealtime.session.eou_text`). A command for the same reason as :class:`PredictTurnEnd`
     (tens of ms of CPU). The answer is :class:`TurnEndPredicted`, or :class:`JobFailed` with
-    ``END_OF_TURN_TEXT_UNAVAILABLE`` when the server's LLM cannot tell (a remote one)."""
+    ``END_OF_TURN_TEXT_UNAVAILABLE`` when the server's LLM cannot tell (a remote one).
+    ``hold_ms``: how long the runtime may hold the question while an answer writes its first clause
+    (the cores they share), so that its veto still comes in time (``eou_text.hold_ms``)."""
 
     job_id: str
     item_id: str
     words: str
+    hold_ms: float = 0.0
 
 
 END_OF_TURN_TEXT_UNAVAILABLE = "end_of_turn_text_unavailable"

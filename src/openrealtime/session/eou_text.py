@@ -36,6 +36,12 @@ cores the question shares them with the answer begun on the same words, and a qu
 waited for every answer ended finished questions 0.6 s after their last word at the median instead
 of 0.3 s; the mid-sentence pauses the veto is for last 400 ms or more. The words' probability does
 not depend on the turn, so answers are kept by words for the session (a few at most).
+
+The question is asked when the pause's words are known, the moment the answer begun on them starts
+its first clause; on two cores the two stall each other, so the runtime may hold the question while
+the answer writes its first clause (:func:`hold_ms`), but only as long as leaves its answer time to
+come before :data:`WAIT_PAUSE_MS`: a hold of a fixed 100 ms brought it ~270 ms into the pause at the
+median (session 29), and a slower run let a "complete" cut "I was wondering if you could |" off.
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ VETO_BELOW = 1e-6
 CLEAR_ABOVE = 2e-4  # at or above: the words read as a whole message clearly (a doubted turn waits less)
 WAIT_PAUSE_MS = 300  # a "complete" waits for a question in flight until the pause is this long
 KEPT_WORDS = 8  # answers kept by words (the pauses of a turn or two)
+MAX_HOLD_MS = 100  # the longest a question is held for an answer's first clause
+# What a question needs once let go, with room for a loaded machine: ~70 ms of one core for a whole
+# sentence's words, a few tokens (~10-30 ms) after the words warmed while the user spoke.
+ANSWER_MS = 100
 
 
 class TextSignal(enum.Enum):
@@ -80,11 +90,12 @@ class WordsEndOfTurn:
         self._asked: dict[str, str] = {}  # job id -> words, in flight
         self._answers: dict[str, float | None] = {}  # words -> P(end), None for a failed question
 
-    def ask(self, item_id: str, words: str) -> list[ScoreTurnWords]:
-        """The question for ``words``, unless they were asked already (or cannot be)."""
+    def ask(self, item_id: str, words: str, paused_ms: float) -> list[ScoreTurnWords]:
+        """The question for ``words`` (``paused_ms`` into the pause), unless they were asked already
+        (or cannot be)."""
         if self.unavailable or words in self._answers or words in self._asked.values():
             return []
-        question = ScoreTurnWords(job_id=self._ids.new("job"), item_id=item_id, words=words)
+        question = ScoreTurnWords(self._ids.new("job"), item_id, words, hold_ms=hold_ms(paused_ms))
         self._asked[question.job_id] = words
         return [question]
 
@@ -121,3 +132,9 @@ class WordsEndOfTurn:
                 return TextSignal.GOES_ON
             return TextSignal.ENDS_CLEARLY if probability >= CLEAR_ABOVE else TextSignal.ENDS
         return TextSignal.PENDING if words in self._asked.values() else TextSignal.ABSENT
+
+
+def hold_ms(paused_ms: float) -> float:
+    """How long a question asked ``paused_ms`` into the pause may wait for an answer's first clause:
+    at most :data:`MAX_HOLD_MS`, and never past :data:`WAIT_PAUSE_MS` less :data:`ANSWER_MS`."""
+    return max(0.0, min(float(MAX_HOLD_MS), WAIT_PAUSE_MS - ANSWER_MS - paused_ms))

@@ -121,7 +121,8 @@ class TurnEnding:
         words = self._transcript(turn)
         if words is None or not looks_complete(words):
             return []
-        return list(self._text.ask(turn.item_id, words))
+        assert turn.pause_start is not None  # asked in a pause only
+        return list(self._text.ask(turn.item_id, words, samples_to_ms(self._vad.position - turn.pause_start)))
 
     def _on_answer(self: _Buffer, result: TurnEndPredicted | JobFailed) -> list[Output]:
         """The end-of-turn model's answer for the pause that still goes on (a void one was cancelled)."""
