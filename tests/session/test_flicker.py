@@ -92,7 +92,7 @@ def test_an_answer_begun_in_the_pause_survives_a_flicker_when_the_next_pause_hea
     assert early.job_id not in driver.cancelled
     assert driver.held_llm == [], "the answer is not asked again"
     assert "input_audio_buffer.speech_stopped" not in types(events)
-    driver.append(quiet(100))  # the model is asked check_pause_ms (128 ms) into this pause
+    driver.append(quiet(100))  # by now the model was asked, check_pause_ms into this pause
     assert len(driver.questions) == 1
     driver.answer_questions(COMPLETE)
     kinds = types(driver.pump())
