@@ -134,6 +134,35 @@ def test_healthz_is_503_at_capacity_and_200_once_a_place_frees(fake_engines: Eng
         assert "openrealtime_ready 1" in client.get("/metrics", headers=auth).text
 
 
+def test_a_session_cancelled_while_it_closes_frees_its_place_and_its_hand_off(
+    fake_engines: EngineSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starlette's test client cancels the app the moment its socket closes (a server shutting down
+    does too), and an anyio cancellation is raised again at every await: a session still closing
+    then must still free its place and its resume hand-off (CI once saw /healthz at capacity for
+    good after three test sessions closed)."""
+    from openrealtime.runtime.connection import Connection
+
+    run = Connection.run
+
+    async def slow_to_close(self: Connection) -> None:
+        await run(self)
+        await asyncio.sleep(5)  # still closing when the client's cancel comes
+
+    monkeypatch.setattr(Connection, "run", slow_to_close)
+    settings = Settings(api_key=KEY, max_realtime_sessions=1, max_transcription_sessions=1, max_translation_sessions=1)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    app = create_app(settings, engines=fake_engines)
+    with TestClient(app) as client:
+        with client.websocket_connect("/v1/realtime?model=gpt-realtime", headers=auth) as realtime:
+            assert realtime.receive_json()["type"] == "session.created"
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert 'openrealtime_active_sessions{kind="realtime"} 0' in client.get("/metrics", headers=auth).text
+        assert len(app.state.drain) == 0, "a drain waits for no connection that is gone"
+        with client.websocket_connect("/v1/realtime?model=gpt-realtime", headers=auth) as again:
+            assert again.receive_json()["type"] == "session.created", "the place was freed"
+
+
 async def test_healthz_is_503_while_the_event_loop_lags_and_ready_again_after(fake_engines: EngineSet) -> None:
     async with running_server(Settings(port=0), engines=fake_engines) as url, httpx.AsyncClient() as http:
         base = url.replace("ws://", "http://")

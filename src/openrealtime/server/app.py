@@ -430,12 +430,23 @@ class _Server:
         try:
             await connection.run()
         finally:
-            await recorder.close()  # the last write, which a resume of this session waits for
-            await self.live.release(session_id, connection)
-            self.drain.release(connection)
+            # The place frees at once, before any await: a handler cancelled while it closes (a
+            # shutdown; Starlette's test client the moment its socket closes) is cancelled again at
+            # each await of an anyio scope, and a place skipped here would be taken for good.
             self.admission.release(kind)
             self.metrics.active.add(-1, kind=kind.value)
-            log.info("session %s closed", session.info.session_id)
+            # The last write, which a resume of this session waits for, and the hand-off after it run
+            # to their end even so (a task of their own).
+            await asyncio.shield(self._closed(session_id, connection, recorder))
+
+    async def _closed(self, session_id: str, connection: Connection, recorder: Recorder) -> None:
+        """A session's connection ended: its state's last write, then a resume or a drain may go on."""
+        try:
+            await recorder.close()
+        finally:
+            await self.live.release(session_id, connection)
+            self.drain.release(connection)
+            log.info("session %s closed", session_id)
 
 
 def create_app(

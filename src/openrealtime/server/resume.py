@@ -127,11 +127,13 @@ class LiveSessions:
         live = self._live.get(session_id)
         if live is None or live.connection is not connection:
             return
-        if self._shared is not None:
-            with _logged("release", session_id):
-                await self._shared.release(session_id, self.server_id)
-        del self._live[session_id]
-        live.ended.set()
+        try:
+            if self._shared is not None:
+                with _logged("release", session_id):
+                    await self._shared.release(session_id, self.server_id)
+        finally:  # let go here even if the shared store's release was cancelled
+            del self._live[session_id]
+            live.ended.set()
 
     def _end(self, session_id: str) -> None:
         live = self._live.get(session_id)
