@@ -154,6 +154,27 @@ async def test_hang_up_ends_the_call_and_frees_its_place_at_once(engines: Engine
             assert (await third.call(http, key=KEY)).status_code == 201  # the place was free already
 
 
+async def test_a_call_whose_answer_fails_says_so_and_frees_its_place(
+    engines: EngineSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openrealtime.webrtc import calls
+
+    answer = calls.answer
+
+    async def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("ICE gathering failed")
+
+    async with server(engines, max_realtime_sessions=1) as http:
+        monkeypatch.setattr(calls, "answer", broken)
+        async with peer() as first:
+            failed = await first.call(http, key=KEY)
+        assert failed.status_code == 500
+        assert failed.json()["error"]["code"] == "call_failed"
+        monkeypatch.setattr(calls, "answer", answer)
+        async with peer() as second:
+            assert (await second.call(http, key=KEY)).status_code == 201, "its place was given back"
+
+
 async def test_a_call_that_never_connects_is_ended_by_the_watchdog(engines: EngineSet) -> None:
     async with server(engines, max_realtime_sessions=1, call_connect_timeout_s=1) as http, peer() as client:
         offer = await client.offer()

@@ -66,6 +66,7 @@ HTTP_NOT_FOUND = 404
 HTTP_PAYLOAD_TOO_LARGE = 413
 HTTP_UNSUPPORTED_MEDIA_TYPE = 415
 HTTP_TOO_MANY_REQUESTS = 429
+HTTP_INTERNAL_ERROR = 500
 HTTP_NOT_IMPLEMENTED = 501
 HTTP_SERVICE_UNAVAILABLE = 503
 SDP = "application/sdp"
@@ -276,6 +277,13 @@ class CallsApi:
             self._metrics.refusals.add(reason="udp_ports", request=kind.value)
             log.warning("call refused: %s", exc)
             return _error(HTTP_SERVICE_UNAVAILABLE, str(exc), "udp_ports_exhausted")
+        except Exception:  # nothing was started (aiortc failed under the answer): the place is free again
+            self._admission.release(kind)
+            log.exception("call of session %s could not be answered", session.info.session_id)
+            return _error(HTTP_INTERNAL_ERROR, "the call could not be answered", "call_failed")
+        except BaseException:  # cancelled (a shutdown): likewise, then on
+            self._admission.release(kind)
+            raise
         self._metrics.active.add(1, kind=kind.value)
         self._metrics.sessions.add(1, kind=kind.value)
         log.info("call %s: session %s (%s) opened", call_id, session.info.session_id, kind.value)
