@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,11 @@ from openrealtime.session.commands import (
 )
 
 
+def fake_set(**engines: Any) -> EngineSet:
+    """The fake VAD and transcriber, with ``engines`` (the end-of-turn models, the LLM) beside them."""
+    return EngineSet(vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="fake", **engines)
+
+
 async def answers(engines: EngineSet, command: PredictTurnEnd) -> list[object]:
     results = engines.run_job(command)
     assert results is not None
@@ -28,7 +34,7 @@ async def answers(engines: EngineSet, command: PredictTurnEnd) -> list[object]:
 
 async def test_a_question_is_answered_with_the_models_probability() -> None:
     model = FixedEndOfTurn(0.75)
-    engines = EngineSet(vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="fake", end_of_turn=model)
+    engines = fake_set(end_of_turn=model)
     try:
         audio = np.zeros(16_000, np.float32)
         assert await answers(engines, PredictTurnEnd("job_1", "item_1", audio)) == [TurnEndPredicted("job_1", 0.75)]
@@ -38,7 +44,7 @@ async def test_a_question_is_answered_with_the_models_probability() -> None:
 
 
 async def test_without_a_model_the_question_fails_as_unavailable() -> None:
-    engines = EngineSet(vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="fake")
+    engines = fake_set()
     try:
         with pytest.raises(EngineError) as failure:
             await answers(engines, PredictTurnEnd("job_1", "item_1", np.zeros(10, np.float32)))
@@ -58,10 +64,7 @@ async def test_each_decision_reports_its_time_and_its_cpu_time_to_metrics() -> N
                 pass
             return super().completion_probability(audio)
 
-    engines = EngineSet(
-        vad=EnergyVad(),
-        transcriber=FakeTranscriber(),
-        transcriber_name="fake",
+    engines = fake_set(
         end_of_turn=Busy(0.5),
         on_stage=metrics.observe_stage,
     )
@@ -100,10 +103,7 @@ class FixedWords:
 async def test_a_words_question_is_answered_by_the_llms_text_signal_and_its_cpu_reported() -> None:
     metrics = Metrics()
     model = FixedWords(1e-3)
-    engines = EngineSet(
-        vad=EnergyVad(),
-        transcriber=FakeTranscriber(),
-        transcriber_name="fake",
+    engines = fake_set(
         end_of_turn_text=model,
         on_stage=metrics.observe_stage,
     )
@@ -120,7 +120,7 @@ async def test_a_words_question_is_answered_by_the_llms_text_signal_and_its_cpu_
 
 
 async def test_without_the_text_signal_a_words_question_fails_as_unavailable() -> None:
-    engines = EngineSet(vad=EnergyVad(), transcriber=FakeTranscriber(), transcriber_name="fake")
+    engines = fake_set()
     try:
         results = engines.run_job(ScoreTurnWords("job_1", "item_1", "hello"))
         assert results is not None
@@ -143,10 +143,7 @@ async def test_warmings_reach_the_llms_and_give_no_result() -> None:
             self.warmed.append(request)
 
     chat, words = WarmedChat(), FixedWords(1e-3)
-    engines = EngineSet(
-        vad=EnergyVad(),
-        transcriber=FakeTranscriber(),
-        transcriber_name="fake",
+    engines = fake_set(
         end_of_turn_text=words,
         chat=chat,  # type: ignore[arg-type]
     )
@@ -204,10 +201,7 @@ def test_the_text_signal_waits_while_an_answer_writes_its_first_clause_and_no_lo
 
 async def test_a_words_question_waits_for_the_answers_first_clause_as_long_as_the_session_lets_it() -> None:
     words = FixedWords(1e-3)
-    engines = EngineSet(
-        vad=EnergyVad(),
-        transcriber=FakeTranscriber(),
-        transcriber_name="fake",
+    engines = fake_set(
         end_of_turn_text=words,
         chat=Writer(busy_s=10.0),  # type: ignore[arg-type]
     )

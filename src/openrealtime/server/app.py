@@ -141,6 +141,18 @@ def _openai_error(status: int, message: str, code: str, error_type: str = "inval
     return JSONResponse({"error": error}, status_code=status)
 
 
+async def _closed(
+    session_id: str, connection: Connection, recorder: Recorder, live: LiveSessions, drain: Drain
+) -> None:
+    """A session's connection ended: its state's last write, then a resume or a drain may go on."""
+    try:
+        await recorder.close()
+    finally:
+        await live.release(session_id, connection)
+        drain.release(connection)
+        log.info("session %s closed", session_id)
+
+
 class _Server:
     """What the routes share: settings, the engines once loaded, metrics and the open sessions."""
 
@@ -437,16 +449,7 @@ class _Server:
             self.metrics.active.add(-1, kind=kind.value)
             # The last write, which a resume of this session waits for, and the hand-off after it run
             # to their end even so (a task of their own).
-            await asyncio.shield(self._closed(session_id, connection, recorder))
-
-    async def _closed(self, session_id: str, connection: Connection, recorder: Recorder) -> None:
-        """A session's connection ended: its state's last write, then a resume or a drain may go on."""
-        try:
-            await recorder.close()
-        finally:
-            await self.live.release(session_id, connection)
-            self.drain.release(connection)
-            log.info("session %s closed", session_id)
+            await asyncio.shield(_closed(session_id, connection, recorder, self.live, self.drain))
 
 
 def create_app(
