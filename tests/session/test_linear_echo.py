@@ -114,6 +114,32 @@ def test_until_it_has_learned_the_room_the_echo_is_held_back_and_without_an_echo
     assert db(heard - voice) < db(voice) - 30  # the voice as it came
 
 
+def test_a_room_heard_mostly_early_is_learned_within_about_a_second() -> None:
+    """The head (the span's first 100 ms, learned alone) explains a room whose echo comes early and
+    ends the hold: the whole span alone takes ~1.7 s of this reference to 15 dB."""
+    far = speechlike(3, seed=1)
+    near = room(far, delay=2400)
+    canceller = placed(suppressing=False)
+    out = run(canceller, near, far)
+    assert canceller.learned
+    assert canceller.held_blocks <= 120
+    later = slice(3 * RATE_HZ // 2, None)
+    assert db(out[later]) < db(near[later]) - 15  # the whole filter goes on from the head
+
+
+def test_a_room_with_a_late_echo_is_not_learned_by_its_head() -> None:
+    """A third of the echo 200 ms after the first path, past the head's span: the head cannot explain
+    it, so the input stays held until the whole span does."""
+    far = speechlike(2, seed=1)
+    near = room(far, delay=2400)
+    late = 2400 + RATE_HZ // 5
+    near[late:] += 0.35 * far[:-late]
+    canceller = placed()
+    out = run(canceller, near[: 3 * RATE_HZ // 2], far[: 3 * RATE_HZ // 2])
+    assert not canceller.learned
+    assert not np.any(out)
+
+
 def test_silence_skipped_is_silence_in_the_reference() -> None:
     far = speechlike(3, seed=11)
     near = room(far, delay=2400)

@@ -19,10 +19,14 @@ keeps the jobs apart and leaves the user alone:
   tens of milliseconds, and what it learned moves with it (no relearning).
 * **Held back.** Until it has learned the room (``LEARNED_DB``), nothing can tell a voice from the
   echo, so once the gate has heard an echo the input is held back (silence) while the reference
-  plays: the half second to a few seconds of the first answer it takes. A headphone user, with no
-  echo, is never held (no delay is found). After a pause in the reference (a new answer, a player
-  that ran dry) the input is held for up to ``RESTART_HOLD`` blocks until the filter explains it
-  again.
+  plays. A headphone user, with no echo, is never held (no delay is found). The whole span learns
+  slowly (a normalized step shared by 30 partitions: 2-3 s of the first answer to 15 dB), so its
+  first ``HEAD_PARTITIONS`` also learn alone, three times as fast: where the room's echo is mostly
+  early (a speakerphone's body, the first reflections), that head explains it within about a
+  second, the room counts as learned and the whole filter goes on from it; in a reverberant room
+  the head cannot, and the whole span's own learning ends the hold as before. After a pause in the
+  reference (a new answer, a player that ran dry) the input is held for up to ``RESTART_HOLD``
+  blocks until the filter explains it again.
 * **The suppressor** judges each 10 ms block as a whole: output ``RESIDUAL_DB`` under the filter's
   own echo estimate is what it left of the echo, silenced; anything louder (a voice) passes exactly
   as the filter left it, with nothing taken out of it.
@@ -57,6 +61,8 @@ HOLD_MAX = 300  # blocks held back at most (3 s of the reference heard): then it
 DOUBLE_TALK = 2.0  # input 3 dB over the echo expected: a voice over it, not copied into the filter used
 LOUD = 1e-6  # ... of an echo heard (mean square over -60 dBFS), ...
 LEARNING_SMOOTHING = 0.98  # ... over the last half second or so
+HEAD_PARTITIONS = 10  # the room's first 100 ms, learned alone while the room is not: three times as fast
+HEAD_SMOOTHING = 0.94  # the head's LEARNED_DB, over the last 160 ms or so
 
 
 class LinearEchoCanceller:
@@ -68,6 +74,12 @@ class LinearEchoCanceller:
         self._partitions = partitions
         self._used = np.zeros((partitions, BLOCK + 1), np.complex128)  # the filter whose output is used
         self._learning = self._used.copy()  # the filter that learns, block by block
+        # While the room is not learned, its first HEAD_PARTITIONS are also learned alone: a normalized
+        # step over a span a third as long moves three times as fast, and most of a room's echo comes
+        # in its first 100 ms (a speakerphone's own body, the first reflections).
+        self._head = np.zeros((min(HEAD_PARTITIONS, partitions), BLOCK + 1), np.complex128)
+        self._head_near_energy = 0.0
+        self._head_left_energy = 0.0
         # The reference's recent past: as far back as the filter's span, at the furthest delay searched.
         self._far = Recent(MAX_DELAY + SEARCH + CHECK_WINDOW + (partitions + 1) * BLOCK, np.float64)
         self._offset = 0  # samples from the reference's placement to the filter's first tap
@@ -135,6 +147,8 @@ class LinearEchoCanceller:
         heard, expected, left = float(near @ near), float(echo @ echo), float(error @ error)
         self._compare(heard, expected, left, float(learning_error @ learning_error))
         self._learn(spectra, learning_error)
+        if not self.learned:
+            self._learn_head(spectra, near, heard)
         if self._aligned and not self.learned:
             # The room's echo is heard (the gate found its delay) and not yet learned: nothing here can
             # tell a voice from it, so the input is held back while the reference comes back, for the
@@ -220,12 +234,39 @@ class LinearEchoCanceller:
             self.learned = True  # a room it learns slowly: what it has is used, the gate and suppressor do the rest
 
     def _learn(self, spectra: np.ndarray, error: np.ndarray) -> None:
-        error_spectrum = np.fft.rfft(np.concatenate([np.zeros(BLOCK), error]))
-        # Per bin, the reference's power over the filter's span (normalized LMS), with a floor so a
-        # quiet bin does not take a huge step.
-        power = np.sum(np.abs(spectra) ** 2, axis=0)
-        gradient = np.conj(spectra) * (STEP * error_spectrum / (power + 1e-2 * float(power.mean()) + 1e-10))
-        # The constraint: each partition's taps stay BLOCK long (overlap-save's linear part).
-        taps = np.fft.irfft(self._learning + gradient, 2 * BLOCK, axis=1)
-        taps[:, BLOCK:] = 0.0
-        self._learning = np.fft.rfft(taps, axis=1)
+        self._learning = _stepped(self._learning, spectra, error)
+
+    def _learn_head(self, spectra: np.ndarray, near: np.ndarray, heard: float) -> None:
+        """The head learns a step, and where it explains the input by ``LEARNED_DB`` (over the last
+        160 ms or so) the room counts as learned and both filters start from it: the rest of the
+        room's span (the reverberation) is learned from there as before."""
+        head = spectra[: self._head.shape[0]]
+        error = near - self._echo(self._head, head)
+        left = float(error @ error)
+        self._head_near_energy = HEAD_SMOOTHING * self._head_near_energy + (1 - HEAD_SMOOTHING) * heard
+        self._head_left_energy = HEAD_SMOOTHING * self._head_left_energy + (1 - HEAD_SMOOTHING) * left
+        if (
+            self._head_near_energy >= LOUD * BLOCK
+            and self._head_left_energy * 10 ** (LEARNED_DB / 10) <= self._head_near_energy
+        ):
+            self._used = np.zeros_like(self._used)
+            self._used[: head.shape[0]] = self._head
+            self._learning = self._used.copy()
+            self._used_energy = self._learning_energy = self._head_left_energy
+            self.learned = True
+            return
+        self._head = _stepped(self._head, head, error)
+
+
+def _stepped(weights: np.ndarray, spectra: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """``weights`` after one normalized LMS step on the block's ``error`` (the input less the echo
+    they predicted from ``spectra``)."""
+    error_spectrum = np.fft.rfft(np.concatenate([np.zeros(BLOCK), error]))
+    # Per bin, the reference's power over the filter's span (normalized LMS), with a floor so a
+    # quiet bin does not take a huge step.
+    power = np.sum(np.abs(spectra) ** 2, axis=0)
+    gradient = np.conj(spectra) * (STEP * error_spectrum / (power + 1e-2 * float(power.mean()) + 1e-10))
+    # The constraint: each partition's taps stay BLOCK long (overlap-save's linear part).
+    taps = np.fft.irfft(weights + gradient, 2 * BLOCK, axis=1)
+    taps[:, BLOCK:] = 0.0
+    return np.asarray(np.fft.rfft(taps, axis=1))
