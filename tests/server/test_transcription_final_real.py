@@ -1,8 +1,9 @@
 """Issue 14: a turn's final transcript is an offline decode of its audio, whatever the load.
 
 With the real models, through the official SDK: each turn's ``completed`` transcript equals what
-the same engine says of that turn's audio (fetched back with ``conversation.item.retrieve``) decoded
-offline with the same options, and eight concurrent streams get the same transcripts as one. Before,
+the same engine says of that turn's speech (its audio fetched back with
+``conversation.item.retrieve``, less the silence that ended the turn, which the item holds too)
+decoded offline with the same options, and eight concurrent streams get the same transcripts as one. Before,
 the transcript kept the words the live captions had sent, so it trailed offline accuracy and changed
 with the load ("finance team" became "fine and steam" in every stream at 4 streams).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -29,13 +31,14 @@ from tests.conftest import TIMEOUT_S, pcm
 pytestmark = pytest.mark.real
 
 CHUNK = 2400  # 100 ms at 24 kHz
+SILENCE_MS = 500  # server_vad's silence that ends a turn
 TEXTS = [SENTENCES[1], SENTENCES[5], SENTENCES[9]]
 SESSION = {
     "type": "transcription",
     "audio": {
         "input": {
             "transcription": {"model": "gpt-4o-transcribe", "language": "en"},
-            "turn_detection": {"type": "server_vad", "silence_duration_ms": 500},
+            "turn_detection": {"type": "server_vad", "silence_duration_ms": SILENCE_MS},
         }
     },
 }
@@ -82,7 +85,15 @@ async def one_stream(client: AsyncOpenAI, audio: np.ndarray) -> list[tuple[str, 
 
 
 def offline(engines: EngineSet, audio_24k: np.ndarray) -> str:
-    audio = StreamResampler(24_000, engines.transcriber.sample_rate_hz).process(audio_24k, last=True)
+    """The turn's speech decoded offline: its audio up to where the speech ended. The VAD ends a turn
+    at the first frame boundary ``SILENCE_MS`` after the pause began, so the item holds that silence
+    in whole frames; the server decodes the turn without it (its final starts in the pause), and
+    Whisper ``tiny.en`` may hear the same words otherwise with half a second more silence after them
+    ("please send me" became "place and me" in one CI run)."""
+    vad = engines.vad
+    silence = math.ceil(SILENCE_MS * vad.sample_rate_hz / 1000 / vad.frame_samples) * vad.frame_samples
+    speech_24k = audio_24k[: audio_24k.size - silence * 24_000 // vad.sample_rate_hz]
+    audio = StreamResampler(24_000, engines.transcriber.sample_rate_hz).process(speech_24k, last=True)
     return engines.transcriber.transcribe(audio, TranscribeOptions(language="en", final=True)).text
 
 
