@@ -228,7 +228,7 @@ class LinearEchoCanceller:
         elif self._learning_energy > DIVERGED * self._used_energy:
             self._learning = self._used.copy()
             self._learning_energy = self._used_energy
-        if self._near_energy >= LOUD * BLOCK and self._left_energy * 10 ** (LEARNED_DB / 10) <= self._near_energy:
+        if _learned(self._near_energy, self._left_energy):
             self.learned = True
         elif self.held_blocks >= HOLD_MAX:
             self.learned = True  # a room it learns slowly: what it has is used, the gate and suppressor do the rest
@@ -245,10 +245,7 @@ class LinearEchoCanceller:
         left = float(error @ error)
         self._head_near_energy = HEAD_SMOOTHING * self._head_near_energy + (1 - HEAD_SMOOTHING) * heard
         self._head_left_energy = HEAD_SMOOTHING * self._head_left_energy + (1 - HEAD_SMOOTHING) * left
-        if (
-            self._head_near_energy >= LOUD * BLOCK
-            and self._head_left_energy * 10 ** (LEARNED_DB / 10) <= self._head_near_energy
-        ):
+        if _learned(self._head_near_energy, self._head_left_energy):
             self._used = np.zeros_like(self._used)
             self._used[: head.shape[0]] = self._head
             self._learning = self._used.copy()
@@ -256,6 +253,12 @@ class LinearEchoCanceller:
             self.learned = True
             return
         self._head = _stepped(self._head, head, error)
+
+
+def _learned(heard: float, left: float) -> bool:
+    """Whether a filter that left ``left`` of an input ``heard`` loud enough (mean energies per block)
+    has learned the room: it takes ``LEARNED_DB`` out of it."""
+    return heard >= LOUD * BLOCK and left * 10 ** (LEARNED_DB / 10) <= heard
 
 
 def _stepped(weights: np.ndarray, spectra: np.ndarray, error: np.ndarray) -> np.ndarray:
