@@ -8,9 +8,11 @@ keeps the jobs apart and leaves the user alone:
 
 * **The filter** is a partitioned-block frequency-domain adaptive filter (overlap-save, 10 ms blocks,
   ``PARTITIONS`` of them: the room's response over 300 ms from ``LEAD`` before its strongest path),
-  normalized LMS in each bin. Two of them (the two-path scheme of Speex's canceller): one learns
-  every block; the other is the one whose output is used, and becomes a copy of the learning one
-  when that does clearly better (``BETTER``). A voice over the answer makes the learning one worse
+  normalized LMS in each bin (a step of 1, with a floor under the reference's power so that an
+  answer's last sound leaving the span, over the microphone's own noise, cannot blow it up). Two
+  of them (the two-path scheme of Speex's canceller): one learns every block; the other is the one
+  whose output is used, and becomes a copy of the learning one when that does clearly better
+  (``BETTER``). A voice over the answer makes the learning one worse
   (it learns the voice): it is thrown away for a copy of the one used (``DIVERGED``), which never
   learned it. Where the filter would add more than it takes out, the input passes as it came.
 * **Where the room is.** The echo gate's first delay places it; then, every 40 ms, it tries what it
@@ -20,13 +22,14 @@ keeps the jobs apart and leaves the user alone:
 * **Held back.** Until it has learned the room (``LEARNED_DB``), nothing can tell a voice from the
   echo, so once the gate has heard an echo the input is held back (silence) while the reference
   plays. A headphone user, with no echo, is never held (no delay is found). The whole span learns
-  slowly (a normalized step shared by 30 partitions: 2-3 s of the first answer to 15 dB), so its
+  slowly (a normalized step shared by 30 partitions: ~2 s of the first answer to 15 dB), so its
   first ``HEAD_PARTITIONS`` also learn alone, three times as fast: where the room's echo is mostly
   early (a speakerphone's body, the first reflections), that head explains it within about a
   second, the room counts as learned and the whole filter goes on from it; in a reverberant room
   the head cannot, and the whole span's own learning ends the hold as before. After a pause in the
   reference (a new answer, a player that ran dry) the input is held for up to ``RESTART_HOLD``
-  blocks until the filter explains it again.
+  blocks until the filter explains it again, and nothing learns meanwhile: until the new shift is
+  found the filter predicts an echo that is not there, and learning that would unlearn the room.
 * **The suppressor** judges each 10 ms block as a whole: output ``RESIDUAL_DB`` under the filter's
   own echo estimate is what it left of the echo, silenced; anything louder (a voice) passes exactly
   as the filter left it, with nothing taken out of it.
@@ -48,7 +51,7 @@ CHECK_WINDOW = 4 * BLOCK  # ... over the last 40 ms of input, ...
 MOVED = 0.5  # ... and one that leaves half the output or less (-3 dB) of the one in use is taken
 SEARCH = RATE_HZ * 80 // 1000  # the shifts tried: within 80 ms of the one in use
 MAX_DELAY = RATE_HZ  # the furthest the room's sound may come after the reference's placement
-STEP = 0.5  # the learning filter's normalized LMS step
+STEP = 1.0  # the learning filter's normalized LMS step (NLMS's fastest; the two filters guard against a voice)
 SMOOTHING = 0.8  # the two filters' output energies, smoothed over blocks (~50 ms)
 BETTER = 0.7  # the learning filter's output this much lower (-1.5 dB): it becomes the one used
 DIVERGED = 4.0  # ... this much higher (6 dB): it is thrown away for the one used
@@ -63,6 +66,7 @@ LOUD = 1e-6  # ... of an echo heard (mean square over -60 dBFS), ...
 LEARNING_SMOOTHING = 0.98  # ... over the last half second or so
 HEAD_PARTITIONS = 10  # the room's first 100 ms, learned alone while the room is not: three times as fast
 HEAD_SMOOTHING = 0.94  # the head's LEARNED_DB, over the last 160 ms or so
+QUIET_DBFS = -60.0  # a reference this quiet over the filter's span teaches it nothing (the step's floor)
 
 
 class LinearEchoCanceller:
@@ -145,8 +149,12 @@ class LinearEchoCanceller:
         error = near - echo
         learning_error = near - self._echo(self._learning, spectra)
         heard, expected, left = float(near @ near), float(echo @ echo), float(error @ error)
-        self._compare(heard, expected, left, float(learning_error @ learning_error))
-        self._learn(spectra, learning_error)
+        if not self._restarting:
+            # (After a pause in the reference the echo may come back elsewhere: until the filter
+            # explains it again, it predicts an echo the input does not hold, and learning from that
+            # would unlearn the room that the search for the new shift needs.)
+            self._compare(heard, expected, left, float(learning_error @ learning_error))
+            self._learn(spectra, learning_error)
         if not self.learned:
             self._learn_head(spectra, near, heard)
         if self._aligned and not self.learned:
@@ -156,8 +164,8 @@ class LinearEchoCanceller:
             # held: no delay is found).
             self.held_blocks += 1
             return np.zeros(BLOCK)
-        if self._restarting:
-            if left * RESTART_EXPLAINED > heard and heard >= LOUD * BLOCK:
+        if self._restarting and heard >= LOUD * BLOCK:  # (a quiet block: the echo not back yet)
+            if left * RESTART_EXPLAINED > heard:
                 self.held_blocks += 1
                 return np.zeros(BLOCK)
             self._restarting = 0  # the filter explains the echo again: it is where the filter has it
@@ -265,10 +273,13 @@ def _stepped(weights: np.ndarray, spectra: np.ndarray, error: np.ndarray) -> np.
     """``weights`` after one normalized LMS step on the block's ``error`` (the input less the echo
     they predicted from ``spectra``)."""
     error_spectrum = np.fft.rfft(np.concatenate([np.zeros(BLOCK), error]))
-    # Per bin, the reference's power over the filter's span (normalized LMS), with a floor so a
-    # quiet bin does not take a huge step.
+    # Per bin, the reference's power over the filter's span (normalized LMS), with floors so a quiet
+    # bin does not take a huge step: a hundredth of the mean bin's, and what a reference at
+    # QUIET_DBFS would have (as an answer's last sound leaves the span, the room's noise and
+    # reverberation are not its echo, and a step normalized by next to nothing would blow up).
     power = np.sum(np.abs(spectra) ** 2, axis=0)
-    gradient = np.conj(spectra) * (STEP * error_spectrum / (power + 1e-2 * float(power.mean()) + 1e-10))
+    quiet = spectra.shape[0] * 2 * BLOCK * 10 ** (QUIET_DBFS / 10)
+    gradient = np.conj(spectra) * (STEP * error_spectrum / (power + 1e-2 * float(power.mean()) + quiet))
     # The constraint: each partition's taps stay BLOCK long (overlap-save's linear part).
     taps = np.fft.irfft(weights + gradient, 2 * BLOCK, axis=1)
     taps[:, BLOCK:] = 0.0
