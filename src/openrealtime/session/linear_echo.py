@@ -63,7 +63,7 @@ LEARNED_DB = 15.0  # the filter used counts as having learned the room once it r
 HOLD_MAX = 300  # blocks held back at most (3 s of the reference heard): then it counts as learned
 DOUBLE_TALK = 2.0  # input 3 dB over the echo expected: a voice over it, not copied into the filter used
 LOUD = 1e-6  # ... of an echo heard (mean square over -60 dBFS), ...
-LEARNING_SMOOTHING = 0.98  # ... over the last half second or so
+LEARNING_SMOOTHING = 0.96  # ... over the last quarter second or so
 HEAD_PARTITIONS = 10  # the room's first 100 ms, learned alone while the room is not: three times as fast
 HEAD_SMOOTHING = 0.94  # the head's LEARNED_DB, over the last 160 ms or so
 QUIET_DBFS = -60.0  # a reference this quiet over the filter's span teaches it nothing (the step's floor)
@@ -92,7 +92,7 @@ class LinearEchoCanceller:
         self._since_check = 0
         self._used_energy = 0.0  # the two filters' output energies, smoothed
         self._learning_energy = 0.0
-        self._near_energy = 0.0  # the input's and the output's, smoothed over half a second
+        self._near_energy = 0.0  # the input's and the output's, smoothed over a quarter second
         self._left_energy = 0.0
         self.learned = False
         self.suppressing = True  # whether what the filter leaves is silenced (a test looks at the filter alone)
