@@ -147,12 +147,12 @@ class LinearEchoCanceller:
             return near  # nothing of the reference in the filter's span: no echo to take out
         echo = self._echo(self._used, spectra)
         error = near - echo
-        learning_error = near - self._echo(self._learning, spectra)
         heard, expected, left = float(near @ near), float(echo @ echo), float(error @ error)
         if not self._restarting:
             # (After a pause in the reference the echo may come back elsewhere: until the filter
             # explains it again, it predicts an echo the input does not hold, and learning from that
             # would unlearn the room that the search for the new shift needs.)
+            learning_error = near - self._echo(self._learning, spectra)
             self._compare(heard, expected, left, float(learning_error @ learning_error))
             self._learn(spectra, learning_error)
         if not self.learned:
