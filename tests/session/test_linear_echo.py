@@ -210,3 +210,24 @@ def test_a_new_answer_heard_later_is_found_with_the_room_it_learned() -> None:
     out = run(canceller, near, far)
     soon = slice(restart + 2720 + RATE_HZ // 4, restart + 2720 + RATE_HZ)
     assert db(out[soon]) < db(near[soon]) - 20
+
+
+def test_the_echo_of_an_answers_end_the_player_never_sounded_is_silenced_not_passed() -> None:
+    """A cut (a truncate, a client's cancel) ends the reference where the server stood, and the
+    listener's player, a little behind, never sounded the last 20 ms of it: the filter expects their
+    echo, which does not come, and explains none of what does (the room's reflection of what was
+    heard). No louder than the echo expected, that is no voice: silenced, not passed as it came (the
+    reverberant room's tail after a cut started turns over the protocol)."""
+    far = speechlike(3, seed=41)
+    cut = far.size - RATE_HZ // 2
+    far[cut:] = 0
+    sounded = far.copy()
+    sounded[cut - 320 :] = 0
+    near = np.zeros_like(far)  # a room with a strong reflection 30 ms after the direct sound
+    near[2400:] += 0.5 * sounded[:-2400]
+    near[2880:] += 0.35 * sounded[:-2880]
+    canceller = placed()
+    out = run(canceller, near, far)
+    assert canceller.learned
+    after = slice(cut - 320 + 2400, cut + 2400 + 480)  # where the echo of the unsounded end was expected
+    assert db(out[after]) < db(near[after]) - 20

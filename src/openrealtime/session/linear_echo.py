@@ -170,6 +170,13 @@ class LinearEchoCanceller:
                 return np.zeros(BLOCK)
             self._restarting = 0  # the filter explains the echo again: it is where the filter has it
         if left > heard:
+            if self.learned and self.suppressing and heard < DOUBLE_TALK * expected:
+                # The filter explains none of the input yet expects about as much echo as it holds: the
+                # echo came back otherwise than learned (after a cut, the end of the answer the
+                # listener's player never sounded, and the reverberation after it); nothing in the input
+                # is louder than that echo: not a voice.
+                self.suppressed_blocks += 1
+                return np.zeros(BLOCK)
             error, left = near, heard  # the filter adds more than it takes out: not here
         if self.learned and self.suppressing and left * 10 ** (RESIDUAL_DB / 10) < expected:
             self.suppressed_blocks += 1  # what the filter left of the echo: a voice over it is louder
