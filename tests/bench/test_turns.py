@@ -116,20 +116,14 @@ def test_every_mode_is_a_valid_turn_detection() -> None:
 
 
 @pytest.mark.real
-async def test_semantic_vad_answers_a_question_quickly_and_waits_through_a_pause(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.usefixtures("veto_waits_800_ms")
+async def test_semantic_vad_answers_a_question_quickly_and_waits_through_a_pause() -> None:
     """Over the real server: a finished question ends its turn well before the eagerness's cap (the
     model and the words decided, not the silence) and is answered; a sentence with a 600 ms pause
     after "could" is not cut off. Times are the machine's (no wall-clock bound but the cap: a loaded
     machine is slower, ``bench turns`` measures how fast). "I was wondering if you could" reads as
-    finished, so the LLM's veto keeps that pause; whether it comes within the 300 ms a "complete"
-    waits for it is speed (see test_turn_end_token.py): here the wait is 800 ms."""
+    finished, so the LLM's veto keeps that pause (given the time to come: ``veto_waits_800_ms``)."""
     from openrealtime.bench.target import server_target
-    from openrealtime.session import eou_text, turn_end
-
-    monkeypatch.setattr(eou_text, "WAIT_PAUSE_MS", 800)
-    monkeypatch.setattr(turn_end, "TEXT_WAIT_PAUSE_MS", 800)
 
     mode = next(m for m in turns.MODES if m.turn_detection.get("eagerness") == "medium")
     question = turn_clips.make_clip("What is the capital of France?", "piper", 1.0, [])
