@@ -22,7 +22,7 @@ keeps the jobs apart and leaves the user alone:
 * **Held back.** Until it has learned the room (``LEARNED_DB``), nothing can tell a voice from the
   echo, so once the gate has heard an echo the input is held back (silence) while the reference
   plays. A headphone user, with no echo, is never held (no delay is found). The whole span learns
-  slowly (a normalized step shared by 30 partitions: ~2 s of the first answer to 15 dB), so its
+  slowly (a normalized step shared by 30 partitions: ~2 s of the first answer to 12 dB), so its
   first ``HEAD_PARTITIONS`` also learn alone, three times as fast: where the room's echo is mostly
   early (a speakerphone's body, the first reflections), that head explains it within about a
   second, the room counts as learned and the whole filter goes on from it; in a reverberant room
@@ -59,7 +59,7 @@ RESTART_QUIET = 10  # blocks of silence after which the reference "starts again"
 RESTART_HOLD = 20  # ... and the input is held back for at most this many blocks ...
 RESTART_EXPLAINED = 4.0  # ... until the filter takes 6 dB out of it
 RESIDUAL_DB = 6.0  # output this far under the filter's echo estimate is what it left of the echo
-LEARNED_DB = 15.0  # the filter used counts as having learned the room once it removes this much ...
+LEARNED_DB = 12.0  # the filter used counts as having learned the room once it removes this much ...
 HOLD_MAX = 300  # blocks held back at most (3 s of the reference heard): then it counts as learned
 DOUBLE_TALK = 2.0  # input 3 dB over the echo expected: a voice over it, not copied into the filter used
 LOUD = 1e-6  # ... of an echo heard (mean square over -60 dBFS), ...

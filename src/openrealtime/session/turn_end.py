@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from openrealtime.audio.buffer import SampleBuffer
+from openrealtime.session import eou_text
 from openrealtime.session.commands import (
     END_OF_TURN_UNAVAILABLE,
     CancelJob,
@@ -24,7 +25,6 @@ from openrealtime.session.commands import (
     TurnEndPredicted,
 )
 from openrealtime.session.endpointing import Eagerness, EndOfTurnPolicy, looks_complete
-from openrealtime.session.eou_text import WAIT_PAUSE_MS as TEXT_WAIT_PAUSE_MS
 from openrealtime.session.eou_text import TextSignal, WordsEndOfTurn
 from openrealtime.session.ids import Ids
 from openrealtime.session.signals import Output
@@ -152,7 +152,7 @@ class TurnEnding:
         if model_says and words is not None and looks_complete(words):
             text = self._text.signal(words)  # the LLM may veto, or is still asked (a short wait)
             assert turn.pause_start is not None  # decided in a pause only
-            waited = samples_to_ms(self._vad.position - turn.pause_start) >= TEXT_WAIT_PAUSE_MS
+            waited = samples_to_ms(self._vad.position - turn.pause_start) >= eou_text.WAIT_PAUSE_MS
             if text is not TextSignal.GOES_ON and (text is not TextSignal.PENDING or waited):
                 return self._end_turn_in_pause(turn)
         return self._maybe_end_by_words()
