@@ -33,6 +33,9 @@ SPOKEN = "Please call me tomorrow morning about the report. The weather will be 
 # piper speaks with random noise and tiny.en hears it back: a word in ten may differ (the same
 # sentence comes back as "lazy dog", "lazy tug" or "lazy" from one run to the next).
 MAX_SPEECH_WER = 0.1
+# Twice the speed, heard back by greedy tiny.en: piper's synthesis is random (its noise), and one fresh-clone CI
+# run heard "...the report though whether it will be..." (3 of 17 words). Garbled or silent speech is far above.
+MAX_FAST_SPEECH_WER = 0.25
 TIMESTAMP = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.](\d\d\d)")
 
 
@@ -142,7 +145,7 @@ async def test_streamed_speech_transcribes_back_to_its_input(client: AsyncOpenAI
 
     pcm = await client.audio.speech.create(model="tts-1", voice="alloy", input=SPOKEN, response_format="pcm", speed=2.0)
     fast = np.frombuffer(pcm.content, dtype="<i2").astype(np.float32) / 32768
-    assert word_error_rate([SPOKEN], [transcribe(fast, OUTPUT_RATE_HZ)]) <= MAX_SPEECH_WER
+    assert word_error_rate([SPOKEN], [transcribe(fast, OUTPUT_RATE_HZ)]) <= MAX_FAST_SPEECH_WER
     assert fast.size < 0.7 * audio.size  # twice the speed: about half as long (the same silences at the ends)
 
 
