@@ -14,7 +14,9 @@ keeps the jobs apart and leaves the user alone:
   whose output is used, and becomes a copy of the learning one when that does clearly better
   (``BETTER``). A voice over the answer makes the learning one worse
   (it learns the voice): it is thrown away for a copy of the one used (``DIVERGED``), which never
-  learned it. Where the filter would add more than it takes out, the input passes as it came.
+  learned it. Where the filter would add more than it takes out, the input passes as it came,
+  unless it is under 3 dB over the echo the filter expects (``DOUBLE_TALK``): then the echo came back
+  otherwise than learned (after a cut), and it is silenced.
 * **Where the room is.** The echo gate's first delay places it; then, every 40 ms, it tries what it
   learned at every shift within ``SEARCH`` of its own and moves where that explains the input
   clearly better: a new answer placed with another lead over the listener moves the whole room by
@@ -22,7 +24,7 @@ keeps the jobs apart and leaves the user alone:
 * **Held back.** Until it has learned the room (``LEARNED_DB``), nothing can tell a voice from the
   echo, so once the gate has heard an echo the input is held back (silence) while the reference
   plays. A headphone user, with no echo, is never held (no delay is found). The whole span learns
-  slowly (a normalized step shared by 30 partitions: ~2 s of the first answer to 12 dB), so its
+  slowly (a normalized step shared by 30 partitions: 1-2 s of the first answer to 12 dB), so its
   first ``HEAD_PARTITIONS`` also learn alone, three times as fast: where the room's echo is mostly
   early (a speakerphone's body, the first reflections), that head explains it within about a
   second, the room counts as learned and the whole filter goes on from it; in a reverberant room
