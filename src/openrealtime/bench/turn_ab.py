@@ -39,6 +39,8 @@ The levers (``--levers``, all by default), each as it was before issue 13's chan
   loaded beside it once.
 * ``fresh_vad``: Silero's recurrent state made fresh after each second of quiet
   (:mod:`~openrealtime.engines.silero`); off: carried through the whole session.
+* ``quiet_decode``: the pause's final decode begun when the speech goes quiet, before the VAD calls
+  the pause (:mod:`~openrealtime.session.quiet`); off: at the VAD's pause.
 
 The "off" settings are made by patching this process's classes while A's clip runs: a bench tool,
 never a server setting.
@@ -68,7 +70,7 @@ from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeSession
-from openrealtime.session.turns import Turn
+from openrealtime.session.turns import Turn, TurnTranscriber
 
 LEVERS = (
     "first_clause",
@@ -84,6 +86,7 @@ LEVERS = (
     "loop_repair",
     "q8_llm",
     "fresh_vad",
+    "quiet_decode",
 )
 OLD_FIRST_MAX_CHARS = 40
 OLD_CHECK_PAUSE_MS = 160
@@ -208,6 +211,10 @@ class ShippedLlm:
         }
 
 
+def _never_early(self: TurnTranscriber, turn: Turn) -> list[Any]:
+    return []
+
+
 def _urgent_by_count(self: Any) -> bool:
     return bool(self.produced < llama_slots.URGENT_TOKENS)
 
@@ -254,6 +261,8 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
             patch(owner, name, value)
     if "fresh_vad" in levers:
         patch(silero, "FRESH_AFTER_FRAMES", NEVER_FRESH)
+    if "quiet_decode" in levers:
+        patch(TurnTranscriber, "decode_early", _never_early)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)

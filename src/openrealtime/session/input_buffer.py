@@ -41,6 +41,7 @@ from openrealtime.session.endpointing import EAGERNESS, END_OF_TURN, Eagerness, 
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.frontend import ENGINE_RATE_HZ, AudioFrontEnd
 from openrealtime.session.ids import Ids
+from openrealtime.session.quiet import QUIET_MS, QuietWatch
 from openrealtime.session.signals import Output, SpeechStarted, TurnCommitted, TurnHeard, TurnMayEnd
 from openrealtime.session.states import TurnState
 from openrealtime.session.turn_end import TurnEnding
@@ -101,6 +102,7 @@ class InputAudioBuffer(TurnEnding):
         self._vad = VadTrack(
             vad, sample_rate_hz=ENGINE_RATE_HZ, threshold=DEFAULT_VAD_THRESHOLD, silence_duration_ms=INITIAL_SILENCE_MS
         )
+        self._quiet = QuietWatch(ENGINE_RATE_HZ)  # the speech's end by its loudness (session/quiet.py)
         self._words = TurnTranscriber(
             self.buffer, ids, always=options.always_transcribe, partial_step_ms=options.partial_step_ms
         )
@@ -182,7 +184,7 @@ class InputAudioBuffer(TurnEnding):
         return self._run_vad()
 
     def _run_vad(self) -> list[Output]:
-        out: list[Output] = []
+        out = self._watch_quiet()
         for frame in self._vad.scan(self.buffer):
             for event in frame.events:
                 out += self._on_vad(event)
@@ -197,6 +199,16 @@ class InputAudioBuffer(TurnEnding):
             # Idle: keep only what a future turn's prefix padding could need.
             self.buffer.drop_before(self._vad.position - self._padding_samples())
         return out
+
+    def _watch_quiet(self) -> list[Output]:
+        """The speech gone quiet before the VAD's pause starts the pause's decode; speech back drops it."""
+        self._quiet.scan(self.buffer)
+        turn = self.turn
+        if turn is None or turn.state is not TurnState.SPEAKING or not self.vad_enabled:
+            return []
+        if self._quiet.quiet_samples < ms_to_samples(QUIET_MS):
+            return self._words.drop_early(turn) if self._quiet.quiet_since is None else []
+        return self._words.decode_early(turn)
 
     def _on_vad(self, event: VadEvent) -> list[Output]:
         turn = self.turn
@@ -222,7 +234,7 @@ class InputAudioBuffer(TurnEnding):
         if isinstance(event, SilenceStart) and turn.state is TurnState.SPEAKING:
             turn.to(TurnState.PAUSED)
             turn.pause_start = event.sample
-            return self._words.flicker.paused_again(turn, event.sample)
+            return self._words.flicker.paused_again(turn, event.sample) + self._words.adopt_early(turn)
         if isinstance(event, SpeechResumed) and turn.state is TurnState.PAUSED:
             turn.to(TurnState.SPEAKING)
             turn.pause_start = None
@@ -306,6 +318,7 @@ class InputAudioBuffer(TurnEnding):
         self.buffer.clear()
         self._vad.position = self.buffer.end
         self._vad.reset()
+        self._quiet.reset(self.buffer.end)
         out.append(se.Cleared())
         return out
 

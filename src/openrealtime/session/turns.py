@@ -5,7 +5,10 @@ A :class:`Turn` is one future user item of the input buffer (its state machine i
 results into events: while the speaker talks, the growing turn is decoded again and again and only
 the words two successive decodes agree on are sent (:mod:`~openrealtime.session.captions`), so deltas
 are append-only; at the first pause the final decode starts speculatively, and it is kept as the
-final if the turn ends at that pause. Live captions of long turns stay cheap: once the window passes
+final if the turn ends at that pause. Where the decode starts at the pause's first frame (a voice
+session, a short silence rule), it starts sooner still, when the speech goes quiet
+(:mod:`~openrealtime.session.quiet`, ~30 ms before Silero calls the pause), and the pause takes it.
+Live captions of long turns stay cheap: once the window passes
 ``WINDOW_LIMIT_S``, its start moves to a segment end already captioned.
 
 The final decode is always of the whole turn, with the session's options, whatever the captions
@@ -58,6 +61,9 @@ FIRST_CAPTION_STEP_MS = 100
 # and stretch 200 ms to 300.
 RESAMPLER_SLACK_MS = 20
 SPECULATE_AFTER_MS = 60  # pause after which the final decode starts, before the turn has ended
+# A decode begun on the quiet (session/quiet.py) is the VAD's pause's own when that pause begins no
+# later than this after the decode's audio ends (two Silero frames): the sound between was quiet.
+EARLY_SPAN_MS = 64
 # A transcription session's speculative final starts this long before server_vad's silence ends the
 # turn (at least: see FINAL_LATENCY_MARGIN), so the transcript is still ready at the end.
 FINAL_DECODE_LEAD_MS = 250
@@ -99,6 +105,7 @@ class Turn:
     partial_end: int = 0
     speculative_job: str | None = None
     speculative_end: int = 0
+    early_end: int | None = None  # the speculative decode was begun on the quiet, before the VAD's pause
     final_job: str | None = None
     final_result: str | None = None  # a speculative final's text, waiting for the commit
     final_logprobs: list[WordLogprobs] | None = None  # and its words' tokens
@@ -271,6 +278,47 @@ class TurnTranscriber:
         turn.speculative_end, turn.speculative_job = turn.pause_start, command.job_id
         return [command]
 
+    def decode_early(self, turn: Turn) -> list[Output]:
+        """The speech has gone quiet and the VAD has not called the pause yet (session/quiet.py):
+        start the pause's final decode on the audio so far, for a session that starts it at the
+        pause's first frame anyway. The VAD's pause takes it (:meth:`adopt_early`); speech that
+        comes back first drops it (:meth:`drop_early`)."""
+        if not self.enabled or turn.state is not TurnState.SPEAKING or turn.onset is None:
+            return []
+        if turn.speculative_job is not None or turn.flicker_start is not None:
+            return []
+        if turn.kept_job is not None or turn.kept_words is not None or self._speculate_after_ms() != 0:
+            return []
+        end = self._buffer.end
+        if end - turn.onset < ms_to_samples(FIRST_PARTIAL_MS) or end - turn.start > ms_to_samples(SPECULATE_UP_TO_MS):
+            return []
+        command = self._request(turn, "speculative", turn.start, end)
+        turn.speculative_end, turn.speculative_job, turn.early_end = end, command.job_id, end
+        return [command]
+
+    def adopt_early(self, turn: Turn) -> list[Output]:
+        """The VAD's pause began at ``turn.pause_start``: a decode begun on the quiet just before is
+        this pause's (its words, if known, may end the turn now); one that ended too far before it
+        missed some sound, and is dropped."""
+        end = turn.early_end
+        if end is None or turn.pause_start is None:
+            return []
+        if turn.pause_start - end > ms_to_samples(EARLY_SPAN_MS):
+            return self.drop_early(turn)
+        turn.early_end, turn.speculative_end = None, turn.pause_start
+        if turn.final_result is None:
+            return []
+        return [*self.flicker.forget(turn), TurnMayEnd(turn.item_id, turn.final_result)]
+
+    def drop_early(self, turn: Turn) -> list[Output]:
+        """Speech came back before the VAD called a pause: the decode begun on the quiet is void
+        (nothing was told of its words)."""
+        if turn.early_end is None:
+            return []
+        turn.early_end, turn.final_result, turn.final_logprobs = None, None, None
+        job_id, turn.speculative_job = turn.speculative_job, None
+        return self._cancel(job_id) if job_id is not None else []
+
     def _speculate_after_ms(self) -> int | None:
         """How long a pause must last before its final decode starts (``None``: never).
 
@@ -293,7 +341,7 @@ class TurnTranscriber:
 
     def drop_speculation(self, turn: Turn) -> list[Output]:
         """The speaker went on (or the turn was cleared): the speculative final is void."""
-        out: list[Output] = []
+        out = self.drop_early(turn)
         if turn.speculative_job is not None:
             out += self._cancel(turn.speculative_job)
             turn.speculative_job = None
@@ -367,6 +415,8 @@ class TurnTranscriber:
         if not turn.committed:
             turn.final_result = text  # speculative, waiting for the turn to end
             turn.final_logprobs = logprobs
+            if turn.early_end is not None:
+                return []  # begun on the quiet: told when the VAD's pause takes it (adopt_early)
             # What was kept across a flicker is done with: where these are its words, the session
             # keeps the answer begun on them (it compares the words); where not, this replaces it.
             return [*self.flicker.forget(turn), TurnMayEnd(turn.item_id, text)]
