@@ -2,7 +2,7 @@
 
 Silero calls a pause 33-87 ms after the last sound; 40 ms of quiet 30 dB under the speech is known
 sooner, and a voice session starts the pause's final decode then. The fakes: a tone, and a VAD that
-hears the tone's energy three frames late, as Silero's probability decays over its frames.
+hears the tone's energy a frame longer than it lasts, as Silero's probability decays over its frames.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from tests.session.driver import Driver
 from tests.session.test_flicker import WORDS, FinalsHeld
 
 RATE_HZ = 16_000
-HELD_FRAMES = 3  # a frame is speech while any of the last three had the tone's energy
+HELD_FRAMES = 2  # a frame is speech while either of the last two had the tone's energy
 
 
 class LateVadStream(EnergyVadStream):
     """The energy VAD's probability held over ``HELD_FRAMES`` frames, as Silero's decays over its
-    frames: a pause is called at the third quiet frame (~100 ms), and a 60 ms gap is no pause."""
+    frames: a pause is called at the second quiet frame (64-96 ms after the tone), after the quiet."""
 
     def __init__(self) -> None:
         self._recent: list[float] = []
@@ -104,7 +104,7 @@ def test_the_pause_decode_starts_on_the_quiet_and_the_vad_pause_takes_it() -> No
     speak_then_quiet(driver, QUIET_MS + 20)
     [early] = driver.held_finals
     assert driver.session.buffer.turn.pause_start is None, "asked before the VAD's pause"
-    for _ in range(8):  # the VAD calls the pause ~100 ms after the tone's end
+    for _ in range(8):  # the VAD calls the pause 64-96 ms after the tone's end
         driver.append(quiet(20))
     assert driver.session.buffer.turn.pause_start is not None
     assert driver.held_finals == [early], "the pause takes the decode begun on the quiet"
