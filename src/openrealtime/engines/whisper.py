@@ -75,13 +75,10 @@ class WhisperOptions:
         workers: Decodes that may run at once (each with ``threads`` threads). On a small CPU, two
             one-thread workers serve concurrent sessions better than one two-thread worker.
         beam_size: The beam of live captions' decodes: 1 is greedy, the fastest.
-        final_beam_size: The beam of final decodes (``TranscribeOptions.final``). A beam search took
-            tiny.en's WER on the bench's 20 sentences, as a turn hears them (300 ms of silence
-            before), from greedy's 1.9 % to 0.9 % (issue 14: live accuracy trailed offline). A beam
-            of 2 is as accurate as one of 5 on 162 utterances (the 20 sentences in four voices and
-            speeds, the turn bench's clip ends and pause points: 3.01 % WER either way, greedy
-            3.24 % on the 102 of them in one voice against 1.74-1.85 %) and decodes a pause's words
-            10 % sooner (117 against 130 ms p50, one thread), which the answer waits for. A decode
+        final_beam_size: The beam of final decodes (``TranscribeOptions.final``). A beam of 5 costs a
+            decode about a fifth more CPU than greedy and takes tiny.en's WER on the bench's 20
+            sentences, as a turn hears them (300 ms of silence before), from 1.9 % to 0.9 %, the
+            same as greedy on the bare clips (issue 14: live accuracy trailed offline). A decode
             asked for token log-probabilities stays greedy: CTranslate2 returns the logits of each
             step only for a greedy search.
     """
@@ -92,7 +89,7 @@ class WhisperOptions:
     threads: int = 2
     workers: int = 1
     beam_size: int = 1
-    final_beam_size: int = 2
+    final_beam_size: int = 5
 
     def beam(self, options: TranscribeOptions) -> int:
         """The beam width of one decode."""
