@@ -52,11 +52,11 @@ class FinalsHeld(RealtimeDriver):
         return self.pump()
 
 
-def session_with(turn_detection: dict[str, Any]) -> FinalsHeld:
+def session_with(turn_detection: dict[str, Any], vad: Any = None) -> FinalsHeld:
     base = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: m == "whisper-1")
     session = RealtimeSession(
         RealtimeInfo(base=base, model="gpt-realtime", context_tokens=4096, instructions="Be brief."),
-        vad=EnergyVad(),
+        vad=vad or EnergyVad(),
         ids=Ids(deterministic=True),
     )
     driver = FinalsHeld(session, hold_questions=True, hold_llm=True)

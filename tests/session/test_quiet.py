@@ -15,11 +15,10 @@ from openrealtime.audio.buffer import SampleBuffer
 from openrealtime.engines.fake import EnergyVad, EnergyVadStream
 from openrealtime.session.ids import Ids
 from openrealtime.session.quiet import QUIET_MS, QuietWatch
-from openrealtime.session.realtime import RealtimeInfo, RealtimeSession
 from openrealtime.session.transcription import SessionInfo, TranscriptionSession
 from tests.conftest import quiet, tone
 from tests.session.driver import Driver
-from tests.session.test_flicker import WORDS, FinalsHeld
+from tests.session.test_flicker import WORDS, FinalsHeld, session_with
 
 RATE_HZ = 16_000
 HELD_FRAMES = 2  # a frame is speech while either of the last two had the tone's energy
@@ -77,26 +76,20 @@ def test_noise_less_than_30_db_under_the_speech_is_never_quiet() -> None:
 
 
 def realtime(turn_detection: dict[str, Any]) -> FinalsHeld:
-    base = SessionInfo(session_id="sess_1", created_at_s=1_000, accepts_model=lambda m: m == "whisper-1")
-    session = RealtimeSession(
-        RealtimeInfo(base=base, model="gpt-realtime", context_tokens=4096, instructions="Be brief."),
-        vad=LateVad(),
-        ids=Ids(deterministic=True),
-    )
-    driver = FinalsHeld(session, hold_questions=True, hold_llm=True)
-    driver.pump()
-    audio = {"input": {"turn_detection": turn_detection}}
-    driver.send({"type": "session.update", "session": {"type": "realtime", "audio": audio}})
+    driver = session_with(turn_detection, vad=LateVad())
     driver.hold_finals = True
     return driver
 
 
-def speak_then_quiet(driver: FinalsHeld, quiet_ms: int) -> list[dict[str, Any]]:
-    driver.append(tone(3200))
-    events: list[dict[str, Any]] = []
+def go_quiet(driver: FinalsHeld, quiet_ms: int) -> None:
+    """``quiet_ms`` of quiet in 20 ms chunks, as a client streams it."""
     for _ in range(quiet_ms // 20):
-        events += driver.append(quiet(20))
-    return events
+        driver.append(quiet(20))
+
+
+def speak_then_quiet(driver: FinalsHeld, quiet_ms: int) -> None:
+    driver.append(tone(3200))
+    go_quiet(driver, quiet_ms)
 
 
 def test_the_pause_decode_starts_on_the_quiet_and_the_vad_pause_takes_it() -> None:
@@ -104,8 +97,7 @@ def test_the_pause_decode_starts_on_the_quiet_and_the_vad_pause_takes_it() -> No
     speak_then_quiet(driver, QUIET_MS + 20)
     [early] = driver.held_finals
     assert driver.session.buffer.turn.pause_start is None, "asked before the VAD's pause"
-    for _ in range(8):  # the VAD calls the pause 64-96 ms after the tone's end
-        driver.append(quiet(20))
+    go_quiet(driver, 160)  # the VAD calls the pause 64-96 ms after the tone's end
     assert driver.session.buffer.turn.pause_start is not None
     assert driver.held_finals == [early], "the pause takes the decode begun on the quiet"
     assert driver.held_llm == [], "an answer waits for the pause's words"
@@ -120,8 +112,7 @@ def test_words_known_before_the_vad_pause_begin_the_answer_at_the_pause() -> Non
     [early] = driver.held_finals
     driver.finish(early)
     assert driver.held_llm == [], "not before the VAD's pause: the speaker may go on"
-    for _ in range(8):
-        driver.append(quiet(20))
+    go_quiet(driver, 160)
     [answer] = driver.held_llm
     assert answer.request.messages[-1]["content"] == WORDS
 
@@ -135,8 +126,7 @@ def test_speech_back_before_the_vad_pause_drops_the_early_decode() -> None:
     driver.finish(early)  # a late result of the cancelled decode is dropped by id
     driver.append(tone(500))
     assert driver.held_llm == []
-    for _ in range(10):
-        driver.append(quiet(20))
+    go_quiet(driver, 200)
     [again] = driver.held_finals
     assert again.job_id != early.job_id
     driver.finish(again)
@@ -153,6 +143,5 @@ def test_a_transcription_session_with_a_long_silence_rule_decodes_near_its_end_n
     transcription = {"transcription": {"model": "whisper-1"}, "turn_detection": vad}
     driver.send({"type": "session.update", "session": {"type": "transcription", "audio": {"input": transcription}}})
     driver.append(tone(3200))
-    for _ in range(8):
-        driver.append(quiet(20))
+    go_quiet(driver, 160)
     assert not [c for c in driver.held if c.final], "its final starts 250 ms before the silence rule ends the turn"

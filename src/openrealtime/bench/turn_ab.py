@@ -70,7 +70,7 @@ from openrealtime.session.clauses import ClauseSplitter
 from openrealtime.session.eou_text import WordsEndOfTurn
 from openrealtime.session.flicker import FlickerKeeper
 from openrealtime.session.realtime import DEFAULT_INSTRUCTIONS, RealtimeSession
-from openrealtime.session.turns import Turn, TurnTranscriber
+from openrealtime.session.turns import EarlyDecode, Turn
 
 LEVERS = (
     "first_clause",
@@ -211,7 +211,7 @@ class ShippedLlm:
         }
 
 
-def _never_early(self: TurnTranscriber, turn: Turn) -> list[Any]:
+def _never_early(self: EarlyDecode, turn: Turn) -> list[Any]:
     return []
 
 
@@ -262,7 +262,7 @@ def levers_off(levers: Sequence[str]) -> Iterator[None]:
     if "fresh_vad" in levers:
         patch(silero, "FRESH_AFTER_FRAMES", NEVER_FRESH)
     if "quiet_decode" in levers:
-        patch(TurnTranscriber, "decode_early", _never_early)
+        patch(EarlyDecode, "begin", _never_early)
     if "warm" in levers:
         patch(RealtimeSession, "_warm", _no_warming)
         patch(WordsEndOfTurn, "warm", _no_words_warming)

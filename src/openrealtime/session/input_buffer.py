@@ -207,8 +207,8 @@ class InputAudioBuffer(TurnEnding):
         if turn is None or turn.state is not TurnState.SPEAKING or not self.vad_enabled:
             return []
         if self._quiet.quiet_samples < ms_to_samples(QUIET_MS):
-            return self._words.drop_early(turn) if self._quiet.quiet_since is None else []
-        return self._words.decode_early(turn)
+            return self._words.early.drop(turn) if self._quiet.quiet_since is None else []
+        return self._words.early.begin(turn)
 
     def _on_vad(self, event: VadEvent) -> list[Output]:
         turn = self.turn
@@ -234,7 +234,7 @@ class InputAudioBuffer(TurnEnding):
         if isinstance(event, SilenceStart) and turn.state is TurnState.SPEAKING:
             turn.to(TurnState.PAUSED)
             turn.pause_start = event.sample
-            return self._words.flicker.paused_again(turn, event.sample) + self._words.adopt_early(turn)
+            return self._words.flicker.paused_again(turn, event.sample) + self._words.early.adopt(turn)
         if isinstance(event, SpeechResumed) and turn.state is TurnState.PAUSED:
             turn.to(TurnState.SPEAKING)
             turn.pause_start = None

@@ -4,7 +4,7 @@ Silero's probability falls under the pause's threshold 33-87 ms after the last s
 ``bench turns``' clips): the model must hear most of a 32 ms frame of quiet, and the frame must be
 whole. The loudness says it sooner: 40 ms of 10 ms hops 30 dB under the speech just before is known
 about 40 ms after the last sound. A voice session starts the pause's final decode then
-(:meth:`~openrealtime.session.turns.TurnTranscriber.decode_early`), and the VAD's pause, when it
+(:class:`~openrealtime.session.turns.EarlyDecode`), and the VAD's pause, when it
 comes, takes that decode as its own; speech that comes back first drops it. A stop consonant's
 closure or a gap between words is quiet too, so some early decodes are wasted (about one a second of
 speech on the bench's clips): Whisper's idle worker's time, never the session's answer.

@@ -29,6 +29,7 @@ skip them and nothing changes on the wire.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,66 @@ def too_long_to_speculate(turn: Turn) -> bool:
     return turn.pause_start is not None and turn.pause_start - turn.start > ms_to_samples(SPECULATE_UP_TO_MS)
 
 
+class EarlyDecode:
+    """A turn's pause decode begun when the speech goes quiet (:mod:`~openrealtime.session.quiet`),
+    before the VAD calls the pause, for its :class:`TurnTranscriber`: the pause takes it
+    (:meth:`adopt`), or speech that comes back first drops it (:meth:`drop`).
+
+    Args:
+        start: Starts the turn's speculative decode up to the input's end (the transcriber's
+            bookkeeping), or returns ``None`` where the session would not start one at a pause now.
+        cancel: Cancels a decode job.
+        forget: Lets go of what a flicker kept (:meth:`FlickerKeeper.forget`).
+    """
+
+    def __init__(
+        self,
+        *,
+        start: Callable[[Turn], Transcribe | None],
+        cancel: Callable[[str], list[Output]],
+        forget: Callable[[Turn], list[Output]],
+    ) -> None:
+        self._start = start
+        self._cancel = cancel
+        self._forget = forget
+
+    def begin(self, turn: Turn) -> list[Output]:
+        """The speech has gone quiet and the VAD has not called the pause yet: start the pause's
+        final decode on the audio so far."""
+        if turn.state is not TurnState.SPEAKING or turn.speculative_job is not None or turn.flicker_start is not None:
+            return []
+        if turn.kept_job is not None or turn.kept_words is not None:
+            return []
+        command = self._start(turn)
+        if command is None:
+            return []
+        turn.early_end = turn.speculative_end
+        return [command]
+
+    def adopt(self, turn: Turn) -> list[Output]:
+        """The VAD's pause began at ``turn.pause_start``: a decode begun on the quiet just before is
+        this pause's (its words, if known, may end the turn now); one that ended too far before it
+        missed some sound, and is dropped."""
+        end = turn.early_end
+        if end is None or turn.pause_start is None:
+            return []
+        if turn.pause_start - end > ms_to_samples(EARLY_SPAN_MS):
+            return self.drop(turn)
+        turn.early_end, turn.speculative_end = None, turn.pause_start
+        if turn.final_result is None:
+            return []
+        return [*self._forget(turn), TurnMayEnd(turn.item_id, turn.final_result)]
+
+    def drop(self, turn: Turn) -> list[Output]:
+        """Speech came back before the VAD called a pause: the decode begun on the quiet is void
+        (nothing was told of its words)."""
+        if turn.early_end is None:
+            return []
+        turn.early_end, turn.final_result, turn.final_logprobs = None, None, None
+        job_id, turn.speculative_job = turn.speculative_job, None
+        return self._cancel(job_id) if job_id is not None else []
+
+
 @dataclass(frozen=True)
 class _Job:
     turn: Turn
@@ -172,6 +233,7 @@ class TurnTranscriber:
         self._logprobs = False
         self._final_latency_ms = 0  # how long the last final decode took, in audio (see FINAL_LATENCY_MARGIN)
         self.flicker = FlickerKeeper(cancel=self._cancel, drop=self.drop_speculation, enabled=always)
+        self.early = EarlyDecode(start=self._start_early, cancel=self._cancel, forget=self.flicker.forget)
 
     def configure(self, config: AudioInput, *, logprobs: bool = False) -> None:
         """Take the session's ``audio.input``, and whether its ``include`` asks for logprobs."""
@@ -280,46 +342,17 @@ class TurnTranscriber:
         turn.speculative_end, turn.speculative_job = turn.pause_start, command.job_id
         return [command]
 
-    def decode_early(self, turn: Turn) -> list[Output]:
-        """The speech has gone quiet and the VAD has not called the pause yet (session/quiet.py):
-        start the pause's final decode on the audio so far, for a session that starts it at the
-        pause's first frame anyway. The VAD's pause takes it (:meth:`adopt_early`); speech that
-        comes back first drops it (:meth:`drop_early`)."""
-        if not self.enabled or turn.state is not TurnState.SPEAKING or turn.onset is None:
-            return []
-        if turn.speculative_job is not None or turn.flicker_start is not None:
-            return []
-        if turn.kept_job is not None or turn.kept_words is not None or self._speculate_after_ms() != 0:
-            return []
+    def _start_early(self, turn: Turn) -> Transcribe | None:
+        """The turn's speculative decode up to now, for :class:`EarlyDecode`: only in a session that
+        starts it at the pause's first frame anyway, and for a turn it would decode at a pause."""
         end = self._buffer.end
+        if not self.enabled or turn.onset is None or self._speculate_after_ms() != 0:
+            return None
         if end - turn.onset < ms_to_samples(FIRST_PARTIAL_MS) or end - turn.start > ms_to_samples(SPECULATE_UP_TO_MS):
-            return []
+            return None
         command = self._request(turn, "speculative", turn.start, end)
-        turn.speculative_end, turn.speculative_job, turn.early_end = end, command.job_id, end
-        return [command]
-
-    def adopt_early(self, turn: Turn) -> list[Output]:
-        """The VAD's pause began at ``turn.pause_start``: a decode begun on the quiet just before is
-        this pause's (its words, if known, may end the turn now); one that ended too far before it
-        missed some sound, and is dropped."""
-        end = turn.early_end
-        if end is None or turn.pause_start is None:
-            return []
-        if turn.pause_start - end > ms_to_samples(EARLY_SPAN_MS):
-            return self.drop_early(turn)
-        turn.early_end, turn.speculative_end = None, turn.pause_start
-        if turn.final_result is None:
-            return []
-        return [*self.flicker.forget(turn), TurnMayEnd(turn.item_id, turn.final_result)]
-
-    def drop_early(self, turn: Turn) -> list[Output]:
-        """Speech came back before the VAD called a pause: the decode begun on the quiet is void
-        (nothing was told of its words)."""
-        if turn.early_end is None:
-            return []
-        turn.early_end, turn.final_result, turn.final_logprobs = None, None, None
-        job_id, turn.speculative_job = turn.speculative_job, None
-        return self._cancel(job_id) if job_id is not None else []
+        turn.speculative_end, turn.speculative_job = end, command.job_id
+        return command
 
     def _speculate_after_ms(self) -> int | None:
         """How long a pause must last before its final decode starts (``None``: never).
@@ -343,7 +376,7 @@ class TurnTranscriber:
 
     def drop_speculation(self, turn: Turn) -> list[Output]:
         """The speaker went on (or the turn was cleared): the speculative final is void."""
-        out = self.drop_early(turn)
+        out = self.early.drop(turn)
         if turn.speculative_job is not None:
             out += self._cancel(turn.speculative_job)
             turn.speculative_job = None
@@ -418,7 +451,7 @@ class TurnTranscriber:
             turn.final_result = text  # speculative, waiting for the turn to end
             turn.final_logprobs = logprobs
             if turn.early_end is not None:
-                return []  # begun on the quiet: told when the VAD's pause takes it (adopt_early)
+                return []  # begun on the quiet: told when the VAD's pause takes it (EarlyDecode.adopt)
             # What was kept across a flicker is done with: where these are its words, the session
             # keeps the answer begun on them (it compares the words); where not, this replaces it.
             return [*self.flicker.forget(turn), TurnMayEnd(turn.item_id, text)]
